@@ -1,0 +1,67 @@
+/* The backend table: one per device. The runtime's front-ends check every
+ * argument once, allocate the outputs, then call these; kernels trust what
+ * they are given and know nothing of Lua or autograd.
+ *
+ * Conventions: `out` tensors are freshly allocated and contiguous unless
+ * said otherwise; inputs may be any strided view (broadcast inputs come as
+ * views with stride 0) and have out's shape where it says "same shape".
+ */
+#ifndef TIDE_KERNELS_BACKEND_H
+#define TIDE_KERNELS_BACKEND_H
+
+#include "tide/tide.h"
+
+struct td_backend {
+    const char *name;
+    void *(*alloc)(size_t nbytes);
+    void (*free)(void *p, size_t nbytes);
+
+    /* dst = src, same shape, any strides and dtypes on both sides */
+    void (*copy)(td_tensor *dst, const td_tensor *src);
+    /* every element of dst (any strides) = value */
+    void (*fill)(td_tensor *dst, double value);
+
+    /* out = op(x), same shape and float dtype */
+    void (*unary)(td_unary_op op, td_tensor *out, const td_tensor *x);
+    /* gx = gy * op'(x), with y = op(x) given for ops whose derivative uses it */
+    void (*unary_grad)(td_unary_op op, td_tensor *gx, const td_tensor *x, const td_tensor *y,
+                       const td_tensor *gy);
+    /* out = a op b; a, b same shape and dtype; out has that dtype, or
+     * uint8 for comparisons */
+    void (*binary)(td_binary_op op, td_tensor *out, const td_tensor *a, const td_tensor *b);
+    void (*clamp)(td_tensor *out, const td_tensor *x, double lo, double hi);
+    /* out = cond ? a : b; cond uint8 */
+    void (*where)(td_tensor *out, const td_tensor *cond, const td_tensor *a, const td_tensor *b);
+
+    /* x contiguous viewed as (outer, n, inner), reduced over n into out
+     * (outer, inner). Sums are pairwise in a fixed order, so the bits do not
+     * depend on the thread count. idx (int64) receives arg positions for
+     * MAX/MIN/ARGMAX/ARGMIN and may be NULL. */
+    void (*reduce)(td_reduce_op op, td_tensor *out, td_tensor *idx, const td_tensor *x,
+                   int64_t outer, int64_t n, int64_t inner);
+    /* softmax or log_softmax of contiguous x over the middle of
+     * (outer, n, inner), stable for any magnitude */
+    void (*softmax)(td_tensor *out, const td_tensor *x, int64_t outer, int64_t n, int64_t inner,
+                    bool log);
+    /* gx from y = softmax(x) (or log_softmax) and gy, all contiguous */
+    void (*softmax_backward)(td_tensor *gx, const td_tensor *y, const td_tensor *gy,
+                             int64_t outer, int64_t n, int64_t inner, bool log);
+
+    /* C[b] = alpha op(A[b]) op(B[b]) + beta C[b], row-major, for b < batch.
+     * float32, float64 or int64; lda etc. are row strides. */
+    td_status (*gemm)(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, int64_t n,
+                      int64_t k, double alpha, const void *a, int64_t lda, int64_t stride_a,
+                      const void *b, int64_t ldb, int64_t stride_b, double beta, void *c,
+                      int64_t ldc, int64_t stride_c);
+
+    /* indexing; index is int64 contiguous and already range-checked */
+    void (*index_select)(td_tensor *out, const td_tensor *x, int dim, const td_tensor *index);
+    /* out[..., index[i], ...] += src[..., i, ...] along dim; out contiguous, in place */
+    void (*index_add)(td_tensor *out, int dim, const td_tensor *index, const td_tensor *src);
+    void (*gather)(td_tensor *out, const td_tensor *x, int dim, const td_tensor *index);
+    /* out contiguous, in place: out[idx along dim] = (or +=) src */
+    void (*scatter)(td_tensor *out, int dim, const td_tensor *index, const td_tensor *src,
+                    bool accumulate);
+};
+
+#endif

@@ -1,0 +1,39 @@
+/* The last error, per thread, so a DataLoader thread cannot clobber the
+ * message the Lua thread is about to raise. */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static _Thread_local char last_msg[1024];
+static _Thread_local int last_arg;
+
+const char *td_last_error(void) { return last_msg[0] ? last_msg : "unknown error"; }
+int td_last_error_arg(void) { return last_arg; }
+
+void td_clear_error(void)
+{
+    last_msg[0] = 0;
+    last_arg = 0;
+}
+
+td_status td_error(td_status code, int arg, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+    va_end(ap);
+    last_arg = arg;
+    return code;
+}
+
+void td_error_prefix(const char *fmt, ...)
+{
+    char prefix[256], old[sizeof last_msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, last_msg, sizeof old);
+    snprintf(last_msg, sizeof last_msg, "%s%s", prefix, old);
+}

@@ -1,0 +1,209 @@
+/* tide: the C core's public interface.
+ *
+ * Every fallible function returns td_status (TD_OK = 0) and leaves a
+ * message in td_last_error(); td_last_error_arg() tells which argument
+ * (1-based, 0 = none) was at fault so the binding can word the error the
+ * way Lua's own library does. Results come back through an out-pointer
+ * holding one new reference; release it with td_tensor_release.
+ */
+#ifndef TIDE_TIDE_H
+#define TIDE_TIDE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TD_MAX_DIMS 8
+#define TD_VERSION "0.1.0"
+
+typedef enum {
+    TD_OK = 0,
+    TD_EINVAL,   /* bad value or option */
+    TD_ESHAPE,   /* shapes that do not fit */
+    TD_EDTYPE,   /* wrong dtype */
+    TD_ERANGE,   /* dim or index out of range */
+    TD_ENOMEM,   /* allocation failed */
+    TD_EGRAD,    /* autograd misuse */
+    TD_EIO,      /* files */
+} td_status;
+
+typedef enum { TD_FLOAT32 = 0, TD_FLOAT64, TD_INT64, TD_UINT8, TD_NDTYPES } td_dtype;
+
+typedef struct td_backend td_backend;
+typedef struct td_node td_node;
+
+typedef struct td_storage {
+    int refcount;
+    void *data;
+    size_t nbytes;
+    const td_backend *backend;
+    uint64_t version; /* bumped by every in-place write, checked by autograd */
+} td_storage;
+
+typedef struct td_tensor {
+    int refcount;
+    td_storage *storage;
+    int64_t offset; /* in elements */
+    int ndim;
+    int64_t shape[TD_MAX_DIMS];
+    int64_t stride[TD_MAX_DIMS]; /* in elements */
+    td_dtype dtype;
+    bool requires_grad;
+    struct td_tensor *grad; /* leaves: accumulated gradient */
+    td_node *grad_fn;       /* non-leaves: the node that made it */
+    td_node *acc;           /* leaves that require grad: their accumulator */
+} td_tensor;
+
+/* ---- errors ---------------------------------------------------------- */
+const char *td_last_error(void);
+int td_last_error_arg(void);
+td_status td_error(td_status code, int arg, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void td_clear_error(void);
+/* prefix the pending message with "in NAME: " style context */
+void td_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- dtypes ---------------------------------------------------------- */
+size_t td_dtype_size(td_dtype dt);
+const char *td_dtype_name(td_dtype dt);
+td_status td_dtype_parse(const char *name, td_dtype *out);
+bool td_dtype_is_float(td_dtype dt);
+td_dtype td_promote(td_dtype a, td_dtype b);
+
+/* ---- memory ---------------------------------------------------------- */
+typedef struct {
+    int64_t live_bytes, peak_bytes, allocated_total;
+} td_memory_stats;
+void td_memory(td_memory_stats *out);
+/* bytes allocated since the last call; the binding feeds Lua's collector */
+int64_t td_memory_take_allocated(void);
+
+/* ---- tensors --------------------------------------------------------- */
+td_status td_empty(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out);
+td_status td_empty_like(const td_tensor *t, td_tensor **out);
+void td_tensor_retain(td_tensor *t);
+void td_tensor_release(td_tensor *t);
+int64_t td_numel(const td_tensor *t);
+bool td_is_contiguous(const td_tensor *t);
+void *td_data_ptr(const td_tensor *t); /* at offset */
+double td_get_flat(const td_tensor *t, int64_t i); /* i-th element in logical order */
+td_status td_get(const td_tensor *t, int n, const int64_t *idx, double *out);
+td_status td_set(td_tensor *t, int n, const int64_t *idx, double value);
+td_status td_item(const td_tensor *t, double *out);
+/* all shapes equal */
+bool td_same_shape(const td_tensor *a, const td_tensor *b);
+/* writes "(2,3)" into buf */
+const char *td_shape_str(const td_tensor *t, char *buf, size_t n);
+
+/* ---- creation -------------------------------------------------------- */
+td_status td_full(int ndim, const int64_t *shape, double value, td_dtype dt, td_tensor **out);
+td_status td_zeros(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out);
+td_status td_ones(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out);
+td_status td_scalar(double value, td_dtype dt, td_tensor **out);
+td_status td_from_data(int ndim, const int64_t *shape, td_dtype dt, const double *values, td_tensor **out);
+td_status td_arange(double start, double end, double step, td_dtype dt, td_tensor **out);
+td_status td_linspace(double start, double end, int64_t steps, td_dtype dt, td_tensor **out);
+td_status td_eye(int64_t n, int64_t m, td_dtype dt, td_tensor **out);
+td_status td_rand(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out);
+td_status td_randn(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out);
+td_status td_randint(int64_t low, int64_t high, int ndim, const int64_t *shape, td_dtype dt, td_tensor **out);
+td_status td_randperm(int64_t n, td_dtype dt, td_tensor **out);
+void td_manual_seed(uint64_t seed);
+uint64_t td_random_u64(void);
+
+/* ---- views (share storage) ------------------------------------------- */
+td_status td_view(td_tensor *t, int ndim, const int64_t *shape, td_tensor **out);
+td_status td_reshape(td_tensor *t, int ndim, const int64_t *shape, td_tensor **out);
+td_status td_transpose(td_tensor *t, int d0, int d1, td_tensor **out);
+td_status td_permute(td_tensor *t, int ndim, const int *dims, td_tensor **out);
+td_status td_t(td_tensor *t, td_tensor **out);
+td_status td_narrow(td_tensor *t, int dim, int64_t start, int64_t len, td_tensor **out);
+td_status td_select(td_tensor *t, int dim, int64_t index, td_tensor **out);
+td_status td_squeeze(td_tensor *t, int dim, bool all, td_tensor **out);
+td_status td_unsqueeze(td_tensor *t, int dim, td_tensor **out);
+td_status td_expand(td_tensor *t, int ndim, const int64_t *shape, td_tensor **out);
+td_status td_flatten(td_tensor *t, int start, int end, td_tensor **out);
+td_status td_contiguous(td_tensor *t, td_tensor **out); /* same tensor, retained, when already contiguous */
+td_status td_clone(td_tensor *t, td_tensor **out);
+td_status td_to_dtype(td_tensor *t, td_dtype dt, td_tensor **out);
+td_status td_detach(td_tensor *t, td_tensor **out);
+td_status td_cat(int n, td_tensor **ts, int dim, td_tensor **out);
+td_status td_stack(int n, td_tensor **ts, int dim, td_tensor **out);
+/* split into pieces of `size` along dim; *pieces is malloc'd, caller frees array and releases each */
+td_status td_split(td_tensor *t, int64_t size, int dim, int *count, td_tensor ***pieces);
+td_status td_chunk(td_tensor *t, int64_t chunks, int dim, int *count, td_tensor ***pieces);
+/* normalise a possibly negative dim; arg is the argument number for errors */
+td_status td_wrap_dim(int dim, int ndim, int arg, int *out);
+
+/* ---- elementwise ----------------------------------------------------- */
+typedef enum {
+    TD_EXP, TD_LOG, TD_LOG1P, TD_SQRT, TD_ABS, TD_NEG, TD_SIN, TD_COS, TD_TANH,
+    TD_SIGMOID, TD_RELU, TD_GELU, TD_SIGN, TD_RECIPROCAL, TD_SQUARE,
+    TD_NUNARY
+} td_unary_op;
+typedef enum {
+    TD_ADD, TD_SUB, TD_MUL, TD_DIV, TD_POW, TD_MAXIMUM, TD_MINIMUM,
+    TD_EQ, TD_NE, TD_LT, TD_LE, TD_GT, TD_GE,
+    TD_NBINARY
+} td_binary_op;
+
+td_status td_unary(td_unary_op op, td_tensor *x, td_tensor **out);
+td_status td_binary(td_binary_op op, td_tensor *a, td_tensor *b, td_tensor **out);
+td_status td_binary_scalar(td_binary_op op, td_tensor *a, double s, bool scalar_first, td_tensor **out);
+td_status td_pow_scalar(td_tensor *x, double p, td_tensor **out);
+td_status td_clamp(td_tensor *x, double lo, double hi, td_tensor **out); /* +-inf = no bound */
+td_status td_where(td_tensor *cond, td_tensor *a, td_tensor *b, td_tensor **out);
+td_status td_masked_fill(td_tensor *x, td_tensor *mask, double value, td_tensor **out);
+/* in place: self op= other (other broadcast to self) */
+td_status td_binary_(td_binary_op op, td_tensor *self, td_tensor *other);
+td_status td_fill_(td_tensor *self, double value);
+td_status td_copy_(td_tensor *self, td_tensor *src);
+td_status td_broadcast_shape(const td_tensor *a, const td_tensor *b, int *ndim, int64_t *shape);
+
+/* ---- reductions (dim < 0 after wrapping never happens; use all=true) -- */
+typedef enum { TD_SUM, TD_PROD, TD_MAX, TD_MIN, TD_ARGMAX, TD_ARGMIN } td_reduce_op;
+td_status td_sum(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out);
+td_status td_mean(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out);
+td_status td_prod(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out);
+td_status td_var(td_tensor *x, int dim, bool all, bool keepdim, int64_t correction, td_tensor **out);
+td_status td_std(td_tensor *x, int dim, bool all, bool keepdim, int64_t correction, td_tensor **out);
+td_status td_norm(td_tensor *x, double p, int dim, bool all, bool keepdim, td_tensor **out);
+/* values and 0-based indices; indices may be NULL */
+td_status td_max(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **values, td_tensor **indices);
+td_status td_min(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **values, td_tensor **indices);
+td_status td_argmax(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out);
+td_status td_argmin(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out);
+td_status td_softmax(td_tensor *x, int dim, td_tensor **out);
+td_status td_log_softmax(td_tensor *x, int dim, td_tensor **out);
+/* sum a broadcast gradient back to a shape */
+td_status td_sum_to_shape(td_tensor *g, int ndim, const int64_t *shape, td_tensor **out);
+
+/* ---- linear algebra -------------------------------------------------- */
+td_status td_mm(td_tensor *a, td_tensor *b, td_tensor **out);
+td_status td_bmm(td_tensor *a, td_tensor *b, td_tensor **out);
+td_status td_matmul(td_tensor *a, td_tensor *b, td_tensor **out);
+td_status td_addmm(td_tensor *input, td_tensor *a, td_tensor *b, double beta, double alpha, td_tensor **out);
+
+/* ---- indexing -------------------------------------------------------- */
+td_status td_index_select(td_tensor *x, int dim, td_tensor *index, td_tensor **out);
+td_status td_gather(td_tensor *x, int dim, td_tensor *index, td_tensor **out);
+/* out = copy of x with src scattered (accumulate = add instead of copy) */
+td_status td_scatter(td_tensor *x, int dim, td_tensor *index, td_tensor *src, bool accumulate, td_tensor **out);
+td_status td_scatter_scalar(td_tensor *x, int dim, td_tensor *index, double value, td_tensor **out);
+td_status td_index_add(td_tensor *x, int dim, td_tensor *index, td_tensor *src, td_tensor **out);
+
+/* ---- autograd -------------------------------------------------------- */
+bool td_grad_enabled(void);
+bool td_set_grad_enabled(bool on); /* returns the previous mode */
+td_status td_set_requires_grad(td_tensor *t, bool on);
+/* grad may be NULL for a one-element root */
+td_status td_backward(td_tensor *root, td_tensor *grad, bool retain_graph);
+bool td_is_leaf(const td_tensor *t);
+const char *td_grad_fn_name(const td_tensor *t);
+void td_set_grad(td_tensor *t, td_tensor *grad); /* retains grad; NULL clears */
+
+/* ---- threads --------------------------------------------------------- */
+void td_set_num_threads(int n);
+int td_get_num_threads(void);
+
+#endif

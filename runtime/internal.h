@@ -1,0 +1,87 @@
+/* Shared by the runtime's own files: the backend table, the autograd node,
+ * and small helpers. Kernels see only the backend table (kernels/backend.h).
+ */
+#ifndef TIDE_INTERNAL_H
+#define TIDE_INTERNAL_H
+
+#include "tide/tide.h"
+#include "../kernels/backend.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define TD_TRY(expr)                              \
+    do {                                          \
+        td_status td_try_st_ = (expr);            \
+        if (td_try_st_ != TD_OK) return td_try_st_; \
+    } while (0)
+
+/* go to `fail` on error, with `st` holding the status */
+#define TD_CHECK(expr)          \
+    do {                        \
+        st = (expr);            \
+        if (st != TD_OK) goto fail; \
+    } while (0)
+
+void td_memory_note_alloc(size_t n);
+void td_memory_note_free(size_t n);
+const td_backend *td_cpu_backend(void);
+const td_backend *td_backend_of(const td_tensor *t);
+
+/* a header over t's storage with new sizes; retains storage */
+td_status td_make_view(td_tensor *base, int ndim, const int64_t *shape, const int64_t *stride,
+                       int64_t offset, td_tensor **out);
+void td_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+int64_t td_shape_numel(int ndim, const int64_t *shape);
+td_status td_check_shape(int ndim, const int64_t *shape, int arg);
+void td_bump_version(td_tensor *t);
+void td_release_many(int n, td_tensor **ts);
+
+/* ---- autograd node --------------------------------------------------- */
+#define TD_NODE_MAX_SAVED 4
+typedef struct td_node td_node;
+/* computes the gradient for each edge (NULL where next[i] is NULL or the
+ * gradient is zero); grads_in[i] are new references */
+typedef td_status (*td_backward_fn)(td_node *n, td_tensor *grad, td_tensor **grads_in);
+
+typedef struct {
+    td_tensor *t;
+    uint64_t version;
+} td_saved;
+
+struct td_node {
+    int refcount;
+    const char *name;
+    td_backward_fn backward;
+    int n_next;
+    td_node **next;      /* grad_fn or accumulator of each input, NULL if none */
+    td_tensor *leaf;     /* accumulator nodes only: weak pointer to the leaf */
+    td_saved saved[TD_NODE_MAX_SAVED];
+    int n_saved;
+    bool released;
+    /* shapes and dtypes of the inputs, to shape the gradients */
+    int in_ndim[3];
+    int64_t in_shape[3][TD_MAX_DIMS];
+    td_dtype in_dtype[3];
+    /* op parameters */
+    int64_t iargs[TD_MAX_DIMS + 4];
+    double dargs[4];
+    /* engine scratch */
+    td_tensor *pending;
+    int deps;
+    int64_t seq;
+};
+
+/* true when any of the inputs needs a gradient and grad mode is on */
+bool td_needs_grad(int n, td_tensor *const *inputs);
+/* a node with one edge per input; records their shapes (first 3) */
+td_status td_node_new(const char *name, td_backward_fn fn, int n, td_tensor *const *inputs, td_node **out);
+td_status td_node_save(td_node *n, td_tensor *t);
+td_tensor *td_node_saved(td_node *n, int i); /* NULL after release */
+/* attach node to output: out->grad_fn = node, out->requires_grad = true; steals node */
+void td_node_attach(td_node *n, td_tensor *out);
+void td_node_release(td_node *n);
+/* gradient of input i, summed to its shape and cast to its dtype */
+td_status td_grad_to_input(td_node *n, int i, td_tensor *g, td_tensor **out);
+
+#endif

@@ -1,0 +1,252 @@
+/* Storage and tensor headers: refcounting, strided views, element access. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+
+const td_backend *td_backend_of(const td_tensor *t) { return t->storage->backend; }
+
+int64_t td_shape_numel(int ndim, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    return n;
+}
+
+int64_t td_numel(const td_tensor *t) { return td_shape_numel(t->ndim, t->shape); }
+
+void td_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride)
+{
+    int64_t s = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        stride[i] = s;
+        s *= shape[i] > 1 ? shape[i] : 1;
+    }
+}
+
+bool td_is_contiguous(const td_tensor *t)
+{
+    int64_t s = 1;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        if (t->shape[i] != 1 && t->stride[i] != s) return false;
+        s *= t->shape[i];
+    }
+    return true;
+}
+
+td_status td_check_shape(int ndim, const int64_t *shape, int arg)
+{
+    if (ndim < 0 || ndim > TD_MAX_DIMS)
+        return td_error(TD_ESHAPE, arg, "tensors have at most %d dims, got %d", TD_MAX_DIMS, ndim);
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return td_error(TD_ESHAPE, arg, "negative size %lld in dim %d", (long long)shape[i], i);
+        if (shape[i] > 0 && n > INT64_MAX / 16 / shape[i])
+            return td_error(TD_ESHAPE, arg, "shape too large");
+        n *= shape[i];
+    }
+    return TD_OK;
+}
+
+static td_status storage_new(size_t nbytes, const td_backend *be, td_storage **out)
+{
+    td_storage *s = calloc(1, sizeof *s);
+    if (!s) return td_error(TD_ENOMEM, 0, "out of memory allocating a storage header");
+    s->data = be->alloc(nbytes ? nbytes : 1);
+    if (!s->data) {
+        free(s);
+        return td_error(TD_ENOMEM, 0, "out of memory: could not allocate %zu bytes", nbytes);
+    }
+    s->refcount = 1;
+    s->nbytes = nbytes;
+    s->backend = be;
+    td_memory_note_alloc(nbytes);
+    *out = s;
+    return TD_OK;
+}
+
+static void storage_release(td_storage *s)
+{
+    if (!s || --s->refcount > 0) return;
+    s->backend->free(s->data, s->nbytes);
+    td_memory_note_free(s->nbytes);
+    free(s);
+}
+
+td_status td_empty(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
+{
+    TD_TRY(td_check_shape(ndim, shape, 1));
+    td_tensor *t = calloc(1, sizeof *t);
+    if (!t) return td_error(TD_ENOMEM, 0, "out of memory allocating a tensor header");
+    td_status st = storage_new((size_t)td_shape_numel(ndim, shape) * td_dtype_size(dt),
+                               td_cpu_backend(), &t->storage);
+    if (st != TD_OK) {
+        free(t);
+        return st;
+    }
+    t->refcount = 1;
+    t->ndim = ndim;
+    t->dtype = dt;
+    memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    td_contiguous_strides(ndim, shape, t->stride);
+    *out = t;
+    return TD_OK;
+}
+
+td_status td_empty_like(const td_tensor *t, td_tensor **out)
+{
+    return td_empty(t->ndim, t->shape, t->dtype, out);
+}
+
+td_status td_make_view(td_tensor *base, int ndim, const int64_t *shape, const int64_t *stride,
+                       int64_t offset, td_tensor **out)
+{
+    td_tensor *t = calloc(1, sizeof *t);
+    if (!t) return td_error(TD_ENOMEM, 0, "out of memory allocating a tensor header");
+    t->refcount = 1;
+    t->storage = base->storage;
+    base->storage->refcount++;
+    t->offset = offset;
+    t->ndim = ndim;
+    t->dtype = base->dtype;
+    memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    memcpy(t->stride, stride, sizeof(int64_t) * (size_t)ndim);
+    *out = t;
+    return TD_OK;
+}
+
+void td_tensor_retain(td_tensor *t)
+{
+    if (t) t->refcount++;
+}
+
+void td_tensor_release(td_tensor *t)
+{
+    if (!t || --t->refcount > 0) return;
+    if (t->acc) {
+        t->acc->leaf = NULL; /* the accumulator may outlive its leaf in a graph */
+        td_node_release(t->acc);
+    }
+    td_node_release(t->grad_fn);
+    td_tensor_release(t->grad);
+    storage_release(t->storage);
+    free(t);
+}
+
+void td_release_many(int n, td_tensor **ts)
+{
+    for (int i = 0; i < n; i++) {
+        td_tensor_release(ts[i]);
+        ts[i] = NULL;
+    }
+}
+
+void td_bump_version(td_tensor *t) { t->storage->version++; }
+
+void *td_data_ptr(const td_tensor *t)
+{
+    return (char *)t->storage->data + t->offset * (int64_t)td_dtype_size(t->dtype);
+}
+
+static double load(const td_tensor *t, int64_t off)
+{
+    const char *p = (const char *)t->storage->data;
+    switch (t->dtype) {
+    case TD_FLOAT32: return ((const float *)p)[off];
+    case TD_FLOAT64: return ((const double *)p)[off];
+    case TD_INT64: return (double)((const int64_t *)p)[off];
+    default: return ((const uint8_t *)p)[off];
+    }
+}
+
+static void store(td_tensor *t, int64_t off, double v)
+{
+    char *p = (char *)t->storage->data;
+    switch (t->dtype) {
+    case TD_FLOAT32: ((float *)p)[off] = (float)v; break;
+    case TD_FLOAT64: ((double *)p)[off] = v; break;
+    case TD_INT64: ((int64_t *)p)[off] = (int64_t)v; break;
+    default: ((uint8_t *)p)[off] = (uint8_t)v; break;
+    }
+}
+
+double td_get_flat(const td_tensor *t, int64_t i)
+{
+    int64_t off = t->offset;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        off += (i % t->shape[d]) * t->stride[d];
+        i /= t->shape[d];
+    }
+    return load(t, off);
+}
+
+static td_status element_offset(const td_tensor *t, int n, const int64_t *idx, int64_t *off)
+{
+    if (n != t->ndim)
+        return td_error(TD_EINVAL, 1, "expected %d indices for a %d-dim tensor, got %d", t->ndim,
+                        t->ndim, n);
+    int64_t o = t->offset;
+    for (int d = 0; d < n; d++) {
+        int64_t i = idx[d] < 0 ? idx[d] + t->shape[d] : idx[d];
+        if (i < 0 || i >= t->shape[d])
+            return td_error(TD_ERANGE, d + 1, "index %lld is out of range for dim %d of size %lld",
+                            (long long)idx[d], d, (long long)t->shape[d]);
+        o += i * t->stride[d];
+    }
+    *off = o;
+    return TD_OK;
+}
+
+td_status td_get(const td_tensor *t, int n, const int64_t *idx, double *out)
+{
+    int64_t off;
+    TD_TRY(element_offset(t, n, idx, &off));
+    *out = load(t, off);
+    return TD_OK;
+}
+
+td_status td_set(td_tensor *t, int n, const int64_t *idx, double value)
+{
+    int64_t off;
+    TD_TRY(element_offset(t, n, idx, &off));
+    store(t, off, value);
+    td_bump_version(t);
+    return TD_OK;
+}
+
+td_status td_item(const td_tensor *t, double *out)
+{
+    if (td_numel(t) != 1)
+        return td_error(TD_EINVAL, 1, "a tensor with %lld elements cannot be converted to a number",
+                        (long long)td_numel(t));
+    *out = td_get_flat(t, 0);
+    return TD_OK;
+}
+
+bool td_same_shape(const td_tensor *a, const td_tensor *b)
+{
+    if (a->ndim != b->ndim) return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return false;
+    return true;
+}
+
+const char *td_shape_str(const td_tensor *t, char *buf, size_t n)
+{
+    size_t used = (size_t)snprintf(buf, n, "(");
+    for (int i = 0; i < t->ndim && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, i ? ",%lld" : "%lld", (long long)t->shape[i]);
+    if (used < n) snprintf(buf + used, n - used, ")");
+    return buf;
+}
+
+td_status td_wrap_dim(int dim, int ndim, int arg, int *out)
+{
+    int n = ndim > 0 ? ndim : 1;
+    if (dim < -n || dim >= n)
+        return td_error(TD_ERANGE, arg, "dim %d is out of range for a %d-dim tensor (expected [%d, %d])",
+                        dim, ndim, -n, n - 1);
+    *out = dim < 0 ? dim + n : dim;
+    return TD_OK;
+}
