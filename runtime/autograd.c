@@ -111,7 +111,7 @@ td_status td_node_save(td_node *n, td_tensor *t)
 {
     if (n->n_saved >= TD_NODE_MAX_SAVED)
         return td_error(TD_EGRAD, 0, "internal: %s saves too many tensors", n->name);
-    td_tensor *alias;
+    td_tensor *alias = NULL;
     TD_TRY(td_detach(t, &alias));
     n->saved[n->n_saved].t = alias;
     n->saved[n->n_saved].version = t->storage->version;
@@ -164,6 +164,7 @@ void td_node_release(td_node *n)
         td_tensor_release(cur->pending);
         if (cur->leaf && cur->leaf->acc == cur) cur->leaf->acc = NULL;
         free(cur->next);
+        free(cur->extra);
         free(cur);
         if (!stack || len == 0) break;
         cur = stack[--len];
@@ -173,7 +174,7 @@ void td_node_release(td_node *n)
 
 td_status td_grad_to_input(td_node *n, int i, td_tensor *g, td_tensor **out)
 {
-    td_tensor *s;
+    td_tensor *s = NULL;
     TD_TRY(td_sum_to_shape(g, n->in_ndim[i], n->in_shape[i], &s));
     if (s->dtype == n->in_dtype[i]) {
         *out = s;
@@ -211,7 +212,7 @@ static td_status add_pending(td_node *n, td_tensor *g)
         n->pending = g;
         return TD_OK;
     }
-    td_tensor *sum;
+    td_tensor *sum = NULL;
     TD_TRY(td_binary(TD_ADD, n->pending, g, &sum));
     td_tensor_release(n->pending);
     n->pending = sum;
@@ -223,7 +224,7 @@ static td_status accumulate(td_node *n)
     td_tensor *leaf = n->leaf, *g = n->pending;
     if (!leaf || !g) return TD_OK;
     if (!leaf->grad) {
-        td_tensor *c;
+        td_tensor *c = NULL;
         TD_TRY(td_clone(g, &c));
         leaf->grad = c;
         return TD_OK;

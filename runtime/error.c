@@ -35,5 +35,9 @@ void td_error_prefix(const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, last_msg, sizeof old);
-    snprintf(last_msg, sizeof last_msg, "%s%s", prefix, old);
+    size_t k = strlen(prefix), rest = sizeof last_msg - 1 - k;
+    memcpy(last_msg, prefix, k);
+    size_t m = strnlen(old, rest);
+    memcpy(last_msg + k, old, m);
+    last_msg[k + m] = 0;
 }

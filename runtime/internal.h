@@ -36,6 +36,12 @@ int64_t td_shape_numel(int ndim, const int64_t *shape);
 td_status td_check_shape(int ndim, const int64_t *shape, int arg);
 void td_bump_version(td_tensor *t);
 void td_release_many(int n, td_tensor **ts);
+/* an autograd-tracked alias of t (for ops that are the identity here) */
+td_status td_detach_view_like(td_tensor *t, td_tensor **out);
+/* a stride-0 broadcast view of t with the given shape, not recorded */
+td_status td_broadcast_view(td_tensor *t, int ndim, const int64_t *shape, td_tensor **out);
+/* dtype cast that records nothing (for kernels' inputs) */
+td_status td_cast_raw(td_tensor *t, td_dtype dt, td_tensor **out);
 
 /* ---- autograd node --------------------------------------------------- */
 #define TD_NODE_MAX_SAVED 4
@@ -66,6 +72,7 @@ struct td_node {
     /* op parameters */
     int64_t iargs[TD_MAX_DIMS + 4];
     double dargs[4];
+    int64_t *extra; /* variable-length parameters (cat sizes), freed with the node */
     /* engine scratch */
     td_tensor *pending;
     int deps;

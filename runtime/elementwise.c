@@ -1,0 +1,550 @@
+/* Elementwise front-ends: broadcasting, dtype promotion, in-place rules,
+ * and the gradients of each op. */
+#include "internal.h"
+
+#include <math.h>
+
+/* ---- broadcasting ---------------------------------------------------- */
+
+td_status td_broadcast_shape(const td_tensor *a, const td_tensor *b, int *ndim, int64_t *shape)
+{
+    int n = a->ndim > b->ndim ? a->ndim : b->ndim;
+    for (int i = 0; i < n; i++) {
+        int ia = i - (n - a->ndim), ib = i - (n - b->ndim);
+        int64_t sa = ia >= 0 ? a->shape[ia] : 1, sb = ib >= 0 ? b->shape[ib] : 1;
+        if (sa != sb && sa != 1 && sb != 1) {
+            char x[128], y[128];
+            return td_error(TD_ESHAPE, 2, "shapes %s and %s cannot be broadcast (dim %d: %lld vs %lld)",
+                            td_shape_str(a, x, sizeof x), td_shape_str(b, y, sizeof y), i,
+                            (long long)sa, (long long)sb);
+        }
+        shape[i] = sa == 1 ? sb : sa;
+    }
+    *ndim = n;
+    return TD_OK;
+}
+
+td_status td_broadcast_view(td_tensor *t, int ndim, const int64_t *shape, td_tensor **out)
+{
+    int64_t stride[TD_MAX_DIMS];
+    int lead = ndim - t->ndim;
+    for (int i = 0; i < ndim; i++) {
+        int k = i - lead;
+        stride[i] = (k < 0 || t->shape[k] != shape[i]) ? 0 : t->stride[k];
+    }
+    return td_make_view(t, ndim, shape, stride, t->offset, out);
+}
+
+td_status td_cast_raw(td_tensor *t, td_dtype dt, td_tensor **out)
+{
+    if (t->dtype == dt) return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
+    td_tensor *c = NULL;
+    TD_TRY(td_empty(t->ndim, t->shape, dt, &c));
+    td_backend_of(t)->copy(c, t);
+    *out = c;
+    return TD_OK;
+}
+
+static bool is_comparison(td_binary_op op) { return op >= TD_EQ; }
+
+/* ---- binary ops ------------------------------------------------------ */
+
+/* a op b with both already cast to dt, broadcast to shape, into a new tensor */
+static td_status binary_raw(td_binary_op op, td_tensor *a, td_tensor *b, td_dtype dt, int ndim,
+                            const int64_t *shape, td_tensor **out)
+{
+    td_tensor *ca = NULL, *cb = NULL, *va = NULL, *vb = NULL, *o = NULL;
+    td_status st;
+    TD_CHECK(td_cast_raw(a, dt, &ca));
+    TD_CHECK(td_cast_raw(b, dt, &cb));
+    TD_CHECK(td_broadcast_view(ca, ndim, shape, &va));
+    TD_CHECK(td_broadcast_view(cb, ndim, shape, &vb));
+    TD_CHECK(td_empty(ndim, shape, is_comparison(op) ? TD_UINT8 : dt, &o));
+    td_backend_of(a)->binary(op, o, va, vb);
+    *out = o;
+    o = NULL;
+fail:
+    td_tensor_release(ca);
+    td_tensor_release(cb);
+    td_tensor_release(va);
+    td_tensor_release(vb);
+    td_tensor_release(o);
+    return st;
+}
+
+static td_dtype compute_dtype(td_binary_op op, td_dtype a, td_dtype b)
+{
+    td_dtype dt = td_promote(a, b);
+    if (op == TD_DIV && !td_dtype_is_float(dt)) dt = TD_FLOAT32; /* true division */
+    return dt;
+}
+
+/* chains of ops inside backward functions, which run without grad */
+static td_status mul(td_tensor *a, td_tensor *b, td_tensor **out) { return td_binary(TD_MUL, a, b, out); }
+
+static td_status binary_backward(td_node *n, td_tensor *g, td_tensor **gi)
+{
+    td_binary_op op = (td_binary_op)n->iargs[0];
+    td_tensor *a = td_node_saved(n, 0), *b = td_node_saved(n, 1), *out = td_node_saved(n, 2);
+    td_tensor *ga = NULL, *gb = NULL, *t1 = NULL, *t2 = NULL, *t3 = NULL;
+    td_status st = TD_OK;
+    bool need_a = n->next[0] != NULL, need_b = n->next[1] != NULL;
+    switch (op) {
+    case TD_ADD:
+        if (need_a) td_tensor_retain(ga = g);
+        if (need_b) td_tensor_retain(gb = g);
+        break;
+    case TD_SUB:
+        if (need_a) td_tensor_retain(ga = g);
+        if (need_b) TD_CHECK(td_unary(TD_NEG, g, &gb));
+        break;
+    case TD_MUL:
+        if (need_a) TD_CHECK(mul(g, b, &ga));
+        if (need_b) TD_CHECK(mul(g, a, &gb));
+        break;
+    case TD_DIV: /* d(a/b)/db = -out/b */
+        if (need_a) TD_CHECK(td_binary(TD_DIV, g, b, &ga));
+        if (need_b) {
+            TD_CHECK(td_binary(TD_DIV, out, b, &t1));
+            TD_CHECK(mul(g, t1, &t2));
+            TD_CHECK(td_unary(TD_NEG, t2, &gb));
+        }
+        break;
+    case TD_POW:
+        if (need_a) { /* b * a^(b-1) */
+            TD_CHECK(td_binary_scalar(TD_SUB, b, 1.0, false, &t1));
+            TD_CHECK(td_binary(TD_POW, a, t1, &t2));
+            td_tensor_release(t1);
+            t1 = NULL;
+            TD_CHECK(mul(t2, b, &t1));
+            TD_CHECK(mul(g, t1, &ga));
+            td_tensor_release(t1);
+            td_tensor_release(t2);
+            t1 = t2 = NULL;
+        }
+        if (need_b) { /* out * log(a), taken as 0 where a == 0 and b >= 0, as PyTorch does */
+            td_tensor *zero_a = NULL, *b_ge = NULL;
+            TD_CHECK(td_unary(TD_LOG, a, &t1));
+            TD_CHECK(mul(out, t1, &t2));
+            st = td_binary_scalar(TD_EQ, a, 0.0, false, &zero_a);
+            if (st == TD_OK) st = td_binary_scalar(TD_GE, b, 0.0, false, &b_ge);
+            if (st == TD_OK) st = td_binary(TD_MUL, zero_a, b_ge, &t3);
+            td_tensor_release(zero_a);
+            td_tensor_release(b_ge);
+            if (st != TD_OK) goto fail;
+            td_tensor_release(t1);
+            t1 = NULL;
+            TD_CHECK(td_masked_fill(t2, t3, 0.0, &t1));
+            TD_CHECK(mul(g, t1, &gb));
+        }
+        break;
+    case TD_MAXIMUM:
+    case TD_MINIMUM: { /* the winner takes the gradient; ties split it */
+        TD_CHECK(td_binary(op == TD_MAXIMUM ? TD_GT : TD_LT, a, b, &t1));
+        TD_CHECK(td_binary(TD_EQ, a, b, &t2));
+        TD_CHECK(td_cast_raw(t1, g->dtype, &t3));
+        td_tensor_release(t1);
+        TD_CHECK(td_cast_raw(t2, g->dtype, &t1));
+        td_tensor_release(t2);
+        t2 = NULL;
+        TD_CHECK(td_binary_scalar(TD_MUL, t1, 0.5, false, &t2)); /* half at ties */
+        td_tensor_release(t1);
+        TD_CHECK(td_binary(TD_ADD, t3, t2, &t1)); /* share of a */
+        if (need_a) TD_CHECK(mul(g, t1, &ga));
+        if (need_b) {
+            td_tensor *share_b;
+            TD_CHECK(td_binary_scalar(TD_SUB, t1, 1.0, true, &share_b));
+            st = mul(g, share_b, &gb);
+            td_tensor_release(share_b);
+            if (st != TD_OK) goto fail;
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    if (ga) TD_CHECK(td_grad_to_input(n, 0, ga, &gi[0]));
+    if (gb) TD_CHECK(td_grad_to_input(n, 1, gb, &gi[1]));
+fail:
+    td_tensor_release(ga);
+    td_tensor_release(gb);
+    td_tensor_release(t1);
+    td_tensor_release(t2);
+    td_tensor_release(t3);
+    return st;
+}
+
+static td_status record_binary(td_binary_op op, td_tensor *a, td_tensor *b, td_tensor *out)
+{
+    td_tensor *in[2] = {a, b};
+    if (is_comparison(op) || !td_dtype_is_float(out->dtype) || !td_needs_grad(2, in)) return TD_OK;
+    td_node *node;
+    TD_TRY(td_node_new("BinaryBackward", binary_backward, 2, in, &node));
+    static const char *names[] = {"AddBackward", "SubBackward", "MulBackward", "DivBackward",
+                                  "PowBackward", "MaximumBackward", "MinimumBackward"};
+    node->name = names[op];
+    node->iargs[0] = op;
+    td_status st = TD_OK;
+    bool keep_inputs = op != TD_ADD && op != TD_SUB;
+    if (keep_inputs) {
+        td_tensor *ca = NULL, *cb = NULL;
+        st = td_cast_raw(a, out->dtype, &ca);
+        if (st == TD_OK) st = td_cast_raw(b, out->dtype, &cb);
+        if (st == TD_OK) st = td_node_save(node, ca);
+        if (st == TD_OK) st = td_node_save(node, cb);
+        if (st == TD_OK) st = td_node_save(node, out);
+        td_tensor_release(ca);
+        td_tensor_release(cb);
+    }
+    if (st != TD_OK) {
+        td_node_release(node);
+        return st;
+    }
+    td_node_attach(node, out);
+    return TD_OK;
+}
+
+td_status td_binary(td_binary_op op, td_tensor *a, td_tensor *b, td_tensor **out)
+{
+    int ndim;
+    int64_t shape[TD_MAX_DIMS];
+    TD_TRY(td_broadcast_shape(a, b, &ndim, shape));
+    td_tensor *o = NULL;
+    TD_TRY(binary_raw(op, a, b, compute_dtype(op, a->dtype, b->dtype), ndim, shape, &o));
+    td_status st = record_binary(op, a, b, o);
+    if (st != TD_OK) {
+        td_tensor_release(o);
+        return st;
+    }
+    *out = o;
+    return TD_OK;
+}
+
+/* PyTorch's rule for a Lua number beside a tensor: it never widens a float
+ * tensor, and an integral number keeps an integer tensor's dtype */
+static td_dtype scalar_dtype(const td_tensor *a, double s)
+{
+    if (td_dtype_is_float(a->dtype)) return a->dtype;
+    if (s == floor(s) && fabs(s) < 9.2e18) return a->dtype == TD_UINT8 && (s < 0 || s > 255) ? TD_INT64 : a->dtype;
+    return TD_FLOAT32;
+}
+
+td_status td_binary_scalar(td_binary_op op, td_tensor *a, double s, bool scalar_first, td_tensor **out)
+{
+    td_tensor *sc = NULL;
+    TD_TRY(td_scalar(s, scalar_dtype(a, s), &sc));
+    td_status st = scalar_first ? td_binary(op, sc, a, out) : td_binary(op, a, sc, out);
+    td_tensor_release(sc);
+    return st;
+}
+
+td_status td_pow_scalar(td_tensor *x, double p, td_tensor **out)
+{
+    if (p == 2.0) return td_unary(TD_SQUARE, x, out);
+    return td_binary_scalar(TD_POW, x, p, false, out);
+}
+
+/* ---- unary ops ------------------------------------------------------- */
+
+static bool keeps_int(td_unary_op op)
+{
+    return op == TD_ABS || op == TD_NEG || op == TD_RELU || op == TD_SIGN || op == TD_SQUARE;
+}
+
+static const char *unary_names[TD_NUNARY] = {
+    "ExpBackward", "LogBackward", "Log1pBackward", "SqrtBackward", "AbsBackward",
+    "NegBackward", "SinBackward", "CosBackward", "TanhBackward", "SigmoidBackward",
+    "ReluBackward", "GeluBackward", "SignBackward", "ReciprocalBackward", "SquareBackward"};
+
+static td_status unary_backward(td_node *n, td_tensor *g, td_tensor **gi)
+{
+    td_tensor *x = td_node_saved(n, 0), *y = td_node_saved(n, 1), *gx;
+    TD_TRY(td_empty(x->ndim, x->shape, x->dtype, &gx));
+    td_tensor *gc = NULL;
+    td_status st = td_cast_raw(g, x->dtype, &gc);
+    if (st != TD_OK) {
+        td_tensor_release(gx);
+        return st;
+    }
+    td_backend_of(x)->unary_grad((td_unary_op)n->iargs[0], gx, x, y, gc);
+    td_tensor_release(gc);
+    st = td_grad_to_input(n, 0, gx, gi);
+    td_tensor_release(gx);
+    return st;
+}
+
+td_status td_unary(td_unary_op op, td_tensor *x, td_tensor **out)
+{
+    if ((unsigned)op >= TD_NUNARY) return td_error(TD_EINVAL, 0, "unknown unary op %d", (int)op);
+    td_dtype dt = td_dtype_is_float(x->dtype) || keeps_int(op) ? x->dtype : TD_FLOAT32;
+    td_tensor *cx, *o;
+    TD_TRY(td_cast_raw(x, dt, &cx));
+    td_status st = td_empty(x->ndim, x->shape, dt, &o);
+    if (st != TD_OK) {
+        td_tensor_release(cx);
+        return st;
+    }
+    td_backend_of(x)->unary(op, o, cx);
+    if (td_dtype_is_float(dt) && td_needs_grad(1, &x)) {
+        td_node *node;
+        st = td_node_new(unary_names[op], unary_backward, 1, &x, &node);
+        if (st == TD_OK) {
+            node->iargs[0] = op;
+            st = td_node_save(node, cx);
+            if (st == TD_OK) st = td_node_save(node, o);
+            if (st == TD_OK)
+                td_node_attach(node, o);
+            else
+                td_node_release(node);
+        }
+    }
+    td_tensor_release(cx);
+    if (st != TD_OK) {
+        td_tensor_release(o);
+        return st;
+    }
+    *out = o;
+    return TD_OK;
+}
+
+/* ---- clamp, where, masked_fill --------------------------------------- */
+
+static td_status clamp_backward(td_node *n, td_tensor *g, td_tensor **gi)
+{
+    td_tensor *x = td_node_saved(n, 0), *lo = NULL, *hi = NULL, *in = NULL, *gx = NULL;
+    td_status st;
+    TD_CHECK(td_binary_scalar(TD_GE, x, n->dargs[0], false, &lo));
+    TD_CHECK(td_binary_scalar(TD_LE, x, n->dargs[1], false, &hi));
+    TD_CHECK(td_binary(TD_MUL, lo, hi, &in));
+    {
+        td_tensor *outside; /* the gradient flows only where no bound was applied */
+        TD_CHECK(td_binary_scalar(TD_EQ, in, 0.0, false, &outside));
+        st = td_masked_fill(g, outside, 0.0, &gx);
+        td_tensor_release(outside);
+        if (st != TD_OK) goto fail;
+    }
+    TD_CHECK(td_grad_to_input(n, 0, gx, gi));
+fail:
+    td_tensor_release(lo);
+    td_tensor_release(hi);
+    td_tensor_release(in);
+    td_tensor_release(gx);
+    return st;
+}
+
+td_status td_clamp(td_tensor *x, double lo, double hi, td_tensor **out)
+{
+    if (lo > hi) return td_error(TD_EINVAL, 2, "clamp: min %g is greater than max %g", lo, hi);
+    td_tensor *o = NULL;
+    TD_TRY(td_empty(x->ndim, x->shape, x->dtype, &o));
+    td_backend_of(x)->clamp(o, x, lo, hi);
+    if (td_dtype_is_float(x->dtype) && td_needs_grad(1, &x)) {
+        td_node *node;
+        td_status st = td_node_new("ClampBackward", clamp_backward, 1, &x, &node);
+        if (st == TD_OK) {
+            node->dargs[0] = lo;
+            node->dargs[1] = hi;
+            st = td_node_save(node, x);
+            if (st == TD_OK)
+                td_node_attach(node, o);
+            else
+                td_node_release(node);
+        }
+        if (st != TD_OK) {
+            td_tensor_release(o);
+            return st;
+        }
+    }
+    *out = o;
+    return TD_OK;
+}
+
+static td_status where_backward(td_node *n, td_tensor *g, td_tensor **gi)
+{
+    td_tensor *cond = td_node_saved(n, 0), *z = NULL, *t = NULL;
+    td_status st;
+    TD_CHECK(td_scalar(0.0, g->dtype, &z));
+    if (n->next[1]) {
+        TD_CHECK(td_where(cond, g, z, &t));
+        TD_CHECK(td_grad_to_input(n, 1, t, &gi[1]));
+        td_tensor_release(t);
+        t = NULL;
+    }
+    if (n->next[2]) {
+        TD_CHECK(td_where(cond, z, g, &t));
+        TD_CHECK(td_grad_to_input(n, 2, t, &gi[2]));
+    }
+fail:
+    td_tensor_release(z);
+    td_tensor_release(t);
+    return st;
+}
+
+td_status td_where(td_tensor *cond, td_tensor *a, td_tensor *b, td_tensor **out)
+{
+    if (cond->dtype != TD_UINT8)
+        return td_error(TD_EDTYPE, 1, "condition must be uint8 (as comparisons return), got %s",
+                        td_dtype_name(cond->dtype));
+    int n1, n2;
+    int64_t s1[TD_MAX_DIMS], s2[TD_MAX_DIMS];
+    TD_TRY(td_broadcast_shape(a, b, &n1, s1));
+    td_tensor shape_ab = {.ndim = n1};
+    memcpy(shape_ab.shape, s1, sizeof s1);
+    TD_TRY(td_broadcast_shape(cond, &shape_ab, &n2, s2));
+    td_dtype dt = td_promote(a->dtype, b->dtype);
+    td_tensor *ca = NULL, *cb = NULL, *va = NULL, *vb = NULL, *vc = NULL, *o = NULL;
+    td_status st;
+    TD_CHECK(td_cast_raw(a, dt, &ca));
+    TD_CHECK(td_cast_raw(b, dt, &cb));
+    TD_CHECK(td_broadcast_view(ca, n2, s2, &va));
+    TD_CHECK(td_broadcast_view(cb, n2, s2, &vb));
+    TD_CHECK(td_broadcast_view(cond, n2, s2, &vc));
+    TD_CHECK(td_empty(n2, s2, dt, &o));
+    td_backend_of(a)->where(o, vc, va, vb);
+    td_tensor *in[3] = {cond, a, b};
+    if (td_dtype_is_float(dt) && td_needs_grad(3, in)) {
+        td_node *node;
+        in[0] = NULL; /* the condition takes no gradient */
+        TD_CHECK(td_node_new("WhereBackward", where_backward, 3, in, &node));
+        st = td_node_save(node, cond);
+        if (st != TD_OK) {
+            td_node_release(node);
+            goto fail;
+        }
+        td_node_attach(node, o);
+    }
+    *out = o;
+    o = NULL;
+fail:
+    td_tensor_release(ca);
+    td_tensor_release(cb);
+    td_tensor_release(va);
+    td_tensor_release(vb);
+    td_tensor_release(vc);
+    td_tensor_release(o);
+    return st;
+}
+
+td_status td_masked_fill(td_tensor *x, td_tensor *mask, double value, td_tensor **out)
+{
+    if (mask->dtype != TD_UINT8)
+        return td_error(TD_EDTYPE, 2, "mask must be uint8 (as comparisons return), got %s",
+                        td_dtype_name(mask->dtype));
+    int nd;
+    int64_t s[TD_MAX_DIMS];
+    TD_TRY(td_broadcast_shape(x, mask, &nd, s));
+    td_tensor probe = {.ndim = nd};
+    memcpy(probe.shape, s, sizeof s);
+    if (!td_same_shape(&probe, x)) {
+        char a[128], b[128];
+        return td_error(TD_ESHAPE, 2, "mask of shape %s does not broadcast to the tensor's shape %s",
+                        td_shape_str(mask, a, sizeof a), td_shape_str(x, b, sizeof b));
+    }
+    td_tensor *v = NULL;
+    TD_TRY(td_scalar(value, x->dtype, &v));
+    td_status st = td_where(mask, v, x, out);
+    td_tensor_release(v);
+    return st;
+}
+
+/* ---- in place -------------------------------------------------------- */
+
+static td_status check_inplace(td_tensor *self, const char *what)
+{
+    if (td_grad_enabled() && self->requires_grad && td_is_leaf(self))
+        return td_error(TD_EGRAD, 1,
+                        "%s: a leaf tensor that requires grad cannot be changed in place "
+                        "(do it inside tide.no_grad)",
+                        what);
+    return TD_OK;
+}
+
+/* write r into self's memory and make self carry r's history */
+static td_status assign_result(td_tensor *self, td_tensor *r)
+{
+    if (r->dtype != self->dtype && td_dtype_is_float(r->dtype) && !td_dtype_is_float(self->dtype))
+        return td_error(TD_EDTYPE, 2, "result of dtype %s cannot be stored in place in a %s tensor",
+                        td_dtype_name(r->dtype), td_dtype_name(self->dtype));
+    if (!td_same_shape(r, self)) {
+        char a[128], b[128];
+        return td_error(TD_ESHAPE, 2, "in-place result of shape %s does not fit the tensor's shape %s",
+                        td_shape_str(r, a, sizeof a), td_shape_str(self, b, sizeof b));
+    }
+    td_backend_of(self)->copy(self, r);
+    td_bump_version(self);
+    if (r->grad_fn) {
+        r->grad_fn->refcount++;
+        td_node_release(self->grad_fn);
+        self->grad_fn = r->grad_fn;
+        self->requires_grad = true;
+    }
+    return TD_OK;
+}
+
+td_status td_binary_(td_binary_op op, td_tensor *self, td_tensor *other)
+{
+    TD_TRY(check_inplace(self, "in-place arithmetic"));
+    td_tensor *in[2] = {self, other};
+    td_tensor *base = self, *r = NULL;
+    td_status st;
+    if (td_needs_grad(2, in) && self->requires_grad) {
+        /* the old value must outlive the write for the op's own backward */
+        TD_CHECK(td_clone(self, &base));
+    } else {
+        td_tensor_retain(base);
+    }
+    TD_CHECK(td_binary(op, base, other, &r));
+    TD_CHECK(assign_result(self, r));
+fail:
+    td_tensor_release(base);
+    td_tensor_release(r);
+    return st;
+}
+
+td_status td_fill_(td_tensor *self, double value)
+{
+    TD_TRY(check_inplace(self, "fill_"));
+    td_backend_of(self)->fill(self, value);
+    td_bump_version(self);
+    if (self->grad_fn) { /* the old history no longer reaches this value */
+        td_node_release(self->grad_fn);
+        self->grad_fn = NULL;
+        self->requires_grad = false;
+    }
+    return TD_OK;
+}
+
+static td_status copy_backward(td_node *n, td_tensor *g, td_tensor **gi)
+{
+    return td_grad_to_input(n, 0, g, gi);
+}
+
+td_status td_copy_(td_tensor *self, td_tensor *src)
+{
+    TD_TRY(check_inplace(self, "copy_"));
+    int nd;
+    int64_t s[TD_MAX_DIMS];
+    TD_TRY(td_broadcast_shape(self, src, &nd, s));
+    td_tensor probe = {.ndim = nd};
+    memcpy(probe.shape, s, sizeof s);
+    if (!td_same_shape(&probe, self)) {
+        char a[128], b[128];
+        return td_error(TD_ESHAPE, 2, "copy_: source of shape %s does not broadcast to %s",
+                        td_shape_str(src, a, sizeof a), td_shape_str(self, b, sizeof b));
+    }
+    td_tensor *v = NULL;
+    TD_TRY(td_broadcast_view(src, self->ndim, self->shape, &v));
+    td_backend_of(self)->copy(self, v);
+    td_tensor_release(v);
+    td_bump_version(self);
+    if (td_needs_grad(1, &src) && td_dtype_is_float(self->dtype)) {
+        td_node *node;
+        TD_TRY(td_node_new("CopyBackward", copy_backward, 1, &src, &node));
+        td_node_attach(node, self);
+    } else if (self->grad_fn) {
+        td_node_release(self->grad_fn);
+        self->grad_fn = NULL;
+        self->requires_grad = false;
+    }
+    return TD_OK;
+}

@@ -1,0 +1,296 @@
+/* Indexing front-ends: index checks (naming the offending index and its
+ * position), shapes, and gradients (gather and scatter are each other's
+ * adjoint; index_select's is index_add). */
+#include "internal.h"
+
+#include <stdio.h>
+
+static td_status check_index_tensor(const td_tensor *index, int arg, const char *fn)
+{
+    if (index->dtype != TD_INT64)
+        return td_error(TD_EDTYPE, arg, "%s: index must be an int64 tensor, got %s", fn, td_dtype_name(index->dtype));
+    return TD_OK;
+}
+
+/* a contiguous copy of index with every value checked against [0, size) */
+static td_status checked_index(td_tensor *index, int64_t size, int arg, const char *fn, int dim, td_tensor **out)
+{
+    td_tensor *c = NULL;
+    if (td_is_contiguous(index))
+        TD_TRY(td_make_view(index, index->ndim, index->shape, index->stride, index->offset, &c));
+    else {
+        TD_TRY(td_empty(index->ndim, index->shape, TD_INT64, &c));
+        td_backend_of(index)->copy(c, index);
+    }
+    const int64_t *p = td_data_ptr(c);
+    int64_t n = td_numel(c);
+    for (int64_t i = 0; i < n; i++)
+        if (p[i] < 0 || p[i] >= size) {
+            int64_t v = p[i];
+            td_tensor_release(c);
+            return td_error(TD_ERANGE, arg, "%s: index %lld at position %lld is out of range for dim %d of size %lld",
+                            fn, (long long)v, (long long)i, dim, (long long)size);
+        }
+    *out = c;
+    return TD_OK;
+}
+
+static td_status contiguous_copy(td_tensor *t, td_tensor **out)
+{
+    td_tensor *c = NULL;
+    TD_TRY(td_empty(t->ndim, t->shape, t->dtype, &c));
+    td_backend_of(t)->copy(c, t);
+    *out = c;
+    return TD_OK;
+}
+
+static td_status contiguous_alias(td_tensor *t, td_tensor **out)
+{
+    if (td_is_contiguous(t)) return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
+    return contiguous_copy(t, out);
+}
+
+/* ---- index_select / index_add ------------------------------------------ */
+
+static td_status index_select_backward(td_node *n, td_tensor *g, td_tensor **gi)
+{
+    td_tensor *idx = td_node_saved(n, 0), *z = NULL, *gx = NULL;
+    td_status st;
+    TD_CHECK(td_zeros(n->in_ndim[0], n->in_shape[0], g->dtype, &z));
+    TD_CHECK(td_index_add(z, (int)n->iargs[0], idx, g, &gx));
+    TD_CHECK(td_grad_to_input(n, 0, gx, gi));
+fail:
+    td_tensor_release(z);
+    td_tensor_release(gx);
+    return st;
+}
+
+td_status td_index_select(td_tensor *x, int dim, td_tensor *index, td_tensor **out)
+{
+    int d;
+    TD_TRY(td_wrap_dim(dim, x->ndim, 2, &d));
+    TD_TRY(check_index_tensor(index, 3, "index_select"));
+    if (index->ndim > 1) return td_error(TD_ESHAPE, 3, "index_select: index must be 0- or 1-dim, got %d dims", index->ndim);
+    int64_t size = x->ndim ? x->shape[d] : 1;
+    td_tensor *idx = NULL, *cx = NULL, *o = NULL;
+    td_status st;
+    TD_CHECK(checked_index(index, size, 3, "index_select", d, &idx));
+    int64_t shape[TD_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    if (x->ndim) shape[d] = td_numel(idx);
+    TD_CHECK(contiguous_alias(x, &cx));
+    TD_CHECK(td_empty(x->ndim, shape, x->dtype, &o));
+    td_backend_of(x)->index_select(o, cx, d, idx);
+    if (td_dtype_is_float(x->dtype) && td_needs_grad(1, &x)) {
+        td_node *node;
+        TD_CHECK(td_node_new("IndexSelectBackward", index_select_backward, 1, &x, &node));
+        node->iargs[0] = d;
+        st = td_node_save(node, idx);
+        if (st != TD_OK) {
+            td_node_release(node);
+            goto fail;
+        }
+        td_node_attach(node, o);
+    }
+    *out = o;
+    o = NULL;
+fail:
+    td_tensor_release(idx);
+    td_tensor_release(cx);
+    td_tensor_release(o);
+    return st;
+}
+
+static td_status index_add_backward(td_node *n, td_tensor *g, td_tensor **gi)
+{
+    td_status st = TD_OK;
+    if (n->next[0]) TD_TRY(td_grad_to_input(n, 0, g, &gi[0]));
+    if (n->next[1]) {
+        td_tensor *s = NULL;
+        TD_TRY(td_index_select(g, (int)n->iargs[0], td_node_saved(n, 0), &s));
+        st = td_grad_to_input(n, 1, s, &gi[1]);
+        td_tensor_release(s);
+    }
+    return st;
+}
+
+td_status td_index_add(td_tensor *x, int dim, td_tensor *index, td_tensor *src, td_tensor **out)
+{
+    int d;
+    TD_TRY(td_wrap_dim(dim, x->ndim, 2, &d));
+    TD_TRY(check_index_tensor(index, 3, "index_add"));
+    if (index->ndim > 1) return td_error(TD_ESHAPE, 3, "index_add: index must be 0- or 1-dim");
+    bool ok = src->ndim == x->ndim && (x->ndim == 0 || src->shape[d] == td_numel(index));
+    for (int i = 0; ok && i < x->ndim; i++)
+        if (i != d && src->shape[i] != x->shape[i]) ok = false;
+    if (!ok) {
+        char a[128], b[128];
+        return td_error(TD_ESHAPE, 4, "index_add: source of shape %s does not fit a tensor of shape %s with %lld indices",
+                        td_shape_str(src, a, sizeof a), td_shape_str(x, b, sizeof b), (long long)td_numel(index));
+    }
+    td_tensor *idx = NULL, *o = NULL, *cs = NULL;
+    td_status st;
+    TD_CHECK(checked_index(index, x->ndim ? x->shape[d] : 1, 3, "index_add", d, &idx));
+    TD_CHECK(contiguous_copy(x, &o));
+    TD_CHECK(td_cast_raw(src, x->dtype, &cs));
+    td_backend_of(x)->index_add(o, d, idx, cs);
+    td_tensor *in[2] = {x, src};
+    if (td_dtype_is_float(x->dtype) && td_needs_grad(2, in)) {
+        td_node *node;
+        TD_CHECK(td_node_new("IndexAddBackward", index_add_backward, 2, in, &node));
+        node->iargs[0] = d;
+        st = td_node_save(node, idx);
+        if (st != TD_OK) {
+            td_node_release(node);
+            goto fail;
+        }
+        td_node_attach(node, o);
+    }
+    *out = o;
+    o = NULL;
+fail:
+    td_tensor_release(idx);
+    td_tensor_release(o);
+    td_tensor_release(cs);
+    return st;
+}
+
+/* ---- gather / scatter -------------------------------------------------- */
+
+/* index must have x's number of dims and fit inside `limit` outside dim */
+static td_status check_gather_shape(const td_tensor *x, const td_tensor *index, int d, int arg, const char *fn,
+                                    const td_tensor *limit)
+{
+    char a[128], b[128];
+    if (index->ndim != x->ndim)
+        return td_error(TD_ESHAPE, arg, "%s: index has %d dims but the tensor has %d", fn, index->ndim, x->ndim);
+    for (int i = 0; i < x->ndim; i++)
+        if ((i != d && index->shape[i] > x->shape[i]) || (limit && index->shape[i] > limit->shape[i]))
+            return td_error(TD_ESHAPE, arg, "%s: index of shape %s does not fit inside shape %s at dim %d", fn,
+                            td_shape_str(index, a, sizeof a),
+                            td_shape_str(limit && index->shape[i] > limit->shape[i] ? limit : x, b, sizeof b), i);
+    return TD_OK;
+}
+
+static td_status gather_backward(td_node *n, td_tensor *g, td_tensor **gi)
+{
+    td_tensor *idx = td_node_saved(n, 0), *z = NULL, *gx = NULL;
+    td_status st;
+    TD_CHECK(td_zeros(n->in_ndim[0], n->in_shape[0], g->dtype, &z));
+    TD_CHECK(td_scatter(z, (int)n->iargs[0], idx, g, true, &gx));
+    TD_CHECK(td_grad_to_input(n, 0, gx, gi));
+fail:
+    td_tensor_release(z);
+    td_tensor_release(gx);
+    return st;
+}
+
+td_status td_gather(td_tensor *x, int dim, td_tensor *index, td_tensor **out)
+{
+    int d;
+    TD_TRY(td_wrap_dim(dim, x->ndim, 2, &d));
+    TD_TRY(check_index_tensor(index, 3, "gather"));
+    TD_TRY(check_gather_shape(x, index, d, 3, "gather", NULL));
+    td_tensor *idx = NULL, *cx = NULL, *o = NULL;
+    td_status st;
+    TD_CHECK(checked_index(index, x->ndim ? x->shape[d] : 1, 3, "gather", d, &idx));
+    TD_CHECK(contiguous_alias(x, &cx));
+    TD_CHECK(td_empty(idx->ndim, idx->shape, x->dtype, &o));
+    td_backend_of(x)->gather(o, cx, d, idx);
+    if (td_dtype_is_float(x->dtype) && td_needs_grad(1, &x)) {
+        td_node *node;
+        TD_CHECK(td_node_new("GatherBackward", gather_backward, 1, &x, &node));
+        node->iargs[0] = d;
+        st = td_node_save(node, idx);
+        if (st != TD_OK) {
+            td_node_release(node);
+            goto fail;
+        }
+        td_node_attach(node, o);
+    }
+    *out = o;
+    o = NULL;
+fail:
+    td_tensor_release(idx);
+    td_tensor_release(cx);
+    td_tensor_release(o);
+    return st;
+}
+
+static td_status scatter_backward(td_node *n, td_tensor *g, td_tensor **gi)
+{
+    td_tensor *idx = td_node_saved(n, 0), *t = NULL, *z = NULL, *slot = NULL;
+    int d = (int)n->iargs[0];
+    bool accumulate = n->iargs[1];
+    td_status st = TD_OK;
+    if (n->next[0]) { /* overwritten places take no gradient */
+        if (accumulate)
+            TD_CHECK(td_grad_to_input(n, 0, g, &gi[0]));
+        else {
+            TD_CHECK(td_scatter_scalar(g, d, idx, 0.0, &t));
+            TD_CHECK(td_grad_to_input(n, 0, t, &gi[0]));
+            td_tensor_release(t);
+            t = NULL;
+        }
+    }
+    if (n->next[1]) { /* src beyond index's extent was never read */
+        TD_CHECK(td_gather(g, d, idx, &t));
+        TD_CHECK(td_zeros(n->in_ndim[1], n->in_shape[1], g->dtype, &z));
+        TD_CHECK(td_make_view(z, t->ndim, t->shape, z->stride, z->offset, &slot));
+        TD_CHECK(td_copy_(slot, t));
+        TD_CHECK(td_grad_to_input(n, 1, z, &gi[1]));
+    }
+fail:
+    td_tensor_release(t);
+    td_tensor_release(z);
+    td_tensor_release(slot);
+    return st;
+}
+
+td_status td_scatter(td_tensor *x, int dim, td_tensor *index, td_tensor *src, bool accumulate, td_tensor **out)
+{
+    int d;
+    TD_TRY(td_wrap_dim(dim, x->ndim, 2, &d));
+    TD_TRY(check_index_tensor(index, 3, "scatter"));
+    if (src->ndim != x->ndim)
+        return td_error(TD_ESHAPE, 4, "scatter: source has %d dims but the tensor has %d", src->ndim, x->ndim);
+    TD_TRY(check_gather_shape(x, index, d, 3, "scatter", src));
+    td_tensor *idx = NULL, *o = NULL, *cs = NULL;
+    td_status st;
+    TD_CHECK(checked_index(index, x->ndim ? x->shape[d] : 1, 3, "scatter", d, &idx));
+    TD_CHECK(contiguous_copy(x, &o));
+    TD_CHECK(td_cast_raw(src, x->dtype, &cs));
+    td_backend_of(x)->scatter(o, d, idx, cs, accumulate);
+    td_tensor *in[2] = {x, src};
+    if (td_dtype_is_float(x->dtype) && td_needs_grad(2, in)) {
+        td_node *node;
+        TD_CHECK(td_node_new(accumulate ? "ScatterAddBackward" : "ScatterBackward", scatter_backward, 2, in, &node));
+        node->iargs[0] = d;
+        node->iargs[1] = accumulate;
+        st = td_node_save(node, idx);
+        if (st != TD_OK) {
+            td_node_release(node);
+            goto fail;
+        }
+        td_node_attach(node, o);
+    }
+    *out = o;
+    o = NULL;
+fail:
+    td_tensor_release(idx);
+    td_tensor_release(o);
+    td_tensor_release(cs);
+    return st;
+}
+
+td_status td_scatter_scalar(td_tensor *x, int dim, td_tensor *index, double value, td_tensor **out)
+{
+    td_tensor *v, *e;
+    TD_TRY(td_scalar(value, x->dtype, &v));
+    td_status st = td_broadcast_view(v, index->ndim, index->shape, &e);
+    td_tensor_release(v);
+    if (st != TD_OK) return st;
+    st = td_scatter(x, dim, index, e, false, out);
+    td_tensor_release(e);
+    return st;
+}

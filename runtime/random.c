@@ -1,0 +1,136 @@
+/* One seeded generator (xoshiro256**, seeded through splitmix64) for every
+ * random tensor, so tide.manual_seed(s) reproduces a run. Values are drawn
+ * in element order on one thread: the same seed gives the same tensor
+ * whatever the thread count. */
+#include "internal.h"
+
+#include <math.h>
+
+static uint64_t state[4];
+static bool seeded;
+
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void td_manual_seed(uint64_t seed)
+{
+    for (int i = 0; i < 4; i++) state[i] = splitmix(&seed);
+    seeded = true;
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t td_random_u64(void)
+{
+    if (!seeded) td_manual_seed(67280421310721ull); /* PyTorch's default seed */
+    uint64_t r = rotl(state[1] * 5, 7) * 9, t = state[1] << 17;
+    state[2] ^= state[0];
+    state[3] ^= state[1];
+    state[1] ^= state[2];
+    state[0] ^= state[3];
+    state[2] ^= t;
+    state[3] = rotl(state[3], 45);
+    return r;
+}
+
+static double uniform(void) { return (double)(td_random_u64() >> 11) * 0x1.0p-53; }
+
+/* uniform in [0, n) without modulo bias */
+static uint64_t below(uint64_t n)
+{
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+    uint64_t r;
+    do r = td_random_u64();
+    while (r >= limit);
+    return r % n;
+}
+
+static void store(td_tensor *t, int64_t i, double v)
+{
+    void *p = td_data_ptr(t);
+    switch (t->dtype) {
+    case TD_FLOAT32: ((float *)p)[i] = (float)v; break;
+    case TD_FLOAT64: ((double *)p)[i] = v; break;
+    case TD_INT64: ((int64_t *)p)[i] = (int64_t)v; break;
+    default: ((uint8_t *)p)[i] = (uint8_t)(int64_t)v; break;
+    }
+}
+
+static td_status need_float(td_dtype dt, const char *fn)
+{
+    if (!td_dtype_is_float(dt))
+        return td_error(TD_EDTYPE, 2, "%s makes float32 or float64 tensors, not %s", fn, td_dtype_name(dt));
+    return TD_OK;
+}
+
+td_status td_rand(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
+{
+    TD_TRY(need_float(dt, "rand"));
+    td_tensor *t = NULL;
+    TD_TRY(td_empty(ndim, shape, dt, &t));
+    int64_t n = td_numel(t);
+    if (dt == TD_FLOAT32) {
+        float *p = td_data_ptr(t);
+        for (int64_t i = 0; i < n; i++) p[i] = (float)(td_random_u64() >> 40) * 0x1.0p-24f;
+    } else {
+        for (int64_t i = 0; i < n; i++) store(t, i, uniform());
+    }
+    *out = t;
+    return TD_OK;
+}
+
+td_status td_randn(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
+{
+    TD_TRY(need_float(dt, "randn"));
+    td_tensor *t = NULL;
+    TD_TRY(td_empty(ndim, shape, dt, &t));
+    int64_t n = td_numel(t);
+    for (int64_t i = 0; i < n; i += 2) { /* Box-Muller gives a pair */
+        double u1 = 1.0 - uniform(), u2 = uniform();
+        double r = sqrt(-2.0 * log(u1)), a = 2.0 * M_PI * u2;
+        store(t, i, r * cos(a));
+        if (i + 1 < n) store(t, i + 1, r * sin(a));
+    }
+    *out = t;
+    return TD_OK;
+}
+
+td_status td_randint(int64_t low, int64_t high, int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
+{
+    if (high <= low)
+        return td_error(TD_EINVAL, 2, "randint: high (%lld) must be greater than low (%lld)", (long long)high,
+                        (long long)low);
+    td_tensor *t = NULL;
+    TD_TRY(td_empty(ndim, shape, dt, &t));
+    int64_t n = td_numel(t);
+    uint64_t range = (uint64_t)(high - low);
+    for (int64_t i = 0; i < n; i++) store(t, i, (double)(low + (int64_t)below(range)));
+    *out = t;
+    return TD_OK;
+}
+
+td_status td_randperm(int64_t n, td_dtype dt, td_tensor **out)
+{
+    if (n < 0) return td_error(TD_EINVAL, 1, "randperm: n must be non-negative, got %lld", (long long)n);
+    td_tensor *t = NULL;
+    TD_TRY(td_empty(1, &n, TD_INT64, &t));
+    int64_t *p = td_data_ptr(t);
+    for (int64_t i = 0; i < n; i++) p[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
+        int64_t j = (int64_t)below((uint64_t)i + 1), tmp = p[i];
+        p[i] = p[j];
+        p[j] = tmp;
+    }
+    if (dt == TD_INT64) {
+        *out = t;
+        return TD_OK;
+    }
+    td_status st = td_cast_raw(t, dt, out);
+    td_tensor_release(t);
+    return st;
+}

@@ -1,0 +1,473 @@
+/* Reductions and softmax front-ends. The kernels see a contiguous
+ * (outer, n, inner) block; everything else is shaping, dtype rules and
+ * gradients. */
+#include "internal.h"
+
+#include <math.h>
+
+typedef struct {
+    int dim;     /* wrapped, or -1 for all */
+    bool keepdim;
+    int64_t outer, n, inner;
+    int out_ndim;
+    int64_t out_shape[TD_MAX_DIMS];
+} reduce_plan;
+
+static td_status plan(const td_tensor *x, int dim, bool all, bool keepdim, reduce_plan *p)
+{
+    p->keepdim = keepdim;
+    p->out_ndim = 0;
+    if (all || x->ndim == 0) {
+        p->dim = -1;
+        p->outer = p->inner = 1;
+        p->n = td_numel(x);
+        if (keepdim)
+            for (int i = 0; i < x->ndim; i++) p->out_shape[p->out_ndim++] = 1;
+        return TD_OK;
+    }
+    TD_TRY(td_wrap_dim(dim, x->ndim, 2, &p->dim));
+    p->outer = td_shape_numel(p->dim, x->shape);
+    p->n = x->shape[p->dim];
+    p->inner = td_shape_numel(x->ndim - p->dim - 1, x->shape + p->dim + 1);
+    for (int i = 0; i < x->ndim; i++) {
+        if (i != p->dim)
+            p->out_shape[p->out_ndim++] = x->shape[i];
+        else if (keepdim)
+            p->out_shape[p->out_ndim++] = 1;
+    }
+    return TD_OK;
+}
+
+/* a contiguous copy of t in dtype dt, recording nothing */
+static td_status contiguous_raw(td_tensor *t, td_dtype dt, td_tensor **out)
+{
+    if (t->dtype == dt && td_is_contiguous(t))
+        return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
+    td_tensor *c = NULL;
+    TD_TRY(td_empty(t->ndim, t->shape, dt, &c));
+    td_backend_of(t)->copy(c, t);
+    *out = c;
+    return TD_OK;
+}
+
+/* values (dtype dt) and, for max/min, int64 indices */
+static td_status reduce_raw(td_reduce_op op, td_tensor *x, const reduce_plan *p, td_dtype dt,
+                            td_tensor **values, td_tensor **indices)
+{
+    td_tensor *cx = NULL, *v = NULL, *idx = NULL;
+    td_status st;
+    bool arg = op == TD_ARGMAX || op == TD_ARGMIN;
+    TD_CHECK(contiguous_raw(x, dt, &cx));
+    TD_CHECK(td_empty(p->out_ndim, p->out_shape, arg ? TD_INT64 : dt, &v));
+    if (indices) TD_CHECK(td_empty(p->out_ndim, p->out_shape, TD_INT64, &idx));
+    td_backend_of(x)->reduce(op, v, idx, cx, p->outer, p->n, p->inner);
+    *values = v;
+    v = NULL;
+    if (indices) {
+        *indices = idx;
+        idx = NULL;
+    }
+fail:
+    td_tensor_release(cx);
+    td_tensor_release(v);
+    td_tensor_release(idx);
+    return st;
+}
+
+/* g reshaped so it broadcasts against the input (the reduced dim as 1) */
+static td_status unreduce(td_node *n, td_tensor *g, td_tensor **out)
+{
+    int dim = (int)n->iargs[0];
+    bool keepdim = n->iargs[1];
+    int nd = n->in_ndim[0];
+    int64_t shape[TD_MAX_DIMS];
+    for (int i = 0; i < nd; i++) shape[i] = (dim < 0 || i == dim) ? 1 : n->in_shape[0][i];
+    if (keepdim) {
+        td_tensor_retain(g);
+        *out = g;
+        return TD_OK;
+    }
+    return td_reshape(g, nd, shape, out);
+}
+
+static td_status expand_to_input(td_node *n, td_tensor *g, td_tensor **out)
+{
+    td_tensor *u = NULL;
+    TD_TRY(unreduce(n, g, &u));
+    td_status st = td_expand(u, n->in_ndim[0], n->in_shape[0], out);
+    td_tensor_release(u);
+    return st;
+}
+
+static td_status sum_backward(td_node *n, td_tensor *g, td_tensor **gi)
+{
+    td_tensor *e = NULL;
+    TD_TRY(expand_to_input(n, g, &e));
+    td_status st = td_grad_to_input(n, 0, e, gi);
+    td_tensor_release(e);
+    return st;
+}
+
+static td_node *new_reduce_node(const char *name, td_backward_fn fn, td_tensor *x, const reduce_plan *p,
+                                td_status *st)
+{
+    td_node *node = NULL;
+    *st = td_node_new(name, fn, 1, &x, &node);
+    if (*st != TD_OK) return NULL;
+    node->iargs[0] = p->dim;
+    node->iargs[1] = p->keepdim;
+    return node;
+}
+
+static td_status attach_or_fail(td_node *node, td_status st, td_tensor *out)
+{
+    if (st != TD_OK) {
+        td_node_release(node);
+        return st;
+    }
+    td_node_attach(node, out);
+    return TD_OK;
+}
+
+td_status td_sum(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out)
+{
+    reduce_plan p;
+    TD_TRY(plan(x, dim, all, keepdim, &p));
+    td_dtype dt = td_dtype_is_float(x->dtype) ? x->dtype : TD_INT64;
+    td_tensor *v = NULL;
+    TD_TRY(reduce_raw(TD_SUM, x, &p, dt, &v, NULL));
+    if (td_dtype_is_float(dt) && td_needs_grad(1, &x)) {
+        td_status st;
+        td_node *node = new_reduce_node("SumBackward", sum_backward, x, &p, &st);
+        st = node ? attach_or_fail(node, st, v) : st;
+        if (st != TD_OK) {
+            td_tensor_release(v);
+            return st;
+        }
+    }
+    *out = v;
+    return TD_OK;
+}
+
+static td_status need_float(const td_tensor *x, const char *fn)
+{
+    if (!td_dtype_is_float(x->dtype))
+        return td_error(TD_EDTYPE, 1, "%s needs a float tensor, got %s (convert with :float())", fn,
+                        td_dtype_name(x->dtype));
+    return TD_OK;
+}
+
+td_status td_mean(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out)
+{
+    TD_TRY(need_float(x, "mean"));
+    reduce_plan p;
+    TD_TRY(plan(x, dim, all, keepdim, &p));
+    td_tensor *s = NULL;
+    TD_TRY(td_sum(x, dim, all, keepdim, &s));
+    td_status st = td_binary_scalar(TD_DIV, s, (double)p.n, false, out);
+    td_tensor_release(s);
+    return st;
+}
+
+td_status td_var(td_tensor *x, int dim, bool all, bool keepdim, int64_t correction, td_tensor **out)
+{
+    TD_TRY(need_float(x, "var"));
+    reduce_plan p;
+    TD_TRY(plan(x, dim, all, keepdim, &p));
+    td_tensor *m = NULL, *d = NULL, *sq = NULL, *s = NULL;
+    td_status st;
+    TD_CHECK(td_mean(x, dim, all, true, &m));
+    TD_CHECK(td_binary(TD_SUB, x, m, &d));
+    TD_CHECK(td_unary(TD_SQUARE, d, &sq));
+    TD_CHECK(td_sum(sq, dim, all, keepdim, &s));
+    /* n <= correction gives inf or nan, as PyTorch does */
+    TD_CHECK(td_binary_scalar(TD_DIV, s, (double)(p.n - correction), false, out));
+fail:
+    td_tensor_release(m);
+    td_tensor_release(d);
+    td_tensor_release(sq);
+    td_tensor_release(s);
+    return st;
+}
+
+td_status td_std(td_tensor *x, int dim, bool all, bool keepdim, int64_t correction, td_tensor **out)
+{
+    td_tensor *v = NULL;
+    TD_TRY(td_var(x, dim, all, keepdim, correction, &v));
+    td_status st = td_unary(TD_SQRT, v, out);
+    td_tensor_release(v);
+    return st;
+}
+
+td_status td_norm(td_tensor *x, double p, int dim, bool all, bool keepdim, td_tensor **out)
+{
+    TD_TRY(need_float(x, "norm"));
+    if (!(p > 0)) return td_error(TD_EINVAL, 2, "norm: p must be positive, got %g", p);
+    td_tensor *a = NULL, *b = NULL, *s = NULL;
+    td_status st;
+    TD_CHECK(td_unary(TD_ABS, x, &a));
+    if (isinf(p)) {
+        TD_CHECK(td_max(a, dim, all, keepdim, out, NULL));
+        goto fail;
+    }
+    if (p == 1) {
+        TD_CHECK(td_sum(a, dim, all, keepdim, out));
+        goto fail;
+    }
+    if (p == 2) {
+        TD_CHECK(td_unary(TD_SQUARE, x, &b));
+        TD_CHECK(td_sum(b, dim, all, keepdim, &s));
+        TD_CHECK(td_unary(TD_SQRT, s, out));
+        goto fail;
+    }
+    TD_CHECK(td_pow_scalar(a, p, &b));
+    TD_CHECK(td_sum(b, dim, all, keepdim, &s));
+    TD_CHECK(td_pow_scalar(s, 1.0 / p, out));
+fail:
+    td_tensor_release(a);
+    td_tensor_release(b);
+    td_tensor_release(s);
+    return st;
+}
+
+/* ---- prod ------------------------------------------------------------ */
+
+/* d prod / d x_i is the product of the others: out / x_i when the slice has
+ * no zero; at the one zero of a slice, the product of the rest; else 0 */
+static td_status prod_backward(td_node *n, td_tensor *g, td_tensor **gi)
+{
+    td_tensor *x = td_node_saved(n, 0), *out = td_node_saved(n, 1);
+    td_tensor *tmp[12] = {NULL};
+    td_tensor *gx = NULL;
+    td_status st;
+    int dim = (int)n->iargs[0];
+    bool all = dim < 0;
+    TD_CHECK(unreduce(n, out, &tmp[0]));               /* out, broadcastable */
+    TD_CHECK(td_binary_scalar(TD_EQ, x, 0.0, false, &tmp[1]));   /* zero mask */
+    TD_CHECK(td_sum(tmp[1], dim, all, true, &tmp[2]));            /* zeros per slice */
+    TD_CHECK(td_masked_fill(x, tmp[1], 1.0, &tmp[3]));            /* zeros -> 1 */
+    TD_CHECK(td_prod(tmp[3], dim, all, true, &tmp[4]));           /* product of non-zeros */
+    TD_CHECK(td_binary(TD_DIV, tmp[0], tmp[3], &tmp[5]));         /* out / x where x != 0 */
+    TD_CHECK(td_binary_scalar(TD_EQ, tmp[2], 1.0, false, &tmp[6])); /* exactly one zero */
+    TD_CHECK(td_binary(TD_MUL, tmp[1], tmp[6], &tmp[7]));         /* the lone zero */
+    TD_CHECK(td_where(tmp[7], tmp[4], tmp[5], &tmp[8]));
+    TD_CHECK(td_binary_scalar(TD_GE, tmp[2], 1.0, false, &tmp[9]));
+    TD_CHECK(td_binary_scalar(TD_EQ, tmp[7], 0.0, false, &tmp[10]));
+    TD_CHECK(td_binary(TD_MUL, tmp[9], tmp[10], &tmp[11]));       /* others of a slice with a zero */
+    td_tensor_release(tmp[0]);
+    tmp[0] = NULL;
+    TD_CHECK(td_masked_fill(tmp[8], tmp[11], 0.0, &tmp[0]));
+    td_tensor_release(tmp[1]);
+    tmp[1] = NULL;
+    TD_CHECK(unreduce(n, g, &tmp[1]));
+    TD_CHECK(td_binary(TD_MUL, tmp[0], tmp[1], &gx));
+    TD_CHECK(td_grad_to_input(n, 0, gx, gi));
+fail:
+    td_release_many(12, tmp);
+    td_tensor_release(gx);
+    return st;
+}
+
+td_status td_prod(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out)
+{
+    reduce_plan p;
+    TD_TRY(plan(x, dim, all, keepdim, &p));
+    td_dtype dt = td_dtype_is_float(x->dtype) ? x->dtype : TD_INT64;
+    td_tensor *v = NULL;
+    TD_TRY(reduce_raw(TD_PROD, x, &p, dt, &v, NULL));
+    if (td_dtype_is_float(dt) && td_needs_grad(1, &x)) {
+        td_status st;
+        td_node *node = new_reduce_node("ProdBackward", prod_backward, x, &p, &st);
+        if (node) {
+            st = td_node_save(node, x);
+            if (st == TD_OK) st = td_node_save(node, v);
+            st = attach_or_fail(node, st, v);
+        }
+        if (st != TD_OK) {
+            td_tensor_release(v);
+            return st;
+        }
+    }
+    *out = v;
+    return TD_OK;
+}
+
+/* ---- max and min ------------------------------------------------------- */
+
+/* along a dim: the gradient goes to the selected index */
+static td_status select_backward(td_node *n, td_tensor *g, td_tensor **gi)
+{
+    td_tensor *idx = td_node_saved(n, 0), *ui = NULL, *ug = NULL, *z = NULL;
+    td_status st;
+    TD_CHECK(unreduce(n, idx, &ui));
+    TD_CHECK(unreduce(n, g, &ug));
+    TD_CHECK(td_zeros(n->in_ndim[0], n->in_shape[0], g->dtype, &z));
+    TD_CHECK(td_scatter(z, (int)n->iargs[0], ui, ug, false, gi));
+fail:
+    td_tensor_release(ui);
+    td_tensor_release(ug);
+    td_tensor_release(z);
+    return st;
+}
+
+/* over everything: ties share the gradient evenly, as PyTorch's max() does */
+static td_status even_backward(td_node *n, td_tensor *g, td_tensor **gi)
+{
+    td_tensor *x = td_node_saved(n, 0), *v = td_node_saved(n, 1);
+    td_tensor *mask = NULL, *fm = NULL, *cnt = NULL, *share = NULL, *gx = NULL;
+    td_status st;
+    TD_CHECK(td_binary(TD_EQ, x, v, &mask));
+    TD_CHECK(td_cast_raw(mask, g->dtype, &fm));
+    TD_CHECK(td_sum(fm, 0, true, false, &cnt));
+    TD_CHECK(td_binary(TD_DIV, g, cnt, &share));
+    TD_CHECK(td_binary(TD_MUL, fm, share, &gx));
+    TD_CHECK(td_grad_to_input(n, 0, gx, gi));
+fail:
+    td_tensor_release(mask);
+    td_tensor_release(fm);
+    td_tensor_release(cnt);
+    td_tensor_release(share);
+    td_tensor_release(gx);
+    return st;
+}
+
+static td_status extreme(td_reduce_op op, td_tensor *x, int dim, bool all, bool keepdim, td_tensor **values,
+                         td_tensor **indices)
+{
+    reduce_plan p;
+    TD_TRY(plan(x, dim, all, keepdim, &p));
+    const char *fn = op == TD_MAX ? "max" : "min";
+    if (p.n == 0) return td_error(TD_ESHAPE, 1, "%s of an empty tensor (or an empty dim) has no value", fn);
+    td_tensor *v, *idx = NULL;
+    bool along = p.dim >= 0;
+    TD_TRY(reduce_raw(op, x, &p, x->dtype, &v, along ? &idx : NULL));
+    td_status st = TD_OK;
+    if (td_dtype_is_float(x->dtype) && td_needs_grad(1, &x)) {
+        td_node *node = new_reduce_node(op == TD_MAX ? "MaxBackward" : "MinBackward",
+                                        along ? select_backward : even_backward, x, &p, &st);
+        if (node) {
+            if (along)
+                st = td_node_save(node, idx);
+            else {
+                st = td_node_save(node, x);
+                if (st == TD_OK) st = td_node_save(node, v);
+            }
+            st = attach_or_fail(node, st, v);
+        }
+    }
+    if (st != TD_OK) {
+        td_tensor_release(v);
+        td_tensor_release(idx);
+        return st;
+    }
+    *values = v;
+    if (indices)
+        *indices = idx;
+    else
+        td_tensor_release(idx);
+    return TD_OK;
+}
+
+td_status td_max(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **values, td_tensor **indices)
+{
+    return extreme(TD_MAX, x, dim, all, keepdim, values, indices);
+}
+
+td_status td_min(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **values, td_tensor **indices)
+{
+    return extreme(TD_MIN, x, dim, all, keepdim, values, indices);
+}
+
+static td_status arg_extreme(td_reduce_op op, td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out)
+{
+    reduce_plan p;
+    TD_TRY(plan(x, dim, all, keepdim, &p));
+    if (p.n == 0)
+        return td_error(TD_ESHAPE, 1, "%s of an empty tensor (or an empty dim) has no value",
+                        op == TD_ARGMAX ? "argmax" : "argmin");
+    return reduce_raw(op, x, &p, x->dtype, out, NULL);
+}
+
+td_status td_argmax(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out)
+{
+    return arg_extreme(TD_ARGMAX, x, dim, all, keepdim, out);
+}
+
+td_status td_argmin(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out)
+{
+    return arg_extreme(TD_ARGMIN, x, dim, all, keepdim, out);
+}
+
+/* ---- softmax --------------------------------------------------------- */
+
+static td_status softmax_backward(td_node *n, td_tensor *g, td_tensor **gi)
+{
+    td_tensor *y = td_node_saved(n, 0), *cg = NULL, *gx = NULL;
+    td_status st;
+    TD_CHECK(contiguous_raw(g, y->dtype, &cg));
+    TD_CHECK(td_empty(y->ndim, y->shape, y->dtype, &gx));
+    td_backend_of(y)->softmax_backward(gx, y, cg, n->iargs[2], n->iargs[3], n->iargs[4], n->iargs[5]);
+    TD_CHECK(td_grad_to_input(n, 0, gx, gi));
+fail:
+    td_tensor_release(cg);
+    td_tensor_release(gx);
+    return st;
+}
+
+static td_status softmax_any(td_tensor *x, int dim, bool log, td_tensor **out)
+{
+    TD_TRY(need_float(x, log ? "log_softmax" : "softmax"));
+    reduce_plan p;
+    TD_TRY(plan(x, dim, false, true, &p));
+    td_tensor *cx = NULL, *y = NULL;
+    td_status st;
+    TD_CHECK(contiguous_raw(x, x->dtype, &cx));
+    TD_CHECK(td_empty(x->ndim, x->shape, x->dtype, &y));
+    td_backend_of(x)->softmax(y, cx, p.outer, p.n, p.inner, log);
+    if (td_needs_grad(1, &x)) {
+        td_node *node = new_reduce_node(log ? "LogSoftmaxBackward" : "SoftmaxBackward", softmax_backward, x,
+                                        &p, &st);
+        if (!node) goto fail;
+        node->iargs[2] = p.outer;
+        node->iargs[3] = p.n;
+        node->iargs[4] = p.inner;
+        node->iargs[5] = log;
+        TD_CHECK(attach_or_fail(node, td_node_save(node, y), y));
+    }
+    *out = y;
+    y = NULL;
+fail:
+    td_tensor_release(cx);
+    td_tensor_release(y);
+    return st;
+}
+
+td_status td_softmax(td_tensor *x, int dim, td_tensor **out) { return softmax_any(x, dim, false, out); }
+td_status td_log_softmax(td_tensor *x, int dim, td_tensor **out) { return softmax_any(x, dim, true, out); }
+
+/* ---- gradient shaping -------------------------------------------------- */
+
+td_status td_sum_to_shape(td_tensor *g, int ndim, const int64_t *shape, td_tensor **out)
+{
+    int lead = g->ndim - ndim;
+    if (lead < 0) return td_error(TD_ESHAPE, 1, "internal: gradient has fewer dims than its input");
+    td_tensor *cur = g;
+    td_tensor_retain(cur);
+    for (int i = 0; i < lead; i++) {
+        td_tensor *s = NULL;
+        td_status st = td_sum(cur, 0, false, false, &s);
+        td_tensor_release(cur);
+        if (st != TD_OK) return st;
+        cur = s;
+    }
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] != 1 || cur->shape[i] == 1) continue;
+        td_tensor *s = NULL;
+        td_status st = td_sum(cur, i, false, true, &s);
+        td_tensor_release(cur);
+        if (st != TD_OK) return st;
+        cur = s;
+    }
+    *out = cur;
+    return TD_OK;
+}
