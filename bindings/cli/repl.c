@@ -1,0 +1,287 @@
+/* The tide REPL: line editing and history through libedit when stdin is a
+   terminal, plain lines otherwise (so tests and pipes can drive it).
+   Each input is compiled as `return <input>` first, so an expression
+   prints its values, then as a statement; code that ends early ("<eof>"
+   in the syntax error) continues on a ">> " line. A trailing ';' silences
+   the results, and every evaluation is followed by its wall time. */
+
+#include <editline/readline.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define PROMPT       "tide> "
+#define PROMPT2      ">> "
+#define HISTORY_MAX  1000
+#define CHUNKNAME    "=stdin"
+#define NEED_MORE    (-1) /* compile() status: the chunk is unfinished */
+#define INPUT_CLOSED (-2) /* read_chunk() status: end of input */
+
+static int interactive;         /* stdin is a terminal */
+static char history_path[4096]; /* empty: no history file */
+
+/* --- input --- */
+
+/* One line without its newline, malloc'd; NULL at end of input. */
+static char *read_line(const char *prompt)
+{
+    if (interactive) return readline(prompt);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, stdin);
+    if (n < 0) {
+        free(line);
+        return NULL;
+    }
+    if (n > 0 && line[n - 1] == '\n') line[n - 1] = '\0';
+    return line;
+}
+
+/* --- history: a plain text file, one line per entry, the newest last --- */
+
+static void history_set_path(void)
+{
+    const char *env = getenv("TIDE_HISTORY");
+    const char *home = getenv("HOME");
+    if (env != NULL && *env != '\0')
+        snprintf(history_path, sizeof history_path, "%s", env);
+    else if (home != NULL && *home != '\0')
+        snprintf(history_path, sizeof history_path, "%s/.tide_history", home);
+}
+
+/* Rewrites the file with its newest HISTORY_MAX lines, so it never grows
+   without bound while each session only appends. */
+static void history_rewrite(char **lines, int n)
+{
+    FILE *f = fopen(history_path, "w");
+    if (f == NULL) return;
+    for (int i = n > HISTORY_MAX ? n - HISTORY_MAX : 0; i < n; i++) fprintf(f, "%s\n", lines[i]);
+    fclose(f);
+}
+
+static void history_load(void)
+{
+    FILE *f = fopen(history_path, "r");
+    if (f == NULL) return;
+    char **lines = NULL, *line = NULL;
+    int n = 0, cap = 0;
+    size_t len = 0;
+    ssize_t got;
+    while ((got = getline(&line, &len, f)) >= 0) {
+        if (got > 0 && line[got - 1] == '\n') line[got - 1] = '\0';
+        if (n == cap) {
+            cap = cap ? 2 * cap : 256;
+            lines = realloc(lines, (size_t)cap * sizeof *lines);
+            if (lines == NULL) break;
+        }
+        lines[n++] = strdup(line);
+    }
+    fclose(f);
+    free(line);
+    for (int i = n > HISTORY_MAX ? n - HISTORY_MAX : 0; i < n; i++) add_history(lines[i]);
+    if (n > HISTORY_MAX) history_rewrite(lines, n);
+    for (int i = 0; i < n; i++) free(lines[i]);
+    free(lines);
+}
+
+/* Adds a line to the editing history and appends it to the file at once,
+   so a crashed session keeps what was typed. */
+static void history_save(const char *line)
+{
+    static char *last = NULL;
+    if (!interactive || line[strspn(line, " \t")] == '\0') return;
+    if (last != NULL && strcmp(last, line) == 0) return;
+    free(last);
+    last = strdup(line);
+    add_history(line);
+    if (history_path[0] == '\0') return;
+    FILE *f = fopen(history_path, "a");
+    if (f == NULL) return;
+    fprintf(f, "%s\n", line);
+    fclose(f);
+}
+
+/* --- compiling --- */
+
+/* A syntax error that ends at "<eof>" means the code is unfinished. */
+static int is_incomplete(lua_State *L, int status)
+{
+    static const char mark[] = "<eof>";
+    size_t len, marklen = sizeof mark - 1;
+    if (status != LUA_ERRSYNTAX) return 0;
+    const char *msg = lua_tolstring(L, -1, &len);
+    return msg != NULL && len >= marklen && strcmp(msg + len - marklen, mark) == 0;
+}
+
+/* Pushes the compiled chunk (LUA_OK), or returns NEED_MORE with nothing
+   pushed, or a syntax error status with its message pushed. */
+static int compile(lua_State *L, const char *code)
+{
+    const char *ret = lua_pushfstring(L, "return %s", code);
+    int status = luaL_loadbuffer(L, ret, strlen(ret), CHUNKNAME);
+    lua_remove(L, -2);
+    if (status == LUA_OK) return LUA_OK;
+    int ret_incomplete = is_incomplete(L, status);
+    lua_pop(L, 1);
+    status = luaL_loadbuffer(L, code, strlen(code), CHUNKNAME);
+    if (status == LUA_OK) return LUA_OK;
+    if (is_incomplete(L, status) || ret_incomplete) {
+        lua_pop(L, 1);
+        return NEED_MORE;
+    }
+    return status;
+}
+
+/* Appends "\n" and line to *code (both malloc'd); frees line. */
+static char *append_line(char *code, char *line)
+{
+    size_t a = strlen(code), b = strlen(line);
+    char *joined = realloc(code, a + b + 2);
+    if (joined == NULL) {
+        free(line);
+        return code;
+    }
+    joined[a] = '\n';
+    memcpy(joined + a + 1, line, b + 1);
+    free(line);
+    return joined;
+}
+
+/* Compiles `first` and as many continuation lines as it needs. Returns
+   LUA_OK with the chunk pushed, an error status with the message pushed,
+   or INPUT_CLOSED (nothing pushed). *code receives the whole text (malloc'd). */
+static int read_chunk(lua_State *L, char *first, char **code)
+{
+    *code = first;
+    for (;;) {
+        int status = compile(L, *code);
+        if (status != NEED_MORE) return status;
+        char *line = read_line(PROMPT2);
+        if (line == NULL) {
+            /* end of input inside a chunk: say what is unfinished, stop */
+            if (luaL_loadbuffer(L, *code, strlen(*code), CHUNKNAME) != LUA_OK)
+                tide_report(L, LUA_ERRSYNTAX);
+            else
+                lua_pop(L, 1);
+            return INPUT_CLOSED;
+        }
+        history_save(line);
+        *code = append_line(*code, line);
+    }
+}
+
+/* --- evaluating --- */
+
+static int ends_with_semicolon(const char *code)
+{
+    size_t n = strlen(code);
+    while (n > 0 && (code[n - 1] == ' ' || code[n - 1] == '\t' || code[n - 1] == '\r')) n--;
+    return n > 0 && code[n - 1] == ';';
+}
+
+/* Prints the values above `base` through the global print, so results
+   read exactly as print(...) would show them. */
+static void print_results(lua_State *L, int base)
+{
+    int n = lua_gettop(L) - base;
+    if (n <= 0) return;
+    luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
+    lua_getglobal(L, "print");
+    lua_insert(L, base + 1);
+    if (lua_pcall(L, n, 0, 0) != LUA_OK) {
+        const char *msg = lua_pushfstring(L, "error calling 'print' (%s)", lua_tostring(L, -1));
+        fprintf(stderr, "%s: %s\n", TIDE_PROGNAME, msg);
+    }
+}
+
+/* Runs the chunk on top of the stack and shows its results and time. */
+static void evaluate(lua_State *L, int silent)
+{
+    int base = lua_gettop(L) - 1;
+    double start = tide_now();
+    int status = tide_docall(L, 0, LUA_MULTRET);
+    double elapsed = tide_now() - start;
+    if (status == LUA_OK && !silent)
+        print_results(L, base);
+    else
+        tide_report(L, status);
+    lua_settop(L, base);
+    fflush(stderr);
+    printf("[%.4fs]\n", elapsed);
+    fflush(stdout);
+}
+
+/* "?" and "?name" ask for help instead of running code. */
+static int handle_help(const char *line)
+{
+    const char *p = line + strspn(line, " \t");
+    if (*p != '?') return 0;
+    tide_help(p + 1);
+    fflush(stdout);
+    return 1;
+}
+
+/* One prompt's worth: reads, compiles, runs. 0 at end of input. */
+static int repl_step(lua_State *L)
+{
+    char *line = read_line(PROMPT);
+    if (line == NULL) return 0;
+    history_save(line);
+    if (line[strspn(line, " \t\r")] == '\0' || handle_help(line)) {
+        free(line);
+        return 1;
+    }
+    char *code;
+    int status = read_chunk(L, line, &code);
+    int silent = ends_with_semicolon(code);
+    free(code);
+    if (status == INPUT_CLOSED) return 0;
+    if (status == LUA_OK)
+        evaluate(L, silent);
+    else
+        tide_report(L, status);
+    return 1;
+}
+
+/* Loads the library into the global `tide` so that completion sees it; a
+   broken library leaves a warning and a working REPL. */
+static void preload_tide(lua_State *L)
+{
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "tide");
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+        lua_setglobal(L, "tide");
+        return;
+    }
+    fprintf(stderr, "%s: warning: the tide library did not load: %s\n", TIDE_PROGNAME,
+            lua_tostring(L, -1));
+    lua_pop(L, 1);
+}
+
+int tide_repl(lua_State *L)
+{
+    interactive = isatty(STDIN_FILENO);
+    if (interactive) {
+        setlocale(LC_CTYPE, ""); /* UTF-8 editing; LC_NUMERIC stays "C" for Lua */
+        rl_readline_name = "tide";
+        tide_complete_init(L);
+        history_set_path();
+        stifle_history(HISTORY_MAX);
+        history_load();
+        printf("tide %s (%s)  type ? for help, Ctrl-D to exit\n", TIDE_VERSION, LUA_RELEASE);
+        fflush(stdout);
+    }
+    preload_tide(L);
+    int top = lua_gettop(L);
+    while (repl_step(L)) lua_settop(L, top);
+    lua_settop(L, top);
+    if (interactive) putchar('\n');
+    fflush(stdout);
+    return 0;
+}
