@@ -1,0 +1,31 @@
+-- Out-of-place float32 add and mul at 1M and 64M elements, tide against
+-- PyTorch CPU at the same thread count: time per op and the ratio
+-- tide/torch. `tide scripts/bench/elementwise.lua [threads]`.
+-- Goal (issue 2): at most 0.7x PyTorch's time.
+local tide = require "tide"
+local B = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "scripts/bench")
+                 .. "/benchlib.lua")
+
+local threads = B.threads(arg)
+local sizes = {1 << 20, 64 << 20}
+print(string.format("elementwise float32, out of place, %d threads", threads))
+
+local torch, why = B.torch("elementwise_torch.py", {threads, table.concat(sizes, ",")})
+if not torch then print("note: " .. why .. "; tide's numbers only") end
+
+local function label(n) return n >= (1 << 20) and string.format("%dM", n >> 20) or tostring(n) end
+
+tide.manual_seed(0)
+for _, n in ipairs(sizes) do
+    local a <close> = tide.randn({n})
+    local b <close> = tide.randn({n})
+    local inner = n <= (1 << 20) and 100 or 3
+    local add = B.time(function()
+        local c <close> = a + b
+    end, {warmup = 3, repeats = 7, inner = inner})
+    local mul = B.time(function()
+        local c <close> = a * b
+    end, {warmup = 3, repeats = 7, inner = inner})
+    B.row("add " .. label(n) .. " (time/op)", add, torch and torch["add_" .. n], "ms", false, 0.7)
+    B.row("mul " .. label(n) .. " (time/op)", mul, torch and torch["mul_" .. n], "ms", false, 0.7)
+end

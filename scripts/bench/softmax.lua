@@ -1,0 +1,21 @@
+-- softmax over the last dim of a (8192, 1000) float32 tensor, tide against
+-- PyTorch CPU at the same thread count. `tide scripts/bench/softmax.lua [threads]`.
+-- Goal (issue 2): at most 0.7x PyTorch's time.
+local tide = require "tide"
+local B = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "scripts/bench")
+                 .. "/benchlib.lua")
+
+local threads = B.threads(arg)
+local rows, cols = 8192, 1000
+print(string.format("softmax float32 (%d, %d), dim 1, %d threads", rows, cols, threads))
+
+local torch, why = B.torch("softmax_torch.py", {threads, rows, cols})
+if not torch then print("note: " .. why .. "; tide's numbers only") end
+
+tide.manual_seed(0)
+local x <close> = tide.randn({rows, cols})
+local s = B.time(function()
+    local y <close> = x:softmax(1)
+end, {warmup = 3, repeats = 7, inner = 10})
+B.row(string.format("softmax %dx%d (time/op)", rows, cols), s, torch and torch.softmax, "ms",
+      false, 0.7)
