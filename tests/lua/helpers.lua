@@ -1,0 +1,157 @@
+-- Shared by the specs: tensors from reference cases, flat views of values,
+-- comparisons with a tolerance. Specs load it with
+--   package.path = "tests/lua/?.lua;" .. package.path
+--   local H = require "helpers"
+local tide = require "tide"
+
+local H = {}
+
+H.F64 = { rtol = 1e-10, atol = 1e-12 }
+H.F32 = { rtol = 1e-5, atol = 1e-6 }
+
+-- integral floats (as cjson decodes every number) become Lua integers,
+-- recursively through tables
+function H.ints(v)
+    if type(v) == "number" then
+        return math.tointeger(v) or v
+    elseif type(v) == "table" then
+        local r = {}
+        for k, x in pairs(v) do r[k] = H.ints(x) end
+        return r
+    end
+    return v
+end
+
+-- flat row-major list -> nested tables of the given shape
+function H.nest(flat, shape)
+    if #shape == 0 then return flat[1] end
+    local pos = 1
+    local function build(d)
+        local r = {}
+        for i = 1, shape[d] do
+            if d == #shape then
+                r[i] = flat[pos]
+                pos = pos + 1
+            else
+                r[i] = build(d + 1)
+            end
+        end
+        return r
+    end
+    return build(1)
+end
+
+-- a tide tensor from {values, shape, dtype}
+function H.tensor(spec, requires_grad)
+    local shape = H.ints(spec.shape)
+    local values = spec.values
+    if spec.dtype == "int64" or spec.dtype == "uint8" then values = H.ints(values) end
+    local t = tide.tensor(H.nest(values, shape), spec.dtype)
+    if requires_grad then t.requires_grad = true end
+    return t
+end
+
+-- nested table (or a number, for 0-dim tensors) -> flat list
+function H.flatten(v, out)
+    out = out or {}
+    if type(v) ~= "table" then
+        out[#out + 1] = v
+    else
+        for i = 1, #v do H.flatten(v[i], out) end
+    end
+    return out
+end
+
+-- a tensor's values as a flat Lua list, in logical order
+function H.values(t)
+    return H.flatten(t:totable())
+end
+
+function H.shape_str(s)
+    local parts = {}
+    for i = 1, #s do parts[i] = tostring(s[i]) end
+    return "(" .. table.concat(parts, ",") .. ")"
+end
+
+local function isnan(x) return x ~= x end
+
+-- true when every got[i] is within atol + rtol * |want[i]|; else false and why
+function H.close(got, want, rtol, atol)
+    if #got ~= #want then
+        return false, string.format("%d values, expected %d", #got, #want)
+    end
+    for i = 1, #want do
+        local g, w = got[i], want[i]
+        if type(g) ~= "number" then
+            return false, string.format("element %d is a %s", i - 1, type(g))
+        end
+        local ok
+        if isnan(w) then
+            ok = isnan(g)
+        elseif w == math.huge or w == -math.huge then
+            ok = g == w
+        else
+            ok = math.abs(g - w) <= atol + rtol * math.abs(w)
+        end
+        if not ok then
+            return false, string.format("element %d (0-based): got %.17g, expected %.17g (rtol %g, atol %g)",
+                i - 1, g, w, rtol, atol)
+        end
+    end
+    return true
+end
+
+-- assert tensor t matches {values, shape, dtype}
+function H.check_tensor(t, want, rtol, atol, label)
+    label = label or "tensor"
+    assert(t ~= nil, label .. ": got nil")
+    local shape = t:shape()
+    local wshape = H.ints(want.shape)
+    assert(H.shape_str(shape) == H.shape_str(wshape),
+        string.format("%s: shape %s, expected %s", label, H.shape_str(shape), H.shape_str(wshape)))
+    if want.dtype then
+        assert(t:dtype() == want.dtype,
+            string.format("%s: dtype %s, expected %s", label, t:dtype(), want.dtype))
+    end
+    local exact = want.dtype == "int64" or want.dtype == "uint8"
+    local ok, why = H.close(H.values(t), want.values, exact and 0 or rtol, exact and 0 or atol)
+    assert(ok, label .. ": " .. tostring(why))
+end
+
+-- assert a flat list or a tensor equals a flat list within tolerance
+function H.assert_close(got, want, rtol, atol, label)
+    if type(got) ~= "table" then got = H.values(got) end
+    local ok, why = H.close(got, want, rtol or H.F64.rtol, atol or H.F64.atol)
+    assert(ok, (label or "values") .. ": " .. tostring(why))
+end
+
+function H.read_file(path)
+    local f = assert(io.open(path, "rb"))
+    local s = f:read("a")
+    f:close()
+    return s
+end
+
+-- the number from a "Key:   123 kB" line of /proc/self/status, in kB
+function H.proc_status_kb(key)
+    local f = io.open("/proc/self/status")
+    if not f then return nil end
+    for line in f:lines() do
+        local v = line:match("^" .. key .. ":%s+(%d+)")
+        if v then
+            f:close()
+            return tonumber(v)
+        end
+    end
+    f:close()
+    return nil
+end
+
+-- pcall that returns the error as a string
+function H.error_of(fn, ...)
+    local ok, err = pcall(fn, ...)
+    if ok then return nil end
+    return tostring(err)
+end
+
+return H
