@@ -1,0 +1,134 @@
+/* tide.core: the module: luaopen, registration, threads, memory, clock,
+ * version, the cuda placeholder. */
+#include "l_util.h"
+
+#include <string.h>
+#include <time.h>
+
+static int m_set_num_threads(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    if (n < 1) luaL_argerror(L, 1, "number of threads must be at least 1");
+    td_set_num_threads((int)n);
+    return 0;
+}
+
+static int m_get_num_threads(lua_State *L)
+{
+    lua_pushinteger(L, td_get_num_threads());
+    return 1;
+}
+
+/* memory([device = "cpu"]) -> {live = bytes, peak = bytes, total = bytes} */
+static int m_memory(lua_State *L)
+{
+    const char *device = luaL_optstring(L, 1, "cpu");
+    lt_check_device(L, 1, device);
+    td_memory_stats ms;
+    td_memory(&ms);
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, (lua_Integer)ms.live_bytes);
+    lua_setfield(L, -2, "live");
+    lua_pushinteger(L, (lua_Integer)ms.peak_bytes);
+    lua_setfield(L, -2, "peak");
+    lua_pushinteger(L, (lua_Integer)ms.allocated_total);
+    lua_setfield(L, -2, "total");
+    return 1;
+}
+
+/* clock() -> monotonic wall-clock seconds */
+static int m_clock(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+    return 1;
+}
+
+static int m_is_tensor(lua_State *L)
+{
+    lua_pushboolean(L, luaL_testudata(L, 1, LT_TENSOR) != NULL);
+    return 1;
+}
+
+static int m_cuda_is_available(lua_State *L)
+{
+    lua_pushboolean(L, 0);
+    return 1;
+}
+
+static int m_cuda_device_count(lua_State *L)
+{
+    lua_pushinteger(L, 0);
+    return 1;
+}
+
+static const luaL_Reg module_funcs[] = {
+    {"set_num_threads", m_set_num_threads},
+    {"get_num_threads", m_get_num_threads},
+    {"memory", m_memory},
+    {"clock", m_clock},
+    {"is_tensor", m_is_tensor},
+    {NULL, NULL},
+};
+
+static const luaL_Reg cuda_funcs[] = {
+    {"is_available", m_cuda_is_available},
+    {"device_count", m_cuda_device_count},
+    {NULL, NULL},
+};
+
+/* methods go into the methods table (t:name()) and the module (tide.name(t)) */
+static void add_methods(lua_State *L, int module, int methods, const luaL_Reg *r)
+{
+    for (; r->name; r++) {
+        lua_pushcfunction(L, r->func);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, methods, r->name);
+        lua_setfield(L, module, r->name);
+    }
+}
+
+int luaopen_tide_core(lua_State *L)
+{
+    luaL_checkversion(L);
+    lua_newtable(L); /* module */
+    int module = lua_gettop(L);
+
+    lua_newtable(L); /* methods */
+    int methods = lua_gettop(L);
+    add_methods(L, module, methods, lt_tensor_methods);
+    add_methods(L, module, methods, lt_ops_methods);
+    add_methods(L, module, methods, lt_shape_methods);
+    add_methods(L, module, methods, lt_autograd_methods);
+
+    /* the metatable: metamethods, then __index over the methods */
+    if (luaL_newmetatable(L, LT_TENSOR)) {
+        for (const luaL_Reg *r = lt_tensor_meta; r->name; r++) {
+            if (!r->func) continue;
+            lua_pushcfunction(L, r->func);
+            lua_setfield(L, -2, r->name);
+        }
+        luaL_setfuncs(L, lt_ops_meta, 0);
+        lua_pushliteral(L, "tide.Tensor");
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pushvalue(L, methods);
+    lt_install_index(L);
+    lua_setfield(L, module, "_metatable");
+
+    lua_pushvalue(L, methods);
+    lua_setfield(L, module, "Tensor");
+    lua_settop(L, module);
+
+    luaL_setfuncs(L, lt_create_funcs, 0);
+    luaL_setfuncs(L, lt_shape_funcs, 0);
+    luaL_setfuncs(L, lt_autograd_funcs, 0);
+    luaL_setfuncs(L, module_funcs, 0);
+
+    luaL_newlib(L, cuda_funcs);
+    lua_setfield(L, -2, "cuda");
+    lua_pushliteral(L, TD_VERSION);
+    lua_setfield(L, -2, "version");
+    return 1;
+}

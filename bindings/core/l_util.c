@@ -1,0 +1,321 @@
+/* tide.core: argument checking, option tables, errors, GC accounting. */
+#include "l_util.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- tensors on the Lua stack ------------------------------------------ */
+
+td_tensor **lt_new(lua_State *L)
+{
+    /* one user value: l_autograd.c caches the userdata of t.grad there */
+    lt_box *b = lua_newuserdatauv(L, sizeof(lt_box), 1);
+    b->t = NULL;
+    luaL_setmetatable(L, LT_TENSOR);
+    return &b->t;
+}
+
+void lt_push(lua_State *L, td_tensor *t)
+{
+    /* lua_newuserdatauv may raise (out of memory): release then */
+    lt_box *b = lua_newuserdatauv(L, sizeof(lt_box), 1);
+    b->t = t;
+    luaL_setmetatable(L, LT_TENSOR);
+}
+
+void lt_push_retained(lua_State *L, td_tensor *t)
+{
+    td_tensor **slot = lt_new(L);
+    td_tensor_retain(t);
+    *slot = t;
+}
+
+static td_tensor *box_tensor(lua_State *L, int arg, lt_box *b)
+{
+    if (!b->t) luaL_argerror(L, arg, "attempt to use a closed tensor");
+    return b->t;
+}
+
+td_tensor *lt_check(lua_State *L, int arg)
+{
+    lt_box *b = luaL_testudata(L, arg, LT_TENSOR);
+    if (!b) luaL_typeerror(L, arg, "tensor");
+    return box_tensor(L, arg, b);
+}
+
+td_tensor *lt_test(lua_State *L, int arg)
+{
+    lt_box *b = luaL_testudata(L, arg, LT_TENSOR);
+    return b ? box_tensor(L, arg, b) : NULL;
+}
+
+td_tensor *lt_check_tensor_or_number(lua_State *L, int arg, td_dtype dt, const char *fname)
+{
+    td_tensor *t = lt_test(L, arg);
+    if (t) return t;
+    if (lua_type(L, arg) != LUA_TNUMBER) luaL_typeerror(L, arg, "tensor or number");
+    double v = lua_tonumber(L, arg);
+    td_tensor **slot = lt_new(L);
+    lt_check_status(L, td_scalar(v, dt, slot), fname, 0);
+    return *slot;
+}
+
+void lt_drop(lua_State *L, int idx)
+{
+    lt_box *b = luaL_testudata(L, idx, LT_TENSOR);
+    if (b && b->t) {
+        td_tensor_release(b->t);
+        b->t = NULL;
+    }
+}
+
+/* ---- errors ------------------------------------------------------------- */
+
+/* the runtime sometimes starts its message with "fname: "; Lua's wording
+ * already names the function */
+static const char *strip_name(const char *msg, const char *fname)
+{
+    size_t n = strlen(fname);
+    if (strncmp(msg, fname, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ') return msg + n + 2;
+    return msg;
+}
+
+int lt_fail(lua_State *L, const char *fname, int shift)
+{
+    const char *msg = td_last_error();
+    if (!msg || !*msg) msg = "unknown error";
+    msg = strip_name(msg, fname);
+    int arg = td_last_error_arg();
+    if (arg > 0 && arg + shift <= lua_gettop(L) && arg + shift > 0) {
+        /* luaL_argerror words it "bad argument #n to 'fname' (msg)" */
+        lua_pushstring(L, msg);
+        td_clear_error();
+        return luaL_argerror(L, arg + shift, lua_tostring(L, -1));
+    }
+    lua_pushfstring(L, "%s: %s", fname, msg);
+    td_clear_error();
+    return lua_error(L);
+}
+
+void lt_check_status(lua_State *L, td_status st, const char *fname, int shift)
+{
+    if (st != TD_OK) lt_fail(L, fname, shift);
+    lt_account(L);
+}
+
+/* ---- arguments ---------------------------------------------------------- */
+
+static int64_t shape_entry(lua_State *L, int arg, int pos, int allow_neg)
+{
+    int isint = 0;
+    lua_Integer v = lua_tointegerx(L, -1, &isint);
+    if (!isint) {
+        if (pos > 0)
+            luaL_argerror(L, arg, lua_pushfstring(L, "shape entry %d must be an integer, got %s", pos,
+                                                  luaL_typename(L, -1)));
+        luaL_argerror(L, arg, "size must be an integer");
+    }
+    if (v < 0 && !(allow_neg && v == -1)) {
+        if (pos > 0)
+            luaL_argerror(L, arg, lua_pushfstring(L, "shape entry %d is negative (%d)", pos, (int)v));
+        luaL_argerror(L, arg, lua_pushfstring(L, "size must be non-negative, got %d", (int)v));
+    }
+    lua_pop(L, 1);
+    return (int64_t)v;
+}
+
+int lt_check_shape(lua_State *L, int arg, int64_t *shape, int allow_varargs, int allow_neg, int *next)
+{
+    int n = 0;
+    if (lua_type(L, arg) == LUA_TTABLE && !lt_test(L, arg)) {
+        lua_Integer len = luaL_len(L, arg);
+        if (len > TD_MAX_DIMS)
+            luaL_argerror(L, arg, lua_pushfstring(L, "tensors have at most %d dims, got %d", TD_MAX_DIMS, (int)len));
+        for (int i = 0; i < (int)len; i++) {
+            lua_geti(L, arg, i + 1);
+            shape[n++] = shape_entry(L, arg, i + 1, allow_neg);
+        }
+        if (next) *next = arg + 1;
+        return n;
+    }
+    if (allow_varargs && lua_type(L, arg) == LUA_TNUMBER) {
+        int a = arg;
+        while (lua_type(L, a) == LUA_TNUMBER) {
+            if (n == TD_MAX_DIMS)
+                luaL_argerror(L, a, lua_pushfstring(L, "tensors have at most %d dims", TD_MAX_DIMS));
+            lua_pushvalue(L, a);
+            shape[n++] = shape_entry(L, a, 0, allow_neg);
+            a++;
+        }
+        if (next) *next = a;
+        return n;
+    }
+    return luaL_typeerror(L, arg, allow_varargs ? "shape (table or numbers)" : "shape table");
+}
+
+int lt_check_dim(lua_State *L, int arg)
+{
+    lua_Integer d = luaL_checkinteger(L, arg);
+    if (d < -TD_MAX_DIMS - 1 || d > TD_MAX_DIMS)
+        luaL_argerror(L, arg, lua_pushfstring(L, "dim %d is out of range", (int)d));
+    return (int)d;
+}
+
+td_dtype lt_parse_dtype(lua_State *L, int arg, const char *name)
+{
+    td_dtype dt;
+    for (int i = 0; i < TD_NDTYPES; i++)
+        if (strcmp(name, td_dtype_name((td_dtype)i)) == 0) return (td_dtype)i;
+    if (td_dtype_parse(name, &dt) == TD_OK) return dt; /* aliases the runtime knows */
+    td_clear_error();
+    return (td_dtype)luaL_argerror(
+        L, arg, lua_pushfstring(L, "unknown dtype '%s' (expected float32, float64, int64 or uint8)", name));
+}
+
+td_dtype lt_check_dtype(lua_State *L, int arg)
+{
+    return lt_parse_dtype(L, arg, luaL_checkstring(L, arg));
+}
+
+int lt_is_options(lua_State *L, int arg)
+{
+    return lua_type(L, arg) == LUA_TTABLE;
+}
+
+int lt_check_options(lua_State *L, int arg, const char *const *allowed)
+{
+    if (lua_isnoneornil(L, arg)) return 0;
+    luaL_checktype(L, arg, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, arg)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_argerror(L, arg, lua_pushfstring(L, "option names must be strings, got %s", luaL_typename(L, -1)));
+        const char *key = lua_tostring(L, -1);
+        int ok = 0;
+        for (const char *const *a = allowed; *a; a++)
+            if (strcmp(*a, key) == 0) ok = 1;
+        if (!ok) luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'", key));
+    }
+    return 1;
+}
+
+int lt_opt_field(lua_State *L, int arg, const char *name)
+{
+    if (lua_type(L, arg) != LUA_TTABLE) {
+        lua_pushnil(L);
+        return LUA_TNIL;
+    }
+    return lua_getfield(L, arg, name);
+}
+
+double lt_opt_number(lua_State *L, int arg, const char *name, double def)
+{
+    int tp = lt_opt_field(L, arg, name);
+    double v = def;
+    if (tp == LUA_TNUMBER) v = lua_tonumber(L, -1);
+    else if (tp != LUA_TNIL)
+        luaL_argerror(L, arg, lua_pushfstring(L, "option '%s' must be a number, got %s", name, luaL_typename(L, -1)));
+    lua_pop(L, 1);
+    return v;
+}
+
+lua_Integer lt_opt_integer(lua_State *L, int arg, const char *name, lua_Integer def)
+{
+    int tp = lt_opt_field(L, arg, name);
+    lua_Integer v = def;
+    int isint = 0;
+    if (tp != LUA_TNIL) {
+        v = lua_tointegerx(L, -1, &isint);
+        if (!isint)
+            luaL_argerror(L, arg, lua_pushfstring(L, "option '%s' must be an integer, got %s", name,
+                                                  luaL_typename(L, -1)));
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+int lt_opt_boolean(lua_State *L, int arg, const char *name, int def)
+{
+    int tp = lt_opt_field(L, arg, name);
+    int v = def;
+    if (tp == LUA_TBOOLEAN) v = lua_toboolean(L, -1);
+    else if (tp != LUA_TNIL)
+        luaL_argerror(L, arg, lua_pushfstring(L, "option '%s' must be a boolean, got %s", name, luaL_typename(L, -1)));
+    lua_pop(L, 1);
+    return v;
+}
+
+void lt_check_device(lua_State *L, int arg, const char *device)
+{
+    if (strcmp(device, "cpu") == 0) return;
+    if (strncmp(device, "cuda", 4) == 0)
+        luaL_argerror(L, arg, "device 'cuda' is not available: this tide was built without CUDA");
+    luaL_argerror(L, arg, lua_pushfstring(L, "unknown device '%s' (expected 'cpu' or 'cuda')", device));
+}
+
+static const char *const create_keys[] = {"dtype", "requires_grad", "device", NULL};
+
+void lt_check_create_opts(lua_State *L, int arg, lt_create_opts *o, td_dtype def)
+{
+    o->dtype = def;
+    o->has_dtype = 0;
+    o->requires_grad = 0;
+    if (lua_type(L, arg) == LUA_TSTRING) {
+        o->dtype = lt_check_dtype(L, arg);
+        o->has_dtype = 1;
+        return;
+    }
+    if (!lt_check_options(L, arg, create_keys)) return;
+    if (lt_opt_field(L, arg, "dtype") != LUA_TNIL) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_argerror(L, arg, lua_pushfstring(L, "option 'dtype' must be a string, got %s", luaL_typename(L, -1)));
+        o->dtype = lt_parse_dtype(L, arg, lua_tostring(L, -1));
+        o->has_dtype = 1;
+    }
+    lua_pop(L, 1);
+    if (lt_opt_field(L, arg, "device") != LUA_TNIL) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_argerror(L, arg, lua_pushfstring(L, "option 'device' must be a string, got %s", luaL_typename(L, -1)));
+        lt_check_device(L, arg, lua_tostring(L, -1));
+    }
+    lua_pop(L, 1);
+    o->requires_grad = lt_opt_boolean(L, arg, "requires_grad", 0);
+}
+
+void lt_apply_create_opts(lua_State *L, const lt_create_opts *o, int arg)
+{
+    if (!o->requires_grad) return;
+    td_tensor *t = lt_check(L, -1);
+    if (td_set_requires_grad(t, true) != TD_OK) {
+        lua_pushstring(L, td_last_error());
+        td_clear_error();
+        luaL_argerror(L, arg, lua_tostring(L, -1));
+    }
+}
+
+/* ---- memory accounting --------------------------------------------------
+ * Lua's collector sees a tensor userdata as a few bytes, so a loop making
+ * large tensors would grow without bound. As Torch7 did, we count the bytes
+ * of storage the runtime allocated since the last collection; past a
+ * threshold that grows with the live bytes (max(64 MiB, live / 2)) we run
+ * a collection step, and a full cycle when twice past it. */
+
+#define LT_GC_MIN ((int64_t)64 << 20)
+
+static int64_t pending_bytes;
+
+void lt_account(lua_State *L)
+{
+    pending_bytes += td_memory_take_allocated();
+    td_memory_stats ms;
+    td_memory(&ms);
+    int64_t threshold = ms.live_bytes / 2 > LT_GC_MIN ? ms.live_bytes / 2 : LT_GC_MIN;
+    if (pending_bytes <= threshold) return;
+    if (pending_bytes > 2 * threshold) {
+        lua_gc(L, LUA_GCCOLLECT);
+        pending_bytes = 0;
+    } else if (lua_gc(L, LUA_GCSTEP, (int)(pending_bytes >> 10))) {
+        pending_bytes = 0; /* the step finished a cycle */
+    }
+}

@@ -1,0 +1,30 @@
+-- require "tide": the C core (tide.core) plus the parts written in Lua.
+--
+-- Found both from the `tide` command (which puts bindings/?.lua and
+-- bindings/?/init.lua on package.path and preloads tide.core) and from a
+-- stock lua5.4 after install (tide/core.so on package.cpath, these files
+-- under share/lua/5.4/tide/).
+
+local core = require "tide.core"
+
+local tide = {}
+for k, v in pairs(core) do tide[k] = v end
+
+-- print(t) / tostring(t): see print.lua for the format
+core._metatable.__tostring = require("tide.print").tostring
+
+tide.gradcheck = require "tide.gradcheck"
+
+-- the functional API; tide.nn and its modules grow around it
+local F = {
+   relu = core.relu,
+   gelu = core.gelu,
+   sigmoid = core.sigmoid,
+   tanh = core.tanh,
+   softmax = core.softmax,
+   log_softmax = core.log_softmax,
+}
+tide.F = F
+tide.nn = { functional = F }
+
+return tide
