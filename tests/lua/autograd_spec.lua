@@ -37,9 +37,9 @@ describe("autograd", function()
         local y = x * 2
         assert.is_true(y.requires_grad)
         assert.is_false((c * 2).requires_grad)
-        assert.is_true(x:is_leaf())
-        assert.is_false(y:is_leaf())
-        assert.is_true(c:is_leaf())
+        assert.is_true(x.is_leaf)
+        assert.is_false(y.is_leaf)
+        assert.is_true(c.is_leaf)
         c.requires_grad = true
         assert.is_true(c.requires_grad)
         c.requires_grad = false
@@ -92,7 +92,7 @@ describe("autograd", function()
         local x = leaf({ 1, 2 })
         local d = x:detach()
         assert.is_false(d.requires_grad)
-        assert.is_true(d:is_leaf())
+        assert.is_true(d.is_leaf)
         d:set(5, 0)
         assert.are.equal(5, x:get(0))
         -- gradient flows only through the attached factor

@@ -113,14 +113,8 @@ for _, name in ipairs { "var", "std" } do
         return x[1][name](x[1], a.dim, a.keepdim, o)
     end
 end
-ops.norm = function(x, a)
-    local o = a.p and { p = a.p } or nil
-    if a.dim == nil then
-        if o then return x[1]:norm(nil, nil, o) end
-        return x[1]:norm()
-    end
-    return x[1]:norm(a.dim, a.keepdim, o)
-end
+-- norm(x, [p = 2], [dim], [keepdim])
+ops.norm = function(x, a) return x[1]:norm(a.p or 2, a.dim, a.keepdim) end
 for _, name in ipairs { "max", "min" } do
     ops[name] = function(x, a)
         if a.dim == nil then return x[1][name](x[1]) end
