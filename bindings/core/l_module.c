@@ -2,8 +2,21 @@
  * version, the cuda placeholder. */
 #include "l_util.h"
 
+#include <dlfcn.h>
 #include <string.h>
 #include <time.h>
+
+/* Lua unloads C modules when the state closes; core.so pulls in the
+ * OpenMP runtime, whose worker threads outlive that, so unloading it
+ * crashes at exit. Pin the module (and with it libgomp) in memory. */
+static void pin_module(void)
+{
+    Dl_info info;
+    if (dladdr((void *)pin_module, &info) && info.dli_fname) {
+        void *h = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+        (void)h; /* never closed: that is the point */
+    }
+}
 
 static int m_set_num_threads(lua_State *L)
 {
@@ -92,6 +105,7 @@ static void add_methods(lua_State *L, int module, int methods, const luaL_Reg *r
 int luaopen_tide_core(lua_State *L)
 {
     luaL_checkversion(L);
+    pin_module();
     lua_newtable(L); /* module */
     int module = lua_gettop(L);
 

@@ -87,10 +87,24 @@ int lt_fail(lua_State *L, const char *fname, int shift)
     msg = strip_name(msg, fname);
     int arg = td_last_error_arg();
     if (arg > 0 && arg + shift <= lua_gettop(L) && arg + shift > 0) {
-        /* luaL_argerror words it "bad argument #n to 'fname' (msg)" */
+        /* as luaL_argerror: "bad argument #n to 'fname' (msg)", arguments
+         * of a method call counted after self; but where the runtime
+         * blames self, "bad argument 'self' to 'fname' (msg)" rather than
+         * Lua's "calling 'fname' on bad self", so every such error reads
+         * "bad argument" */
+        lua_Debug ar;
+        const char *name = fname;
+        arg += shift;
         lua_pushstring(L, msg);
         td_clear_error();
-        return luaL_argerror(L, arg + shift, lua_tostring(L, -1));
+        msg = lua_tostring(L, -1);
+        if (lua_getstack(L, 0, &ar)) {
+            lua_getinfo(L, "n", &ar);
+            if (ar.name) name = ar.name;
+            if (ar.namewhat && strcmp(ar.namewhat, "method") == 0) arg--;
+        }
+        if (arg == 0) return luaL_error(L, "bad argument 'self' to '%s' (%s)", name, msg);
+        return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, name, msg);
     }
     lua_pushfstring(L, "%s: %s", fname, msg);
     td_clear_error();
