@@ -959,7 +959,7 @@ START_TEST(test_errors)
     check_error(td_get(a, 2, (int64_t[]){-3, 0}, &v), TD_ERANGE, 1, "-3", NULL);
     check_error(td_select(a, 0, 2, &out), TD_ERANGE, 3, "2", NULL);
     check_error(td_narrow(a, 1, 2, 2, &out), TD_ERANGE, 4, "2", NULL);
-    check_error(td_narrow(a, 1, 3, 1, &out), TD_ERANGE, 3, "3", NULL);
+    check_error(td_narrow(a, 1, 3, 1, &out), TD_ERANGE, 4, "3", NULL);
     td_tensor *bad = mk(2, (int64_t[]){2, 1}, TD_INT64, (double[]){0, 3});
     check_error(td_gather(a, 1, bad, &out), TD_ERANGE, 3, "3", "gather");
     td_tensor *bad1 = idx1(1, (double[]){2});
