@@ -78,7 +78,8 @@ td_status td_linspace(double start, double end, int64_t steps, td_dtype dt, td_t
     /* both halves count from their own end, as PyTorch does, so the last
      * value is exactly `end` */
     int64_t half = steps / 2;
-    for (int64_t i = 0; i < steps; i++)
+    if (steps == 1) store_double(t, 0, start);
+    for (int64_t i = 0; i < steps && steps > 1; i++)
         store_double(t, i, i < half ? start + step * (double)i : end - step * (double)(steps - 1 - i));
     *out = t;
     return TD_OK;

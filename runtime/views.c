@@ -71,20 +71,22 @@ static bool view_strides(const td_tensor *t, int ndim, const int64_t *shape, int
         td_contiguous_strides(ndim, shape, stride);
         return true;
     }
-    int64_t chunk = 1;
+    /* walk the input's dims from the innermost, in chunks that are
+     * contiguous among themselves; each chunk must map onto whole view dims */
+    int64_t base = t->ndim ? t->stride[t->ndim - 1] : 1;
     int vi = ndim - 1;
     int64_t tensor_numel = 1, view_numel = 1;
     for (int ti = t->ndim - 1; ti >= 0; ti--) {
         tensor_numel *= t->shape[ti];
-        if (ti == 0 || (t->shape[ti - 1] != 1 && t->stride[ti - 1] != tensor_numel * t->stride[ti])) {
-            chunk = t->stride[ti];
+        if (ti == 0 || (t->shape[ti - 1] != 1 && t->stride[ti - 1] != tensor_numel * base)) {
             while (vi >= 0 && (view_numel < tensor_numel || shape[vi] == 1)) {
-                stride[vi] = view_numel * chunk;
+                stride[vi] = view_numel * base;
                 view_numel *= shape[vi];
                 vi--;
             }
             if (view_numel != tensor_numel) return false;
             if (ti > 0) {
+                base = t->stride[ti - 1];
                 tensor_numel = 1;
                 view_numel = 1;
             }
