@@ -71,7 +71,11 @@ int lt_set_field(lua_State *L, td_tensor *t, const char *key)
     if (strcmp(key, "requires_grad") == 0) {
         if (lua_type(L, 3) != LUA_TBOOLEAN)
             return luaL_error(L, "t.requires_grad must be a boolean, got %s", luaL_typename(L, 3));
-        if (td_set_requires_grad(t, lua_toboolean(L, 3)) != TD_OK) lt_fail(L, "requires_grad", -1000);
+        if (td_set_requires_grad(t, lua_toboolean(L, 3)) != TD_OK) {
+            lua_pushstring(L, td_last_error());
+            td_clear_error();
+            return luaL_error(L, "%s", lua_tostring(L, -1));
+        }
         return 1;
     }
     return 0;

@@ -196,7 +196,7 @@ static int o_copy_(lua_State *L)
 /* ---- reductions ---------------------------------------------------------------- */
 
 /* dim at arg (nil = all) and keepdim at arg + 1 */
-static int reduce_args(lua_State *L, td_tensor *x, int arg, int *dim, bool *keepdim)
+static int reduce_args(lua_State *L, td_tensor *x, int arg, int *dim, bool *keepdim, const char *fname)
 {
     *keepdim = lua_toboolean(L, arg + 1);
     if (!lua_isnoneornil(L, arg + 1) && lua_type(L, arg + 1) != LUA_TBOOLEAN)
@@ -206,7 +206,7 @@ static int reduce_args(lua_State *L, td_tensor *x, int arg, int *dim, bool *keep
         return 1;
     }
     int d = lt_check_dim(L, arg);
-    if (td_wrap_dim(d, x->ndim, arg, dim) != TD_OK) lt_fail(L, "dim", 0);
+    if (td_wrap_dim(d, x->ndim, arg, dim) != TD_OK) lt_fail(L, fname, 0);
     return 0;
 }
 
@@ -217,7 +217,7 @@ static int reduce(lua_State *L, reduce_fn fn, const char *fname)
     td_tensor *x = lt_check(L, 1);
     int dim;
     bool keepdim;
-    int all = reduce_args(L, x, 2, &dim, &keepdim);
+    int all = reduce_args(L, x, 2, &dim, &keepdim, fname);
     LT_CALL(L, fn(x, dim, all, keepdim, lt_new(L)), fname);
     return 1;
 }
@@ -237,7 +237,7 @@ static int minmax(lua_State *L, minmax_fn fn, td_binary_op op, const char *fname
     if (lt_test(L, 2)) return binary(L, op, fname);
     int dim;
     bool keepdim;
-    int all = reduce_args(L, x, 2, &dim, &keepdim);
+    int all = reduce_args(L, x, 2, &dim, &keepdim, fname);
     td_tensor **values = lt_new(L);
     if (all) {
         LT_CALL(L, fn(x, 0, true, keepdim, values, NULL), fname);
@@ -271,7 +271,7 @@ static int var_std(lua_State *L, var_fn fn, const char *fname)
     }
     int dim;
     bool keepdim;
-    int all = reduce_args(L, x, 2, &dim, &keepdim);
+    int all = reduce_args(L, x, 2, &dim, &keepdim, fname);
     LT_CALL(L, fn(x, dim, all, keepdim, correction, lt_new(L)), fname);
     return 1;
 }
@@ -292,7 +292,7 @@ static int o_norm(lua_State *L)
     }
     int dim;
     bool keepdim;
-    int all = reduce_args(L, x, 3, &dim, &keepdim);
+    int all = reduce_args(L, x, 3, &dim, &keepdim, "norm");
     LT_CALL(L, td_norm(x, p, dim, all, keepdim, lt_new(L)), "norm");
     return 1;
 }

@@ -126,7 +126,8 @@ static int64_t shape_entry(lua_State *L, int arg, int pos, int allow_neg)
     if (!isint) {
         if (pos > 0)
             luaL_argerror(L, arg, lua_pushfstring(L, "shape entry %d must be an integer, got %s", pos,
-                                                  luaL_typename(L, -1)));
+                                                  lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1)
+                                                                                 : luaL_typename(L, -1)));
         luaL_argerror(L, arg, "size must be an integer");
     }
     if (v < 0 && !(allow_neg && v == -1)) {
