@@ -1,0 +1,138 @@
+/* The CPU backend table and its allocator.
+ *
+ * Large blocks are rounded to whole 2 MiB huge pages and kept in a small
+ * cache when freed: a loop that allocates the same big tensor every
+ * iteration then reuses pages already faulted in instead of paying the
+ * kernel for fresh zeroed ones each time. */
+#include "cpu.h"
+#include "iter.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#define ALIGN 64
+#define LARGE ((size_t)1 << 20)
+#define HUGE_PAGE ((size_t)2 << 20)
+#define CACHE_CAP ((size_t)256 << 20)
+#define CACHE_SLOTS 64
+
+typedef struct {
+    void *p;
+    size_t size;
+    uint64_t age;
+} cached_block;
+
+static struct {
+    pthread_mutex_t lock;
+    cached_block slot[CACHE_SLOTS];
+    int count;
+    size_t total;
+    uint64_t clock;
+} cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static size_t large_size(size_t nbytes) { return (nbytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE; }
+
+static void *cache_take(size_t size)
+{
+    void *p = NULL;
+    pthread_mutex_lock(&cache.lock);
+    for (int i = 0; i < cache.count; i++)
+        if (cache.slot[i].size == size) {
+            p = cache.slot[i].p;
+            cache.total -= size;
+            cache.slot[i] = cache.slot[--cache.count];
+            break;
+        }
+    pthread_mutex_unlock(&cache.lock);
+    return p;
+}
+
+static int oldest_slot(void)
+{
+    int o = 0;
+    for (int i = 1; i < cache.count; i++)
+        if (cache.slot[i].age < cache.slot[o].age) o = i;
+    return o;
+}
+
+/* keeps p unless it alone exceeds the cap; evicts the oldest to make room */
+static void cache_put(void *p, size_t size)
+{
+    if (size > CACHE_CAP) {
+        free(p);
+        return;
+    }
+    void *evicted[CACHE_SLOTS];
+    int nev = 0;
+    pthread_mutex_lock(&cache.lock);
+    while (cache.count > 0 && (cache.total + size > CACHE_CAP || cache.count == CACHE_SLOTS)) {
+        int o = oldest_slot();
+        evicted[nev++] = cache.slot[o].p;
+        cache.total -= cache.slot[o].size;
+        cache.slot[o] = cache.slot[--cache.count];
+    }
+    cache.slot[cache.count++] = (cached_block){p, size, cache.clock++};
+    cache.total += size;
+    pthread_mutex_unlock(&cache.lock);
+    for (int i = 0; i < nev; i++) free(evicted[i]);
+}
+
+void td_cpu_empty_cache(void)
+{
+    pthread_mutex_lock(&cache.lock);
+    for (int i = 0; i < cache.count; i++) free(cache.slot[i].p);
+    cache.count = 0;
+    cache.total = 0;
+    pthread_mutex_unlock(&cache.lock);
+}
+
+void *td_cpu_alloc(size_t nbytes)
+{
+    void *p = NULL;
+    if (nbytes < LARGE) {
+        size_t size = (nbytes + ALIGN - 1) / ALIGN * ALIGN;
+        return posix_memalign(&p, ALIGN, size ? size : ALIGN) == 0 ? p : NULL;
+    }
+    size_t size = large_size(nbytes);
+    p = cache_take(size);
+    if (p) return p;
+    if (posix_memalign(&p, HUGE_PAGE, size) != 0) {
+        td_cpu_empty_cache();
+        if (posix_memalign(&p, HUGE_PAGE, size) != 0) return NULL;
+    }
+    madvise(p, size, MADV_HUGEPAGE); /* advice only: failure is harmless */
+    return p;
+}
+
+void td_cpu_free(void *p, size_t nbytes)
+{
+    if (!p) return;
+    if (nbytes < LARGE)
+        free(p);
+    else
+        cache_put(p, large_size(nbytes));
+}
+
+static const td_backend cpu_backend = {
+    .name = "cpu",
+    .alloc = td_cpu_alloc,
+    .free = td_cpu_free,
+    .copy = td_cpu_copy,
+    .fill = td_cpu_fill,
+    .unary = td_cpu_unary,
+    .unary_grad = td_cpu_unary_grad,
+    .binary = td_cpu_binary,
+    .clamp = td_cpu_clamp,
+    .where = td_cpu_where,
+    .reduce = td_cpu_reduce,
+    .softmax = td_cpu_softmax,
+    .softmax_backward = td_cpu_softmax_backward,
+    .gemm = td_cpu_gemm,
+    .index_select = td_cpu_index_select,
+    .index_add = td_cpu_index_add,
+    .gather = td_cpu_gather,
+    .scatter = td_cpu_scatter,
+};
+
+const td_backend *td_cpu_backend(void) { return &cpu_backend; }

@@ -1,0 +1,43 @@
+/* The CPU backend: its table, and the kernels each op-family file exports
+ * to backend.c. Nothing here knows of Lua or autograd. */
+#ifndef TIDE_KERNELS_CPU_H
+#define TIDE_KERNELS_CPU_H
+
+#include "backend.h"
+
+const td_backend *td_cpu_backend(void);
+/* give the allocator's cached large blocks back to the system */
+void td_cpu_empty_cache(void);
+
+void *td_cpu_alloc(size_t nbytes);
+void td_cpu_free(void *p, size_t nbytes);
+
+void td_cpu_copy(td_tensor *dst, const td_tensor *src);
+void td_cpu_fill(td_tensor *dst, double value);
+
+void td_cpu_unary(td_unary_op op, td_tensor *out, const td_tensor *x);
+void td_cpu_unary_grad(td_unary_op op, td_tensor *gx, const td_tensor *x, const td_tensor *y,
+                       const td_tensor *gy);
+void td_cpu_binary(td_binary_op op, td_tensor *out, const td_tensor *a, const td_tensor *b);
+void td_cpu_clamp(td_tensor *out, const td_tensor *x, double lo, double hi);
+void td_cpu_where(td_tensor *out, const td_tensor *cond, const td_tensor *a, const td_tensor *b);
+
+void td_cpu_reduce(td_reduce_op op, td_tensor *out, td_tensor *idx, const td_tensor *x,
+                   int64_t outer, int64_t n, int64_t inner);
+void td_cpu_softmax(td_tensor *out, const td_tensor *x, int64_t outer, int64_t n, int64_t inner,
+                    bool log);
+void td_cpu_softmax_backward(td_tensor *gx, const td_tensor *y, const td_tensor *gy,
+                             int64_t outer, int64_t n, int64_t inner, bool log);
+
+td_status td_cpu_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, int64_t n,
+                      int64_t k, double alpha, const void *a, int64_t lda, int64_t stride_a,
+                      const void *b, int64_t ldb, int64_t stride_b, double beta, void *c,
+                      int64_t ldc, int64_t stride_c);
+
+void td_cpu_index_select(td_tensor *out, const td_tensor *x, int dim, const td_tensor *index);
+void td_cpu_index_add(td_tensor *out, int dim, const td_tensor *index, const td_tensor *src);
+void td_cpu_gather(td_tensor *out, const td_tensor *x, int dim, const td_tensor *index);
+void td_cpu_scatter(td_tensor *out, int dim, const td_tensor *index, const td_tensor *src,
+                    bool accumulate);
+
+#endif

@@ -1,0 +1,92 @@
+/* Batched row-major GEMM: float32 through oneDNN (its AVX-512 kernels run
+ * near the machine's peak), float64 through OpenBLAS, int64 a plain loop. */
+#include "cpu.h"
+#include "iter.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <oneapi/dnnl/dnnl.h>
+
+/* A matrix with one stored row may come with any row stride (a view's
+ * stride for a size-1 dim is arbitrary); the libraries want >= cols. */
+static int64_t fix_ld(int64_t ld, int64_t rows, int64_t cols)
+{
+    int64_t need = cols > 1 ? cols : 1;
+    return rows <= 1 && ld < need ? need : ld;
+}
+
+/* k == 0: the product is empty and C = beta C; beta 0 overwrites NaN too */
+#define SCALE_C(T)                                                       \
+    do {                                                                 \
+        for (int64_t bi = 0; bi < batch; bi++) {                         \
+            T *cb = (T *)c + bi * stride_c;                              \
+            for (int64_t i = 0; i < m; i++)                              \
+                for (int64_t j = 0; j < n; j++)                          \
+                    cb[i * ldc + j] = beta == 0 ? 0 : (T)(beta * cb[i * ldc + j]); \
+        }                                                                \
+    } while (0)
+
+static void gemm_i64(bool ta, bool tb, int64_t m, int64_t n, int64_t k, int64_t alpha,
+                     const int64_t *a, int64_t lda, const int64_t *b, int64_t ldb, int64_t beta,
+                     int64_t *c, int64_t ldc)
+{
+    int nt = td_cpu_threads_for(m * n * k, TD_CPU_GRAIN);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t i = 0; i < m; i++) {
+        uint64_t *ci = (uint64_t *)c + i * ldc;
+        for (int64_t j = 0; j < n; j++) ci[j] = beta == 0 ? 0 : ci[j] * (uint64_t)beta;
+        for (int64_t p = 0; p < k; p++) {
+            uint64_t aip = (uint64_t)alpha * (uint64_t)(ta ? a[p * lda + i] : a[i * lda + p]);
+            if (tb)
+                for (int64_t j = 0; j < n; j++) ci[j] += aip * (uint64_t)b[j * ldb + p];
+            else
+                for (int64_t j = 0; j < n; j++) ci[j] += aip * (uint64_t)b[p * ldb + j];
+        }
+    }
+}
+
+td_status td_cpu_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, int64_t n,
+                      int64_t k, double alpha, const void *a, int64_t lda, int64_t stride_a,
+                      const void *b, int64_t ldb, int64_t stride_b, double beta, void *c,
+                      int64_t ldc, int64_t stride_c)
+{
+    if (batch <= 0 || m == 0 || n == 0) return TD_OK;
+    ldc = fix_ld(ldc, m, n);
+    if (k == 0) {
+        switch (dt) {
+        case TD_FLOAT32: SCALE_C(float); break;
+        case TD_FLOAT64: SCALE_C(double); break;
+        case TD_INT64: SCALE_C(int64_t); break;
+        default: break;
+        }
+        return TD_OK;
+    }
+    lda = ta ? fix_ld(lda, k, m) : fix_ld(lda, m, k);
+    ldb = tb ? fix_ld(ldb, n, k) : fix_ld(ldb, k, n);
+    for (int64_t i = 0; i < batch; i++) {
+        if (dt == TD_FLOAT32) {
+            dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, (float)alpha,
+                                          (const float *)a + i * stride_a, lda,
+                                          (const float *)b + i * stride_b, ldb, (float)beta,
+                                          (float *)c + i * stride_c, ldc);
+            if (st != dnnl_success)
+                return td_error(TD_EINVAL, 0, "oneDNN sgemm failed (status %d) for m=%lld n=%lld k=%lld",
+                                (int)st, (long long)m, (long long)n, (long long)k);
+        } else if (dt == TD_FLOAT64) {
+            if (m > INT_MAX || n > INT_MAX || k > INT_MAX || lda > INT_MAX || ldb > INT_MAX ||
+                ldc > INT_MAX)
+                return td_error(TD_ESHAPE, 0, "float64 matmul dims exceed OpenBLAS's 32-bit limit");
+            cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                        (int)m, (int)n, (int)k, alpha, (const double *)a + i * stride_a, (int)lda,
+                        (const double *)b + i * stride_b, (int)ldb, beta,
+                        (double *)c + i * stride_c, (int)ldc);
+        } else if (dt == TD_INT64) {
+            gemm_i64(ta, tb, m, n, k, td_cpu_f2i(alpha), (const int64_t *)a + i * stride_a, lda,
+                     (const int64_t *)b + i * stride_b, ldb, td_cpu_f2i(beta),
+                     (int64_t *)c + i * stride_c, ldc);
+        } else {
+            return td_error(TD_EDTYPE, 0, "matmul is not defined for %s", td_dtype_name(dt));
+        }
+    }
+    return TD_OK;
+}

@@ -1,0 +1,335 @@
+/* Reductions of contiguous x viewed as (outer, n, inner) over n.
+ *
+ * Float sums are pairwise over a tree that depends on n alone: n is cut
+ * into blocks of BLOCK elements, each block is summed by recursive
+ * halving, and the block partials are combined by recursive halving too.
+ * Threads only decide who computes which leaf, never the tree, so the bits
+ * are the same at any thread count. Columns of `inner` are summed TILE at
+ * a time as whole rows, so the inner > 1 case reads memory in order. */
+#include "cpu.h"
+#include "iter.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+
+#pragma GCC diagnostic ignored "-Wtype-limits" /* shared int64/uint8 code */
+
+#define BLOCK 4096
+#define TILE 64
+
+typedef struct {
+    td_reduce_op op;
+    td_tensor *out, *idx;
+    const td_tensor *x;
+    int64_t outer, n, inner;
+} reduce_args;
+
+/* ---- pairwise float sums --------------------------------------------- */
+
+static float psum_f32(const float *x, int64_t n)
+{
+    if (n <= 64) {
+        float acc[8] = {0};
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            for (int j = 0; j < 8; j++) acc[j] += x[i + j];
+        float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        for (; i < n; i++) s += x[i];
+        return s;
+    }
+    int64_t h = (n / 2) & ~(int64_t)7;
+    return psum_f32(x, h) + psum_f32(x + h, n - h);
+}
+
+static double psum_f64(const double *x, int64_t n)
+{
+    if (n <= 64) {
+        double acc[8] = {0};
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            for (int j = 0; j < 8; j++) acc[j] += x[i + j];
+        double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        for (; i < n; i++) s += x[i];
+        return s;
+    }
+    int64_t h = (n / 2) & ~(int64_t)7;
+    return psum_f64(x, h) + psum_f64(x + h, n - h);
+}
+
+/* out[0..w) = sum over n rows (stride apart) of x, by halving */
+static void prows_f32(const float *x, int64_t n, int64_t stride, int w, float *out)
+{
+    if (n <= 8) {
+        for (int j = 0; j < w; j++) out[j] = x[j];
+        for (int64_t i = 1; i < n; i++)
+            for (int j = 0; j < w; j++) out[j] += x[i * stride + j];
+        return;
+    }
+    float tmp[TILE];
+    int64_t h = n / 2;
+    prows_f32(x, h, stride, w, out);
+    prows_f32(x + h * stride, n - h, stride, w, tmp);
+    for (int j = 0; j < w; j++) out[j] += tmp[j];
+}
+
+static void prows_f64(const double *x, int64_t n, int64_t stride, int w, double *out)
+{
+    if (n <= 8) {
+        for (int j = 0; j < w; j++) out[j] = x[j];
+        for (int64_t i = 1; i < n; i++)
+            for (int j = 0; j < w; j++) out[j] += x[i * stride + j];
+        return;
+    }
+    double tmp[TILE];
+    int64_t h = n / 2;
+    prows_f64(x, h, stride, w, out);
+    prows_f64(x + h * stride, n - h, stride, w, tmp);
+    for (int j = 0; j < w; j++) out[j] += tmp[j];
+}
+
+static void leaf_f32(const void *x, int64_t len, int64_t inner, int w, void *out)
+{
+    if (inner == 1)
+        *(float *)out = psum_f32(x, len);
+    else
+        prows_f32(x, len, inner, w, out);
+}
+
+static void leaf_f64(const void *x, int64_t len, int64_t inner, int w, void *out)
+{
+    if (inner == 1)
+        *(double *)out = psum_f64(x, len);
+    else
+        prows_f64(x, len, inner, w, out);
+}
+
+static void add_f32(void *out, const void *y, int w)
+{
+    for (int j = 0; j < w; j++) ((float *)out)[j] += ((const float *)y)[j];
+}
+
+static void add_f64(void *out, const void *y, int w)
+{
+    for (int j = 0; j < w; j++) ((double *)out)[j] += ((const double *)y)[j];
+}
+
+/* scratch for a row of partial sums of either float type */
+typedef union {
+    float f[TILE];
+    double d[TILE];
+} acc_row;
+
+typedef struct {
+    int64_t es;
+    void (*leaf)(const void *x, int64_t len, int64_t inner, int w, void *out);
+    void (*add)(void *out, const void *y, int w);
+} sum_kind;
+
+static const sum_kind kind_f32 = {4, leaf_f32, add_f32};
+static const sum_kind kind_f64 = {8, leaf_f64, add_f64};
+
+/* one tile of columns: x points at its first element of row 0 */
+typedef struct {
+    const sum_kind *k;
+    const char *x;
+    int64_t n, inner;
+    int w;
+} sum_job;
+
+static void block_leaf(const sum_job *j, int64_t b, void *out)
+{
+    int64_t len = j->n - b * BLOCK < BLOCK ? j->n - b * BLOCK : BLOCK;
+    j->k->leaf(j->x + b * BLOCK * j->inner * j->k->es, len, j->inner, j->w, out);
+}
+
+/* blocks [b0, b0 + nb), halving over block indices */
+static void blocks_sum(const sum_job *j, int64_t b0, int64_t nb, void *out)
+{
+    if (nb == 1) {
+        block_leaf(j, b0, out);
+        return;
+    }
+    acc_row tmp;
+    int64_t h = nb / 2;
+    blocks_sum(j, b0, h, out);
+    blocks_sum(j, b0 + h, nb - h, &tmp);
+    j->k->add(out, &tmp, j->w);
+}
+
+/* the same tree as blocks_sum, over partials computed beforehand */
+static void partials_sum(const sum_job *j, const char *part, int64_t nb, void *out)
+{
+    int64_t row = j->w * j->k->es;
+    if (nb == 1) {
+        memcpy(out, part, (size_t)row);
+        return;
+    }
+    acc_row tmp;
+    int64_t h = nb / 2;
+    partials_sum(j, part, h, out);
+    partials_sum(j, part + h * row, nb - h, &tmp);
+    j->k->add(out, &tmp, j->w);
+}
+
+static int64_t nblocks(int64_t n) { return n <= BLOCK ? 1 : (n + BLOCK - 1) / BLOCK; }
+
+static void sum_serial(const sum_job *j, void *out)
+{
+    if (j->n == 0) {
+        memset(out, 0, (size_t)(j->w * j->k->es));
+        return;
+    }
+    blocks_sum(j, 0, nblocks(j->n), out);
+}
+
+/* one giant row: its leaves on all threads, then the tree */
+static void sum_blocks_parallel(const sum_job *j, int nt, void *out)
+{
+    int64_t nb = nblocks(j->n), row = j->w * j->k->es;
+    char *part = malloc((size_t)(nb * row));
+    if (!part) {
+        sum_serial(j, out);
+        return;
+    }
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t b = 0; b < nb; b++) block_leaf(j, b, part + b * row);
+    partials_sum(j, part, nb, out);
+    free(part);
+}
+
+/* ---- storing results in out's dtype ---------------------------------- */
+
+static void put_f(const td_tensor *t, int64_t i, double v)
+{
+    char *p = td_cpu_ptr(t);
+    switch (t->dtype) {
+    case TD_FLOAT32: ((float *)p)[i] = (float)v; break;
+    case TD_FLOAT64: ((double *)p)[i] = v; break;
+    case TD_INT64: ((int64_t *)p)[i] = td_cpu_f2i(v); break;
+    default: ((uint8_t *)p)[i] = (uint8_t)td_cpu_f2i(v); break;
+    }
+}
+
+static void put_i(const td_tensor *t, int64_t i, int64_t v)
+{
+    char *p = td_cpu_ptr(t);
+    switch (t->dtype) {
+    case TD_FLOAT32: ((float *)p)[i] = (float)v; break;
+    case TD_FLOAT64: ((double *)p)[i] = (double)v; break;
+    case TD_INT64: ((int64_t *)p)[i] = v; break;
+    default: ((uint8_t *)p)[i] = (uint8_t)v; break;
+    }
+}
+
+static void float_sum_item(const reduce_args *r, int64_t o, int64_t c0, int w, int nt)
+{
+    const sum_kind *k = r->x->dtype == TD_FLOAT64 ? &kind_f64 : &kind_f32;
+    sum_job j = {k, td_cpu_ptr(r->x) + (o * r->n * r->inner + c0) * k->es, r->n, r->inner, w};
+    acc_row acc;
+    if (nt > 1)
+        sum_blocks_parallel(&j, nt, &acc);
+    else
+        sum_serial(&j, &acc);
+    for (int c = 0; c < w; c++)
+        put_f(r->out, o * r->inner + c0 + c, k->es == 4 ? (double)acc.f[c] : acc.d[c]);
+}
+
+/* ---- everything else: one pass over n per tile ----------------------- */
+
+static inline bool isnan_f(float v) { return v != v; }
+static inline bool isnan_d(double v) { return v != v; }
+static inline bool isnan_i(int64_t v) { (void)v; return false; }
+#define ISNAN(v) _Generic((v), float: isnan_f, double: isnan_d, default: isnan_i)(v)
+
+/* the first NaN wins, as does the first of equal extremes */
+static void extreme_item(const reduce_args *r, int64_t o, int64_t c0, int w)
+{
+    bool want_max = r->op == TD_MAX || r->op == TD_ARGMAX;
+    bool arg = r->op == TD_ARGMAX || r->op == TD_ARGMIN;
+    int64_t pos = o * r->inner + c0, inner = r->inner;
+    TD_CPU_DISPATCH(r->x->dtype, {
+        const T *x = (const T *)td_cpu_ptr(r->x) + o * r->n * inner + c0;
+        T best[TILE];
+        int64_t at[TILE];
+        for (int j = 0; j < w; j++) {
+            best[j] = r->n > 0 ? x[j] : 0;
+            at[j] = 0;
+        }
+        for (int64_t i = 1; i < r->n; i++)
+            for (int j = 0; j < w; j++) {
+                T v = x[i * inner + j], b = best[j];
+                if (!ISNAN(b) && (ISNAN(v) || (want_max ? v > b : v < b))) {
+                    best[j] = v;
+                    at[j] = i;
+                }
+            }
+        for (int j = 0; j < w; j++) {
+            if (arg) {
+                put_i(r->out, pos + j, at[j]);
+                continue;
+            }
+            if ((T)0.5 != 0)
+                put_f(r->out, pos + j, (double)best[j]);
+            else
+                put_i(r->out, pos + j, (int64_t)best[j]);
+            if (r->idx) ((int64_t *)td_cpu_ptr(r->idx))[pos + j] = at[j];
+        }
+    })
+}
+
+/* float products, and integer sums and products (which wrap, so their
+ * order does not matter) */
+static void plain_item(const reduce_args *r, int64_t o, int64_t c0, int w)
+{
+    bool sum = r->op == TD_SUM;
+    int64_t pos = o * r->inner + c0, inner = r->inner;
+    TD_CPU_DISPATCH(r->x->dtype, {
+        const T *x = (const T *)td_cpu_ptr(r->x) + o * r->n * inner + c0;
+        if ((T)0.5 != 0) {
+            T acc[TILE];
+            for (int j = 0; j < w; j++) acc[j] = 1;
+            for (int64_t i = 0; i < r->n; i++)
+                for (int j = 0; j < w; j++) acc[j] *= x[i * inner + j];
+            for (int j = 0; j < w; j++) put_f(r->out, pos + j, (double)acc[j]);
+        } else {
+            uint64_t acc[TILE];
+            for (int j = 0; j < w; j++) acc[j] = sum ? 0 : 1;
+            for (int64_t i = 0; i < r->n; i++)
+                for (int j = 0; j < w; j++)
+                    acc[j] = sum ? acc[j] + (uint64_t)x[i * inner + j]
+                                 : acc[j] * (uint64_t)x[i * inner + j];
+            for (int j = 0; j < w; j++) put_i(r->out, pos + j, (int64_t)acc[j]);
+        }
+    })
+}
+
+static void reduce_item(const reduce_args *r, int64_t item, int64_t ntiles, int nt)
+{
+    int64_t o = item / ntiles, c0 = item % ntiles * TILE;
+    int w = r->inner - c0 < TILE ? (int)(r->inner - c0) : TILE;
+    bool is_float = r->x->dtype == TD_FLOAT32 || r->x->dtype == TD_FLOAT64;
+    if (r->op == TD_SUM && is_float)
+        float_sum_item(r, o, c0, w, nt);
+    else if (r->op == TD_SUM || r->op == TD_PROD)
+        plain_item(r, o, c0, w);
+    else
+        extreme_item(r, o, c0, w);
+}
+
+void td_cpu_reduce(td_reduce_op op, td_tensor *out, td_tensor *idx, const td_tensor *x,
+                   int64_t outer, int64_t n, int64_t inner)
+{
+    reduce_args r = {op, out, idx, x, outer, n, inner};
+    if (outer == 0 || inner == 0) return;
+    int64_t ntiles = (inner + TILE - 1) / TILE, items = outer * ntiles;
+    int64_t work = outer * inner * (n > 0 ? n : 1);
+    int nt = td_cpu_threads_for(work, TD_CPU_GRAIN);
+    bool is_float = x->dtype == TD_FLOAT32 || x->dtype == TD_FLOAT64;
+    if (nt > 1 && items < nt && op == TD_SUM && is_float && n > BLOCK) {
+        for (int64_t it = 0; it < items; it++) reduce_item(&r, it, ntiles, nt);
+        return;
+    }
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t it = 0; it < items; it++) reduce_item(&r, it, ntiles, 1);
+}
