@@ -1,10 +1,12 @@
 /* One seeded generator (xoshiro256**, seeded through splitmix64) for every
- * random tensor, so tide.manual_seed(s) reproduces a run. Values are drawn
- * in element order on one thread: the same seed gives the same tensor
- * whatever the thread count. */
+ * random tensor, so tide.manual_seed(s) reproduces a run. Bulk fills (rand,
+ * randn) take one key from it and derive element i from a counter-based
+ * hash of (key, i): the fill runs on every thread and still gives the same
+ * tensor whatever the thread count. */
 #include "internal.h"
 
 #include <math.h>
+#include <omp.h>
 
 static uint64_t state[4];
 static bool seeded;
@@ -38,8 +40,6 @@ uint64_t td_random_u64(void)
     return r;
 }
 
-static double uniform(void) { return (double)(td_random_u64() >> 11) * 0x1.0p-53; }
-
 /* uniform in [0, n) without modulo bias */
 static uint64_t below(uint64_t n)
 {
@@ -68,20 +68,56 @@ static td_status need_float(td_dtype dt, const char *fn)
     return TD_OK;
 }
 
+/* element i of the stream keyed by key (splitmix64's finaliser over a
+ * Weyl sequence, as Java's SplittableRandom does) */
+static inline uint64_t counter_bits(uint64_t key, uint64_t i)
+{
+    uint64_t z = key + (i + 1) * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+#define PARALLEL_FILL 16384
+
 td_status td_rand(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
 {
     TD_TRY(need_float(dt, "rand"));
     td_tensor *t = NULL;
     TD_TRY(td_empty(ndim, shape, dt, &t));
     int64_t n = td_numel(t);
+    uint64_t key = td_random_u64();
     if (dt == TD_FLOAT32) {
         float *p = td_data_ptr(t);
-        for (int64_t i = 0; i < n; i++) p[i] = (float)(td_random_u64() >> 40) * 0x1.0p-24f;
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_FILL)
+        for (int64_t i = 0; i < n; i++) p[i] = (float)(counter_bits(key, (uint64_t)i) >> 40) * 0x1.0p-24f;
     } else {
-        for (int64_t i = 0; i < n; i++) store(t, i, uniform());
+        double *p = td_data_ptr(t);
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_FILL)
+        for (int64_t i = 0; i < n; i++) p[i] = (double)(counter_bits(key, (uint64_t)i) >> 11) * 0x1.0p-53;
     }
     *out = t;
     return TD_OK;
+}
+
+/* Box-Muller: one pair of normals from one pair of uniforms */
+static inline void normal_pair(uint64_t key, int64_t pair, double *z0, double *z1)
+{
+    double u1 = 1.0 - (double)(counter_bits(key, 2 * (uint64_t)pair) >> 11) * 0x1.0p-53; /* (0, 1] */
+    double u2 = (double)(counter_bits(key, 2 * (uint64_t)pair + 1) >> 11) * 0x1.0p-53;
+    double r = sqrt(-2.0 * log(u1)), a = 2.0 * M_PI * u2;
+    *z0 = r * cos(a);
+    *z1 = r * sin(a);
+}
+
+static inline void normal_pair_f(uint64_t key, int64_t pair, float *z0, float *z1)
+{
+    /* 32-bit uniforms keep the tail out to 6.7 sigma */
+    float u1 = (float)((double)((counter_bits(key, 2 * (uint64_t)pair) >> 32) + 1) * 0x1.0p-32);
+    float u2 = (float)(counter_bits(key, 2 * (uint64_t)pair + 1) >> 40) * 0x1.0p-24f;
+    float r = sqrtf(-2.0f * logf(u1)), a = 6.2831853071795864f * u2;
+    *z0 = r * cosf(a);
+    *z1 = r * sinf(a);
 }
 
 td_status td_randn(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
@@ -89,12 +125,26 @@ td_status td_randn(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
     TD_TRY(need_float(dt, "randn"));
     td_tensor *t = NULL;
     TD_TRY(td_empty(ndim, shape, dt, &t));
-    int64_t n = td_numel(t);
-    for (int64_t i = 0; i < n; i += 2) { /* Box-Muller gives a pair */
-        double u1 = 1.0 - uniform(), u2 = uniform();
-        double r = sqrt(-2.0 * log(u1)), a = 2.0 * M_PI * u2;
-        store(t, i, r * cos(a));
-        if (i + 1 < n) store(t, i + 1, r * sin(a));
+    int64_t n = td_numel(t), pairs = (n + 1) / 2;
+    uint64_t key = td_random_u64();
+    if (dt == TD_FLOAT32) {
+        float *p = td_data_ptr(t);
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_FILL / 4)
+        for (int64_t k = 0; k < pairs; k++) {
+            float z0, z1;
+            normal_pair_f(key, k, &z0, &z1);
+            p[2 * k] = z0;
+            if (2 * k + 1 < n) p[2 * k + 1] = z1;
+        }
+    } else {
+        double *p = td_data_ptr(t);
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_FILL / 4)
+        for (int64_t k = 0; k < pairs; k++) {
+            double z0, z1;
+            normal_pair(key, k, &z0, &z1);
+            p[2 * k] = z0;
+            if (2 * k + 1 < n) p[2 * k + 1] = z1;
+        }
     }
     *out = t;
     return TD_OK;
