@@ -4,10 +4,6 @@
  * operands coalesce into one flat row, so the `stride == 1` branches below
  * are the fast paths and are written as plain loops gcc vectorises. The
  * op switch sits outside the loops, one loop per op. */
-/* gcc will not if-convert the clamps in our expf (nor the loops' other
- * selects) while it must preserve FP exception flags, which we never read;
- * without this the row loops stay scalar. */
-#pragma GCC optimize("no-trapping-math")
 
 #include "cpu.h"
 #include "iter.h"

@@ -6,10 +6,6 @@
  * entries get probability 0. float32 rows (inner == 1) have their own
  * loops, three passes that gcc vectorises around our expf; every other
  * case walks TILE columns of `inner` at a time, reading rows in order. */
-/* gcc will not if-convert the clamps in our expf (nor the loops' other
- * selects) while it must preserve FP exception flags, which we never read;
- * without this the row loops stay scalar. */
-#pragma GCC optimize("no-trapping-math")
 
 #include "cpu.h"
 #include "iter.h"
