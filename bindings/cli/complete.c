@@ -95,10 +95,28 @@ static void add_keys(lua_State *L, int t, const word *w)
     }
 }
 
+static void add_fields(lua_State *L, int v, const word *w, int depth);
+
+/* A function __index (a userdata answering fields in C, or a Lua closure)
+   cannot be listed; guess from what it can reach: the metatable's own
+   names and the tables among its upvalues (the methods table a binding
+   keeps there), leaving out _ENV and the globals. */
+static void add_index_function(lua_State *L, int mt, int fn, const word *w, int depth)
+{
+    add_keys(L, mt, w);
+    const char *name;
+    for (int i = 1; (name = lua_getupvalue(L, fn, i)) != NULL; i++) {
+        lua_pushglobaltable(L);
+        int skip = strcmp(name, "_ENV") == 0 || lua_rawequal(L, -1, -2) || !lua_istable(L, -2);
+        lua_pop(L, 1);
+        if (!skip) add_fields(L, lua_gettop(L), w, depth + 1);
+        lua_pop(L, 1);
+    }
+}
+
 /* Adds the fields of the value at v: its own keys when a table, then
-   through its metatable: a table __index is walked like the value itself;
-   a function __index (a userdata that answers fields in C) is guessed
-   from the metatable's own names. */
+   through its metatable, where a table __index is walked like the value
+   itself. */
 static void add_fields(lua_State *L, int v, const word *w, int depth)
 {
     if (depth > MAX_DEPTH) return;
@@ -110,7 +128,7 @@ static void add_fields(lua_State *L, int v, const word *w, int depth)
     if (lua_istable(L, -1))
         add_fields(L, lua_gettop(L), w, depth + 1);
     else if (lua_isfunction(L, -1))
-        add_keys(L, mt, w);
+        add_index_function(L, mt, lua_gettop(L), w, depth);
     lua_settop(L, mt - 1);
 }
 

@@ -368,10 +368,22 @@ START_TEST(test_repl_completion)
     type_text("io.stdout:wri\t");
     free(expect("io.stdout:write"));
     assert_contains(eval("('')\n"), "file (");
-    /* the library's own functions */
+    /* the library's functions: tide.zer is also zero_ and zero_grad, so
+       TAB completes the common part and a second TAB lists them all */
     type_text("tide.zer\t");
-    free(expect("tide.zeros"));
+    free(expect("tide.zero"));
+    type_text("\t");
+    char *listing = expect("tide.zeros_like");
+    ck_assert_msg(strstr(listing, "tide.zeros "), "no tide.zeros in the listing:\n%s", listing);
+    free(listing);
+    type_text("s_l\t");
+    free(expect("tide.zeros_like"));
     assert_contains(eval("\n"), "function");
+    /* tensor methods, through the function __index's methods table */
+    free(eval("x = tide.zeros{2};\n"));
+    type_text("x:matm\t");
+    free(expect("x:matmul"));
+    assert_contains(eval("(tide.ones{2})\n"), "tensor(0");
     stop_repl();
 }
 END_TEST
