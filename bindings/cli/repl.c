@@ -9,6 +9,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <locale.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,16 +23,35 @@
 #define CHUNKNAME    "=stdin"
 #define NEED_MORE    (-1) /* compile() status: the chunk is unfinished */
 #define INPUT_CLOSED (-2) /* read_chunk() status: end of input */
+#define INTERRUPTED  (-3) /* read_chunk() status: Ctrl-C at a prompt */
 
 static int interactive;         /* stdin is a terminal */
 static char history_path[4096]; /* empty: no history file */
+
+/* Ctrl-C at a prompt: libedit's read fails with EINTR and readline returns
+   NULL; this flag tells that apart from end of input, so Ctrl-C drops the
+   line being typed instead of ending the session. */
+static volatile sig_atomic_t prompt_interrupted;
+
+static void on_prompt_sigint(int sig)
+{
+    (void)sig;
+    prompt_interrupted = 1;
+}
 
 /* --- input --- */
 
 /* One line without its newline, malloc'd; NULL at end of input. */
 static char *read_line(const char *prompt)
 {
-    if (interactive) return readline(prompt);
+    if (interactive) {
+        struct sigaction sa = {0}, old;
+        sa.sa_handler = on_prompt_sigint; /* no SA_RESTART: the read must end */
+        sigaction(SIGINT, &sa, &old);
+        char *line = readline(prompt);
+        sigaction(SIGINT, &old, NULL);
+        return line;
+    }
     char *line = NULL;
     size_t cap = 0;
     ssize_t n = getline(&line, &cap, stdin);
@@ -163,6 +183,7 @@ static int read_chunk(lua_State *L, char *first, char **code)
         int status = compile(L, *code);
         if (status != NEED_MORE) return status;
         char *line = read_line(PROMPT2);
+        if (line == NULL && prompt_interrupted) return INTERRUPTED;
         if (line == NULL) {
             /* end of input inside a chunk: say what is unfinished, stop */
             if (luaL_loadbuffer(L, *code, strlen(*code), CHUNKNAME) != LUA_OK)
@@ -231,6 +252,11 @@ static int handle_help(const char *line)
 static int repl_step(lua_State *L)
 {
     char *line = read_line(PROMPT);
+    if (line == NULL && prompt_interrupted) {
+        prompt_interrupted = 0;
+        putchar('\n');
+        return 1;
+    }
     if (line == NULL) return 0;
     history_save(line);
     if (line[strspn(line, " \t\r")] == '\0' || handle_help(line)) {
@@ -242,6 +268,11 @@ static int repl_step(lua_State *L)
     int silent = ends_with_semicolon(code);
     free(code);
     if (status == INPUT_CLOSED) return 0;
+    if (status == INTERRUPTED) {
+        prompt_interrupted = 0;
+        putchar('\n');
+        return 1;
+    }
     if (status == LUA_OK)
         evaluate(L, silent);
     else
