@@ -15,14 +15,6 @@ td_tensor **lt_new(lua_State *L)
     return &b->t;
 }
 
-void lt_push(lua_State *L, td_tensor *t)
-{
-    /* lua_newuserdatauv may raise (out of memory): release then */
-    lt_box *b = lua_newuserdatauv(L, sizeof(lt_box), 1);
-    b->t = t;
-    luaL_setmetatable(L, LT_TENSOR);
-}
-
 void lt_push_retained(lua_State *L, td_tensor *t)
 {
     td_tensor **slot = lt_new(L);

@@ -24,8 +24,6 @@ typedef struct {
 /* ---- tensors on the Lua stack ------------------------------------------ */
 /* push an empty tensor userdata and return its slot */
 td_tensor **lt_new(lua_State *L);
-/* push a userdata holding t (takes over the caller's reference) */
-void lt_push(lua_State *L, td_tensor *t);
 /* push t with a new reference */
 void lt_push_retained(lua_State *L, td_tensor *t);
 /* the tensor at arg; error when it is not a tensor or is closed */
