@@ -88,7 +88,7 @@ td_status td_empty(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
     t->refcount = 1;
     t->ndim = ndim;
     t->dtype = dt;
-    memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    if (ndim) memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim); /* 0-dim: shape may be NULL */
     td_contiguous_strides(ndim, shape, t->stride);
     *out = t;
     return TD_OK;
@@ -110,8 +110,10 @@ td_status td_make_view(td_tensor *base, int ndim, const int64_t *shape, const in
     t->offset = offset;
     t->ndim = ndim;
     t->dtype = base->dtype;
-    memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
-    memcpy(t->stride, stride, sizeof(int64_t) * (size_t)ndim);
+    if (ndim) { /* 0-dim: shape and stride may be NULL */
+        memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+        memcpy(t->stride, stride, sizeof(int64_t) * (size_t)ndim);
+    }
     *out = t;
     return TD_OK;
 }
