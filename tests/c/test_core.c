@@ -60,22 +60,26 @@ static void check_values(const td_tensor *t, int64_t n, const double *want, doub
 }
 
 /* the status and message, whatever argument is named */
-static void check_fails(td_status st, td_status code, const char *part1, const char *part2)
+#define check_error(...) check_error_at(__LINE__, __VA_ARGS__)
+#define check_fails(...) check_fails_at(__LINE__, __VA_ARGS__)
+
+static void check_fails_at(int line, td_status st, td_status code, const char *part1, const char *part2)
 {
-    ck_assert_int_eq(st, code);
+    ck_assert_msg(st == code, "line %d: status %d, expected %d (%s)", line, (int)st, (int)code, td_last_error());
     const char *m = td_last_error();
-    if (part1) ck_assert_msg(strstr(m, part1) != NULL, "'%s' not in: %s", part1, m);
-    if (part2) ck_assert_msg(strstr(m, part2) != NULL, "'%s' not in: %s", part2, m);
+    if (part1) ck_assert_msg(strstr(m, part1) != NULL, "line %d: '%s' not in: %s", line, part1, m);
+    if (part2) ck_assert_msg(strstr(m, part2) != NULL, "line %d: '%s' not in: %s", line, part2, m);
 }
 
-static void check_error(td_status st, td_status code, int arg, const char *part1, const char *part2)
+static void check_error_at(int line, td_status st, td_status code, int arg, const char *part1, const char *part2)
 {
-    ck_assert_int_eq(st, code);
-    ck_assert_int_eq(td_last_error_arg(), arg);
+    ck_assert_msg(st == code, "line %d: status %d, expected %d (%s)", line, (int)st, (int)code, td_last_error());
+    ck_assert_msg(td_last_error_arg() == arg, "line %d: argument %d named, expected %d (%s)", line,
+                  td_last_error_arg(), arg, td_last_error());
     const char *m = td_last_error();
     ck_assert_ptr_nonnull(m);
-    if (part1) ck_assert_msg(strstr(m, part1) != NULL, "'%s' not in: %s", part1, m);
-    if (part2) ck_assert_msg(strstr(m, part2) != NULL, "'%s' not in: %s", part2, m);
+    if (part1) ck_assert_msg(strstr(m, part1) != NULL, "line %d: '%s' not in: %s", line, part1, m);
+    if (part2) ck_assert_msg(strstr(m, part2) != NULL, "line %d: '%s' not in: %s", line, part2, m);
 }
 
 /* ---- shapes and strides ------------------------------------------------- */

@@ -34,7 +34,7 @@ describe("memory", function()
         local peak_rss = start_rss or 0
         local acc = 0
         for i = 1, 3000 do
-            local t = tide.randn({ 1024 * 1024 })
+            local t = tide.full({ 1024 * 1024 }, i) -- writes every page
             acc = acc + t:get(0)
             if i % 50 == 0 then
                 local rss = H.proc_status_kb("VmRSS")

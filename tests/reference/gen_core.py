@@ -323,10 +323,10 @@ for opname in ("sum", "mean", "prod", "var", "std", "norm"):
         if d is None:
             fn = lambda a, f=f: f(a)
         else:
-            fn = lambda a, f=f, d=d, k=k: f(a, d, keepdim=k)
+            fn = lambda a, f=f, d=d, k=k: f(a, dim=d, keepdim=k)
         add(f"{opname}_{dname}", opname, [src], fn, args)
     add(f"{opname}_f32_all", opname, [xf], lambda a, f=f: f(a))
-    add(f"{opname}_f32_d1", opname, [xf], lambda a, f=f: f(a, 1), {"dim": 1, "keepdim": False})
+    add(f"{opname}_f32_d1", opname, [xf], lambda a, f=f: f(a, dim=1), {"dim": 1, "keepdim": False})
 add("sum_int64", "sum", [torch.randint(-100, 100, (3, 4))], lambda a: a.sum())
 add("sum_int64_d0", "sum", [torch.randint(-100, 100, (3, 4))], lambda a: a.sum(0),
     {"dim": 0, "keepdim": False})
