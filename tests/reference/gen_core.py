@@ -398,6 +398,53 @@ add("addmm_f32", "addmm", [rn(1, 4, dtype=F32), rn(2, 3, dtype=F32), rn(3, 4, dt
 add("chain_mlp", "chain_mlp", [rn(4, 3), rn(3, 5), rn(5)],
     lambda x, w, b: torch.log_softmax(torch.tanh(x.matmul(w) + b), 1))
 
+# ---- edges: ties, kinks, zeros, nan, empty (PyTorch's choices) -------------------
+T = torch.tensor
+add("prod_one_zero", "prod", [T([2.0, 0.0, 3.0])], lambda a: a.prod())
+add("prod_two_zeros", "prod", [T([2.0, 0.0, 3.0, 0.0])], lambda a: a.prod())
+add("prod_zero_dim", "prod", [T([[2.0, 0.0, 3.0], [1.0, 2.0, 0.0], [0.0, 0.0, 4.0]])],
+    lambda a: a.prod(1), {"dim": 1, "keepdim": False})
+add("max_tie_all", "max", [T([1.0, 3.0, 3.0, 2.0])], lambda a: a.max())
+add("min_tie_all", "min", [T([[1.0, -3.0], [-3.0, 2.0]])], lambda a: a.min())
+add("max_tie_dim", "max", [T([[1.0, 3.0, 3.0, 2.0], [5.0, 5.0, 0.0, 5.0]])],
+    lambda a: tuple(a.max(1)), {"dim": 1, "keepdim": False})
+add("min_tie_dim", "min", [T([[1.0, 0.0, 0.0, 2.0], [4.0, 4.0, 4.0, 4.0]])],
+    lambda a: tuple(a.min(1)), {"dim": 1, "keepdim": False})
+add("argmax_tie", "argmax", [T([1.0, 3.0, 3.0, 2.0])], lambda a: a.argmax())
+add("argmin_tie_dim", "argmin", [T([[1.0, 0.0, 0.0], [7.0, 7.0, 7.0]])], lambda a: a.argmin(1),
+    {"dim": 1, "keepdim": False})
+add("norm_zero_vector", "norm", [torch.zeros(3)], lambda a: a.norm())
+add("clamp_boundaries", "clamp", [T([-1.0, 0.0, 0.5, 1.0, -2.0])], lambda a: a.clamp(-1, 0.5),
+    {"min": -1, "max": 0.5})
+add("relu_at_zero", "relu", [T([-1.0, 0.0, 2.0])], torch.relu)
+add("abs_at_zero", "abs", [T([-1.0, 0.0, 2.0])], torch.abs)
+add("pow_base_zero", "pow", [T([0.0, 0.0, 2.0]), T([2.0, 3.0, 1.0])], lambda a, b: a.pow(b))
+add("pow_scalar_base_zero", "pow_scalar", [T([0.0, 1.5, -2.0])], lambda a: a.pow(2), {"exponent": 2})
+add("sigmoid_grad_extreme", "sigmoid", [T([-800.0, -40.0, 40.0, 800.0])], torch.sigmoid)
+add("tanh_grad_extreme", "tanh", [T([-400.0, 400.0])], torch.tanh)
+add("sum_nan", "sum", [T([1.0, float("nan"), 3.0])], lambda a: a.sum(), grad=False)
+add("max_nan", "max", [T([1.0, float("nan"), 3.0])], lambda a: a.max(), grad=False)
+add("softmax_neg_inf", "softmax", [T([[-float("inf"), 0.0, 1.0], [2.0, -float("inf"), 2.0]])],
+    lambda a: torch.softmax(a, 1), {"dim": 1}, grad=False)
+add("sum_empty", "sum", [torch.zeros(0)], lambda a: a.sum(), grad=False)
+add("mean_empty", "mean", [torch.zeros(0)], lambda a: a.mean(), grad=False)
+add("var_one", "var", [T([2.5])], lambda a: a.var(), grad=False)
+
+
+def default_f32(fn):
+    """integer true division gives the default dtype: float32, as a user has it"""
+    def run(*args):
+        torch.set_default_dtype(torch.float32)
+        try:
+            return fn(*args)
+        finally:
+            torch.set_default_dtype(torch.float64)
+    return run
+
+
+add("div_int64", "div", [T([3, 4, -7]), T([2, 2, 2])], default_f32(lambda a, b: a / b))
+add("div_int64_scalar", "div_scalar", [T([3, 4, -7])], default_f32(lambda a: a / 2), {"scalar": 2})
+
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "core.json")
 with open(out, "w") as f:
     json.dump({"generator": "tests/reference/gen_core.py", "torch": torch.__version__,
