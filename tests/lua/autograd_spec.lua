@@ -148,6 +148,68 @@ describe("autograd", function()
             or err:find("modified", 1, true), err)
     end)
 
+    it("in-place change of a saved output (exp saves its result) is caught", function()
+        local x = leaf({ 0.5, 1 })
+        local y = x:exp()
+        local s = y:sum() -- sum saves nothing; exp saved y
+        y:add_(1)
+        local ok, err = pcall(function() s:backward() end)
+        assert.is_false(ok)
+        assert.truthy(tostring(err):find("in-place", 1, true), tostring(err))
+    end)
+
+    it("in-place on a non-leaf that nothing saved is fine", function()
+        -- as PyTorch: mul saves its inputs, not its output
+        local x = leaf({ 1, 2 })
+        local y = x * 2
+        y:add_(1)
+        assert.are.same({ 3, 5 }, y:totable())
+        y:sum():backward()
+        H.assert_close(x.grad, { 2, 2 })
+        -- and (x + 1) * 3 written in place
+        local z = leaf({ 1, 2 })
+        local u = z + 1
+        u:mul_(3)
+        u:sum():backward()
+        H.assert_close(z.grad, { 3, 3 })
+    end)
+
+    it("the gradient of a float32 leaf is float32", function()
+        local x = tide.tensor({ 1, 2 }, { requires_grad = true })
+        local s = (x * x):sum()
+        s:backward()
+        assert.are.equal("float32", x.grad:dtype())
+        assert.are.same({ 2, 4 }, x.grad:totable())
+    end)
+
+    it("gradients through views reach the base leaf", function()
+        local x = leaf({ { 1, 2, 3 }, { 4, 5, 6 } })
+        local s = x:t():narrow(0, 1, 2):select(1, 0):sum() -- x[0][1] + x[0][2]
+        s:backward()
+        H.assert_close(x.grad, { 0, 1, 1, 0, 0, 0 })
+    end)
+
+    it("a gradient of the wrong shape is refused", function()
+        local x = leaf({ 1, 2, 3 })
+        local y = x * 2
+        assert.is_false(pcall(function() y:backward(tide.ones({ 2 }, { dtype = "float64" })) end))
+    end)
+
+    it("backward frees the saved tensors of the graph at once", function()
+        local x = tide.randn({ 1024 * 1024 }, { dtype = "float64", requires_grad = true })
+        collectgarbage()
+        collectgarbage()
+        local s = (x:exp() * 2):sum() -- mul saves exp's 8 MB result
+        collectgarbage()
+        collectgarbage()
+        local held = tide.memory("cpu").live
+        s:backward()
+        local after = tide.memory("cpu").live
+        -- x.grad (8 MB) is new; the saved 8 MB result must have gone
+        assert.is_true(after <= held + 1024 * 1024,
+            string.format("live bytes %d before backward, %d after", held, after))
+    end)
+
     it("in-place on a leaf that requires grad is refused", function()
         local x = leaf({ 1, 2 })
         assert.is_false(pcall(function() x:add_(1) end))
