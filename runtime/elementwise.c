@@ -102,12 +102,13 @@ static td_status binary_backward(td_node *n, td_tensor *g, td_tensor **gi)
         if (need_a) TD_CHECK(mul(g, b, &ga));
         if (need_b) TD_CHECK(mul(g, a, &gb));
         break;
-    case TD_DIV: /* d(a/b)/db = -out/b */
+    case TD_DIV: /* d(a/b)/db = -a/b^2 */
         if (need_a) TD_CHECK(td_binary(TD_DIV, g, b, &ga));
         if (need_b) {
-            TD_CHECK(td_binary(TD_DIV, out, b, &t1));
-            TD_CHECK(mul(g, t1, &t2));
-            TD_CHECK(td_unary(TD_NEG, t2, &gb));
+            TD_CHECK(td_binary(TD_DIV, a, b, &t1));
+            TD_CHECK(td_binary(TD_DIV, t1, b, &t2));
+            TD_CHECK(mul(g, t2, &t3));
+            TD_CHECK(td_unary(TD_NEG, t3, &gb));
         }
         break;
     case TD_POW:
@@ -185,6 +186,8 @@ static td_status record_binary(td_binary_op op, td_tensor *a, td_tensor *b, td_t
     node->name = names[op];
     node->iargs[0] = op;
     td_status st = TD_OK;
+    /* save what the gradient reads and no more, as PyTorch does, so that an
+     * in-place op on the result (h = x:matmul(w); h:add_(b)) stays legal */
     bool keep_inputs = op != TD_ADD && op != TD_SUB;
     if (keep_inputs) {
         td_tensor *ca = NULL, *cb = NULL;
@@ -192,7 +195,7 @@ static td_status record_binary(td_binary_op op, td_tensor *a, td_tensor *b, td_t
         if (st == TD_OK) st = td_cast_raw(b, out->dtype, &cb);
         if (st == TD_OK) st = td_node_save(node, ca);
         if (st == TD_OK) st = td_node_save(node, cb);
-        if (st == TD_OK) st = td_node_save(node, out);
+        if (st == TD_OK && op == TD_POW) st = td_node_save(node, out);
         td_tensor_release(ca);
         td_tensor_release(cb);
     }
@@ -256,9 +259,17 @@ static const char *unary_names[TD_NUNARY] = {
     "NegBackward", "SinBackward", "CosBackward", "TanhBackward", "SigmoidBackward",
     "ReluBackward", "GeluBackward", "SignBackward", "ReciprocalBackward", "SquareBackward"};
 
+/* ops whose derivative is cheapest from their output save only that (so an
+ * in-place change of their input stays legal); the rest save the input */
+static bool grad_from_output(td_unary_op op)
+{
+    return op == TD_EXP || op == TD_SQRT || op == TD_TANH || op == TD_SIGMOID || op == TD_RECIPROCAL;
+}
+
 static td_status unary_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
-    td_tensor *x = td_node_saved(n, 0), *y = td_node_saved(n, 1), *gx;
+    td_unary_op op = (td_unary_op)n->iargs[0];
+    td_tensor *x = td_node_saved(n, 0), *y = grad_from_output(op) ? x : NULL, *gx = NULL;
     TD_TRY(td_empty(x->ndim, x->shape, x->dtype, &gx));
     td_tensor *gc = NULL;
     td_status st = td_cast_raw(g, x->dtype, &gc);
@@ -290,8 +301,7 @@ td_status td_unary(td_unary_op op, td_tensor *x, td_tensor **out)
         st = td_node_new(unary_names[op], unary_backward, 1, &x, &node);
         if (st == TD_OK) {
             node->iargs[0] = op;
-            st = td_node_save(node, cx);
-            if (st == TD_OK) st = td_node_save(node, o);
+            st = td_node_save(node, grad_from_output(op) ? o : cx);
             if (st == TD_OK)
                 td_node_attach(node, o);
             else

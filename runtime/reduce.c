@@ -199,35 +199,86 @@ td_status td_std(td_tensor *x, int dim, bool all, bool keepdim, int64_t correcti
     return st;
 }
 
-td_status td_norm(td_tensor *x, double p, int dim, bool all, bool keepdim, td_tensor **out)
+/* d|x|_p / dx = sign(x) |x|^(p-1) / |x|_p^(p-1), taken as 0 where the norm
+ * is 0 (PyTorch's choice; the composite formula would give NaN there) */
+static td_status norm_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
-    TD_TRY(need_float(x, "norm"));
-    if (!(p > 0)) return td_error(TD_EINVAL, 2, "norm: p must be positive, got %g", p);
+    td_tensor *x = td_node_saved(n, 0), *out = td_node_saved(n, 1);
+    double p = n->dargs[0];
+    td_tensor *t[9] = {NULL};
+    td_status st;
+    TD_CHECK(unreduce(n, out, &t[0]));
+    TD_CHECK(unreduce(n, g, &t[1]));
+    TD_CHECK(td_unary(TD_SIGN, x, &t[2]));
+    TD_CHECK(td_unary(TD_ABS, x, &t[3]));
+    TD_CHECK(td_pow_scalar(t[3], p - 1, &t[4]));
+    TD_CHECK(td_binary(TD_MUL, t[2], t[4], &t[5]));
+    TD_CHECK(td_pow_scalar(t[0], p - 1, &t[6]));
+    TD_CHECK(td_binary(TD_DIV, t[1], t[6], &t[7]));
+    td_tensor_release(t[2]);
+    t[2] = NULL;
+    TD_CHECK(td_binary(TD_MUL, t[5], t[7], &t[2]));
+    TD_CHECK(td_binary_scalar(TD_EQ, t[0], 0.0, false, &t[8]));
+    td_tensor_release(t[3]);
+    t[3] = NULL;
+    TD_CHECK(td_masked_fill(t[2], t[8], 0.0, &t[3]));
+    TD_CHECK(td_grad_to_input(n, 0, t[3], gi));
+fail:
+    td_release_many(9, t);
+    return st;
+}
+
+static td_status norm_value(td_tensor *x, double p, int dim, bool all, bool keepdim, td_tensor **out)
+{
     td_tensor *a = NULL, *b = NULL, *s = NULL;
     td_status st;
     TD_CHECK(td_unary(TD_ABS, x, &a));
     if (isinf(p)) {
         TD_CHECK(td_max(a, dim, all, keepdim, out, NULL));
-        goto fail;
-    }
-    if (p == 1) {
+    } else if (p == 1) {
         TD_CHECK(td_sum(a, dim, all, keepdim, out));
-        goto fail;
-    }
-    if (p == 2) {
+    } else if (p == 2) {
         TD_CHECK(td_unary(TD_SQUARE, x, &b));
         TD_CHECK(td_sum(b, dim, all, keepdim, &s));
         TD_CHECK(td_unary(TD_SQRT, s, out));
-        goto fail;
+    } else {
+        TD_CHECK(td_pow_scalar(a, p, &b));
+        TD_CHECK(td_sum(b, dim, all, keepdim, &s));
+        TD_CHECK(td_pow_scalar(s, 1.0 / p, out));
     }
-    TD_CHECK(td_pow_scalar(a, p, &b));
-    TD_CHECK(td_sum(b, dim, all, keepdim, &s));
-    TD_CHECK(td_pow_scalar(s, 1.0 / p, out));
 fail:
     td_tensor_release(a);
     td_tensor_release(b);
     td_tensor_release(s);
     return st;
+}
+
+td_status td_norm(td_tensor *x, double p, int dim, bool all, bool keepdim, td_tensor **out)
+{
+    TD_TRY(need_float(x, "norm"));
+    if (!(p > 0)) return td_error(TD_EINVAL, 2, "norm: p must be positive, got %g", p);
+    reduce_plan pl;
+    TD_TRY(plan(x, dim, all, keepdim, &pl));
+    /* p = 1 and inf differentiate well as compositions (abs, max) */
+    if (p == 1 || isinf(p) || !td_needs_grad(1, &x)) return norm_value(x, p, dim, all, keepdim, out);
+    bool prev = td_set_grad_enabled(false);
+    td_tensor *v = NULL;
+    td_status st = norm_value(x, p, dim, all, keepdim, &v);
+    td_set_grad_enabled(prev);
+    if (st != TD_OK) return st;
+    td_node *node = new_reduce_node("NormBackward", norm_backward, x, &pl, &st);
+    if (node) {
+        node->dargs[0] = p;
+        st = td_node_save(node, x);
+        if (st == TD_OK) st = td_node_save(node, v);
+        st = attach_or_fail(node, st, v);
+    }
+    if (st != TD_OK) {
+        td_tensor_release(v);
+        return st;
+    }
+    *out = v;
+    return TD_OK;
 }
 
 /* ---- prod ------------------------------------------------------------ */

@@ -238,9 +238,8 @@ static int join(lua_State *L, join_fn fn, const char *fname)
     int n;
     int dim = lua_isnoneornil(L, 2) ? 0 : lt_check_dim(L, 2);
     td_tensor **ts = check_list(L, 1, &n);
-    /* the runtime numbers its arguments (n, tensors, dim): the list and dim
-     * are Lua's 1 and 2 */
-    lt_check_status(L, fn(n, ts, dim, lt_new(L)), fname, -1);
+    /* the runtime blames the list as argument 1 and dim as 2, as Lua does */
+    lt_check_status(L, fn(n, ts, dim, lt_new(L)), fname, 0);
     return 1;
 }
 
