@@ -10,6 +10,11 @@
 #define TIDE_KERNELS_BACKEND_H
 
 #include "tide/tide.h"
+#include "loss_binary.h"
+#include "loss_ctc.h"
+#include "loss_margin.h"
+#include "loss_regression.h"
+#include "loss_softmax.h"
 
 struct td_backend {
     const char *name;
@@ -62,6 +67,13 @@ struct td_backend {
     /* out contiguous, in place: out[idx along dim] = (or +=) src */
     void (*scatter)(td_tensor *out, int dim, const td_tensor *index, const td_tensor *src,
                     bool accumulate);
+
+    /* losses, one table per family (kernels/loss_*.h) */
+    const struct td_softmax_loss_kernels *softmax_loss;
+    const struct td_binary_loss_kernels *binary_loss;
+    const struct td_regression_loss_kernels *regression_loss;
+    const struct td_margin_loss_kernels *margin_loss;
+    const struct td_ctc_loss_kernels *ctc_loss;
 };
 
 #endif

@@ -139,6 +139,11 @@ int luaopen_tide_core(lua_State *L)
     luaL_setfuncs(L, lt_shape_funcs, 0);
     luaL_setfuncs(L, lt_autograd_funcs, 0);
     luaL_setfuncs(L, module_funcs, 0);
+    luaL_setfuncs(L, lt_loss_softmax_funcs, 0);
+    luaL_setfuncs(L, lt_loss_binary_funcs, 0);
+    luaL_setfuncs(L, lt_loss_regression_funcs, 0);
+    luaL_setfuncs(L, lt_loss_margin_funcs, 0);
+    luaL_setfuncs(L, lt_loss_ctc_funcs, 0);
 
     luaL_newlib(L, cuda_funcs);
     lua_setfield(L, -2, "cuda");

@@ -227,6 +227,34 @@ double lt_opt_number(lua_State *L, int arg, const char *name, double def)
     return v;
 }
 
+td_tensor *lt_opt_tensor(lua_State *L, int arg, const char *name)
+{
+    int tp = lt_opt_field(L, arg, name);
+    td_tensor *t = NULL;
+    if (tp != LUA_TNIL) {
+        lt_box *b = luaL_testudata(L, -1, LT_TENSOR);
+        if (!b) luaL_argerror(L, arg, lua_pushfstring(L, "option '%s' must be a tensor, got %s", name, luaL_typename(L, -1)));
+        if (!b->t) luaL_argerror(L, arg, lua_pushfstring(L, "option '%s' is a closed tensor", name));
+        t = b->t;
+    }
+    lua_pop(L, 1);
+    return t;
+}
+
+td_reduction lt_opt_reduction(lua_State *L, int arg, const char *def, int allow_batchmean)
+{
+    int tp = lt_opt_field(L, arg, "reduction");
+    const char *name = def;
+    if (tp == LUA_TSTRING)
+        name = lua_tostring(L, -1);
+    else if (tp != LUA_TNIL)
+        luaL_argerror(L, arg, lua_pushfstring(L, "option 'reduction' must be a string, got %s", luaL_typename(L, -1)));
+    td_reduction r;
+    if (td_reduction_parse(name, allow_batchmean, 0, &r) != TD_OK) luaL_argerror(L, arg, td_last_error());
+    lua_pop(L, 1);
+    return r;
+}
+
 lua_Integer lt_opt_integer(lua_State *L, int arg, const char *name, lua_Integer def)
 {
     int tp = lt_opt_field(L, arg, name);

@@ -64,6 +64,11 @@ int lt_opt_field(lua_State *L, int arg, const char *name);
 double lt_opt_number(lua_State *L, int arg, const char *name, double def);
 int lt_opt_boolean(lua_State *L, int arg, const char *name, int def);
 lua_Integer lt_opt_integer(lua_State *L, int arg, const char *name, lua_Integer def);
+/* option `name` as a tensor, or NULL when absent; the options table keeps it alive */
+td_tensor *lt_opt_tensor(lua_State *L, int arg, const char *name);
+/* option `reduction` ("none" | "mean" | "sum", and "batchmean" where allowed) */
+#include "tide/losses.h"
+td_reduction lt_opt_reduction(lua_State *L, int arg, const char *def, int allow_batchmean);
 
 /* creation options {dtype, requires_grad, device} at arg (a table, a dtype
  * string, or nil) */
@@ -93,6 +98,9 @@ extern const luaL_Reg lt_shape_methods[];    /* l_shape.c */
 extern const luaL_Reg lt_shape_funcs[];      /* l_shape.c (module only) */
 extern const luaL_Reg lt_autograd_methods[]; /* l_autograd.c */
 extern const luaL_Reg lt_autograd_funcs[];   /* l_autograd.c (module only) */
+/* the losses, one list per family (l_loss_*.c, module only) */
+extern const luaL_Reg lt_loss_softmax_funcs[], lt_loss_binary_funcs[], lt_loss_regression_funcs[],
+    lt_loss_margin_funcs[], lt_loss_ctc_funcs[];
 
 /* l_tensor.c: with the metatable and then the methods table on the stack,
  * pops the methods and sets metatable.__index */

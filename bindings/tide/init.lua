@@ -26,5 +26,6 @@ local F = {
 }
 tide.F = F
 tide.nn = { functional = F }
+require("tide.losses").install(core, F, tide.nn)
 
 return tide

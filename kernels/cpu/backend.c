@@ -133,6 +133,11 @@ static const td_backend cpu_backend = {
     .index_add = td_cpu_index_add,
     .gather = td_cpu_gather,
     .scatter = td_cpu_scatter,
+    .softmax_loss = &td_cpu_softmax_loss,
+    .binary_loss = &td_cpu_binary_loss,
+    .regression_loss = &td_cpu_regression_loss,
+    .margin_loss = &td_cpu_margin_loss,
+    .ctc_loss = &td_cpu_ctc_loss,
 };
 
 const td_backend *td_cpu_backend(void) { return &cpu_backend; }

@@ -40,4 +40,11 @@ void td_cpu_gather(td_tensor *out, const td_tensor *x, int dim, const td_tensor 
 void td_cpu_scatter(td_tensor *out, int dim, const td_tensor *index, const td_tensor *src,
                     bool accumulate);
 
+/* the loss kernel tables, one per family (loss_*.c) */
+extern const struct td_softmax_loss_kernels td_cpu_softmax_loss;
+extern const struct td_binary_loss_kernels td_cpu_binary_loss;
+extern const struct td_regression_loss_kernels td_cpu_regression_loss;
+extern const struct td_margin_loss_kernels td_cpu_margin_loss;
+extern const struct td_ctc_loss_kernels td_cpu_ctc_loss;
+
 #endif

@@ -206,4 +206,6 @@ void td_set_grad(td_tensor *t, td_tensor *grad); /* retains grad; NULL clears */
 void td_set_num_threads(int n);
 int td_get_num_threads(void);
 
+#include "tide/losses.h"
+
 #endif
