@@ -44,7 +44,7 @@ td_status td_broadcast_view(td_tensor *t, int ndim, const int64_t *shape, td_ten
 td_status td_cast_raw(td_tensor *t, td_dtype dt, td_tensor **out);
 
 /* ---- autograd node --------------------------------------------------- */
-#define TD_NODE_MAX_SAVED 4
+#define TD_NODE_MAX_SAVED 6
 typedef struct td_node td_node;
 /* computes the gradient for each edge (NULL where next[i] is NULL or the
  * gradient is zero); grads_in[i] are new references */
