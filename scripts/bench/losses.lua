@@ -1,0 +1,59 @@
+-- Forward + backward of the classification losses, tide against PyTorch
+-- CPU at the same thread count in the same run (issue 3):
+--   cross_entropy at (8192, 1000), (128, 10), (65536, 10);
+--   binary_cross_entropy_with_logits at (8192, 1000);
+--   focal_loss at (8192, 1000) against PyTorch's composite formula.
+-- Goals: <= 0.3x PyTorch's time at (8192, 1000), <= 0.2x at (128, 10),
+-- focal <= 0.15x of the composite. `tide scripts/bench/losses.lua [threads]`
+local tide = require "tide"
+local B = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "scripts/bench")
+                 .. "/benchlib.lua")
+local F = tide.F
+
+local threads = B.threads(arg)
+print(string.format("losses float32, forward + backward, %d threads", threads))
+local torch, why = B.torch("losses_torch.py", {threads})
+if not torch then print("note: " .. why .. "; tide's numbers only") end
+
+tide.manual_seed(0)
+
+-- one training-style step: fresh gradient, loss, backward
+local function stepper(x, loss)
+    return function()
+        x.grad = nil
+        local l <close> = loss()
+        l:backward()
+    end
+end
+
+local function have(name)
+    if F[name] then return true end
+    print(string.format("%-28s not available in this build", name))
+    return false
+end
+
+if have("cross_entropy") then
+    for _, case in ipairs({{8192, 1000, 5, 0.3}, {128, 10, 2000, 0.2}, {65536, 10, 20}}) do
+        local n, c, inner, goal = case[1], case[2], case[3], case[4]
+        local x = tide.randn({n, c}, {requires_grad = true})
+        local y = tide.randint(0, c, {n})
+        local t = B.time(stepper(x, function() return F.cross_entropy(x, y) end), {inner = inner})
+        local key = string.format("ce_%dx%d", n, c)
+        B.row(string.format("cross_entropy %dx%d", n, c), t, torch and torch[key], "ms", false, goal)
+    end
+end
+
+if have("binary_cross_entropy_with_logits") then
+    local x = tide.randn({8192, 1000}, {requires_grad = true})
+    local y = (tide.rand({8192, 1000}) > 0.5):float()
+    local t = B.time(stepper(x, function() return F.binary_cross_entropy_with_logits(x, y) end),
+                     {inner = 5})
+    B.row("bce_with_logits 8192x1000", t, torch and torch.bce_8192x1000, "ms", false, 0.3)
+end
+
+if have("focal_loss") then
+    local x = tide.randn({8192, 1000}, {requires_grad = true})
+    local y = tide.randint(0, 1000, {8192})
+    local t = B.time(stepper(x, function() return F.focal_loss(x, y, {gamma = 2}) end), {inner = 5})
+    B.row("focal_loss 8192x1000", t, torch and torch.focal_8192x1000, "ms", false, 0.15)
+end
