@@ -5,6 +5,8 @@ BUILD      ?= build
 BUILD_TYPE ?= Release
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
+# a hung test fails after this many seconds instead of blocking the run
+CTEST_ARGS ?= --timeout 900
 
 .PHONY: all deps bench-deps build test run bench install clean
 
@@ -30,7 +32,7 @@ build:
 
 test: deps
 	$(MAKE) --no-print-directory build
-	ctest --test-dir $(BUILD) --output-on-failure
+	ctest --test-dir $(BUILD) --output-on-failure $(CTEST_ARGS)
 
 run: deps
 	$(MAKE) --no-print-directory build
