@@ -1,0 +1,237 @@
+/* ctc_loss: argument checks, the per-sample buffer and its reduction, and
+ * one autograd node whose backward runs the beta recursion.
+ *
+ * Lengths and target offsets are read to the host once (PyTorch keeps them
+ * there too); the node keeps them in its `extra` array, and saves
+ * log_probs, the int64 targets, the per-sample nll and the alpha table. */
+#include "internal.h"
+
+#include <math.h>
+
+td_ctc_options td_ctc_defaults(void)
+{
+    td_ctc_options o = {.blank = 0, .reduction = TD_REDUCE_MEAN, .zero_infinity = false};
+    return o;
+}
+
+/* a contiguous int64 copy of t (or a view when it already is one) */
+static td_status contiguous_long(td_tensor *t, td_tensor **out)
+{
+    if (td_is_contiguous(t)) return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
+    TD_TRY(td_empty(t->ndim, t->shape, TD_INT64, out));
+    td_backend_of(t)->copy(*out, t);
+    return TD_OK;
+}
+
+/* lengths (int64, N values) into dst[0..N) */
+static td_status read_lengths(td_tensor *len, const char *name, int arg, int64_t N, bool unbatched,
+                              int64_t *dst)
+{
+    if (len->dtype != TD_INT64)
+        return td_error(TD_EDTYPE, arg, "%s must be an int64 tensor or a list of integers, got %s", name,
+                        td_dtype_name(len->dtype));
+    if (len->ndim > 1 || td_numel(len) != N) {
+        char buf[64];
+        return td_error(TD_ESHAPE, arg, "%s must hold one length per sample (%s%lld), got shape %s", name,
+                        unbatched ? "() or " : "", (long long)N, td_shape_str(len, buf, sizeof buf));
+    }
+    if (N == 0) return TD_OK;
+    td_tensor *c = NULL;
+    TD_TRY(contiguous_long(len, &c));
+    memcpy(dst, td_data_ptr(c), (size_t)N * sizeof *dst);
+    td_tensor_release(c);
+    return TD_OK;
+}
+
+typedef struct {
+    td_ctc_plan p;
+    bool unbatched;
+    int64_t *host; /* il, tl, offsets: 3N values, malloc'd */
+    td_tensor *targets; /* contiguous int64 */
+} ctc_args;
+
+static td_status check_args(td_tensor *lp, td_tensor *targets, td_tensor *il, td_tensor *tl,
+                            const td_ctc_options *opt, ctc_args *a)
+{
+    char buf[64];
+    if (!td_dtype_is_float(lp->dtype))
+        return td_error(TD_EDTYPE, 1, "log_probs must be float32 or float64, got %s", td_dtype_name(lp->dtype));
+    if (lp->ndim != 2 && lp->ndim != 3)
+        return td_error(TD_ESHAPE, 1, "log_probs must be (T, N, C) or unbatched (T, C), got shape %s",
+                        td_shape_str(lp, buf, sizeof buf));
+    a->unbatched = lp->ndim == 2;
+    td_ctc_plan *p = &a->p;
+    p->T = lp->shape[0];
+    p->N = a->unbatched ? 1 : lp->shape[1];
+    p->C = lp->shape[lp->ndim - 1];
+    p->blank = opt->blank;
+    if (opt->blank < 0 || opt->blank >= p->C)
+        return td_error(TD_ERANGE, 5, "option 'blank' = %lld is outside [0, %lld) (C, the classes of log_probs)",
+                        (long long)opt->blank, (long long)p->C);
+    if (targets->dtype != TD_INT64)
+        return td_error(TD_EDTYPE, 2, "targets must be int64 class indices, got %s%s", td_dtype_name(targets->dtype),
+                        td_dtype_is_float(targets->dtype) ? " (convert with :long())" : "");
+    bool padded = targets->ndim == 2;
+    if (targets->ndim != 1 && !padded)
+        return td_error(TD_ESHAPE, 2, "targets must be (N, S) padded or 1-D concatenated, got shape %s",
+                        td_shape_str(targets, buf, sizeof buf));
+    if (padded && targets->shape[0] != p->N)
+        return td_error(TD_ESHAPE, 2, "targets has %lld rows, but log_probs has a batch of %lld",
+                        (long long)targets->shape[0], (long long)p->N);
+
+    int64_t N = p->N;
+    a->host = malloc((size_t)(3 * N + 1) * sizeof *a->host);
+    if (!a->host) return td_error(TD_ENOMEM, 0, "out of memory");
+    int64_t *ilh = a->host, *tlh = a->host + N, *off = a->host + 2 * N;
+    TD_TRY(read_lengths(il, "input_lengths", 3, N, a->unbatched, ilh));
+    TD_TRY(read_lengths(tl, "target_lengths", 4, N, a->unbatched, tlh));
+    int64_t avail = padded ? targets->shape[1] : targets->shape[0], pos = 0, S = 0;
+    for (int64_t b = 0; b < N; b++) {
+        if (ilh[b] < 0 || ilh[b] > p->T)
+            return td_error(TD_ERANGE, 3, "input_lengths[%lld] = %lld is outside [0, %lld] (T, log_probs' dim 0)",
+                            (long long)b, (long long)ilh[b], (long long)p->T);
+        if (tlh[b] < 0)
+            return td_error(TD_ERANGE, 4, "target_lengths[%lld] = %lld is negative", (long long)b,
+                            (long long)tlh[b]);
+        if (padded && tlh[b] > avail)
+            return td_error(TD_ERANGE, 4, "target_lengths[%lld] = %lld is more than S = %lld (targets' dim 1)",
+                            (long long)b, (long long)tlh[b], (long long)avail);
+        if (!padded && tlh[b] > avail - pos)
+            return td_error(TD_ERANGE, 4,
+                            "target_lengths sum to more than the %lld concatenated targets (at sample %lld)",
+                            (long long)avail, (long long)b);
+        off[b] = padded ? b * avail : pos;
+        pos += tlh[b];
+        if (tlh[b] > S) S = tlh[b];
+    }
+    p->S = S;
+    p->input_len = ilh;
+    p->target_len = tlh;
+    p->tg_offset = off;
+
+    TD_TRY(contiguous_long(targets, &a->targets));
+    const int64_t *tg = td_data_ptr(a->targets);
+    for (int64_t b = 0; b < N; b++)
+        for (int64_t i = 0; i < tlh[b]; i++) {
+            int64_t v = tg[off[b] + i];
+            if (v < 0 || v >= p->C)
+                return td_error(TD_ERANGE, 2, "target %lld of sample %lld is %lld, outside [0, %lld)",
+                                (long long)i, (long long)b, (long long)v, (long long)p->C);
+            if (v == p->blank)
+                return td_error(TD_EINVAL, 2, "target %lld of sample %lld is %lld, the blank label",
+                                (long long)i, (long long)b, (long long)v);
+        }
+    return TD_OK;
+}
+
+/* log_probs as (T, N, C): unbatched (T, C) gets a batch dim of 1 */
+static td_status batched_view(td_tensor *lp, bool unbatched, td_tensor **out)
+{
+    if (!unbatched) return td_make_view(lp, lp->ndim, lp->shape, lp->stride, lp->offset, out);
+    int64_t shape[3] = {lp->shape[0], 1, lp->shape[1]};
+    int64_t stride[3] = {lp->stride[0], lp->shape[1] * lp->stride[1], lp->stride[1]};
+    return td_make_view(lp, 3, shape, stride, lp->offset, out);
+}
+
+/* ---- backward --------------------------------------------------------- */
+
+enum { A_T, A_N, A_C, A_S, A_BLANK, A_REDUCTION, A_ZERO_INF, A_UNBATCHED };
+
+static td_status ctc_backward(td_node *n, td_tensor *g, td_tensor **gi)
+{
+    td_tensor *lp = td_node_saved(n, 0), *targets = td_node_saved(n, 1), *nll = td_node_saved(n, 2),
+              *log_alpha = td_node_saved(n, 3);
+    td_tensor *lp3 = NULL, *cg = NULL, *grad = NULL, *log_beta = NULL, *g2 = NULL;
+    td_status st;
+    td_ctc_plan p = {.T = n->iargs[A_T], .N = n->iargs[A_N], .C = n->iargs[A_C], .S = n->iargs[A_S],
+                     .blank = n->iargs[A_BLANK]};
+    p.input_len = n->extra;
+    p.target_len = n->extra + p.N;
+    p.tg_offset = n->extra + 2 * p.N;
+    bool unbatched = n->iargs[A_UNBATCHED];
+    TD_CHECK(batched_view(lp, unbatched, &lp3));
+    if (g->dtype == lp->dtype)
+        TD_CHECK(td_make_view(g, g->ndim, g->shape, g->stride, g->offset, &cg));
+    else
+        TD_CHECK(td_cast_raw(g, lp->dtype, &cg));
+    int64_t gshape[3] = {p.T, p.N, p.C}, lshape[3] = {p.N, p.T, 2 * p.S + 1};
+    TD_CHECK(td_empty(3, gshape, lp->dtype, &grad));
+    TD_CHECK(td_empty(3, lshape, lp->dtype, &log_beta));
+    td_backend_of(lp)->ctc_loss->backward(grad, log_beta, cg, (td_reduction)n->iargs[A_REDUCTION], lp3,
+                                          targets, nll, log_alpha, &p, n->iargs[A_ZERO_INF]);
+    if (unbatched) {
+        int64_t shape[2] = {p.T, p.C};
+        TD_CHECK(td_view(grad, 2, shape, &g2));
+        TD_CHECK(td_grad_to_input(n, 0, g2, gi));
+    } else {
+        TD_CHECK(td_grad_to_input(n, 0, grad, gi));
+    }
+fail:
+    td_tensor_release(lp3);
+    td_tensor_release(cg);
+    td_tensor_release(grad);
+    td_tensor_release(log_beta);
+    td_tensor_release(g2);
+    return st;
+}
+
+/* ---- forward ---------------------------------------------------------- */
+
+td_status td_ctc_loss(td_tensor *log_probs, td_tensor *targets, td_tensor *input_lengths,
+                      td_tensor *target_lengths, const td_ctc_options *opt, td_tensor **out)
+{
+    td_ctc_options def = td_ctc_defaults();
+    if (!opt) opt = &def;
+    if (opt->reduction != TD_REDUCE_NONE && opt->reduction != TD_REDUCE_MEAN && opt->reduction != TD_REDUCE_SUM)
+        return td_error(TD_EINVAL, 5, "unknown reduction '%s' (expected 'none', 'mean' or 'sum')",
+                        td_reduction_name(opt->reduction));
+    ctc_args a = {0};
+    td_tensor *lp3 = NULL, *nll = NULL, *elem = NULL, *log_alpha = NULL, *res = NULL;
+    td_node *node = NULL;
+    td_status st;
+    TD_CHECK(check_args(log_probs, targets, input_lengths, target_lengths, opt, &a));
+    const td_ctc_plan *p = &a.p;
+    TD_CHECK(batched_view(log_probs, a.unbatched, &lp3));
+    int64_t lshape[3] = {p->N, p->T, 2 * p->S + 1};
+    TD_CHECK(td_empty(1, &p->N, log_probs->dtype, &nll));
+    TD_CHECK(td_empty(1, &p->N, log_probs->dtype, &elem));
+    TD_CHECK(td_empty(3, lshape, log_probs->dtype, &log_alpha));
+    td_backend_of(log_probs)->ctc_loss->forward(nll, elem, log_alpha, lp3, a.targets, p, opt->zero_infinity,
+                                               opt->reduction == TD_REDUCE_MEAN);
+    if (opt->reduction == TD_REDUCE_NONE)
+        TD_CHECK(td_make_view(elem, a.unbatched ? 0 : 1, elem->shape, elem->stride, elem->offset, &res));
+    else
+        TD_CHECK(td_loss_reduce_raw(elem, opt->reduction, (double)p->N, &res));
+
+    if (td_needs_grad(1, &log_probs)) {
+        TD_CHECK(td_node_new("CtcLossBackward", ctc_backward, 1, &log_probs, &node));
+        node->iargs[A_T] = p->T;
+        node->iargs[A_N] = p->N;
+        node->iargs[A_C] = p->C;
+        node->iargs[A_S] = p->S;
+        node->iargs[A_BLANK] = p->blank;
+        node->iargs[A_REDUCTION] = opt->reduction;
+        node->iargs[A_ZERO_INF] = opt->zero_infinity;
+        node->iargs[A_UNBATCHED] = a.unbatched;
+        node->extra = a.host;
+        a.host = NULL;
+        TD_CHECK(td_node_save(node, log_probs));
+        TD_CHECK(td_node_save(node, a.targets));
+        TD_CHECK(td_node_save(node, nll));
+        TD_CHECK(td_node_save(node, log_alpha));
+        td_node_attach(node, res);
+        node = NULL;
+    }
+    *out = res;
+    res = NULL;
+fail:
+    td_node_release(node);
+    free(a.host);
+    td_tensor_release(a.targets);
+    td_tensor_release(lp3);
+    td_tensor_release(nll);
+    td_tensor_release(elem);
+    td_tensor_release(log_alpha);
+    td_tensor_release(res);
+    return st;
+}
