@@ -1,4 +1,348 @@
-/* CPU kernels of the softmax losses. */
+/* CPU kernels of the softmax losses: cross_entropy, nll_loss, focal_loss,
+ * poly1_cross_entropy.
+ *
+ * Fused per row, as llm.c's classifier: the forward takes the row max and
+ * the sum of exponentials (two passes over a row that sits in cache), so
+ * logsumexp is exact for any magnitude and no softmax is stored; the
+ * backward recomputes p = exp((x - m) - ls) from the saved per-row max m
+ * and log-sum ls (kept apart, as log_softmax does, so float32 rows of
+ * +-1e4 keep their precision) and writes the closed-form gradient in one
+ * pass. Rows go to OpenMP threads;
+ * each row's arithmetic is the same at any thread count, so the per-row
+ * buffers (and the runtime's fixed-order sum of them) are bitwise stable.
+ *
+ * The row code takes the class stride `cs` (1 for (N, C), inner for
+ * K-dim); it is inlined twice, once with the literal 1, so the common case
+ * vectorises around our expf. */
 #include "cpu.h"
+#include "iter.h"
 
-const struct td_softmax_loss_kernels td_cpu_softmax_loss = {0};
+#include <math.h>
+#include <omp.h>
+
+#define AI static inline __attribute__((always_inline))
+
+#define FLOAT_DISPATCH(dt, ...)                                 \
+    switch (dt) {                                               \
+    case TD_FLOAT32: { typedef float T; __VA_ARGS__ } break;    \
+    case TD_FLOAT64: { typedef double T; __VA_ARGS__ } break;   \
+    default: break;                                             \
+    }
+
+/* ---- vectorised row loops, one set per float type ----------------------- */
+
+/* EXPNP: exp of arguments <= 0 (or NaN); EXPANY: any argument */
+#define SMX_LOOPS(T, S, EXPNP, EXPANY)                                                          \
+    AI T rmax_##S(const T *x, int64_t c, int64_t cs)                                            \
+    {                                                                                           \
+        T m = -INFINITY;                                                                        \
+        _Pragma("omp simd reduction(max : m)") for (int64_t j = 0; j < c; j++)                  \
+            m = x[j * cs] > m ? x[j * cs] : m;                                                  \
+        return m;                                                                               \
+    }                                                                                           \
+    /* sum_j exp(x_j - m) */                                                                    \
+    AI T rsumexp_##S(const T *x, int64_t c, int64_t cs, T m)                                    \
+    {                                                                                           \
+        T s = 0;                                                                                \
+        _Pragma("omp simd reduction(+ : s)") for (int64_t j = 0; j < c; j++)                    \
+            s += EXPNP(x[j * cs] - m);                                                          \
+        return s;                                                                               \
+    }                                                                                           \
+    /* the same, and *noty = the sum over j != y (no cancellation) */                           \
+    AI T rsumexp2_##S(const T *x, int64_t c, int64_t cs, T m, int64_t y, T *noty)               \
+    {                                                                                           \
+        T s = 0, s2 = 0;                                                                        \
+        _Pragma("omp simd reduction(+ : s, s2)") for (int64_t j = 0; j < c; j++)                \
+        {                                                                                       \
+            T e = EXPNP(x[j * cs] - m);                                                         \
+            s += e;                                                                             \
+            s2 += j == y ? (T)0 : e;                                                            \
+        }                                                                                       \
+        *noty = s2;                                                                             \
+        return s;                                                                               \
+    }                                                                                           \
+    /* sum_j w_j (lse - x_j) with lse - x_j = (m - x_j) + ls, w NULL = all 1 */                 \
+    AI T rsmooth_##S(const T *x, const T *w, int64_t c, int64_t cs, T m, T ls)                  \
+    {                                                                                           \
+        T s = 0;                                                                                \
+        if (w) {                                                                                \
+            _Pragma("omp simd reduction(+ : s)") for (int64_t j = 0; j < c; j++)                \
+                s += w[j] * ((m - x[j * cs]) + ls);                                             \
+        } else {                                                                                \
+            _Pragma("omp simd reduction(+ : s)") for (int64_t j = 0; j < c; j++)                \
+                s += (m - x[j * cs]) + ls;                                                      \
+        }                                                                                       \
+        return s;                                                                               \
+    }                                                                                           \
+    /* t'_j = k1 t_j + k0: returns sum_j w_j t'_j (lse - x_j), *tw = sum_j w_j t'_j */          \
+    AI T rprob_##S(const T *x, const T *t, const T *w, int64_t c, int64_t cs, T m, T ls, T k1,  \
+                   T k0, T *tw)                                                                 \
+    {                                                                                           \
+        T s = 0, s2 = 0;                                                                        \
+        if (w) {                                                                                \
+            _Pragma("omp simd reduction(+ : s, s2)") for (int64_t j = 0; j < c; j++)            \
+            {                                                                                   \
+                T wt = w[j] * (k1 * t[j * cs] + k0);                                            \
+                s2 += wt;                                                                       \
+                s += wt * ((m - x[j * cs]) + ls);                                               \
+            }                                                                                   \
+        } else {                                                                                \
+            _Pragma("omp simd reduction(+ : s, s2)") for (int64_t j = 0; j < c; j++)            \
+            {                                                                                   \
+                T wt = k1 * t[j * cs] + k0;                                                     \
+                s2 += wt;                                                                       \
+                s += wt * ((m - x[j * cs]) + ls);                                               \
+            }                                                                                   \
+        }                                                                                       \
+        *tw = s2;                                                                               \
+        return s;                                                                               \
+    }                                                                                           \
+    /* g_j = A exp((x_j - m) - ls) - B w_j (w NULL: - B); any: the argument may be > 0 */       \
+    AI void rgrad_##S(T *g, const T *x, const T *w, int64_t c, int64_t cs, T m, T ls, T A, T B, \
+                      int any)                                                                  \
+    {                                                                                           \
+        if (any) {                                                                              \
+            _Pragma("omp simd") for (int64_t j = 0; j < c; j++)                                 \
+                g[j * cs] = A * EXPANY((x[j * cs] - m) - ls) - B;                               \
+        } else if (w) {                                                                         \
+            _Pragma("omp simd") for (int64_t j = 0; j < c; j++)                                 \
+                g[j * cs] = A * EXPNP((x[j * cs] - m) - ls) - B * w[j];                         \
+        } else {                                                                                \
+            _Pragma("omp simd") for (int64_t j = 0; j < c; j++)                                 \
+                g[j * cs] = A * EXPNP((x[j * cs] - m) - ls) - B;                                \
+        }                                                                                       \
+    }                                                                                           \
+    /* prob targets: g_j = gr (p_j tw - w_j t'_j); gt_j = gr k1 w_j (lse - x_j) */              \
+    AI void rgrad_prob_##S(T *g, T *gt, const T *x, const T *t, const T *w, int64_t c,          \
+                           int64_t cs, T m, T ls, T k1, T k0, T tw, T gr)                       \
+    {                                                                                           \
+        _Pragma("omp simd") for (int64_t j = 0; j < c; j++)                                     \
+        {                                                                                       \
+            T wj = w ? w[j] : (T)1;                                                             \
+            g[j * cs] = gr * (EXPNP((x[j * cs] - m) - ls) * tw - wj * (k1 * t[j * cs] + k0));   \
+        }                                                                                       \
+        if (gt) {                                                                               \
+            for (int64_t j = 0; j < c; j++)                                                     \
+                gt[j * cs] = gr * k1 * (w ? w[j] : (T)1) * ((m - x[j * cs]) + ls);              \
+        }                                                                                       \
+    }                                                                                           \
+    AI void rzero_##S(T *g, int64_t c, int64_t cs)                                              \
+    {                                                                                           \
+        for (int64_t j = 0; j < c; j++) g[j * cs] = 0;                                          \
+    }
+
+SMX_LOOPS(float, f, td_cpu_expf_nonpos, td_cpu_expf)
+SMX_LOOPS(double, d, exp, exp)
+
+#define PICK(x, name) _Generic((x), float *: name##_f, const float *: name##_f, default: name##_d)
+#define RMAX(x, ...) PICK(x, rmax)(x, __VA_ARGS__)
+#define RSUMEXP(x, ...) PICK(x, rsumexp)(x, __VA_ARGS__)
+#define RSUMEXP2(x, ...) PICK(x, rsumexp2)(x, __VA_ARGS__)
+#define RSMOOTH(x, ...) PICK(x, rsmooth)(x, __VA_ARGS__)
+#define RPROB(x, ...) PICK(x, rprob)(x, __VA_ARGS__)
+#define RGRAD(g, ...) PICK(g, rgrad)(g, __VA_ARGS__)
+#define RGRAD_PROB(g, ...) PICK(g, rgrad_prob)(g, __VA_ARGS__)
+#define RZERO(g, ...) PICK(g, rzero)(g, __VA_ARGS__)
+
+/* ---- target check -------------------------------------------------------- */
+
+static int64_t check_targets(const td_smx_args *a, int64_t *count, double *wsum)
+{
+    int64_t rows = a->n * a->inner, cnt = 0;
+    double ws = 0;
+    const int64_t *t = a->target;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t y = t[r];
+        if (y == a->ignore_index) continue;
+        if (y < 0 || y >= a->c) return r;
+        cnt++;
+        if (a->weight) ws += a->dtype == TD_FLOAT32 ? ((const float *)a->weight)[y] : ((const double *)a->weight)[y];
+    }
+    *count = cnt;
+    *wsum = a->weight ? ws : (double)cnt;
+    return -1;
+}
+
+/* ---- forward ------------------------------------------------------------- */
+
+AI void fwd_row(const td_smx_args *a, int64_t r, int64_t cs, void *loss, void *aux0, void *aux1)
+{
+    int64_t c = a->c, i = r / a->inner, k = r - i * a->inner;
+    int64_t base = i * c * a->inner + k;
+    FLOAT_DISPATCH(a->dtype, {
+        const T *x = (const T *)a->x + base;
+        const T *w = (const T *)a->weight;
+        T *L = (T *)loss + r;
+        T *st = aux0 ? (T *)aux0 + 2 * r : NULL; /* (row max, log of the sum) */
+        if (a->prob) { /* CE with class probabilities */
+            const T *t = (const T *)a->prob + base;
+            T m = RMAX(x, c, cs);
+            T ls = (T)log((double)RSUMEXP(x, c, cs, m));
+            T tw;
+            double e = a->smoothing;
+            *L = RPROB(x, t, w, c, cs, m, ls, (T)(1 - e), (T)(e / (double)c), &tw);
+            st[0] = m, st[1] = ls;
+            ((T *)aux1)[r] = tw;
+            return;
+        }
+        int64_t y = a->target[r];
+        if (y == a->ignore_index) {
+            *L = 0;
+            if (st) st[0] = st[1] = 0;
+            if (aux1) ((T *)aux1)[r] = 0;
+            return;
+        }
+        double wy = w ? (double)w[y] : 1.0;
+        double xy = (double)x[y * cs];
+        if (a->kind == TD_SMX_NLL) {
+            *L = (T)(-wy * xy);
+            return;
+        }
+        T m = RMAX(x, c, cs);
+        if (a->kind == TD_SMX_FOCAL) {
+            T s2;
+            T s = RSUMEXP2(x, c, cs, m, y, &s2);
+            double ls = log((double)s), ls2 = log((double)s2);
+            /* log p_y; when y holds the max, s = 1 + s2 and log1p keeps p_y ~ 1 exact */
+            double logp = xy == (double)m ? -log1p((double)s2) : (xy - (double)m) - ls;
+            double l1mp = ls2 - ls; /* log(1 - p_y) without cancellation; -inf when p_y rounds to 1 */
+            double g = a->gamma;
+            double pw = g == 0 ? 1.0 : exp(g * l1mp);
+            double al = a->alpha ? (double)((const T *)a->alpha)[y] : a->alpha_scalar;
+            double p = exp(logp);
+            *L = (T)(-al * pw * logp);
+            st[0] = m, st[1] = (T)ls2; /* q_j = p_j / (1 - p_y) = exp((x_j - m) - ls2) */
+            ((T *)aux1)[r] = (T)(al * pw * (g * p * logp - exp(l1mp)));
+            return;
+        }
+        double ls = log((double)RSUMEXP(x, c, cs, m));
+        double nlp = ((double)m - xy) + ls; /* -log p_y, as log_softmax forms it */
+        double e = a->smoothing;
+        double l = (1 - e) * wy * nlp;
+        if (e > 0) l += e / (double)c * (double)RSMOOTH(x, w, c, cs, m, (T)ls);
+        if (a->kind == TD_SMX_POLY1) {
+            double pt = (1 - e) * exp(-nlp) + e / (double)c;
+            l += a->epsilon * wy * (1 - pt);
+        }
+        *L = (T)l;
+        st[0] = m, st[1] = (T)ls;
+    })
+}
+
+static void fwd_rows(const td_smx_args *a, int64_t r0, int64_t r1, void *loss, void *aux0, void *aux1)
+{
+    if (a->inner == 1)
+        for (int64_t r = r0; r < r1; r++) fwd_row(a, r, 1, loss, aux0, aux1);
+    else
+        for (int64_t r = r0; r < r1; r++) fwd_row(a, r, a->inner, loss, aux0, aux1);
+}
+
+static void forward(const td_smx_args *a, void *loss, void *aux0, void *aux1)
+{
+    int64_t rows = a->n * a->inner;
+    if (rows == 0) return;
+    int64_t work = a->kind == TD_SMX_NLL ? rows : rows * a->c;
+    int nt = td_cpu_threads_for(work, TD_CPU_GRAIN_COSTLY);
+    if (nt <= 1) {
+        fwd_rows(a, 0, rows, loss, aux0, aux1);
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num(), n = omp_get_num_threads();
+        int64_t r0 = rows * t / n, r1 = rows * (t + 1) / n;
+        fwd_rows(a, r0, r1, loss, aux0, aux1);
+    }
+}
+
+/* ---- backward ------------------------------------------------------------ */
+
+AI void bwd_row(const td_smx_args *a, int64_t r, int64_t cs, double wtotal, const void *aux0,
+                const void *aux1, const void *gy, double scale, void *gx, void *gtp)
+{
+    int64_t c = a->c, i = r / a->inner, k = r - i * a->inner;
+    int64_t base = i * c * a->inner + k;
+    FLOAT_DISPATCH(a->dtype, {
+        const T *x = a->x ? (const T *)a->x + base : NULL;
+        const T *w = (const T *)a->weight;
+        const T *st = aux0 ? (const T *)aux0 + 2 * r : NULL;
+        T *g = (T *)gx + base;
+        double gr = scale * (gy ? (double)((const T *)gy)[r] : 1.0);
+        if (a->prob) {
+            const T *t = (const T *)a->prob + base;
+            double e = a->smoothing;
+            RGRAD_PROB(g, gtp ? (T *)gtp + base : NULL, x, t, w, c, cs, st[0], st[1], (T)(1 - e),
+                       (T)(e / (double)c), ((const T *)aux1)[r], (T)gr);
+            return;
+        }
+        int64_t y = a->target[r];
+        if (y == a->ignore_index) {
+            RZERO(g, c, cs);
+            return;
+        }
+        double wy = w ? (double)w[y] : 1.0;
+        if (a->kind == TD_SMX_NLL) {
+            RZERO(g, c, cs);
+            g[y * cs] = (T)(-gr * wy);
+            return;
+        }
+        if (a->kind == TD_SMX_FOCAL) {
+            double gg = gr * (double)((const T *)aux1)[r];
+            if (st[1] == -INFINITY)
+                RZERO(g, c, cs); /* every p_j, j != y, is 0: q_j is bounded, g is 0 */
+            else
+                RGRAD(g, x, NULL, c, cs, st[0], st[1], (T)-gg, (T)0, 1);
+            g[y * cs] = (T)gg;
+            return;
+        }
+        double e = a->smoothing;
+        double A = (1 - e) * wy + e * wtotal / (double)c, D = (1 - e) * wy;
+        if (a->kind == TD_SMX_POLY1) {
+            double py = exp(((double)x[y * cs] - (double)st[0]) - (double)st[1]);
+            double bp = a->epsilon * wy * (1 - e) * py;
+            A += bp;
+            D += bp;
+        }
+        RGRAD(g, x, w, c, cs, st[0], st[1], (T)(gr * A), (T)(gr * e / (double)c), 0);
+        g[y * cs] = (T)((double)g[y * cs] - gr * D);
+    })
+}
+
+static void bwd_rows(const td_smx_args *a, int64_t r0, int64_t r1, double wtotal, const void *aux0,
+                     const void *aux1, const void *gy, double scale, void *gx, void *gt)
+{
+    if (a->inner == 1)
+        for (int64_t r = r0; r < r1; r++) bwd_row(a, r, 1, wtotal, aux0, aux1, gy, scale, gx, gt);
+    else
+        for (int64_t r = r0; r < r1; r++) bwd_row(a, r, a->inner, wtotal, aux0, aux1, gy, scale, gx, gt);
+}
+
+static void backward(const td_smx_args *a, const void *aux0, const void *aux1, const void *gy,
+                     double scale, void *gx, void *gt)
+{
+    int64_t rows = a->n * a->inner;
+    if (rows == 0) return;
+    double wtotal = (double)a->c;
+    if (a->weight) {
+        wtotal = 0;
+        for (int64_t j = 0; j < a->c; j++)
+            wtotal += a->dtype == TD_FLOAT32 ? ((const float *)a->weight)[j] : ((const double *)a->weight)[j];
+    }
+    int nt = td_cpu_threads_for(rows * a->c, TD_CPU_GRAIN_COSTLY);
+    if (nt <= 1) {
+        bwd_rows(a, 0, rows, wtotal, aux0, aux1, gy, scale, gx, gt);
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num(), n = omp_get_num_threads();
+        int64_t r0 = rows * t / n, r1 = rows * (t + 1) / n;
+        bwd_rows(a, r0, r1, wtotal, aux0, aux1, gy, scale, gx, gt);
+    }
+}
+
+const struct td_softmax_loss_kernels td_cpu_softmax_loss = {
+    .check_targets = check_targets,
+    .forward = forward,
+    .backward = backward,
+};
