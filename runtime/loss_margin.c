@@ -1,0 +1,521 @@
+/* The margin losses' front-ends: argument checks, one fused kernel per
+ * loss, the reduction, and one autograd node whose backward is a
+ * closed-form kernel. See docs/losses_margin.md. */
+#include "internal.h"
+
+#include <math.h>
+
+#define K(t) (td_backend_of(t)->margin_loss)
+
+/* ---- shared checks ------------------------------------------------------ */
+
+static td_status need_float(const char *loss, const char *what, const td_tensor *t, int arg)
+{
+    if (t->dtype != TD_FLOAT32 && t->dtype != TD_FLOAT64)
+        return td_error(TD_EDTYPE, arg, "%s: %s must be float32 or float64, got %s", loss, what,
+                        td_dtype_name(t->dtype));
+    return TD_OK;
+}
+
+static td_status same_dtype(const char *loss, const char *what, const td_tensor *t, td_dtype dt,
+                            int arg)
+{
+    if (t->dtype != dt)
+        return td_error(TD_EDTYPE, arg, "%s: %s is %s but the input is %s (use one float dtype)", loss,
+                        what, td_dtype_name(t->dtype), td_dtype_name(dt));
+    return TD_OK;
+}
+
+static td_status need_indices(const char *loss, const td_tensor *t, int arg)
+{
+    if (t->dtype != TD_INT64)
+        return td_error(TD_EDTYPE, arg, "%s: target must hold int64 class indices, got %s%s", loss,
+                        td_dtype_name(t->dtype),
+                        td_dtype_is_float(t->dtype) ? " (convert with :long())" : "");
+    return TD_OK;
+}
+
+/* a +-1 label tensor: the input's float dtype, or int64 (converted) */
+static td_status check_label(const char *loss, const char *what, const td_tensor *t, td_dtype dt,
+                             int arg)
+{
+    if (t->dtype == TD_INT64) return TD_OK;
+    if (!td_dtype_is_float(t->dtype))
+        return td_error(TD_EDTYPE, arg, "%s: %s must be float or int64, got %s", loss, what,
+                        td_dtype_name(t->dtype));
+    return same_dtype(loss, what, t, dt, arg);
+}
+
+/* a contiguous copy of t in dtype dt (a view when it already is one),
+ * broadcast to shape when ndim >= 0; records nothing */
+static td_status raw(td_tensor *t, td_dtype dt, int ndim, const int64_t *shape, td_tensor **out)
+{
+    td_tensor *v = NULL;
+    if (ndim >= 0) {
+        TD_TRY(td_broadcast_view(t, ndim, shape, &v));
+    } else {
+        TD_TRY(td_make_view(t, t->ndim, t->shape, t->stride, t->offset, &v));
+    }
+    if (v->dtype == dt && td_is_contiguous(v)) {
+        *out = v;
+        return TD_OK;
+    }
+    td_tensor *c = NULL;
+    td_status st = td_empty(v->ndim, v->shape, dt, &c);
+    if (st == TD_OK) td_backend_of(t)->copy(c, v);
+    td_tensor_release(v);
+    *out = c;
+    return st;
+}
+
+/* ---- the node: what every backward shares ---------------------------------- */
+
+/* iargs: 0 reduction, 1 rows n, 2 row length, 3 p (multi_margin), 4 swap;
+ * dargs: 0 margin, 1 p (triplet), 2 eps */
+typedef struct {
+    td_tensor *gy;
+    double scale;
+} grad_in;
+
+static td_status grad_setup(td_node *n, td_tensor *grad, grad_in *g)
+{
+    int64_t rows = n->iargs[1];
+    g->scale = (n->iargs[0] == TD_REDUCE_MEAN && rows > 0) ? 1.0 / (double)rows : 1.0;
+    td_tensor *c = NULL;
+    TD_TRY(td_contiguous(grad, &c));
+    if (c->dtype != n->in_dtype[0]) {
+        td_tensor *d = NULL;
+        td_status st = td_cast_raw(c, n->in_dtype[0], &d);
+        td_tensor_release(c);
+        TD_TRY(st);
+        c = d;
+    }
+    g->gy = c;
+    return TD_OK;
+}
+
+/* an empty gradient buffer of saved tensor i's shape, when input `i`
+ * needs one */
+static td_status grad_buf(td_node *n, int input, td_tensor *like, td_tensor **out)
+{
+    *out = NULL;
+    if (!n->next[input]) return TD_OK;
+    return td_empty(like->ndim, like->shape, like->dtype, out);
+}
+
+/* hand each computed buffer to its input (summed to its shape) */
+static td_status grads_out(td_node *n, int k, td_tensor **bufs, td_tensor **grads_in)
+{
+    td_status st = TD_OK;
+    for (int i = 0; i < k; i++) {
+        if (bufs[i] && st == TD_OK) st = td_grad_to_input(n, i, bufs[i], &grads_in[i]);
+        td_tensor_release(bufs[i]);
+    }
+    return st;
+}
+
+/* reduce the per-sample loss `elem` and, when any of the k inputs needs a
+ * gradient, record the node (saving the `ns` tensors in `save`) */
+static td_status finish(const char *name, td_backward_fn fn, td_tensor *elem, td_reduction r,
+                        int k, td_tensor *const *inputs, int ns, td_tensor *const *save,
+                        const int64_t *iargs, const double *dargs, td_tensor **out)
+{
+    td_tensor *res = NULL;
+    td_node *node = NULL;
+    td_status st = TD_OK;
+    if (r == TD_REDUCE_NONE) {
+        td_tensor_retain(elem);
+        res = elem;
+    } else {
+        TD_CHECK(td_loss_reduce_raw(elem, r, (double)td_numel(elem), &res));
+    }
+    if (td_needs_grad(k, inputs)) {
+        TD_CHECK(td_node_new(name, fn, k, inputs, &node));
+        for (int i = 0; i < ns; i++) TD_CHECK(td_node_save(node, save[i]));
+        for (int i = 0; i < 5; i++) node->iargs[i] = iargs[i];
+        for (int i = 0; i < 3; i++) node->dargs[i] = dargs[i];
+        node->iargs[0] = r;
+        td_node_attach(node, res);
+        node = NULL;
+    }
+    *out = res;
+    res = NULL;
+fail:
+    td_node_release(node);
+    td_tensor_release(res);
+    return st;
+}
+
+static void shape_of(const td_tensor *t, char *buf, size_t n) { td_shape_str(t, buf, n); }
+
+/* ---- multi_margin_loss ------------------------------------------------------ */
+
+static td_status multi_margin_backward(td_node *n, td_tensor *grad, td_tensor **gi)
+{
+    td_tensor *x = td_node_saved(n, 0), *t = td_node_saved(n, 1);
+    td_tensor *w = n->n_saved > 2 ? td_node_saved(n, 2) : NULL;
+    grad_in g;
+    TD_TRY(grad_setup(n, grad, &g));
+    td_tensor *gx = NULL;
+    td_status st = grad_buf(n, 0, x, &gx);
+    if (st == TD_OK && gx)
+        K(x)->multi_margin_backward(gx, g.gy, g.scale, x, t, w, (int)n->iargs[3], n->dargs[0],
+                                    n->iargs[1], n->iargs[2]);
+    td_tensor_release(g.gy);
+    if (st != TD_OK) return st;
+    return grads_out(n, 1, &gx, gi);
+}
+
+td_status td_multi_margin_loss(td_tensor *input, td_tensor *target, const td_multi_margin_opts *o,
+                               td_tensor **out)
+{
+    static const char *L = "multi_margin_loss";
+    char s1[96], s2[96];
+    TD_TRY(need_float(L, "input", input, 1));
+    if (input->ndim < 1 || input->ndim > 2 || input->shape[input->ndim - 1] == 0)
+        return td_error(TD_ESHAPE, 1, "%s: input must be (N, C) or (C) with C > 0, got shape %s", L,
+                        (shape_of(input, s1, sizeof s1), s1));
+    TD_TRY(need_indices(L, target, 2));
+    int64_t n = input->ndim == 2 ? input->shape[0] : 1, c = input->shape[input->ndim - 1];
+    bool ok = input->ndim == 2 ? (target->ndim == 1 && target->shape[0] == n)
+                               : (target->ndim == 0 || (target->ndim == 1 && target->shape[0] == 1));
+    if (!ok)
+        return td_error(TD_ESHAPE, 2, "%s: target shape %s does not match input shape %s (expected %s)",
+                        L, (shape_of(target, s1, sizeof s1), s1), (shape_of(input, s2, sizeof s2), s2),
+                        input->ndim == 2 ? "(N)" : "() or (1)");
+    for (int64_t i = 0; i < n; i++) {
+        double v = td_get_flat(target, i);
+        if (v < 0 || v >= (double)c)
+            return td_error(TD_ERANGE, 2, "%s: target %lld at position %lld is outside [0, %lld)", L,
+                            (long long)v, (long long)i, (long long)c);
+    }
+    if (o->p != 1 && o->p != 2)
+        return td_error(TD_EINVAL, 3, "%s: p must be 1 or 2, got %d", L, o->p);
+    if (o->weight) {
+        TD_TRY(need_float(L, "weight", o->weight, 3));
+        TD_TRY(same_dtype(L, "weight", o->weight, input->dtype, 3));
+        if (o->weight->ndim != 1 || o->weight->shape[0] != c)
+            return td_error(TD_ESHAPE, 3, "%s: weight must have shape (%lld), one per class, got %s", L,
+                            (long long)c, (shape_of(o->weight, s1, sizeof s1), s1));
+    }
+    td_tensor *x = NULL, *t = NULL, *w = NULL, *elem = NULL;
+    td_status st;
+    TD_CHECK(raw(input, input->dtype, -1, NULL, &x));
+    TD_CHECK(raw(target, TD_INT64, -1, NULL, &t));
+    if (o->weight) TD_CHECK(raw(o->weight, input->dtype, -1, NULL, &w));
+    /* none: (N), or the target's shape for a (C) input */
+    if (input->ndim == 2)
+        TD_CHECK(td_empty(1, &n, input->dtype, &elem));
+    else
+        TD_CHECK(td_empty(target->ndim, target->shape, input->dtype, &elem));
+    K(input)->multi_margin(elem, x, t, w, o->p, o->margin, n, c);
+    {
+        td_tensor *save[3] = {x, t, w};
+        int64_t ia[5] = {0, n, c, o->p, 0};
+        double da[3] = {o->margin, 0, 0};
+        TD_CHECK(finish("MultiMarginLossBackward", multi_margin_backward, elem, o->reduction, 1,
+                        &input, w ? 3 : 2, save, ia, da, out));
+    }
+fail:
+    td_tensor_release(x);
+    td_tensor_release(t);
+    td_tensor_release(w);
+    td_tensor_release(elem);
+    return st;
+}
+
+/* ---- multilabel_margin_loss ------------------------------------------------- */
+
+static td_status multilabel_margin_backward(td_node *n, td_tensor *grad, td_tensor **gi)
+{
+    td_tensor *x = td_node_saved(n, 0), *t = td_node_saved(n, 1);
+    grad_in g;
+    TD_TRY(grad_setup(n, grad, &g));
+    td_tensor *gx = NULL;
+    td_status st = grad_buf(n, 0, x, &gx);
+    if (st == TD_OK && gx)
+        K(x)->multilabel_margin_backward(gx, g.gy, g.scale, x, t, n->iargs[1], n->iargs[2]);
+    td_tensor_release(g.gy);
+    if (st != TD_OK) return st;
+    return grads_out(n, 1, &gx, gi);
+}
+
+td_status td_multilabel_margin_loss(td_tensor *input, td_tensor *target,
+                                    const td_multilabel_margin_opts *o, td_tensor **out)
+{
+    static const char *L = "multilabel_margin_loss";
+    char s1[96], s2[96];
+    TD_TRY(need_float(L, "input", input, 1));
+    if (input->ndim < 1 || input->ndim > 2 || input->shape[input->ndim - 1] == 0)
+        return td_error(TD_ESHAPE, 1, "%s: input must be (N, C) or (C) with C > 0, got shape %s", L,
+                        (shape_of(input, s1, sizeof s1), s1));
+    TD_TRY(need_indices(L, target, 2));
+    if (!td_same_shape(input, target))
+        return td_error(TD_ESHAPE, 2, "%s: target shape %s does not match input shape %s", L,
+                        (shape_of(target, s1, sizeof s1), s1), (shape_of(input, s2, sizeof s2), s2));
+    int64_t n = input->ndim == 2 ? input->shape[0] : 1, c = input->shape[input->ndim - 1];
+    for (int64_t i = 0; i < n * c; i++) {
+        double v = td_get_flat(target, i);
+        if (v < -1 || v >= (double)c)
+            return td_error(TD_ERANGE, 2,
+                            "%s: target %lld at (%lld, %lld) is outside [0, %lld) (-1 ends a row's list)",
+                            L, (long long)v, (long long)(i / c), (long long)(i % c), (long long)c);
+    }
+    td_tensor *x = NULL, *t = NULL, *elem = NULL;
+    td_status st;
+    TD_CHECK(raw(input, input->dtype, -1, NULL, &x));
+    TD_CHECK(raw(target, TD_INT64, -1, NULL, &t));
+    TD_CHECK(td_empty(input->ndim == 2 ? 1 : 0, &n, input->dtype, &elem));
+    K(input)->multilabel_margin(elem, x, t, n, c);
+    {
+        td_tensor *save[2] = {x, t};
+        int64_t ia[5] = {0, n, c, 0, 0};
+        double da[3] = {0, 0, 0};
+        TD_CHECK(finish("MultilabelMarginLossBackward", multilabel_margin_backward, elem, o->reduction,
+                        1, &input, 2, save, ia, da, out));
+    }
+fail:
+    td_tensor_release(x);
+    td_tensor_release(t);
+    td_tensor_release(elem);
+    return st;
+}
+
+/* ---- hinge_embedding_loss --------------------------------------------------- */
+
+static td_status hinge_embedding_backward(td_node *n, td_tensor *grad, td_tensor **gi)
+{
+    td_tensor *x = td_node_saved(n, 0), *y = td_node_saved(n, 1);
+    grad_in g;
+    TD_TRY(grad_setup(n, grad, &g));
+    td_tensor *gx = NULL;
+    td_status st = grad_buf(n, 0, x, &gx);
+    if (st == TD_OK && gx)
+        K(x)->hinge_embedding_backward(gx, g.gy, g.scale, x, y, n->dargs[0], n->iargs[1]);
+    td_tensor_release(g.gy);
+    if (st != TD_OK) return st;
+    return grads_out(n, 1, &gx, gi);
+}
+
+td_status td_hinge_embedding_loss(td_tensor *input, td_tensor *target,
+                                  const td_hinge_embedding_opts *o, td_tensor **out)
+{
+    static const char *L = "hinge_embedding_loss";
+    char s1[96], s2[96];
+    TD_TRY(need_float(L, "input", input, 1));
+    TD_TRY(check_label(L, "target", target, input->dtype, 2));
+    int nd;
+    int64_t shape[TD_MAX_DIMS];
+    if (td_broadcast_shape(input, target, &nd, shape) != TD_OK)
+        return td_error(TD_ESHAPE, 2, "%s: target shape %s does not broadcast with input shape %s", L,
+                        (shape_of(target, s1, sizeof s1), s1), (shape_of(input, s2, sizeof s2), s2));
+    td_tensor *x = NULL, *y = NULL, *elem = NULL;
+    td_status st;
+    TD_CHECK(raw(input, input->dtype, nd, shape, &x));
+    TD_CHECK(raw(target, input->dtype, nd, shape, &y));
+    TD_CHECK(td_empty(nd, shape, input->dtype, &elem));
+    int64_t n = td_numel(elem);
+    K(input)->hinge_embedding(elem, x, y, o->margin, n);
+    {
+        td_tensor *save[2] = {x, y};
+        int64_t ia[5] = {0, n, 1, 0, 0};
+        double da[3] = {o->margin, 0, 0};
+        TD_CHECK(finish("HingeEmbeddingLossBackward", hinge_embedding_backward, elem, o->reduction, 1,
+                        &input, 2, save, ia, da, out));
+    }
+fail:
+    td_tensor_release(x);
+    td_tensor_release(y);
+    td_tensor_release(elem);
+    return st;
+}
+
+/* ---- cosine_embedding_loss -------------------------------------------------- */
+
+static td_status cosine_embedding_backward(td_node *n, td_tensor *grad, td_tensor **gi)
+{
+    td_tensor *a = td_node_saved(n, 0), *b = td_node_saved(n, 1), *y = td_node_saved(n, 2);
+    grad_in g;
+    TD_TRY(grad_setup(n, grad, &g));
+    td_tensor *bufs[2] = {NULL, NULL};
+    td_status st = grad_buf(n, 0, a, &bufs[0]);
+    if (st == TD_OK) st = grad_buf(n, 1, b, &bufs[1]);
+    if (st == TD_OK)
+        K(a)->cosine_embedding_backward(bufs[0], bufs[1], g.gy, g.scale, a, b, y, n->dargs[0],
+                                        n->iargs[1], n->iargs[2]);
+    td_tensor_release(g.gy);
+    if (st != TD_OK) {
+        td_release_many(2, bufs);
+        return st;
+    }
+    return grads_out(n, 2, bufs, gi);
+}
+
+td_status td_cosine_embedding_loss(td_tensor *x1, td_tensor *x2, td_tensor *y,
+                                   const td_cosine_embedding_opts *o, td_tensor **out)
+{
+    static const char *L = "cosine_embedding_loss";
+    char s1[96], s2[96];
+    TD_TRY(need_float(L, "x1", x1, 1));
+    TD_TRY(need_float(L, "x2", x2, 2));
+    TD_TRY(same_dtype(L, "x2", x2, x1->dtype, 2));
+    TD_TRY(check_label(L, "y", y, x1->dtype, 3));
+    if (x1->ndim < 1 || x1->ndim > 2)
+        return td_error(TD_ESHAPE, 1, "%s: x1 must be (N, D) or (D), got shape %s", L,
+                        (shape_of(x1, s1, sizeof s1), s1));
+    if (!td_same_shape(x1, x2))
+        return td_error(TD_ESHAPE, 2, "%s: x2 shape %s does not match x1 shape %s", L,
+                        (shape_of(x2, s1, sizeof s1), s1), (shape_of(x1, s2, sizeof s2), s2));
+    int64_t n = x1->ndim == 2 ? x1->shape[0] : 1, d = x1->shape[x1->ndim - 1];
+    bool ok = x1->ndim == 2 ? (y->ndim == 1 && y->shape[0] == n) : y->ndim == 0;
+    if (!ok)
+        return td_error(TD_ESHAPE, 3, "%s: y shape %s does not match x1 shape %s (expected %s)", L,
+                        (shape_of(y, s1, sizeof s1), s1), (shape_of(x1, s2, sizeof s2), s2),
+                        x1->ndim == 2 ? "(N)" : "()");
+    td_tensor *a = NULL, *b = NULL, *t = NULL, *elem = NULL;
+    td_status st;
+    TD_CHECK(raw(x1, x1->dtype, -1, NULL, &a));
+    TD_CHECK(raw(x2, x1->dtype, -1, NULL, &b));
+    TD_CHECK(raw(y, x1->dtype, -1, NULL, &t));
+    TD_CHECK(td_empty(y->ndim, y->shape, x1->dtype, &elem));
+    K(x1)->cosine_embedding(elem, a, b, t, o->margin, n, d);
+    {
+        td_tensor *inputs[2] = {x1, x2}, *save[3] = {a, b, t};
+        int64_t ia[5] = {0, n, d, 0, 0};
+        double da[3] = {o->margin, 0, 0};
+        TD_CHECK(finish("CosineEmbeddingLossBackward", cosine_embedding_backward, elem, o->reduction, 2,
+                        inputs, 3, save, ia, da, out));
+    }
+fail:
+    td_tensor_release(a);
+    td_tensor_release(b);
+    td_tensor_release(t);
+    td_tensor_release(elem);
+    return st;
+}
+
+/* ---- margin_ranking_loss ---------------------------------------------------- */
+
+static td_status margin_ranking_backward(td_node *n, td_tensor *grad, td_tensor **gi)
+{
+    td_tensor *a = td_node_saved(n, 0), *b = td_node_saved(n, 1), *y = td_node_saved(n, 2);
+    grad_in g;
+    TD_TRY(grad_setup(n, grad, &g));
+    td_tensor *bufs[2] = {NULL, NULL};
+    td_status st = grad_buf(n, 0, a, &bufs[0]);
+    if (st == TD_OK) st = grad_buf(n, 1, b, &bufs[1]);
+    if (st == TD_OK)
+        K(a)->margin_ranking_backward(bufs[0], bufs[1], g.gy, g.scale, a, b, y, n->dargs[0],
+                                      n->iargs[1]);
+    td_tensor_release(g.gy);
+    if (st != TD_OK) {
+        td_release_many(2, bufs);
+        return st;
+    }
+    return grads_out(n, 2, bufs, gi);
+}
+
+td_status td_margin_ranking_loss(td_tensor *x1, td_tensor *x2, td_tensor *y,
+                                 const td_margin_ranking_opts *o, td_tensor **out)
+{
+    static const char *L = "margin_ranking_loss";
+    char s1[96], s2[96], s3[96];
+    TD_TRY(need_float(L, "x1", x1, 1));
+    TD_TRY(need_float(L, "x2", x2, 2));
+    TD_TRY(same_dtype(L, "x2", x2, x1->dtype, 2));
+    TD_TRY(check_label(L, "y", y, x1->dtype, 3));
+    int nd, nd2;
+    int64_t shape[TD_MAX_DIMS], shape2[TD_MAX_DIMS];
+    if (x2->ndim != x1->ndim || td_broadcast_shape(x1, x2, &nd, shape) != TD_OK)
+        return td_error(TD_ESHAPE, 2, "%s: x2 shape %s does not match x1 shape %s", L,
+                        (shape_of(x2, s1, sizeof s1), s1), (shape_of(x1, s2, sizeof s2), s2));
+    td_tensor tmp = {0};
+    tmp.ndim = nd;
+    memcpy(tmp.shape, shape, sizeof shape);
+    if (y->ndim != x1->ndim || td_broadcast_shape(&tmp, y, &nd2, shape2) != TD_OK)
+        return td_error(TD_ESHAPE, 3, "%s: y shape %s does not match x1 shape %s and x2 shape %s", L,
+                        (shape_of(y, s1, sizeof s1), s1), (shape_of(x1, s2, sizeof s2), s2),
+                        (shape_of(x2, s3, sizeof s3), s3));
+    td_tensor *a = NULL, *b = NULL, *t = NULL, *elem = NULL;
+    td_status st;
+    TD_CHECK(raw(x1, x1->dtype, nd2, shape2, &a));
+    TD_CHECK(raw(x2, x1->dtype, nd2, shape2, &b));
+    TD_CHECK(raw(y, x1->dtype, nd2, shape2, &t));
+    TD_CHECK(td_empty(nd2, shape2, x1->dtype, &elem));
+    int64_t n = td_numel(elem);
+    K(x1)->margin_ranking(elem, a, b, t, o->margin, n);
+    {
+        td_tensor *inputs[2] = {x1, x2}, *save[3] = {a, b, t};
+        int64_t ia[5] = {0, n, 1, 0, 0};
+        double da[3] = {o->margin, 0, 0};
+        TD_CHECK(finish("MarginRankingLossBackward", margin_ranking_backward, elem, o->reduction, 2,
+                        inputs, 3, save, ia, da, out));
+    }
+fail:
+    td_tensor_release(a);
+    td_tensor_release(b);
+    td_tensor_release(t);
+    td_tensor_release(elem);
+    return st;
+}
+
+/* ---- triplet_margin_loss ---------------------------------------------------- */
+
+static td_status triplet_margin_backward(td_node *n, td_tensor *grad, td_tensor **gi)
+{
+    td_tensor *a = td_node_saved(n, 0), *p = td_node_saved(n, 1), *q = td_node_saved(n, 2);
+    grad_in g;
+    TD_TRY(grad_setup(n, grad, &g));
+    td_tensor *bufs[3] = {NULL, NULL, NULL};
+    td_status st = TD_OK;
+    for (int i = 0; i < 3 && st == TD_OK; i++) st = grad_buf(n, i, a, &bufs[i]);
+    if (st == TD_OK)
+        K(a)->triplet_margin_backward(bufs[0], bufs[1], bufs[2], g.gy, g.scale, a, p, q, n->dargs[0],
+                                      n->dargs[1], n->dargs[2], n->iargs[4] != 0, n->iargs[1],
+                                      n->iargs[2]);
+    td_tensor_release(g.gy);
+    if (st != TD_OK) {
+        td_release_many(3, bufs);
+        return st;
+    }
+    return grads_out(n, 3, bufs, gi);
+}
+
+td_status td_triplet_margin_loss(td_tensor *anchor, td_tensor *positive, td_tensor *negative,
+                                 const td_triplet_margin_opts *o, td_tensor **out)
+{
+    static const char *L = "triplet_margin_loss";
+    static const char *names[3] = {"anchor", "positive", "negative"};
+    char s1[96], s2[96];
+    td_tensor *in[3] = {anchor, positive, negative};
+    for (int i = 0; i < 3; i++) {
+        TD_TRY(need_float(L, names[i], in[i], i + 1));
+        if (i > 0) TD_TRY(same_dtype(L, names[i], in[i], anchor->dtype, i + 1));
+    }
+    if (anchor->ndim < 1 || anchor->ndim > 2)
+        return td_error(TD_ESHAPE, 1, "%s: anchor must be (N, D) or (D), got shape %s", L,
+                        (shape_of(anchor, s1, sizeof s1), s1));
+    for (int i = 1; i < 3; i++)
+        if (!td_same_shape(in[i], anchor))
+            return td_error(TD_ESHAPE, i + 1, "%s: %s shape %s does not match anchor shape %s", L,
+                            names[i], (shape_of(in[i], s1, sizeof s1), s1),
+                            (shape_of(anchor, s2, sizeof s2), s2));
+    if (!(o->p > 0) || isinf(o->p))
+        return td_error(TD_EINVAL, 4, "%s: p must be a positive finite number, got %g", L, o->p);
+    int64_t n = anchor->ndim == 2 ? anchor->shape[0] : 1, d = anchor->shape[anchor->ndim - 1];
+    td_tensor *r[3] = {NULL, NULL, NULL}, *elem = NULL;
+    td_status st;
+    for (int i = 0; i < 3; i++) TD_CHECK(raw(in[i], anchor->dtype, -1, NULL, &r[i]));
+    TD_CHECK(td_empty(anchor->ndim == 2 ? 1 : 0, &n, anchor->dtype, &elem));
+    K(anchor)->triplet_margin(elem, r[0], r[1], r[2], o->margin, o->p, o->eps, o->swap, n, d);
+    {
+        int64_t ia[5] = {0, n, d, 0, o->swap};
+        double da[3] = {o->margin, o->p, o->eps};
+        TD_CHECK(finish("TripletMarginLossBackward", triplet_margin_backward, elem, o->reduction, 3, in,
+                        3, r, ia, da, out));
+    }
+fail:
+    td_release_many(3, r);
+    td_tensor_release(elem);
+    return st;
+}
