@@ -35,15 +35,25 @@ M.names = {
     {"triplet_margin_loss", "TripletMarginLoss"},
 }
 
-local function module_class(fname, mname, fn)
+-- forward(self, ...) = F.<fname>(..., self.options), compiled per loss so
+-- that the call names the loss: errors raised inside it then read
+-- "bad argument #2 to 'cross_entropy' (...)", as a direct call's do
+local function forward_for(fname, F)
+    local src = string.format([[
+local F, unpack, select = ...
+return function(self, ...)
+    local n = select("#", ...)
+    local args = {...}
+    args[n + 1] = self.options
+    return F.%s(unpack(args, 1, n + 1))
+end]], fname)
+    return assert(load(src, "=tide.nn." .. fname, "t"))(F, table.unpack, select)
+end
+
+local function module_class(fname, mname, F)
     local class = {__name = "tide.nn." .. mname}
     class.__index = class
-    function class.forward(self, ...)
-        local n = select("#", ...)
-        local args = {...}
-        args[n + 1] = self.options
-        return fn(table.unpack(args, 1, n + 1))
-    end
+    class.forward = forward_for(fname, F)
     class.__call = class.forward
     function class.__tostring(self)
         local keys = {}
@@ -71,10 +81,9 @@ end
 function M.install(core, F, nn)
     for _, pair in ipairs(M.names) do
         local fname, mname = pair[1], pair[2]
-        local fn = core[fname]
-        if fn then
-            F[fname] = fn
-            nn[mname] = module_class(fname, mname, fn)
+        if core[fname] then
+            F[fname] = core[fname]
+            nn[mname] = module_class(fname, mname, F)
         end
     end
     nn.class_balanced_weights = M.class_balanced_weights
