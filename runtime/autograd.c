@@ -224,6 +224,16 @@ static td_status accumulate(td_node *n)
     td_tensor *leaf = n->leaf, *g = n->pending;
     if (!leaf || !g) return TD_OK;
     if (!leaf->grad) {
+        /* a gradient nobody else can see (the engine holds the only
+         * reference to it and to its storage) becomes .grad as it is, as
+         * PyTorch steals it: copying a 32 MB logits gradient costs as much
+         * as a fused loss's whole backward */
+        if (g->refcount == 1 && g->storage->refcount == 1 && td_is_contiguous(g) && !g->grad_fn &&
+            g->dtype == leaf->dtype && td_same_shape(g, leaf)) {
+            td_tensor_retain(g);
+            leaf->grad = g;
+            return TD_OK;
+        }
         td_tensor *c = NULL;
         TD_TRY(td_clone(g, &c));
         leaf->grad = c;
