@@ -139,6 +139,18 @@ START_TEST(test_piped_repl)
 }
 END_TEST
 
+START_TEST(test_loss_help)
+{
+    /* ?name finds a loss's section in the repository's docs/losses_*.md
+       and stops at the next section */
+    char out[16384];
+    ck_assert_int_eq(run("printf '?cross_entropy\\n' | " TIDE_BIN, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "## cross_entropy") != NULL, "got: %s", out);
+    ck_assert_msg(strstr(out, "label_smoothing") != NULL, "got: %s", out);
+    ck_assert_msg(strstr(out, "## nll_loss") == NULL, "the next section leaked in: %s", out);
+}
+END_TEST
+
 /* A regression tripwire, loose enough for sanitizer builds: the goal
    itself (under 20 ms for `tide -e ''`) is measured by hand. */
 START_TEST(test_startup_fast)
@@ -417,6 +429,7 @@ static Suite *repl_suite(void)
     tcase_add_test(cmd, test_stdin_script);
     tcase_add_test(cmd, test_script_error);
     tcase_add_test(cmd, test_piped_repl);
+    tcase_add_test(cmd, test_loss_help);
     tcase_add_test(cmd, test_startup_fast);
     suite_add_tcase(suite, cmd);
     TCase *repl = tcase_create("repl");
