@@ -6,6 +6,8 @@
 
 #include "tide/tide.h"
 
+#include <immintrin.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -113,6 +115,31 @@ static inline float td_cpu_expf_nonpos(float x)
     memcpy(&scale, &bits, sizeof scale);
     y = y * scale;
     return x < -87.33654f ? 0.0f : y;
+}
+
+/* max of a contiguous float row with four independent accumulators: one
+ * accumulator makes the pass wait on vmaxps latency, and gcc will not
+ * reassociate a max reduction by itself. max_ps(x, m) is x > m ? x : m,
+ * the same NaN rule as the generic loop. */
+static inline float td_cpu_row_max_f32(const float *x, int64_t c)
+{
+    __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+    int64_t j = 0;
+    for (; j + 32 <= c; j += 32) {
+        m0 = _mm256_max_ps(_mm256_loadu_ps(x + j), m0);
+        m1 = _mm256_max_ps(_mm256_loadu_ps(x + j + 8), m1);
+        m2 = _mm256_max_ps(_mm256_loadu_ps(x + j + 16), m2);
+        m3 = _mm256_max_ps(_mm256_loadu_ps(x + j + 24), m3);
+    }
+    float lanes[32];
+    _mm256_storeu_ps(lanes, m0);
+    _mm256_storeu_ps(lanes + 8, m1);
+    _mm256_storeu_ps(lanes + 16, m2);
+    _mm256_storeu_ps(lanes + 24, m3);
+    float m = -INFINITY;
+    for (int k = 0; k < 32; k++) m = lanes[k] > m ? lanes[k] : m;
+    for (; j < c; j++) m = x[j] > m ? x[j] : m;
+    return m;
 }
 
 #endif

@@ -17,8 +17,6 @@
 #include "cpu.h"
 #include "iter.h"
 
-#include <immintrin.h>
-
 #include <math.h>
 #include <omp.h>
 
@@ -34,35 +32,10 @@
 /* ---- vectorised row loops, one set per float type ----------------------- */
 
 /* EXPNP: exp of arguments <= 0 (or NaN); EXPANY: any argument */
-/* max of a contiguous float row with four independent accumulators: one
- * accumulator makes the pass wait on vmaxps latency, and gcc will not
- * reassociate a max reduction by itself. max_ps(x, m) is x > m ? x : m,
- * the same NaN rule as the generic loop. */
-static inline float rmax_unit_f32(const float *x, int64_t c)
-{
-    __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
-    int64_t j = 0;
-    for (; j + 32 <= c; j += 32) {
-        m0 = _mm256_max_ps(_mm256_loadu_ps(x + j), m0);
-        m1 = _mm256_max_ps(_mm256_loadu_ps(x + j + 8), m1);
-        m2 = _mm256_max_ps(_mm256_loadu_ps(x + j + 16), m2);
-        m3 = _mm256_max_ps(_mm256_loadu_ps(x + j + 24), m3);
-    }
-    float lanes[32];
-    _mm256_storeu_ps(lanes, m0);
-    _mm256_storeu_ps(lanes + 8, m1);
-    _mm256_storeu_ps(lanes + 16, m2);
-    _mm256_storeu_ps(lanes + 24, m3);
-    float m = -INFINITY;
-    for (int k = 0; k < 32; k++) m = lanes[k] > m ? lanes[k] : m;
-    for (; j < c; j++) m = x[j] > m ? x[j] : m;
-    return m;
-}
-
 #define SMX_LOOPS(T, S, EXPNP, EXPANY)                                                          \
     AI T rmax_##S(const T *x, int64_t c, int64_t cs)                                            \
     {                                                                                           \
-        if (cs == 1 && sizeof(T) == sizeof(float)) return (T)rmax_unit_f32((const float *)x, c); \
+        if (cs == 1 && sizeof(T) == sizeof(float)) return (T)td_cpu_row_max_f32((const float *)x, c); \
         T m = -INFINITY;                                                                        \
         _Pragma("omp simd reduction(max : m)") for (int64_t j = 0; j < c; j++)                  \
             m = x[j * cs] > m ? x[j * cs] : m;                                                  \

@@ -29,17 +29,9 @@
 
 /* ---- float32 rows ----------------------------------------------------- */
 
-static float row_max_f32(const float *x, int64_t n)
-{
-    float m = -INFINITY;
-#pragma omp simd reduction(max : m)
-    for (int64_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
-    return m;
-}
-
 static void softmax_row_f32(float *y, const float *x, int64_t n, bool log)
 {
-    float m = row_max_f32(x, n), s = 0;
+    float m = td_cpu_row_max_f32(x, n), s = 0;
     if (log) {
 #pragma omp simd reduction(+ : s)
         for (int64_t i = 0; i < n; i++) s += td_cpu_expf_nonpos(x[i] - m);
