@@ -1,6 +1,6 @@
 /* The margin losses' front-ends: argument checks, one fused kernel per
  * loss, the reduction, and one autograd node whose backward is a
- * closed-form kernel. See docs/losses_margin.md. */
+ * closed-form kernel. See docs/losses.md, "Margin losses". */
 #include "internal.h"
 
 #include <math.h>

@@ -1,5 +1,5 @@
 /* tide.core: the margin losses. Each takes its required tensors
- * positionally and a trailing options table (see docs/losses_margin.md). */
+ * positionally and a trailing options table (see docs/losses.md, "Margin losses"). */
 #include "l_util.h"
 
 static const char *const mm_keys[] = {"p", "margin", "weight", "reduction", NULL};

@@ -21,7 +21,7 @@ NaN and infinities are the strings "nan", "inf", "-inf".
 poisson_nll_loss's target gradient comes from autograd of PyTorch's own
 formula with the Stirling term masked by torch.where instead of
 masked_fill (PyTorch's masked_fill form gives 0 * log(0) = NaN at y = 0
-when full = True; tide gives the clean 0 there, see docs/losses_regression.md).
+when full = True; tide gives the clean 0 there, see docs/losses.md, "Regression losses").
 The forward value is checked against F.poisson_nll_loss.
 """
 import json
