@@ -94,7 +94,7 @@ function M.row(name, tide_v, torch_v, unit, higher, goal)
     end
     local goal_s = "-"
     if goal then
-        goal_s = (higher and ">= " or "<= ") .. string.format("%.1fx", goal)
+        goal_s = (higher and ">= " or "<= ") .. string.format("%gx", goal)
         if ratio then
             local met = (higher and ratio >= goal) or (not higher and ratio <= goal)
             verdict = met and " (met)" or " (missed)"
