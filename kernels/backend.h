@@ -15,6 +15,9 @@
 #include "loss_margin.h"
 #include "loss_regression.h"
 #include "loss_softmax.h"
+#include "nn_conv.h"
+#include "nn_layers.h"
+#include "nn_optim.h"
 
 struct td_backend {
     const char *name;
@@ -74,6 +77,11 @@ struct td_backend {
     const struct td_regression_loss_kernels *regression_loss;
     const struct td_margin_loss_kernels *margin_loss;
     const struct td_ctc_loss_kernels *ctc_loss;
+
+    /* layers and optimizers (kernels/nn_*.h) */
+    const struct td_conv_kernels *conv;
+    const struct td_layers_kernels *layers;
+    const struct td_optim_kernels *optim;
 };
 
 #endif

@@ -144,6 +144,11 @@ int luaopen_tide_core(lua_State *L)
     luaL_setfuncs(L, lt_loss_regression_funcs, 0);
     luaL_setfuncs(L, lt_loss_margin_funcs, 0);
     luaL_setfuncs(L, lt_loss_ctc_funcs, 0);
+    luaL_setfuncs(L, lt_conv_funcs, 0);
+    luaL_setfuncs(L, lt_layers_funcs, 0);
+    luaL_setfuncs(L, lt_optim_funcs, 0);
+    luaL_setfuncs(L, lt_data_funcs, 0);
+    luaL_setfuncs(L, lt_serialize_funcs, 0);
 
     luaL_newlib(L, cuda_funcs);
     lua_setfield(L, -2, "cuda");

@@ -138,6 +138,9 @@ static const td_backend cpu_backend = {
     .regression_loss = &td_cpu_regression_loss,
     .margin_loss = &td_cpu_margin_loss,
     .ctc_loss = &td_cpu_ctc_loss,
+    .conv = &td_cpu_conv,
+    .layers = &td_cpu_layers,
+    .optim = &td_cpu_optim,
 };
 
 const td_backend *td_cpu_backend(void) { return &cpu_backend; }

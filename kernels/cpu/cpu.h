@@ -47,4 +47,9 @@ extern const struct td_regression_loss_kernels td_cpu_regression_loss;
 extern const struct td_margin_loss_kernels td_cpu_margin_loss;
 extern const struct td_ctc_loss_kernels td_cpu_ctc_loss;
 
+/* layers and optimizers (nn_*.c) */
+extern const struct td_conv_kernels td_cpu_conv;
+extern const struct td_layers_kernels td_cpu_layers;
+extern const struct td_optim_kernels td_cpu_optim;
+
 #endif

@@ -207,5 +207,10 @@ void td_set_num_threads(int n);
 int td_get_num_threads(void);
 
 #include "tide/losses.h"
+#include "tide/conv.h"
+#include "tide/layers.h"
+#include "tide/optim.h"
+#include "tide/data.h"
+#include "tide/serialize.h"
 
 #endif
