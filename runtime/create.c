@@ -29,28 +29,15 @@ td_status td_from_data(int ndim, const int64_t *shape, td_dtype dt, const double
     td_tensor *t = NULL;
     TD_TRY(td_empty(ndim, shape, dt, &t));
     int64_t n = td_numel(t);
-    void *p = td_data_ptr(t);
-    for (int64_t i = 0; i < n; i++) {
-        switch (dt) {
-        case TD_FLOAT32: ((float *)p)[i] = (float)values[i]; break;
-        case TD_FLOAT64: ((double *)p)[i] = values[i]; break;
-        case TD_INT64: ((int64_t *)p)[i] = (int64_t)values[i]; break;
-        default: ((uint8_t *)p)[i] = (uint8_t)(int64_t)values[i]; break;
-        }
-    }
+    for (int64_t i = 0; i < n; i++) td_store_at(t, t->offset + i, values[i]);
     *out = t;
     return TD_OK;
 }
 
+/* element i of a fresh contiguous tensor */
 static void store_double(td_tensor *t, int64_t i, double v)
 {
-    void *p = td_data_ptr(t);
-    switch (t->dtype) {
-    case TD_FLOAT32: ((float *)p)[i] = (float)v; break;
-    case TD_FLOAT64: ((double *)p)[i] = v; break;
-    case TD_INT64: ((int64_t *)p)[i] = (int64_t)v; break;
-    default: ((uint8_t *)p)[i] = (uint8_t)(int64_t)v; break;
-    }
+    td_store_at(t, t->offset + i, v);
 }
 
 td_status td_arange(double start, double end, double step, td_dtype dt, td_tensor **out)

@@ -35,6 +35,8 @@ void td_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
 int64_t td_shape_numel(int ndim, const int64_t *shape);
 td_status td_check_shape(int ndim, const int64_t *shape, int arg);
 void td_bump_version(td_tensor *t);
+/* write element `off` of t's storage (not counting t->offset) as t's dtype */
+void td_store_at(td_tensor *t, int64_t off, double v);
 void td_release_many(int n, td_tensor **ts);
 /* an autograd-tracked alias of t (for ops that are the identity here) */
 td_status td_detach_view_like(td_tensor *t, td_tensor **out);

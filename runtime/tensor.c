@@ -162,14 +162,21 @@ static double load(const td_tensor *t, int64_t off)
     }
 }
 
-static void store(td_tensor *t, int64_t off, double v)
+/* C leaves float-to-integer conversion undefined out of range (and for
+ * NaN); go through int64 with a guard, so uint8 wraps as PyTorch's does */
+static int64_t to_int64(double v)
+{
+    return (v >= -9223372036854775808.0 && v < 9223372036854775808.0) ? (int64_t)v : INT64_MIN;
+}
+
+void td_store_at(td_tensor *t, int64_t off, double v)
 {
     char *p = (char *)t->storage->data;
     switch (t->dtype) {
     case TD_FLOAT32: ((float *)p)[off] = (float)v; break;
     case TD_FLOAT64: ((double *)p)[off] = v; break;
-    case TD_INT64: ((int64_t *)p)[off] = (int64_t)v; break;
-    default: ((uint8_t *)p)[off] = (uint8_t)v; break;
+    case TD_INT64: ((int64_t *)p)[off] = to_int64(v); break;
+    default: ((uint8_t *)p)[off] = (uint8_t)to_int64(v); break;
     }
 }
 
@@ -212,7 +219,7 @@ td_status td_set(td_tensor *t, int n, const int64_t *idx, double value)
 {
     int64_t off;
     TD_TRY(element_offset(t, n, idx, &off));
-    store(t, off, value);
+    td_store_at(t, off, value);
     td_bump_version(t);
     return TD_OK;
 }
