@@ -1,11 +1,40 @@
-/* Kernels of the layers family (issue 4): one table per backend. */
+/* Kernels of the layers family (issue 4): one table per backend. Tensors
+ * are contiguous; per-channel statistics are double arrays. */
 #ifndef TIDE_KERNELS_NN_LAYERS_H
 #define TIDE_KERNELS_NN_LAYERS_H
 
 #include "tide/tide.h"
 
+typedef enum { TD_POOL_MAX, TD_POOL_AVG, TD_POOL_ADAPTIVE_AVG } td_pool_kind;
+
+/* planes = N * C planes of h x w into oh x ow */
+typedef struct {
+    td_pool_kind kind;
+    td_dtype dtype;
+    int64_t n, c, h, w, oh, ow;
+    int64_t kh, kw, sh, sw, ph, pw, dh, dw;
+    bool count_include_pad;
+} td_pool2d_args;
+
 struct td_layers_kernels {
-    int reserved; /* entries come with the ops */
+    /* x viewed as (n, c, inner): per-channel mean and biased variance */
+    void (*bn_stats)(td_dtype dt, const void *x, int64_t n, int64_t c, int64_t inner, double *mean,
+                     double *var);
+    /* y = x * scale[c] + shift[c] */
+    void (*bn_apply)(td_dtype dt, const void *x, void *y, int64_t n, int64_t c, int64_t inner,
+                     const double *scale, const double *shift);
+    /* sums per channel of gy and gy * xhat, xhat = (x - mean) * invstd;
+     * then, when gx is not NULL, gx = gs[c] * (gy - (training ? (sum_gy + xhat
+     * sum_gy_xhat) / (n inner) : 0)) with gs = invstd * weight */
+    void (*bn_backward)(td_dtype dt, const void *x, const void *gy, void *gx, int64_t n, int64_t c,
+                        int64_t inner, const double *mean, const double *invstd, const double *gs,
+                        bool training, double *sum_gy, double *sum_gy_xhat);
+    /* pooling; idx (int64, max only) receives each output's argmax h * w + w */
+    void (*pool2d)(const td_pool2d_args *a, const void *x, void *y, int64_t *idx);
+    /* gx (zeroed here) from gy */
+    void (*pool2d_backward)(const td_pool2d_args *a, const void *gy, const int64_t *idx, void *gx);
+    /* out = x * keep(key, i) / (1 - p), keep(key, i) from a counter-based hash */
+    void (*dropout)(td_dtype dt, void *out, const void *x, int64_t n, uint64_t key, double p);
 };
 
 #endif

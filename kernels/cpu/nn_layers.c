@@ -1,4 +1,287 @@
-/* CPU kernels of the layers family. */
+/* CPU kernels of the layers family: batch norm statistics, apply and
+ * backward, 2-d pooling (max, average, adaptive average) and dropout's
+ * mask. Plain C over contiguous float32 / float64 data, parallel over
+ * channels or planes; sums accumulate in double in a fixed order, so the
+ * bits do not depend on the thread count. */
 #include "cpu.h"
+#include "iter.h"
 
-const struct td_layers_kernels td_cpu_layers = {0};
+#include <math.h>
+#include <omp.h>
+
+/* ---- batch norm ------------------------------------------------------ */
+
+#define BN_STATS(T)                                                                 \
+    do {                                                                            \
+        const T *xp = x;                                                            \
+        _Pragma("omp parallel for schedule(static) if (n * c * inner >= TD_CPU_GRAIN)") \
+        for (int64_t ch = 0; ch < c; ch++) {                                        \
+            double s = 0;                                                           \
+            for (int64_t i = 0; i < n; i++) {                                       \
+                const T *r = xp + (i * c + ch) * inner;                             \
+                double rs = 0;                                                      \
+                for (int64_t j = 0; j < inner; j++) rs += r[j];                     \
+                s += rs;                                                            \
+            }                                                                       \
+            double m = s / (double)(n * inner), v = 0;                              \
+            for (int64_t i = 0; i < n; i++) {                                       \
+                const T *r = xp + (i * c + ch) * inner;                             \
+                double rv = 0;                                                      \
+                for (int64_t j = 0; j < inner; j++) {                               \
+                    double d = r[j] - m;                                            \
+                    rv += d * d;                                                    \
+                }                                                                   \
+                v += rv;                                                            \
+            }                                                                       \
+            mean[ch] = m;                                                           \
+            var[ch] = v / (double)(n * inner);                                      \
+        }                                                                           \
+    } while (0)
+
+static void bn_stats(td_dtype dt, const void *x, int64_t n, int64_t c, int64_t inner, double *mean,
+                     double *var)
+{
+    if (dt == TD_FLOAT32)
+        BN_STATS(float);
+    else
+        BN_STATS(double);
+}
+
+#define BN_APPLY(T)                                                                  \
+    do {                                                                             \
+        const T *xp = x;                                                             \
+        T *yp = y;                                                                   \
+        _Pragma("omp parallel for schedule(static) if (n * c * inner >= TD_CPU_GRAIN)") \
+        for (int64_t r = 0; r < n * c; r++) {                                        \
+            int64_t ch = r % c;                                                      \
+            T a = (T)scale[ch], b = (T)shift[ch];                                    \
+            const T *xr = xp + r * inner;                                            \
+            T *yr = yp + r * inner;                                                  \
+            for (int64_t j = 0; j < inner; j++) yr[j] = xr[j] * a + b;               \
+        }                                                                            \
+    } while (0)
+
+static void bn_apply(td_dtype dt, const void *x, void *y, int64_t n, int64_t c, int64_t inner,
+                     const double *scale, const double *shift)
+{
+    if (dt == TD_FLOAT32)
+        BN_APPLY(float);
+    else
+        BN_APPLY(double);
+}
+
+#define BN_BACKWARD(T)                                                              \
+    do {                                                                            \
+        const T *xp = x, *gp = gy;                                                  \
+        T *gxp = gx;                                                                \
+        double cnt = (double)(n * inner);                                           \
+        _Pragma("omp parallel for schedule(static) if (n * c * inner >= TD_CPU_GRAIN)") \
+        for (int64_t ch = 0; ch < c; ch++) {                                        \
+            double m = mean[ch], is = invstd[ch], sg = 0, sgx = 0;                  \
+            for (int64_t i = 0; i < n; i++) {                                       \
+                const T *xr = xp + (i * c + ch) * inner, *gr = gp + (i * c + ch) * inner; \
+                double a = 0, b = 0;                                                \
+                for (int64_t j = 0; j < inner; j++) {                               \
+                    a += gr[j];                                                     \
+                    b += gr[j] * (xr[j] - m);                                       \
+                }                                                                   \
+                sg += a;                                                            \
+                sgx += b;                                                           \
+            }                                                                       \
+            sgx *= is;                                                              \
+            sum_gy[ch] = sg;                                                        \
+            sum_gy_xhat[ch] = sgx;                                                  \
+            if (!gxp) continue;                                                     \
+            double k = gs[ch];                                                      \
+            double mg = training ? sg / cnt : 0, mx = training ? sgx / cnt : 0;     \
+            for (int64_t i = 0; i < n; i++) {                                       \
+                const T *xr = xp + (i * c + ch) * inner, *gr = gp + (i * c + ch) * inner; \
+                T *o = gxp + (i * c + ch) * inner;                                  \
+                for (int64_t j = 0; j < inner; j++) {                               \
+                    double xh = (xr[j] - m) * is;                                   \
+                    o[j] = (T)(k * (gr[j] - mg - xh * mx));                         \
+                }                                                                   \
+            }                                                                       \
+        }                                                                           \
+    } while (0)
+
+static void bn_backward(td_dtype dt, const void *x, const void *gy, void *gx, int64_t n, int64_t c,
+                        int64_t inner, const double *mean, const double *invstd, const double *gs,
+                        bool training, double *sum_gy, double *sum_gy_xhat)
+{
+    if (dt == TD_FLOAT32)
+        BN_BACKWARD(float);
+    else
+        BN_BACKWARD(double);
+}
+
+/* ---- pooling --------------------------------------------------------- */
+
+/* the window of output position o along one axis: [*s, *e) in the input,
+ * plus the divisor's extent for average pooling with padding */
+static inline void adaptive_range(int64_t o, int64_t in, int64_t out, int64_t *s, int64_t *e)
+{
+    *s = (o * in) / out;
+    *e = ((o + 1) * in + out - 1) / out;
+}
+
+#define POOL_FWD(T)                                                                         \
+    do {                                                                                    \
+        const T *xp = x;                                                                    \
+        T *yp = y;                                                                          \
+        int64_t planes = a->n * a->c, H = a->h, W = a->w, OH = a->oh, OW = a->ow;           \
+        _Pragma("omp parallel for schedule(static) if (planes * OH * OW * 4 >= TD_CPU_GRAIN)") \
+        for (int64_t pl = 0; pl < planes; pl++) {                                           \
+            const T *xi = xp + pl * H * W;                                                  \
+            T *yo = yp + pl * OH * OW;                                                      \
+            int64_t *io = idx ? idx + pl * OH * OW : NULL;                                  \
+            for (int64_t oy = 0; oy < OH; oy++)                                             \
+                for (int64_t ox = 0; ox < OW; ox++) {                                       \
+                    int64_t o = oy * OW + ox;                                               \
+                    if (a->kind == TD_POOL_MAX) {                                           \
+                        int64_t hs = oy * a->sh - a->ph, ws = ox * a->sw - a->pw;           \
+                        int64_t he = hs + (a->kh - 1) * a->dh + 1, we = ws + (a->kw - 1) * a->dw + 1; \
+                        if (he > H) he = H;                                                 \
+                        if (we > W) we = W;                                                 \
+                        while (hs < 0) hs += a->dh;                                         \
+                        while (ws < 0) ws += a->dw;                                         \
+                        int64_t best = hs * W + ws;                                         \
+                        T mv = -INFINITY;                                                   \
+                        for (int64_t yy = hs; yy < he; yy += a->dh)                         \
+                            for (int64_t xx = ws; xx < we; xx += a->dw) {                   \
+                                T v = xi[yy * W + xx];                                      \
+                                if (v > mv || isnan(v)) {                                   \
+                                    mv = v;                                                 \
+                                    best = yy * W + xx;                                     \
+                                }                                                           \
+                            }                                                               \
+                        yo[o] = mv;                                                         \
+                        io[o] = best;                                                       \
+                    } else {                                                                \
+                        int64_t hs, he, ws, we;                                             \
+                        double div;                                                         \
+                        if (a->kind == TD_POOL_AVG) {                                       \
+                            hs = oy * a->sh - a->ph;                                        \
+                            ws = ox * a->sw - a->pw;                                        \
+                            he = hs + a->kh;                                                \
+                            we = ws + a->kw;                                                \
+                            if (he > H + a->ph) he = H + a->ph;                             \
+                            if (we > W + a->pw) we = W + a->pw;                             \
+                            double full = (double)((he - hs) * (we - ws));                  \
+                            if (hs < 0) hs = 0;                                             \
+                            if (ws < 0) ws = 0;                                             \
+                            if (he > H) he = H;                                             \
+                            if (we > W) we = W;                                             \
+                            div = a->count_include_pad ? full : (double)((he - hs) * (we - ws)); \
+                        } else {                                                            \
+                            adaptive_range(oy, H, OH, &hs, &he);                            \
+                            adaptive_range(ox, W, OW, &ws, &we);                            \
+                            div = (double)((he - hs) * (we - ws));                          \
+                        }                                                                   \
+                        double s = 0;                                                       \
+                        for (int64_t yy = hs; yy < he; yy++)                                \
+                            for (int64_t xx = ws; xx < we; xx++) s += xi[yy * W + xx];      \
+                        yo[o] = (T)(div > 0 ? s / div : 0);                                 \
+                    }                                                                       \
+                }                                                                           \
+        }                                                                                   \
+    } while (0)
+
+static void pool2d(const td_pool2d_args *a, const void *x, void *y, int64_t *idx)
+{
+    if (a->dtype == TD_FLOAT32)
+        POOL_FWD(float);
+    else
+        POOL_FWD(double);
+}
+
+#define POOL_BWD(T)                                                                         \
+    do {                                                                                    \
+        const T *gp = gy;                                                                   \
+        T *gxp = gx;                                                                        \
+        int64_t planes = a->n * a->c, H = a->h, W = a->w, OH = a->oh, OW = a->ow;           \
+        _Pragma("omp parallel for schedule(static) if (planes * OH * OW * 4 >= TD_CPU_GRAIN)") \
+        for (int64_t pl = 0; pl < planes; pl++) {                                           \
+            T *gi = gxp + pl * H * W;                                                       \
+            const T *go = gp + pl * OH * OW;                                                \
+            memset(gi, 0, sizeof(T) * (size_t)(H * W));                                    \
+            if (a->kind == TD_POOL_MAX) {                                                   \
+                const int64_t *io = idx + pl * OH * OW;                                     \
+                for (int64_t o = 0; o < OH * OW; o++) gi[io[o]] += go[o];                   \
+                continue;                                                                   \
+            }                                                                               \
+            for (int64_t oy = 0; oy < OH; oy++)                                             \
+                for (int64_t ox = 0; ox < OW; ox++) {                                       \
+                    int64_t hs, he, ws, we;                                                 \
+                    double div;                                                             \
+                    if (a->kind == TD_POOL_AVG) {                                           \
+                        hs = oy * a->sh - a->ph;                                            \
+                        ws = ox * a->sw - a->pw;                                            \
+                        he = hs + a->kh;                                                    \
+                        we = ws + a->kw;                                                    \
+                        if (he > H + a->ph) he = H + a->ph;                                 \
+                        if (we > W + a->pw) we = W + a->pw;                                 \
+                        double full = (double)((he - hs) * (we - ws));                      \
+                        if (hs < 0) hs = 0;                                                 \
+                        if (ws < 0) ws = 0;                                                 \
+                        if (he > H) he = H;                                                 \
+                        if (we > W) we = W;                                                 \
+                        div = a->count_include_pad ? full : (double)((he - hs) * (we - ws)); \
+                    } else {                                                                \
+                        adaptive_range(oy, H, OH, &hs, &he);                                \
+                        adaptive_range(ox, W, OW, &ws, &we);                                \
+                        div = (double)((he - hs) * (we - ws));                              \
+                    }                                                                       \
+                    if (div <= 0) continue;                                                 \
+                    T g = (T)(go[oy * OW + ox] / div);                                      \
+                    for (int64_t yy = hs; yy < he; yy++)                                    \
+                        for (int64_t xx = ws; xx < we; xx++) gi[yy * W + xx] += g;          \
+                }                                                                           \
+        }                                                                                   \
+    } while (0)
+
+static void pool2d_backward(const td_pool2d_args *a, const void *gy, const int64_t *idx, void *gx)
+{
+    if (a->dtype == TD_FLOAT32)
+        POOL_BWD(float);
+    else
+        POOL_BWD(double);
+}
+
+/* ---- dropout --------------------------------------------------------- */
+
+/* the same counter-based stream as runtime/random.c's fills */
+static inline uint64_t counter_bits(uint64_t key, uint64_t i)
+{
+    uint64_t z = key + (i + 1) * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void dropout(td_dtype dt, void *out, const void *x, int64_t n, uint64_t key, double p)
+{
+    /* keep when the top 53 bits, as a uniform in [0, 1), are >= p */
+    uint64_t thr = p >= 1 ? UINT64_MAX : (uint64_t)(p * 9007199254740992.0);
+    double scale = p >= 1 ? 0 : 1.0 / (1.0 - p);
+    if (dt == TD_FLOAT32) {
+        const float *xp = x;
+        float *o = out, s = (float)scale;
+#pragma omp parallel for schedule(static) if (n >= TD_CPU_GRAIN)
+        for (int64_t i = 0; i < n; i++) o[i] = (counter_bits(key, (uint64_t)i) >> 11) >= thr ? xp[i] * s : 0.0f;
+    } else {
+        const double *xp = x;
+        double *o = out;
+#pragma omp parallel for schedule(static) if (n >= TD_CPU_GRAIN)
+        for (int64_t i = 0; i < n; i++) o[i] = (counter_bits(key, (uint64_t)i) >> 11) >= thr ? xp[i] * scale : 0.0;
+    }
+}
+
+const struct td_layers_kernels td_cpu_layers = {
+    .bn_stats = bn_stats,
+    .bn_apply = bn_apply,
+    .bn_backward = bn_backward,
+    .pool2d = pool2d,
+    .pool2d_backward = pool2d_backward,
+    .dropout = dropout,
+};
