@@ -184,3 +184,20 @@ td_status td_randperm(int64_t n, td_dtype dt, td_tensor **out)
     td_tensor_release(t);
     return st;
 }
+
+/* the state for checkpoints: all zeros (never a state xoshiro reaches)
+ * stands for "not seeded yet" */
+void td_random_get_state(uint64_t out[4])
+{
+    for (int i = 0; i < 4; i++) out[i] = seeded ? state[i] : 0;
+}
+
+void td_random_set_state(const uint64_t in[4])
+{
+    bool any = false;
+    for (int i = 0; i < 4; i++) {
+        state[i] = in[i];
+        any = any || in[i] != 0;
+    }
+    seeded = any;
+}

@@ -1,7 +1,229 @@
--- tide.checkpoint (issue 4): installed into the tide table by init.lua.
+-- tide.checkpoint: a training run's state in one safetensors file.
+--
+-- tide.save / tide.load (C, l_serialize.c) read and write plain safetensors
+-- files. A checkpoint is such a file whose tensors are the model's
+-- state_dict() under "model.<name>" and the optimizer's tensors under
+-- "optimizer.<path>" (its state_dict() flattened: "optimizer.state.0.
+-- momentum_buffer"), and whose __metadata__ holds, as JSON strings:
+--   tide.checkpoint  "1" (the layout's version)
+--   model            "true" when a model was saved
+--   optimizer        the rest of optimizer:state_dict(), each tensor
+--                    replaced by {"__tensor__": "<its name in the file>"}
+--   epoch            the epoch number
+--   rng              the generator's state, four u64 as 16-digit hex strings
+--   extra            the caller's table, tensors replaced as above
+-- The file is written to a temporary file and renamed over the target (by
+-- tide.save), so a crash never leaves a half-written checkpoint. Only
+-- data is read back: JSON and tensors, never code.
+--
+-- Models and optimizers are duck-typed: anything with state_dict() and
+-- load_state_dict(sd) works.
 local M = {}
 
-function M.install(tide, core) -- luacheck: ignore
+local VERSION = "1"
+
+function M.install(tide, core)
+    local is_tensor = core.is_tensor
+    local encode, decode = core._json_encode, core._json_decode
+
+    local function fail(fname, path, msg)
+        error(string.format("%s: %s: %s", fname, tostring(path), msg), 3)
+    end
+
+    local function check_options(fname, opts, allowed)
+        if opts == nil then return {} end
+        if type(opts) ~= "table" or is_tensor(opts) then
+            error(string.format("bad argument #2 to '%s' (options table expected, got %s)", fname, type(opts)), 3)
+        end
+        for k in pairs(opts) do
+            if not allowed[k] then
+                error(string.format("bad argument #2 to '%s' (unknown option '%s')", fname, tostring(k)), 3)
+            end
+        end
+        return opts
+    end
+
+    -- a copy of v with each tensor moved into `tensors` under its path
+    -- (prefix.key.key...) and replaced by {__tensor__ = path}
+    local function strip(v, prefix, tensors, seen)
+        if is_tensor(v) then
+            if tensors[prefix] ~= nil then error("two tensors would both be named '" .. prefix .. "'", 0) end
+            tensors[prefix] = v
+            return {__tensor__ = prefix}
+        end
+        if type(v) ~= "table" then return v end
+        if seen[v] then error("'" .. prefix .. "' is part of a cycle", 0) end
+        seen[v] = true
+        local out = {}
+        for k, x in pairs(v) do
+            if type(k) ~= "string" and math.type(k) ~= "integer" then
+                error("'" .. prefix .. "' has a " .. type(k) .. " key; only strings and integers are stored", 0)
+            end
+            out[k] = strip(x, prefix .. "." .. tostring(k), tensors, seen)
+        end
+        seen[v] = nil
+        return out
+    end
+
+    -- the inverse: each {__tensor__ = name} becomes the file's tensor
+    local function restore(v, tensors)
+        if type(v) ~= "table" then return v end
+        local name = v.__tensor__
+        if name ~= nil and next(v, next(v)) == nil then
+            local t = tensors[name]
+            if t == nil then error("refers to tensor '" .. tostring(name) .. "', which the file lacks", 0) end
+            return t
+        end
+        for k, x in pairs(v) do v[k] = restore(x, tensors) end
+        return v
+    end
+
+    local function json(fname, path, what, v)
+        local ok, s = pcall(encode, v)
+        if not ok then fail(fname, path, what .. ": " .. tostring(s):gsub("^.-%((.*)%)$", "%1")) end
+        return s
+    end
+
+    local function unjson(fname, path, what, s)
+        local v, err = decode(s)
+        if err then fail(fname, path, "bad JSON in metadata '" .. what .. "': " .. err) end
+        return v
+    end
+
+    local function state_dict_of(fname, path, obj, what)
+        if type(obj) ~= "table" and type(obj) ~= "userdata" then
+            fail(fname, path, what .. " must be an object with state_dict(), got a " .. type(obj))
+        end
+        local ok, sd = pcall(function() return obj:state_dict() end)
+        if not ok then fail(fname, path, what .. ":state_dict() failed: " .. tostring(sd)) end
+        if type(sd) ~= "table" then fail(fname, path, what .. ":state_dict() returned a " .. type(sd)) end
+        return sd
+    end
+
+    -- tide.load's error without its own "load: " prefix
+    local function load_file(fname, path)
+        local ok, tensors, meta = pcall(tide.load, path)
+        if not ok then error(fname .. ": " .. tostring(tensors):gsub("^load: ", ""), 3) end
+        return tensors, meta
+    end
+
+    local SAVE_OPTS = {model = true, optimizer = true, epoch = true, rng = true, extra = true}
+
+    function M.save(path, opts)
+        local fname = "checkpoint.save"
+        if type(path) ~= "string" then
+            error("bad argument #1 to '" .. fname .. "' (path expected, got " .. type(path) .. ")", 2)
+        end
+        opts = check_options(fname, opts, SAVE_OPTS)
+        local tensors = {}
+        local meta = {["tide.checkpoint"] = VERSION}
+        if opts.model ~= nil then
+            for k, t in pairs(state_dict_of(fname, path, opts.model, "model")) do
+                if not is_tensor(t) then
+                    fail(fname, path, "model:state_dict() entry '" .. tostring(k) .. "' is a " .. type(t) ..
+                        ", not a tensor")
+                end
+                tensors["model." .. tostring(k)] = t
+            end
+            meta.model = "true"
+        end
+        if opts.optimizer ~= nil then
+            local sd = state_dict_of(fname, path, opts.optimizer, "optimizer")
+            local ok, tree = pcall(strip, sd, "optimizer", tensors, {})
+            if not ok then fail(fname, path, "optimizer state: " .. tostring(tree)) end
+            meta.optimizer = json(fname, path, "optimizer state", tree)
+        end
+        if opts.epoch ~= nil then
+            if type(opts.epoch) ~= "number" then
+                fail(fname, path, "epoch must be a number, got a " .. type(opts.epoch))
+            end
+            meta.epoch = json(fname, path, "epoch", opts.epoch)
+        end
+        if opts.rng ~= false then meta.rng = encode(core._rng_state()) end
+        if opts.extra ~= nil then
+            local ok, tree = pcall(strip, opts.extra, "extra", tensors, {})
+            if not ok then fail(fname, path, "extra: " .. tostring(tree)) end
+            meta.extra = json(fname, path, "extra", tree)
+        end
+        local ok, err = pcall(tide.save, path, tensors, {metadata = meta})
+        if not ok then error(fname .. ": " .. tostring(err):gsub("^save: ", ""), 2) end
+    end
+
+    local LOAD_OPTS = {model = true, optimizer = true, rng = true}
+
+    function M.load(path, opts)
+        local fname = "checkpoint.load"
+        if type(path) ~= "string" then
+            error("bad argument #1 to '" .. fname .. "' (path expected, got " .. type(path) .. ")", 2)
+        end
+        opts = check_options(fname, opts, LOAD_OPTS)
+        local tensors, meta = load_file(fname, path)
+        if meta["tide.checkpoint"] == nil then
+            fail(fname, path, "not a tide checkpoint (no 'tide.checkpoint' in its metadata); use tide.load")
+        end
+        if meta["tide.checkpoint"] ~= VERSION then
+            fail(fname, path, "checkpoint layout version " .. meta["tide.checkpoint"] .. " is not one this tide reads (" ..
+                VERSION .. ")")
+        end
+        if opts.model ~= nil then
+            if meta.model ~= "true" then fail(fname, path, "the checkpoint holds no model") end
+            local sd = {}
+            for k, t in pairs(tensors) do
+                local name = k:match("^model%.(.*)$")
+                if name then sd[name] = t end
+            end
+            local ok, err = pcall(function() return opts.model:load_state_dict(sd) end)
+            if not ok then fail(fname, path, "model:load_state_dict: " .. tostring(err)) end
+        end
+        if opts.optimizer ~= nil then
+            if meta.optimizer == nil then fail(fname, path, "the checkpoint holds no optimizer state") end
+            local tree = unjson(fname, path, "optimizer", meta.optimizer)
+            local ok, sd = pcall(restore, tree, tensors)
+            if not ok then fail(fname, path, "the optimizer state " .. tostring(sd)) end
+            local ok2, err = pcall(function() return opts.optimizer:load_state_dict(sd) end)
+            if not ok2 then fail(fname, path, "optimizer:load_state_dict: " .. tostring(err)) end
+        end
+        if meta.rng ~= nil and opts.rng ~= false then
+            local st = unjson(fname, path, "rng", meta.rng)
+            local ok, err = pcall(core._set_rng_state, st)
+            if not ok then fail(fname, path, "metadata 'rng': " .. tostring(err)) end
+        end
+        local epoch = meta.epoch and unjson(fname, path, "epoch", meta.epoch)
+        local extra
+        if meta.extra ~= nil then
+            local ok, v = pcall(restore, unjson(fname, path, "extra", meta.extra), tensors)
+            if not ok then fail(fname, path, "extra " .. tostring(v)) end
+            extra = v
+        end
+        return epoch, extra
+    end
+
+    -- the whole of a module's state_dict() as a plain safetensors file
+    -- (the names are the state_dict's, as PyTorch's save_file writes them);
+    -- tide.nn.Module's save/load call these
+    function M.save_module(m, path)
+        local fname = "checkpoint.save_module"
+        if type(path) ~= "string" then
+            error("bad argument #2 to '" .. fname .. "' (path expected, got " .. type(path) .. ")", 2)
+        end
+        local sd = state_dict_of(fname, path, m, "module")
+        local ok, err = pcall(tide.save, path, sd)
+        if not ok then error(fname .. ": " .. tostring(err):gsub("^save: ", ""):gsub("^bad argument #2 to 'save' %((.*)%)$",
+            path .. ": %1"), 2) end
+    end
+
+    function M.load_module(m, path)
+        local fname = "checkpoint.load_module"
+        if type(path) ~= "string" then
+            error("bad argument #2 to '" .. fname .. "' (path expected, got " .. type(path) .. ")", 2)
+        end
+        local sd = load_file(fname, path)
+        local ok, err = pcall(function() return m:load_state_dict(sd) end)
+        if not ok then fail(fname, path, "load_state_dict: " .. tostring(err)) end
+        return m
+    end
+
+    tide.checkpoint = M
 end
 
 return M
