@@ -1,11 +1,23 @@
-/* Kernels of the optim family (issue 4): one table per backend. */
+/* Kernels of the optim family: one table per backend.
+ *
+ * Each is one fused pass over n elements of contiguous buffers of the same
+ * float dtype, updating param and state in place; elements are independent,
+ * so results do not depend on the thread split. Optional buffers are NULL
+ * when the options say they are unused. */
 #ifndef TIDE_KERNELS_NN_OPTIM_H
 #define TIDE_KERNELS_NN_OPTIM_H
 
 #include "tide/tide.h"
 
 struct td_optim_kernels {
-    int reserved; /* entries come with the ops */
+    /* param, grad, buf (n); buf NULL when momentum == 0 */
+    void (*sgd)(td_dtype dt, int64_t n, void *param, const void *grad, void *buf, const td_sgd_opts *o);
+    /* max_sq NULL unless amsgrad */
+    void (*adam)(td_dtype dt, int64_t n, void *param, const void *grad, void *exp_avg, void *exp_avg_sq,
+                 void *max_sq, const td_adam_opts *o);
+    /* grad_avg NULL unless centered, buf NULL unless momentum > 0 */
+    void (*rmsprop)(td_dtype dt, int64_t n, void *param, const void *grad, void *square_avg, void *grad_avg,
+                    void *buf, const td_rmsprop_opts *o);
 };
 
 #endif

@@ -1,6 +1,82 @@
-/* tide.core: optim (issue 4). */
+/* tide.core: the optimizers' fused steps, the internal API of tide.optim
+ * (bindings/tide/optim.lua):
+ *   _sgd_step(param, grad, momentum_buf_or_nil, {lr, momentum, dampening,
+ *             nesterov, weight_decay, maximize, first_step})
+ *   _adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq_or_nil,
+ *              {lr, beta1, beta2, eps, weight_decay, step, amsgrad,
+ *               decoupled, maximize})
+ *   _rmsprop_step(param, grad, square_avg, grad_avg_or_nil,
+ *                 momentum_buf_or_nil, {lr, alpha, eps, weight_decay,
+ *                 momentum, centered, maximize})
+ * Each updates param and the state tensors in place and returns nothing. */
 #include "l_util.h"
 
+static td_tensor *opt_tensor_arg(lua_State *L, int arg)
+{
+    return lua_isnoneornil(L, arg) ? NULL : lt_check(L, arg);
+}
+
+static int l_sgd_step(lua_State *L)
+{
+    static const char *const keys[] = {"lr", "momentum", "dampening", "nesterov", "weight_decay",
+                                       "maximize", "first_step", NULL};
+    td_tensor *p = lt_check(L, 1), *g = lt_check(L, 2), *buf = opt_tensor_arg(L, 3);
+    lt_check_options(L, 4, keys);
+    td_sgd_opts o = TD_SGD_OPTS_DEFAULT;
+    o.lr = lt_opt_number(L, 4, "lr", o.lr);
+    o.momentum = lt_opt_number(L, 4, "momentum", 0.0);
+    o.dampening = lt_opt_number(L, 4, "dampening", 0.0);
+    o.nesterov = lt_opt_boolean(L, 4, "nesterov", 0);
+    o.weight_decay = lt_opt_number(L, 4, "weight_decay", 0.0);
+    o.maximize = lt_opt_boolean(L, 4, "maximize", 0);
+    o.first_step = lt_opt_boolean(L, 4, "first_step", 1);
+    LT_CALL(L, td_sgd_step(p, g, buf, &o), "_sgd_step");
+    return 0;
+}
+
+static int l_adam_step(lua_State *L)
+{
+    static const char *const keys[] = {"lr", "beta1", "beta2", "eps", "weight_decay", "step",
+                                       "amsgrad", "decoupled", "maximize", NULL};
+    td_tensor *p = lt_check(L, 1), *g = lt_check(L, 2), *m = lt_check(L, 3), *v = lt_check(L, 4);
+    td_tensor *vmax = opt_tensor_arg(L, 5);
+    lt_check_options(L, 6, keys);
+    td_adam_opts o = TD_ADAM_OPTS_DEFAULT;
+    o.lr = lt_opt_number(L, 6, "lr", o.lr);
+    o.beta1 = lt_opt_number(L, 6, "beta1", o.beta1);
+    o.beta2 = lt_opt_number(L, 6, "beta2", o.beta2);
+    o.eps = lt_opt_number(L, 6, "eps", o.eps);
+    o.weight_decay = lt_opt_number(L, 6, "weight_decay", 0.0);
+    o.step = lt_opt_integer(L, 6, "step", 1);
+    o.amsgrad = lt_opt_boolean(L, 6, "amsgrad", 0);
+    o.decoupled = lt_opt_boolean(L, 6, "decoupled", 0);
+    o.maximize = lt_opt_boolean(L, 6, "maximize", 0);
+    LT_CALL(L, td_adam_step(p, g, m, v, vmax, &o), "_adam_step");
+    return 0;
+}
+
+static int l_rmsprop_step(lua_State *L)
+{
+    static const char *const keys[] = {"lr", "alpha", "eps", "weight_decay", "momentum", "centered",
+                                       "maximize", NULL};
+    td_tensor *p = lt_check(L, 1), *g = lt_check(L, 2), *sq = lt_check(L, 3);
+    td_tensor *ga = opt_tensor_arg(L, 4), *buf = opt_tensor_arg(L, 5);
+    lt_check_options(L, 6, keys);
+    td_rmsprop_opts o = TD_RMSPROP_OPTS_DEFAULT;
+    o.lr = lt_opt_number(L, 6, "lr", o.lr);
+    o.alpha = lt_opt_number(L, 6, "alpha", o.alpha);
+    o.eps = lt_opt_number(L, 6, "eps", o.eps);
+    o.weight_decay = lt_opt_number(L, 6, "weight_decay", 0.0);
+    o.momentum = lt_opt_number(L, 6, "momentum", 0.0);
+    o.centered = lt_opt_boolean(L, 6, "centered", 0);
+    o.maximize = lt_opt_boolean(L, 6, "maximize", 0);
+    LT_CALL(L, td_rmsprop_step(p, g, sq, ga, buf, &o), "_rmsprop_step");
+    return 0;
+}
+
 const luaL_Reg lt_optim_funcs[] = {
+    {"_sgd_step", l_sgd_step},
+    {"_adam_step", l_adam_step},
+    {"_rmsprop_step", l_rmsprop_step},
     {NULL, NULL},
 };

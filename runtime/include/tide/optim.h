@@ -1,7 +1,50 @@
-/* optim: front-end declarations (issue 4). */
+/* optim: one fused, in-place update step per parameter (issue 4).
+ *
+ * Each function updates param and its state tensors in place, in one pass,
+ * without recording autograd, and bumps the storage version of everything
+ * it writes. grad and every state tensor must have param's shape and float
+ * dtype (float32 or float64); state tensors must be contiguous (the Lua
+ * optimizers make them so), param and grad may be any strided view.
+ * Argument numbers in errors are those of the tide.core binding:
+ * param 1, grad 2, state tensors 3..., the options table last.
+ * Formulas are PyTorch 1.13's single-tensor ones (torch/optim/sgd.py, adam.py, ...). */
 #ifndef TIDE_OPTIM_H
 #define TIDE_OPTIM_H
 
 #include "tide/tide.h"
+
+typedef struct {
+    double lr, momentum, dampening, weight_decay;
+    bool nesterov, maximize;
+    bool first_step; /* momentum_buf holds nothing yet: it becomes the first d_p */
+} td_sgd_opts;
+#define TD_SGD_OPTS_DEFAULT {1e-3, 0.0, 0.0, 0.0, false, false, true}
+
+/* d_p = +-grad + wd param; buf = momentum buf + (1 - dampening) d_p (= d_p
+ * on the first step); d_p = nesterov ? d_p + momentum buf : buf;
+ * param -= lr d_p. momentum_buf may be NULL when momentum == 0. */
+td_status td_sgd_step(td_tensor *param, td_tensor *grad, td_tensor *momentum_buf, const td_sgd_opts *o);
+
+typedef struct {
+    double lr, beta1, beta2, eps, weight_decay;
+    int64_t step; /* the step being taken, counted from 1 */
+    bool amsgrad, maximize;
+    bool decoupled; /* AdamW: param *= 1 - lr wd first, instead of grad += wd param */
+} td_adam_opts;
+#define TD_ADAM_OPTS_DEFAULT {1e-3, 0.9, 0.999, 1e-8, 0.0, 1, false, false, false}
+
+/* max_exp_avg_sq is required when amsgrad, ignored otherwise */
+td_status td_adam_step(td_tensor *param, td_tensor *grad, td_tensor *exp_avg, td_tensor *exp_avg_sq,
+                       td_tensor *max_exp_avg_sq, const td_adam_opts *o);
+
+typedef struct {
+    double lr, alpha, eps, weight_decay, momentum;
+    bool centered, maximize;
+} td_rmsprop_opts;
+#define TD_RMSPROP_OPTS_DEFAULT {1e-2, 0.99, 1e-8, 0.0, 0.0, false, false}
+
+/* grad_avg is required when centered, momentum_buf when momentum > 0 */
+td_status td_rmsprop_step(td_tensor *param, td_tensor *grad, td_tensor *square_avg, td_tensor *grad_avg,
+                          td_tensor *momentum_buf, const td_rmsprop_opts *o);
 
 #endif
