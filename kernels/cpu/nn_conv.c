@@ -1,4 +1,27 @@
-/* CPU kernels of the conv family. */
+/* CPU kernels of the conv family: float32 through oneDNN
+ * (nn_conv_dnnl.c), float64 through the direct loops (nn_conv_direct.c). */
 #include "cpu.h"
 
-const struct td_conv_kernels td_cpu_conv = {0};
+static td_status forward(const td_conv_args *a, const void *x, const void *w, const void *b, void *y)
+{
+    if (a->dtype == TD_FLOAT32) return td_conv_dnnl_forward(a, x, w, b, y);
+    return td_conv_direct_forward(a, x, w, b, y);
+}
+
+static td_status backward_data(const td_conv_args *a, const void *gy, const void *w, void *gx)
+{
+    if (a->dtype == TD_FLOAT32) return td_conv_dnnl_backward_data(a, gy, w, gx);
+    return td_conv_direct_backward_data(a, gy, w, gx);
+}
+
+static td_status backward_weights(const td_conv_args *a, const void *x, const void *gy, void *gw, void *gb)
+{
+    if (a->dtype == TD_FLOAT32) return td_conv_dnnl_backward_weights(a, x, gy, gw, gb);
+    return td_conv_direct_backward_weights(a, x, gy, gw, gb);
+}
+
+const struct td_conv_kernels td_cpu_conv = {
+    .forward = forward,
+    .backward_data = backward_data,
+    .backward_weights = backward_weights,
+};

@@ -1,0 +1,192 @@
+/* conv2d's front-end: check every argument once, one kernel call, one
+ * autograd node whose backward calls the backward-data and
+ * backward-weights kernels for whichever inputs need a gradient.
+ * Argument numbers in errors are the Lua call's: 1 input, 2 weight, 3 the
+ * options table (bias, stride, padding, dilation, groups). */
+#include "internal.h"
+
+#include <stdio.h>
+
+/* a contiguous tensor of dtype dt with t's data (t's storage when already so), unrecorded */
+static td_status contig(td_tensor *t, td_dtype dt, td_tensor **out)
+{
+    if (t->dtype == dt && td_is_contiguous(t))
+        return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
+    TD_TRY(td_empty(t->ndim, t->shape, dt, out));
+    td_backend_of(t)->copy(*out, t);
+    return TD_OK;
+}
+
+static void args_to_node(const td_conv_args *a, td_node *nd)
+{
+    int64_t v[12] = {a->n, a->c, a->h, a->w, a->o, a->kh, a->kw, a->sh, a->sw, a->ph, a->pw, a->groups};
+    memcpy(nd->iargs, v, sizeof v);
+    nd->dargs[0] = (double)a->dh;
+    nd->dargs[1] = (double)a->dw;
+}
+
+static void args_from_node(const td_node *nd, td_conv_args *a)
+{
+    const int64_t *v = nd->iargs;
+    *a = (td_conv_args){nd->in_dtype[0], v[0], v[1], v[2], v[3], v[4], v[5], v[6], 0, 0,
+                        v[7], v[8], v[9], v[10], (int64_t)nd->dargs[0], (int64_t)nd->dargs[1], v[11]};
+    a->oh = (a->h + 2 * a->ph - a->dh * (a->kh - 1) - 1) / a->sh + 1;
+    a->ow = (a->w + 2 * a->pw - a->dw * (a->kw - 1) - 1) / a->sw + 1;
+}
+
+/* saved: 0 x, 1 w (both contiguous, of the op's dtype) */
+static td_status conv_backward(td_node *nd, td_tensor *g, td_tensor **gi)
+{
+    td_conv_args a;
+    args_from_node(nd, &a);
+    td_tensor *x = td_node_saved(nd, 0), *w = td_node_saved(nd, 1);
+    td_tensor *gy = NULL, *gx = NULL, *gw = NULL, *gb = NULL;
+    td_status st = TD_OK;
+    const td_backend *be = td_backend_of(x);
+    bool want_x = nd->next[0] != NULL, want_w = nd->next[1] != NULL,
+         want_b = nd->n_next > 2 && nd->next[2] != NULL;
+    TD_CHECK(contig(g, a.dtype, &gy));
+    if (want_x) {
+        TD_CHECK(td_empty(4, x->shape, a.dtype, &gx));
+        TD_CHECK(be->conv->backward_data(&a, td_data_ptr(gy), td_data_ptr(w), td_data_ptr(gx)));
+    }
+    if (want_w) TD_CHECK(td_empty(4, w->shape, a.dtype, &gw));
+    if (want_b) TD_CHECK(td_empty(1, &a.o, a.dtype, &gb));
+    if (want_w || want_b)
+        TD_CHECK(be->conv->backward_weights(&a, td_data_ptr(x), td_data_ptr(gy), gw ? td_data_ptr(gw) : NULL,
+                                            gb ? td_data_ptr(gb) : NULL));
+    gi[0] = gx;
+    gi[1] = gw;
+    if (nd->n_next > 2) gi[2] = gb;
+    gx = gw = gb = NULL;
+fail:
+    td_tensor_release(gy);
+    td_tensor_release(gx);
+    td_tensor_release(gw);
+    td_tensor_release(gb);
+    return st;
+}
+
+static td_status check_pair(const char *opt, const int64_t *v, int64_t min)
+{
+    for (int i = 0; i < 2; i++)
+        if (v[i] < min)
+            return td_error(TD_EINVAL, 3, "conv2d: %s must be %s, got {%lld, %lld}", opt,
+                            min == 0 ? "non-negative" : "positive", (long long)v[0], (long long)v[1]);
+    return TD_OK;
+}
+
+static td_status conv2d_4d(td_tensor *x, td_tensor *w, const td_conv2d_opts *o, td_tensor **out)
+{
+    char s1[160], s2[160];
+    td_tensor *b = o->bias;
+    if (w->ndim != 4) {
+        td_shape_str(w, s1, sizeof s1);
+        return td_error(TD_ESHAPE, 2, "conv2d: weight must be 4-dim (out_channels, in_channels/groups, kH, kW), got shape %s", s1);
+    }
+    if (w->dtype != x->dtype)
+        return td_error(TD_EDTYPE, 2, "conv2d: weight must be %s like input, got %s", td_dtype_name(x->dtype),
+                        td_dtype_name(w->dtype));
+    TD_TRY(check_pair("stride", o->stride, 1));
+    TD_TRY(check_pair("padding", o->padding, 0));
+    TD_TRY(check_pair("dilation", o->dilation, 1));
+    if (o->groups < 1)
+        return td_error(TD_EINVAL, 3, "conv2d: groups must be positive, got %lld", (long long)o->groups);
+    int64_t n = x->shape[0], c = x->shape[1], h = x->shape[2], wd = x->shape[3];
+    int64_t oc = w->shape[0], kh = w->shape[2], kw = w->shape[3];
+    if (c % o->groups != 0)
+        return td_error(TD_EINVAL, 3, "conv2d: input channels (%lld) must be divisible by groups (%lld)",
+                        (long long)c, (long long)o->groups);
+    if (oc % o->groups != 0 || oc == 0)
+        return td_error(TD_EINVAL, 2, "conv2d: weight's out_channels (%lld) must be a positive multiple of groups (%lld)",
+                        (long long)oc, (long long)o->groups);
+    if (w->shape[1] * o->groups != c || c == 0) {
+        td_shape_str(x, s1, sizeof s1);
+        td_shape_str(w, s2, sizeof s2);
+        return td_error(TD_ESHAPE, 2,
+                        "conv2d: weight %s expects %lld input channels (in_channels/groups = %lld, groups = %lld), "
+                        "input %s has %lld",
+                        s2, (long long)(w->shape[1] * o->groups), (long long)w->shape[1], (long long)o->groups, s1,
+                        (long long)c);
+    }
+    if (kh < 1 || kw < 1) {
+        td_shape_str(w, s2, sizeof s2);
+        return td_error(TD_ESHAPE, 2, "conv2d: weight %s has an empty kernel", s2);
+    }
+    if (b) {
+        if (b->dtype != x->dtype)
+            return td_error(TD_EDTYPE, 3, "conv2d: bias must be %s like input, got %s", td_dtype_name(x->dtype),
+                            td_dtype_name(b->dtype));
+        if (b->ndim != 1 || b->shape[0] != oc) {
+            td_shape_str(b, s1, sizeof s1);
+            return td_error(TD_ESHAPE, 3, "conv2d: bias must have shape (%lld), one value per output channel, got %s",
+                            (long long)oc, s1);
+        }
+    }
+    int64_t ekh = o->dilation[0] * (kh - 1) + 1, ekw = o->dilation[1] * (kw - 1) + 1;
+    int64_t ph = h + 2 * o->padding[0], pw = wd + 2 * o->padding[1];
+    if (ph < ekh || pw < ekw) {
+        td_shape_str(x, s1, sizeof s1);
+        return td_error(TD_ESHAPE, 1,
+                        "conv2d: the (dilated) kernel %lldx%lld is bigger than the padded input %lldx%lld "
+                        "(input %s, padding {%lld, %lld})",
+                        (long long)ekh, (long long)ekw, (long long)ph, (long long)pw, s1,
+                        (long long)o->padding[0], (long long)o->padding[1]);
+    }
+    td_conv_args a = {x->dtype, n, c, h, wd, oc, kh, kw, (ph - ekh) / o->stride[0] + 1,
+                      (pw - ekw) / o->stride[1] + 1, o->stride[0], o->stride[1], o->padding[0],
+                      o->padding[1], o->dilation[0], o->dilation[1], o->groups};
+
+    td_tensor *cx = NULL, *cw = NULL, *cb = NULL, *y = NULL;
+    td_node *node = NULL;
+    td_status st = TD_OK;
+    int64_t yshape[4] = {n, oc, a.oh, a.ow};
+    TD_CHECK(td_empty(4, yshape, x->dtype, &y));
+    TD_CHECK(contig(x, x->dtype, &cx));
+    TD_CHECK(contig(w, x->dtype, &cw));
+    if (b) TD_CHECK(contig(b, x->dtype, &cb));
+    if (n > 0)
+        TD_CHECK(td_backend_of(x)->conv->forward(&a, td_data_ptr(cx), td_data_ptr(cw), cb ? td_data_ptr(cb) : NULL,
+                                                 td_data_ptr(y)));
+    td_tensor *ins[3] = {x, w, b};
+    int nin = b ? 3 : 2;
+    if (td_needs_grad(nin, ins)) {
+        TD_CHECK(td_node_new("ConvolutionBackward", conv_backward, nin, ins, &node));
+        TD_CHECK(td_node_save(node, cx));
+        TD_CHECK(td_node_save(node, cw));
+        args_to_node(&a, node);
+        td_node_attach(node, y);
+        node = NULL;
+    }
+    *out = y;
+    y = NULL;
+fail:
+    td_node_release(node);
+    td_tensor_release(cx);
+    td_tensor_release(cw);
+    td_tensor_release(cb);
+    td_tensor_release(y);
+    return st;
+}
+
+td_status td_conv2d(td_tensor *x, td_tensor *w, const td_conv2d_opts *o, td_tensor **out)
+{
+    char s1[160];
+    if (x->dtype != TD_FLOAT32 && x->dtype != TD_FLOAT64)
+        return td_error(TD_EDTYPE, 1, "conv2d: input must be float32 or float64, got %s", td_dtype_name(x->dtype));
+    if (x->ndim == 4) return conv2d_4d(x, w, o, out);
+    if (x->ndim != 3) {
+        td_shape_str(x, s1, sizeof s1);
+        return td_error(TD_ESHAPE, 1, "conv2d: input must be 4-dim (N, C, H, W) or 3-dim (C, H, W), got shape %s", s1);
+    }
+    /* unbatched (C, H, W): through a batch of one, as PyTorch */
+    td_tensor *x4 = NULL, *y4 = NULL;
+    td_status st = TD_OK;
+    TD_CHECK(td_unsqueeze(x, 0, &x4));
+    TD_CHECK(conv2d_4d(x4, w, o, &y4));
+    TD_CHECK(td_squeeze(y4, 0, false, out));
+fail:
+    td_tensor_release(x4);
+    td_tensor_release(y4);
+    return st;
+}
