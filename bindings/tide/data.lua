@@ -1,7 +1,494 @@
--- tide.data (issue 4): installed into the tide table by init.lua.
+-- tide.data (issue 4): datasets, the DataLoader, transforms, imbalance and
+-- weighted sampling. The readers and the prefetch thread are C
+-- (runtime/data_*.c, bindings/core/l_data.c); this file checks options and
+-- gives them their Lua shape. See docs/data.md.
 local M = {}
 
-function M.install(tide, core) -- luacheck: ignore
+local FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+local FASHION_HINT = "Debian's dataset-fashion-mnist package provides it (apt-get install dataset-fashion-mnist)"
+local CIFAR_HINT = "get the binary version (cifar-10-binary.tar.gz) from https://www.cs.toronto.edu/~kriz/cifar.html "
+    .. "and pass its cifar-10-batches-bin folder as dir"
+
+local FASHION_CLASSES = { "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot" }
+local MNIST_CLASSES = { "0", "1", "2", "3", "4", "5", "6", "7", "8", "9" }
+local CIFAR_CLASSES = { "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck" }
+
+local function copy(list)
+    local r = {}
+    for i, v in ipairs(list) do r[i] = v end
+    return r
+end
+
+-- raise "fname: msg" at the caller of the public function
+local function fail(fname, fmt, ...)
+    error(fname .. ": " .. string.format(fmt, ...), 3)
+end
+
+-- opts must be nil or a table with only the allowed keys
+local function check_options(fname, opts, allowed)
+    if opts == nil then return {} end
+    if type(opts) ~= "table" then fail(fname, "options must be a table, got %s", type(opts)) end
+    for k in pairs(opts) do
+        if type(k) ~= "string" or not allowed[k] then
+            fail(fname, "unknown option '%s'", tostring(k))
+        end
+    end
+    return opts
+end
+
+local function set(...)
+    local s = {}
+    for _, k in ipairs({ ... }) do s[k] = true end
+    return s
+end
+
+local function opt_integer(fname, opts, key, def, min)
+    local v = opts[key]
+    if v == nil then return def end
+    if math.type(v) ~= "integer" then
+        if type(v) == "number" and v == math.floor(v) then
+            v = math.tointeger(v)
+        else
+            fail(fname, "option '%s' must be an integer, got %s", key, tostring(v))
+        end
+    end
+    if min and v < min then fail(fname, "option '%s' must be at least %d, got %d", key, min, v) end
+    return v
+end
+
+local function opt_boolean(fname, opts, key, def)
+    local v = opts[key]
+    if v == nil then return def end
+    if type(v) ~= "boolean" then fail(fname, "option '%s' must be a boolean, got %s", key, type(v)) end
+    return v
+end
+
+local function opt_number(fname, opts, key, def, lo, hi)
+    local v = opts[key]
+    if v == nil then return def end
+    if type(v) ~= "number" then fail(fname, "option '%s' must be a number, got %s", key, type(v)) end
+    if (lo and v < lo) or (hi and v > hi) then
+        fail(fname, "option '%s' must be in [%g, %g], got %g", key, lo or -math.huge, hi or math.huge, v)
+    end
+    return v
+end
+
+function M.install(tide, core)
+    core._data_init()
+    local data = {}
+    tide.data = data
+
+    local function is_tensor(v)
+        return type(v) == "userdata" and getmetatable(v) == core._metatable
+    end
+
+    ---------------------------------------------------------------- datasets
+    local Dataset = {}
+    Dataset.__index = Dataset
+    Dataset.__name = "tide.data.Dataset"
+    function Dataset.__len(ds) return ds.images:size(0) end
+    function Dataset:get(i)
+        local n = self.images:size(0)
+        if math.type(i) ~= "integer" then
+            if type(i) == "number" and i == math.floor(i) then
+                i = math.tointeger(i)
+            else
+                error(string.format("bad argument #1 to 'get' (index must be an integer, got %s)", tostring(i)), 2)
+            end
+        end
+        if i < 0 or i >= n then
+            error(string.format("bad argument #1 to 'get' (index %d is out of range [0, %d))", i, n), 2)
+        end
+        local img = self.images:select(0, i)
+        local lab
+        if self.labels:dim() == 1 then
+            lab = self.labels:get(i)
+            lab = math.tointeger(lab) or lab
+        else
+            lab = self.labels:select(0, i)
+        end
+        return img, lab
+    end
+    function Dataset.__tostring(ds)
+        local s = ds.images:shape()
+        local parts = {}
+        for k = 1, #s do parts[k] = tostring(s[k]) end
+        return string.format("Dataset(%d samples, images (%s) %s, %s classes)", #ds, table.concat(parts, ", "),
+            ds.images:dtype(), ds.classes and tostring(#ds.classes) or "no")
+    end
+
+    local function dataset(images, labels, classes)
+        return setmetatable({ images = images, labels = labels, classes = classes }, Dataset)
+    end
+
+    function data.TensorDataset(x, y)
+        if not is_tensor(x) then fail("TensorDataset", "x must be a tensor, got %s", type(x)) end
+        if not is_tensor(y) then fail("TensorDataset", "y must be a tensor, got %s", type(y)) end
+        if x:dim() < 1 or y:dim() < 1 or x:size(0) ~= y:size(0) then
+            fail("TensorDataset", "x and y need the same first dim, got %d and %d",
+                x:dim() > 0 and x:size(0) or -1, y:dim() > 0 and y:size(0) or -1)
+        end
+        return dataset(x, y, nil)
+    end
+
+    local function check_split(fname, opts)
+        local split = opts.split or "train"
+        if split ~= "train" and split ~= "test" then
+            fail(fname, "option 'split' must be \"train\" or \"test\", got %s", tostring(split))
+        end
+        return split
+    end
+
+    local split_opts = set("dir", "split")
+
+    function data.fashion_mnist(opts)
+        opts = check_options("fashion_mnist", opts, split_opts)
+        local dir = opts.dir or FASHION_DIR
+        if type(dir) ~= "string" then fail("fashion_mnist", "option 'dir' must be a string") end
+        local split = check_split("fashion_mnist", opts)
+        local x, y = core._mnist(dir, split, FASHION_HINT, "fashion_mnist")
+        return dataset(x, y, copy(FASHION_CLASSES))
+    end
+
+    function data.mnist(opts)
+        opts = check_options("mnist", opts, split_opts)
+        if type(opts.dir) ~= "string" then fail("mnist", "option 'dir' (the folder of the IDX files) is required") end
+        local split = check_split("mnist", opts)
+        local x, y = core._mnist(opts.dir, split, nil, "mnist")
+        return dataset(x, y, copy(MNIST_CLASSES))
+    end
+
+    function data.cifar10(opts)
+        opts = check_options("cifar10", opts, split_opts)
+        if type(opts.dir) ~= "string" then
+            fail("cifar10", "option 'dir' (the folder of data_batch_1.bin ... test_batch.bin) is required; %s",
+                CIFAR_HINT)
+        end
+        local split = check_split("cifar10", opts)
+        local x, y = core._cifar10(opts.dir, split, CIFAR_HINT, "cifar10")
+        return dataset(x, y, copy(CIFAR_CLASSES))
+    end
+
+    local function check_dataset(fname, ds)
+        if type(ds) ~= "table" or not is_tensor(ds.images) or not is_tensor(ds.labels) then
+            fail(fname, "expected a dataset {images = tensor, labels = tensor}, got %s", type(ds))
+        end
+    end
+
+    -- an int64 index tensor from a tensor or a Lua list of 0-based indices
+    local function index_tensor(fname, idx, n)
+        local t
+        if is_tensor(idx) then
+            t = idx:long():contiguous()
+        elseif type(idx) == "table" then
+            t = tide.tensor(#idx > 0 and idx or { 0 }, "int64")
+            if #idx == 0 then t = t:narrow(0, 0, 0) end
+        else
+            fail(fname, "indices must be a tensor or a list, got %s", type(idx))
+        end
+        if t:dim() ~= 1 then fail(fname, "indices must be a vector") end
+        if t:numel() > 0 then
+            local lo, hi = t:min():item(), t:max():item()
+            if lo < 0 or hi >= n then
+                fail(fname, "index %d is outside [0, %d)", lo < 0 and lo or hi, n)
+            end
+        end
+        return t
+    end
+
+    local function take(ds, idx)
+        local r = dataset(ds.images:index_select(0, idx), ds.labels:index_select(0, idx), ds.classes)
+        return r
+    end
+
+    function data.subset(ds, n_or_indices)
+        check_dataset("subset", ds)
+        local n = ds.images:size(0)
+        local idx
+        if type(n_or_indices) == "number" then
+            local k = math.tointeger(n_or_indices)
+            if not k or k < 0 or k > n then
+                fail("subset", "size must be an integer in [0, %d], got %s", n, tostring(n_or_indices))
+            end
+            idx = core._generator(0):permutation(k, true)
+        else
+            idx = index_tensor("subset", n_or_indices, n)
+        end
+        return take(ds, idx)
+    end
+
+    -- per-class lists of sample indices (0-based), classes 0..K-1
+    local function by_class(ds)
+        local labels = ds.labels:long():totable()
+        local K = ds.classes and #ds.classes or 0
+        for _, v in ipairs(labels) do if v + 1 > K then K = v + 1 end end
+        local lists = {}
+        for c = 0, K - 1 do lists[c] = {} end
+        for i, v in ipairs(labels) do
+            if v < 0 then fail("imbalance", "label %d of sample %d is negative", v, i - 1) end
+            local l = lists[v]
+            l[#l + 1] = i - 1
+        end
+        return lists, K
+    end
+
+    -- shares of R samples over the K - 1 classes other than m: R // (K-1)
+    -- each, one more for the first R % (K-1) of them in class order
+    local function shares(R, K, m)
+        local others = K - 1
+        local q, rem, s = R // others, R % others, {}
+        local j = 0
+        for c = 0, K - 1 do
+            if c ~= m then
+                s[c] = q + (j < rem and 1 or 0)
+                j = j + 1
+            end
+        end
+        return s
+    end
+
+    local function fits(lists, s)
+        for c, need in pairs(s) do
+            if need > #lists[c] then return false, c end
+        end
+        return true
+    end
+
+    local imbalance_opts = set("majority", "fraction", "size", "seed")
+    function data.imbalance(ds, opts)
+        check_dataset("imbalance", ds)
+        opts = check_options("imbalance", opts, imbalance_opts)
+        local lists, K = by_class(ds)
+        local m = opt_integer("imbalance", opts, "majority", 0, 0)
+        local f = opt_number("imbalance", opts, "fraction", 0.9, 0, 1)
+        if m >= K then fail("imbalance", "majority class %d is outside [0, %d)", m, K) end
+        if K < 2 then fail("imbalance", "needs at least two classes") end
+        if f <= 0 or f >= 1 then fail("imbalance", "option 'fraction' must be in (0, 1), got %g", f) end
+        local size = opts.size and opt_integer("imbalance", opts, "size", nil, 1)
+        local nmaj, s
+        if size then
+            nmaj = math.floor(f * size + 0.5 + 1e-9)
+            s = shares(size - nmaj, K, m)
+            if nmaj > #lists[m] then
+                fail("imbalance", "size %d needs %d images of class %d, the data set has %d", size, nmaj, m, #lists[m])
+            end
+            local ok, c = fits(lists, s)
+            if not ok then
+                fail("imbalance", "size %d needs %d images of class %d, the data set has %d", size, s[c], c, #lists[c])
+            end
+        else
+            -- the largest majority count whose shares all fit
+            local function plan(k) return shares(math.floor(k * (1 - f) / f + 0.5 + 1e-9), K, m) end
+            local lo, hi = 0, #lists[m]
+            while lo < hi do
+                local mid = (lo + hi + 1) // 2
+                if fits(lists, plan(mid)) then lo = mid else hi = mid - 1 end
+            end
+            nmaj, s = lo, plan(lo)
+            if nmaj == 0 then fail("imbalance", "no image of class %d to keep", m) end
+        end
+        s[m] = nmaj
+        -- which images: a seeded random choice within each class, then kept
+        -- in the data set's order
+        local g = core._generator(opts.seed and opt_integer("imbalance", opts, "seed", nil) or nil)
+        local keep = {}
+        for c = 0, K - 1 do
+            local list, need = lists[c], s[c] or 0
+            if need > 0 then
+                local perm = g:permutation(#list):totable()
+                for j = 1, need do keep[#keep + 1] = list[perm[j] + 1] end
+            end
+        end
+        table.sort(keep)
+        return take(ds, index_tensor("imbalance", keep, #ds))
+    end
+
+    ---------------------------------------------------------------- sampler
+    local WeightedSampler = {}
+    WeightedSampler.__index = WeightedSampler
+    WeightedSampler.__name = "tide.data.WeightedSampler"
+    function WeightedSampler.__len(s) return s.num_samples end
+    function WeightedSampler:indices() return self._gen:weighted(self.weights, self.num_samples, self.replacement) end
+
+    local sampler_opts = set("num_samples", "replacement", "seed")
+    function data.WeightedSampler(weights, opts)
+        opts = check_options("WeightedSampler", opts, sampler_opts)
+        local w
+        if is_tensor(weights) then
+            w = weights:double():contiguous()
+        elseif type(weights) == "table" and #weights > 0 then
+            w = tide.tensor(weights, "float64")
+        else
+            fail("WeightedSampler", "weights must be a non-empty tensor or list, got %s", type(weights))
+        end
+        if w:dim() ~= 1 then fail("WeightedSampler", "weights must be a vector") end
+        local s = setmetatable({
+            weights = w,
+            num_samples = opt_integer("WeightedSampler", opts, "num_samples", w:numel(), 0),
+            replacement = opt_boolean("WeightedSampler", opts, "replacement", true),
+            _gen = core._generator(opts.seed and opt_integer("WeightedSampler", opts, "seed", nil) or nil),
+        }, WeightedSampler)
+        -- check the weights once, now, rather than at the first epoch
+        core._generator(0):weighted(w, s.replacement and math.min(s.num_samples, 1) or s.num_samples, s.replacement)
+        return s
+    end
+
+    ------------------------------------------------------------- transforms
+    local T = {}
+    data.transforms = T
+    local Transform = { __name = "tide.data.Transform" }
+    Transform.__index = Transform
+    function Transform.__tostring(t) return "transform " .. t.kind end
+
+    local function numbers(fname, v, what)
+        if type(v) == "number" then return { v } end
+        if is_tensor(v) then v = v:double():totable() end
+        if type(v) ~= "table" or #v == 0 then fail(fname, "%s must be a number or a list of numbers", what) end
+        for i, x in ipairs(v) do
+            if type(x) ~= "number" then fail(fname, "%s[%d] is a %s, not a number", what, i, type(x)) end
+        end
+        return copy(v)
+    end
+
+    function T.normalize(mean, std)
+        local m, s = numbers("normalize", mean, "mean"), numbers("normalize", std, "std")
+        if #m ~= #s then fail("normalize", "mean has %d values but std has %d", #m, #s) end
+        if #m > 16 then fail("normalize", "at most 16 channels") end
+        for i, x in ipairs(s) do
+            if x == 0 then fail("normalize", "std[%d] is zero", i) end
+        end
+        return setmetatable({ kind = "normalize", mean = m, std = s }, Transform)
+    end
+
+    function T.random_crop(size, opts)
+        opts = check_options("random_crop", opts, set("padding"))
+        local h, w
+        if type(size) == "number" then
+            h, w = size, size
+        elseif type(size) == "table" and #size == 2 then
+            h, w = size[1], size[2]
+        else
+            fail("random_crop", "size must be a number or {h, w}")
+        end
+        h, w = math.tointeger(h), math.tointeger(w)
+        if not h or not w or h < 1 or w < 1 then fail("random_crop", "size must be positive integers") end
+        local pad = opt_integer("random_crop", opts, "padding", 0, 0)
+        return setmetatable({ kind = "random_crop", h = h, w = w, padding = pad }, Transform)
+    end
+
+    function T.random_hflip(opts)
+        opts = check_options("random_hflip", opts, set("p"))
+        return setmetatable({ kind = "random_hflip", p = opt_number("random_hflip", opts, "p", 0.5, 0, 1) }, Transform)
+    end
+
+    -- split a transform option into the C list and the Lua functions after it
+    local function split_transforms(tf)
+        if tf == nil then return nil, {} end
+        if type(tf) == "function" or getmetatable(tf) == Transform then tf = { tf } end
+        if type(tf) ~= "table" then
+            fail("DataLoader", "option 'transform' must be a transform, a function or a list of them")
+        end
+        local cs, fns = {}, {}
+        for i, t in ipairs(tf) do
+            if type(t) == "function" then
+                fns[#fns + 1] = t
+            elseif getmetatable(t) == Transform then
+                if #fns > 0 then
+                    fail("DataLoader", "transform %d: built-in transforms run on the loader thread before any "
+                        .. "Lua function, so they cannot follow one", i)
+                end
+                cs[#cs + 1] = t
+            else
+                fail("DataLoader", "transform %d is a %s, not a tide.data.transforms one or a function", i, type(t))
+            end
+        end
+        return cs, fns
+    end
+
+    -------------------------------------------------------------- DataLoader
+    local DataLoader = {}
+    DataLoader.__index = DataLoader
+    DataLoader.__name = "tide.data.DataLoader"
+
+    local loader_opts = set("batch_size", "shuffle", "drop_last", "transform", "sampler", "seed")
+    function data.DataLoader(ds, opts)
+        check_dataset("DataLoader", ds)
+        opts = check_options("DataLoader", opts, loader_opts)
+        local self = setmetatable({
+            dataset = ds,
+            batch_size = opt_integer("DataLoader", opts, "batch_size", 1, 1),
+            shuffle = opt_boolean("DataLoader", opts, "shuffle", false),
+            drop_last = opt_boolean("DataLoader", opts, "drop_last", false),
+            sampler = opts.sampler,
+            _epoch = 0,
+        }, DataLoader)
+        if self.sampler ~= nil then
+            local s = self.sampler
+            if type(s) ~= "table" or type(s.indices) ~= "function" then
+                fail("DataLoader", "option 'sampler' must have an indices() method (as WeightedSampler)")
+            end
+            if self.shuffle then fail("DataLoader", "options 'sampler' and 'shuffle' exclude each other") end
+        end
+        local cs, fns = split_transforms(opts.transform)
+        self._lua_transforms = fns
+        self._gen = core._generator(opts.seed and opt_integer("DataLoader", opts, "seed", nil) or nil)
+        self._c = core._loader(ds.images, ds.labels, self.batch_size, self.drop_last, cs)
+        return self
+    end
+
+    local function epoch_order(self)
+        if self.sampler then
+            local idx = self.sampler:indices()
+            if not is_tensor(idx) then idx = index_tensor("DataLoader", idx, #self.dataset) end
+            return idx:long():contiguous()
+        end
+        return self._gen:permutation(self.dataset.images:size(0), not self.shuffle)
+    end
+
+    function DataLoader.__len(self)
+        local n = self.sampler and #self.sampler or self.dataset.images:size(0)
+        return self._c:num_batches(n)
+    end
+
+    -- start an epoch; returns the step function
+    local function start(self)
+        self._epoch = self._epoch + 1
+        local epoch, c, fns = self._epoch, self._c, self._lua_transforms
+        c:start(epoch_order(self), self._gen:key())
+        return function()
+            if self._epoch ~= epoch then error("DataLoader: this epoch's iterator was replaced by a newer one", 2) end
+            local x, y = c:next()
+            if x == nil then return nil end
+            for _, f in ipairs(fns) do
+                local nx, ny = f(x, y)
+                x = nx
+                if ny ~= nil then y = ny end
+            end
+            return x, y
+        end, epoch
+    end
+
+    -- for x, y in loader:iter() do ... end  (break stops the thread at once)
+    function DataLoader:iter()
+        local step, epoch = start(self)
+        local closer = setmetatable({}, {
+            __close = function()
+                if self._epoch == epoch then self._c:stop() end
+            end,
+        })
+        return step, nil, nil, closer
+    end
+
+    -- for x, y in loader do ... end: a new epoch whenever the control value is nil
+    function DataLoader.__call(self, _, ctl)
+        if ctl == nil then self._step = start(self) end
+        return self._step()
+    end
+
+    function DataLoader:close() self._c:stop() end
+    DataLoader.__close = DataLoader.close
 end
 
 return M
