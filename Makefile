@@ -8,7 +8,7 @@ CMAKE_ARGS ?=
 # a hung test fails after this many seconds instead of blocking the run
 CTEST_ARGS ?= --timeout 900
 
-.PHONY: all deps bench-deps build test run bench install clean
+.PHONY: all deps bench-deps build test run bench install clean fuzz
 
 all: build
 
@@ -47,3 +47,31 @@ install: build
 
 clean:
 	rm -rf $(BUILD) build-asan
+
+# libFuzzer targets (not part of CI): every tests/fuzz/fuzz_*.c is linked
+# with the whole runtime built by clang with ASan, then run for
+# FUZZ_TIME seconds from an empty corpus under $(FUZZ_DIR)/corpus-NAME
+FUZZ_DIR  ?= build-fuzz
+FUZZ_TIME ?= 60
+FUZZ_CC   ?= clang
+FUZZ_CFLAGS = -g -O1 -march=x86-64-v3 -fsanitize=address,fuzzer-no-link -fopenmp -D_GNU_SOURCE -std=gnu11 \
+	-Iruntime/include -Iruntime -Ikernels -I/usr/include/x86_64-linux-gnu/openblas-pthread -I/usr/include/openblas
+FUZZ_LIBS = -ldnnl -lopenblas -lz -ljansson -lm
+FUZZ_RT_SRC = $(wildcard runtime/*.c kernels/cpu/*.c)
+FUZZ_RT_OBJ = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_RT_SRC))
+FUZZ_TARGETS = $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard tests/fuzz/fuzz_*.c))
+.SECONDARY: $(FUZZ_RT_OBJ)
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_RT_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_RT_OBJ) $(FUZZ_LIBS) -o $@
+
+fuzz: $(FUZZ_TARGETS)
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $$t.corpus && \
+	    echo "== $$t ($(FUZZ_TIME) s)" && \
+	    $$t -max_total_time=$(FUZZ_TIME) -rss_limit_mb=4096 $$t.corpus || exit 1; \
+	done
