@@ -160,8 +160,17 @@ describe("conv2d: oneDNN float32 against the direct float64 path", function()
     end)
 
     it("handles an empty batch", function()
-        local y = tide.conv2d(tide.zeros { 0, 3, 5, 5 }, tide.randn { 2, 3, 3, 3 })
-        assert.are.same({ 0, 2, 3, 3 }, y:shape())
+        for _, dt in ipairs { "float32", "float64" } do
+            local x = tide.zeros({ 0, 3, 5, 5 }, { dtype = dt, requires_grad = true })
+            local w = tide.randn({ 2, 3, 3, 3 }, { dtype = dt, requires_grad = true })
+            local b = tide.randn({ 2 }, { dtype = dt, requires_grad = true })
+            local y = tide.conv2d(x, w, { bias = b })
+            assert.are.same({ 0, 2, 3, 3 }, y:shape())
+            y:sum():backward()
+            assert.are.same({ 0, 3, 5, 5 }, x.grad:shape())
+            H.assert_close(w.grad, H.values(tide.zeros { 2, 3, 3, 3 }), 0, 0, "grad weight")
+            H.assert_close(b.grad, { 0, 0 }, 0, 0, "grad bias")
+        end
     end)
 end)
 

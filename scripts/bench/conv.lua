@@ -1,0 +1,45 @@
+-- conv2d float32 forward, batch 128, 32 -> 64 channels, 14x14, 3x3,
+-- padding 1, tide (oneDNN) against PyTorch CPU at the same thread count;
+-- then forward + backward (grads of input, weight and bias).
+-- `tide scripts/bench/conv.lua [threads]`.
+-- Goal (issue 4): oneDNN's direct convolution well ahead of PyTorch 1.13's
+-- conv2d (about 470 against 66 GFLOP/s on the issue's machine); we ask for
+-- at least 2x PyTorch's throughput.
+local tide = require "tide"
+local B = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "scripts/bench")
+                 .. "/benchlib.lua")
+
+local threads = B.threads(arg)
+local n, c, o, hw, k = 128, 32, 64, 14, 3
+local flops = 2 * n * o * hw * hw * c * k * k -- padding 1 keeps 14x14
+print(string.format("conv2d float32 (%d,%d,%d,%d) * (%d,%d,%d,%d), padding 1, %d threads, %.3f GFLOP per forward",
+                    n, c, hw, hw, o, c, k, k, threads, flops / 1e9))
+
+local torch, why = B.torch("conv_torch.py", {threads, n, c, o, hw, k})
+if not torch then print("note: " .. why .. "; tide's numbers only") end
+
+tide.manual_seed(0)
+local x <close> = tide.randn({n, c, hw, hw})
+local w <close> = tide.randn({o, c, k, k}) * 0.1
+local b <close> = tide.randn({o})
+local fwd = B.time(function()
+    local y <close> = tide.conv2d(x, w, {bias = b, padding = 1})
+end, {warmup = 3, repeats = 7, inner = 5})
+B.row("conv2d forward", flops / fwd / 1e9, torch and torch.forward and flops / torch.forward / 1e9,
+      "GFLOP/s", true, 2)
+B.row("conv2d forward (time)", fwd, torch and torch.forward, "ms", false, 0.5)
+
+local xg <close> = x:clone()
+xg.requires_grad = true
+local wg <close> = w:clone()
+wg.requires_grad = true
+local bg <close> = b:clone()
+bg.requires_grad = true
+local gy <close> = tide.randn({n, o, hw, hw})
+local fb = B.time(function()
+    xg.grad, wg.grad, bg.grad = nil, nil, nil
+    local y <close> = tide.conv2d(xg, wg, {bias = bg, padding = 1})
+    local l <close> = (y * gy):sum()
+    l:backward()
+end, {warmup = 2, repeats = 5, inner = 2})
+B.row("conv2d forward+backward", fb, torch and torch.forward_backward, "ms", false, 0.5)
