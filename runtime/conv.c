@@ -70,10 +70,14 @@ fail:
 
 static td_status check_pair(const char *opt, const int64_t *v, int64_t min)
 {
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         if (v[i] < min)
             return td_error(TD_EINVAL, 3, "conv2d: %s must be %s, got {%lld, %lld}", opt,
                             min == 0 ? "non-negative" : "positive", (long long)v[0], (long long)v[1]);
+        if (v[i] > INT32_MAX) /* keeps the size arithmetic far from overflow */
+            return td_error(TD_EINVAL, 3, "conv2d: %s {%lld, %lld} is too large", opt, (long long)v[0],
+                            (long long)v[1]);
+    }
     return TD_OK;
 }
 

@@ -27,7 +27,7 @@ local fwd = B.time(function()
 end, {warmup = 3, repeats = 7, inner = 5})
 B.row("conv2d forward", flops / fwd / 1e9, torch and torch.forward and flops / torch.forward / 1e9,
       "GFLOP/s", true, 2)
-B.row("conv2d forward (time)", fwd, torch and torch.forward, "ms", false, 0.5)
+B.row("conv2d forward (time)", fwd, torch and torch.forward, "ms", false)
 
 local xg <close> = x:clone()
 xg.requires_grad = true
@@ -42,4 +42,4 @@ local fb = B.time(function()
     local l <close> = (y * gy):sum()
     l:backward()
 end, {warmup = 2, repeats = 5, inner = 2})
-B.row("conv2d forward+backward", fb, torch and torch.forward_backward, "ms", false, 0.5)
+B.row("conv2d forward+backward", fb, torch and torch.forward_backward, "ms", false)
