@@ -32,6 +32,10 @@ struct td_conv_kernels {
      * gw may be NULL when only gb is wanted */
     td_status (*backward_weights)(const td_conv_args *a, const void *x, const void *gy, void *gw,
                                   void *gb);
+    /* both in one pass, for whichever of gx, gw, gb are not NULL (a
+     * backend may share work between them: oneDNN reorders gy once) */
+    td_status (*backward)(const td_conv_args *a, const void *x, const void *w, const void *gy, void *gx,
+                          void *gw, void *gb);
 };
 
 /* the CPU backend's two paths (kernels/cpu/nn_conv_direct.c, float64, and
@@ -45,5 +49,7 @@ td_status td_conv_dnnl_forward(const td_conv_args *a, const float *x, const floa
 td_status td_conv_dnnl_backward_data(const td_conv_args *a, const float *gy, const float *w, float *gx);
 td_status td_conv_dnnl_backward_weights(const td_conv_args *a, const float *x, const float *gy, float *gw,
                                         float *gb);
+td_status td_conv_dnnl_backward(const td_conv_args *a, const float *x, const float *w, const float *gy, float *gx,
+                                float *gw, float *gb);
 
 #endif

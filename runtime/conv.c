@@ -46,16 +46,13 @@ static td_status conv_backward(td_node *nd, td_tensor *g, td_tensor **gi)
     bool want_x = nd->next[0] != NULL, want_w = nd->next[1] != NULL,
          want_b = nd->n_next > 2 && nd->next[2] != NULL;
     TD_CHECK(contig(g, a.dtype, &gy));
-    if (want_x) {
-        TD_CHECK(td_empty(4, x->shape, a.dtype, &gx));
-        if (a.n > 0) TD_CHECK(be->conv->backward_data(&a, td_data_ptr(gy), td_data_ptr(w), td_data_ptr(gx)));
-    }
+    if (want_x) TD_CHECK(td_empty(4, x->shape, a.dtype, &gx));
     /* an empty batch contributes nothing: zeros */
     if (want_w) TD_CHECK(a.n > 0 ? td_empty(4, w->shape, a.dtype, &gw) : td_zeros(4, w->shape, a.dtype, &gw));
     if (want_b) TD_CHECK(a.n > 0 ? td_empty(1, &a.o, a.dtype, &gb) : td_zeros(1, &a.o, a.dtype, &gb));
-    if ((want_w || want_b) && a.n > 0)
-        TD_CHECK(be->conv->backward_weights(&a, td_data_ptr(x), td_data_ptr(gy), gw ? td_data_ptr(gw) : NULL,
-                                            gb ? td_data_ptr(gb) : NULL));
+    if (a.n > 0)
+        TD_CHECK(be->conv->backward(&a, td_data_ptr(x), td_data_ptr(w), td_data_ptr(gy), gx ? td_data_ptr(gx) : NULL,
+                                    gw ? td_data_ptr(gw) : NULL, gb ? td_data_ptr(gb) : NULL));
     gi[0] = gx;
     gi[1] = gw;
     if (nd->n_next > 2) gi[2] = gb;

@@ -20,8 +20,19 @@ static td_status backward_weights(const td_conv_args *a, const void *x, const vo
     return td_conv_direct_backward_weights(a, x, gy, gw, gb);
 }
 
+static td_status backward(const td_conv_args *a, const void *x, const void *w, const void *gy, void *gx, void *gw,
+                          void *gb)
+{
+    if (a->dtype == TD_FLOAT32) return td_conv_dnnl_backward(a, x, w, gy, gx, gw, gb);
+    td_status st = TD_OK;
+    if (gx) st = td_conv_direct_backward_data(a, gy, w, gx);
+    if (st == TD_OK && (gw || gb)) st = td_conv_direct_backward_weights(a, x, gy, gw, gb);
+    return st;
+}
+
 const struct td_conv_kernels td_cpu_conv = {
     .forward = forward,
     .backward_data = backward_data,
     .backward_weights = backward_weights,
+    .backward = backward,
 };

@@ -236,8 +236,18 @@ static td_status exec(dnnl_primitive_t p, int nargs, const dnnl_exec_arg_t *args
     return s == dnnl_success ? TD_OK : dnnl_fail(s, what);
 }
 
-/* run the primitive of `kind` on our buffers ptr[slot] (and bias, or NULL) */
-static td_status run(int kind, const td_conv_args *a, void *ptr[NSLOT], void *bias)
+/* diff_dst in the primitives' layout, reordered once and shared by the
+ * backward-data and backward-weights calls of one backward pass */
+typedef struct {
+    dnnl_memory_desc_t md;
+    void *buf;
+    size_t size;
+} shared_dst;
+
+/* run the primitive of `kind` on our buffers ptr[slot] (and bias, or NULL);
+ * call with the lock held. sh, when not NULL, lends or receives the
+ * reordered diff_dst. */
+static td_status run_locked(int kind, const td_conv_args *a, void *ptr[NSLOT], void *bias, shared_dst *sh)
 {
     static const int arg_id[3][NSLOT] = {
         {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
@@ -245,15 +255,12 @@ static td_status run(int kind, const td_conv_args *a, void *ptr[NSLOT], void *bi
         {DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_DST},
     };
     static const bool is_out[3][NSLOT] = {{0, 0, 1}, {1, 0, 0}, {0, 1, 0}};
-    conv_key k;
-    memset(&k, 0, sizeof k);
-    k = (conv_key){kind, bias != NULL, a->n, a->c, a->h, a->w, a->o, a->kh, a->kw,
-                   a->sh, a->sw, a->ph, a->pw, a->dh, a->dw, a->groups};
+    conv_key k = {kind, bias != NULL, a->n, a->c, a->h, a->w, a->o, a->kh, a->kw,
+                  a->sh, a->sw, a->ph, a->pw, a->dh, a->dw, a->groups};
     td_status st = TD_OK;
     dnnl_memory_t umem[NSLOT] = {0}, pmem[NSLOT] = {0}, bmem = NULL, smem = NULL;
     void *pbuf[NSLOT] = {0}, *sbuf = NULL;
     conv_entry *e = NULL;
-    pthread_mutex_lock(&g.lock);
     if ((st = ensure_engine()) != TD_OK || (st = entry_get(&k, &e)) != TD_OK) goto fail;
     dnnl_exec_arg_t args[NSLOT + 2];
     int nargs = 0;
@@ -261,17 +268,27 @@ static td_status run(int kind, const td_conv_args *a, void *ptr[NSLOT], void *bi
         DN(dnnl_memory_create(&umem[i], &e->user_md[i], g.engine, ptr[i]), "memory creation");
         dnnl_memory_t use = umem[i];
         if (e->reorder[i]) {
-            pbuf[i] = td_cpu_alloc(e->prim_size[i]);
-            if (!pbuf[i]) {
-                st = td_error(TD_ENOMEM, 0, "conv2d: out of memory for a %zu-byte blocked buffer",
-                              e->prim_size[i]);
-                goto fail;
+            bool lent = sh && i == S_DST && sh->buf && dnnl_memory_desc_equal(&sh->md, &e->prim_md[i]);
+            if (!lent) {
+                pbuf[i] = td_cpu_alloc(e->prim_size[i]);
+                if (!pbuf[i]) {
+                    st = td_error(TD_ENOMEM, 0, "conv2d: out of memory for a %zu-byte blocked buffer",
+                                  e->prim_size[i]);
+                    goto fail;
+                }
             }
-            DN(dnnl_memory_create(&pmem[i], &e->prim_md[i], g.engine, pbuf[i]), "memory creation");
+            DN(dnnl_memory_create(&pmem[i], &e->prim_md[i], g.engine, lent ? sh->buf : pbuf[i]),
+               "memory creation");
             use = pmem[i];
-            if (!is_out[kind][i]) {
+            if (!is_out[kind][i] && !lent) {
                 dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, umem[i]}, {DNNL_ARG_TO, pmem[i]}};
                 if ((st = exec(e->reorder[i], 2, ra, "reorder")) != TD_OK) goto fail;
+                if (sh && i == S_DST && !sh->buf) { /* keep it for the next call */
+                    sh->md = e->prim_md[i];
+                    sh->buf = pbuf[i];
+                    sh->size = e->prim_size[i];
+                    pbuf[i] = NULL;
+                }
             }
         }
         args[nargs++] = (dnnl_exec_arg_t){arg_id[kind][i], use};
@@ -304,8 +321,29 @@ fail:
     if (bmem) dnnl_memory_destroy(bmem);
     if (smem) dnnl_memory_destroy(smem);
     if (sbuf) td_cpu_free(sbuf, e->scratch_size);
+    return st;
+}
+
+static td_status run(int kind, const td_conv_args *a, void *ptr[NSLOT], void *bias)
+{
+    pthread_mutex_lock(&g.lock);
+    td_status st = run_locked(kind, a, ptr, bias, NULL);
     pthread_mutex_unlock(&g.lock);
     return st;
+}
+
+/* gy summed over n, oh, ow */
+static void bias_grad(const td_conv_args *a, const float *gy, float *gb)
+{
+    int64_t plane = a->oh * a->ow;
+    for (int64_t oc = 0; oc < a->o; oc++) {
+        double s = 0;
+        for (int64_t ni = 0; ni < a->n; ni++) {
+            const float *p = gy + (ni * a->o + oc) * plane;
+            for (int64_t i = 0; i < plane; i++) s += p[i];
+        }
+        gb[oc] = (float)s;
+    }
 }
 
 td_status td_conv_dnnl_forward(const td_conv_args *a, const float *x, const float *w, const float *b, float *y)
@@ -323,19 +361,30 @@ td_status td_conv_dnnl_backward_data(const td_conv_args *a, const float *gy, con
 td_status td_conv_dnnl_backward_weights(const td_conv_args *a, const float *x, const float *gy, float *gw,
                                         float *gb)
 {
-    if (gw) {
+    if (!gw) {
+        bias_grad(a, gy, gb);
+        return TD_OK;
+    }
+    void *p[NSLOT] = {(void *)x, gw, (void *)gy};
+    return run(K_BWD_WEIGHTS, a, p, gb);
+}
+
+td_status td_conv_dnnl_backward(const td_conv_args *a, const float *x, const float *w, const float *gy, float *gx,
+                                float *gw, float *gb)
+{
+    shared_dst sh = {.buf = NULL};
+    td_status st = TD_OK;
+    pthread_mutex_lock(&g.lock);
+    if (gx) {
+        void *p[NSLOT] = {gx, (void *)w, (void *)gy};
+        st = run_locked(K_BWD_DATA, a, p, NULL, &sh);
+    }
+    if (st == TD_OK && gw) {
         void *p[NSLOT] = {(void *)x, gw, (void *)gy};
-        return run(K_BWD_WEIGHTS, a, p, gb);
+        st = run_locked(K_BWD_WEIGHTS, a, p, gb, &sh);
     }
-    /* only the bias: a plain sum over n, oh, ow */
-    int64_t plane = a->oh * a->ow;
-    for (int64_t oc = 0; oc < a->o; oc++) {
-        double s = 0;
-        for (int64_t ni = 0; ni < a->n; ni++) {
-            const float *p = gy + (ni * a->o + oc) * plane;
-            for (int64_t i = 0; i < plane; i++) s += p[i];
-        }
-        gb[oc] = (float)s;
-    }
-    return TD_OK;
+    if (sh.buf) td_cpu_free(sh.buf, sh.size);
+    pthread_mutex_unlock(&g.lock);
+    if (st == TD_OK && gb && !gw) bias_grad(a, gy, gb);
+    return st;
 }

@@ -149,6 +149,32 @@ describe("conv2d: oneDNN float32 against the direct float64 path", function()
         assert.are.equal(0, (b - b2):abs():max():item())
     end)
 
+    it("gives each subset of inputs its gradients, equal to those of all three", function()
+        local x, w, b = tide.randn { 3, 4, 6, 6 }, tide.randn { 8, 4, 3, 3 }, tide.randn { 8 }
+        local gy = tide.randn { 3, 8, 3, 3 }
+        local function grads(want)
+            local t = { x:clone(), w:clone(), b:clone() }
+            for i = 1, 3 do t[i].requires_grad = want[i] end
+            local y = tide.conv2d(t[1], t[2], { bias = t[3], stride = 2, padding = 1 })
+            ;(y * gy):sum():backward()
+            return { t[1].grad, t[2].grad, t[3].grad }
+        end
+        local all = grads { true, true, true }
+        for _, want in ipairs { { true, false, false }, { false, true, false }, { false, false, true },
+            { true, false, true }, { false, true, true } } do
+            local got = grads(want)
+            for i = 1, 3 do
+                if want[i] then
+                    H.assert_close(got[i], H.values(all[i]), 1e-6, 1e-5, "gradient " .. i)
+                else
+                    assert.is_nil(got[i])
+                end
+            end
+        end
+        -- the bias gradient is gy summed over batch and positions
+        H.assert_close(all[3], H.values(gy:sum(3):sum(2):sum(0)), 1e-5, 1e-5, "bias")
+    end)
+
     it("takes non-contiguous inputs", function()
         local x = tide.randn { 2, 3, 6, 5 }
         local xt = x:transpose(2, 3):contiguous():transpose(2, 3) -- same values, other strides
