@@ -8,7 +8,7 @@ CMAKE_ARGS ?=
 # a hung test fails after this many seconds instead of blocking the run
 CTEST_ARGS ?= --timeout 900
 
-.PHONY: all deps bench-deps build test run bench install clean fuzz
+.PHONY: all deps bench-deps build test run bench install clean fuzz gate
 
 all: build
 
@@ -37,6 +37,12 @@ test: deps
 run: deps
 	$(MAKE) --no-print-directory build
 	$(BUILD)/tide scripts/demo.lua
+
+# the accuracy gate: smallcnn, one epoch on 10,000 Fashion-MNIST images,
+# >= 80% on the test set (CI runs it too)
+gate: deps
+	$(MAKE) --no-print-directory build
+	$(BUILD)/tide tests/gate/fashion_smallcnn.lua
 
 bench: deps bench-deps
 	$(MAKE) --no-print-directory build
