@@ -407,6 +407,15 @@ function Module:state_dict()
     return sd
 end
 
+-- the state_dict as a safetensors file, written to a temporary file and
+-- renamed (tide.checkpoint.save_module); load restores it in place
+function Module:save(path)
+    tide.checkpoint.save_module(self, path)
+    return self
+end
+
+function Module:load(path) return tide.checkpoint.load_module(self, path) end
+
 -- the state_dict keys in registration order: parameters, then buffers,
 -- module by module as PyTorch lists them
 function Module:state_dict_keys()
