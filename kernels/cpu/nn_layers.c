@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <string.h>
 
 /* ---- batch norm ------------------------------------------------------ */
 
@@ -38,11 +39,56 @@
         }                                                                           \
     } while (0)
 
+/* float32: one pass of sums of d = x - K and d^2 with K the channel's first
+ * value (so no cancellation when the mean is far from 0), in double over
+ * 8 lanes of GCC/clang vector types; float64 keeps the two-pass loop above
+ * as the reference. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef double v4d __attribute__((vector_size(32)));
+
+static inline v4d load4(const float *p)
+{
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return __builtin_convertvector(v, v4d);
+}
+
+static inline double hsum(v4d v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+
+static void bn_stats_f32(const float *x, int64_t n, int64_t c, int64_t inner, double *mean, double *var)
+{
+#pragma omp parallel for schedule(static) if (n * c * inner >= TD_CPU_GRAIN)
+    for (int64_t ch = 0; ch < c; ch++) {
+        double k = x[ch * inner], t1 = 0, t2 = 0;
+        v4d kv = {k, k, k, k}, a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
+        for (int64_t i = 0; i < n; i++) {
+            const float *r = x + (i * c + ch) * inner;
+            int64_t j = 0;
+            for (; j + 8 <= inner; j += 8) {
+                v4d d0 = load4(r + j) - kv, d1 = load4(r + j + 4) - kv;
+                a0 += d0;
+                a1 += d1;
+                b0 += d0 * d0;
+                b1 += d1 * d1;
+            }
+            for (; j < inner; j++) {
+                double d = r[j] - k;
+                t1 += d;
+                t2 += d * d;
+            }
+        }
+        double cnt = (double)(n * inner), dm = (hsum(a0 + a1) + t1) / cnt;
+        double v = (hsum(b0 + b1) + t2) / cnt - dm * dm;
+        mean[ch] = k + dm;
+        var[ch] = v > 0 ? v : 0;
+    }
+}
+
 static void bn_stats(td_dtype dt, const void *x, int64_t n, int64_t c, int64_t inner, double *mean,
                      double *var)
 {
     if (dt == TD_FLOAT32)
-        BN_STATS(float);
+        bn_stats_f32(x, n, c, inner, mean, var);
     else
         BN_STATS(double);
 }
@@ -105,12 +151,53 @@ static void bn_apply(td_dtype dt, const void *x, void *y, int64_t n, int64_t c, 
         }                                                                           \
     } while (0)
 
+/* float32: the sums in double over 8 lanes, then gx = A gy + D (x - mean)
+ * + E in float with per-channel A, D, E (x - mean taken about float(mean)) */
+static void bn_backward_f32(const float *x, const float *gy, float *gx, int64_t n, int64_t c, int64_t inner,
+                            const double *mean, const double *invstd, const double *gs, bool training,
+                            double *sum_gy, double *sum_gy_xhat)
+{
+    double cnt = (double)(n * inner);
+#pragma omp parallel for schedule(static) if (n * c * inner >= TD_CPU_GRAIN)
+    for (int64_t ch = 0; ch < c; ch++) {
+        double m = mean[ch], t1 = 0, t2 = 0;
+        v4d mv = {m, m, m, m}, a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
+        for (int64_t i = 0; i < n; i++) {
+            const float *xr = x + (i * c + ch) * inner, *gr = gy + (i * c + ch) * inner;
+            int64_t j = 0;
+            for (; j + 8 <= inner; j += 8) {
+                v4d g0 = load4(gr + j), g1 = load4(gr + j + 4);
+                a0 += g0;
+                a1 += g1;
+                b0 += g0 * (load4(xr + j) - mv);
+                b1 += g1 * (load4(xr + j + 4) - mv);
+            }
+            for (; j < inner; j++) {
+                t1 += gr[j];
+                t2 += gr[j] * (xr[j] - m);
+            }
+        }
+        double sg = hsum(a0 + a1) + t1, sgx = (hsum(b0 + b1) + t2) * invstd[ch];
+        sum_gy[ch] = sg;
+        sum_gy_xhat[ch] = sgx;
+        if (!gx) continue;
+        double k = gs[ch], mg = training ? sg / cnt : 0, mx = training ? sgx / cnt : 0;
+        double dd = -k * invstd[ch] * mx;
+        float mf = (float)m, A = (float)k, D = (float)dd, E = (float)(-k * mg - dd * (m - (double)mf));
+        for (int64_t i = 0; i < n; i++) {
+            const float *xr = x + (i * c + ch) * inner, *gr = gy + (i * c + ch) * inner;
+            float *o = gx + (i * c + ch) * inner;
+            for (int64_t j = 0; j < inner; j++) o[j] = A * gr[j] + D * (xr[j] - mf) + E;
+        }
+    }
+}
+
 static void bn_backward(td_dtype dt, const void *x, const void *gy, void *gx, int64_t n, int64_t c,
                         int64_t inner, const double *mean, const double *invstd, const double *gs,
                         bool training, double *sum_gy, double *sum_gy_xhat)
 {
     if (dt == TD_FLOAT32)
-        BN_BACKWARD(float);
+        bn_backward_f32(x, gy, gx, n, c, inner, mean, invstd, gs, training, sum_gy, sum_gy_xhat);
     else
         BN_BACKWARD(double);
 }
@@ -187,9 +274,75 @@ static inline void adaptive_range(int64_t o, int64_t in, int64_t out, int64_t *s
         }                                                                                   \
     } while (0)
 
+/* one max-pool step of the reference's order: a NaN wins, else a bigger value */
+#define MAX_STEP(v, p)                    \
+    do {                                  \
+        float v_ = (v);                   \
+        bool t_ = v_ > mv || v_ != v_;    \
+        mv = t_ ? v_ : mv;                \
+        best = t_ ? (p) : best;           \
+    } while (0)
+
+/* float32 max pool: the same windows and tie / NaN order as POOL_FWD, with
+ * the arguments in locals and the 2x2 stride-2 unpadded case unrolled */
+static void max_pool_f32(const td_pool2d_args *a, const float *x, float *y, int64_t *idx)
+{
+    const int64_t planes = a->n * a->c, H = a->h, W = a->w, OH = a->oh, OW = a->ow;
+    const int64_t kh = a->kh, kw = a->kw, sh = a->sh, sw = a->sw, ph = a->ph, pw = a->pw, dh = a->dh, dw = a->dw;
+    const bool two = kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && dh == 1 && dw == 1;
+#pragma omp parallel for schedule(static) if (planes * OH * OW * 4 >= TD_CPU_GRAIN)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xi = x + pl * H * W;
+        float *yo = y + pl * OH * OW;
+        int64_t *io = idx + pl * OH * OW;
+        for (int64_t oy = 0; oy < OH; oy++) {
+            if (two) {
+                const float *r0 = xi + 2 * oy * W, *r1 = r0 + W;
+                float *yr = yo + oy * OW;
+                int64_t *ir = io + oy * OW, base = 2 * oy * W;
+                /* branch-free and vectorisable: start from the first value
+                 * (what the -inf start gives too) */
+                for (int64_t ox = 0; ox < OW; ox++) {
+                    float v0 = r0[2 * ox], v1 = r0[2 * ox + 1], v2 = r1[2 * ox], v3 = r1[2 * ox + 1];
+                    float m = v0;
+                    int64_t k = 0;
+                    bool t = v1 > m || v1 != v1;
+                    m = t ? v1 : m;
+                    k = t ? 1 : k;
+                    t = v2 > m || v2 != v2;
+                    m = t ? v2 : m;
+                    k = t ? W : k;
+                    t = v3 > m || v3 != v3;
+                    m = t ? v3 : m;
+                    k = t ? W + 1 : k;
+                    yr[ox] = m;
+                    ir[ox] = base + 2 * ox + k;
+                }
+                continue;
+            }
+            int64_t hs = oy * sh - ph, he = hs + (kh - 1) * dh + 1;
+            if (he > H) he = H;
+            if (hs < 0) hs += (-hs + dh - 1) / dh * dh;
+            for (int64_t ox = 0; ox < OW; ox++) {
+                int64_t ws = ox * sw - pw, we = ws + (kw - 1) * dw + 1;
+                if (we > W) we = W;
+                if (ws < 0) ws += (-ws + dw - 1) / dw * dw;
+                float mv = -INFINITY;
+                int64_t best = hs * W + ws;
+                for (int64_t yy = hs; yy < he; yy += dh)
+                    for (int64_t xx = ws; xx < we; xx += dw) MAX_STEP(xi[yy * W + xx], yy * W + xx);
+                yo[oy * OW + ox] = mv;
+                io[oy * OW + ox] = best;
+            }
+        }
+    }
+}
+
 static void pool2d(const td_pool2d_args *a, const void *x, void *y, int64_t *idx)
 {
-    if (a->dtype == TD_FLOAT32)
+    if (a->dtype == TD_FLOAT32 && a->kind == TD_POOL_MAX)
+        max_pool_f32(a, x, y, idx);
+    else if (a->dtype == TD_FLOAT32)
         POOL_FWD(float);
     else
         POOL_FWD(double);

@@ -109,6 +109,42 @@ describe("float32 agrees with float64", function()
         cmp(function(t) return core.avg_pool2d(t, 3, { stride = 2, ceil_mode = true }) end)
         cmp(function(t) return core.adaptive_avg_pool2d(t, 4) end)
     end)
+
+    -- the float32 fast paths: batch norm's one-pass statistics (a mean far
+    -- from 0, a plane size that is not a multiple of the vector width) and
+    -- the unrolled 2x2 max pool (ties and NaNs pick the reference's element)
+    it("batch_norm and 2x2 max_pool2d gradients, far from 0, with ties and NaNs", function()
+        tide.manual_seed(12)
+        local x = tide.randn { 6, 3, 9, 9 } * 3 + 100
+        local g = tide.randn { 6, 3, 9, 9 }
+        local function bn(t)
+            local leaf = t:detach():clone():requires_grad_(true)
+            local w = tide.tensor({ 0.5, 2, -1 }, { dtype = t:dtype(), requires_grad = true })
+            local y = core.batch_norm(leaf, nil, nil, { training = true, weight = w })
+            ;(y * g:to(t:dtype())):sum():backward()
+            return y, leaf.grad, w.grad
+        end
+        local y32, gx32, gw32 = bn(x)
+        local y64, gx64, gw64 = bn(x:double())
+        H.assert_close(y32, H.values(y64), 1e-4, 1e-4)
+        H.assert_close(gx32, H.values(gx64), 1e-4, 1e-4)
+        H.assert_close(gw32, H.values(gw64), 1e-4, 1e-3)
+        local p = tide.tensor { { { { 1, 1, 0 / 0, 2 }, { 1, 0, 3, 0 / 0 } },
+                                  { { -1 / 0, -1 / 0, 5, 5 }, { -1 / 0, -1 / 0, 5, 5 } } } }
+        local function mp(t)
+            local leaf = t:detach():clone():requires_grad_(true)
+            local y = core.max_pool2d(leaf, 2)
+            y:sum():backward()
+            return y, leaf.grad
+        end
+        local py32, pg32 = mp(p)
+        local py64, pg64 = mp(p:double())
+        local a, b = py32:totable(), py64:totable()
+        assert.is_true(a[1][1][1][1] == b[1][1][1][1])
+        assert.is_true(a[1][1][1][2] ~= a[1][1][1][2] and b[1][1][1][2] ~= b[1][1][1][2])
+        assert.are.same(H.values(pg64), H.values(pg32))
+        assert.are.same({ 1, 0, 0, 0, 0, 0, 0, 1, 1, 0, 1, 0, 0, 0, 0, 0 }, H.values(pg32))
+    end)
 end)
 
 describe("dropout", function()
