@@ -185,6 +185,30 @@ describe("optimizer behaviour", function()
         assert.truthy(H.error_of(opt.add_param_group, opt, {params = {p}}))
     end)
 
+    it("large tensors (the threaded path) get the same per-element update", function()
+        tide.manual_seed(7)
+        local function maxdiff(a, b) return (a - b):abs():max():item() end
+        for _, dt in ipairs({"float32", "float64"}) do
+            local n = 100000
+            local p = tide.randn({n}, dt)
+            local g = tide.randn({n}, dt)
+            local p0 = p:clone()
+            local bound = dt == "float32" and 1e-6 or 1e-14
+            -- SGD with weight decay: p - lr (g + wd p)
+            core._sgd_step(p, g, nil, {lr = 0.1, weight_decay = 0.01})
+            local want = p0 - (g + p0 * 0.01) * 0.1
+            assert.is_true(maxdiff(p, want) <= bound * 10, dt .. " sgd")
+            -- Adam, first step: p - lr m' / (sqrt(v') + eps) with m' = g, v' = g^2
+            local m, v = tide.zeros({n}, dt), tide.zeros({n}, dt)
+            local p1 = p:clone()
+            core._adam_step(p, g, m, v, nil, {lr = 0.01, eps = 1e-8, step = 1})
+            local want2 = p1 - (g / (g:abs() + 1e-8)) * 0.01
+            assert.is_true(maxdiff(p, want2) <= 1e-6, dt .. " adam")
+            assert.is_true(maxdiff(m, g * 0.1) <= bound, dt .. " exp_avg")
+            assert.is_true(maxdiff(v, g * g * 0.001) <= bound, dt .. " exp_avg_sq")
+        end
+    end)
+
     it("a non-contiguous parameter is updated through its view", function()
         local base = tide.tensor({{1, 2}, {3, 4}}, {dtype = "float64", requires_grad = true})
         local w = base:t()
