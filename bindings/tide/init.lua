@@ -40,4 +40,16 @@ for _, part in ipairs({"nn", "optim", "data", "checkpoint", "models"}) do
     require("tide." .. part).install(tide, core)
 end
 
+-- the experiment toolkit loads on first use, so scripts that only train
+-- (and the REPL's start) do not pay for it: tide.metrics, tide.progress,
+-- tide.plot, tide.experiment are each a module file returning its table
+local toolkit = {metrics = true, progress = true, plot = true, experiment = true}
+setmetatable(tide, {__index = function(t, k)
+    if toolkit[k] then
+        local m = require("tide." .. k)
+        rawset(t, k, m)
+        return m
+    end
+end})
+
 return tide
