@@ -149,6 +149,7 @@ int luaopen_tide_core(lua_State *L)
     luaL_setfuncs(L, lt_optim_funcs, 0);
     luaL_setfuncs(L, lt_data_funcs, 0);
     luaL_setfuncs(L, lt_serialize_funcs, 0);
+    luaL_setfuncs(L, lt_term_funcs, 0);
 
     luaL_newlib(L, cuda_funcs);
     lua_setfield(L, -2, "cuda");

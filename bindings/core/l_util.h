@@ -104,6 +104,8 @@ extern const luaL_Reg lt_loss_softmax_funcs[], lt_loss_binary_funcs[], lt_loss_r
 /* layers, optimizers, data readers, checkpoints (l_conv.c ... l_serialize.c, module only) */
 extern const luaL_Reg lt_conv_funcs[], lt_layers_funcs[], lt_optim_funcs[], lt_data_funcs[],
     lt_serialize_funcs[];
+/* terminal queries (l_term.c, module only) */
+extern const luaL_Reg lt_term_funcs[];
 
 /* l_tensor.c: with the metatable and then the methods table on the stack,
  * pops the methods and sets metatable.__index */
