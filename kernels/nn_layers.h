@@ -37,4 +37,11 @@ struct td_layers_kernels {
     void (*dropout)(td_dtype dt, void *out, const void *x, int64_t n, uint64_t key, double p);
 };
 
+/* float32 average pooling (and adaptive average pooling that is a plain
+ * average pool) through oneDNN (cpu/nn_pool_dnnl.c): true when done,
+ * false when oneDNN does not take the case or fails, and the caller runs
+ * the plain loops instead */
+bool td_pool_dnnl_forward(const td_pool2d_args *a, const float *x, float *y);
+bool td_pool_dnnl_backward(const td_pool2d_args *a, const float *gy, float *gx);
+
 #endif

@@ -2,7 +2,10 @@
  * backward, 2-d pooling (max, average, adaptive average) and dropout's
  * mask. Plain C over contiguous float32 / float64 data, parallel over
  * channels or planes; sums accumulate in double in a fixed order, so the
- * bits do not depend on the thread count. */
+ * bits do not depend on the thread count. float32 average pooling goes to
+ * oneDNN first (nn_pool_dnnl.c), these loops being its reference and
+ * fallback; batch norm and max pooling stay here, as fast as oneDNN's
+ * NCHW primitives or faster (docs/layers.md has the numbers). */
 #include "cpu.h"
 #include "iter.h"
 
@@ -340,6 +343,7 @@ static void max_pool_f32(const td_pool2d_args *a, const float *x, float *y, int6
 
 static void pool2d(const td_pool2d_args *a, const void *x, void *y, int64_t *idx)
 {
+    if (a->dtype == TD_FLOAT32 && a->kind != TD_POOL_MAX && td_pool_dnnl_forward(a, x, y)) return;
     if (a->dtype == TD_FLOAT32 && a->kind == TD_POOL_MAX)
         max_pool_f32(a, x, y, idx);
     else if (a->dtype == TD_FLOAT32)
@@ -395,6 +399,7 @@ static void pool2d(const td_pool2d_args *a, const void *x, void *y, int64_t *idx
 
 static void pool2d_backward(const td_pool2d_args *a, const void *gy, const int64_t *idx, void *gx)
 {
+    if (a->dtype == TD_FLOAT32 && a->kind != TD_POOL_MAX && td_pool_dnnl_backward(a, gy, gx)) return;
     if (a->dtype == TD_FLOAT32)
         POOL_BWD(float);
     else
