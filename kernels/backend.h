@@ -21,8 +21,16 @@
 
 struct td_backend {
     const char *name;
-    void *(*alloc)(size_t nbytes);
-    void (*free)(void *p, size_t nbytes);
+    int device_type; /* td_device_type: TD_CPU (0) or TD_CUDA */
+    /* device memory of device `device` (an index among this backend's
+     * devices, 0 on the CPU); alloc returns NULL when it is exhausted */
+    void *(*alloc)(int device, size_t nbytes);
+    void (*free)(int device, void *p, size_t nbytes);
+    /* devices other than the CPU: bytes to (upload) and from (download)
+     * the host, both sides contiguous; and giving cached blocks back */
+    td_status (*upload)(int device, void *dst, const void *src, size_t nbytes);
+    td_status (*download)(int device, void *dst, const void *src, size_t nbytes);
+    void (*empty_cache)(void);
 
     /* dst = src, same shape, any strides and dtypes on both sides */
     void (*copy)(td_tensor *dst, const td_tensor *src);
@@ -71,7 +79,8 @@ struct td_backend {
     void (*scatter)(td_tensor *out, int dim, const td_tensor *index, const td_tensor *src,
                     bool accumulate);
 
-    /* losses, one table per family (kernels/loss_*.h) */
+    /* losses, one table per family (kernels/loss_*.h); NULL where a
+     * backend has none yet (the binding refuses those ops on its tensors) */
     const struct td_softmax_loss_kernels *softmax_loss;
     const struct td_binary_loss_kernels *binary_loss;
     const struct td_regression_loss_kernels *regression_loss;

@@ -101,6 +101,7 @@ td_status td_node_new(const char *name, td_backward_fn fn, int n, td_tensor *con
             node->in_ndim[i] = inputs[i]->ndim;
             memcpy(node->in_shape[i], inputs[i]->shape, sizeof(int64_t) * (size_t)inputs[i]->ndim);
             node->in_dtype[i] = inputs[i]->dtype;
+            node->in_device[i] = td_device_of(inputs[i]);
         }
     }
     *out = node;
@@ -176,6 +177,13 @@ td_status td_grad_to_input(td_node *n, int i, td_tensor *g, td_tensor **out)
 {
     td_tensor *s = NULL;
     TD_TRY(td_sum_to_shape(g, n->in_ndim[i], n->in_shape[i], &s));
+    if (i < 3 && !td_device_eq(td_device_of(s), n->in_device[i])) { /* a 0-dim CPU input of a CUDA op */
+        td_tensor *m = NULL;
+        td_status st = td_to_device(s, n->in_device[i], &m);
+        td_tensor_release(s);
+        if (st != TD_OK) return st;
+        s = m;
+    }
     if (s->dtype == n->in_dtype[i]) {
         *out = s;
         return TD_OK;
@@ -277,7 +285,7 @@ td_status td_backward(td_tensor *root, td_tensor *grad, bool retain_graph)
                             "backward needs a gradient argument for a tensor of %lld elements "
                             "(only one-element outputs get an implicit 1)",
                             (long long)td_numel(root));
-        TD_TRY(td_ones(root->ndim, root->shape, root->dtype, &seed));
+        TD_TRY(td_full_on(root->ndim, root->shape, 1.0, root->dtype, td_device_of(root), &seed));
     } else {
         if (!td_same_shape(grad, root)) {
             char a[128], b[128];

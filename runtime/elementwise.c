@@ -39,10 +39,20 @@ td_status td_cast_raw(td_tensor *t, td_dtype dt, td_tensor **out)
 {
     if (t->dtype == dt) return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
     td_tensor *c = NULL;
-    TD_TRY(td_empty(t->ndim, t->shape, dt, &c));
+    TD_TRY(td_empty_on(t->ndim, t->shape, dt, td_device_of(t), &c));
     td_backend_of(t)->copy(c, t);
     *out = c;
     return TD_OK;
+}
+
+/* t cast to dt and placed where an op on dev reads it, recording nothing */
+static td_status cast_on(td_tensor *t, td_dtype dt, td_device dev, td_tensor **out)
+{
+    td_tensor *c = NULL;
+    TD_TRY(td_cast_raw(t, dt, &c));
+    td_status st = td_on_device_raw(c, dev, out);
+    td_tensor_release(c);
+    return st;
 }
 
 static bool is_comparison(td_binary_op op) { return op >= TD_EQ; }
@@ -54,13 +64,16 @@ static td_status binary_raw(td_binary_op op, td_tensor *a, td_tensor *b, td_dtyp
                             const int64_t *shape, td_tensor **out)
 {
     td_tensor *ca = NULL, *cb = NULL, *va = NULL, *vb = NULL, *o = NULL;
+    td_tensor *ab[2] = {a, b};
+    td_device dev;
     td_status st;
-    TD_CHECK(td_cast_raw(a, dt, &ca));
-    TD_CHECK(td_cast_raw(b, dt, &cb));
+    TD_CHECK(td_op_device(2, ab, &dev));
+    TD_CHECK(cast_on(a, dt, dev, &ca));
+    TD_CHECK(cast_on(b, dt, dev, &cb));
     TD_CHECK(td_broadcast_view(ca, ndim, shape, &va));
     TD_CHECK(td_broadcast_view(cb, ndim, shape, &vb));
-    TD_CHECK(td_empty(ndim, shape, is_comparison(op) ? TD_UINT8 : dt, &o));
-    td_backend_of(a)->binary(op, o, va, vb);
+    TD_CHECK(td_empty_on(ndim, shape, is_comparison(op) ? TD_UINT8 : dt, dev, &o));
+    td_backend_of(o)->binary(op, o, va, vb);
     *out = o;
     o = NULL;
 fail:
@@ -235,7 +248,7 @@ static td_dtype scalar_dtype(const td_tensor *a, double s)
 td_status td_binary_scalar(td_binary_op op, td_tensor *a, double s, bool scalar_first, td_tensor **out)
 {
     td_tensor *sc = NULL;
-    TD_TRY(td_scalar(s, scalar_dtype(a, s), &sc));
+    TD_TRY(td_full_on(0, NULL, s, scalar_dtype(a, s), td_device_of(a), &sc));
     td_status st = scalar_first ? td_binary(op, sc, a, out) : td_binary(op, a, sc, out);
     td_tensor_release(sc);
     return st;
@@ -270,7 +283,7 @@ static td_status unary_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
     td_unary_op op = (td_unary_op)n->iargs[0];
     td_tensor *x = td_node_saved(n, 0), *y = grad_from_output(op) ? x : NULL, *gx = NULL;
-    TD_TRY(td_empty(x->ndim, x->shape, x->dtype, &gx));
+    TD_TRY(td_empty_like(x, &gx));
     td_tensor *gc = NULL;
     td_status st = td_cast_raw(g, x->dtype, &gc);
     if (st != TD_OK) {
@@ -290,7 +303,7 @@ td_status td_unary(td_unary_op op, td_tensor *x, td_tensor **out)
     td_dtype dt = td_dtype_is_float(x->dtype) || keeps_int(op) ? x->dtype : TD_FLOAT32;
     td_tensor *cx, *o;
     TD_TRY(td_cast_raw(x, dt, &cx));
-    td_status st = td_empty(x->ndim, x->shape, dt, &o);
+    td_status st = td_empty_on(x->ndim, x->shape, dt, td_device_of(x), &o);
     if (st != TD_OK) {
         td_tensor_release(cx);
         return st;
@@ -346,7 +359,7 @@ td_status td_clamp(td_tensor *x, double lo, double hi, td_tensor **out)
 {
     if (lo > hi) return td_error(TD_EINVAL, 2, "clamp: min %g is greater than max %g", lo, hi);
     td_tensor *o = NULL;
-    TD_TRY(td_empty(x->ndim, x->shape, x->dtype, &o));
+    TD_TRY(td_empty_like(x, &o));
     td_backend_of(x)->clamp(o, x, lo, hi);
     if (td_dtype_is_float(x->dtype) && td_needs_grad(1, &x)) {
         td_node *node;
@@ -373,7 +386,7 @@ static td_status where_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
     td_tensor *cond = td_node_saved(n, 0), *z = NULL, *t = NULL;
     td_status st;
-    TD_CHECK(td_scalar(0.0, g->dtype, &z));
+    TD_CHECK(td_full_on(0, NULL, 0.0, g->dtype, td_device_of(g), &z));
     if (n->next[1]) {
         TD_CHECK(td_where(cond, g, z, &t));
         TD_CHECK(td_grad_to_input(n, 1, t, &gi[1]));
@@ -402,15 +415,19 @@ td_status td_where(td_tensor *cond, td_tensor *a, td_tensor *b, td_tensor **out)
     memcpy(shape_ab.shape, s1, sizeof s1);
     TD_TRY(td_broadcast_shape(cond, &shape_ab, &n2, s2));
     td_dtype dt = td_promote(a->dtype, b->dtype);
-    td_tensor *ca = NULL, *cb = NULL, *va = NULL, *vb = NULL, *vc = NULL, *o = NULL;
+    td_tensor *ca = NULL, *cb = NULL, *cc = NULL, *va = NULL, *vb = NULL, *vc = NULL, *o = NULL;
+    td_tensor *abc[3] = {cond, a, b};
+    td_device dev;
     td_status st;
-    TD_CHECK(td_cast_raw(a, dt, &ca));
-    TD_CHECK(td_cast_raw(b, dt, &cb));
+    TD_CHECK(td_op_device(3, abc, &dev));
+    TD_CHECK(cast_on(a, dt, dev, &ca));
+    TD_CHECK(cast_on(b, dt, dev, &cb));
+    TD_CHECK(td_on_device_raw(cond, dev, &cc));
     TD_CHECK(td_broadcast_view(ca, n2, s2, &va));
     TD_CHECK(td_broadcast_view(cb, n2, s2, &vb));
-    TD_CHECK(td_broadcast_view(cond, n2, s2, &vc));
-    TD_CHECK(td_empty(n2, s2, dt, &o));
-    td_backend_of(a)->where(o, vc, va, vb);
+    TD_CHECK(td_broadcast_view(cc, n2, s2, &vc));
+    TD_CHECK(td_empty_on(n2, s2, dt, dev, &o));
+    td_backend_of(o)->where(o, vc, va, vb);
     td_tensor *in[3] = {cond, a, b};
     if (td_dtype_is_float(dt) && td_needs_grad(3, in)) {
         td_node *node;
@@ -428,6 +445,7 @@ td_status td_where(td_tensor *cond, td_tensor *a, td_tensor *b, td_tensor **out)
 fail:
     td_tensor_release(ca);
     td_tensor_release(cb);
+    td_tensor_release(cc);
     td_tensor_release(va);
     td_tensor_release(vb);
     td_tensor_release(vc);
@@ -451,7 +469,7 @@ td_status td_masked_fill(td_tensor *x, td_tensor *mask, double value, td_tensor 
                         td_shape_str(mask, a, sizeof a), td_shape_str(x, b, sizeof b));
     }
     td_tensor *v = NULL;
-    TD_TRY(td_scalar(value, x->dtype, &v));
+    TD_TRY(td_full_on(0, NULL, value, x->dtype, td_device_of(x), &v));
     td_status st = td_where(mask, v, x, out);
     td_tensor_release(v);
     return st;
@@ -480,6 +498,8 @@ static td_status assign_result(td_tensor *self, td_tensor *r)
         return td_error(TD_ESHAPE, 2, "in-place result of shape %s does not fit the tensor's shape %s",
                         td_shape_str(r, a, sizeof a), td_shape_str(self, b, sizeof b));
     }
+    td_tensor *both[2] = {self, r};
+    TD_TRY(td_same_device(2, both));
     td_backend_of(self)->copy(self, r);
     td_bump_version(self);
     if (r->grad_fn) {
@@ -542,8 +562,11 @@ td_status td_copy_(td_tensor *self, td_tensor *src)
         return td_error(TD_ESHAPE, 2, "copy_: source of shape %s does not broadcast to %s",
                         td_shape_str(src, a, sizeof a), td_shape_str(self, b, sizeof b));
     }
-    td_tensor *v = NULL;
-    TD_TRY(td_broadcast_view(src, self->ndim, self->shape, &v));
+    td_tensor *v = NULL, *m = NULL; /* a source on another device comes over first */
+    TD_TRY(td_on_device_raw(src, td_device_of(self), &m));
+    td_status st = td_broadcast_view(m, self->ndim, self->shape, &v);
+    td_tensor_release(m);
+    if (st != TD_OK) return st;
     td_backend_of(self)->copy(self, v);
     td_tensor_release(v);
     td_bump_version(self);

@@ -27,6 +27,15 @@ void td_memory_note_alloc(size_t n);
 void td_memory_note_free(size_t n);
 const td_backend *td_cpu_backend(void);
 const td_backend *td_backend_of(const td_tensor *t);
+/* the backend of a device (NULL for CUDA in a build without it) */
+const td_backend *td_backend_for(td_device dev);
+/* the device an op over ts runs on (NULL entries skipped): 0-dim CPU
+ * tensors follow the others, anything else must agree */
+td_status td_op_device(int n, td_tensor *const *ts, td_device *out);
+/* t where an op on dev can read it: t retained, or a copy of a 0-dim
+ * CPU tensor, recording nothing */
+td_status td_on_device_raw(td_tensor *t, td_device dev, td_tensor **out);
+td_status td_full_on(int ndim, const int64_t *shape, double value, td_dtype dt, td_device dev, td_tensor **out);
 
 /* a header over t's storage with new sizes; retains storage */
 td_status td_make_view(td_tensor *base, int ndim, const int64_t *shape, const int64_t *stride,
@@ -71,6 +80,7 @@ struct td_node {
     int in_ndim[3];
     int64_t in_shape[3][TD_MAX_DIMS];
     td_dtype in_dtype[3];
+    td_device in_device[3];
     /* op parameters */
     int64_t iargs[TD_MAX_DIMS + 4];
     double dargs[4];

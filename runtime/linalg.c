@@ -50,14 +50,14 @@ static td_status gemm3(td_tensor *a, td_tensor *b, td_tensor *c)
     if (!layout_of(m, k, a->stride[1], a->stride[2], &la)) {
         td_tensor_release(ca);
         ca = NULL;
-        TD_CHECK(td_empty(3, a->shape, a->dtype, &ca));
+        TD_CHECK(td_empty_on(3, a->shape, a->dtype, td_device_of(a), &ca));
         td_backend_of(a)->copy(ca, a);
         layout_of(m, k, ca->stride[1], ca->stride[2], &la);
     }
     if (!layout_of(k, n, b->stride[1], b->stride[2], &lb)) {
         td_tensor_release(cb);
         cb = NULL;
-        TD_CHECK(td_empty(3, b->shape, b->dtype, &cb));
+        TD_CHECK(td_empty_on(3, b->shape, b->dtype, td_device_of(b), &cb));
         td_backend_of(b)->copy(cb, b);
         layout_of(k, n, cb->stride[1], cb->stride[2], &lb);
     }
@@ -120,9 +120,11 @@ static td_status product(td_tensor *a, td_tensor *b, bool batched, td_tensor **o
         shape[0] = a->shape[0];
         shape[1] = b->shape[1];
     }
+    td_tensor *ab[2] = {a, b};
+    TD_TRY(td_same_device(2, ab));
     td_tensor *c = NULL, *a3 = NULL, *b3 = NULL, *c3 = NULL;
     td_status st;
-    TD_CHECK(td_empty(want, shape, a->dtype, &c));
+    TD_CHECK(td_empty_on(want, shape, a->dtype, td_device_of(a), &c));
     TD_CHECK(as3d(a, &a3));
     TD_CHECK(as3d(b, &b3));
     TD_CHECK(as3d(c, &c3));

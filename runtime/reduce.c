@@ -44,7 +44,7 @@ static td_status contiguous_raw(td_tensor *t, td_dtype dt, td_tensor **out)
     if (t->dtype == dt && td_is_contiguous(t))
         return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
     td_tensor *c = NULL;
-    TD_TRY(td_empty(t->ndim, t->shape, dt, &c));
+    TD_TRY(td_empty_on(t->ndim, t->shape, dt, td_device_of(t), &c));
     td_backend_of(t)->copy(c, t);
     *out = c;
     return TD_OK;
@@ -58,8 +58,8 @@ static td_status reduce_raw(td_reduce_op op, td_tensor *x, const reduce_plan *p,
     td_status st;
     bool arg = op == TD_ARGMAX || op == TD_ARGMIN;
     TD_CHECK(contiguous_raw(x, dt, &cx));
-    TD_CHECK(td_empty(p->out_ndim, p->out_shape, arg ? TD_INT64 : dt, &v));
-    if (indices) TD_CHECK(td_empty(p->out_ndim, p->out_shape, TD_INT64, &idx));
+    TD_CHECK(td_empty_on(p->out_ndim, p->out_shape, arg ? TD_INT64 : dt, td_device_of(x), &v));
+    if (indices) TD_CHECK(td_empty_on(p->out_ndim, p->out_shape, TD_INT64, td_device_of(x), &idx));
     td_backend_of(x)->reduce(op, v, idx, cx, p->outer, p->n, p->inner);
     *values = v;
     v = NULL;
@@ -352,7 +352,7 @@ static td_status select_backward(td_node *n, td_tensor *g, td_tensor **gi)
     td_status st;
     TD_CHECK(unreduce(n, idx, &ui));
     TD_CHECK(unreduce(n, g, &ug));
-    TD_CHECK(td_zeros(n->in_ndim[0], n->in_shape[0], g->dtype, &z));
+    TD_CHECK(td_full_on(n->in_ndim[0], n->in_shape[0], 0.0, g->dtype, td_device_of(g), &z));
     TD_CHECK(td_scatter(z, (int)n->iargs[0], ui, ug, false, gi));
 fail:
     td_tensor_release(ui);
@@ -456,7 +456,7 @@ static td_status softmax_backward(td_node *n, td_tensor *g, td_tensor **gi)
     td_tensor *y = td_node_saved(n, 0), *cg = NULL, *gx = NULL;
     td_status st;
     TD_CHECK(contiguous_raw(g, y->dtype, &cg));
-    TD_CHECK(td_empty(y->ndim, y->shape, y->dtype, &gx));
+    TD_CHECK(td_empty_like(y, &gx));
     td_backend_of(y)->softmax_backward(gx, y, cg, n->iargs[2], n->iargs[3], n->iargs[4], n->iargs[5]);
     TD_CHECK(td_grad_to_input(n, 0, gx, gi));
 fail:
@@ -473,7 +473,7 @@ static td_status softmax_any(td_tensor *x, int dim, bool log, td_tensor **out)
     td_tensor *cx = NULL, *y = NULL;
     td_status st;
     TD_CHECK(contiguous_raw(x, x->dtype, &cx));
-    TD_CHECK(td_empty(x->ndim, x->shape, x->dtype, &y));
+    TD_CHECK(td_empty_like(x, &y));
     td_backend_of(x)->softmax(y, cx, p.outer, p.n, p.inner, log);
     if (td_needs_grad(1, &x)) {
         td_node *node = new_reduce_node(log ? "LogSoftmaxBackward" : "SoftmaxBackward", softmax_backward, x,

@@ -49,19 +49,61 @@ td_status td_check_shape(int ndim, const int64_t *shape, int arg)
     return TD_OK;
 }
 
-static td_status storage_new(size_t nbytes, const td_backend *be, td_storage **out)
+/* sizes for error messages: "1.50 GiB", "12.0 MiB", "512 bytes" */
+static const char *human(int64_t b, char *buf, size_t n)
 {
+    if (b >= ((int64_t)1 << 30)) snprintf(buf, n, "%.2f GiB", (double)b / (1 << 30));
+    else if (b >= ((int64_t)1 << 20)) snprintf(buf, n, "%.1f MiB", (double)b / (1 << 20));
+    else snprintf(buf, n, "%lld bytes", (long long)b);
+    return buf;
+}
+
+static void (*oom_handler)(void *);
+static void *oom_ud;
+
+void td_set_oom_handler(void (*fn)(void *ud), void *ud)
+{
+    oom_handler = fn;
+    oom_ud = ud;
+}
+
+/* a device allocation that failed gets one more try after the handler
+ * (a full collection in the binding) and emptying the cache */
+static void *device_alloc(const td_backend *be, td_device dev, size_t nbytes)
+{
+    void *p = be->alloc(dev.index, nbytes);
+    if (p || dev.type == TD_CPU) return p;
+    if (oom_handler) oom_handler(oom_ud);
+    if (be->empty_cache) be->empty_cache();
+    p = be->alloc(dev.index, nbytes);
+    if (p) return p;
+    char d[32], a[32], f[32], t[32], l[32], r[32];
+    td_cuda_memory_stats ms = {0};
+    td_cuda_memory(dev.index, &ms);
+    td_error(TD_ENOMEM, 0,
+             "%s out of memory: tried to allocate %s; %s free of %s, tensors hold %s (%s reserved by tide)",
+             td_device_str(dev, d, sizeof d), human((int64_t)nbytes, a, sizeof a),
+             human(ms.free_bytes, f, sizeof f), human(ms.total_bytes, t, sizeof t),
+             human(ms.live_bytes, l, sizeof l), human(ms.reserved_bytes, r, sizeof r));
+    return NULL;
+}
+
+static td_status storage_new(size_t nbytes, td_device dev, td_storage **out)
+{
+    const td_backend *be = td_backend_for(dev);
     td_storage *s = calloc(1, sizeof *s);
     if (!s) return td_error(TD_ENOMEM, 0, "out of memory allocating a storage header");
-    s->data = be->alloc(nbytes ? nbytes : 1);
+    s->data = device_alloc(be, dev, nbytes ? nbytes : 1);
     if (!s->data) {
         free(s);
+        if (dev.type != TD_CPU) return TD_ENOMEM; /* device_alloc said why */
         return td_error(TD_ENOMEM, 0, "out of memory: could not allocate %zu bytes", nbytes);
     }
     s->refcount = 1;
     s->nbytes = nbytes;
     s->backend = be;
-    td_memory_note_alloc(nbytes);
+    s->device = dev.index;
+    if (dev.type == TD_CPU) td_memory_note_alloc(nbytes); /* devices count their own */
     *out = s;
     return TD_OK;
 }
@@ -69,18 +111,18 @@ static td_status storage_new(size_t nbytes, const td_backend *be, td_storage **o
 static void storage_release(td_storage *s)
 {
     if (!s || --s->refcount > 0) return;
-    s->backend->free(s->data, s->nbytes);
-    td_memory_note_free(s->nbytes);
+    s->backend->free(s->device, s->data, s->nbytes);
+    if (s->backend->device_type == TD_CPU) td_memory_note_free(s->nbytes);
     free(s);
 }
 
-td_status td_empty(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
+td_status td_empty_on(int ndim, const int64_t *shape, td_dtype dt, td_device dev, td_tensor **out)
 {
     TD_TRY(td_check_shape(ndim, shape, 1));
+    if (dev.type != TD_CPU) TD_TRY(td_device_check(dev));
     td_tensor *t = calloc(1, sizeof *t);
     if (!t) return td_error(TD_ENOMEM, 0, "out of memory allocating a tensor header");
-    td_status st = storage_new((size_t)td_shape_numel(ndim, shape) * td_dtype_size(dt),
-                               td_cpu_backend(), &t->storage);
+    td_status st = storage_new((size_t)td_shape_numel(ndim, shape) * td_dtype_size(dt), dev, &t->storage);
     if (st != TD_OK) {
         free(t);
         return st;
@@ -94,9 +136,14 @@ td_status td_empty(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
     return TD_OK;
 }
 
+td_status td_empty(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
+{
+    return td_empty_on(ndim, shape, dt, TD_DEVICE_CPU, out);
+}
+
 td_status td_empty_like(const td_tensor *t, td_tensor **out)
 {
-    return td_empty(t->ndim, t->shape, t->dtype, out);
+    return td_empty_on(t->ndim, t->shape, t->dtype, td_device_of(t), out);
 }
 
 td_status td_make_view(td_tensor *base, int ndim, const int64_t *shape, const int64_t *stride,
@@ -207,10 +254,31 @@ static td_status element_offset(const td_tensor *t, int n, const int64_t *idx, i
     return TD_OK;
 }
 
+/* element `off` of a device tensor's storage, through the host */
+static td_status load_device(const td_tensor *t, int64_t off, double *out)
+{
+    union {
+        float f;
+        double d;
+        int64_t i;
+        uint8_t u;
+    } v;
+    size_t es = td_dtype_size(t->dtype);
+    TD_TRY(t->storage->backend->download(t->storage->device, &v, (const char *)t->storage->data + off * (int64_t)es, es));
+    switch (t->dtype) {
+    case TD_FLOAT32: *out = v.f; break;
+    case TD_FLOAT64: *out = v.d; break;
+    case TD_INT64: *out = (double)v.i; break;
+    default: *out = v.u; break;
+    }
+    return TD_OK;
+}
+
 td_status td_get(const td_tensor *t, int n, const int64_t *idx, double *out)
 {
     int64_t off;
     TD_TRY(element_offset(t, n, idx, &off));
+    if (t->storage->backend->device_type != TD_CPU) return load_device(t, off, out);
     *out = load(t, off);
     return TD_OK;
 }
@@ -219,7 +287,14 @@ td_status td_set(td_tensor *t, int n, const int64_t *idx, double value)
 {
     int64_t off;
     TD_TRY(element_offset(t, n, idx, &off));
-    td_store_at(t, off, value);
+    if (t->storage->backend->device_type != TD_CPU) { /* fill a one-element view */
+        td_tensor *one = NULL;
+        TD_TRY(td_make_view(t, 0, NULL, NULL, off, &one));
+        t->storage->backend->fill(one, value);
+        td_tensor_release(one);
+    } else {
+        td_store_at(t, off, value);
+    }
     td_bump_version(t);
     return TD_OK;
 }
@@ -229,6 +304,10 @@ td_status td_item(const td_tensor *t, double *out)
     if (td_numel(t) != 1)
         return td_error(TD_EINVAL, 1, "a tensor with %lld elements cannot be converted to a number",
                         (long long)td_numel(t));
+    if (t->storage->backend->device_type != TD_CPU) {
+        int64_t off = t->offset; /* one element: every index is 0 */
+        return load_device(t, off, out);
+    }
     *out = td_get_flat(t, 0);
     return TD_OK;
 }

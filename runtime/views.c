@@ -259,7 +259,7 @@ td_status td_t(td_tensor *t, td_tensor **out)
 static td_status slice_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
     td_tensor *z, *v = NULL;
-    TD_TRY(td_zeros(n->in_ndim[0], n->in_shape[0], g->dtype, &z));
+    TD_TRY(td_full_on(n->in_ndim[0], n->in_shape[0], 0.0, g->dtype, td_device_of(g), &z));
     td_status st;
     if (n->iargs[3])
         st = td_select(z, (int)n->iargs[0], n->iargs[1], &v);
@@ -389,7 +389,7 @@ static td_status copy_backward(td_node *n, td_tensor *g, td_tensor **gi)
 static td_status copy_as(td_tensor *t, td_dtype dt, const char *name, td_tensor **out)
 {
     td_tensor *c = NULL;
-    TD_TRY(td_empty(t->ndim, t->shape, dt, &c));
+    TD_TRY(td_empty_on(t->ndim, t->shape, dt, td_device_of(t), &c));
     td_backend_of(t)->copy(c, t);
     td_node *node;
     if (!td_dtype_is_float(dt) && t->requires_grad) { /* integer results carry no gradient */
@@ -474,7 +474,8 @@ td_status td_cat(int n, td_tensor **ts, int dim, td_tensor **out)
     memcpy(shape, first->shape, sizeof shape);
     shape[d] = total;
     td_tensor *c = NULL;
-    TD_TRY(td_empty(first->ndim, shape, dt, &c));
+    TD_TRY(td_same_device(n, ts));
+    TD_TRY(td_empty_on(first->ndim, shape, dt, td_device_of(first), &c));
     int64_t start = 0;
     for (int i = 0; i < n; i++) {
         int64_t s[TD_MAX_DIMS];

@@ -173,6 +173,10 @@ static int make_like(lua_State *L, const char *fname, int kind)
     }
     lt_create_opts o;
     lt_check_create_opts(L, oarg, &o, t->dtype);
+    if (!o.has_device) { /* t's device unless asked otherwise */
+        o.device = td_device_of(t);
+        o.has_device = o.device.type != TD_CPU;
+    }
     td_tensor **slot = lt_new(L);
     td_status st;
     switch (kind) {

@@ -1,5 +1,5 @@
 /* tide.core: the module: luaopen, registration, threads, memory, clock,
- * version, the cuda placeholder. */
+ * version, the tide.cuda table (l_device.c). */
 #include "l_util.h"
 
 #include <dlfcn.h>
@@ -32,11 +32,13 @@ static int m_get_num_threads(lua_State *L)
     return 1;
 }
 
-/* memory([device = "cpu"]) -> {live = bytes, peak = bytes, total = bytes} */
+/* memory([device = "cpu"]) -> {live = bytes, peak = bytes, total = bytes};
+ * a CUDA device adds reserved (held by the caching allocator), free and
+ * capacity (the device's own count) */
 static int m_memory(lua_State *L)
 {
-    const char *device = luaL_optstring(L, 1, "cpu");
-    lt_check_device(L, 1, device);
+    td_device d = lt_parse_device(L, 1, luaL_optstring(L, 1, "cpu"));
+    if (d.type == TD_CUDA) return lt_push_cuda_memory(L, 1, d);
     td_memory_stats ms;
     td_memory(&ms);
     lua_createtable(L, 0, 3);
@@ -64,18 +66,6 @@ static int m_is_tensor(lua_State *L)
     return 1;
 }
 
-static int m_cuda_is_available(lua_State *L)
-{
-    lua_pushboolean(L, 0);
-    return 1;
-}
-
-static int m_cuda_device_count(lua_State *L)
-{
-    lua_pushinteger(L, 0);
-    return 1;
-}
-
 static const luaL_Reg module_funcs[] = {
     {"set_num_threads", m_set_num_threads},
     {"get_num_threads", m_get_num_threads},
@@ -85,17 +75,11 @@ static const luaL_Reg module_funcs[] = {
     {NULL, NULL},
 };
 
-static const luaL_Reg cuda_funcs[] = {
-    {"is_available", m_cuda_is_available},
-    {"device_count", m_cuda_device_count},
-    {NULL, NULL},
-};
-
 /* methods go into the methods table (t:name()) and the module (tide.name(t)) */
 static void add_methods(lua_State *L, int module, int methods, const luaL_Reg *r)
 {
     for (; r->name; r++) {
-        lua_pushcfunction(L, r->func);
+        lt_push_registered(L, r);
         lua_pushvalue(L, -1);
         lua_setfield(L, methods, r->name);
         lua_setfield(L, module, r->name);
@@ -115,15 +99,12 @@ int luaopen_tide_core(lua_State *L)
     add_methods(L, module, methods, lt_ops_methods);
     add_methods(L, module, methods, lt_shape_methods);
     add_methods(L, module, methods, lt_autograd_methods);
+    add_methods(L, module, methods, lt_device_methods);
 
     /* the metatable: metamethods, then __index over the methods */
     if (luaL_newmetatable(L, LT_TENSOR)) {
-        for (const luaL_Reg *r = lt_tensor_meta; r->name; r++) {
-            if (!r->func) continue;
-            lua_pushcfunction(L, r->func);
-            lua_setfield(L, -2, r->name);
-        }
-        luaL_setfuncs(L, lt_ops_meta, 0);
+        lt_register(L, lt_tensor_meta);
+        lt_register(L, lt_ops_meta);
         lua_pushliteral(L, "tide.Tensor");
         lua_setfield(L, -2, "__name");
     }
@@ -135,24 +116,26 @@ int luaopen_tide_core(lua_State *L)
     lua_setfield(L, module, "Tensor");
     lua_settop(L, module);
 
-    luaL_setfuncs(L, lt_create_funcs, 0);
-    luaL_setfuncs(L, lt_shape_funcs, 0);
-    luaL_setfuncs(L, lt_autograd_funcs, 0);
-    luaL_setfuncs(L, module_funcs, 0);
-    luaL_setfuncs(L, lt_loss_softmax_funcs, 0);
-    luaL_setfuncs(L, lt_loss_binary_funcs, 0);
-    luaL_setfuncs(L, lt_loss_regression_funcs, 0);
-    luaL_setfuncs(L, lt_loss_margin_funcs, 0);
-    luaL_setfuncs(L, lt_loss_ctc_funcs, 0);
-    luaL_setfuncs(L, lt_conv_funcs, 0);
-    luaL_setfuncs(L, lt_layers_funcs, 0);
-    luaL_setfuncs(L, lt_optim_funcs, 0);
-    luaL_setfuncs(L, lt_data_funcs, 0);
-    luaL_setfuncs(L, lt_serialize_funcs, 0);
-    luaL_setfuncs(L, lt_term_funcs, 0);
+    lt_register(L, lt_create_funcs);
+    lt_register(L, lt_shape_funcs);
+    lt_register(L, lt_autograd_funcs);
+    lt_register(L, module_funcs);
+    lt_register(L, lt_loss_softmax_funcs);
+    lt_register(L, lt_loss_binary_funcs);
+    lt_register(L, lt_loss_regression_funcs);
+    lt_register(L, lt_loss_margin_funcs);
+    lt_register(L, lt_loss_ctc_funcs);
+    lt_register(L, lt_conv_funcs);
+    lt_register(L, lt_layers_funcs);
+    lt_register(L, lt_optim_funcs);
+    lt_register(L, lt_data_funcs);
+    lt_register(L, lt_serialize_funcs);
+    lt_register(L, lt_term_funcs);
 
-    luaL_newlib(L, cuda_funcs);
+    lua_newtable(L);
+    luaL_setfuncs(L, lt_cuda_funcs, 0);
     lua_setfield(L, -2, "cuda");
+    lt_install_oom_handler(L);
     lua_pushliteral(L, TD_VERSION);
     lua_setfield(L, -2, "version");
     return 1;

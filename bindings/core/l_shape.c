@@ -161,40 +161,6 @@ static int s_double(lua_State *L) { return convert(L, TD_FLOAT64, "double"); }
 static int s_long(lua_State *L) { return convert(L, TD_INT64, "long"); }
 static int s_byte(lua_State *L) { return convert(L, TD_UINT8, "byte"); }
 
-static int s_cpu(lua_State *L)
-{
-    lt_check(L, 1);
-    lua_settop(L, 1);
-    return 1;
-}
-
-static int s_cuda(lua_State *L)
-{
-    lt_check(L, 1);
-    return luaL_error(L, "cuda: this tide was built without CUDA (tide.cuda.is_available() is false)");
-}
-
-/* to(x, "float64" | "cpu" | {dtype = , device = }) */
-static int s_to(lua_State *L)
-{
-    static const char *const keys[] = {"dtype", "device", NULL};
-    td_tensor *x = lt_check(L, 1);
-    td_dtype dt = x->dtype;
-    if (lua_type(L, 2) == LUA_TSTRING) {
-        const char *s = lua_tostring(L, 2);
-        if (strcmp(s, "cpu") == 0 || strncmp(s, "cuda", 4) == 0) lt_check_device(L, 2, s);
-        else dt = lt_check_dtype(L, 2);
-    } else {
-        lt_check_options(L, 2, keys);
-        if (lt_opt_field(L, 2, "device") == LUA_TSTRING) lt_check_device(L, 2, lua_tostring(L, -1));
-        lua_pop(L, 1);
-        if (lt_opt_field(L, 2, "dtype") == LUA_TSTRING) dt = lt_parse_dtype(L, 2, lua_tostring(L, -1));
-        lua_pop(L, 1);
-    }
-    lua_settop(L, 1);
-    return convert(L, dt, "to");
-}
-
 /* type(x) -> "float32"; type(x, dtype) converts */
 static int s_type(lua_State *L)
 {
@@ -370,9 +336,7 @@ const luaL_Reg lt_shape_methods[] = {
     {"double", s_double},
     {"long", s_long},
     {"byte", s_byte},
-    {"cpu", s_cpu},
-    {"cuda", s_cuda},
-    {"to", s_to},
+    /* cpu, cuda, to: l_device.c */
     {"type", s_type},
     {"split", s_split},
     {"chunk", s_chunk},

@@ -122,13 +122,6 @@ static int t_dtype(lua_State *L)
     return 1;
 }
 
-static int t_device(lua_State *L)
-{
-    lt_check(L, 1);
-    lua_pushliteral(L, "cpu");
-    return 1;
-}
-
 static int t_is_contiguous(lua_State *L)
 {
     lua_pushboolean(L, td_is_contiguous(lt_check(L, 1)));
@@ -240,7 +233,7 @@ const luaL_Reg lt_tensor_methods[] = {
     {"dim", t_dim},
     {"numel", t_numel},
     {"dtype", t_dtype},
-    {"device", t_device},
+    /* device: l_device.c */
     {"is_contiguous", t_is_contiguous},
     {"storage_offset", t_storage_offset},
     {"element_size", t_element_size},

@@ -281,14 +281,6 @@ int lt_opt_boolean(lua_State *L, int arg, const char *name, int def)
     return v;
 }
 
-void lt_check_device(lua_State *L, int arg, const char *device)
-{
-    if (strcmp(device, "cpu") == 0) return;
-    if (strncmp(device, "cuda", 4) == 0)
-        luaL_argerror(L, arg, "device 'cuda' is not available: this tide was built without CUDA");
-    luaL_argerror(L, arg, lua_pushfstring(L, "unknown device '%s' (expected 'cpu' or 'cuda')", device));
-}
-
 static const char *const create_keys[] = {"dtype", "requires_grad", "device", NULL};
 
 void lt_check_create_opts(lua_State *L, int arg, lt_create_opts *o, td_dtype def)
@@ -296,6 +288,8 @@ void lt_check_create_opts(lua_State *L, int arg, lt_create_opts *o, td_dtype def
     o->dtype = def;
     o->has_dtype = 0;
     o->requires_grad = 0;
+    o->device = TD_DEVICE_CPU;
+    o->has_device = 0;
     if (lua_type(L, arg) == LUA_TSTRING) {
         o->dtype = lt_check_dtype(L, arg);
         o->has_dtype = 1;
@@ -312,7 +306,8 @@ void lt_check_create_opts(lua_State *L, int arg, lt_create_opts *o, td_dtype def
     if (lt_opt_field(L, arg, "device") != LUA_TNIL) {
         if (lua_type(L, -1) != LUA_TSTRING)
             luaL_argerror(L, arg, lua_pushfstring(L, "option 'device' must be a string, got %s", luaL_typename(L, -1)));
-        lt_check_device(L, arg, lua_tostring(L, -1));
+        o->device = lt_parse_device(L, arg, lua_tostring(L, -1));
+        o->has_device = 1;
     }
     lua_pop(L, 1);
     o->requires_grad = lt_opt_boolean(L, arg, "requires_grad", 0);
@@ -320,6 +315,7 @@ void lt_check_create_opts(lua_State *L, int arg, lt_create_opts *o, td_dtype def
 
 void lt_apply_create_opts(lua_State *L, const lt_create_opts *o, int arg)
 {
+    if (o->has_device) lt_move_top(L, o->device, "device"); /* made on the CPU, then moved */
     if (!o->requires_grad) return;
     td_tensor *t = lt_check(L, -1);
     if (td_set_requires_grad(t, true) != TD_OK) {
@@ -340,8 +336,34 @@ void lt_apply_create_opts(lua_State *L, const lt_create_opts *o, int arg)
 
 static int64_t pending_bytes;
 
+/* device memory is counted the same way, against the live device bytes,
+ * with a lower floor: a GPU has less of it, and it is never swapped */
+#define LT_GC_MIN_DEVICE ((int64_t)32 << 20)
+
+static int64_t pending_device;
+
+static void account_devices(lua_State *L)
+{
+    pending_device += td_cuda_memory_take_allocated();
+    if (pending_device <= LT_GC_MIN_DEVICE) return;
+    int64_t live = 0;
+    for (int i = 0, n = td_cuda_device_count(); i < n; i++) {
+        td_cuda_memory_stats ms;
+        if (td_cuda_memory(i, &ms) == TD_OK) live += ms.live_bytes;
+    }
+    int64_t threshold = live / 2 > LT_GC_MIN_DEVICE ? live / 2 : LT_GC_MIN_DEVICE;
+    if (pending_device <= threshold) return;
+    if (pending_device > 2 * threshold) {
+        lua_gc(L, LUA_GCCOLLECT);
+        pending_device = 0;
+    } else if (lua_gc(L, LUA_GCSTEP, (int)(pending_device >> 10))) {
+        pending_device = 0;
+    }
+}
+
 void lt_account(lua_State *L)
 {
+    if (td_devices_used()) account_devices(L);
     pending_bytes += td_memory_take_allocated();
     td_memory_stats ms;
     td_memory(&ms);

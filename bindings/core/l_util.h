@@ -76,12 +76,30 @@ typedef struct {
     td_dtype dtype;
     int has_dtype;
     int requires_grad;
+    td_device device;
+    int has_device;
 } lt_create_opts;
 void lt_check_create_opts(lua_State *L, int arg, lt_create_opts *o, td_dtype def);
-/* apply requires_grad to the tensor on top of the stack */
+/* move the tensor on top of the stack to the device asked for, then apply
+ * requires_grad to it */
 void lt_apply_create_opts(lua_State *L, const lt_create_opts *o, int arg);
-/* "cpu" is fine, "cuda" raises that CUDA is not built, anything else is bad */
+/* ---- devices (l_device.c) ------------------------------------------------ */
+/* "cpu", "cuda", "cuda:N": an argument error when unknown or not available
+ * here (no CUDA in this build, no GPU on this machine) */
+td_device lt_parse_device(lua_State *L, int arg, const char *s);
 void lt_check_device(lua_State *L, int arg, const char *device);
+int lt_is_device_name(const char *s);
+/* replace the tensor on top of the stack by its copy on dev */
+void lt_move_top(lua_State *L, td_device dev, const char *fname);
+/* push tide.memory's table for a CUDA device */
+int lt_push_cuda_memory(lua_State *L, int arg, td_device d);
+/* registration through the device gate (see l_device.c): set each
+ * function of r into the table on top of the stack / push one */
+void lt_register(lua_State *L, const luaL_Reg *r);
+void lt_push_registered(lua_State *L, const luaL_Reg *r);
+void lt_install_oom_handler(lua_State *L);
+extern const luaL_Reg lt_device_methods[]; /* t:device, t:cpu, t:cuda, t:to */
+extern const luaL_Reg lt_cuda_funcs[];     /* tide.cuda */
 
 /* ---- memory accounting -------------------------------------------------- */
 /* feed the bytes the runtime allocated since the last call to Lua's

@@ -90,18 +90,18 @@ static td_tensor view(const td_tensor *t, int ndim, const int64_t *shape, const 
 
 START_TEST(alloc_aligned_and_cached)
 {
-    void *p = be->alloc(100);
+    void *p = be->alloc(0, 100);
     ck_assert_ptr_nonnull(p);
     ck_assert_uint_eq((uintptr_t)p % 64, 0);
-    be->free(p, 100);
+    be->free(0, p, 100);
     size_t big = (size_t)3 << 20;
-    void *q = be->alloc(big);
+    void *q = be->alloc(0, big);
     ck_assert_uint_eq((uintptr_t)q % 64, 0);
     memset(q, 1, big);
-    be->free(q, big);
-    void *r = be->alloc(big);
+    be->free(0, q, big);
+    void *r = be->alloc(0, big);
     ck_assert_ptr_eq(q, r); /* reused from the cache, pages already there */
-    be->free(r, big);
+    be->free(0, r, big);
     td_cpu_empty_cache();
 }
 END_TEST

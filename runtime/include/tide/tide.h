@@ -37,6 +37,7 @@ typedef struct td_storage {
     void *data;
     size_t nbytes;
     const td_backend *backend;
+    int device;       /* index among the backend's devices (cuda:N); 0 on the CPU */
     uint64_t version; /* bumped by every in-place write, checked by autograd */
 } td_storage;
 
@@ -78,9 +79,56 @@ void td_memory(td_memory_stats *out);
 /* bytes allocated since the last call; the binding feeds Lua's collector */
 int64_t td_memory_take_allocated(void);
 
+/* ---- devices --------------------------------------------------------- */
+/* "cpu", "cuda:0", "cuda:1", ... A tensor lives on its storage's device;
+ * every op wants all its tensors on one device (a 0-dim CPU tensor beside
+ * a CUDA one is moved, as PyTorch does for scalars). */
+typedef enum { TD_CPU = 0, TD_CUDA } td_device_type;
+typedef struct {
+    td_device_type type;
+    int index;
+} td_device;
+#define TD_DEVICE_CPU ((td_device){TD_CPU, 0})
+td_device td_device_of(const td_tensor *t);
+bool td_device_eq(td_device a, td_device b);
+/* "cpu", "cuda" (= cuda:0) or "cuda:N"; says nothing of availability */
+td_status td_device_parse(const char *s, td_device *out);
+/* writes "cpu" or "cuda:N" into buf */
+const char *td_device_str(td_device d, char *buf, size_t n);
+/* an error unless this build and this machine have the device */
+td_status td_device_check(td_device d);
+/* "expected all tensors on the same device, got cpu and cuda:0" unless they are */
+td_status td_same_device(int n, td_tensor *const *ts);
+/* "NAME is not implemented on cuda yet" when any tensor is off the CPU
+ * (front-ends whose kernels exist on the CPU only) */
+td_status td_require_cpu(const char *name, int n, td_tensor *const *ts);
+/* true once any storage was ever made off the CPU (a cheap fast path) */
+bool td_devices_used(void);
+
+/* CUDA: every call answers sensibly in a build without CUDA, or on a
+ * machine without a driver or GPU (count 0, not available, an error) */
+int td_cuda_device_count(void);
+bool td_cuda_is_available(void);
+td_status td_cuda_synchronize(void); /* every device */
+void td_cuda_empty_cache(void);      /* cached blocks go back to the driver */
+typedef struct {
+    int64_t live_bytes, peak_bytes, allocated_total; /* bytes held by tensors */
+    int64_t reserved_bytes;                          /* live + cached by the allocator */
+    int64_t free_bytes, total_bytes;                 /* the device's own view */
+} td_cuda_memory_stats;
+td_status td_cuda_memory(int device, td_cuda_memory_stats *out);
+/* device bytes allocated since the last call, every device (for the collector) */
+int64_t td_cuda_memory_take_allocated(void);
+/* called once when a device allocation fails, before the one retry (the
+ * binding runs a full collection there); NULL to unset */
+void td_set_oom_handler(void (*fn)(void *ud), void *ud);
+
 /* ---- tensors --------------------------------------------------------- */
+td_status td_empty_on(int ndim, const int64_t *shape, td_dtype dt, td_device dev, td_tensor **out);
+/* a copy on dev, recorded by autograd (t itself, retained, when already there) */
+td_status td_to_device(td_tensor *t, td_device dev, td_tensor **out);
 td_status td_empty(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out);
-td_status td_empty_like(const td_tensor *t, td_tensor **out);
+td_status td_empty_like(const td_tensor *t, td_tensor **out); /* on t's device */
 void td_tensor_retain(td_tensor *t);
 void td_tensor_release(td_tensor *t);
 int64_t td_numel(const td_tensor *t);

@@ -1,0 +1,307 @@
+/* tide.core: devices. Parsing "cpu" / "cuda" / "cuda:N", moving tensors
+ * (t:to, t:cuda, t:cpu), the tide.cuda table, and the gate that keeps
+ * CUDA tensors away from ops whose CUDA kernels do not exist yet.
+ *
+ * The gate: every function of tide.core is registered through
+ * lt_register. Those named in `aware` below run through the runtime's
+ * device-aware paths and are registered as they are; those in `to_host`
+ * read every element on the host (totable, printing), so CUDA tensors
+ * among their arguments are copied to the CPU first; every other one is
+ * wrapped, and refuses CUDA tensors (as arguments, or one level down in a
+ * table argument: option tables, parameter lists) with "NAME is not
+ * implemented on cuda yet". A new function is thus safe by default. Until
+ * a tensor is made on a device the wrapper costs one flag test. */
+#include "l_util.h"
+
+#include <string.h>
+
+/* ---- device names --------------------------------------------------------- */
+
+td_device lt_parse_device(lua_State *L, int arg, const char *s)
+{
+    td_device d;
+    if (td_device_parse(s, &d) != TD_OK || td_device_check(d) != TD_OK) {
+        lua_pushstring(L, td_last_error());
+        td_clear_error();
+        luaL_argerror(L, arg, lua_tostring(L, -1));
+    }
+    return d;
+}
+
+void lt_check_device(lua_State *L, int arg, const char *device) { (void)lt_parse_device(L, arg, device); }
+
+int lt_is_device_name(const char *s) { return strcmp(s, "cpu") == 0 || strncmp(s, "cuda", 4) == 0; }
+
+/* replace the tensor at the top of the stack by its copy on dev */
+void lt_move_top(lua_State *L, td_device dev, const char *fname)
+{
+    td_tensor *t = lt_check(L, -1);
+    if (td_device_eq(td_device_of(t), dev)) return;
+    td_tensor **slot = lt_new(L);
+    lt_check_status(L, td_to_device(t, dev, slot), fname, 0);
+    lua_replace(L, -2);
+}
+
+/* ---- tensor methods ---------------------------------------------------------- */
+
+static int d_device(lua_State *L)
+{
+    char buf[32];
+    lua_pushstring(L, td_device_str(td_device_of(lt_check(L, 1)), buf, sizeof buf));
+    return 1;
+}
+
+static int move(lua_State *L, td_device dev, const char *fname)
+{
+    lt_check(L, 1);
+    lua_settop(L, 1);
+    lt_move_top(L, dev, fname);
+    return 1;
+}
+
+/* t:cpu() */
+static int d_cpu(lua_State *L) { return move(L, TD_DEVICE_CPU, "cpu"); }
+
+/* t:cuda([device]): device 0, N, or "cuda:N" */
+static int d_cuda(lua_State *L)
+{
+    lt_check(L, 1);
+    td_device d = {TD_CUDA, 0};
+    if (lua_type(L, 2) == LUA_TNUMBER) {
+        lua_Integer i = luaL_checkinteger(L, 2);
+        if (i < 0 || i > 1023) luaL_argerror(L, 2, "device index out of range");
+        d.index = (int)i;
+        char buf[32];
+        lt_check_device(L, 2, td_device_str(d, buf, sizeof buf));
+    } else if (!lua_isnoneornil(L, 2)) {
+        d = lt_parse_device(L, 2, luaL_checkstring(L, 2));
+    } else if (td_device_check(d) != TD_OK) {
+        lt_fail(L, "cuda", 0); /* says why: no CUDA in this build, or no GPU here */
+    }
+    return move(L, d, "cuda");
+}
+
+/* t:to("float64" | "cuda" | "cuda:1" | "cpu" | {dtype = , device = }) */
+static int d_to(lua_State *L)
+{
+    static const char *const keys[] = {"dtype", "device", NULL};
+    td_tensor *x = lt_check(L, 1);
+    td_dtype dt = x->dtype;
+    td_device dev = td_device_of(x);
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        const char *s = lua_tostring(L, 2);
+        if (lt_is_device_name(s))
+            dev = lt_parse_device(L, 2, s);
+        else
+            dt = lt_check_dtype(L, 2);
+    } else {
+        lt_check_options(L, 2, keys);
+        if (lt_opt_field(L, 2, "device") == LUA_TSTRING) dev = lt_parse_device(L, 2, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        if (lt_opt_field(L, 2, "dtype") == LUA_TSTRING) dt = lt_parse_dtype(L, 2, lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    lua_settop(L, 1);
+    lt_move_top(L, dev, "to");
+    td_tensor *y = lt_check(L, -1);
+    if (y->dtype != dt) LT_CALL(L, td_to_dtype(y, dt, lt_new(L)), "to");
+    return 1;
+}
+
+const luaL_Reg lt_device_methods[] = {
+    {"device", d_device},
+    {"cpu", d_cpu},
+    {"cuda", d_cuda},
+    {"to", d_to},
+    {NULL, NULL},
+};
+
+/* ---- tide.cuda ------------------------------------------------------------------- */
+
+static int c_is_available(lua_State *L)
+{
+    lua_pushboolean(L, td_cuda_is_available());
+    return 1;
+}
+
+static int c_device_count(lua_State *L)
+{
+    lua_pushinteger(L, td_cuda_device_count());
+    return 1;
+}
+
+static int c_synchronize(lua_State *L)
+{
+    LT_CALL(L, td_cuda_synchronize(), "synchronize");
+    return 0;
+}
+
+static int c_empty_cache(lua_State *L)
+{
+    (void)L;
+    td_cuda_empty_cache();
+    return 0;
+}
+
+/* memory([device]) -> {live, peak, total, reserved, free, capacity} */
+int lt_push_cuda_memory(lua_State *L, int arg, td_device d)
+{
+    td_cuda_memory_stats ms;
+    if (td_cuda_memory(d.index, &ms) != TD_OK) {
+        lua_pushstring(L, td_last_error());
+        td_clear_error();
+        luaL_argerror(L, arg, lua_tostring(L, -1));
+    }
+    lua_createtable(L, 0, 6);
+    lua_pushinteger(L, (lua_Integer)ms.live_bytes);
+    lua_setfield(L, -2, "live");
+    lua_pushinteger(L, (lua_Integer)ms.peak_bytes);
+    lua_setfield(L, -2, "peak");
+    lua_pushinteger(L, (lua_Integer)ms.allocated_total);
+    lua_setfield(L, -2, "total");
+    lua_pushinteger(L, (lua_Integer)ms.reserved_bytes);
+    lua_setfield(L, -2, "reserved");
+    lua_pushinteger(L, (lua_Integer)ms.free_bytes);
+    lua_setfield(L, -2, "free");
+    lua_pushinteger(L, (lua_Integer)ms.total_bytes);
+    lua_setfield(L, -2, "capacity");
+    return 1;
+}
+
+static int c_memory(lua_State *L)
+{
+    td_device d = lt_parse_device(L, 1, luaL_optstring(L, 1, "cuda"));
+    if (d.type != TD_CUDA) luaL_argerror(L, 1, "expected a CUDA device");
+    return lt_push_cuda_memory(L, 1, d);
+}
+
+const luaL_Reg lt_cuda_funcs[] = {
+    {"is_available", c_is_available},
+    {"device_count", c_device_count},
+    {"synchronize", c_synchronize},
+    {"empty_cache", c_empty_cache},
+    {"memory", c_memory},
+    {NULL, NULL},
+};
+
+/* ---- out of memory: one full collection before the retry -------------------------- */
+
+static void collect(void *ud)
+{
+    lua_State *L = ud;
+    lua_gc(L, LUA_GCCOLLECT);
+}
+
+void lt_install_oom_handler(lua_State *L)
+{
+    /* the main thread: it outlives every coroutine that might allocate */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    td_set_oom_handler(collect, lua_tothread(L, -1));
+    lua_pop(L, 1);
+}
+
+/* ---- the gate ------------------------------------------------------------------------- */
+
+/* device-aware: runtime paths that follow the tensors' device */
+static const char *const aware[] = {
+    /* l_tensor.c */
+    "shape", "size", "stride", "dim", "numel", "dtype", "device", "is_contiguous", "storage_offset",
+    "element_size", "is_floating_point", "get", "set", "item", "close", "__gc", "__close", "__index",
+    "__newindex",
+    /* l_ops.c */
+    "add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge", "exp",
+    "log", "log1p", "sqrt", "abs", "neg", "sin", "cos", "tanh", "sigmoid", "relu", "gelu", "sign",
+    "reciprocal", "square", "clamp", "add_", "sub_", "mul_", "div_", "fill_", "zero_", "copy_", "sum",
+    "mean", "prod", "max", "min", "argmax", "argmin", "var", "std", "norm", "softmax", "log_softmax",
+    "matmul", "mm", "bmm", "addmm", "__add", "__sub", "__mul", "__div", "__pow", "__unm",
+    /* l_shape.c */
+    "view", "reshape", "expand", "view_as", "expand_as", "transpose", "permute", "t", "narrow", "select",
+    "squeeze", "unsqueeze", "flatten", "contiguous", "clone", "float", "double", "long", "byte", "cpu",
+    "cuda", "to", "type", "split", "chunk", "masked_fill", "cat", "stack", "where",
+    /* l_autograd.c */
+    "backward", "requires_grad_", "zero_grad", "detach", "is_grad_enabled", "set_grad_enabled", "no_grad",
+    "enable_grad",
+    /* l_create.c: *_like make their result on the tensor's device */
+    "zeros_like", "ones_like", "full_like", "rand_like", "randn_like",
+    /* l_layers.c: composed of the ops above */
+    "linear",
+    /* l_module.c */
+    "is_tensor", "memory",
+    NULL,
+};
+
+/* read every element on the host */
+static const char *const to_host[] = {"totable", "tolist", "__tostring", NULL};
+
+static int listed(const char *const *list, const char *name)
+{
+    for (; *list; list++)
+        if (strcmp(*list, name) == 0) return 1;
+    return 0;
+}
+
+static int off_cpu(lua_State *L, int idx)
+{
+    lt_box *b = luaL_testudata(L, idx, LT_TENSOR);
+    return b && b->t && td_device_of(b->t).type != TD_CPU;
+}
+
+static int any_off_cpu(lua_State *L)
+{
+    int top = lua_gettop(L);
+    for (int i = 1; i <= top; i++) {
+        if (off_cpu(L, i)) return 1;
+        if (lua_type(L, i) != LUA_TTABLE) continue;
+        lua_pushnil(L);
+        while (lua_next(L, i)) {
+            int hit = off_cpu(L, -1);
+            lua_pop(L, 1);
+            if (hit) {
+                lua_pop(L, 1);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int gated(lua_State *L)
+{
+    const luaL_Reg *r = lua_touserdata(L, lua_upvalueindex(1));
+    if (td_devices_used() && any_off_cpu(L)) return luaL_error(L, "%s is not implemented on cuda yet", r->name);
+    return r->func(L);
+}
+
+static int hosted(lua_State *L)
+{
+    const luaL_Reg *r = lua_touserdata(L, lua_upvalueindex(1));
+    if (td_devices_used()) {
+        int top = lua_gettop(L);
+        for (int i = 1; i <= top; i++) {
+            if (!off_cpu(L, i)) continue;
+            lua_pushvalue(L, i);
+            lt_move_top(L, TD_DEVICE_CPU, r->name);
+            lua_replace(L, i);
+        }
+    }
+    return r->func(L);
+}
+
+void lt_push_registered(lua_State *L, const luaL_Reg *r)
+{
+    if (listed(aware, r->name)) {
+        lua_pushcfunction(L, r->func);
+    } else {
+        lua_pushlightuserdata(L, (void *)r);
+        lua_pushcclosure(L, listed(to_host, r->name) ? hosted : gated, 1);
+    }
+}
+
+void lt_register(lua_State *L, const luaL_Reg *r)
+{
+    for (; r->name; r++) {
+        if (!r->func) continue;
+        lt_push_registered(L, r);
+        lua_setfield(L, -2, r->name);
+    }
+}

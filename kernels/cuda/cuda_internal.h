@@ -1,0 +1,62 @@
+/* Shared by the CUDA backend's files: the allocator and host helpers
+ * (alloc.c, backend.c, C) and the kernels (*.cu, C++ with C linkage). */
+#ifndef TIDE_KERNELS_CUDA_INTERNAL_H
+#define TIDE_KERNELS_CUDA_INTERNAL_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#include "../backend.h"
+#ifdef __cplusplus
+}
+#endif
+#include "cuda.h"
+
+#define TD_TRY(expr)                                \
+    do {                                            \
+        td_status td_try_st_ = (expr);              \
+        if (td_try_st_ != TD_OK) return td_try_st_; \
+    } while (0)
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* make `device` current on this thread (cheap when it already is) */
+void td_cuda_use(int device);
+/* record a failed launch or call; the next upload, download or
+ * synchronize reports it (the void kernels of the table cannot) */
+void td_cuda_note_error(int err, const char *where);
+td_status td_cuda_pending_error(void);
+
+/* allocator (alloc.c) */
+void *td_cuda_alloc(int device, size_t nbytes);
+void td_cuda_free(int device, void *p, size_t nbytes);
+td_status td_cuda_upload(int device, void *dst, const void *src, size_t nbytes);
+td_status td_cuda_download(int device, void *dst, const void *src, size_t nbytes);
+
+/* kernels (elementwise.cu, reduce.cu); tensors are on the device of `out` */
+void td_cuda_copy(td_tensor *dst, const td_tensor *src);
+void td_cuda_fill(td_tensor *dst, double value);
+void td_cuda_unary(td_unary_op op, td_tensor *out, const td_tensor *x);
+void td_cuda_unary_grad(td_unary_op op, td_tensor *gx, const td_tensor *x, const td_tensor *y,
+                        const td_tensor *gy);
+void td_cuda_binary(td_binary_op op, td_tensor *out, const td_tensor *a, const td_tensor *b);
+void td_cuda_clamp(td_tensor *out, const td_tensor *x, double lo, double hi);
+void td_cuda_where(td_tensor *out, const td_tensor *cond, const td_tensor *a, const td_tensor *b);
+void td_cuda_reduce(td_reduce_op op, td_tensor *out, td_tensor *idx, const td_tensor *x, int64_t outer,
+                    int64_t n, int64_t inner);
+void td_cuda_softmax(td_tensor *out, const td_tensor *x, int64_t outer, int64_t n, int64_t inner, bool log);
+void td_cuda_softmax_backward(td_tensor *gx, const td_tensor *y, const td_tensor *gy, int64_t outer,
+                              int64_t n, int64_t inner, bool log);
+
+/* cuBLAS (backend.c) */
+td_status td_cuda_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                       double alpha, const void *a, int64_t lda, int64_t stride_a, const void *b,
+                       int64_t ldb, int64_t stride_b, double beta, void *c, int64_t ldc, int64_t stride_c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

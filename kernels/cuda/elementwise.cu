@@ -1,0 +1,377 @@
+/* copy (any dtype pair, any strides), fill, unary and their gradients,
+ * binary ops and comparisons, clamp, where. Same formulas as the CPU
+ * backend (kernels/cpu/elementwise.c, copy.c), so the results agree to
+ * rounding; integer arithmetic wraps through uint64_t as there. */
+#include "common.cuh"
+
+#include <math.h>
+#include <type_traits>
+
+using namespace tdc;
+
+namespace {
+
+/* x < 0, without the warning about unsigned types */
+template <typename T>
+__device__ inline bool neg(T x)
+{
+    if constexpr (std::is_signed<T>::value)
+        return x < (T)0;
+    else
+        return false;
+}
+
+/* ---- copy and fill ------------------------------------------------------------ */
+
+template <typename D, typename S>
+struct CopyOp {
+    __device__ void operator()(const Iter &it, const int64_t *off) const
+    {
+        *at<D>(it, 0, off[0]) = convert<D>(*at<S>(it, 1, off[1]));
+    }
+};
+
+template <typename W>
+struct FillOp {
+    W v;
+    __device__ void operator()(const Iter &it, const int64_t *off) const { *at<W>(it, 0, off[0]) = v; }
+};
+
+/* ---- unary ---------------------------------------------------------------------- */
+
+__device__ inline float d_exp(float x) { return expf(x); }
+__device__ inline double d_exp(double x) { return exp(x); }
+__device__ inline float d_log(float x) { return logf(x); }
+__device__ inline double d_log(double x) { return log(x); }
+__device__ inline float d_log1p(float x) { return log1pf(x); }
+__device__ inline double d_log1p(double x) { return log1p(x); }
+__device__ inline float d_sqrt(float x) { return sqrtf(x); }
+__device__ inline double d_sqrt(double x) { return sqrt(x); }
+__device__ inline float d_abs(float x) { return fabsf(x); }
+__device__ inline double d_abs(double x) { return fabs(x); }
+__device__ inline float d_sin(float x) { return sinf(x); }
+__device__ inline double d_sin(double x) { return sin(x); }
+__device__ inline float d_cos(float x) { return cosf(x); }
+__device__ inline double d_cos(double x) { return cos(x); }
+__device__ inline float d_tanh(float x) { return tanhf(x); }
+__device__ inline double d_tanh(double x) { return tanh(x); }
+__device__ inline float d_erf(float x) { return erff(x); }
+__device__ inline double d_erf(double x) { return erf(x); }
+__device__ inline float d_pow(float a, float b) { return powf(a, b); }
+__device__ inline double d_pow(double a, double b) { return pow(a, b); }
+
+template <typename T>
+__device__ inline T sigmoid(T x)
+{
+    T e = d_exp(-d_abs(x)), r = (T)1 / ((T)1 + e);
+    return x >= 0 ? r : e * r;
+}
+
+#define SQRT1_2 0.70710678118654752440
+#define INV_SQRT_2PI 0.39894228040143267794
+
+template <typename T>
+__device__ inline T gelu(T x)
+{
+    return (T)0.5 * x * ((T)1 + d_erf(x * (T)SQRT1_2));
+}
+
+template <typename T>
+__device__ inline T gelu_grad(T x)
+{
+    return (T)0.5 * ((T)1 + d_erf(x * (T)SQRT1_2)) + x * (T)INV_SQRT_2PI * d_exp((T)-0.5 * x * x);
+}
+
+template <typename T>
+__device__ inline T sign(T x)
+{
+    return (T)((x > 0) - (x < 0));
+}
+
+template <typename T>
+__device__ inline T unary_float(td_unary_op op, T x)
+{
+    switch (op) {
+    case TD_EXP: return d_exp(x);
+    case TD_LOG: return d_log(x);
+    case TD_LOG1P: return d_log1p(x);
+    case TD_SQRT: return d_sqrt(x);
+    case TD_ABS: return d_abs(x);
+    case TD_NEG: return -x;
+    case TD_SIN: return d_sin(x);
+    case TD_COS: return d_cos(x);
+    case TD_TANH: return d_tanh(x);
+    case TD_SIGMOID: return sigmoid(x);
+    case TD_RELU: return x < 0 ? (T)0 : x; /* keeps NaN */
+    case TD_GELU: return gelu(x);
+    case TD_SIGN: return sign(x);
+    case TD_RECIPROCAL: return (T)1 / x;
+    case TD_SQUARE: return x * x;
+    default: return x;
+    }
+}
+
+template <typename T>
+__device__ inline T unary_int(td_unary_op op, T x)
+{
+    switch (op) {
+    case TD_ABS: return neg(x) ? (T)(0 - (uint64_t)x) : x;
+    case TD_NEG: return (T)(0 - (uint64_t)x);
+    case TD_RELU: return neg(x) ? (T)0 : x;
+    case TD_SIGN: return (T)((x > (T)0) - (int)neg(x));
+    case TD_SQUARE: return (T)((uint64_t)x * (uint64_t)x);
+    default: return (T)f2i(unary_float<double>(op, (double)x));
+    }
+}
+
+template <typename T>
+struct UnaryOp {
+    td_unary_op op;
+    __device__ void operator()(const Iter &it, const int64_t *off) const
+    {
+        T x = *at<T>(it, 1, off[1]);
+        if constexpr (is_float<T>::value)
+            *at<T>(it, 0, off[0]) = unary_float(op, x);
+        else
+            *at<T>(it, 0, off[0]) = unary_int(op, x);
+    }
+};
+
+/* gx = g * op'(x); y = op(x) where has_y, else recomputed */
+template <typename T>
+__device__ inline T unary_grad(td_unary_op op, bool hy, T x, T y, T g)
+{
+    switch (op) {
+    case TD_EXP: return g * (hy ? y : d_exp(x));
+    case TD_LOG: return g / x;
+    case TD_LOG1P: return g / (1 + x);
+    case TD_SQRT: return g / (2 * (hy ? y : d_sqrt(x)));
+    case TD_ABS: return g * sign(x);
+    case TD_NEG: return -g;
+    case TD_SIN: return g * d_cos(x);
+    case TD_COS: return -g * d_sin(x);
+    case TD_TANH: {
+        T t = hy ? y : d_tanh(x);
+        return g * (1 - t * t);
+    }
+    case TD_SIGMOID: {
+        T s = hy ? y : sigmoid(x);
+        return g * s * (1 - s);
+    }
+    case TD_RELU: return x > 0 ? g : (T)0;
+    case TD_GELU: return g * gelu_grad(x);
+    case TD_SIGN: return g * 0;
+    case TD_RECIPROCAL: return hy ? -g * y * y : -g / (x * x);
+    case TD_SQUARE: return 2 * x * g;
+    default: return g;
+    }
+}
+
+template <typename T>
+struct UnaryGradOp {
+    td_unary_op op;
+    bool hy;
+    __device__ void operator()(const Iter &it, const int64_t *off) const
+    {
+        *at<T>(it, 0, off[0]) =
+            unary_grad(op, hy, *at<T>(it, 1, off[1]), *at<T>(it, 2, off[2]), *at<T>(it, 3, off[3]));
+    }
+};
+
+/* ---- binary ---------------------------------------------------------------------- */
+
+__device__ inline int64_t ipow(int64_t base, int64_t e)
+{
+    if (e < 0) return base == 1 ? 1 : base == -1 ? ((e & 1) ? -1 : 1) : 0;
+    uint64_t r = 1, b = (uint64_t)base;
+    for (; e; e >>= 1, b *= b)
+        if (e & 1) r *= b;
+    return (int64_t)r;
+}
+
+__device__ inline int64_t idiv(int64_t a, int64_t b)
+{
+    if (b == 0) return 0;
+    if (b == -1) return (int64_t)(0 - (uint64_t)a);
+    return a / b;
+}
+
+template <typename T>
+__device__ inline T arith(td_binary_op op, T a, T b)
+{
+    if constexpr (is_float<T>::value) {
+        switch (op) {
+        case TD_ADD: return a + b;
+        case TD_SUB: return a - b;
+        case TD_MUL: return a * b;
+        case TD_DIV: return a / b;
+        case TD_POW: return d_pow(a, b);
+        case TD_MAXIMUM: return (a > b || a != a) ? a : b; /* NaN from either side */
+        case TD_MINIMUM: return (a < b || a != a) ? a : b;
+        default: return a;
+        }
+    } else {
+        switch (op) {
+        case TD_ADD: return (T)((uint64_t)a + (uint64_t)b);
+        case TD_SUB: return (T)((uint64_t)a - (uint64_t)b);
+        case TD_MUL: return (T)((uint64_t)a * (uint64_t)b);
+        case TD_DIV: return (T)idiv((int64_t)a, (int64_t)b);
+        case TD_POW: return (T)ipow((int64_t)a, (int64_t)b);
+        case TD_MAXIMUM: return a > b ? a : b;
+        case TD_MINIMUM: return a < b ? a : b;
+        default: return a;
+        }
+    }
+}
+
+template <typename T>
+__device__ inline uint8_t compare(td_binary_op op, T a, T b)
+{
+    switch (op) {
+    case TD_EQ: return a == b;
+    case TD_NE: return a != b;
+    case TD_LT: return a < b;
+    case TD_LE: return a <= b;
+    case TD_GT: return a > b;
+    default: return a >= b;
+    }
+}
+
+template <typename T>
+struct BinaryOp {
+    td_binary_op op;
+    __device__ void operator()(const Iter &it, const int64_t *off) const
+    {
+        T a = *at<T>(it, 1, off[1]), b = *at<T>(it, 2, off[2]);
+        *at<T>(it, 0, off[0]) = arith(op, a, b);
+    }
+};
+
+template <typename T>
+struct CompareOp {
+    td_binary_op op;
+    __device__ void operator()(const Iter &it, const int64_t *off) const
+    {
+        T a = *at<T>(it, 1, off[1]), b = *at<T>(it, 2, off[2]);
+        *at<uint8_t>(it, 0, off[0]) = compare(op, a, b);
+    }
+};
+
+/* ---- clamp, where ------------------------------------------------------------------ */
+
+/* NaN fails both tests and stays NaN */
+template <typename T>
+struct ClampOp {
+    T lo, hi;
+    __device__ void operator()(const Iter &it, const int64_t *off) const
+    {
+        T v = *at<T>(it, 1, off[1]);
+        v = v < lo ? lo : v;
+        *at<T>(it, 0, off[0]) = v > hi ? hi : v;
+    }
+};
+
+/* moves bits only: the element size is all that matters */
+template <typename W>
+struct WhereOp {
+    __device__ void operator()(const Iter &it, const int64_t *off) const
+    {
+        *at<W>(it, 0, off[0]) = *at<uint8_t>(it, 1, off[1]) ? *at<W>(it, 2, off[2]) : *at<W>(it, 3, off[3]);
+    }
+};
+
+int64_t int_bound(double v, int64_t min, int64_t max)
+{
+    if (v != v) return min;
+    if (v <= (double)min) return min;
+    if (v >= (double)max) return max;
+    return (int64_t)v;
+}
+
+} // namespace
+
+/* ---- the table's entries --------------------------------------------------------------- */
+
+extern "C" void td_cuda_copy(td_tensor *dst, const td_tensor *src)
+{
+    use_device_of(dst);
+    const td_tensor *ts[2] = {dst, src};
+    Iter it = make_iter(2, ts);
+    TDC_DISPATCH(dst->dtype, {
+        typedef T D;
+        TDC_DISPATCH(src->dtype, launch<2>(it, CopyOp<D, T>{}, "copy"));
+    });
+}
+
+extern "C" void td_cuda_fill(td_tensor *dst, double value)
+{
+    use_device_of(dst);
+    const td_tensor *ts[1] = {dst};
+    Iter it = make_iter(1, ts);
+    switch (dst->dtype) {
+    case TD_FLOAT32: launch<1>(it, FillOp<float>{(float)value}, "fill"); break;
+    case TD_FLOAT64: launch<1>(it, FillOp<double>{value}, "fill"); break;
+    case TD_INT64: launch<1>(it, FillOp<int64_t>{f2i(value)}, "fill"); break;
+    default: launch<1>(it, FillOp<uint8_t>{(uint8_t)f2i(value)}, "fill"); break;
+    }
+}
+
+extern "C" void td_cuda_unary(td_unary_op op, td_tensor *out, const td_tensor *x)
+{
+    use_device_of(out);
+    const td_tensor *ts[2] = {out, x};
+    Iter it = make_iter(2, ts);
+    TDC_DISPATCH(x->dtype, launch<2>(it, UnaryOp<T>{op}, "unary"));
+}
+
+extern "C" void td_cuda_unary_grad(td_unary_op op, td_tensor *gx, const td_tensor *x, const td_tensor *y,
+                                   const td_tensor *gy)
+{
+    use_device_of(gx);
+    const td_tensor *ts[4] = {gx, x, y ? y : x, gy};
+    Iter it = make_iter(4, ts);
+    TDC_FLOAT_DISPATCH(gx->dtype, launch<4>(it, UnaryGradOp<T>{op, y != NULL}, "unary_grad"));
+}
+
+extern "C" void td_cuda_binary(td_binary_op op, td_tensor *out, const td_tensor *a, const td_tensor *b)
+{
+    use_device_of(out);
+    const td_tensor *ts[3] = {out, a, b};
+    Iter it = make_iter(3, ts);
+    if (op >= TD_EQ) {
+        TDC_DISPATCH(a->dtype, launch<3>(it, CompareOp<T>{op}, "compare"));
+    } else {
+        TDC_DISPATCH(a->dtype, launch<3>(it, BinaryOp<T>{op}, "binary"));
+    }
+}
+
+extern "C" void td_cuda_clamp(td_tensor *out, const td_tensor *x, double lo, double hi)
+{
+    use_device_of(out);
+    const td_tensor *ts[2] = {out, x};
+    Iter it = make_iter(2, ts);
+    TDC_DISPATCH(x->dtype, {
+        if constexpr (is_float<T>::value) {
+            launch<2>(it, ClampOp<T>{(T)lo, (T)hi}, "clamp");
+        } else {
+            /* integers between the bounds: >= ceil(lo) and <= floor(hi) */
+            constexpr bool is_signed = std::is_signed<T>::value;
+            int64_t tmin = is_signed ? INT64_MIN : 0, tmax = is_signed ? INT64_MAX : 255;
+            T l = (T)int_bound(ceil(lo), tmin, tmax);
+            T h = (T)int_bound(hi != hi ? (double)tmax : floor(hi), tmin, tmax);
+            launch<2>(it, ClampOp<T>{l, h}, "clamp");
+        }
+    });
+}
+
+extern "C" void td_cuda_where(td_tensor *out, const td_tensor *cond, const td_tensor *a, const td_tensor *b)
+{
+    use_device_of(out);
+    const td_tensor *ts[4] = {out, cond, a, b};
+    Iter it = make_iter(4, ts);
+    switch (td_dtype_size(out->dtype)) {
+    case 1: launch<4>(it, WhereOp<uint8_t>{}, "where"); break;
+    case 4: launch<4>(it, WhereOp<uint32_t>{}, "where"); break;
+    default: launch<4>(it, WhereOp<uint64_t>{}, "where"); break;
+    }
+}
