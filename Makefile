@@ -34,9 +34,13 @@ test: deps
 	$(MAKE) --no-print-directory build
 	ctest --test-dir $(BUILD) --output-on-failure $(CTEST_ARGS)
 
+# the flagship study (scripts/loss_study.lua): smallcnn on Fashion-MNIST
+# with four losses; the table, report.md and the plots go to runs/loss_study
+# (a rerun skips the variants already finished; RUN_ARGS=--fresh redoes them)
+RUN_ARGS ?=
 run: deps
 	$(MAKE) --no-print-directory build
-	$(BUILD)/tide scripts/demo.lua
+	$(BUILD)/tide scripts/loss_study.lua --out runs/loss_study $(RUN_ARGS)
 
 # the accuracy gate: smallcnn, one epoch on 10,000 Fashion-MNIST images,
 # >= 80% on the test set (CI runs it too)

@@ -685,6 +685,7 @@ function E.new(cfg, opts)
     self.name = opts.name or cfg._name or "experiment"
     self.out = cfg.out or ("runs/" .. self.name)
     self.quiet = opts.quiet or false
+    self.progress = opts.progress or (self.quiet and "off" or nil)
     self.results, self.order = {}, {}
     self.histories = {}
     self.loaded = {}
@@ -919,7 +920,8 @@ function Experiment:train_classifier(opts)
     local logits, labels
     for epoch = start, epochs do
         local bar = tide.progress.new{total = total, desc = string.format("%s %d/%d", variant, epoch, epochs),
-                                      unit = unit, order = {"loss", "acc"}, mode = opts.progress}
+                                      unit = unit, order = {"loss", "acc"},
+                                      mode = opts.progress or self.progress}
         model:train()
         local seen, loss_sum, correct = 0, 0, 0
         local t0 = tide.clock()
