@@ -878,6 +878,9 @@ function Experiment:train_classifier(opts)
     local eval_loss = opts.eval_loss or loss_fn
     local acc_fn = opts.accuracy
     if acc_fn == nil then acc_fn = function(logits, y) return tide.metrics.accuracy(logits, y) end end
+    -- test NLL and ECE need class scores and int64 labels, as the default accuracy
+    local calibration = opts.calibration
+    if calibration == nil then calibration = opts.accuracy == nil end
     local data = opts.data or {}
     local train = opts.train or data.train
     local test = opts.test or data.test
@@ -954,8 +957,8 @@ function Experiment:train_classifier(opts)
             local t1 = tide.clock()
             logits, labels = E.evaluate(model, test_loader, {device = device})
             tide.no_grad(function() rec.test_loss = eval_loss(logits, labels, epoch):item() end)
-            if acc_fn then
-                rec.test_acc = acc_fn(logits, labels)
+            if acc_fn then rec.test_acc = acc_fn(logits, labels) end
+            if calibration then
                 rec.test_nll = tide.metrics.nll(logits, labels)
                 rec.ece = tide.metrics.ece(logits, labels)
             end
@@ -973,9 +976,8 @@ function Experiment:train_classifier(opts)
         if not self.quiet then
             local parts = {string.format("%s epoch %d/%d: train loss %.4f", variant, epoch, epochs, rec.train_loss)}
             if rec.train_acc then parts[#parts + 1] = string.format("acc %.2f%%", 100 * rec.train_acc) end
-            if rec.test_acc then
-                parts[#parts + 1] = string.format("test acc %.2f%%, ECE %.4f", 100 * rec.test_acc, rec.ece)
-            end
+            if rec.test_acc then parts[#parts + 1] = string.format("test acc %.2f%%", 100 * rec.test_acc) end
+            if rec.ece then parts[#parts + 1] = string.format("ECE %.4f", rec.ece) end
             parts[#parts + 1] = string.format("%.1f s", seconds)
             print(table.concat(parts, ", "))
         end

@@ -328,6 +328,29 @@ describe("experiment runs", function()
         assert.are.equal("variant        acc\n------------  ----\nce            90.0\nlabel_smooth   9.5\n", text)
     end)
 
+    it("trains a multi-label head with its own accuracy and no calibration metrics", function()
+        local out = tmpdir()
+        local ex = X.new(setup(out), {quiet = true})
+        local function multi(ds)
+            -- label 0: class 0 or 1; label 1: class 2
+            local y = ds.labels
+            local t = tide.stack({y:lt(2):float(), y:eq(2):float()}, 1)
+            return tide.data.TensorDataset(ds.images, t)
+        end
+        local r = ex:train_classifier{
+            variant = "multi", train = multi(DATA.train), test = multi(DATA.test),
+            model = function() return X.model(ex.cfg, DATA, {num_classes = 2}) end,
+            loss = function(z, t) return tide.F.binary_cross_entropy_with_logits(z, t) end,
+            accuracy = function(z, t) return z:gt(0):float():eq(t):float():mean():item() end,
+        }
+        local rec = jsonl(out .. "/metrics.jsonl")[2]
+        assert.are.equal("number", type(rec.test_acc))
+        assert.are.equal("number", type(rec.test_loss))
+        assert.is_nil(rec.ece)
+        assert.is_nil(rec.test_nll)
+        assert.are.same({48, 2}, r.logits:shape())
+    end)
+
     it("rejects variant names that cannot be file names", function()
         local ex = X.new(setup(tmpdir()), {quiet = true})
         assert.has_error(function() ex:variant("a/b", function() end) end)
