@@ -19,7 +19,7 @@ local cfg = X.parse(arg, {
     about = "smallcnn on Fashion-MNIST trained with CE, MSE on softmax, focal (gamma 2) and CE with\n"
          .. "label smoothing 0.1; Adam with a cosine schedule stepped per batch. Short runs (subset x epochs\n"
          .. "<= 20,000 images) use batch 16 unless --batch-size is given.",
-    defaults = {epochs = 8, subset = 0, batch_size = 128, lr = 2e-3, model = "smallcnn"},
+    defaults = {epochs = 5, subset = 0, batch_size = 128, lr = 2e-3, model = "smallcnn"},
     adjust = function(c, given)
         -- a short run (CI's --epochs 1 --subset 2000) takes many small
         -- steps instead of a few large ones, unless the batch size is given
