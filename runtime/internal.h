@@ -53,6 +53,9 @@ td_status td_detach_view_like(td_tensor *t, td_tensor **out);
 td_status td_broadcast_view(td_tensor *t, int ndim, const int64_t *shape, td_tensor **out);
 /* dtype cast that records nothing (for kernels' inputs) */
 td_status td_cast_raw(td_tensor *t, td_dtype dt, td_tensor **out);
+/* element i of t in logical order, on any device (a download for devices;
+ * runtime/loss_common.c) */
+td_status td_read_flat(const td_tensor *t, int64_t i, double *out);
 
 /* ---- autograd node --------------------------------------------------- */
 #define TD_NODE_MAX_SAVED 6

@@ -26,20 +26,39 @@ td_status td_loss_reduce_raw(td_tensor *elem, td_reduction r, double divisor, td
     if (td_is_contiguous(elem)) {
         TD_CHECK(td_make_view(elem, elem->ndim, elem->shape, elem->stride, elem->offset, &c));
     } else {
-        TD_CHECK(td_empty(elem->ndim, elem->shape, elem->dtype, &c));
+        TD_CHECK(td_empty_like(elem, &c));
         td_backend_of(elem)->copy(c, elem);
     }
-    TD_CHECK(td_empty(0, NULL, elem->dtype, &s));
+    TD_CHECK(td_empty_on(0, NULL, elem->dtype, td_device_of(elem), &s));
     td_backend_of(elem)->reduce(TD_SUM, s, NULL, c, 1, td_numel(c), 1);
     if (r == TD_REDUCE_MEAN || r == TD_REDUCE_BATCHMEAN) {
         /* a mean over nothing is NaN, as PyTorch gives */
-        double v = td_get_flat(s, 0) / divisor;
-        td_backend_of(s)->fill(s, v);
+        double v;
+        TD_CHECK(td_item(s, &v));
+        td_backend_of(s)->fill(s, v / divisor);
     }
     *out = s;
     s = NULL;
 fail:
     td_tensor_release(c);
     td_tensor_release(s);
+    return st;
+}
+
+td_status td_read_flat(const td_tensor *t, int64_t i, double *out)
+{
+    if (td_device_of(t).type == TD_CPU) {
+        *out = td_get_flat(t, i);
+        return TD_OK;
+    }
+    int64_t off = t->offset;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        off += (i % t->shape[d]) * t->stride[d];
+        i /= t->shape[d];
+    }
+    td_tensor *one = NULL;
+    TD_TRY(td_make_view((td_tensor *)t, 0, NULL, NULL, off, &one));
+    td_status st = td_item(one, out);
+    td_tensor_release(one);
     return st;
 }

@@ -24,7 +24,7 @@ enum { F_PROB = 1, F_WEIGHT = 2 };
 static td_status contig(td_tensor *t, td_tensor **out)
 {
     if (td_is_contiguous(t)) return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
-    TD_TRY(td_empty(t->ndim, t->shape, t->dtype, out));
+    TD_TRY(td_empty_like(t, out));
     td_backend_of(t)->copy(*out, t);
     return TD_OK;
 }
@@ -109,17 +109,17 @@ static td_status smx_backward(td_node *nd, td_tensor *g, td_tensor **gi)
         if (g->dtype == dt && td_is_contiguous(g)) {
             gy = td_data_ptr(g);
         } else {
-            TD_CHECK(td_empty(g->ndim, g->shape, dt, &cg));
+            TD_CHECK(td_empty_on(g->ndim, g->shape, dt, td_device_of(g), &cg));
             td_backend_of(g)->copy(cg, g);
             gy = td_data_ptr(cg);
         }
     } else {
-        scale = td_get_flat(g, 0);
+        TD_CHECK(td_read_flat(g, 0, &scale));
         if (red == TD_REDUCE_MEAN) scale /= nd->dargs[2];
     }
     bool want_x = nd->next[0] != NULL, want_t = (flags & F_PROB) && nd->n_next > 1 && nd->next[1];
-    TD_CHECK(td_empty(nd->in_ndim[0], nd->in_shape[0], dt, &gx));
-    if (want_t) TD_CHECK(td_empty(nd->in_ndim[1], nd->in_shape[1], dt, &gt));
+    TD_CHECK(td_empty_on(nd->in_ndim[0], nd->in_shape[0], dt, nd->in_device[0], &gx));
+    if (want_t) TD_CHECK(td_empty_on(nd->in_ndim[1], nd->in_shape[1], dt, nd->in_device[1], &gt));
     td_backend_of(gx)->softmax_loss->backward(&a, aux0 ? td_data_ptr(aux0) : NULL,
                                               aux1 ? td_data_ptr(aux1) : NULL, gy, scale,
                                               td_data_ptr(gx), gt ? td_data_ptr(gt) : NULL);
@@ -198,6 +198,10 @@ static td_status smx_loss(const smx_req *q, td_tensor *x, td_tensor *target, td_
         return td_error(TD_ESHAPE, 2, "%s: target shape %s does not match input shape %s (expected %s)",
                         q->name, s1, s2, es);
     }
+    td_tensor *on[3] = {x, target, q->weight};
+    TD_TRY(td_same_device(3, on));
+    const td_backend *be = td_backend_of(x);
+    if (!be->softmax_loss) return td_error(TD_EINVAL, 1, "%s is not implemented on %s yet", q->name, be->name);
     /* options */
     if (q->weight)
         TD_TRY(check_class_vector(q, q->weight, q->kind == TD_SMX_FOCAL ? "alpha" : "weight", x, c));
@@ -219,7 +223,6 @@ static td_status smx_loss(const smx_req *q, td_tensor *x, td_tensor *target, td_
     TD_CHECK(contig(x, &cx));
     TD_CHECK(contig(target, &ct));
     if (q->weight) TD_CHECK(contig(q->weight, &cw));
-    const td_backend *be = td_backend_of(x);
     td_smx_args a = {0};
     a.kind = q->kind;
     a.dtype = x->dtype;
@@ -249,19 +252,22 @@ static td_status smx_loss(const smx_req *q, td_tensor *x, td_tensor *target, td_
         double wsum;
         int64_t bad = be->softmax_loss->check_targets(&a, &count, &wsum);
         if (bad >= 0) {
+            double tv = 0;
+            TD_CHECK(td_read_flat(ct, bad, &tv));
             position_of(ct, bad, s1, sizeof s1);
             st = td_error(TD_ERANGE, 2, "%s: target %lld at %s is out of range for %lld classes (valid: 0 to %lld%s)",
-                          q->name, (long long)a.target[bad], s1, (long long)c, (long long)(c - 1),
+                          q->name, (long long)tv, s1, (long long)c, (long long)(c - 1),
                           q->ignore_index == -100 ? ", or ignore_index -100" : ", or ignore_index");
             goto fail;
         }
         den = q->kind == TD_SMX_FOCAL ? (double)count : wsum;
     }
-    TD_CHECK(td_empty(tnd, tshape, x->dtype, &loss));
+    td_device dev = td_device_of(x);
+    TD_CHECK(td_empty_on(tnd, tshape, x->dtype, dev, &loss));
     bool has_aux0 = q->kind != TD_SMX_NLL, has_aux1 = q->kind == TD_SMX_FOCAL || prob;
     int64_t rows2 = 2 * rows;
-    if (has_aux0) TD_CHECK(td_empty(1, &rows2, x->dtype, &aux0));
-    if (has_aux1) TD_CHECK(td_empty(1, &rows, x->dtype, &aux1));
+    if (has_aux0) TD_CHECK(td_empty_on(1, &rows2, x->dtype, dev, &aux0));
+    if (has_aux1) TD_CHECK(td_empty_on(1, &rows, x->dtype, dev, &aux1));
     be->softmax_loss->forward(&a, td_data_ptr(loss), aux0 ? td_data_ptr(aux0) : NULL,
                               aux1 ? td_data_ptr(aux1) : NULL);
     if (q->reduction == TD_REDUCE_NONE) {

@@ -225,8 +225,12 @@ static const char *const aware[] = {
     "zeros_like", "ones_like", "full_like", "rand_like", "randn_like",
     /* l_layers.c: composed of the ops above */
     "linear",
+    /* l_conv.c, l_layers.c: cuDNN convolution and our batch norm, pooling and dropout kernels */
+    "conv2d", "batch_norm", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "dropout",
     /* l_module.c */
     "is_tensor", "memory",
+    /* l_loss_*.c, l_shape.c, l_layers.c, l_optim.c: CUDA kernels of issue 6 */
+    "cross_entropy", "nll_loss", "focal_loss", "poly1_cross_entropy",
     NULL,
 };
 

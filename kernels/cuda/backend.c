@@ -5,6 +5,7 @@
  * those ops on CUDA tensors with "<op> is not implemented on cuda yet"
  * before the runtime could reach them (bindings/core/l_module.c). */
 #include "cuda_internal.h"
+#include "nn.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -113,6 +114,9 @@ static const td_backend cuda_backend = {
     .softmax = td_cuda_softmax,
     .softmax_backward = td_cuda_softmax_backward,
     .gemm = td_cuda_gemm,
+    .conv = &td_cuda_conv,
+    .layers = &td_cuda_layers,
+    .softmax_loss = &td_cuda_softmax_loss,
     /* pending: index_select, index_add, gather, scatter, the loss tables,
      * conv, layers, optim (docs/cuda.md) */
 };

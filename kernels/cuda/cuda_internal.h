@@ -50,6 +50,13 @@ void td_cuda_softmax(td_tensor *out, const td_tensor *x, int64_t outer, int64_t 
 void td_cuda_softmax_backward(td_tensor *gx, const td_tensor *y, const td_tensor *gy, int64_t outer,
                               int64_t n, int64_t inner, bool log);
 
+/* losses, index ops, layers and optimizers (loss_*.cu, index.cu, nn_*.cu) */
+extern const struct td_softmax_loss_kernels td_cuda_softmax_loss;
+extern const struct td_binary_loss_kernels td_cuda_binary_loss;
+extern const struct td_regression_loss_kernels td_cuda_regression_loss;
+extern const struct td_margin_loss_kernels td_cuda_margin_loss;
+extern const struct td_optim_kernels td_cuda_optim;
+
 /* cuBLAS (backend.c) */
 td_status td_cuda_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
                        double alpha, const void *a, int64_t lda, int64_t stride_a, const void *b,

@@ -1,0 +1,392 @@
+/* CUDA against CPU for the losses, index ops, layers and optimizer steps
+ * (issue 6), in the manner of test_cuda.c: the same inputs through the
+ * runtime's front-ends on both devices, values and gradients compared by
+ * normalised MSE (below 1e-7 for float32, 1e-15 for float64 where the
+ * formulas are the same; a few fused paths that sum in another order get
+ * a stated looser bound), NaN only where the CPU has it, integers exact;
+ * sentinels around outputs written straight through the backend table;
+ * reruns for identical bits; and the data-dependent errors (a class
+ * index out of range, a probability outside [0, 1]) raised with the CPU's
+ * very message.
+ *
+ * Exits 77 (ctest's SKIP_RETURN_CODE) where no GPU is usable. */
+#include "internal.h"
+#include "tide/losses.h"
+#include "tide/layers.h"
+#include "tide/optim.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SKIP 77
+static const td_device GPU = {TD_CUDA, 0};
+static const td_dtype float_dtypes[] = {TD_FLOAT32, TD_FLOAT64};
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static td_tensor *randn(td_dtype dt, int ndim, const int64_t *shape)
+{
+    td_tensor *t = NULL;
+    ck_assert_int_eq(td_randn(ndim, shape, dt, &t), TD_OK);
+    return t;
+}
+
+static td_tensor *randint(int64_t lo, int64_t hi, int ndim, const int64_t *shape)
+{
+    td_tensor *t = NULL;
+    ck_assert_int_eq(td_randint(lo, hi, ndim, shape, TD_INT64, &t), TD_OK);
+    return t;
+}
+
+/* uniform in (lo, hi) */
+static td_tensor *uniform(td_dtype dt, int ndim, const int64_t *shape, double lo, double hi)
+{
+    td_tensor *u = NULL, *a = NULL, *b = NULL;
+    ck_assert_int_eq(td_rand(ndim, shape, dt, &u), TD_OK);
+    ck_assert_int_eq(td_binary_scalar(TD_MUL, u, hi - lo, false, &a), TD_OK);
+    ck_assert_int_eq(td_binary_scalar(TD_ADD, a, lo, false, &b), TD_OK);
+    td_tensor_release(u);
+    td_tensor_release(a);
+    return b;
+}
+
+static td_tensor *scaled(td_tensor *t, double k)
+{
+    td_tensor *r = NULL;
+    ck_assert_int_eq(td_binary_scalar(TD_MUL, t, k, false, &r), TD_OK);
+    td_tensor_release(t);
+    return r;
+}
+
+static td_tensor *gpu(td_tensor *t)
+{
+    td_tensor *g = NULL;
+    ck_assert_msg(td_to_device(t, GPU, &g) == TD_OK, "to cuda: %s", td_last_error());
+    return g;
+}
+
+static td_tensor *host(td_tensor *t)
+{
+    td_tensor *h = NULL;
+    ck_assert_msg(td_to_device(t, TD_DEVICE_CPU, &h) == TD_OK, "to cpu: %s", td_last_error());
+    return h;
+}
+
+/* compares cpu with the CUDA result g (released here) under tolerance tol
+ * (0: the default for the dtype) */
+static void expect_close_tol(const char *what, const td_tensor *cpu, td_tensor *g, double tol)
+{
+    ck_assert_msg(td_device_of(g).type == TD_CUDA, "%s: result is not on cuda", what);
+    ck_assert_int_eq(td_cuda_synchronize(), TD_OK);
+    td_tensor *h = host(g);
+    ck_assert_msg(td_same_shape(cpu, h), "%s: shapes differ", what);
+    ck_assert_msg(cpu->dtype == h->dtype, "%s: dtypes differ", what);
+    int64_t n = td_numel(cpu);
+    double err = 0, ref = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double a = td_get_flat(cpu, i), b = td_get_flat(h, i);
+        if (!td_dtype_is_float(cpu->dtype)) {
+            ck_assert_msg(a == b, "%s: element %lld is %g on cuda, %g on cpu", what, (long long)i, b, a);
+            continue;
+        }
+        if (isnan(a) || isnan(b)) {
+            ck_assert_msg(isnan(a) && isnan(b), "%s: element %lld is %g on cuda, %g on cpu", what, (long long)i, b, a);
+            continue;
+        }
+        if (isinf(a) || isinf(b)) {
+            ck_assert_msg(a == b, "%s: element %lld is %g on cuda, %g on cpu", what, (long long)i, b, a);
+            continue;
+        }
+        err += (a - b) * (a - b);
+        ref += a * a;
+    }
+    if (td_dtype_is_float(cpu->dtype)) {
+        double nmse = ref > 0 ? err / ref : err;
+        if (tol <= 0) tol = cpu->dtype == TD_FLOAT64 ? 1e-15 : 1e-7;
+        ck_assert_msg(nmse < tol, "%s: NMSE %g above %g", what, nmse, tol);
+    }
+    td_tensor_release(h);
+    td_tensor_release(g);
+}
+
+static __attribute__((unused)) void expect_close(const char *what, const td_tensor *cpu, td_tensor *g) { expect_close_tol(what, cpu, g, 0); }
+
+static void same_bits(const char *what, td_tensor *a, td_tensor *b)
+{
+    td_tensor *ha = host(a), *hb = host(b);
+    size_t nbytes = (size_t)td_numel(ha) * td_dtype_size(ha->dtype);
+    ck_assert_msg(memcmp(td_data_ptr(ha), td_data_ptr(hb), nbytes) == 0, "%s: two runs differ", what);
+    td_tensor_release(ha);
+    td_tensor_release(hb);
+}
+
+/* an op over n inputs (NULL entries allowed) */
+typedef td_status (*op_fn)(const void *ctx, td_tensor **in, td_tensor **out);
+
+/* runs f on the CPU inputs and on their CUDA copies, compares the result,
+ * then (grad_mask: the inputs to differentiate) backpropagates the same
+ * random upstream gradient on both and compares every gradient */
+static void parity_tol(const char *what, op_fn f, const void *ctx, int n, td_tensor **cin, unsigned grad_mask, double tol)
+{
+    td_tensor *ci[8] = {0}, *gi[8] = {0}, *oc = NULL, *og = NULL;
+    for (int i = 0; i < n; i++) {
+        if (!cin[i]) continue;
+        ck_assert_int_eq(td_detach(cin[i], &ci[i]), TD_OK);
+        gi[i] = gpu(ci[i]);
+        if (grad_mask & (1u << i)) {
+            ck_assert_int_eq(td_set_requires_grad(ci[i], true), TD_OK);
+            ck_assert_int_eq(td_set_requires_grad(gi[i], true), TD_OK);
+        }
+    }
+    ck_assert_msg(f(ctx, ci, &oc) == TD_OK, "%s on cpu: %s", what, td_last_error());
+    ck_assert_msg(f(ctx, gi, &og) == TD_OK, "%s on cuda: %s", what, td_last_error());
+    td_tensor_retain(og);
+    expect_close_tol(what, oc, og, tol);
+    if (grad_mask) {
+        td_tensor *gy = NULL, *ggy = NULL;
+        if (oc->ndim > 0) {
+            gy = randn(oc->dtype, oc->ndim, oc->shape);
+            ggy = gpu(gy);
+        }
+        ck_assert_msg(td_backward(oc, gy, false) == TD_OK, "%s backward on cpu: %s", what, td_last_error());
+        ck_assert_msg(td_backward(og, ggy, false) == TD_OK, "%s backward on cuda: %s", what, td_last_error());
+        for (int i = 0; i < n; i++) {
+            if (!(grad_mask & (1u << i)) || !ci[i]) continue;
+            char w2[200];
+            snprintf(w2, sizeof w2, "%s: gradient of input %d", what, i);
+            ck_assert_msg(ci[i]->grad && gi[i]->grad, "%s missing", w2);
+            td_tensor_retain(gi[i]->grad);
+            expect_close_tol(w2, ci[i]->grad, gi[i]->grad, tol);
+        }
+        td_tensor_release(gy);
+        td_tensor_release(ggy);
+    }
+    td_tensor_release(oc);
+    td_tensor_release(og);
+    for (int i = 0; i < n; i++) {
+        td_tensor_release(ci[i]);
+        td_tensor_release(gi[i]);
+    }
+}
+
+static void parity(const char *what, op_fn f, const void *ctx, int n, td_tensor **cin, unsigned grad_mask)
+{
+    parity_tol(what, f, ctx, n, cin, grad_mask, 0);
+}
+
+/* the same call on both devices fails with the same message */
+static void same_error(const char *what, op_fn f, const void *ctx, int n, td_tensor **cin)
+{
+    td_tensor *gi[8] = {0}, *o = NULL;
+    for (int i = 0; i < n; i++) gi[i] = cin[i] ? gpu(cin[i]) : NULL;
+    ck_assert_msg(f(ctx, cin, &o) != TD_OK, "%s: the cpu accepted it", what);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", td_last_error());
+    td_clear_error();
+    ck_assert_msg(f(ctx, gi, &o) != TD_OK, "%s: cuda accepted it", what);
+    ck_assert_msg(strcmp(msg, td_last_error()) == 0, "%s: cuda says '%s', the cpu '%s'", what, td_last_error(), msg);
+    td_clear_error();
+    ck_assert_int_eq(td_cuda_synchronize(), TD_OK);
+    for (int i = 0; i < n; i++) td_tensor_release(gi[i]);
+}
+
+static const td_reduction reductions[] = {TD_REDUCE_NONE, TD_REDUCE_MEAN, TD_REDUCE_SUM};
+
+/* ---- softmax losses ------------------------------------------------------------ */
+
+typedef struct {
+    td_smx_kind kind;
+    td_reduction red;
+    int64_t ignore;
+    double smoothing, gamma, epsilon, alpha_value;
+} smx_case;
+
+/* in: x, target, weight (alpha for focal) */
+static td_status run_smx(const void *ctx, td_tensor **in, td_tensor **out)
+{
+    const smx_case *c = ctx;
+    switch (c->kind) {
+    case TD_SMX_CE: {
+        td_cross_entropy_opts o = {in[2], c->ignore, c->smoothing, c->red};
+        return td_cross_entropy(in[0], in[1], &o, out);
+    }
+    case TD_SMX_NLL: {
+        td_nll_loss_opts o = {in[2], c->ignore, c->red};
+        return td_nll_loss(in[0], in[1], &o, out);
+    }
+    case TD_SMX_FOCAL: {
+        td_focal_loss_opts o = {c->gamma, in[2], c->alpha_value, c->ignore, c->red};
+        return td_focal_loss(in[0], in[1], &o, out);
+    }
+    default: {
+        td_poly1_cross_entropy_opts o = {c->epsilon, in[2], c->ignore, c->smoothing, c->red};
+        return td_poly1_cross_entropy(in[0], in[1], &o, out);
+    }
+    }
+}
+
+static const char *smx_names[] = {"cross_entropy", "nll_loss", "focal_loss", "poly1_cross_entropy"};
+
+START_TEST(softmax_losses_every_option)
+{
+    /* (N, C), a long row, and K-dim (N, C, d1, d2) */
+    static const int64_t shapes[3][4] = {{37, 11}, {5, 1000}, {4, 7, 3, 5}};
+    static const int ndims[3] = {2, 2, 4};
+    for (int d = 0; d < 2; d++)
+        for (int sh = 0; sh < 3; sh++)
+            for (int kind = 0; kind < 4; kind++)
+                for (int red = 0; red < 3; red++)
+                    for (int opt = 0; opt < 4; opt++) {
+                        td_dtype dt = float_dtypes[d];
+                        const int64_t *s = shapes[sh];
+                        int nd = ndims[sh];
+                        int64_t c = s[1], ts[3] = {s[0], nd > 2 ? s[2] : 0, nd > 2 ? s[3] : 0};
+                        bool weighted = opt & 1, ignoring = opt & 2;
+                        smx_case k = {(td_smx_kind)kind, reductions[red], -100, 0, 2.0, 1.0, 1.0};
+                        if (kind == TD_SMX_CE || kind == TD_SMX_POLY1) k.smoothing = opt == 3 ? 0.1 : 0;
+                        if (kind == TD_SMX_FOCAL) k.gamma = opt == 1 ? 0.5 : 2.0, k.alpha_value = opt == 2 ? 0.25 : 1;
+                        if (ignoring) k.ignore = 2; /* a real class: it still sits in the softmax */
+                        td_tensor *x = scaled(randn(dt, nd, s), sh == 1 ? 30 : 3);
+                        if (kind == TD_SMX_NLL) {
+                            td_tensor *l = NULL;
+                            ck_assert_int_eq(td_log_softmax(x, 1, &l), TD_OK);
+                            td_tensor_release(x);
+                            x = l;
+                        }
+                        td_tensor *t = randint(0, c, nd - 1, ts);
+                        td_tensor *w = weighted ? uniform(dt, 1, &c, 0.2, 2.0) : NULL;
+                        td_tensor *in[3] = {x, t, w};
+                        char what[160];
+                        snprintf(what, sizeof what, "%s %s shape %d reduction %s option %d", smx_names[kind],
+                                 td_dtype_name(dt), sh, td_reduction_name(k.red), opt);
+                        parity(what, run_smx, &k, 3, in, 1u);
+                        td_tensor_release(x);
+                        td_tensor_release(t);
+                        td_tensor_release(w);
+                    }
+}
+END_TEST
+
+START_TEST(cross_entropy_probability_targets)
+{
+    int64_t s[2] = {29, 13}, sk[3] = {6, 5, 7};
+    for (int d = 0; d < 2; d++)
+        for (int red = 0; red < 3; red++)
+            for (int opt = 0; opt < 3; opt++) {
+                td_dtype dt = float_dtypes[d];
+                bool kdim = opt == 2;
+                td_tensor *x = scaled(randn(dt, kdim ? 3 : 2, kdim ? sk : s), 4), *r = randn(dt, kdim ? 3 : 2, kdim ? sk : s);
+                td_tensor *p = NULL;
+                ck_assert_int_eq(td_softmax(r, 1, &p), TD_OK);
+                int64_t c = kdim ? sk[1] : s[1];
+                td_tensor *w = opt == 1 ? uniform(dt, 1, &c, 0.2, 2.0) : NULL;
+                smx_case k = {TD_SMX_CE, reductions[red], -100, opt == 0 ? 0.0 : 0.2, 0, 0, 1};
+                td_tensor *in[3] = {x, p, w};
+                char what[128];
+                snprintf(what, sizeof what, "cross_entropy prob targets %s %s option %d", td_dtype_name(dt),
+                         td_reduction_name(k.red), opt);
+                parity(what, run_smx, &k, 3, in, 3u); /* gradients for the logits and the targets */
+                td_tensor *ts[] = {x, r, p, w};
+                for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) td_tensor_release(ts[i]);
+            }
+}
+END_TEST
+
+START_TEST(softmax_losses_extremes_and_errors)
+{
+    int64_t s[2] = {16, 9}, n = 16;
+    for (int d = 0; d < 2; d++) {
+        td_dtype dt = float_dtypes[d];
+        /* logits of +-1e4: finite values and gradients, matching the CPU */
+        td_tensor *x = scaled(randn(dt, 2, s), 1e4), *t = randint(0, 9, 1, &n);
+        for (int kind = 0; kind < 4; kind++) {
+            if (kind == TD_SMX_NLL) continue;
+            smx_case k = {(td_smx_kind)kind, TD_REDUCE_NONE, -100, kind == TD_SMX_CE ? 0.1 : 0, 0.5, 1, 1};
+            td_tensor *in[3] = {x, t, NULL};
+            char what[96];
+            snprintf(what, sizeof what, "%s at +-1e4 %s", smx_names[kind], td_dtype_name(dt));
+            parity(what, run_smx, &k, 3, in, 1u);
+        }
+        /* every target ignored: NaN for mean, 0 for sum */
+        td_tensor *all = NULL;
+        ck_assert_int_eq(td_full_on(1, &n, -100, TD_INT64, TD_DEVICE_CPU, &all), TD_OK);
+        for (int red = 1; red < 3; red++) {
+            smx_case k = {TD_SMX_CE, reductions[red], -100, 0, 0, 0, 1};
+            td_tensor *in[3] = {x, all, NULL};
+            parity("cross_entropy every target ignored", run_smx, &k, 3, in, 1u);
+        }
+        /* a target out of range: the same error on both devices */
+        ck_assert_int_eq(td_set(t, 1, (int64_t[]){11}, 9), TD_OK);
+        for (int kind = 0; kind < 4; kind++) {
+            smx_case k = {(td_smx_kind)kind, TD_REDUCE_MEAN, -100, 0, 2, 1, 1};
+            td_tensor *in[3] = {x, t, NULL};
+            same_error(smx_names[kind], run_smx, &k, 3, in);
+        }
+        td_tensor_release(x);
+        td_tensor_release(t);
+        td_tensor_release(all);
+    }
+}
+END_TEST
+
+START_TEST(softmax_losses_deterministic)
+{
+    int64_t s[2] = {512, 1000}, n = 512;
+    td_tensor *x = randn(TD_FLOAT32, 2, s), *t = randint(0, 1000, 1, &n), *gx = gpu(x), *gt = gpu(t);
+    for (int kind = 0; kind < 4; kind++) {
+        smx_case k = {(td_smx_kind)kind, TD_REDUCE_MEAN, -100, kind == TD_SMX_CE ? 0.1 : 0, 2, 1, 1};
+        td_tensor *r[2] = {NULL, NULL}, *g[2] = {NULL, NULL};
+        for (int run = 0; run < 2; run++) {
+            td_tensor *leaf = NULL;
+            ck_assert_int_eq(td_detach(gx, &leaf), TD_OK);
+            ck_assert_int_eq(td_set_requires_grad(leaf, true), TD_OK);
+            td_tensor *in[3] = {leaf, gt, NULL};
+            ck_assert_int_eq(run_smx(&k, in, &r[run]), TD_OK);
+            ck_assert_int_eq(td_backward(r[run], NULL, false), TD_OK);
+            g[run] = leaf->grad;
+            td_tensor_retain(g[run]);
+            td_tensor_release(leaf);
+        }
+        same_bits(smx_names[kind], r[0], r[1]);
+        same_bits(smx_names[kind], g[0], g[1]);
+        td_release_many(2, r);
+        td_release_many(2, g);
+    }
+    td_tensor *ts[] = {x, t, gx, gt};
+    for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) td_tensor_release(ts[i]);
+}
+END_TEST
+
+/* ---- the suite ------------------------------------------------------------------- */
+
+static Suite *nn_suite(void)
+{
+    Suite *s = suite_create("cuda_nn");
+    TCase *tc = tcase_create("parity");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, softmax_losses_every_option);
+    tcase_add_test(tc, cross_entropy_probability_targets);
+    tcase_add_test(tc, softmax_losses_extremes_and_errors);
+    tcase_add_test(tc, softmax_losses_deterministic);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    if (!td_cuda_is_available()) {
+        td_device d = GPU;
+        td_device_check(d);
+        printf("SKIPPED: %s\n", td_last_error());
+        return SKIP;
+    }
+    td_manual_seed(4321);
+    SRunner *sr = srunner_create(nn_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
