@@ -24,7 +24,7 @@ static td_status check_like(const char *name, const td_tensor *param, const td_t
     if (!td_same_shape(t, param))
         return td_error(TD_ESHAPE, arg, "%s: %s must have param's shape %s, got %s", name, what,
                         td_shape_str(param, a, sizeof a), td_shape_str(t, b, sizeof b));
-    if (td_backend_of(t) != td_backend_of(param))
+    if (!td_device_eq(td_device_of(t), td_device_of(param)))
         return td_error(TD_EINVAL, arg, "%s: %s must be on param's device", name, what);
     if (contiguous && !td_is_contiguous(t))
         return td_error(TD_EINVAL, arg, "%s: %s must be contiguous", name, what);
@@ -34,7 +34,7 @@ static td_status check_like(const char *name, const td_tensor *param, const td_t
 static td_status contig(td_tensor *t, td_tensor **out)
 {
     if (td_is_contiguous(t)) return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
-    TD_TRY(td_empty(t->ndim, t->shape, t->dtype, out));
+    TD_TRY(td_empty_like(t, out));
     td_backend_of(t)->copy(*out, t);
     return TD_OK;
 }
@@ -52,6 +52,8 @@ static td_status step_begin(step_ctx *c, const char *name, td_tensor *param, td_
         return td_error(TD_EDTYPE, 1, "%s: param must be float32 or float64, got %s", name,
                         td_dtype_name(param->dtype));
     TD_TRY(check_like(name, param, grad, 2, "grad", false));
+    if (!td_backend_of(param)->optim)
+        return td_error(TD_EINVAL, 1, "%s is not implemented on %s yet", name, td_backend_of(param)->name);
     if (grad->storage == param->storage)
         return td_error(TD_EINVAL, 2, "%s: grad must not share memory with param", name);
     td_status st;

@@ -231,6 +231,7 @@ static const char *const aware[] = {
     "is_tensor", "memory",
     /* l_loss_*.c, l_shape.c, l_layers.c, l_optim.c: CUDA kernels of issue 6 */
     "cross_entropy", "nll_loss", "focal_loss", "poly1_cross_entropy",
+    "_sgd_step", "_adam_step", "_rmsprop_step",
     NULL,
 };
 

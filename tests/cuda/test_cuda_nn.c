@@ -360,6 +360,77 @@ START_TEST(softmax_losses_deterministic)
 }
 END_TEST
 
+/* ---- optimizer steps ------------------------------------------------------------- */
+
+/* param, grad and up to three state tensors, stepped `iters` times on both
+ * devices with the same fresh gradients; which: 0 sgd, 1 adam, 2 rmsprop */
+static void optim_run(const char *what, int which, td_dtype dt, const void *opts)
+{
+    int64_t s[2] = {37, 129};
+    td_tensor *p = randn(dt, 2, s), *gp = gpu(p), *st[3] = {0}, *gst[3] = {0};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(td_zeros(2, s, dt, &st[i]), TD_OK);
+        gst[i] = gpu(st[i]);
+    }
+    for (int it = 0; it < 5; it++) {
+        td_tensor *g = randn(dt, 2, s), *gg = gpu(g);
+        switch (which) {
+        case 0: {
+            td_sgd_opts o = *(const td_sgd_opts *)opts;
+            o.first_step = it == 0;
+            ck_assert_msg(td_sgd_step(p, g, st[0], &o) == TD_OK, "%s: %s", what, td_last_error());
+            ck_assert_msg(td_sgd_step(gp, gg, gst[0], &o) == TD_OK, "%s: %s", what, td_last_error());
+        } break;
+        case 1: {
+            td_adam_opts o = *(const td_adam_opts *)opts;
+            o.step = it + 1;
+            ck_assert_msg(td_adam_step(p, g, st[0], st[1], st[2], &o) == TD_OK, "%s: %s", what, td_last_error());
+            ck_assert_msg(td_adam_step(gp, gg, gst[0], gst[1], gst[2], &o) == TD_OK, "%s: %s", what, td_last_error());
+        } break;
+        default: {
+            const td_rmsprop_opts *o = opts;
+            ck_assert_msg(td_rmsprop_step(p, g, st[0], st[1], st[2], o) == TD_OK, "%s: %s", what, td_last_error());
+            ck_assert_msg(td_rmsprop_step(gp, gg, gst[0], gst[1], gst[2], o) == TD_OK, "%s: %s", what,
+                          td_last_error());
+        } break;
+        }
+        td_tensor_release(g);
+        td_tensor_release(gg);
+    }
+    char w2[160];
+    snprintf(w2, sizeof w2, "%s %s: param after 5 steps", what, td_dtype_name(dt));
+    expect_close_tol(w2, p, gp, 0);
+    for (int i = 0; i < 3; i++) {
+        snprintf(w2, sizeof w2, "%s %s: state %d after 5 steps", what, td_dtype_name(dt), i);
+        expect_close_tol(w2, st[i], gst[i], 0);
+        td_tensor_release(st[i]);
+    }
+    td_tensor_release(p);
+}
+
+START_TEST(optimizer_steps)
+{
+    for (int d = 0; d < 2; d++) {
+        td_dtype dt = float_dtypes[d];
+        td_sgd_opts sgd[4] = {TD_SGD_OPTS_DEFAULT, TD_SGD_OPTS_DEFAULT, TD_SGD_OPTS_DEFAULT, TD_SGD_OPTS_DEFAULT};
+        sgd[0].lr = 0.1;
+        sgd[1].lr = 0.05, sgd[1].momentum = 0.9, sgd[1].dampening = 0.1, sgd[1].weight_decay = 1e-2;
+        sgd[2].lr = 0.05, sgd[2].momentum = 0.9, sgd[2].nesterov = true, sgd[2].weight_decay = 5e-4;
+        sgd[3].lr = 0.05, sgd[3].momentum = 0.5, sgd[3].maximize = true;
+        for (int i = 0; i < 4; i++) optim_run("sgd", 0, dt, &sgd[i]);
+        td_adam_opts adam[4] = {TD_ADAM_OPTS_DEFAULT, TD_ADAM_OPTS_DEFAULT, TD_ADAM_OPTS_DEFAULT, TD_ADAM_OPTS_DEFAULT};
+        adam[1].weight_decay = 1e-2;                         /* Adam, L2 in the gradient */
+        adam[2].weight_decay = 1e-2, adam[2].decoupled = true; /* AdamW */
+        adam[3].weight_decay = 1e-2, adam[3].decoupled = true, adam[3].amsgrad = true, adam[3].maximize = true;
+        for (int i = 0; i < 4; i++) optim_run("adam", 1, dt, &adam[i]);
+        td_rmsprop_opts rms[3] = {TD_RMSPROP_OPTS_DEFAULT, TD_RMSPROP_OPTS_DEFAULT, TD_RMSPROP_OPTS_DEFAULT};
+        rms[1].centered = true, rms[1].weight_decay = 1e-3;
+        rms[2].centered = true, rms[2].momentum = 0.9;
+        for (int i = 0; i < 3; i++) optim_run("rmsprop", 2, dt, &rms[i]);
+    }
+}
+END_TEST
+
 /* ---- the suite ------------------------------------------------------------------- */
 
 static Suite *nn_suite(void)
@@ -371,6 +442,7 @@ static Suite *nn_suite(void)
     tcase_add_test(tc, cross_entropy_probability_targets);
     tcase_add_test(tc, softmax_losses_extremes_and_errors);
     tcase_add_test(tc, softmax_losses_deterministic);
+    tcase_add_test(tc, optimizer_steps);
     suite_add_tcase(s, tc);
     return s;
 }
