@@ -67,7 +67,7 @@ static td_status reg_backward(td_node *n, td_tensor *g, td_tensor **gi)
     const td_tensor *X = xv, *Y = yv;
     if (gauss) {
         /* the kernel takes d = input - target and var */
-        TD_CHECK(td_empty(nd, shape, x->dtype, &d));
+        TD_CHECK(td_empty_on(nd, shape, x->dtype, td_device_of(x), &d));
         be->binary(TD_SUB, d, xv, yv);
         if (unsq) {
             int64_t vs[TD_MAX_DIMS], vst[TD_MAX_DIMS];
@@ -85,7 +85,7 @@ static td_status reg_backward(td_node *n, td_tensor *g, td_tensor **gi)
     }
     for (int i = 0; i < n->n_next; i++) {
         if (!n->next[i]) continue;
-        TD_CHECK(td_empty(nd, shape, x->dtype, &gin));
+        TD_CHECK(td_empty_on(nd, shape, x->dtype, td_device_of(x), &gin));
         be->regression_loss->backward(&a, (td_regression_wrt)i, gin, gv, X, Y);
         if (i == 2 && unsq) { /* var lacked input's last dim: sum over it */
             TD_CHECK(td_sum(gin, nd - 1, false, false, &s));
@@ -109,6 +109,9 @@ static td_status reg_run(const reg_call *c, td_tensor *x, td_tensor *y, td_tenso
                          td_tensor **out)
 {
     const td_backend *be = td_backend_of(x);
+    td_tensor *on[3] = {x, y, var};
+    TD_TRY(td_same_device(3, on));
+    if (!be->regression_loss) return td_error(TD_EINVAL, 1, "%s is not implemented on %s yet", c->name, be->name);
     int nd;
     int64_t shape[TD_MAX_DIMS];
     td_tensor *vu = NULL, *xv = NULL, *yv = NULL, *vv = NULL, *elem = NULL, *res = NULL;
@@ -139,7 +142,7 @@ static td_status reg_run(const reg_call *c, td_tensor *x, td_tensor *y, td_tenso
         }
         memcpy(shape, s2, sizeof(int64_t) * nd);
     }
-    TD_CHECK(td_empty(nd, shape, x->dtype, &elem));
+    TD_CHECK(td_empty_on(nd, shape, x->dtype, td_device_of(x), &elem));
     TD_CHECK(td_broadcast_view(x, nd, shape, &xv));
     TD_CHECK(td_broadcast_view(y, nd, shape, &yv));
     if (vu) TD_CHECK(td_broadcast_view(vu, nd, shape, &vv));
@@ -278,6 +281,10 @@ td_status td_gaussian_nll_loss(td_tensor *input, td_tensor *target, td_tensor *v
         return td_error(TD_EINVAL, 4, "gaussian_nll_loss: eps must be > 0, got %g", o->eps);
     TD_TRY(reg_check(&c, input, target));
     TD_TRY(check_float(&c, var, "var", 3, input));
+    td_tensor *on[3] = {input, target, var};
+    TD_TRY(td_same_device(3, on));
+    if (!td_backend_of(var)->regression_loss)
+        return td_error(TD_EINVAL, 1, "gaussian_nll_loss is not implemented on %s yet", td_backend_of(var)->name);
     /* PyTorch's rule: var has input's shape, or input's with the last dim
      * 1, or input's without the last dim */
     bool unsq = false;

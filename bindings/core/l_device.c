@@ -232,6 +232,7 @@ static const char *const aware[] = {
     /* l_loss_*.c, l_shape.c, l_layers.c, l_optim.c: CUDA kernels of issue 6 */
     "cross_entropy", "nll_loss", "focal_loss", "poly1_cross_entropy",
     "_sgd_step", "_adam_step", "_rmsprop_step",
+    "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div", "poisson_nll_loss", "gaussian_nll_loss",
     NULL,
 };
 

@@ -105,6 +105,15 @@ __device__ inline float dsqrt<float>(float x) { return sqrtf(x); }
 template <>
 __device__ inline double dsqrt<double>(double x) { return sqrt(x); }
 
+__device__ inline float dlog(float x) { return logf(x); }
+__device__ inline double dlog(double x) { return log(x); }
+__device__ inline float dlog1p(float x) { return log1pf(x); }
+__device__ inline double dlog1p(double x) { return log1p(x); }
+__device__ inline float dabs(float x) { return fabsf(x); }
+__device__ inline double dabs(double x) { return fabs(x); }
+__device__ inline float dpow(float a, float b) { return powf(a, b); }
+__device__ inline double dpow(double a, double b) { return pow(a, b); }
+
 } // namespace tdc
 
 #endif

@@ -360,6 +360,72 @@ START_TEST(softmax_losses_deterministic)
 }
 END_TEST
 
+/* ---- regression losses ------------------------------------------------------------ */
+
+typedef struct {
+    int op; /* 0 mse, 1 l1, 2 smooth_l1, 3 huber, 4 kl_div, 5 kl_div log_target, 6 poisson log_input,
+               7 poisson, 8 gaussian */
+    td_reduction red;
+    bool full;
+} reg_case;
+
+static td_status run_reg(const void *ctx, td_tensor **in, td_tensor **out)
+{
+    const reg_case *c = ctx;
+    switch (c->op) {
+    case 0: { td_mse_loss_opts o = {c->red}; return td_mse_loss(in[0], in[1], &o, out); }
+    case 1: { td_l1_loss_opts o = {c->red}; return td_l1_loss(in[0], in[1], &o, out); }
+    case 2: { td_smooth_l1_loss_opts o = {c->red, 0.5}; return td_smooth_l1_loss(in[0], in[1], &o, out); }
+    case 3: { td_huber_loss_opts o = {c->red, 0.7}; return td_huber_loss(in[0], in[1], &o, out); }
+    case 4: { td_kl_div_opts o = {c->red, false}; return td_kl_div(in[0], in[1], &o, out); }
+    case 5: { td_kl_div_opts o = {c->red, true}; return td_kl_div(in[0], in[1], &o, out); }
+    case 6: { td_poisson_nll_loss_opts o = {c->red, true, c->full, 1e-8}; return td_poisson_nll_loss(in[0], in[1], &o, out); }
+    case 7: { td_poisson_nll_loss_opts o = {c->red, false, c->full, 1e-8}; return td_poisson_nll_loss(in[0], in[1], &o, out); }
+    default: { td_gaussian_nll_loss_opts o = {c->red, c->full, 1e-6}; return td_gaussian_nll_loss(in[0], in[1], in[2], &o, out); }
+    }
+}
+
+START_TEST(regression_losses)
+{
+    int64_t s[2] = {23, 17}, sb[2] = {1, 17}, s1[1] = {23};
+    for (int d = 0; d < 2; d++)
+        for (int op = 0; op < 9; op++)
+            for (int red = 0; red < 4; red++)
+                for (int v = 0; v < 2; v++) {
+                    td_dtype dt = float_dtypes[d];
+                    if (red == 3 && op != 4 && op != 5) continue; /* batchmean is kl_div's */
+                    td_reduction r = red == 3 ? TD_REDUCE_BATCHMEAN : reductions[red];
+                    td_tensor *x, *y, *var = NULL;
+                    /* v = 1: a broadcast target (or var without the last dim), and `full` */
+                    const int64_t *ys = v && op != 8 ? sb : s;
+                    if (op == 7) x = uniform(dt, 2, s, 0.1, 3);
+                    else x = randn(dt, 2, s);
+                    if (op == 4) y = uniform(dt, 2, ys, 0.01, 1);
+                    else if (op == 6 || op == 7) y = uniform(dt, 2, ys, 0, 5);
+                    else y = randn(dt, 2, ys);
+                    if (op == 4 && v) ck_assert_int_eq(td_set(y, 2, (int64_t[]){0, 3}, 0.0), TD_OK); /* y = 0 */
+                    if (op == 8) var = v ? uniform(dt, 1, s1, 0.1, 2) : uniform(dt, 2, s, 1e-7, 2);
+                    reg_case c = {op, r, v == 1};
+                    td_tensor *in[3] = {x, y, var};
+                    char what[96];
+                    snprintf(what, sizeof what, "regression %d %s %s variant %d", op, td_dtype_name(dt),
+                             td_reduction_name(r), v);
+                    parity(what, run_reg, &c, 3, in, op == 8 ? 7u : 3u);
+                    td_tensor_release(x);
+                    td_tensor_release(y);
+                    td_tensor_release(var);
+                }
+    /* a negative variance: the same error on both devices */
+    td_tensor *x = randn(TD_FLOAT32, 2, s), *y = randn(TD_FLOAT32, 2, s), *var = randn(TD_FLOAT32, 2, s);
+    reg_case c = {8, TD_REDUCE_MEAN, false};
+    td_tensor *in[3] = {x, y, var};
+    same_error("gaussian_nll_loss negative var", run_reg, &c, 3, in);
+    td_tensor_release(x);
+    td_tensor_release(y);
+    td_tensor_release(var);
+}
+END_TEST
+
 /* ---- optimizer steps ------------------------------------------------------------- */
 
 /* param, grad and up to three state tensors, stepped `iters` times on both
@@ -443,6 +509,7 @@ static Suite *nn_suite(void)
     tcase_add_test(tc, softmax_losses_extremes_and_errors);
     tcase_add_test(tc, softmax_losses_deterministic);
     tcase_add_test(tc, optimizer_steps);
+    tcase_add_test(tc, regression_losses);
     suite_add_tcase(s, tc);
     return s;
 }
