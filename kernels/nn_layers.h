@@ -1,5 +1,6 @@
 /* Kernels of the layers family (issue 4): one table per backend. Tensors
- * are contiguous; per-channel statistics are double arrays. */
+ * are contiguous; per-channel statistics are double arrays on the
+ * backend's device (host memory on the CPU, device memory on CUDA). */
 #ifndef TIDE_KERNELS_NN_LAYERS_H
 #define TIDE_KERNELS_NN_LAYERS_H
 
@@ -35,6 +36,16 @@ struct td_layers_kernels {
     void (*pool2d_backward)(const td_pool2d_args *a, const void *gy, const int64_t *idx, void *gx);
     /* out = x * keep(key, i) / (1 - p), keep(key, i) from a counter-based hash */
     void (*dropout)(td_dtype dt, void *out, const void *x, int64_t n, uint64_t key, double p);
+    /* devices only (NULL on the CPU, whose front-end loops on the host):
+     * batch norm's per-channel step with every array on the device.
+     * Training: rm, rv (when not NULL) move toward mean and the unbiased
+     * var * cnt / (cnt - 1) by momentum; evaluation: mean, var are read
+     * from rm, rv. Then invstd = 1 / sqrt(var + eps), gs = invstd * weight,
+     * shift = bias - mean * gs (weight 1, bias 0 when NULL). rm, rv,
+     * weight, bias are 1-dim tensors of dt, any stride. */
+    void (*bn_finalize)(td_dtype dt, int64_t c, bool training, double cnt, double momentum, double eps,
+                        double *mean, double *var, td_tensor *rm, td_tensor *rv, const td_tensor *weight,
+                        const td_tensor *bias, double *invstd, double *gs, double *shift);
 };
 
 /* float32 average pooling (and adaptive average pooling that is a plain

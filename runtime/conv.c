@@ -7,12 +7,13 @@
 
 #include <stdio.h>
 
-/* a contiguous tensor of dtype dt with t's data (t's storage when already so), unrecorded */
+/* a contiguous tensor of dtype dt with t's data on t's device (t's storage
+ * when already so), unrecorded */
 static td_status contig(td_tensor *t, td_dtype dt, td_tensor **out)
 {
     if (t->dtype == dt && td_is_contiguous(t))
         return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
-    TD_TRY(td_empty(t->ndim, t->shape, dt, out));
+    TD_TRY(td_empty_on(t->ndim, t->shape, dt, td_device_of(t), out));
     td_backend_of(t)->copy(*out, t);
     return TD_OK;
 }
@@ -43,13 +44,15 @@ static td_status conv_backward(td_node *nd, td_tensor *g, td_tensor **gi)
     td_tensor *gy = NULL, *gx = NULL, *gw = NULL, *gb = NULL;
     td_status st = TD_OK;
     const td_backend *be = td_backend_of(x);
+    td_device dev = td_device_of(x);
     bool want_x = nd->next[0] != NULL, want_w = nd->next[1] != NULL,
          want_b = nd->n_next > 2 && nd->next[2] != NULL;
     TD_CHECK(contig(g, a.dtype, &gy));
-    if (want_x) TD_CHECK(td_empty(4, x->shape, a.dtype, &gx));
+    if (want_x) TD_CHECK(td_empty_on(4, x->shape, a.dtype, dev, &gx));
     /* an empty batch contributes nothing: zeros */
-    if (want_w) TD_CHECK(a.n > 0 ? td_empty(4, w->shape, a.dtype, &gw) : td_zeros(4, w->shape, a.dtype, &gw));
-    if (want_b) TD_CHECK(a.n > 0 ? td_empty(1, &a.o, a.dtype, &gb) : td_zeros(1, &a.o, a.dtype, &gb));
+    if (want_w)
+        TD_CHECK(a.n > 0 ? td_empty_on(4, w->shape, a.dtype, dev, &gw) : td_full_on(4, w->shape, 0, a.dtype, dev, &gw));
+    if (want_b) TD_CHECK(a.n > 0 ? td_empty_on(1, &a.o, a.dtype, dev, &gb) : td_full_on(1, &a.o, 0, a.dtype, dev, &gb));
     if (a.n > 0)
         TD_CHECK(be->conv->backward(&a, td_data_ptr(x), td_data_ptr(w), td_data_ptr(gy), gx ? td_data_ptr(gx) : NULL,
                                     gw ? td_data_ptr(gw) : NULL, gb ? td_data_ptr(gb) : NULL));
@@ -82,6 +85,8 @@ static td_status conv2d_4d(td_tensor *x, td_tensor *w, const td_conv2d_opts *o, 
 {
     char s1[160], s2[160];
     td_tensor *b = o->bias;
+    td_tensor *all[3] = {x, w, b};
+    TD_TRY(td_same_device(3, all));
     if (w->ndim != 4) {
         td_shape_str(w, s1, sizeof s1);
         return td_error(TD_ESHAPE, 2, "conv2d: weight must be 4-dim (out_channels, in_channels/groups, kH, kW), got shape %s", s1);
@@ -143,7 +148,7 @@ static td_status conv2d_4d(td_tensor *x, td_tensor *w, const td_conv2d_opts *o, 
     td_node *node = NULL;
     td_status st = TD_OK;
     int64_t yshape[4] = {n, oc, a.oh, a.ow};
-    TD_CHECK(td_empty(4, yshape, x->dtype, &y));
+    TD_CHECK(td_empty_on(4, yshape, x->dtype, td_device_of(x), &y));
     TD_CHECK(contig(x, x->dtype, &cx));
     TD_CHECK(contig(w, x->dtype, &cw));
     if (b) TD_CHECK(contig(b, x->dtype, &cb));

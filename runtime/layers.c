@@ -25,12 +25,12 @@ static td_status same_dtype(const td_tensor *t, const td_tensor *x, int arg, con
     return TD_OK;
 }
 
-/* a contiguous tensor with t's data and dtype dt, recording nothing */
+/* a contiguous tensor with t's data and dtype dt on t's device, recording nothing */
 static td_status contig(td_tensor *t, td_dtype dt, td_tensor **out)
 {
     if (t->dtype == dt && td_is_contiguous(t))
         return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
-    TD_TRY(td_empty(t->ndim, t->shape, dt, out));
+    TD_TRY(td_empty_on(t->ndim, t->shape, dt, td_device_of(t), out));
     td_backend_of(t)->copy(*out, t);
     return TD_OK;
 }
@@ -86,37 +86,49 @@ fail:
 
 /* ---- batch norm ------------------------------------------------------ */
 
-/* saved: 0 x (contiguous), 1 stats (float64: mean[C], invstd[C], gs[C]) */
+/* part k (c values) of the float64 tensor v, as a new tensor of dtype dt */
+static td_status channel_part(td_tensor *v, int64_t k, int64_t c, td_dtype dt, td_tensor **out)
+{
+    int64_t one = 1;
+    td_tensor *part = NULL;
+    TD_TRY(td_make_view(v, 1, &c, &one, v->offset + k * c, &part));
+    td_status st = td_empty_on(1, &c, dt, td_device_of(v), out);
+    if (st == TD_OK) td_backend_of(v)->copy(*out, part);
+    td_tensor_release(part);
+    return st;
+}
+
+/* saved: 0 x (contiguous), 1 stats (float64 on x's device: mean[C], invstd[C], gs[C]) */
 static td_status bn_backward(td_node *nd, td_tensor *g, td_tensor **gi)
 {
     td_tensor *x = td_node_saved(nd, 0), *stats = td_node_saved(nd, 1);
-    int64_t n = nd->iargs[0], c = nd->iargs[1], inner = nd->iargs[2];
+    int64_t n = nd->iargs[0], c = nd->iargs[1], inner = nd->iargs[2], two_c = 2 * c;
     bool training = nd->iargs[3];
-    td_tensor *cg = NULL, *gx = NULL, *gw = NULL, *gb = NULL;
+    td_tensor *cg = NULL, *gx = NULL, *gw = NULL, *gb = NULL, *sums = NULL;
     td_status st;
     const double *sd = td_data_ptr(stats);
-    double *sums = calloc((size_t)(2 * c), sizeof(double));
-    if (!sums) return td_error(TD_ENOMEM, 0, "out of memory in batch_norm backward");
+    TD_CHECK(td_empty_on(1, &two_c, TD_FLOAT64, td_device_of(x), &sums)); /* sum_gy[C], sum_gy_xhat[C] */
     TD_CHECK(contig(g, x->dtype, &cg));
-    if (nd->next[0]) TD_CHECK(td_empty(x->ndim, x->shape, x->dtype, &gx));
+    if (nd->next[0]) TD_CHECK(td_empty_like(x, &gx));
+    double *sp = td_data_ptr(sums);
     td_backend_of(x)->layers->bn_backward(x->dtype, td_data_ptr(x), td_data_ptr(cg), gx ? td_data_ptr(gx) : NULL,
-                                          n, c, inner, sd, sd + c, sd + 2 * c, training, sums, sums + c);
+                                          n, c, inner, sd, sd + c, sd + 2 * c, training, sp, sp + c);
     if (gx) {
         gi[0] = gx;
         gx = NULL;
     }
     if (nd->n_next > 1 && nd->next[1]) {
-        TD_CHECK(td_from_data(1, &c, nd->in_dtype[1], sums + c, &gw));
+        TD_CHECK(channel_part(sums, 1, c, nd->in_dtype[1], &gw));
         gi[1] = gw;
         gw = NULL;
     }
     if (nd->n_next > 2 && nd->next[2]) {
-        TD_CHECK(td_from_data(1, &c, nd->in_dtype[2], sums, &gb));
+        TD_CHECK(channel_part(sums, 0, c, nd->in_dtype[2], &gb));
         gi[2] = gb;
         gb = NULL;
     }
 fail:
-    free(sums);
+    td_tensor_release(sums);
     td_tensor_release(cg);
     td_tensor_release(gx);
     td_tensor_release(gw);
@@ -153,44 +165,12 @@ static void vec_set(td_tensor *v, int64_t i, double x)
         ((double *)p)[o] = x;
 }
 
-td_status td_batch_norm(td_tensor *x, td_tensor *rm, td_tensor *rv, const td_batch_norm_opts *o,
-                        td_tensor **out)
+/* the CPU's per-channel step: statistics, running-stat update (PyTorch's
+ * unbiased running_var), then invstd, gs = invstd * weight, shift */
+static void bn_host_step(const td_backend *be, td_tensor *x, td_tensor *cx, td_tensor *rm, td_tensor *rv,
+                         const td_batch_norm_opts *o, int64_t n, int64_t c, int64_t inner, double *mean, double *var,
+                         double *invstd, double *gs, double *shift)
 {
-    TD_TRY(need_float(x, 1, "batch_norm", "input"));
-    if (x->ndim < 2) {
-        char s[160];
-        td_shape_str(x, s, sizeof s);
-        return td_error(TD_ESHAPE, 1, "batch_norm: input must be (N, C) or (N, C, *), got %s", s);
-    }
-    int64_t n = x->shape[0], c = x->shape[1], inner = td_shape_numel(x->ndim - 2, x->shape + 2);
-    if (rm) TD_TRY(check_channel_vec(rm, x, c, 2, "running_mean"));
-    if (rv) TD_TRY(check_channel_vec(rv, x, c, 3, "running_var"));
-    if (!o->training && (!rm || !rv))
-        return td_error(TD_EINVAL, rm ? 3 : 2, "batch_norm: running_mean and running_var are needed in evaluation "
-                        "(training = false)");
-    if (o->weight) TD_TRY(check_channel_vec(o->weight, x, c, 4, "weight"));
-    if (o->bias) TD_TRY(check_channel_vec(o->bias, x, c, 4, "bias"));
-    if (!(o->eps >= 0)) return td_error(TD_EINVAL, 4, "batch_norm: eps must be >= 0, got %g", o->eps);
-    if (!isfinite(o->momentum)) return td_error(TD_EINVAL, 4, "batch_norm: momentum must be a number, got %g", o->momentum);
-    if (o->training && n * inner <= 1) {
-        char s[160];
-        td_shape_str(x, s, sizeof s);
-        return td_error(TD_ESHAPE, 1, "batch_norm: expected more than 1 value per channel when training, got input %s", s);
-    }
-    const td_backend *be = td_backend_of(x);
-    td_tensor *cx = NULL, *y = NULL, *stats = NULL;
-    td_status st;
-    int64_t three_c = 3 * c;
-    double *var = NULL, *shift = NULL;
-    TD_CHECK(td_empty(1, &three_c, TD_FLOAT64, &stats));
-    double *mean = td_data_ptr(stats), *invstd = mean + c, *gs = mean + 2 * c;
-    var = malloc(sizeof(double) * (size_t)(2 * c + 1));
-    if (!var) {
-        st = td_error(TD_ENOMEM, 0, "out of memory in batch_norm");
-        goto fail;
-    }
-    shift = var + c;
-    TD_CHECK(contig(x, x->dtype, &cx));
     if (o->training) {
         be->layers->bn_stats(x->dtype, td_data_ptr(cx), n, c, inner, mean, var);
         double cnt = (double)(n * inner), m = o->momentum;
@@ -212,8 +192,62 @@ td_status td_batch_norm(td_tensor *x, td_tensor *rm, td_tensor *rv, const td_bat
         gs[i] = invstd[i] * w;
         shift[i] = b - mean[i] * gs[i];
     }
-    TD_CHECK(td_empty(x->ndim, x->shape, x->dtype, &y));
-    be->layers->bn_apply(x->dtype, td_data_ptr(cx), td_data_ptr(y), n, c, inner, gs, shift);
+}
+
+td_status td_batch_norm(td_tensor *x, td_tensor *rm, td_tensor *rv, const td_batch_norm_opts *o,
+                        td_tensor **out)
+{
+    TD_TRY(need_float(x, 1, "batch_norm", "input"));
+    if (x->ndim < 2) {
+        char s[160];
+        td_shape_str(x, s, sizeof s);
+        return td_error(TD_ESHAPE, 1, "batch_norm: input must be (N, C) or (N, C, *), got %s", s);
+    }
+    int64_t n = x->shape[0], c = x->shape[1], inner = td_shape_numel(x->ndim - 2, x->shape + 2);
+    if (rm) TD_TRY(check_channel_vec(rm, x, c, 2, "running_mean"));
+    if (rv) TD_TRY(check_channel_vec(rv, x, c, 3, "running_var"));
+    if (!o->training && (!rm || !rv))
+        return td_error(TD_EINVAL, rm ? 3 : 2, "batch_norm: running_mean and running_var are needed in evaluation "
+                        "(training = false)");
+    if (o->weight) TD_TRY(check_channel_vec(o->weight, x, c, 4, "weight"));
+    if (o->bias) TD_TRY(check_channel_vec(o->bias, x, c, 4, "bias"));
+    td_tensor *all[5] = {x, rm, rv, o->weight, o->bias};
+    TD_TRY(td_same_device(5, all));
+    if (!(o->eps >= 0)) return td_error(TD_EINVAL, 4, "batch_norm: eps must be >= 0, got %g", o->eps);
+    if (!isfinite(o->momentum)) return td_error(TD_EINVAL, 4, "batch_norm: momentum must be a number, got %g", o->momentum);
+    if (o->training && n * inner <= 1) {
+        char s[160];
+        td_shape_str(x, s, sizeof s);
+        return td_error(TD_ESHAPE, 1, "batch_norm: expected more than 1 value per channel when training, got input %s", s);
+    }
+    const td_backend *be = td_backend_of(x);
+    td_tensor *cx = NULL, *y = NULL, *stats = NULL, *scratch = NULL;
+    td_status st;
+    int64_t three_c = 3 * c, two_c = 2 * c;
+    double *var = NULL, *shift = NULL;
+    TD_CHECK(td_empty_on(1, &three_c, TD_FLOAT64, td_device_of(x), &stats));
+    double *mean = td_data_ptr(stats), *invstd = mean + c, *gs = mean + 2 * c;
+    TD_CHECK(contig(x, x->dtype, &cx));
+    if (be->layers->bn_finalize) { /* a device: every per-channel array stays there */
+        TD_CHECK(td_empty_on(1, &two_c, TD_FLOAT64, td_device_of(x), &scratch));
+        double *dvar = td_data_ptr(scratch);
+        if (o->training) be->layers->bn_stats(x->dtype, td_data_ptr(cx), n, c, inner, mean, dvar);
+        be->layers->bn_finalize(x->dtype, c, o->training, (double)(n * inner), o->momentum, o->eps, mean, dvar, rm,
+                                rv, o->weight, o->bias, invstd, gs, dvar + c);
+        if (o->training && rm) td_bump_version(rm);
+        if (o->training && rv) td_bump_version(rv);
+    } else {
+        var = malloc(sizeof(double) * (size_t)(2 * c + 1));
+        if (!var) {
+            st = td_error(TD_ENOMEM, 0, "out of memory in batch_norm");
+            goto fail;
+        }
+        shift = var + c;
+        bn_host_step(be, x, cx, rm, rv, o, n, c, inner, mean, var, invstd, gs, shift);
+    }
+    TD_CHECK(td_empty_like(x, &y));
+    be->layers->bn_apply(x->dtype, td_data_ptr(cx), td_data_ptr(y), n, c, inner, gs,
+                         scratch ? (double *)td_data_ptr(scratch) + c : shift);
     td_tensor *ins[3] = {x, o->weight, o->bias};
     if (td_needs_grad(3, ins)) {
         td_node *node = NULL;
@@ -231,6 +265,7 @@ td_status td_batch_norm(td_tensor *x, td_tensor *rm, td_tensor *rv, const td_bat
     y = NULL;
 fail:
     free(var);
+    td_tensor_release(scratch);
     td_tensor_release(cx);
     td_tensor_release(y);
     td_tensor_release(stats);
@@ -340,7 +375,7 @@ static td_status pool_backward(td_node *nd, td_tensor *g, td_tensor **gi)
     td_tensor *cg = NULL, *gx = NULL;
     td_status st;
     TD_CHECK(contig(g, a.dtype, &cg));
-    TD_CHECK(td_empty(nd->in_ndim[0], nd->in_shape[0], a.dtype, &gx));
+    TD_CHECK(td_empty_on(nd->in_ndim[0], nd->in_shape[0], a.dtype, td_device_of(cg), &gx));
     td_backend_of(gx)->layers->pool2d_backward(&a, td_data_ptr(cg), idx ? td_data_ptr(idx) : NULL, td_data_ptr(gx));
     gi[0] = gx;
     gx = NULL;
@@ -365,8 +400,8 @@ static td_status pool_run(td_tensor *x, td_pool2d_args *a, const char *fn, const
     oshape[ond - 1] = a->ow;
     (void)fn;
     TD_CHECK(contig(x, x->dtype, &cx));
-    TD_CHECK(td_empty(ond, oshape, x->dtype, &y));
-    if (a->kind == TD_POOL_MAX) TD_CHECK(td_empty(ond, oshape, TD_INT64, &idx));
+    TD_CHECK(td_empty_on(ond, oshape, x->dtype, td_device_of(x), &y));
+    if (a->kind == TD_POOL_MAX) TD_CHECK(td_empty_on(ond, oshape, TD_INT64, td_device_of(x), &idx));
     td_backend_of(x)->layers->pool2d(a, td_data_ptr(cx), td_data_ptr(y), idx ? td_data_ptr(idx) : NULL);
     if (td_needs_grad(1, &x)) {
         td_node *node = NULL;
@@ -475,7 +510,7 @@ static td_status dropout_backward(td_node *nd, td_tensor *g, td_tensor **gi)
     uint64_t key;
     memcpy(&key, &nd->iargs[0], sizeof key);
     TD_CHECK(contig(g, dt, &cg));
-    TD_CHECK(td_empty(cg->ndim, cg->shape, dt, &gx));
+    TD_CHECK(td_empty_like(cg, &gx));
     td_backend_of(gx)->layers->dropout(dt, td_data_ptr(gx), td_data_ptr(cg), td_numel(gx), key, nd->dargs[0]);
     gi[0] = gx;
     gx = NULL;
@@ -494,7 +529,7 @@ td_status td_dropout(td_tensor *x, double p, bool training, td_tensor **out)
     td_tensor *cx = NULL, *y = NULL;
     td_status st;
     TD_CHECK(contig(x, x->dtype, &cx));
-    TD_CHECK(td_empty(x->ndim, x->shape, x->dtype, &y));
+    TD_CHECK(td_empty_like(x, &y));
     td_backend_of(x)->layers->dropout(x->dtype, td_data_ptr(y), td_data_ptr(cx), td_numel(y), key, p);
     if (td_needs_grad(1, &x)) {
         td_node *node = NULL;
