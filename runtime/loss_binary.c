@@ -103,7 +103,7 @@ static td_status dense(td_tensor *t, const td_tensor *x, td_tensor **out)
     td_tensor *v = NULL, *c = NULL;
     td_status st;
     TD_CHECK(td_broadcast_view(t, x->ndim, x->shape, &v));
-    TD_CHECK(td_empty(x->ndim, x->shape, x->dtype, &c));
+    TD_CHECK(td_empty_like(x, &c));
     td_backend_of(x)->copy(c, v);
     *out = c;
     c = NULL;
@@ -124,7 +124,7 @@ static td_status binary_backward(td_node *n, td_tensor *g, td_tensor **gi)
     bool scalar = td_numel(g) == 1 && g->ndim == 0;
     double gs = 0;
     if (scalar) {
-        gs = td_get_flat(g, 0);
+        TD_CHECK(td_read_flat(g, 0, &gs));
     } else if (n->iargs[0]) {
         int64_t shape[TD_MAX_DIMS];
         int nd = n->in_ndim[0];
@@ -163,6 +163,10 @@ static td_status run(const loss_desc *d, td_tensor *x, td_tensor *y, td_tensor *
                      td_binary_loss_args *a, td_reduction r, td_tensor **out)
 {
     TD_TRY(check_inputs(d, x, y, w, pw));
+    td_tensor *on[4] = {x, y, w, pw};
+    TD_TRY(td_same_device(4, on));
+    if (!td_backend_of(x)->binary_loss)
+        return td_error(TD_EINVAL, 1, "%s is not implemented on %s yet", d->name, td_backend_of(x)->name);
     td_tensor *t[8] = {NULL}; /* cx, cy, cw, cpw, loss, dx, dy, res */
     td_node *node = NULL;
     td_status st;
@@ -177,12 +181,13 @@ static td_status run(const loss_desc *d, td_tensor *x, td_tensor *y, td_tensor *
     TD_CHECK(dense(y, x, &t[1]));
     if (w) TD_CHECK(dense(w, x, &t[2]));
     if (pw) TD_CHECK(dense(pw, x, &t[3]));
+    td_device dev = td_device_of(x);
     if (d->rowwise)
-        TD_CHECK(td_empty(x->ndim - 1, x->shape, x->dtype, &t[4]));
+        TD_CHECK(td_empty_on(x->ndim - 1, x->shape, x->dtype, dev, &t[4]));
     else
-        TD_CHECK(td_empty(x->ndim, x->shape, x->dtype, &t[4]));
-    if (want_dx) TD_CHECK(td_empty(x->ndim, x->shape, x->dtype, &t[5]));
-    if (want_dy) TD_CHECK(td_empty(x->ndim, x->shape, x->dtype, &t[6]));
+        TD_CHECK(td_empty_on(x->ndim, x->shape, x->dtype, dev, &t[4]));
+    if (want_dx) TD_CHECK(td_empty_on(x->ndim, x->shape, x->dtype, dev, &t[5]));
+    if (want_dy) TD_CHECK(td_empty_on(x->ndim, x->shape, x->dtype, dev, &t[6]));
 
     a->scale = r == TD_REDUCE_MEAN ? 1.0 / (double)(count > 0 ? count : 1) : 1.0;
     a->cols = C;
@@ -192,12 +197,14 @@ static td_status run(const loss_desc *d, td_tensor *x, td_tensor *y, td_tensor *
     } else {
         int64_t bad = kernel_of(x, d->k)(a, n, t[4], t[5], t[6], t[0], t[1], t[2], t[3]);
         if (bad >= 0) {
+            double v = 0;
+            TD_CHECK(td_read_flat(d->k == K_BCE ? t[0] : t[1], bad, &v));
             if (d->k == K_BCE)
                 st = td_error(TD_EINVAL, 1, "%s needs input (probabilities) in [0, 1], got %g at element %lld",
-                              d->name, td_get_flat(t[0], bad), (long long)bad);
+                              d->name, v, (long long)bad);
             else
                 st = td_error(TD_EINVAL, 2, "%s needs target in [0, 1], got %g at element %lld", d->name,
-                              td_get_flat(t[1], bad), (long long)bad);
+                              v, (long long)bad);
             goto fail;
         }
     }

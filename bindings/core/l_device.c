@@ -233,6 +233,8 @@ static const char *const aware[] = {
     "cross_entropy", "nll_loss", "focal_loss", "poly1_cross_entropy",
     "_sgd_step", "_adam_step", "_rmsprop_step",
     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div", "poisson_nll_loss", "gaussian_nll_loss",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "sigmoid_focal_loss", "multilabel_soft_margin_loss",
+    "asymmetric_loss", "soft_margin_loss",
     NULL,
 };
 

@@ -117,6 +117,7 @@ static const td_backend cuda_backend = {
     .conv = &td_cuda_conv,
     .layers = &td_cuda_layers,
     .softmax_loss = &td_cuda_softmax_loss,
+    .binary_loss = &td_cuda_binary_loss,
     .regression_loss = &td_cuda_regression_loss,
     .optim = &td_cuda_optim,
     /* pending: index_select, index_add, gather, scatter, the loss tables,

@@ -426,6 +426,86 @@ START_TEST(regression_losses)
 }
 END_TEST
 
+/* ---- binary losses ------------------------------------------------------------- */
+
+typedef struct {
+    int op; /* 0 bce, 1 bce_logits, 2 sigmoid_focal, 3 asymmetric, 4 soft_margin, 5 multilabel_soft_margin */
+    td_reduction red;
+    int v;  /* variant: options on or off */
+} bin_case;
+
+/* in: x, y, weight, pos_weight */
+static td_status run_bin(const void *ctx, td_tensor **in, td_tensor **out)
+{
+    const bin_case *c = ctx;
+    switch (c->op) {
+    case 0: { td_bce_opts o = {in[2], c->red}; return td_binary_cross_entropy(in[0], in[1], &o, out); }
+    case 1: {
+        td_bce_logits_opts o = {in[2], in[3], c->v ? 0.1 : 0, c->red};
+        return td_binary_cross_entropy_with_logits(in[0], in[1], &o, out);
+    }
+    case 2: {
+        td_sigmoid_focal_opts o = {c->v ? -1 : 0.25, c->v ? 0.5 : 2, c->red};
+        return td_sigmoid_focal_loss(in[0], in[1], &o, out);
+    }
+    case 3: {
+        td_asymmetric_opts o = {c->v ? 1 : 0, 4, c->v ? 0 : 0.05, 1e-8, c->red};
+        return td_asymmetric_loss(in[0], in[1], &o, out);
+    }
+    case 4: { td_soft_margin_opts o = {c->red}; return td_soft_margin_loss(in[0], in[1], &o, out); }
+    default: {
+        td_multilabel_soft_margin_opts o = {in[2], c->red};
+        return td_multilabel_soft_margin_loss(in[0], in[1], &o, out);
+    }
+    }
+}
+
+START_TEST(binary_losses)
+{
+    int64_t s[2] = {19, 13}, sc = 13;
+    for (int d = 0; d < 2; d++)
+        for (int op = 0; op < 6; op++)
+            for (int red = 0; red < 3; red++)
+                for (int v = 0; v < 2; v++) {
+                    td_dtype dt = float_dtypes[d];
+                    td_tensor *x = op == 0 ? uniform(dt, 2, s, 0.001, 0.999) : scaled(randn(dt, 2, s), 4);
+                    td_tensor *y, *w = NULL, *pw = NULL;
+                    if (op == 4) {
+                        td_tensor *r = randn(dt, 2, s), *sg = NULL;
+                        ck_assert_int_eq(td_unary(TD_SIGN, r, &sg), TD_OK); /* +-1 */
+                        td_tensor_release(r);
+                        y = sg;
+                    } else {
+                        y = uniform(dt, 2, s, 0, 1); /* soft targets */
+                    }
+                    if (v && (op == 0 || op == 1 || op == 5)) w = uniform(dt, 1, &sc, 0.2, 2);
+                    if (v && op == 1) pw = uniform(dt, 1, &sc, 0.5, 3);
+                    if (op == 0 && v) ck_assert_int_eq(td_set(x, 2, (int64_t[]){1, 1}, 0.0), TD_OK); /* log clamp */
+                    bin_case c = {op, reductions[red], v};
+                    td_tensor *in[4] = {x, y, w, pw};
+                    char what[96];
+                    snprintf(what, sizeof what, "binary loss %d %s %s variant %d", op, td_dtype_name(dt),
+                             td_reduction_name(c.red), v);
+                    /* bce's gradient at p = 0 is -1e12 w: compare in relative terms */
+                    parity(what, run_bin, &c, 4, in, op == 0 || op == 1 || op == 5 ? 3u : 1u);
+                    td_tensor *ts[] = {x, y, w, pw};
+                    for (size_t i = 0; i < 4; i++) td_tensor_release(ts[i]);
+                }
+    /* probabilities outside [0, 1] for bce, targets for sigmoid_focal: the CPU's errors */
+    td_tensor *p = uniform(TD_FLOAT32, 2, s, 0.1, 0.9), *y = uniform(TD_FLOAT32, 2, s, 0, 1);
+    ck_assert_int_eq(td_set(p, 2, (int64_t[]){7, 3}, 1.5), TD_OK);
+    ck_assert_int_eq(td_set(p, 2, (int64_t[]){9, 3}, -0.5), TD_OK);
+    bin_case c = {0, TD_REDUCE_MEAN, 0};
+    td_tensor *in[4] = {p, y, NULL, NULL};
+    same_error("binary_cross_entropy p outside [0, 1]", run_bin, &c, 4, in);
+    ck_assert_int_eq(td_set(y, 2, (int64_t[]){4, 4}, 2.0), TD_OK);
+    c.op = 2;
+    same_error("sigmoid_focal_loss y outside [0, 1]", run_bin, &c, 4, in);
+    td_tensor_release(p);
+    td_tensor_release(y);
+}
+END_TEST
+
 /* ---- optimizer steps ------------------------------------------------------------- */
 
 /* param, grad and up to three state tensors, stepped `iters` times on both
@@ -510,6 +590,7 @@ static Suite *nn_suite(void)
     tcase_add_test(tc, softmax_losses_deterministic);
     tcase_add_test(tc, optimizer_steps);
     tcase_add_test(tc, regression_losses);
+    tcase_add_test(tc, binary_losses);
     suite_add_tcase(s, tc);
     return s;
 }
