@@ -72,8 +72,8 @@ if #missing > 0 then
     os.exit(2)
 end
 
--- CUDA: try one training step of the model there; where an op has no CUDA
--- kernel yet, train on the CPU instead
+-- CUDA: try one training step of the model there and a checkpoint of it;
+-- where an op has no CUDA kernel yet, train on the CPU instead
 if cfg.device ~= "cpu" then
     local ok, err = pcall(function()
         local m = X.model(cfg, {num_classes = 10, in_channels = 3, image_size = 32})
@@ -84,6 +84,11 @@ if cfg.device ~= "cpu" then
         local y = tide.tensor({0, 1}, "int64"):to(cfg.device)
         F.cross_entropy(m(x), y):backward()
         opt:step()
+        -- the per-epoch checkpoint too (saving CUDA tensors is pending in places)
+        local tmp = os.tmpname()
+        local saved, e = pcall(tide.checkpoint.save, tmp, {model = m, optimizer = opt, epoch = 1})
+        os.remove(tmp)
+        if not saved then error(e, 0) end
     end)
     if not ok then
         local why = tostring(err):match("[^\n]*")
