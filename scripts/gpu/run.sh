@@ -14,6 +14,12 @@
 #
 # or both in one go with ssh: scripts/gpu/run.sh --ssh HOST [BUILD].
 #
+# run-tests.sh runs every tests/cuda program, then the GPU benchmarks
+# (scripts/bench/gpu_losses.lua, gpu_train.lua; TIDE_GPU_BENCH=0 skips
+# them), then the CPU suite. cuDNN 9 (libcudnn.so.9 and its sub-libraries,
+# about 500 MB) is not packed either: conv2d opens it from the GPU
+# machine's library path, and tests/cuda/test_cuda_conv fails without it.
+#
 # The pack holds the built `tide` and test programs, the Lua files (tide's
 # own, the specs, reference data, busted and its modules), and every shared
 # library they load that a bare machine may lack (Lua, oneDNN, OpenBLAS,
@@ -76,7 +82,7 @@ cp "$(command -v busted)" "$pack/bin/busted" 2>/dev/null || echo "note: busted n
 
 cat > "$pack/run-tests.sh" <<'EOF'
 #!/usr/bin/env bash
-# Runs on the GPU machine: the CUDA parity test first, then the CPU suite.
+# Runs on the GPU machine: the CUDA tests first, the GPU benchmarks, then the CPU suite.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export LD_LIBRARY_PATH="$here/lib:${CUDA_HOME:-/usr/local/cuda}/lib64:${LD_LIBRARY_PATH:-}"
@@ -97,9 +103,26 @@ run() { # name, command...
     else echo "FAIL  $name (exit $rc), log: $here/log-$name.txt"; tail -20 "$here/log-$name.txt"; fails=$((fails + 1)); fi
 }
 run cuda.parity "$here/bin/tests/test_cuda"
+for t in "$here"/bin/tests/test_cuda_*; do
+    [ -x "$t" ] && run "cuda.$(basename "$t" | sed 's/^test_cuda_//')" "$t"
+done
+# the GPU benchmarks (scripts/bench/gpu_*.lua; PyTorch's side where this
+# machine's /usr/bin/python3 has torch, else tide's numbers alone);
+# TIDE_GPU_BENCH=0 leaves them out
+if [ "${TIDE_GPU_BENCH:-1}" != 0 ]; then
+    for b in gpu_losses gpu_train; do
+        echo "== bench $b"
+        t0=$SECONDS
+        if "$here/bin/tide" "scripts/bench/$b.lua" 2>&1 | tee "$here/log-bench-$b.txt"; then
+            echo "PASS  bench.$b ($((SECONDS - t0)) s)"
+        else
+            echo "FAIL  bench.$b, log: $here/log-bench-$b.txt"; fails=$((fails + 1))
+        fi
+    done
+fi
 for t in "$here"/bin/tests/test_*; do
     n="$(basename "$t")"
-    [ "$n" = test_cuda ] || run "c.$n" "$t"
+    case "$n" in test_cuda | test_cuda_*) ;; *) run "c.$n" "$t" ;; esac
 done
 if [ -f "$here/bin/busted" ]; then
     for spec in tests/cuda/*_spec.lua tests/lua/*_spec.lua; do
