@@ -19,18 +19,28 @@ static td_status checked_index(td_tensor *index, int64_t size, int arg, const ch
     if (td_is_contiguous(index))
         TD_TRY(td_make_view(index, index->ndim, index->shape, index->stride, index->offset, &c));
     else {
-        TD_TRY(td_empty(index->ndim, index->shape, TD_INT64, &c));
+        TD_TRY(td_empty_like(index, &c));
         td_backend_of(index)->copy(c, index);
     }
-    const int64_t *p = td_data_ptr(c);
+    td_tensor *h = NULL; /* a device index is checked on the host */
+    if (td_device_of(c).type != TD_CPU) {
+        td_status st = td_to_device(c, TD_DEVICE_CPU, &h);
+        if (st != TD_OK) {
+            td_tensor_release(c);
+            return st;
+        }
+    }
+    const int64_t *p = td_data_ptr(h ? h : c);
     int64_t n = td_numel(c);
     for (int64_t i = 0; i < n; i++)
         if (p[i] < 0 || p[i] >= size) {
             int64_t v = p[i];
             td_tensor_release(c);
+            td_tensor_release(h);
             return td_error(TD_ERANGE, arg, "%s: index %lld at position %lld is out of range for dim %d of size %lld",
                             fn, (long long)v, (long long)i, dim, (long long)size);
         }
+    td_tensor_release(h);
     *out = c;
     return TD_OK;
 }
@@ -38,7 +48,7 @@ static td_status checked_index(td_tensor *index, int64_t size, int arg, const ch
 static td_status contiguous_copy(td_tensor *t, td_tensor **out)
 {
     td_tensor *c = NULL;
-    TD_TRY(td_empty(t->ndim, t->shape, t->dtype, &c));
+    TD_TRY(td_empty_like(t, &c));
     td_backend_of(t)->copy(c, t);
     *out = c;
     return TD_OK;
@@ -56,7 +66,7 @@ static td_status index_select_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
     td_tensor *idx = td_node_saved(n, 0), *z = NULL, *gx = NULL;
     td_status st;
-    TD_CHECK(td_zeros(n->in_ndim[0], n->in_shape[0], g->dtype, &z));
+    TD_CHECK(td_full_on(n->in_ndim[0], n->in_shape[0], 0.0, g->dtype, td_device_of(g), &z));
     TD_CHECK(td_index_add(z, (int)n->iargs[0], idx, g, &gx));
     TD_CHECK(td_grad_to_input(n, 0, gx, gi));
 fail:
@@ -69,6 +79,8 @@ td_status td_index_select(td_tensor *x, int dim, td_tensor *index, td_tensor **o
 {
     int d;
     TD_TRY(td_wrap_dim(dim, x->ndim, 2, &d));
+    td_tensor *on[2] = {x, index};
+    TD_TRY(td_same_device(2, on));
     TD_TRY(check_index_tensor(index, 3, "index_select"));
     if (index->ndim > 1) return td_error(TD_ESHAPE, 3, "index_select: index must be 0- or 1-dim, got %d dims", index->ndim);
     int64_t size = x->ndim ? x->shape[d] : 1;
@@ -79,7 +91,7 @@ td_status td_index_select(td_tensor *x, int dim, td_tensor *index, td_tensor **o
     memcpy(shape, x->shape, sizeof shape);
     if (x->ndim) shape[d] = td_numel(idx);
     TD_CHECK(contiguous_alias(x, &cx));
-    TD_CHECK(td_empty(x->ndim, shape, x->dtype, &o));
+    TD_CHECK(td_empty_on(x->ndim, shape, x->dtype, td_device_of(x), &o));
     td_backend_of(x)->index_select(o, cx, d, idx);
     if (td_dtype_is_float(x->dtype) && td_needs_grad(1, &x)) {
         td_node *node;
@@ -118,6 +130,8 @@ td_status td_index_add(td_tensor *x, int dim, td_tensor *index, td_tensor *src, 
 {
     int d;
     TD_TRY(td_wrap_dim(dim, x->ndim, 2, &d));
+    td_tensor *on[3] = {x, index, src};
+    TD_TRY(td_same_device(3, on));
     TD_TRY(check_index_tensor(index, 3, "index_add"));
     if (index->ndim > 1) return td_error(TD_ESHAPE, 3, "index_add: index must be 0- or 1-dim");
     bool ok = src->ndim == x->ndim && (x->ndim == 0 || src->shape[d] == td_numel(index));
@@ -176,7 +190,7 @@ static td_status gather_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
     td_tensor *idx = td_node_saved(n, 0), *z = NULL, *gx = NULL;
     td_status st;
-    TD_CHECK(td_zeros(n->in_ndim[0], n->in_shape[0], g->dtype, &z));
+    TD_CHECK(td_full_on(n->in_ndim[0], n->in_shape[0], 0.0, g->dtype, td_device_of(g), &z));
     TD_CHECK(td_scatter(z, (int)n->iargs[0], idx, g, true, &gx));
     TD_CHECK(td_grad_to_input(n, 0, gx, gi));
 fail:
@@ -189,13 +203,15 @@ td_status td_gather(td_tensor *x, int dim, td_tensor *index, td_tensor **out)
 {
     int d;
     TD_TRY(td_wrap_dim(dim, x->ndim, 2, &d));
+    td_tensor *on[2] = {x, index};
+    TD_TRY(td_same_device(2, on));
     TD_TRY(check_index_tensor(index, 3, "gather"));
     TD_TRY(check_gather_shape(x, index, d, 3, "gather", NULL));
     td_tensor *idx = NULL, *cx = NULL, *o = NULL;
     td_status st;
     TD_CHECK(checked_index(index, x->ndim ? x->shape[d] : 1, 3, "gather", d, &idx));
     TD_CHECK(contiguous_alias(x, &cx));
-    TD_CHECK(td_empty(idx->ndim, idx->shape, x->dtype, &o));
+    TD_CHECK(td_empty_on(idx->ndim, idx->shape, x->dtype, td_device_of(x), &o));
     td_backend_of(x)->gather(o, cx, d, idx);
     if (td_dtype_is_float(x->dtype) && td_needs_grad(1, &x)) {
         td_node *node;
@@ -235,7 +251,7 @@ static td_status scatter_backward(td_node *n, td_tensor *g, td_tensor **gi)
     }
     if (n->next[1]) { /* src beyond index's extent was never read */
         TD_CHECK(td_gather(g, d, idx, &t));
-        TD_CHECK(td_zeros(n->in_ndim[1], n->in_shape[1], g->dtype, &z));
+        TD_CHECK(td_full_on(n->in_ndim[1], n->in_shape[1], 0.0, g->dtype, td_device_of(g), &z));
         TD_CHECK(td_make_view(z, t->ndim, t->shape, z->stride, z->offset, &slot));
         TD_CHECK(td_copy_(slot, t));
         TD_CHECK(td_grad_to_input(n, 1, z, &gi[1]));
@@ -251,6 +267,8 @@ td_status td_scatter(td_tensor *x, int dim, td_tensor *index, td_tensor *src, bo
 {
     int d;
     TD_TRY(td_wrap_dim(dim, x->ndim, 2, &d));
+    td_tensor *on[3] = {x, index, src};
+    TD_TRY(td_same_device(3, on));
     TD_TRY(check_index_tensor(index, 3, "scatter"));
     if (src->ndim != x->ndim)
         return td_error(TD_ESHAPE, 4, "scatter: source has %d dims but the tensor has %d", src->ndim, x->ndim);
@@ -286,7 +304,7 @@ fail:
 td_status td_scatter_scalar(td_tensor *x, int dim, td_tensor *index, double value, td_tensor **out)
 {
     td_tensor *v, *e;
-    TD_TRY(td_scalar(value, x->dtype, &v));
+    TD_TRY(td_full_on(0, NULL, value, x->dtype, td_device_of(x), &v));
     td_status st = td_broadcast_view(v, index->ndim, index->shape, &e);
     td_tensor_release(v);
     if (st != TD_OK) return st;

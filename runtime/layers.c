@@ -574,22 +574,27 @@ static td_status embedding_backward(td_node *nd, td_tensor *g, td_tensor **gi)
     int64_t v = nd->in_shape[1][0], d = nd->in_shape[1][1], pad = nd->iargs[0];
     int64_t n = td_numel(idx);
     int64_t two[2] = {n, d};
-    TD_CHECK(td_empty(2, two, dt, &cg));
+    TD_CHECK(td_empty_on(2, two, dt, td_device_of(idx), &cg));
     {
         td_tensor *gv = NULL;
         TD_CHECK(td_reshape(g, 2, two, &gv));
         td_backend_of(cg)->copy(cg, gv);
         td_tensor_release(gv);
     }
-    if (pad >= 0) {
-        const int64_t *ip = td_data_ptr(idx);
-        char *cp = td_data_ptr(cg);
-        size_t row = td_dtype_size(dt) * (size_t)d;
-        for (int64_t i = 0; i < n; i++)
-            if (ip[i] == pad) memset(cp + (size_t)i * row, 0, row);
+    if (pad >= 0) { /* rows of padding_idx take no gradient (on any device) */
+        td_tensor *eq = NULL, *m = NULL, *f = NULL;
+        int64_t col[2] = {n, 1};
+        st = td_binary_scalar(TD_EQ, idx, (double)pad, false, &eq);
+        if (st == TD_OK) st = td_view(eq, 2, col, &m);
+        if (st == TD_OK) st = td_masked_fill(cg, m, 0.0, &f);
+        td_tensor_release(eq);
+        td_tensor_release(m);
+        if (st != TD_OK) goto fail;
+        td_tensor_release(cg);
+        cg = f;
     }
     int64_t ws[2] = {v, d};
-    TD_CHECK(td_zeros(2, ws, dt, &z));
+    TD_CHECK(td_full_on(2, ws, 0.0, dt, td_device_of(idx), &z));
     td_backend_of(z)->index_add(z, 0, idx, cg);
     gi[1] = z;
     z = NULL;
@@ -626,13 +631,18 @@ td_status td_embedding(td_tensor *indices, td_tensor *weight, bool has_pad, int6
     int64_t n = td_numel(indices);
     TD_CHECK(contig(indices, TD_INT64, &ci));
     {
-        const int64_t *ip = td_data_ptr(ci);
+        td_tensor *on[2] = {indices, weight}, *h = NULL; /* a device index is checked on the host */
+        TD_CHECK(td_same_device(2, on));
+        if (td_device_of(ci).type != TD_CPU) TD_CHECK(td_to_device(ci, TD_DEVICE_CPU, &h));
+        const int64_t *ip = td_data_ptr(h ? h : ci);
         for (int64_t i = 0; i < n; i++)
             if (ip[i] < 0 || ip[i] >= v) {
                 st = td_error(TD_ERANGE, 1, "embedding: index %lld at position %lld is out of range for %lld embeddings",
                               (long long)ip[i], (long long)i, (long long)v);
+                td_tensor_release(h);
                 goto fail;
             }
+        td_tensor_release(h);
     }
     int64_t flat[1] = {n};
     {
@@ -642,7 +652,7 @@ td_status td_embedding(td_tensor *indices, td_tensor *weight, bool has_pad, int6
         ci = f;
     }
     int64_t two[2] = {n, d};
-    TD_CHECK(td_empty(2, two, weight->dtype, &y));
+    TD_CHECK(td_empty_on(2, two, weight->dtype, td_device_of(weight), &y));
     td_backend_of(weight)->index_select(y, weight, 0, ci);
     int64_t oshape[TD_MAX_DIMS];
     memcpy(oshape, indices->shape, sizeof(int64_t) * (size_t)indices->ndim);

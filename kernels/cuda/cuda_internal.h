@@ -56,6 +56,10 @@ extern const struct td_binary_loss_kernels td_cuda_binary_loss;
 extern const struct td_regression_loss_kernels td_cuda_regression_loss;
 extern const struct td_margin_loss_kernels td_cuda_margin_loss;
 extern const struct td_optim_kernels td_cuda_optim;
+void td_cuda_index_select(td_tensor *out, const td_tensor *x, int dim, const td_tensor *index);
+void td_cuda_index_add(td_tensor *out, int dim, const td_tensor *index, const td_tensor *src);
+void td_cuda_gather(td_tensor *out, const td_tensor *x, int dim, const td_tensor *index);
+void td_cuda_scatter(td_tensor *out, int dim, const td_tensor *index, const td_tensor *src, bool accumulate);
 
 /* cuBLAS (backend.c) */
 td_status td_cuda_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, int64_t n, int64_t k,

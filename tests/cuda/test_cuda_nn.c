@@ -112,7 +112,7 @@ static void expect_close_tol(const char *what, const td_tensor *cpu, td_tensor *
     td_tensor_release(g);
 }
 
-static __attribute__((unused)) void expect_close(const char *what, const td_tensor *cpu, td_tensor *g) { expect_close_tol(what, cpu, g, 0); }
+static void expect_close(const char *what, const td_tensor *cpu, td_tensor *g) { expect_close_tol(what, cpu, g, 0); }
 
 static void same_bits(const char *what, td_tensor *a, td_tensor *b)
 {
@@ -506,6 +506,147 @@ START_TEST(binary_losses)
 }
 END_TEST
 
+/* ---- index ops, embedding, layer_norm, leaky_relu ---------------------------------- */
+
+typedef struct {
+    int op; /* 0 index_select, 1 gather, 2 scatter, 3 scatter_add, 4 index_add */
+    int dim;
+} idx_case;
+
+/* in: x, index, src */
+static td_status run_idx(const void *ctx, td_tensor **in, td_tensor **out)
+{
+    const idx_case *c = ctx;
+    switch (c->op) {
+    case 0: return td_index_select(in[0], c->dim, in[1], out);
+    case 1: return td_gather(in[0], c->dim, in[1], out);
+    case 2: return td_scatter(in[0], c->dim, in[1], in[2], false, out);
+    case 3: return td_scatter(in[0], c->dim, in[1], in[2], true, out);
+    default: return td_index_add(in[0], c->dim, in[1], in[2], out);
+    }
+}
+
+START_TEST(index_ops_with_duplicates)
+{
+    int64_t s[3] = {6, 7, 5};
+    static const td_dtype dts[3] = {TD_FLOAT32, TD_FLOAT64, TD_INT64};
+    for (int d = 0; d < 3; d++)
+        for (int op = 0; op < 5; op++)
+            for (int dim = 0; dim < 3; dim++) {
+                td_dtype dt = dts[d];
+                td_tensor *x = NULL;
+                if (dt == TD_INT64)
+                    x = randint(-50, 50, 3, s);
+                else
+                    x = randn(dt, 3, s);
+                td_tensor *index = NULL, *src = NULL;
+                if (op == 0 || op == 4) { /* 1-D, 11 entries with duplicates */
+                    int64_t len = 11;
+                    index = randint(0, s[dim], 1, &len);
+                    int64_t ss[3] = {s[0], s[1], s[2]};
+                    ss[dim] = len;
+                    src = dt == TD_INT64 ? randint(-50, 50, 3, ss) : randn(dt, 3, ss);
+                } else { /* index of a smaller extent, duplicates along dim */
+                    int64_t is[3] = {4, 5, 3};
+                    index = randint(0, s[dim], 3, is);
+                    src = dt == TD_INT64 ? randint(-50, 50, 3, s) : randn(dt, 3, s);
+                }
+                idx_case c = {op, dim};
+                td_tensor *in[3] = {x, index, op == 0 || op == 1 ? NULL : src};
+                char what[96];
+                snprintf(what, sizeof what, "index op %d dim %d %s", op, dim, td_dtype_name(dt));
+                unsigned mask = dt == TD_INT64 ? 0u : op <= 1 ? 1u : 5u;
+                parity(what, run_idx, &c, 3, in, mask);
+                td_tensor_release(x);
+                td_tensor_release(index);
+                td_tensor_release(src);
+            }
+    /* an index out of range: the same error */
+    td_tensor *x = randn(TD_FLOAT32, 3, s), *index = NULL;
+    int64_t len = 3;
+    ck_assert_int_eq(td_from_data(1, &len, TD_INT64, (double[]){0, 9, 1}, &index), TD_OK);
+    idx_case c = {0, 0};
+    td_tensor *in[3] = {x, index, NULL};
+    same_error("index_select out of range", run_idx, &c, 3, in);
+    td_tensor_release(x);
+    td_tensor_release(index);
+}
+END_TEST
+
+typedef struct {
+    int op; /* 0 embedding, 1 embedding with padding_idx, 2 layer_norm, 3 layer_norm affine, 4 leaky_relu */
+} layer_case;
+
+static td_status run_layer(const void *ctx, td_tensor **in, td_tensor **out)
+{
+    const layer_case *c = ctx;
+    switch (c->op) {
+    case 0: return td_embedding(in[0], in[1], false, 0, out);
+    case 1: return td_embedding(in[0], in[1], true, 3, out);
+    case 2: return td_layer_norm(in[0], 1, &in[0]->shape[in[0]->ndim - 1], NULL, NULL, 1e-5, out);
+    case 3: return td_layer_norm(in[0], 2, &in[0]->shape[in[0]->ndim - 2], in[1], in[2], 1e-5, out);
+    default: return td_leaky_relu(in[0], 0.1, out);
+    }
+}
+
+START_TEST(embedding_layer_norm_leaky_relu)
+{
+    for (int d = 0; d < 2; d++) {
+        td_dtype dt = float_dtypes[d];
+        int64_t ws[2] = {10, 6}, is[2] = {4, 9};
+        td_tensor *w = randn(dt, 2, ws), *ix = randint(0, 10, 2, is);
+        for (int op = 0; op < 2; op++) {
+            layer_case c = {op};
+            td_tensor *in[3] = {ix, w, NULL};
+            parity(op ? "embedding padding_idx" : "embedding", run_layer, &c, 3, in, 2u);
+        }
+        int64_t xs[3] = {5, 7, 33}, ns[2] = {7, 33};
+        td_tensor *x = scaled(randn(dt, 3, xs), 3), *g = randn(dt, 2, ns), *b = randn(dt, 2, ns);
+        for (int op = 2; op < 5; op++) {
+            layer_case c = {op};
+            td_tensor *in[3] = {x, op == 3 ? g : NULL, op == 3 ? b : NULL};
+            parity(op == 4 ? "leaky_relu" : "layer_norm", run_layer, &c, 3, in, op == 3 ? 7u : 1u);
+        }
+        td_tensor *ts[] = {w, ix, x, g, b};
+        for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) td_tensor_release(ts[i]);
+    }
+}
+END_TEST
+
+/* gather and index_select written straight through the table into a
+ * guarded buffer, and a scatter_add with many duplicates twice */
+START_TEST(index_guards_and_determinism)
+{
+    const td_backend *be = td_backend_for(GPU);
+    int64_t s[2] = {40, 50}, n = 40 * 30, is[2] = {40, 30}, total = n + 2048;
+    td_tensor *x = randn(TD_FLOAT32, 2, s), *gx = gpu(x), *ix = randint(0, 50, 2, is), *gix = gpu(ix);
+    td_tensor *buf = NULL, *o = NULL, *ov = NULL;
+    ck_assert_int_eq(td_full_on(1, &total, 12345.0, TD_FLOAT32, GPU, &buf), TD_OK);
+    ck_assert_int_eq(td_narrow(buf, 0, 1024, n, &o), TD_OK);
+    ck_assert_int_eq(td_view(o, 2, is, &ov), TD_OK);
+    be->gather(ov, gx, 1, gix);
+    ck_assert_int_eq(td_cuda_synchronize(), TD_OK);
+    td_tensor *h = host(buf);
+    const float *p = td_data_ptr(h);
+    for (int64_t i = 0; i < 1024; i++)
+        ck_assert_msg(p[i] == 12345.0f && p[1024 + n + i] == 12345.0f, "gather wrote outside its output");
+    td_tensor_release(h);
+    /* scatter_add of many duplicates: the same bits twice, and the CPU's */
+    int64_t big[2] = {64, 4096}, bi[2] = {64, 4096}, zs[2] = {64, 8};
+    td_tensor *src = randn(TD_FLOAT32, 2, big), *bix = randint(0, 8, 2, bi), *z = NULL;
+    ck_assert_int_eq(td_zeros(2, zs, TD_FLOAT32, &z), TD_OK);
+    td_tensor *gsrc = gpu(src), *gbix = gpu(bix), *gz = gpu(z), *r[2] = {NULL, NULL}, *rc = NULL;
+    for (int run = 0; run < 2; run++) ck_assert_int_eq(td_scatter(gz, 1, gbix, gsrc, true, &r[run]), TD_OK);
+    same_bits("scatter_add", r[0], r[1]);
+    ck_assert_int_eq(td_scatter(z, 1, bix, src, true, &rc), TD_OK);
+    td_tensor_retain(r[0]);
+    expect_close("scatter_add with duplicates", rc, r[0]);
+    td_release_many(2, r);
+    td_tensor *ts[] = {x, gx, ix, gix, buf, o, ov, src, bix, z, gsrc, gbix, gz, rc};
+    for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) td_tensor_release(ts[i]);
+}
+END_TEST
+
 /* ---- optimizer steps ------------------------------------------------------------- */
 
 /* param, grad and up to three state tensors, stepped `iters` times on both
@@ -591,6 +732,9 @@ static Suite *nn_suite(void)
     tcase_add_test(tc, optimizer_steps);
     tcase_add_test(tc, regression_losses);
     tcase_add_test(tc, binary_losses);
+    tcase_add_test(tc, index_ops_with_duplicates);
+    tcase_add_test(tc, embedding_layer_norm_leaky_relu);
+    tcase_add_test(tc, index_guards_and_determinism);
     suite_add_tcase(s, tc);
     return s;
 }
