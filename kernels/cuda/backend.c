@@ -124,8 +124,7 @@ static const td_backend cuda_backend = {
     .binary_loss = &td_cuda_binary_loss,
     .regression_loss = &td_cuda_regression_loss,
     .optim = &td_cuda_optim,
-    /* pending: index_select, index_add, gather, scatter, the loss tables,
-     * conv, layers, optim (docs/cuda.md) */
+    /* pending: the margin and ctc loss tables (docs/cuda.md) */
 };
 
 const td_backend *td_cuda_backend(void) { return &cuda_backend; }
