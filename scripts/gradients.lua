@@ -31,7 +31,7 @@ local cfg = X.parse(arg, {
          .. "per-example gradient w.r.t. the logits (mean, std, percentiles) and the last Linear layer's\n"
          .. "weight-gradient norm per epoch. SGD with momentum 0.9 by default (the update follows the\n"
          .. "gradient's size); --optim adam normalises it away.",
-    defaults = {epochs = 4, subset = 0, batch_size = 128, lr = 0.05, model = "smallcnn"},
+    defaults = {epochs = 5, subset = 0, batch_size = 128, lr = 0.05, model = "smallcnn"},
     flags = {
         {name = "optim", type = "string", default = "sgd", choices = {"sgd", "adam"},
          help = "optimizer: sgd (momentum 0.9) or adam"},
