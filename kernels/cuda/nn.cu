@@ -158,6 +158,15 @@ struct Scratch {
 
 unsigned grid_for(int64_t n) { return blocks_for(n); }
 
+/* the channel of flat element i of (n, c, inner); I = uint32_t when the
+ * tensor has fewer than 2^32 elements (a 64-bit division costs several
+ * times a 32-bit one, and these kernels would otherwise be bound by it) */
+template <typename I>
+__device__ inline int64_t channel_of(int64_t i, int64_t c, int64_t inner)
+{
+    return (int64_t)(((I)i / (I)inner) % (I)c);
+}
+
 /* ---- batch norm ------------------------------------------------------------------------ */
 
 template <typename T>
@@ -230,13 +239,13 @@ void bn_finalize(td_dtype dt, int64_t c, bool training, double cnt, double momen
     check_launch("batch_norm running statistics");
 }
 
-template <typename T>
+template <typename T, typename I>
 __global__ void bn_apply_k(const T *x, T *y, int64_t total, int64_t c, int64_t inner, const double *scale,
                            const double *shift)
 {
     int64_t step = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += step) {
-        int64_t ch = (i / inner) % c;
+        int64_t ch = channel_of<I>(i, c, inner);
         y[i] = x[i] * (T)scale[ch] + (T)shift[ch];
     }
 }
@@ -247,7 +256,10 @@ void bn_apply(td_dtype dt, const void *x, void *y, int64_t n, int64_t c, int64_t
     int64_t total = n * c * inner;
     if (total == 0 || !use_ptr(y, "batch_norm")) return;
     TDC_FLOAT_DISPATCH(dt, {
-        bn_apply_k<T><<<grid_for(total), THREADS>>>((const T *)x, (T *)y, total, c, inner, scale, shift);
+        if (total <= (int64_t)UINT32_MAX)
+            bn_apply_k<T, uint32_t><<<grid_for(total), THREADS>>>((const T *)x, (T *)y, total, c, inner, scale, shift);
+        else
+            bn_apply_k<T, uint64_t><<<grid_for(total), THREADS>>>((const T *)x, (T *)y, total, c, inner, scale, shift);
     });
     check_launch("batch_norm apply");
 }
@@ -286,12 +298,12 @@ __global__ void bwd_final(const double *part, int64_t c, int64_t chunks, double 
     }
 }
 
-template <typename T>
+template <typename T, typename I>
 __global__ void bwd_gx(const T *x, const T *gy, T *gx, int64_t total, int64_t c, int64_t inner, const double *coef)
 {
     int64_t step = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += step) {
-        const double *o = coef + 5 * ((i / inner) % c);
+        const double *o = coef + 5 * channel_of<I>(i, c, inner);
         if constexpr (sizeof(T) == 4) {
             float A = (float)o[0], D = (float)o[1], E = (float)o[2], mf = (float)o[3];
             gx[i] = (T)(A * (float)gy[i] + D * ((float)x[i] - mf) + E);
@@ -315,20 +327,24 @@ void bn_backward(td_dtype dt, const void *x, const void *gy, void *gx, int64_t n
                                                                          inner, chunks, per, part.p);
         bwd_final<T><<<grid_for(c), THREADS>>>(part.p, c, chunks, (double)m, mean, invstd, gs, training, sum_gy,
                                                sum_gy_xhat, gx ? coef.p : nullptr);
-        if (gx && total > 0)
-            bwd_gx<T><<<grid_for(total), THREADS>>>((const T *)x, (const T *)gy, (T *)gx, total, c, inner, coef.p);
+        if (gx && total > 0 && total <= (int64_t)UINT32_MAX)
+            bwd_gx<T, uint32_t><<<grid_for(total), THREADS>>>((const T *)x, (const T *)gy, (T *)gx, total, c, inner,
+                                                              coef.p);
+        else if (gx && total > 0)
+            bwd_gx<T, uint64_t><<<grid_for(total), THREADS>>>((const T *)x, (const T *)gy, (T *)gx, total, c, inner,
+                                                              coef.p);
     });
     check_launch("batch_norm backward");
 }
 
 /* ---- conv helpers: bias add and bias gradient ------------------------------------------------ */
 
-template <typename T>
+template <typename T, typename I>
 __global__ void add_channel_k(T *y, const T *b, int64_t total, int64_t c, int64_t inner)
 {
     int64_t step = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += step)
-        y[i] += b[(i / inner) % c];
+        y[i] += b[channel_of<I>(i, c, inner)];
 }
 
 template <typename T>
@@ -519,7 +535,10 @@ extern "C" void td_cuda_add_channel(td_dtype dt, void *y, const void *b, int64_t
     int64_t total = n * c * inner;
     if (total == 0 || !use_ptr(y, "conv2d bias")) return;
     TDC_FLOAT_DISPATCH(dt, {
-        add_channel_k<T><<<grid_for(total), THREADS>>>((T *)y, (const T *)b, total, c, inner);
+        if (total <= (int64_t)UINT32_MAX)
+            add_channel_k<T, uint32_t><<<grid_for(total), THREADS>>>((T *)y, (const T *)b, total, c, inner);
+        else
+            add_channel_k<T, uint64_t><<<grid_for(total), THREADS>>>((T *)y, (const T *)b, total, c, inner);
     });
     check_launch("conv2d bias");
 }
