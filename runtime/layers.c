@@ -449,7 +449,7 @@ static td_status pool_plan(td_tensor *x, const td_pool2d_opts *o, bool is_max, t
         if (o->kernel[i] < 1) return td_error(TD_EINVAL, 2, "%s: kernel_size must be positive, got %lld", fn, (long long)o->kernel[i]);
         if (st[i] < 1) return td_error(TD_EINVAL, 3, "%s: stride must be positive, got %lld", fn, (long long)st[i]);
         if (o->dilation[i] < 1) return td_error(TD_EINVAL, 3, "%s: dilation must be positive, got %lld", fn, (long long)o->dilation[i]);
-        int64_t eff = is_max ? ((o->kernel[i] - 1) * o->dilation[i] + 1) : o->kernel[i];
+        int64_t eff = o->kernel[i]; /* PyTorch: half the kernel, whatever the dilation */
         if (o->padding[i] < 0 || o->padding[i] > eff / 2)
             return td_error(TD_EINVAL, 3, "%s: padding must be between 0 and half the kernel size (%lld), got %lld", fn,
                             (long long)(eff / 2), (long long)o->padding[i]);

@@ -246,7 +246,7 @@ static inline void adaptive_range(int64_t o, int64_t in, int64_t out, int64_t *s
                                 }                                                           \
                             }                                                               \
                         yo[o] = mv;                                                         \
-                        io[o] = best;                                                       \
+                        io[o] = hs < he && ws < we ? best : -1; /* -1: window all padding */ \
                     } else {                                                                \
                         int64_t hs, he, ws, we;                                             \
                         double div;                                                         \
@@ -335,7 +335,8 @@ static void max_pool_f32(const td_pool2d_args *a, const float *x, float *y, int6
                 for (int64_t yy = hs; yy < he; yy += dh)
                     for (int64_t xx = ws; xx < we; xx += dw) MAX_STEP(xi[yy * W + xx], yy * W + xx);
                 yo[oy * OW + ox] = mv;
-                io[oy * OW + ox] = best;
+                /* a dilated window can hold padding only: -1, no gradient */
+                io[oy * OW + ox] = hs < he && ws < we ? best : -1;
             }
         }
     }
@@ -364,7 +365,7 @@ static void pool2d(const td_pool2d_args *a, const void *x, void *y, int64_t *idx
             memset(gi, 0, sizeof(T) * (size_t)(H * W));                                    \
             if (a->kind == TD_POOL_MAX) {                                                   \
                 const int64_t *io = idx + pl * OH * OW;                                     \
-                for (int64_t o = 0; o < OH * OW; o++) gi[io[o]] += go[o];                   \
+                for (int64_t o = 0; o < OH * OW; o++) if (io[o] >= 0) gi[io[o]] += go[o];   \
                 continue;                                                                   \
             }                                                                               \
             for (int64_t oy = 0; oy < OH; oy++)                                             \

@@ -110,6 +110,23 @@ describe("float32 agrees with float64", function()
         cmp(function(t) return core.adaptive_avg_pool2d(t, 4) end)
     end)
 
+    -- a dilated window can cover padding only (H = 2, kernel 2, dilation 3,
+    -- padding 1: the one window holds rows -1 and 2): PyTorch 1.13 gives
+    -- -inf and a zero gradient (the old index pointed outside the plane and
+    -- backward wrote there); padding past half the kernel is PyTorch's error
+    it("max_pool2d with a window of padding only gives -inf and no gradient", function()
+        for _, dt in ipairs({ "float32", "float64" }) do
+            local leaf = tide.tensor({ { { { 3 }, { 5 } } } }, { dtype = dt, requires_grad = true })
+            local y = core.max_pool2d(leaf, { 2, 1 }, { stride = 1, padding = { 1, 0 }, dilation = { 3, 1 } })
+            assert.are.same({ { { { -math.huge } } } }, y:totable())
+            y:sum():backward()
+            assert.are.same({ { { { 0 }, { 0 } } } }, leaf.grad:totable())
+        end
+        assert.has_error(function()
+            core.max_pool2d(tide.zeros { 1, 1, 4, 4 }, 2, { padding = 2, dilation = 3 })
+        end)
+    end)
+
     -- the float32 fast paths: batch norm's one-pass statistics (a mean far
     -- from 0, a plane size that is not a multiple of the vector width) and
     -- the unrolled 2x2 max pool (ties and NaNs pick the reference's element)
