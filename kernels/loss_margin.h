@@ -64,6 +64,10 @@ struct td_margin_loss_kernels {
                                     const td_tensor *gy, double scale, const td_tensor *a,
                                     const td_tensor *p, const td_tensor *q, double margin,
                                     double norm_p, double eps, bool swap, int64_t n, int64_t d);
+    /* target int64 (n) contiguous -> the first position whose value is
+     * outside [lo, hi), or -1: the front-end's index check, run where the
+     * data lives (one download on CUDA) */
+    int64_t (*check_range)(const td_tensor *target, int64_t n, int64_t lo, int64_t hi);
 };
 
 #endif

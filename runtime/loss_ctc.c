@@ -14,13 +14,30 @@ td_ctc_options td_ctc_defaults(void)
     return o;
 }
 
-/* a contiguous int64 copy of t (or a view when it already is one) */
+/* a contiguous int64 copy of t on device dev (or a view when it already
+ * is one there); records nothing */
+static td_status contiguous_long_on(td_tensor *t, td_device dev, td_tensor **out)
+{
+    bool here = td_device_eq(td_device_of(t), dev);
+    if (here && td_is_contiguous(t)) return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
+    if (here) {
+        TD_TRY(td_empty_on(t->ndim, t->shape, TD_INT64, dev, out));
+        td_backend_of(t)->copy(*out, t);
+        return TD_OK;
+    }
+    td_tensor *d = NULL, *c = NULL;
+    TD_TRY(td_detach(t, &d));
+    td_status st = td_to_device(d, dev, &c);
+    td_tensor_release(d);
+    TD_TRY(st);
+    st = contiguous_long_on(c, dev, out);
+    td_tensor_release(c);
+    return st;
+}
+
 static td_status contiguous_long(td_tensor *t, td_tensor **out)
 {
-    if (td_is_contiguous(t)) return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
-    TD_TRY(td_empty(t->ndim, t->shape, TD_INT64, out));
-    td_backend_of(t)->copy(*out, t);
-    return TD_OK;
+    return contiguous_long_on(t, TD_DEVICE_CPU, out);
 }
 
 /* lengths (int64, N values) into dst[0..N) */
@@ -109,18 +126,31 @@ static td_status check_args(td_tensor *lp, td_tensor *targets, td_tensor *il, td
     p->target_len = tlh;
     p->tg_offset = off;
 
-    TD_TRY(contiguous_long(targets, &a->targets));
-    const int64_t *tg = td_data_ptr(a->targets);
+    /* the indices are checked on a host copy (a small int tensor), and the
+     * kernel reads them where log_probs lives */
+    td_tensor *host = NULL;
+    TD_TRY(contiguous_long(targets, &host));
+    td_status st = contiguous_long_on(targets, td_device_of(lp), &a->targets);
+    if (st != TD_OK) {
+        td_tensor_release(host);
+        return st;
+    }
+    const int64_t *tg = td_data_ptr(host);
     for (int64_t b = 0; b < N; b++)
         for (int64_t i = 0; i < tlh[b]; i++) {
             int64_t v = tg[off[b] + i];
             if (v < 0 || v >= p->C)
-                return td_error(TD_ERANGE, 2, "target %lld of sample %lld is %lld, outside [0, %lld)",
-                                (long long)i, (long long)b, (long long)v, (long long)p->C);
-            if (v == p->blank)
-                return td_error(TD_EINVAL, 2, "target %lld of sample %lld is %lld, the blank label",
-                                (long long)i, (long long)b, (long long)v);
+                st = td_error(TD_ERANGE, 2, "target %lld of sample %lld is %lld, outside [0, %lld)",
+                              (long long)i, (long long)b, (long long)v, (long long)p->C);
+            else if (v == p->blank)
+                st = td_error(TD_EINVAL, 2, "target %lld of sample %lld is %lld, the blank label",
+                              (long long)i, (long long)b, (long long)v);
+            if (st != TD_OK) {
+                td_tensor_release(host);
+                return st;
+            }
         }
+    td_tensor_release(host);
     return TD_OK;
 }
 
@@ -155,8 +185,8 @@ static td_status ctc_backward(td_node *n, td_tensor *g, td_tensor **gi)
     else
         TD_CHECK(td_cast_raw(g, lp->dtype, &cg));
     int64_t gshape[3] = {p.T, p.N, p.C}, lshape[3] = {p.N, p.T, 2 * p.S + 1};
-    TD_CHECK(td_empty(3, gshape, lp->dtype, &grad));
-    TD_CHECK(td_empty(3, lshape, lp->dtype, &log_beta));
+    TD_CHECK(td_empty_on(3, gshape, lp->dtype, td_device_of(lp), &grad));
+    TD_CHECK(td_empty_on(3, lshape, lp->dtype, td_device_of(lp), &log_beta));
     td_backend_of(lp)->ctc_loss->backward(grad, log_beta, cg, (td_reduction)n->iargs[A_REDUCTION], lp3,
                                           targets, nll, log_alpha, &p, n->iargs[A_ZERO_INF]);
     if (unbatched) {
@@ -185,6 +215,8 @@ td_status td_ctc_loss(td_tensor *log_probs, td_tensor *targets, td_tensor *input
     if (opt->reduction != TD_REDUCE_NONE && opt->reduction != TD_REDUCE_MEAN && opt->reduction != TD_REDUCE_SUM)
         return td_error(TD_EINVAL, 5, "unknown reduction '%s' (expected 'none', 'mean' or 'sum')",
                         td_reduction_name(opt->reduction));
+    if (!td_backend_of(log_probs)->ctc_loss)
+        return td_error(TD_EINVAL, 1, "ctc_loss is not implemented on %s yet", td_backend_of(log_probs)->name);
     ctc_args a = {0};
     td_tensor *lp3 = NULL, *nll = NULL, *elem = NULL, *log_alpha = NULL, *res = NULL;
     td_node *node = NULL;
@@ -193,9 +225,10 @@ td_status td_ctc_loss(td_tensor *log_probs, td_tensor *targets, td_tensor *input
     const td_ctc_plan *p = &a.p;
     TD_CHECK(batched_view(log_probs, a.unbatched, &lp3));
     int64_t lshape[3] = {p->N, p->T, 2 * p->S + 1};
-    TD_CHECK(td_empty(1, &p->N, log_probs->dtype, &nll));
-    TD_CHECK(td_empty(1, &p->N, log_probs->dtype, &elem));
-    TD_CHECK(td_empty(3, lshape, log_probs->dtype, &log_alpha));
+    td_device dev = td_device_of(log_probs);
+    TD_CHECK(td_empty_on(1, &p->N, log_probs->dtype, dev, &nll));
+    TD_CHECK(td_empty_on(1, &p->N, log_probs->dtype, dev, &elem));
+    TD_CHECK(td_empty_on(3, lshape, log_probs->dtype, dev, &log_alpha));
     td_backend_of(log_probs)->ctc_loss->forward(nll, elem, log_alpha, lp3, a.targets, p, opt->zero_infinity,
                                                opt->reduction == TD_REDUCE_MEAN);
     if (opt->reduction == TD_REDUCE_NONE)

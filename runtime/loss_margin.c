@@ -7,6 +7,15 @@
 
 #define K(t) (td_backend_of(t)->margin_loss)
 
+/* every tensor on one device, and that device's backend has the kernels */
+static td_status same_place(const char *loss, int n, td_tensor *const *ts)
+{
+    TD_TRY(td_same_device(n, ts));
+    if (!K(ts[0]))
+        return td_error(TD_EINVAL, 1, "%s is not implemented on %s yet", loss, td_backend_of(ts[0])->name);
+    return TD_OK;
+}
+
 /* ---- shared checks ------------------------------------------------------ */
 
 static td_status need_float(const char *loss, const char *what, const td_tensor *t, int arg)
@@ -61,7 +70,7 @@ static td_status raw(td_tensor *t, td_dtype dt, int ndim, const int64_t *shape, 
         return TD_OK;
     }
     td_tensor *c = NULL;
-    td_status st = td_empty(v->ndim, v->shape, dt, &c);
+    td_status st = td_empty_on(v->ndim, v->shape, dt, td_device_of(t), &c);
     if (st == TD_OK) td_backend_of(t)->copy(c, v);
     td_tensor_release(v);
     *out = c;
@@ -100,7 +109,7 @@ static td_status grad_buf(td_node *n, int input, td_tensor *like, td_tensor **ou
 {
     *out = NULL;
     if (!n->next[input]) return TD_OK;
-    return td_empty(like->ndim, like->shape, like->dtype, out);
+    return td_empty_like(like, out);
 }
 
 /* hand each computed buffer to its input (summed to its shape) */
@@ -148,6 +157,20 @@ fail:
 
 static void shape_of(const td_tensor *t, char *buf, size_t n) { td_shape_str(t, buf, n); }
 
+/* the first of the `count` class indices of target outside [lo, hi)
+ * (*pos = -1 when none) and its value, checked by the kernel where the
+ * data lives: one download on CUDA */
+static td_status first_bad(td_tensor *target, int64_t count, int64_t lo, int64_t hi, int64_t *pos, double *val)
+{
+    td_tensor *t = NULL;
+    TD_TRY(raw(target, TD_INT64, -1, NULL, &t));
+    td_status st = TD_OK;
+    *pos = K(t)->check_range(t, count, lo, hi);
+    if (*pos >= 0) st = td_read_flat(t, *pos, val);
+    td_tensor_release(t);
+    return st;
+}
+
 /* ---- multi_margin_loss ------------------------------------------------------ */
 
 static td_status multi_margin_backward(td_node *n, td_tensor *grad, td_tensor **gi)
@@ -176,6 +199,10 @@ td_status td_multi_margin_loss(td_tensor *input, td_tensor *target, const td_mul
         return td_error(TD_ESHAPE, 1, "%s: input must be (N, C) or (C) with C > 0, got shape %s", L,
                         (shape_of(input, s1, sizeof s1), s1));
     TD_TRY(need_indices(L, target, 2));
+    {
+        td_tensor *on[3] = {input, target, o->weight};
+        TD_TRY(same_place(L, o->weight ? 3 : 2, on));
+    }
     int64_t n = input->ndim == 2 ? input->shape[0] : 1, c = input->shape[input->ndim - 1];
     bool ok = input->ndim == 2 ? (target->ndim == 1 && target->shape[0] == n)
                                : (target->ndim == 0 || (target->ndim == 1 && target->shape[0] == 1));
@@ -183,9 +210,11 @@ td_status td_multi_margin_loss(td_tensor *input, td_tensor *target, const td_mul
         return td_error(TD_ESHAPE, 2, "%s: target shape %s does not match input shape %s (expected %s)",
                         L, (shape_of(target, s1, sizeof s1), s1), (shape_of(input, s2, sizeof s2), s2),
                         input->ndim == 2 ? "(N)" : "() or (1)");
-    for (int64_t i = 0; i < n; i++) {
-        double v = td_get_flat(target, i);
-        if (v < 0 || v >= (double)c)
+    {
+        int64_t i;
+        double v = 0;
+        TD_TRY(first_bad(target, n, 0, c, &i, &v));
+        if (i >= 0)
             return td_error(TD_ERANGE, 2, "%s: target %lld at position %lld is outside [0, %lld)", L,
                             (long long)v, (long long)i, (long long)c);
     }
@@ -205,9 +234,9 @@ td_status td_multi_margin_loss(td_tensor *input, td_tensor *target, const td_mul
     if (o->weight) TD_CHECK(raw(o->weight, input->dtype, -1, NULL, &w));
     /* none: (N), or the target's shape for a (C) input */
     if (input->ndim == 2)
-        TD_CHECK(td_empty(1, &n, input->dtype, &elem));
+        TD_CHECK(td_empty_on(1, &n, input->dtype, td_device_of(input), &elem));
     else
-        TD_CHECK(td_empty(target->ndim, target->shape, input->dtype, &elem));
+        TD_CHECK(td_empty_on(target->ndim, target->shape, input->dtype, td_device_of(input), &elem));
     K(input)->multi_margin(elem, x, t, w, o->p, o->margin, n, c);
     {
         td_tensor *save[3] = {x, t, w};
@@ -250,13 +279,19 @@ td_status td_multilabel_margin_loss(td_tensor *input, td_tensor *target,
         return td_error(TD_ESHAPE, 1, "%s: input must be (N, C) or (C) with C > 0, got shape %s", L,
                         (shape_of(input, s1, sizeof s1), s1));
     TD_TRY(need_indices(L, target, 2));
+    {
+        td_tensor *on[2] = {input, target};
+        TD_TRY(same_place(L, 2, on));
+    }
     if (!td_same_shape(input, target))
         return td_error(TD_ESHAPE, 2, "%s: target shape %s does not match input shape %s", L,
                         (shape_of(target, s1, sizeof s1), s1), (shape_of(input, s2, sizeof s2), s2));
     int64_t n = input->ndim == 2 ? input->shape[0] : 1, c = input->shape[input->ndim - 1];
-    for (int64_t i = 0; i < n * c; i++) {
-        double v = td_get_flat(target, i);
-        if (v < -1 || v >= (double)c)
+    {
+        int64_t i;
+        double v = 0;
+        TD_TRY(first_bad(target, n * c, -1, c, &i, &v));
+        if (i >= 0)
             return td_error(TD_ERANGE, 2,
                             "%s: target %lld at (%lld, %lld) is outside [0, %lld) (-1 ends a row's list)",
                             L, (long long)v, (long long)(i / c), (long long)(i % c), (long long)c);
@@ -265,7 +300,7 @@ td_status td_multilabel_margin_loss(td_tensor *input, td_tensor *target,
     td_status st;
     TD_CHECK(raw(input, input->dtype, -1, NULL, &x));
     TD_CHECK(raw(target, TD_INT64, -1, NULL, &t));
-    TD_CHECK(td_empty(input->ndim == 2 ? 1 : 0, &n, input->dtype, &elem));
+    TD_CHECK(td_empty_on(input->ndim == 2 ? 1 : 0, &n, input->dtype, td_device_of(input), &elem));
     K(input)->multilabel_margin(elem, x, t, n, c);
     {
         td_tensor *save[2] = {x, t};
@@ -304,6 +339,10 @@ td_status td_hinge_embedding_loss(td_tensor *input, td_tensor *target,
     char s1[96], s2[96];
     TD_TRY(need_float(L, "input", input, 1));
     TD_TRY(check_label(L, "target", target, input->dtype, 2));
+    {
+        td_tensor *on[2] = {input, target};
+        TD_TRY(same_place(L, 2, on));
+    }
     int nd;
     int64_t shape[TD_MAX_DIMS];
     if (td_broadcast_shape(input, target, &nd, shape) != TD_OK)
@@ -313,7 +352,7 @@ td_status td_hinge_embedding_loss(td_tensor *input, td_tensor *target,
     td_status st;
     TD_CHECK(raw(input, input->dtype, nd, shape, &x));
     TD_CHECK(raw(target, input->dtype, nd, shape, &y));
-    TD_CHECK(td_empty(nd, shape, input->dtype, &elem));
+    TD_CHECK(td_empty_on(nd, shape, input->dtype, td_device_of(input), &elem));
     int64_t n = td_numel(elem);
     K(input)->hinge_embedding(elem, x, y, o->margin, n);
     {
@@ -360,6 +399,10 @@ td_status td_cosine_embedding_loss(td_tensor *x1, td_tensor *x2, td_tensor *y,
     TD_TRY(need_float(L, "x2", x2, 2));
     TD_TRY(same_dtype(L, "x2", x2, x1->dtype, 2));
     TD_TRY(check_label(L, "y", y, x1->dtype, 3));
+    {
+        td_tensor *on[3] = {x1, x2, y};
+        TD_TRY(same_place(L, 3, on));
+    }
     if (x1->ndim < 1 || x1->ndim > 2)
         return td_error(TD_ESHAPE, 1, "%s: x1 must be (N, D) or (D), got shape %s", L,
                         (shape_of(x1, s1, sizeof s1), s1));
@@ -377,7 +420,7 @@ td_status td_cosine_embedding_loss(td_tensor *x1, td_tensor *x2, td_tensor *y,
     TD_CHECK(raw(x1, x1->dtype, -1, NULL, &a));
     TD_CHECK(raw(x2, x1->dtype, -1, NULL, &b));
     TD_CHECK(raw(y, x1->dtype, -1, NULL, &t));
-    TD_CHECK(td_empty(y->ndim, y->shape, x1->dtype, &elem));
+    TD_CHECK(td_empty_on(y->ndim, y->shape, x1->dtype, td_device_of(x1), &elem));
     K(x1)->cosine_embedding(elem, a, b, t, o->margin, n, d);
     {
         td_tensor *inputs[2] = {x1, x2}, *save[3] = {a, b, t};
@@ -424,6 +467,10 @@ td_status td_margin_ranking_loss(td_tensor *x1, td_tensor *x2, td_tensor *y,
     TD_TRY(need_float(L, "x2", x2, 2));
     TD_TRY(same_dtype(L, "x2", x2, x1->dtype, 2));
     TD_TRY(check_label(L, "y", y, x1->dtype, 3));
+    {
+        td_tensor *on[3] = {x1, x2, y};
+        TD_TRY(same_place(L, 3, on));
+    }
     int nd, nd2;
     int64_t shape[TD_MAX_DIMS], shape2[TD_MAX_DIMS];
     if (x2->ndim != x1->ndim || td_broadcast_shape(x1, x2, &nd, shape) != TD_OK)
@@ -441,7 +488,7 @@ td_status td_margin_ranking_loss(td_tensor *x1, td_tensor *x2, td_tensor *y,
     TD_CHECK(raw(x1, x1->dtype, nd2, shape2, &a));
     TD_CHECK(raw(x2, x1->dtype, nd2, shape2, &b));
     TD_CHECK(raw(y, x1->dtype, nd2, shape2, &t));
-    TD_CHECK(td_empty(nd2, shape2, x1->dtype, &elem));
+    TD_CHECK(td_empty_on(nd2, shape2, x1->dtype, td_device_of(x1), &elem));
     int64_t n = td_numel(elem);
     K(x1)->margin_ranking(elem, a, b, t, o->margin, n);
     {
@@ -492,6 +539,7 @@ td_status td_triplet_margin_loss(td_tensor *anchor, td_tensor *positive, td_tens
         TD_TRY(need_float(L, names[i], in[i], i + 1));
         if (i > 0) TD_TRY(same_dtype(L, names[i], in[i], anchor->dtype, i + 1));
     }
+    TD_TRY(same_place(L, 3, in));
     if (anchor->ndim < 1 || anchor->ndim > 2)
         return td_error(TD_ESHAPE, 1, "%s: anchor must be (N, D) or (D), got shape %s", L,
                         (shape_of(anchor, s1, sizeof s1), s1));
@@ -506,7 +554,7 @@ td_status td_triplet_margin_loss(td_tensor *anchor, td_tensor *positive, td_tens
     td_tensor *r[3] = {NULL, NULL, NULL}, *elem = NULL;
     td_status st;
     for (int i = 0; i < 3; i++) TD_CHECK(raw(in[i], anchor->dtype, -1, NULL, &r[i]));
-    TD_CHECK(td_empty(anchor->ndim == 2 ? 1 : 0, &n, anchor->dtype, &elem));
+    TD_CHECK(td_empty_on(anchor->ndim == 2 ? 1 : 0, &n, anchor->dtype, td_device_of(anchor), &elem));
     K(anchor)->triplet_margin(elem, r[0], r[1], r[2], o->margin, o->p, o->eps, o->swap, n, d);
     {
         int64_t ia[5] = {0, n, d, 0, o->swap};

@@ -235,6 +235,8 @@ static const char *const aware[] = {
     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div", "poisson_nll_loss", "gaussian_nll_loss",
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "sigmoid_focal_loss", "multilabel_soft_margin_loss",
     "asymmetric_loss", "soft_margin_loss",
+    "multi_margin_loss", "multilabel_margin_loss", "hinge_embedding_loss", "cosine_embedding_loss",
+    "margin_ranking_loss", "triplet_margin_loss", "ctc_loss",
     "index_select", "gather", "scatter", "scatter_add", "index_add", "embedding", "layer_norm", "leaky_relu",
     NULL,
 };

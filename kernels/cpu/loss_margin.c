@@ -415,6 +415,16 @@ _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
     })
 }
 
+/* ---- target check -------------------------------------------------------- */
+
+static int64_t check_range(const td_tensor *target, int64_t n, int64_t lo, int64_t hi)
+{
+    const int64_t *t = CPTR(int64_t, target);
+    for (int64_t i = 0; i < n; i++)
+        if (t[i] < lo || t[i] >= hi) return i;
+    return -1;
+}
+
 const struct td_margin_loss_kernels td_cpu_margin_loss = {
     .multi_margin = multi_margin,
     .multi_margin_backward = multi_margin_backward,
@@ -428,4 +438,5 @@ const struct td_margin_loss_kernels td_cpu_margin_loss = {
     .margin_ranking_backward = margin_ranking_backward,
     .triplet_margin = triplet_margin,
     .triplet_margin_backward = triplet_margin_backward,
+    .check_range = check_range,
 };

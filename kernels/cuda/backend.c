@@ -124,7 +124,8 @@ static const td_backend cuda_backend = {
     .binary_loss = &td_cuda_binary_loss,
     .regression_loss = &td_cuda_regression_loss,
     .optim = &td_cuda_optim,
-    /* pending: the margin and ctc loss tables (docs/cuda.md) */
+    .margin_loss = &td_cuda_margin_loss,
+    .ctc_loss = &td_cuda_ctc_loss,
 };
 
 const td_backend *td_cuda_backend(void) { return &cuda_backend; }
