@@ -325,8 +325,9 @@ function M.install(tide, core)
         })
     end
 
+    -- state on the parameter's device (cuda parameters get cuda state)
     local function zeros_like(p)
-        return core.zeros(p:shape(), p:dtype())
+        return core.zeros_like(p)
     end
 
     -- SGD ------------------------------------------------------------------
