@@ -180,3 +180,139 @@ fail:
     td_tensor_release(c.work_g);
     return st;
 }
+
+/* ---- parameter lists --------------------------------------------------------
+ * td_sgd_step_multi / td_adam_step_multi: the backend's multi-tensor kernel
+ * when the whole list qualifies (see multi_ok), else the single steps one
+ * after another, which also report any error exactly as they would alone. */
+
+static int cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool like_contig(const td_tensor *param, const td_tensor *t)
+{
+    return t && t->dtype == param->dtype && td_same_shape(t, param) &&
+           td_device_eq(td_device_of(t), td_device_of(param)) && td_is_contiguous(t);
+}
+
+/* every param float, contiguous, on params[0]'s device with its dtype; grads
+ * and the ns state lists (each required) like their param; every storage
+ * written (params, states) distinct from all others and from every grad */
+static bool multi_ok(int count, td_tensor *const *params, td_tensor *const *grads, td_tensor *const *const *state,
+                     int ns)
+{
+    if (count < 1 || !params || !grads || !params[0]) return false;
+    td_tensor *p0 = params[0];
+    if (p0->dtype != TD_FLOAT32 && p0->dtype != TD_FLOAT64) return false;
+    for (int j = 0; j < ns; j++)
+        if (!state[j]) return false;
+    for (int i = 0; i < count; i++) {
+        td_tensor *p = params[i];
+        if (!p || p->dtype != p0->dtype || !td_device_eq(td_device_of(p), td_device_of(p0)) ||
+            !td_is_contiguous(p) || !like_contig(p, grads[i]))
+            return false;
+        for (int j = 0; j < ns; j++)
+            if (!like_contig(p, state[j][i])) return false;
+    }
+    size_t nw = (size_t)count * (size_t)(1 + ns);
+    void **w = malloc(nw * sizeof *w);
+    if (!w) return false;
+    for (int i = 0; i < count; i++) {
+        w[(size_t)i * (1 + ns)] = params[i]->storage;
+        for (int j = 0; j < ns; j++) w[(size_t)i * (1 + ns) + 1 + j] = state[j][i]->storage;
+    }
+    qsort(w, nw, sizeof *w, cmp_ptr);
+    bool ok = true;
+    for (size_t k = 1; k < nw && ok; k++) ok = w[k] != w[k - 1];
+    for (int i = 0; i < count && ok; i++) {
+        void *g = grads[i]->storage;
+        ok = bsearch(&g, w, nw, sizeof *w, cmp_ptr) == NULL;
+    }
+    free(w);
+    return ok;
+}
+
+/* data pointers and sizes of the list, for the backend */
+typedef struct {
+    void **ptr;     /* 5 arrays of count: param, grad, state 0..2 */
+    int64_t *numel; /* count */
+} multi_args;
+
+static td_status multi_begin(multi_args *a, int count, td_tensor *const *params, td_tensor *const *grads,
+                             td_tensor *const *const *state, int ns)
+{
+    a->ptr = malloc((size_t)count * 5 * sizeof *a->ptr);
+    a->numel = malloc((size_t)count * sizeof *a->numel);
+    if (!a->ptr || !a->numel) {
+        free(a->ptr);
+        free(a->numel);
+        return td_error(TD_ENOMEM, 1, "optimizer step: out of memory for %d parameters", count);
+    }
+    for (int i = 0; i < count; i++) {
+        a->ptr[i] = td_data_ptr(params[i]);
+        a->ptr[count + i] = td_data_ptr(grads[i]);
+        for (int j = 0; j < 3; j++) a->ptr[(size_t)(2 + j) * count + i] = j < ns ? td_data_ptr(state[j][i]) : NULL;
+        a->numel[i] = td_numel(params[i]);
+    }
+    return TD_OK;
+}
+
+static void multi_end(multi_args *a, int count, td_tensor *const *params, td_tensor *const *const *state, int ns)
+{
+    for (int i = 0; i < count; i++) {
+        td_bump_version(params[i]);
+        for (int j = 0; j < ns; j++) td_bump_version(state[j][i]);
+    }
+    free(a->ptr);
+    free(a->numel);
+}
+
+td_status td_sgd_step_multi(int count, td_tensor *const *params, td_tensor *const *grads,
+                            td_tensor *const *momentum_bufs, const td_sgd_opts *o)
+{
+    int ns = o->momentum != 0 ? 1 : 0;
+    td_tensor *const *state[1] = {momentum_bufs};
+    const struct td_optim_kernels *k = count > 0 && params && params[0] ? td_backend_of(params[0])->optim : NULL;
+    /* the single step's option checks, on a parameter that passes its own */
+    bool opts_ok = o->lr >= 0 && o->momentum >= 0 && o->weight_decay >= 0 && isfinite(o->lr) &&
+                   isfinite(o->momentum) && isfinite(o->weight_decay) && isfinite(o->dampening) &&
+                   !(o->nesterov && (o->momentum <= 0 || o->dampening != 0));
+    if (k && k->sgd_multi && opts_ok && multi_ok(count, params, grads, state, ns)) {
+        multi_args a;
+        TD_TRY(multi_begin(&a, count, params, grads, state, ns));
+        k->sgd_multi(params[0]->dtype, count, a.ptr, (const void *const *)(a.ptr + count),
+                     ns ? a.ptr + 2 * (size_t)count : NULL, a.numel, o);
+        multi_end(&a, count, params, state, ns);
+        return TD_OK;
+    }
+    for (int i = 0; i < count; i++)
+        TD_TRY(td_sgd_step(params[i], grads[i], momentum_bufs ? momentum_bufs[i] : NULL, o));
+    return TD_OK;
+}
+
+td_status td_adam_step_multi(int count, td_tensor *const *params, td_tensor *const *grads,
+                             td_tensor *const *exp_avgs, td_tensor *const *exp_avg_sqs,
+                             td_tensor *const *max_exp_avg_sqs, const td_adam_opts *o)
+{
+    int ns = o->amsgrad ? 3 : 2;
+    td_tensor *const *state[3] = {exp_avgs, exp_avg_sqs, max_exp_avg_sqs};
+    const struct td_optim_kernels *k = count > 0 && params && params[0] ? td_backend_of(params[0])->optim : NULL;
+    bool opts_ok = o->lr >= 0 && o->eps >= 0 && o->weight_decay >= 0 && isfinite(o->lr) && isfinite(o->eps) &&
+                   isfinite(o->weight_decay) && o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1 &&
+                   o->step >= 1;
+    if (k && k->adam_multi && opts_ok && multi_ok(count, params, grads, state, ns)) {
+        multi_args a;
+        TD_TRY(multi_begin(&a, count, params, grads, state, ns));
+        k->adam_multi(params[0]->dtype, count, a.ptr, (const void *const *)(a.ptr + count), a.ptr + 2 * (size_t)count,
+                      a.ptr + 3 * (size_t)count, ns == 3 ? a.ptr + 4 * (size_t)count : NULL, a.numel, o);
+        multi_end(&a, count, params, state, ns);
+        return TD_OK;
+    }
+    for (int i = 0; i < count; i++)
+        TD_TRY(td_adam_step(params[i], grads[i], exp_avgs ? exp_avgs[i] : NULL, exp_avg_sqs ? exp_avg_sqs[i] : NULL,
+                            max_exp_avg_sqs ? max_exp_avg_sqs[i] : NULL, o));
+    return TD_OK;
+}

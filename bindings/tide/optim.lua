@@ -2,7 +2,8 @@
 -- in tide.nn.utils. Semantics are PyTorch 1.13's (torch.optim,
 -- torch.optim.lr_scheduler, torch.nn.utils.clip_grad); the update of each
 -- parameter is one fused C pass (tide.core._sgd_step, _adam_step,
--- _rmsprop_step). See docs/optim.md.
+-- _rmsprop_step); SGD, Adam and AdamW hand a whole group to one C call
+-- (_sgd_step_multi, _adam_step_multi: few launches on CUDA). See docs/optim.md.
 local M = {}
 
 local function fail(fname, argn, msg)
@@ -179,6 +180,7 @@ function M.install(tide, core)
     function Optimizer:step()
         local spec = self._spec
         for _, group in ipairs(self.param_groups) do
+            local ps, gs, sts = {}, {}, {}
             for _, p in ipairs(group.params) do
                 local g = p.grad
                 if g ~= nil then
@@ -187,9 +189,14 @@ function M.install(tide, core)
                         st = spec.init_state(p, group)
                         self.state[p] = st
                     end
-                    spec.update(p, g, st, group)
+                    if spec.update_list then
+                        ps[#ps + 1], gs[#gs + 1], sts[#sts + 1] = p, g, st
+                    else
+                        spec.update(p, g, st, group)
+                    end
                 end
             end
+            if #ps > 0 then spec.update_list(ps, gs, sts, group) end
         end
     end
 
@@ -356,6 +363,33 @@ function M.install(tide, core)
                 nesterov = group.nesterov, weight_decay = group.weight_decay, maximize = group.maximize,
                 first_step = first})
         end,
+        -- the whole group in one C call (few launches on CUDA), split by
+        -- first_step (fresh momentum buffers)
+        update_list = function(ps, gs, sts, group)
+            local lists = {}
+            for i, p in ipairs(ps) do
+                local st, first = sts[i], false
+                if group.momentum ~= 0 and st.momentum_buffer == nil then
+                    st.momentum_buffer = zeros_like(p)
+                    first = true
+                end
+                local l = lists[first]
+                if l == nil then
+                    l = {p = {}, g = {}, buf = {}}
+                    lists[first] = l
+                end
+                l.p[#l.p + 1], l.g[#l.g + 1] = p, gs[i]
+                if group.momentum ~= 0 then l.buf[#l.buf + 1] = st.momentum_buffer end
+            end
+            for _, first in ipairs({true, false}) do
+                local l = lists[first]
+                if l ~= nil then
+                    core._sgd_step_multi(l.p, l.g, group.momentum ~= 0 and l.buf or nil, {lr = group.lr,
+                        momentum = group.momentum, dampening = group.dampening, nesterov = group.nesterov,
+                        weight_decay = group.weight_decay, maximize = group.maximize, first_step = first})
+                end
+            end
+        end,
     }
 
     -- Adam and AdamW -------------------------------------------------------
@@ -377,6 +411,32 @@ function M.install(tide, core)
                     lr = group.lr, beta1 = group.betas[1], beta2 = group.betas[2], eps = group.eps,
                     weight_decay = group.weight_decay, step = st.step, amsgrad = group.amsgrad,
                     decoupled = decoupled, maximize = group.maximize})
+            end,
+            -- the whole group in one C call per distinct step count (one
+            -- call in the usual case: few launches on CUDA)
+            update_list = function(ps, gs, sts, group)
+                local lists, order = {}, {}
+                for i, p in ipairs(ps) do
+                    local st = sts[i]
+                    if group.amsgrad and st.max_exp_avg_sq == nil then st.max_exp_avg_sq = zeros_like(p) end
+                    st.step = st.step + 1
+                    local l = lists[st.step]
+                    if l == nil then
+                        l = {p = {}, g = {}, m = {}, v = {}, vmax = {}}
+                        lists[st.step] = l
+                        order[#order + 1] = st.step
+                    end
+                    local k = #l.p + 1
+                    l.p[k], l.g[k], l.m[k], l.v[k] = p, gs[i], st.exp_avg, st.exp_avg_sq
+                    if group.amsgrad then l.vmax[k] = st.max_exp_avg_sq end
+                end
+                for _, step in ipairs(order) do
+                    local l = lists[step]
+                    core._adam_step_multi(l.p, l.g, l.m, l.v, group.amsgrad and l.vmax or nil, {
+                        lr = group.lr, beta1 = group.betas[1], beta2 = group.betas[2], eps = group.eps,
+                        weight_decay = group.weight_decay, step = step, amsgrad = group.amsgrad,
+                        decoupled = decoupled, maximize = group.maximize})
+                end
             end,
         }
     end

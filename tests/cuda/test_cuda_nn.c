@@ -718,6 +718,81 @@ START_TEST(optimizer_steps)
 }
 END_TEST
 
+/* the multi-tensor steps (td_sgd_step_multi / td_adam_step_multi, few
+ * launches over a list) on CUDA against the per-parameter CPU steps, over
+ * several steps: 30 tensors (more than one launch's tensor table), sizes
+ * from 1 element to several 64 Ki-element chunks (a tensor split across
+ * launches), and in float32 one tensor of more chunks than one launch holds */
+#define MT_N 31
+static void multi_run(const char *what, int which, td_dtype dt, const void *opts, int nt)
+{
+    td_tensor *p[MT_N], *gp[MT_N], *st[3][MT_N], *gst[3][MT_N];
+    for (int i = 0; i < nt; i++) {
+        int64_t n = i == 30 ? 320 * 65536 + 77 : i % 7 == 3 ? 65536 * 3 + 11 + i : 1 + i * i * 13;
+        p[i] = randn(dt, 1, &n);
+        gp[i] = gpu(p[i]);
+        for (int j = 0; j < 3; j++) {
+            ck_assert_int_eq(td_zeros(1, &n, dt, &st[j][i]), TD_OK);
+            gst[j][i] = gpu(st[j][i]);
+        }
+    }
+    for (int it = 0; it < 4; it++) {
+        td_tensor *g[MT_N], *gg[MT_N];
+        for (int i = 0; i < nt; i++) {
+            g[i] = randn(dt, 1, p[i]->shape);
+            gg[i] = gpu(g[i]);
+        }
+        if (which == 0) {
+            td_sgd_opts o = *(const td_sgd_opts *)opts;
+            o.first_step = it == 0;
+            for (int i = 0; i < nt; i++)
+                ck_assert_msg(td_sgd_step(p[i], g[i], st[0][i], &o) == TD_OK, "%s: %s", what, td_last_error());
+            ck_assert_msg(td_sgd_step_multi(nt, gp, gg, gst[0], &o) == TD_OK, "%s: %s", what, td_last_error());
+        } else {
+            td_adam_opts o = *(const td_adam_opts *)opts;
+            o.step = it + 1;
+            for (int i = 0; i < nt; i++)
+                ck_assert_msg(td_adam_step(p[i], g[i], st[0][i], st[1][i], st[2][i], &o) == TD_OK, "%s: %s", what,
+                              td_last_error());
+            ck_assert_msg(td_adam_step_multi(nt, gp, gg, gst[0], gst[1], gst[2], &o) == TD_OK, "%s: %s", what,
+                          td_last_error());
+        }
+        for (int i = 0; i < nt; i++) {
+            td_tensor_release(g[i]);
+            td_tensor_release(gg[i]);
+        }
+    }
+    char w2[160];
+    for (int i = 0; i < nt; i++) {
+        snprintf(w2, sizeof w2, "%s multi %s: param %d after 4 steps", what, td_dtype_name(dt), i);
+        expect_close_tol(w2, p[i], gp[i], 0);
+        td_tensor_release(p[i]);
+        for (int j = 0; j < 3; j++) {
+            snprintf(w2, sizeof w2, "%s multi %s: state %d of param %d after 4 steps", what, td_dtype_name(dt), j, i);
+            expect_close_tol(w2, st[j][i], gst[j][i], 0);
+            td_tensor_release(st[j][i]);
+        }
+    }
+}
+
+START_TEST(optimizer_multi_tensor_steps)
+{
+    for (int d = 0; d < 2; d++) {
+        td_dtype dt = float_dtypes[d];
+        int nt = dt == TD_FLOAT32 ? 31 : 30;
+        td_sgd_opts sgd[3] = {TD_SGD_OPTS_DEFAULT, TD_SGD_OPTS_DEFAULT, TD_SGD_OPTS_DEFAULT};
+        sgd[0].lr = 0.1;
+        sgd[1].lr = 0.05, sgd[1].momentum = 0.9, sgd[1].dampening = 0.1, sgd[1].weight_decay = 1e-2;
+        sgd[2].lr = 0.05, sgd[2].momentum = 0.9, sgd[2].nesterov = true, sgd[2].maximize = true;
+        for (int i = 0; i < 3; i++) multi_run("sgd", 0, dt, &sgd[i], nt);
+        td_adam_opts adam[3] = {TD_ADAM_OPTS_DEFAULT, TD_ADAM_OPTS_DEFAULT, TD_ADAM_OPTS_DEFAULT};
+        adam[1].weight_decay = 1e-2;                                                           /* Adam, L2 */
+        adam[2].weight_decay = 1e-2, adam[2].decoupled = true, adam[2].amsgrad = true; /* AdamW, amsgrad */
+        for (int i = 0; i < 3; i++) multi_run("adam", 1, dt, &adam[i], nt);
+    }
+}
+END_TEST
+
 /* ---- the suite ------------------------------------------------------------------- */
 
 static Suite *nn_suite(void)
@@ -730,6 +805,7 @@ static Suite *nn_suite(void)
     tcase_add_test(tc, softmax_losses_extremes_and_errors);
     tcase_add_test(tc, softmax_losses_deterministic);
     tcase_add_test(tc, optimizer_steps);
+    tcase_add_test(tc, optimizer_multi_tensor_steps);
     tcase_add_test(tc, regression_losses);
     tcase_add_test(tc, binary_losses);
     tcase_add_test(tc, index_ops_with_duplicates);

@@ -209,6 +209,52 @@ describe("optimizer behaviour", function()
         end
     end)
 
+    it("the list entries (_sgd_step_multi, _adam_step_multi) equal the per-parameter steps", function()
+        tide.manual_seed(11)
+        local shapes = {{3}, {4, 5}, {1}, {70000}}
+        local function setup()
+            local ps, ss = {}, {}
+            for i, sh in ipairs(shapes) do
+                ps[i] = tide.randn(sh, "float32")
+                ss[i] = {tide.zeros(sh, "float32"), tide.zeros(sh, "float32"), tide.zeros(sh, "float32")}
+            end
+            return ps, ss
+        end
+        local a, sa = setup()
+        local b, sb = {}, {}
+        for i = 1, #a do
+            b[i] = a[i]:clone()
+            sb[i] = {sa[i][1]:clone(), sa[i][2]:clone(), sa[i][3]:clone()}
+        end
+        local function col(s, j)
+            local t = {}
+            for i = 1, #s do t[i] = s[i][j] end
+            return t
+        end
+        for step = 1, 3 do
+            local gs = {}
+            for i, sh in ipairs(shapes) do gs[i] = tide.randn(sh, "float32") end
+            local so = {lr = 0.05, momentum = 0.9, weight_decay = 0.01, first_step = step == 1}
+            local ao = {lr = 0.01, weight_decay = 0.01, decoupled = true, amsgrad = true, step = step}
+            for i = 1, #a do
+                core._sgd_step(a[i], gs[i], sa[i][1], so)
+                core._adam_step(a[i], gs[i], sa[i][2], sa[i][3], sa[i][1], ao)
+            end
+            core._sgd_step_multi(b, gs, col(sb, 1), so)
+            core._adam_step_multi(b, gs, col(sb, 2), col(sb, 3), col(sb, 1), ao)
+        end
+        for i = 1, #a do
+            assert.is_true((a[i] - b[i]):abs():max():item() == 0, "param " .. i)
+            for j = 1, 3 do assert.is_true((sa[i][j] - sb[i][j]):abs():max():item() == 0, "state " .. i .. "," .. j) end
+        end
+        -- errors are the single step's
+        local ok, err = pcall(core._sgd_step_multi, {tide.zeros({2}, "float32")}, {tide.zeros({3}, "float32")}, nil,
+            {lr = 0.1})
+        assert.is_false(ok)
+        assert.matches("grad must have param's shape", err, 1, true)
+        assert.has_error(function() core._sgd_step_multi({tide.zeros({2})}, {}, nil, {lr = 0.1}) end)
+    end)
+
     it("a non-contiguous parameter is updated through its view", function()
         local base = tide.tensor({{1, 2}, {3, 4}}, {dtype = "float64", requires_grad = true})
         local w = base:t()

@@ -37,6 +37,18 @@ typedef struct {
 td_status td_adam_step(td_tensor *param, td_tensor *grad, td_tensor *exp_avg, td_tensor *exp_avg_sq,
                        td_tensor *max_exp_avg_sq, const td_adam_opts *o);
 
+/* The same steps over a parameter list: exactly td_sgd_step / td_adam_step
+ * on params[i], grads[i] and the i-th state tensors for i = 0..count-1 (the
+ * state arrays may be NULL where the single step takes NULL). When every
+ * tensor is contiguous, of one dtype and on one device whose backend has a
+ * multi-tensor kernel (CUDA), the list is updated in few launches;
+ * otherwise (CPU) one parameter after another. */
+td_status td_sgd_step_multi(int count, td_tensor *const *params, td_tensor *const *grads,
+                            td_tensor *const *momentum_bufs, const td_sgd_opts *o);
+td_status td_adam_step_multi(int count, td_tensor *const *params, td_tensor *const *grads,
+                             td_tensor *const *exp_avgs, td_tensor *const *exp_avg_sqs,
+                             td_tensor *const *max_exp_avg_sqs, const td_adam_opts *o);
+
 typedef struct {
     double lr, alpha, eps, weight_decay, momentum;
     bool centered, maximize;
