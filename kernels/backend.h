@@ -31,6 +31,14 @@ struct td_backend {
     td_status (*upload)(int device, void *dst, const void *src, size_t nbytes);
     td_status (*download)(int device, void *dst, const void *src, size_t nbytes);
     void (*empty_cache)(void);
+    /* optional (NULL on the CPU): page-locked host memory (NULL when none
+     * can be had), an upload on the backend's stream that returns before
+     * the copy is done (src must stay unchanged until stream_sync), and a
+     * wait for that stream; the DataLoader's pinned batches use them */
+    void *(*host_alloc)(size_t nbytes);
+    void (*host_free)(void *p);
+    td_status (*upload_async)(int device, void *dst, const void *src, size_t nbytes);
+    td_status (*stream_sync)(int device);
 
     /* dst = src, same shape, any strides and dtypes on both sides */
     void (*copy)(td_tensor *dst, const td_tensor *src);

@@ -134,6 +134,8 @@ td_status td_weighted_sample(td_rng *r, const double *w, int64_t n, int64_t num,
 
 typedef struct {
     td_tensor *x, *y;
+    void *staged; /* a pinned copy of x's then y's data (at y_off), or NULL */
+    size_t y_off;
 } batch;
 
 struct td_loader {
@@ -157,6 +159,14 @@ struct td_loader {
     char fail_msg[1024];
     int64_t produced, consumed;
     batch ring[DEPTH];
+    /* CUDA batches: the device's backend (NULL: batches stay on the CPU),
+     * and when pinning, one page-locked staging buffer per ring slot; only
+     * the thread (and td_loader_free, after it) touches pin and pin_cap */
+    td_device device;
+    const td_backend *be;
+    bool pin;
+    void *pin_buf[DEPTH];
+    size_t pin_cap[DEPTH];
 };
 
 td_status td_loader_new(td_tensor *images, td_tensor *labels, const td_loader_opts *o, td_loader **out)
@@ -183,6 +193,7 @@ td_status td_loader_new(td_tensor *images, td_tensor *labels, const td_loader_op
             for (int c = 0; c < tf->nch; c++)
                 if (!(tf->std[c] != 0)) return td_error(TD_EINVAL, 0, "normalize: std %d is zero", c + 1);
     }
+    if (o->device.type != TD_CPU) TD_TRY(td_device_check(o->device));
     td_loader *l = calloc(1, sizeof *l);
     if (!l) return td_error(TD_ENOMEM, 0, "out of memory");
     td_status st = td_contiguous(images, &l->images);
@@ -199,6 +210,11 @@ td_status td_loader_new(td_tensor *images, td_tensor *labels, const td_loader_op
         return st;
     }
     l->n = images->shape[0];
+    l->device = o->device;
+    if (o->device.type != TD_CPU) {
+        l->be = td_backend_for(o->device);
+        l->pin = o->pin_memory && l->be && l->be->host_alloc && l->be->upload_async && l->be->stream_sync;
+    }
     l->row_elems = l->n ? td_numel(images) / l->n : td_shape_numel(images->ndim - 1, images->shape + 1);
     l->label_elems = l->n ? td_numel(labels) / l->n : td_shape_numel(labels->ndim - 1, labels->shape + 1);
     l->out_dtype = odt;
@@ -277,6 +293,29 @@ static td_status make_batch(td_loader *l, int64_t b, td_tensor **ox, td_tensor *
     return TD_OK;
 }
 
+/* copies batch b's data into its slot's pinned buffer, once the upload
+ * that last read that buffer is done; without pinned memory (none could
+ * be had) the batch goes unstaged and is uploaded by an ordinary copy */
+static td_status stage(td_loader *l, int64_t b, batch *out)
+{
+    int slot = (int)(b % DEPTH);
+    size_t xb = (size_t)td_numel(out->x) * td_dtype_size(out->x->dtype);
+    size_t yb = (size_t)td_numel(out->y) * td_dtype_size(out->y->dtype);
+    size_t y_off = (xb + 255) & ~(size_t)255, need = y_off + yb;
+    TD_TRY(l->be->stream_sync(l->device.index)); /* the slot's last upload is done */
+    if (l->pin_cap[slot] < need) {
+        l->be->host_free(l->pin_buf[slot]);
+        l->pin_buf[slot] = l->be->host_alloc(need);
+        l->pin_cap[slot] = l->pin_buf[slot] ? need : 0;
+    }
+    if (!l->pin_buf[slot]) return TD_OK;
+    memcpy(l->pin_buf[slot], td_data_ptr(out->x), xb);
+    memcpy((char *)l->pin_buf[slot] + y_off, td_data_ptr(out->y), yb);
+    out->staged = l->pin_buf[slot];
+    out->y_off = y_off;
+    return TD_OK;
+}
+
 static void *worker(void *arg)
 {
     td_loader *l = arg;
@@ -288,13 +327,21 @@ static void *worker(void *arg)
         if (stop) break;
         td_tensor *x = NULL, *y = NULL;
         td_status st = make_batch(l, b, &x, &y);
+        batch got = {x, y, NULL, 0};
+        if (st == TD_OK && l->pin) {
+            st = stage(l, b, &got);
+            if (st != TD_OK) {
+                td_tensor_release(x);
+                td_tensor_release(y);
+            }
+        }
         pthread_mutex_lock(&l->mu);
         if (st != TD_OK) {
             l->failed = true;
             l->fail_status = st;
             snprintf(l->fail_msg, sizeof l->fail_msg, "%s", td_last_error());
         } else {
-            l->ring[b % DEPTH] = (batch){x, y};
+            l->ring[b % DEPTH] = got;
             l->produced++;
         }
         pthread_cond_broadcast(&l->cv);
@@ -351,6 +398,37 @@ td_status td_loader_start(td_loader *l, const int64_t *order, int64_t len, uint6
     return TD_OK;
 }
 
+/* the CPU batch b on the loader's device: an asynchronous upload from its
+ * pinned copy, or an ordinary one; the CPU tensors are released */
+static td_status to_device(td_loader *l, batch *b, td_tensor **ox, td_tensor **oy)
+{
+    td_tensor *gx = NULL, *gy = NULL;
+    td_status st;
+    if (b->staged) {
+        st = td_empty_on(b->x->ndim, b->x->shape, b->x->dtype, l->device, &gx);
+        if (st == TD_OK) st = td_empty_on(b->y->ndim, b->y->shape, b->y->dtype, l->device, &gy);
+        if (st == TD_OK)
+            st = l->be->upload_async(l->device.index, td_data_ptr(gx), b->staged,
+                                     (size_t)td_numel(gx) * td_dtype_size(gx->dtype));
+        if (st == TD_OK)
+            st = l->be->upload_async(l->device.index, td_data_ptr(gy), (char *)b->staged + b->y_off,
+                                     (size_t)td_numel(gy) * td_dtype_size(gy->dtype));
+    } else {
+        st = td_to_device(b->x, l->device, &gx);
+        if (st == TD_OK) st = td_to_device(b->y, l->device, &gy);
+    }
+    td_tensor_release(b->x);
+    td_tensor_release(b->y);
+    if (st != TD_OK) {
+        if (gx) td_tensor_release(gx);
+        if (gy) td_tensor_release(gy);
+        return st;
+    }
+    *ox = gx;
+    *oy = gy;
+    return TD_OK;
+}
+
 td_status td_loader_next(td_loader *l, td_tensor **x, td_tensor **y)
 {
     *x = *y = NULL;
@@ -359,17 +437,26 @@ td_status td_loader_next(td_loader *l, td_tensor **x, td_tensor **y)
     while (l->consumed == l->produced && !l->failed && l->produced < l->nbatches)
         pthread_cond_wait(&l->cv, &l->mu);
     td_status st = TD_OK;
+    batch got = {0};
     if (l->consumed < l->produced) {
         batch *s = &l->ring[l->consumed % DEPTH];
-        *x = s->x;
-        *y = s->y;
+        got = *s;
         s->x = s->y = NULL;
-        l->consumed++;
-        pthread_cond_broadcast(&l->cv);
+        s->staged = NULL;
     } else if (l->failed) {
         st = td_error(l->fail_status, 0, "%s", l->fail_msg);
     }
     pthread_mutex_unlock(&l->mu);
+    if (got.x) {
+        /* the upload starts before consumed moves on: until then the thread
+         * leaves this slot (and its pinned buffer) alone */
+        if (l->be) st = to_device(l, &got, x, y);
+        else *x = got.x, *y = got.y;
+        pthread_mutex_lock(&l->mu);
+        l->consumed++;
+        pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+    }
     if (!*x) td_loader_stop(l); /* end of epoch or failure: join now */
     return st;
 }
@@ -378,6 +465,10 @@ void td_loader_free(td_loader *l)
 {
     if (!l) return;
     td_loader_stop(l);
+    if (l->pin) {
+        (void)l->be->stream_sync(l->device.index); /* no upload still reads them */
+        for (int i = 0; i < DEPTH; i++) l->be->host_free(l->pin_buf[i]);
+    }
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
     td_tensor_release(l->images);

@@ -167,7 +167,8 @@ static void read_transform(lua_State *L, int idx, td_transform *tf)
     lua_pop(L, 1);
 }
 
-/* _loader(images, labels, batch_size, drop_last, transforms list or nil) */
+/* _loader(images, labels, batch_size, drop_last, transforms list or nil,
+ *         device string or nil, pin_memory) */
 static int l_loader(lua_State *L)
 {
     td_tensor *x = lt_check(L, 1), *y = lt_check(L, 2);
@@ -187,6 +188,8 @@ static int l_loader(lua_State *L)
         o.n_transforms = (int)n;
         o.transforms = tfs;
     }
+    if (!lua_isnoneornil(L, 6)) lt_check_status(L, td_device_parse(luaL_checkstring(L, 6), &o.device), "DataLoader", -100);
+    o.pin_memory = lua_toboolean(L, 7);
     loader_box *b = lua_newuserdatauv(L, sizeof *b, 0);
     b->l = NULL;
     luaL_setmetatable(L, LT_LOADER);

@@ -412,7 +412,8 @@ function M.install(tide, core)
     DataLoader.__index = DataLoader
     DataLoader.__name = "tide.data.DataLoader"
 
-    local loader_opts = set("batch_size", "shuffle", "drop_last", "transform", "sampler", "seed")
+    local loader_opts = set("batch_size", "shuffle", "drop_last", "transform", "sampler", "seed", "device",
+        "pin_memory")
     function data.DataLoader(ds, opts)
         check_dataset("DataLoader", ds)
         opts = check_options("DataLoader", opts, loader_opts)
@@ -434,7 +435,17 @@ function M.install(tide, core)
         local cs, fns = split_transforms(opts.transform)
         self._lua_transforms = fns
         self._gen = core._generator(opts.seed and opt_integer("DataLoader", opts, "seed", nil) or nil)
-        self._c = core._loader(ds.images, ds.labels, self.batch_size, self.drop_last, cs)
+        -- device = "cuda" / "cuda:N": batches arrive there, through pinned
+        -- staging buffers and asynchronous uploads unless pin_memory = false;
+        -- pin_memory on the CPU (or where no pinned memory can be had) does
+        -- nothing
+        if opts.device ~= nil and type(opts.device) ~= "string" then
+            fail("DataLoader", "option 'device' must be a string such as \"cuda\", got " .. type(opts.device))
+        end
+        self.device = opts.device or "cpu"
+        self.pin_memory = opt_boolean("DataLoader", opts, "pin_memory", self.device ~= "cpu")
+        self._c = core._loader(ds.images, ds.labels, self.batch_size, self.drop_last, cs, self.device,
+            self.pin_memory)
         return self
     end
 

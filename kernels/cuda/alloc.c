@@ -274,6 +274,53 @@ td_status td_cuda_download(int device, void *dst, const void *src, size_t nbytes
     return copy_bytes(device, dst, src, nbytes, cudaMemcpyDeviceToHost, "from");
 }
 
+/* ---- pinned host memory (the DataLoader's staging buffers) ---------------
+ * page-locked (cudaHostAllocPortable: any device may copy from it), so
+ * cudaMemcpyAsync from it is a real asynchronous DMA on tide's stream (the
+ * legacy default stream, where every tide kernel runs); NULL without a GPU
+ * or when the driver refuses, and the caller falls back to plain memory. */
+void *td_cuda_host_alloc(size_t nbytes)
+{
+    if (td_cuda_count(NULL) < 1) return NULL;
+    void *p = NULL;
+    if (cudaHostAlloc(&p, nbytes ? nbytes : 1, cudaHostAllocPortable) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return NULL;
+    }
+    return p;
+}
+
+void td_cuda_host_free(void *p)
+{
+    if (p) (void)cudaFreeHost(p);
+}
+
+/* src must stay unchanged until td_cuda_stream_sync(device) returns */
+td_status td_cuda_upload_async(int device, void *dst, const void *src, size_t nbytes)
+{
+    TD_TRY(td_cuda_pending_error());
+    td_cuda_use(device);
+    cudaError_t e = cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, 0);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return td_error(TD_EINVAL, 0, "CUDA error copying %zu bytes to cuda:%d: %s", nbytes, device,
+                        cudaGetErrorString(e));
+    }
+    return TD_OK;
+}
+
+/* waits for everything queued on tide's stream of device (from any thread) */
+td_status td_cuda_stream_sync(int device)
+{
+    td_cuda_use(device);
+    cudaError_t e = cudaStreamSynchronize(0);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return td_error(TD_EINVAL, 0, "CUDA error waiting for cuda:%d: %s", device, cudaGetErrorString(e));
+    }
+    return TD_OK;
+}
+
 td_status td_cuda_sync_all(void)
 {
     int n = td_cuda_count(NULL);

@@ -34,6 +34,10 @@ void *td_cuda_alloc(int device, size_t nbytes);
 void td_cuda_free(int device, void *p, size_t nbytes);
 td_status td_cuda_upload(int device, void *dst, const void *src, size_t nbytes);
 td_status td_cuda_download(int device, void *dst, const void *src, size_t nbytes);
+void *td_cuda_host_alloc(size_t nbytes);
+void td_cuda_host_free(void *p);
+td_status td_cuda_upload_async(int device, void *dst, const void *src, size_t nbytes);
+td_status td_cuda_stream_sync(int device);
 
 /* kernels (elementwise.cu, reduce.cu); tensors are on the device of `out` */
 void td_cuda_copy(td_tensor *dst, const td_tensor *src);

@@ -259,6 +259,28 @@ describe("tide.data readers", function()
 end)
 
 describe("tide.data.DataLoader", function()
+    it("accepts pin_memory and device = 'cpu': the batches are the unpinned ones", function()
+        local ds = counting_ds(10)
+        local function batches(opts)
+            local out = {}
+            for x, y in D.DataLoader(ds, opts):iter() do
+                out[#out + 1] = { x:totable(), y:totable(), x:device() }
+            end
+            return out
+        end
+        local plain = batches({ batch_size = 4, shuffle = true, seed = 3 })
+        assert.are.same(plain, batches({ batch_size = 4, shuffle = true, seed = 3, pin_memory = true }))
+        assert.are.same(plain, batches({ batch_size = 4, shuffle = true, seed = 3, device = "cpu", pin_memory = true }))
+        assert.are.same(plain, batches({ batch_size = 4, shuffle = true, seed = 3, pin_memory = false }))
+        assert.are.equal("cpu", plain[1][3])
+        assert.is_truthy(H.error_of(D.DataLoader, ds, { pin_memory = 1 }):find("pin_memory"))
+        assert.is_truthy(H.error_of(D.DataLoader, ds, { device = 3 }):find("device"))
+        assert.is_truthy(H.error_of(D.DataLoader, ds, { device = "tpu" }))
+        if not tide.cuda.is_available() then
+            assert.is_truthy(H.error_of(D.DataLoader, ds, { device = "cuda" }))
+        end
+    end)
+
     it("gives #loader batches, the last one partial unless drop_last", function()
         local ds = counting_ds(10)
         local loader = D.DataLoader(ds, { batch_size = 4 })

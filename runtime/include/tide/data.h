@@ -72,6 +72,15 @@ typedef struct {
     bool drop_last;
     int n_transforms;
     const td_transform *transforms;
+    /* where the batches go ({TD_CPU, 0}, the zero value: as assembled). On
+     * CUDA with pin_memory the thread also copies each batch into a
+     * page-locked staging buffer (one per ring slot) and td_loader_next
+     * starts an asynchronous upload from it on tide's stream; the thread
+     * waits for that stream before it refills the slot. Without pinned
+     * memory (or without pin_memory) the upload is an ordinary copy.
+     * pin_memory with the CPU as destination does nothing. */
+    td_device device;
+    bool pin_memory;
 } td_loader_opts;
 
 /* images (N, ...) of any dtype, labels (N, ...) of any dtype; both are made
