@@ -13,6 +13,7 @@
  * Exits 77 (ctest's SKIP_RETURN_CODE) where no GPU is usable, so such a
  * run reports itself skipped, never passed. */
 #include "internal.h"
+#include "cuda_check.h"
 
 #include <check.h>
 #include <math.h>
@@ -20,70 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SKIP 77
 static const td_device GPU = {TD_CUDA, 0};
-
-/* ---- helpers --------------------------------------------------------------- */
-
-static td_tensor *randn(td_dtype dt, int ndim, const int64_t *shape)
-{
-    td_tensor *t = NULL;
-    if (td_dtype_is_float(dt))
-        ck_assert_int_eq(td_randn(ndim, shape, dt, &t), TD_OK);
-    else
-        ck_assert_int_eq(td_randint(dt == TD_UINT8 ? 0 : -50, 50, ndim, shape, dt, &t), TD_OK);
-    return t;
-}
-
-static td_tensor *gpu(td_tensor *t)
-{
-    td_tensor *g = NULL;
-    ck_assert_msg(td_to_device(t, GPU, &g) == TD_OK, "to cuda: %s", td_last_error());
-    return g;
-}
-
-static td_tensor *host(td_tensor *t)
-{
-    td_tensor *h = NULL;
-    ck_assert_msg(td_to_device(t, TD_DEVICE_CPU, &h) == TD_OK, "to cpu: %s", td_last_error());
-    return h;
-}
-
-/* compares cpu with the CUDA result g (released here); what names the case */
-static void expect_close(const char *what, td_tensor *cpu, td_tensor *g)
-{
-    ck_assert_msg(td_device_of(g).type == TD_CUDA, "%s: result is not on cuda", what);
-    ck_assert_int_eq(td_cuda_synchronize(), TD_OK);
-    td_tensor *h = host(g);
-    ck_assert_msg(td_same_shape(cpu, h), "%s: shapes differ", what);
-    ck_assert_msg(cpu->dtype == h->dtype, "%s: dtypes differ", what);
-    int64_t n = td_numel(cpu);
-    double err = 0, ref = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double a = td_get_flat(cpu, i), b = td_get_flat(h, i);
-        if (!td_dtype_is_float(cpu->dtype)) {
-            ck_assert_msg(a == b, "%s: element %lld is %g on cuda, %g on cpu", what, (long long)i, b, a);
-            continue;
-        }
-        if (isnan(a) || isnan(b)) {
-            ck_assert_msg(isnan(a) && isnan(b), "%s: element %lld is %g on cuda, %g on cpu", what, (long long)i, b, a);
-            continue;
-        }
-        if (isinf(a) || isinf(b)) {
-            ck_assert_msg(a == b, "%s: element %lld is %g on cuda, %g on cpu", what, (long long)i, b, a);
-            continue;
-        }
-        err += (a - b) * (a - b);
-        ref += a * a;
-    }
-    if (td_dtype_is_float(cpu->dtype)) {
-        double nmse = ref > 0 ? err / ref : err;
-        double tol = cpu->dtype == TD_FLOAT64 ? 1e-15 : 1e-7;
-        ck_assert_msg(nmse < tol, "%s: NMSE %g above %g", what, nmse, tol);
-    }
-    td_tensor_release(h);
-    td_tensor_release(g);
-}
 
 static const td_dtype all_dtypes[] = {TD_FLOAT32, TD_FLOAT64, TD_INT64, TD_UINT8};
 static const td_dtype float_dtypes[] = {TD_FLOAT32, TD_FLOAT64};
@@ -466,30 +404,6 @@ END_TEST
 
 /* ---- guards: no write outside the output ------------------------------------------------------------- */
 
-#define GUARD 1024
-#define SENTINEL 12345.0
-
-/* a CUDA float32 buffer of GUARD + n + GUARD sentinels, and the view of its middle */
-static td_tensor *guarded(int64_t n, td_tensor **view)
-{
-    int64_t total = n + 2 * GUARD;
-    td_tensor *buf = NULL;
-    ck_assert_int_eq(td_full_on(1, &total, SENTINEL, TD_FLOAT32, GPU, &buf), TD_OK);
-    ck_assert_int_eq(td_narrow(buf, 0, GUARD, n, view), TD_OK);
-    return buf;
-}
-
-static void check_guards(const char *what, td_tensor *buf, int64_t n)
-{
-    ck_assert_int_eq(td_cuda_synchronize(), TD_OK);
-    td_tensor *h = host(buf);
-    const float *p = td_data_ptr(h);
-    for (int64_t i = 0; i < GUARD; i++) {
-        ck_assert_msg(p[i] == SENTINEL, "%s: wrote %lld elements before its output", what, (long long)(GUARD - i));
-        ck_assert_msg(p[GUARD + n + i] == SENTINEL, "%s: wrote past its output (element %lld)", what, (long long)i);
-    }
-    td_tensor_release(h);
-}
 
 START_TEST(guards_around_outputs)
 {
@@ -529,15 +443,6 @@ START_TEST(guards_around_outputs)
 END_TEST
 
 /* ---- determinism: the same bits twice ------------------------------------------------------------------ */
-
-static void same_bits(const char *what, td_tensor *a, td_tensor *b)
-{
-    td_tensor *ha = host(a), *hb = host(b);
-    size_t nbytes = (size_t)td_numel(ha) * td_dtype_size(ha->dtype);
-    ck_assert_msg(memcmp(td_data_ptr(ha), td_data_ptr(hb), nbytes) == 0, "%s: two runs differ", what);
-    td_tensor_release(ha);
-    td_tensor_release(hb);
-}
 
 START_TEST(deterministic_reductions)
 {

@@ -9,6 +9,7 @@
  * cuDNN must load (dlopen, no GPU needed) on every machine that built the
  * CUDA backend; the rest exits 77 (skipped) where no GPU is usable. */
 #include "internal.h"
+#include "cuda_check.h"
 #include "cuda/nn.h"
 
 #include <check.h>
@@ -17,83 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SKIP 77
 static const td_device GPU = {TD_CUDA, 0};
-
-/* ---- helpers --------------------------------------------------------------- */
-
-static td_tensor *randn(td_dtype dt, int ndim, const int64_t *shape)
-{
-    td_tensor *t = NULL;
-    ck_assert_int_eq(td_randn(ndim, shape, dt, &t), TD_OK);
-    return t;
-}
-
-static td_tensor *gpu(td_tensor *t)
-{
-    td_tensor *g = NULL;
-    ck_assert_msg(td_to_device(t, GPU, &g) == TD_OK, "to cuda: %s", td_last_error());
-    return g;
-}
-
-static td_tensor *host(td_tensor *t)
-{
-    td_tensor *h = NULL;
-    ck_assert_msg(td_to_device(t, TD_DEVICE_CPU, &h) == TD_OK, "to cpu: %s", td_last_error());
-    return h;
-}
-
-/* compares cpu with the CUDA result g (not released) */
-static void expect_close(const char *what, td_tensor *cpu, td_tensor *g)
-{
-    ck_assert_msg(cpu && g, "%s: a result is missing", what);
-    ck_assert_msg(td_device_of(g).type == TD_CUDA, "%s: result is not on cuda", what);
-    ck_assert_msg(td_cuda_synchronize() == TD_OK, "%s: %s", what, td_last_error());
-    td_tensor *h = host(g);
-    ck_assert_msg(td_same_shape(cpu, h), "%s: shapes differ", what);
-    ck_assert_msg(cpu->dtype == h->dtype, "%s: dtypes differ", what);
-    int64_t n = td_numel(cpu);
-    double err = 0, ref = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double a = td_get_flat(cpu, i), b = td_get_flat(h, i);
-        if (!td_dtype_is_float(cpu->dtype)) {
-            ck_assert_msg(a == b, "%s: element %lld is %g on cuda, %g on cpu", what, (long long)i, b, a);
-            continue;
-        }
-        if (isnan(a) || isnan(b)) {
-            ck_assert_msg(isnan(a) && isnan(b), "%s: element %lld is %g on cuda, %g on cpu", what, (long long)i, b, a);
-            continue;
-        }
-        if (isinf(a) || isinf(b)) {
-            ck_assert_msg(a == b, "%s: element %lld is %g on cuda, %g on cpu", what, (long long)i, b, a);
-            continue;
-        }
-        err += (a - b) * (a - b);
-        ref += a * a;
-    }
-    if (td_dtype_is_float(cpu->dtype)) {
-        double nmse = ref > 0 ? err / ref : err;
-        double tol = cpu->dtype == TD_FLOAT64 ? 1e-15 : 1e-7;
-        ck_assert_msg(nmse < tol, "%s: NMSE %g above %g", what, nmse, tol);
-    }
-    td_tensor_release(h);
-}
-
-static void same_bits(const char *what, td_tensor *a, td_tensor *b)
-{
-    td_tensor *ha = host(a), *hb = host(b);
-    size_t nbytes = (size_t)td_numel(ha) * td_dtype_size(ha->dtype);
-    ck_assert_msg(memcmp(td_data_ptr(ha), td_data_ptr(hb), nbytes) == 0, "%s: two runs differ", what);
-    td_tensor_release(ha);
-    td_tensor_release(hb);
-}
 
 static const td_dtype float_dtypes[] = {TD_FLOAT32, TD_FLOAT64};
 
 /* ---- one op, both devices, with gradients ---------------------------------------- */
 
 #define MAX_IN 5
-typedef td_status (*op_fn)(td_tensor **in, const void *ctx, td_tensor **out);
+typedef td_status (*layer_fn)(td_tensor **in, const void *ctx, td_tensor **out);
 
 typedef struct {
     td_tensor *y;           /* the CUDA output */
@@ -104,7 +36,7 @@ typedef struct {
  * their copies on the GPU; compares the outputs and, through the loss
  * sum(y * r) with the same random r, every gradient. Returns the GPU run
  * for further checks (release with drop_run). */
-static gpu_run compare_op(const char *what, int nin, td_tensor **cpu_in, op_fn f, const void *ctx)
+static gpu_run compare_op(const char *what, int nin, td_tensor **cpu_in, layer_fn f, const void *ctx)
 {
     gpu_run g = {0};
     char buf[160];
@@ -119,7 +51,7 @@ static gpu_run compare_op(const char *what, int nin, td_tensor **cpu_in, op_fn f
     td_tensor *yc = NULL;
     ck_assert_msg(f(cpu_in, ctx, &yc) == TD_OK, "%s on cpu: %s", what, td_last_error());
     ck_assert_msg(f(g.in, ctx, &g.y) == TD_OK, "%s on cuda: %s", what, td_last_error());
-    expect_close(what, yc, g.y);
+    expect_close_keep(what, yc, g.y);
     bool any = false;
     for (int i = 0; i < nin; i++) any = any || (cpu_in[i] && cpu_in[i]->requires_grad);
     if (any) {
@@ -134,7 +66,7 @@ static gpu_run compare_op(const char *what, int nin, td_tensor **cpu_in, op_fn f
         for (int i = 0; i < nin; i++) {
             if (!cpu_in[i] || !cpu_in[i]->requires_grad) continue;
             snprintf(buf, sizeof buf, "%s: gradient of input %d", what, i);
-            expect_close(buf, cpu_in[i]->grad, g.in[i]->grad);
+            expect_close_keep(buf, cpu_in[i]->grad, g.in[i]->grad);
         }
         td_tensor *ts[] = {r, rg, pc, pg, lc, lg};
         for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) td_tensor_release(ts[i]);
@@ -341,9 +273,9 @@ START_TEST(batch_norm_train_eval_running_stats)
                 if (in[3]) {
                     char w2[128];
                     snprintf(w2, sizeof w2, "%s running_mean", what);
-                    expect_close(w2, in[3], g.in[3]);
+                    expect_close_keep(w2, in[3], g.in[3]);
                     snprintf(w2, sizeof w2, "%s running_var", what);
-                    expect_close(w2, in[4], g.in[4]);
+                    expect_close_keep(w2, in[4], g.in[4]);
                 }
                 drop_run(&g, 5);
                 for (int j = 0; j < 5; j++) td_tensor_release(in[j]);
@@ -367,8 +299,8 @@ START_TEST(batch_norm_strided_running_stats)
     td_tensor *in[5] = {x, NULL, NULL, rm, rv}, *gin[5] = {gxx, NULL, NULL, grm, grv};
     ck_assert_int_eq(bn_op(in, &k, &yc), TD_OK);
     ck_assert_msg(bn_op(gin, &k, &yg) == TD_OK, "%s", td_last_error());
-    expect_close("batch_norm with strided running stats", yc, yg);
-    expect_close("strided running stats (the whole buffer)", buf, gbuf);
+    expect_close_keep("batch_norm with strided running stats", yc, yg);
+    expect_close_keep("strided running stats (the whole buffer)", buf, gbuf);
     td_tensor *ts[] = {x, gxx, buf, gbuf, rm, rv, grm, grv, yc, yg};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) td_tensor_release(ts[i]);
 }
@@ -564,7 +496,7 @@ START_TEST(dropout_same_mask_as_cpu)
             uint64_t key = 0x1234567890abcdefull + (uint64_t)i;
             td_cpu_backend()->layers->dropout(dt, td_data_ptr(yc), td_data_ptr(x), n, key, ps[i]);
             td_backend_for(GPU)->layers->dropout(dt, td_data_ptr(yg), td_data_ptr(gx), n, key, ps[i]);
-            expect_close("dropout", yc, yg);
+            expect_close_keep("dropout", yc, yg);
         }
         td_tensor *ts[] = {x, gx, yc, yg};
         for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) td_tensor_release(ts[i]);
@@ -574,29 +506,6 @@ END_TEST
 
 /* ---- guards: no write outside the output ----------------------------------------------------- */
 
-#define GUARD 1024
-#define SENTINEL 12345.0
-
-static td_tensor *guarded(int64_t n, td_tensor **view)
-{
-    int64_t total = n + 2 * GUARD;
-    td_tensor *buf = NULL;
-    ck_assert_int_eq(td_full_on(1, &total, SENTINEL, TD_FLOAT32, GPU, &buf), TD_OK);
-    ck_assert_int_eq(td_narrow(buf, 0, GUARD, n, view), TD_OK);
-    return buf;
-}
-
-static void check_guards(const char *what, td_tensor *buf, int64_t n)
-{
-    ck_assert_msg(td_cuda_synchronize() == TD_OK, "%s: %s", what, td_last_error());
-    td_tensor *h = host(buf);
-    const float *p = td_data_ptr(h);
-    for (int64_t i = 0; i < GUARD; i++) {
-        ck_assert_msg(p[i] == SENTINEL, "%s: wrote %lld elements before its output", what, (long long)(GUARD - i));
-        ck_assert_msg(p[GUARD + n + i] == SENTINEL, "%s: wrote past its output (element %lld)", what, (long long)i);
-    }
-    td_tensor_release(h);
-}
 
 START_TEST(guards_around_outputs)
 {

@@ -10,6 +10,7 @@
  *
  * Exits 77 (ctest's SKIP_RETURN_CODE) where no GPU is usable. */
 #include "internal.h"
+#include "cuda_check.h"
 #include "tide/losses.h"
 
 #include <check.h>
@@ -18,45 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SKIP 77
 static const td_device GPU = {TD_CUDA, 0};
 static const td_dtype float_dtypes[] = {TD_FLOAT32, TD_FLOAT64};
 static const td_reduction reductions[] = {TD_REDUCE_NONE, TD_REDUCE_MEAN, TD_REDUCE_SUM};
 
-/* ---- helpers (as test_cuda_nn.c) -------------------------------------------- */
-
-static td_tensor *randn(td_dtype dt, int ndim, const int64_t *shape)
-{
-    td_tensor *t = NULL;
-    ck_assert_int_eq(td_randn(ndim, shape, dt, &t), TD_OK);
-    return t;
-}
-
-static td_tensor *randint(int64_t lo, int64_t hi, int ndim, const int64_t *shape)
-{
-    td_tensor *t = NULL;
-    ck_assert_int_eq(td_randint(lo, hi, ndim, shape, TD_INT64, &t), TD_OK);
-    return t;
-}
-
-static td_tensor *uniform(td_dtype dt, int ndim, const int64_t *shape, double lo, double hi)
-{
-    td_tensor *u = NULL, *a = NULL, *b = NULL;
-    ck_assert_int_eq(td_rand(ndim, shape, dt, &u), TD_OK);
-    ck_assert_int_eq(td_binary_scalar(TD_MUL, u, hi - lo, false, &a), TD_OK);
-    ck_assert_int_eq(td_binary_scalar(TD_ADD, a, lo, false, &b), TD_OK);
-    td_tensor_release(u);
-    td_tensor_release(a);
-    return b;
-}
-
-static td_tensor *scaled(td_tensor *t, double k)
-{
-    td_tensor *r = NULL;
-    ck_assert_int_eq(td_binary_scalar(TD_MUL, t, k, false, &r), TD_OK);
-    td_tensor_release(t);
-    return r;
-}
+/* ---- helpers (the shared ones are in cuda_check.h) ----------------------------- */
 
 /* +-1 labels of dtype dt */
 static td_tensor *signs(td_dtype dt, int ndim, const int64_t *shape)
@@ -65,112 +32,6 @@ static td_tensor *signs(td_dtype dt, int ndim, const int64_t *shape)
     ck_assert_int_eq(td_unary(TD_SIGN, r, &s), TD_OK);
     td_tensor_release(r);
     return s;
-}
-
-static td_tensor *gpu(td_tensor *t)
-{
-    td_tensor *g = NULL;
-    ck_assert_msg(td_to_device(t, GPU, &g) == TD_OK, "to cuda: %s", td_last_error());
-    return g;
-}
-
-static td_tensor *host(td_tensor *t)
-{
-    td_tensor *h = NULL;
-    ck_assert_msg(td_to_device(t, TD_DEVICE_CPU, &h) == TD_OK, "to cpu: %s", td_last_error());
-    return h;
-}
-
-static void expect_close(const char *what, const td_tensor *cpu, td_tensor *g)
-{
-    ck_assert_msg(td_device_of(g).type == TD_CUDA, "%s: result is not on cuda", what);
-    ck_assert_int_eq(td_cuda_synchronize(), TD_OK);
-    td_tensor *h = host(g);
-    ck_assert_msg(td_same_shape(cpu, h), "%s: shapes differ", what);
-    ck_assert_msg(cpu->dtype == h->dtype, "%s: dtypes differ", what);
-    int64_t n = td_numel(cpu);
-    double err = 0, ref = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double a = td_get_flat(cpu, i), b = td_get_flat(h, i);
-        if (isnan(a) || isnan(b)) {
-            ck_assert_msg(isnan(a) && isnan(b), "%s: element %lld is %g on cuda, %g on cpu", what, (long long)i, b, a);
-            continue;
-        }
-        if (isinf(a) || isinf(b)) {
-            ck_assert_msg(a == b, "%s: element %lld is %g on cuda, %g on cpu", what, (long long)i, b, a);
-            continue;
-        }
-        err += (a - b) * (a - b);
-        ref += a * a;
-    }
-    double nmse = ref > 0 ? err / ref : err, tol = cpu->dtype == TD_FLOAT64 ? 1e-15 : 1e-7;
-    ck_assert_msg(nmse < tol, "%s: NMSE %g above %g", what, nmse, tol);
-    td_tensor_release(h);
-    td_tensor_release(g);
-}
-
-typedef td_status (*op_fn)(const void *ctx, td_tensor **in, td_tensor **out);
-
-/* f on the CPU inputs and on their CUDA copies: the value, then (grad_mask:
- * the inputs to differentiate) every gradient after the same random
- * upstream gradient; keep (when not NULL) receives the CUDA result */
-static void parity(const char *what, op_fn f, const void *ctx, int n, td_tensor **cin, unsigned grad_mask)
-{
-    td_tensor *ci[8] = {0}, *gi[8] = {0}, *oc = NULL, *og = NULL;
-    for (int i = 0; i < n; i++) {
-        if (!cin[i]) continue;
-        ck_assert_int_eq(td_detach(cin[i], &ci[i]), TD_OK);
-        gi[i] = gpu(ci[i]);
-        if (grad_mask & (1u << i)) {
-            ck_assert_int_eq(td_set_requires_grad(ci[i], true), TD_OK);
-            ck_assert_int_eq(td_set_requires_grad(gi[i], true), TD_OK);
-        }
-    }
-    ck_assert_msg(f(ctx, ci, &oc) == TD_OK, "%s on cpu: %s", what, td_last_error());
-    ck_assert_msg(f(ctx, gi, &og) == TD_OK, "%s on cuda: %s", what, td_last_error());
-    td_tensor_retain(og);
-    expect_close(what, oc, og);
-    if (grad_mask) {
-        td_tensor *gy = NULL, *ggy = NULL;
-        if (oc->ndim > 0) {
-            gy = randn(oc->dtype, oc->ndim, oc->shape);
-            ggy = gpu(gy);
-        }
-        ck_assert_msg(td_backward(oc, gy, false) == TD_OK, "%s backward on cpu: %s", what, td_last_error());
-        ck_assert_msg(td_backward(og, ggy, false) == TD_OK, "%s backward on cuda: %s", what, td_last_error());
-        for (int i = 0; i < n; i++) {
-            if (!(grad_mask & (1u << i)) || !ci[i]) continue;
-            char w2[200];
-            snprintf(w2, sizeof w2, "%s: gradient of input %d", what, i);
-            ck_assert_msg(ci[i]->grad && gi[i]->grad, "%s missing", w2);
-            td_tensor_retain(gi[i]->grad);
-            expect_close(w2, ci[i]->grad, gi[i]->grad);
-        }
-        td_tensor_release(gy);
-        td_tensor_release(ggy);
-    }
-    td_tensor_release(oc);
-    td_tensor_release(og);
-    for (int i = 0; i < n; i++) {
-        td_tensor_release(ci[i]);
-        td_tensor_release(gi[i]);
-    }
-}
-
-/* the same call on both devices fails with the same message */
-static void same_error(const char *what, op_fn f, const void *ctx, int n, td_tensor **cin)
-{
-    td_tensor *gi[8] = {0}, *o = NULL;
-    for (int i = 0; i < n; i++) gi[i] = cin[i] ? gpu(cin[i]) : NULL;
-    ck_assert_msg(f(ctx, cin, &o) != TD_OK, "%s: the cpu accepted it", what);
-    char msg[512];
-    snprintf(msg, sizeof msg, "%s", td_last_error());
-    td_clear_error();
-    ck_assert_msg(f(ctx, gi, &o) != TD_OK, "%s: cuda accepted it", what);
-    ck_assert_msg(strcmp(msg, td_last_error()) == 0, "%s: cuda says '%s', the cpu '%s'", what, td_last_error(), msg);
-    td_clear_error();
-    ck_assert_int_eq(td_cuda_synchronize(), TD_OK);
-    for (int i = 0; i < n; i++) td_tensor_release(gi[i]);
 }
 
 /* f twice on the same CUDA inputs: identical bits, value and gradient of input 0 */
