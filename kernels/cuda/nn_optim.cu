@@ -21,27 +21,38 @@ struct SgdK {
 };
 
 template <typename T>
+SgdK<T> sgd_coeffs(const td_sgd_opts *o)
+{
+    return {(T)o->lr, (T)o->weight_decay, (T)o->momentum, (T)(1.0 - o->dampening),
+            o->maximize ? (T)-1 : (T)1, o->weight_decay != 0, o->first_step, o->nesterov};
+}
+
+/* element i of one SGD step; b (the momentum buffer) may be NULL */
+template <typename T>
+__device__ __forceinline__ void sgd_element(int64_t i, T *p, const T *g, T *b, const SgdK<T> &k)
+{
+    T d = k.sgn * g[i];
+    if (k.use_wd) d += k.wd * p[i];
+    if (b) {
+        T bv = k.first ? d : b[i] * k.mom + k.damp * d;
+        b[i] = bv;
+        d = k.nesterov ? d + k.mom * bv : bv;
+    }
+    p[i] -= k.lr * d;
+}
+
+template <typename T>
 __global__ void sgd_kernel(int64_t n, T *p, const T *g, T *b, SgdK<T> k)
 {
     int64_t step = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
-        T d = k.sgn * g[i];
-        if (k.use_wd) d += k.wd * p[i];
-        if (b) {
-            T bv = k.first ? d : b[i] * k.mom + k.damp * d;
-            b[i] = bv;
-            d = k.nesterov ? d + k.mom * bv : bv;
-        }
-        p[i] -= k.lr * d;
-    }
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) sgd_element(i, p, g, b, k);
 }
 
 void cuda_sgd(td_dtype dt, int64_t n, void *param, const void *grad, void *buf, const td_sgd_opts *o)
 {
     if (n == 0 || !use_device_of_ptr(param, "sgd_step")) return;
     TDC_FLOAT_DISPATCH(dt, {
-        SgdK<T> k = {(T)o->lr, (T)o->weight_decay, (T)o->momentum, (T)(1.0 - o->dampening),
-                     o->maximize ? (T)-1 : (T)1, o->weight_decay != 0, o->first_step, o->nesterov};
+        SgdK<T> k = sgd_coeffs<T>(o);
         sgd_kernel<T><<<blocks_for(n), THREADS>>>(n, (T *)param, (const T *)grad, (T *)buf, k);
     });
     check_launch("sgd_step");
@@ -53,46 +64,59 @@ struct AdamK {
     bool coupled, decoupled;
 };
 
+/* the bias corrections and weight decay of this step, in double, cast once */
+template <typename T>
+AdamK<T> adam_coeffs(const td_adam_opts *o)
+{
+    double bc1 = 1.0 - pow(o->beta1, (double)o->step);
+    double bc2 = 1.0 - pow(o->beta2, (double)o->step);
+    return {(T)(o->lr / bc1),
+            (T)sqrt(bc2),
+            (T)o->eps,
+            (T)o->beta1,
+            (T)(1.0 - o->beta1),
+            (T)o->beta2,
+            (T)(1.0 - o->beta2),
+            (T)o->weight_decay,
+            (T)(1.0 - o->lr * o->weight_decay),
+            o->maximize ? (T)-1 : (T)1,
+            !o->decoupled && o->weight_decay != 0,
+            o->decoupled && o->weight_decay != 0};
+}
+
+/* element i of one Adam/AdamW step; vmax (amsgrad) may be NULL */
+template <typename T>
+__device__ __forceinline__ void adam_element(int64_t i, T *p, const T *g, T *m, T *v, T *vmax, const AdamK<T> &k)
+{
+    T pv = p[i], gv = k.sgn * g[i];
+    if (k.decoupled) pv *= k.decay;
+    if (k.coupled) gv += k.wd * pv;
+    T mv = m[i] * k.b1 + k.c1 * gv;
+    T vv = v[i] * k.b2 + k.c2 * gv * gv;
+    m[i] = mv;
+    v[i] = vv;
+    if (vmax) {
+        vv = vmax[i] > vv ? vmax[i] : vv;
+        vmax[i] = vv;
+    }
+    T denom = dsqrt<T>(vv) / k.bc2s + k.eps;
+    p[i] = pv - k.step_size * (mv / denom);
+}
+
 template <typename T>
 __global__ void adam_kernel(int64_t n, T *p, const T *g, T *m, T *v, T *vmax, AdamK<T> k)
 {
     int64_t step = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
-        T pv = p[i], gv = k.sgn * g[i];
-        if (k.decoupled) pv *= k.decay;
-        if (k.coupled) gv += k.wd * pv;
-        T mv = m[i] * k.b1 + k.c1 * gv;
-        T vv = v[i] * k.b2 + k.c2 * gv * gv;
-        m[i] = mv;
-        v[i] = vv;
-        if (vmax) {
-            vv = vmax[i] > vv ? vmax[i] : vv;
-            vmax[i] = vv;
-        }
-        T denom = dsqrt<T>(vv) / k.bc2s + k.eps;
-        p[i] = pv - k.step_size * (mv / denom);
-    }
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step)
+        adam_element(i, p, g, m, v, vmax, k);
 }
 
 void cuda_adam(td_dtype dt, int64_t n, void *param, const void *grad, void *exp_avg, void *exp_avg_sq,
                void *max_sq, const td_adam_opts *o)
 {
     if (n == 0 || !use_device_of_ptr(param, "adam_step")) return;
-    double bc1 = 1.0 - pow(o->beta1, (double)o->step);
-    double bc2 = 1.0 - pow(o->beta2, (double)o->step);
     TDC_FLOAT_DISPATCH(dt, {
-        AdamK<T> k = {(T)(o->lr / bc1),
-                      (T)sqrt(bc2),
-                      (T)o->eps,
-                      (T)o->beta1,
-                      (T)(1.0 - o->beta1),
-                      (T)o->beta2,
-                      (T)(1.0 - o->beta2),
-                      (T)o->weight_decay,
-                      (T)(1.0 - o->lr * o->weight_decay),
-                      o->maximize ? (T)-1 : (T)1,
-                      !o->decoupled && o->weight_decay != 0,
-                      o->decoupled && o->weight_decay != 0};
+        AdamK<T> k = adam_coeffs<T>(o);
         adam_kernel<T><<<blocks_for(n), THREADS>>>(n, (T *)param, (const T *)grad, (T *)exp_avg, (T *)exp_avg_sq,
                                                    (T *)max_sq, k);
     });
@@ -168,49 +192,25 @@ struct MtArgs {
     unsigned char tensor[MT_BLOCKS];
 };
 
+/* a tensor's state pointers are NULL where the step has no such state
+ * (mt_pack fills them so), which is what the element functions test */
 template <typename T>
-__global__ void sgd_multi_kernel(MtArgs<T> a, SgdK<T> k, bool has_buf)
+__global__ void sgd_multi_kernel(MtArgs<T> a, SgdK<T> k)
 {
     int t = a.tensor[blockIdx.x];
     int64_t start = (int64_t)a.chunk[blockIdx.x] * MT_CHUNK;
     int64_t end = start + MT_CHUNK < a.n[t] ? start + MT_CHUNK : a.n[t];
-    T *p = a.p[t], *b = a.s0[t];
-    const T *g = a.g[t];
-    for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) {
-        T d = k.sgn * g[i];
-        if (k.use_wd) d += k.wd * p[i];
-        if (has_buf) {
-            T bv = k.first ? d : b[i] * k.mom + k.damp * d;
-            b[i] = bv;
-            d = k.nesterov ? d + k.mom * bv : bv;
-        }
-        p[i] -= k.lr * d;
-    }
+    for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) sgd_element(i, a.p[t], a.g[t], a.s0[t], k);
 }
 
 template <typename T>
-__global__ void adam_multi_kernel(MtArgs<T> a, AdamK<T> k, bool has_vmax)
+__global__ void adam_multi_kernel(MtArgs<T> a, AdamK<T> k)
 {
     int t = a.tensor[blockIdx.x];
     int64_t start = (int64_t)a.chunk[blockIdx.x] * MT_CHUNK;
     int64_t end = start + MT_CHUNK < a.n[t] ? start + MT_CHUNK : a.n[t];
-    T *p = a.p[t], *m = a.s0[t], *v = a.s1[t], *vmax = a.s2[t];
-    const T *g = a.g[t];
-    for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) {
-        T pv = p[i], gv = k.sgn * g[i];
-        if (k.decoupled) pv *= k.decay;
-        if (k.coupled) gv += k.wd * pv;
-        T mv = m[i] * k.b1 + k.c1 * gv;
-        T vv = v[i] * k.b2 + k.c2 * gv * gv;
-        m[i] = mv;
-        v[i] = vv;
-        if (has_vmax) {
-            vv = vmax[i] > vv ? vmax[i] : vv;
-            vmax[i] = vv;
-        }
-        T denom = dsqrt<T>(vv) / k.bc2s + k.eps;
-        p[i] = pv - k.step_size * (mv / denom);
-    }
+    for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x)
+        adam_element(i, a.p[t], a.g[t], a.s0[t], a.s1[t], a.s2[t], k);
 }
 
 /* packs tensors 0..count-1 into launches of launch(args, nblocks) */
@@ -257,11 +257,9 @@ void cuda_sgd_multi(td_dtype dt, int count, void *const *param, const void *cons
 {
     if (count == 0 || !use_device_of_ptr(param[0], "sgd_step")) return;
     TDC_FLOAT_DISPATCH(dt, {
-        SgdK<T> k = {(T)o->lr, (T)o->weight_decay, (T)o->momentum, (T)(1.0 - o->dampening),
-                     o->maximize ? (T)-1 : (T)1, o->weight_decay != 0, o->first_step, o->nesterov};
-        bool has_buf = buf != NULL;
+        SgdK<T> k = sgd_coeffs<T>(o);
         mt_pack<T>(count, param, grad, buf, NULL, NULL, numel, [&](const MtArgs<T> &a, int nb) {
-            sgd_multi_kernel<T><<<nb, THREADS>>>(a, k, has_buf);
+            sgd_multi_kernel<T><<<nb, THREADS>>>(a, k);
             check_launch("sgd_step");
         });
     });
@@ -271,24 +269,10 @@ void cuda_adam_multi(td_dtype dt, int count, void *const *param, const void *con
                      void *const *exp_avg_sq, void *const *max_sq, const int64_t *numel, const td_adam_opts *o)
 {
     if (count == 0 || !use_device_of_ptr(param[0], "adam_step")) return;
-    double bc1 = 1.0 - pow(o->beta1, (double)o->step);
-    double bc2 = 1.0 - pow(o->beta2, (double)o->step);
     TDC_FLOAT_DISPATCH(dt, {
-        AdamK<T> k = {(T)(o->lr / bc1),
-                      (T)sqrt(bc2),
-                      (T)o->eps,
-                      (T)o->beta1,
-                      (T)(1.0 - o->beta1),
-                      (T)o->beta2,
-                      (T)(1.0 - o->beta2),
-                      (T)o->weight_decay,
-                      (T)(1.0 - o->lr * o->weight_decay),
-                      o->maximize ? (T)-1 : (T)1,
-                      !o->decoupled && o->weight_decay != 0,
-                      o->decoupled && o->weight_decay != 0};
-        bool has_vmax = max_sq != NULL;
+        AdamK<T> k = adam_coeffs<T>(o);
         mt_pack<T>(count, param, grad, exp_avg, exp_avg_sq, max_sq, numel, [&](const MtArgs<T> &a, int nb) {
-            adam_multi_kernel<T><<<nb, THREADS>>>(a, k, has_vmax);
+            adam_multi_kernel<T><<<nb, THREADS>>>(a, k);
             check_launch("adam_step");
         });
     });
