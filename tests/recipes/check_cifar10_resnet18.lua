@@ -17,9 +17,8 @@ if not dir or not epochs then
     io.stderr:write("usage: tide tests/recipes/check_cifar10_resnet18.lua DIR [EPOCHS]\n")
     os.exit(2)
 end
-local failures = {}
-local function fail(fmt, ...) failures[#failures + 1] = string.format(fmt, ...) end
-local function in01(x) return type(x) == "number" and x >= 0 and x <= 1 end
+local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/checklib.lua")
+local failures, fail, in01 = C.failures, C.fail, C.in01
 
 local ok, recs = pcall(tide.experiment.read_jsonl, dir .. "/metrics.jsonl")
 if not ok then fail("metrics.jsonl: %s", tostring(recs)) recs = {} end

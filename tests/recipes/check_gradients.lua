@@ -18,8 +18,8 @@ if not dir or not epochs then
     io.stderr:write("usage: tide tests/recipes/check_gradients.lua DIR [--epochs N]\n")
     os.exit(2)
 end
-local failures = {}
-local function fail(fmt, ...) failures[#failures + 1] = string.format(fmt, ...) end
+local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/checklib.lua")
+local failures, fail = C.failures, C.fail
 local f = io.open(dir .. "/report.md", "rb")
 local report = f and f:read("a") or ""
 if f then f:close() else fail("%s/report.md is missing", dir) end

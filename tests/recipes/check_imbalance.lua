@@ -20,16 +20,8 @@ if not dir or arg[2] then
 end
 local VARIANTS = {"ce", "wce", "focal", "cb"}
 
-local failures = {}
-local function fail(fmt, ...) failures[#failures + 1] = string.format(fmt, ...) end
-local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("a")
-    f:close()
-    return s
-end
-local function in01(x) return type(x) == "number" and x >= 0 and x <= 1 end
+local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/checklib.lua")
+local failures, fail, read, in01 = C.failures, C.fail, C.read, C.in01
 
 -- metrics.jsonl
 local last = {}

@@ -43,15 +43,8 @@ if not dir or #opts.variants == 0 then
     os.exit(2)
 end
 
-local failures = {}
-local function fail(fmt, ...) failures[#failures + 1] = string.format(fmt, ...) end
-local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("a")
-    f:close()
-    return s
-end
+local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/checklib.lua")
+local failures, fail, read = C.failures, C.fail, C.read
 local function is_number(s) return tonumber((s:gsub("%%$", ""))) ~= nil end
 
 -- report.md

@@ -25,16 +25,9 @@ if not dir or not epochs then
     io.stderr:write("usage: tide tests/recipes/check_stability.lua DIR [--epochs N] [--naive-breaks]\n")
     os.exit(2)
 end
-local failures = {}
-local function fail(fmt, ...) failures[#failures + 1] = string.format(fmt, ...) end
+local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/checklib.lua")
+local failures, fail, read = C.failures, C.fail, C.read
 local function finite(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
-local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("a")
-    f:close()
-    return s
-end
 
 local recs = tide.experiment.read_jsonl(dir .. "/metrics.jsonl")
 if #recs == 0 then fail("%s/metrics.jsonl is missing or empty", dir) end

@@ -11,15 +11,8 @@ if not dir then
     io.stderr:write("usage: tide tests/recipes/check_worked_examples.lua DIR\n")
     os.exit(2)
 end
-local failures = {}
-local function fail(fmt, ...) failures[#failures + 1] = string.format(fmt, ...) end
-local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("a")
-    f:close()
-    return s
-end
+local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/checklib.lua")
+local failures, fail, read = C.failures, C.fail, C.read
 
 -- the quantities and their expected values, as the report prints them
 local EXPECTED = {
