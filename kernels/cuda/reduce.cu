@@ -10,6 +10,7 @@
  * (one block per row caps a full reduction of a huge tensor at one SM's
  * bandwidth). */
 #include "common.cuh"
+#include "rows.cuh" /* tree_reduce, Sum */
 
 #include <math.h>
 #include <type_traits>
@@ -31,25 +32,6 @@ __device__ inline bool is_nan(T v)
         return false;
 }
 
-/* the halving tree over a block's partials (blockDim.x a power of two) */
-template <typename A, typename F>
-__device__ A block_reduce(A v, A *sh, F f)
-{
-    sh[threadIdx.x] = v;
-    __syncthreads();
-    for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s) sh[threadIdx.x] = f(sh[threadIdx.x], sh[threadIdx.x + s]);
-        __syncthreads();
-    }
-    A r = sh[0];
-    __syncthreads(); /* sh is reused by the next call */
-    return r;
-}
-
-struct Add {
-    template <typename A>
-    __device__ A operator()(A a, A b) const { return a + b; }
-};
 struct Mul {
     template <typename A>
     __device__ A operator()(A a, A b) const { return a * b; }
@@ -71,7 +53,7 @@ __global__ void rows_sum_prod(const T *x, T *out, int64_t outer, int64_t n, bool
         const T *row = x + r * n;
         A acc = sum ? (A)0 : (A)1;
         for (int64_t i = threadIdx.x; i < n; i += blockDim.x) acc = sum ? acc + (A)row[i] : acc * (A)row[i];
-        acc = sum ? block_reduce(acc, sh, Add{}) : block_reduce(acc, sh, Mul{});
+        acc = sum ? tree_reduce(acc, sh, Sum{}) : tree_reduce(acc, sh, Mul{});
         if (threadIdx.x == 0) out[r] = convert<T>(acc);
     }
 }
@@ -186,10 +168,10 @@ __global__ void rows_softmax(const T *x, T *y, int64_t outer, int64_t n, bool lo
         T *yr = y + r * n;
         T m = (T)-INFINITY;
         for (int64_t i = threadIdx.x; i < n; i += blockDim.x) m = MaxNan{}(m, xr[i]);
-        m = block_reduce(m, smax, MaxNan{});
+        m = tree_reduce(m, smax, MaxNan{});
         double s = 0;
         for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += (double)d_exp(xr[i] - m);
-        s = block_reduce(s, ssum, Add{});
+        s = tree_reduce(s, ssum, Sum{});
         if (log) {
             T ls = (T)d_log(s);
             for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = (xr[i] - m) - ls;
@@ -230,7 +212,7 @@ __global__ void rows_softmax_back(T *gx, const T *y, const T *gy, int64_t outer,
         T *gxr = gx + r * n;
         double s = 0;
         for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += log ? (double)gr[i] : (double)gr[i] * yr[i];
-        T st = (T)block_reduce(s, ssum, Add{});
+        T st = (T)tree_reduce(s, ssum, Sum{});
         for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
             gxr[i] = log ? gr[i] - d_exp(yr[i]) * st : yr[i] * (gr[i] - st);
     }
@@ -268,7 +250,8 @@ T *ptr(td_tensor *t)
     return (T *)((char *)t->storage->data + t->offset * (int64_t)sizeof(T));
 }
 
-unsigned row_blocks(int64_t outer) { return (unsigned)(outer > 65535 ? 65535 : outer); }
+/* these kernels stride over rows, so a grid of at most 65535 blocks covers any count */
+unsigned grid_row_blocks(int64_t outer) { return (unsigned)(outer > 65535 ? 65535 : outer); }
 
 template <typename T>
 void sum_prod(const td_tensor *x, td_tensor *out, int64_t outer, int64_t n, int64_t inner, bool sum)
@@ -279,9 +262,9 @@ void sum_prod(const td_tensor *x, td_tensor *out, int64_t outer, int64_t n, int6
     T *po = ptr<T>(out);
     if (inner == 1) {
         if (sum)
-            rows_sum_prod<T, S><<<row_blocks(outer), THREADS>>>(px, po, outer, n, true);
+            rows_sum_prod<T, S><<<grid_row_blocks(outer), THREADS>>>(px, po, outer, n, true);
         else
-            rows_sum_prod<T, P><<<row_blocks(outer), THREADS>>>(px, po, outer, n, false);
+            rows_sum_prod<T, P><<<grid_row_blocks(outer), THREADS>>>(px, po, outer, n, false);
     } else {
         if (sum)
             cols_sum_prod<T, S><<<blocks_for(outer * inner), THREADS>>>(px, po, outer, n, inner, true);
@@ -297,7 +280,7 @@ void extreme(td_reduce_op op, const td_tensor *x, td_tensor *out, td_tensor *idx
     void *po = (char *)out->storage->data + out->offset * (int64_t)td_dtype_size(out->dtype);
     int64_t *pi = idx ? ptr<int64_t>(idx) : NULL;
     if (inner == 1)
-        rows_extreme<T><<<row_blocks(outer), THREADS>>>(op, cptr<T>(x), po, pi, outer, n);
+        rows_extreme<T><<<grid_row_blocks(outer), THREADS>>>(op, cptr<T>(x), po, pi, outer, n);
     else
         cols_extreme<T><<<blocks_for(outer * inner), THREADS>>>(op, cptr<T>(x), po, pi, outer, n, inner);
 }
@@ -324,7 +307,7 @@ extern "C" void td_cuda_softmax(td_tensor *out, const td_tensor *x, int64_t oute
     use_device_of(out);
     TDC_FLOAT_DISPATCH(x->dtype, {
         if (inner == 1)
-            rows_softmax<T><<<row_blocks(outer), THREADS>>>(cptr<T>(x), ptr<T>(out), outer, n, log);
+            rows_softmax<T><<<grid_row_blocks(outer), THREADS>>>(cptr<T>(x), ptr<T>(out), outer, n, log);
         else
             cols_softmax<T><<<blocks_for(outer * inner), THREADS>>>(cptr<T>(x), ptr<T>(out), outer, n, inner, log);
     });
@@ -338,7 +321,7 @@ extern "C" void td_cuda_softmax_backward(td_tensor *gx, const td_tensor *y, cons
     use_device_of(gx);
     TDC_FLOAT_DISPATCH(y->dtype, {
         if (inner == 1)
-            rows_softmax_back<T><<<row_blocks(outer), THREADS>>>(ptr<T>(gx), cptr<T>(y), cptr<T>(gy), outer, n, log);
+            rows_softmax_back<T><<<grid_row_blocks(outer), THREADS>>>(ptr<T>(gx), cptr<T>(y), cptr<T>(gy), outer, n, log);
         else
             cols_softmax_back<T><<<blocks_for(outer * inner), THREADS>>>(ptr<T>(gx), cptr<T>(y), cptr<T>(gy), outer,
                                                                          n, inner, log);
