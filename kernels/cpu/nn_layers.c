@@ -215,6 +215,33 @@ static inline void adaptive_range(int64_t o, int64_t in, int64_t out, int64_t *s
     *e = ((o + 1) * in + out - 1) / out;
 }
 
+/* the input window [hs, he) x [ws, we) of output (oy, ox) of an average or
+ * adaptive average pool, and the divisor of its sum (PyTorch's: with
+ * count_include_pad the window clipped to the padded input, else the
+ * elements inside the input) */
+static inline double avg_window(const td_pool2d_args *a, int64_t oy, int64_t ox, int64_t *hs, int64_t *he,
+                                int64_t *ws, int64_t *we)
+{
+    const int64_t H = a->h, W = a->w;
+    if (a->kind != TD_POOL_AVG) {
+        adaptive_range(oy, H, a->oh, hs, he);
+        adaptive_range(ox, W, a->ow, ws, we);
+        return (double)((*he - *hs) * (*we - *ws));
+    }
+    *hs = oy * a->sh - a->ph;
+    *ws = ox * a->sw - a->pw;
+    *he = *hs + a->kh;
+    *we = *ws + a->kw;
+    if (*he > H + a->ph) *he = H + a->ph;
+    if (*we > W + a->pw) *we = W + a->pw;
+    double full = (double)((*he - *hs) * (*we - *ws));
+    if (*hs < 0) *hs = 0;
+    if (*ws < 0) *ws = 0;
+    if (*he > H) *he = H;
+    if (*we > W) *we = W;
+    return a->count_include_pad ? full : (double)((*he - *hs) * (*we - *ws));
+}
+
 #define POOL_FWD(T)                                                                         \
     do {                                                                                    \
         const T *xp = x;                                                                    \
@@ -249,25 +276,7 @@ static inline void adaptive_range(int64_t o, int64_t in, int64_t out, int64_t *s
                         io[o] = hs < he && ws < we ? best : -1; /* -1: window all padding */ \
                     } else {                                                                \
                         int64_t hs, he, ws, we;                                             \
-                        double div;                                                         \
-                        if (a->kind == TD_POOL_AVG) {                                       \
-                            hs = oy * a->sh - a->ph;                                        \
-                            ws = ox * a->sw - a->pw;                                        \
-                            he = hs + a->kh;                                                \
-                            we = ws + a->kw;                                                \
-                            if (he > H + a->ph) he = H + a->ph;                             \
-                            if (we > W + a->pw) we = W + a->pw;                             \
-                            double full = (double)((he - hs) * (we - ws));                  \
-                            if (hs < 0) hs = 0;                                             \
-                            if (ws < 0) ws = 0;                                             \
-                            if (he > H) he = H;                                             \
-                            if (we > W) we = W;                                             \
-                            div = a->count_include_pad ? full : (double)((he - hs) * (we - ws)); \
-                        } else {                                                            \
-                            adaptive_range(oy, H, OH, &hs, &he);                            \
-                            adaptive_range(ox, W, OW, &ws, &we);                            \
-                            div = (double)((he - hs) * (we - ws));                          \
-                        }                                                                   \
+                        double div = avg_window(a, oy, ox, &hs, &he, &ws, &we);             \
                         double s = 0;                                                       \
                         for (int64_t yy = hs; yy < he; yy++)                                \
                             for (int64_t xx = ws; xx < we; xx++) s += xi[yy * W + xx];      \
@@ -371,25 +380,7 @@ static void pool2d(const td_pool2d_args *a, const void *x, void *y, int64_t *idx
             for (int64_t oy = 0; oy < OH; oy++)                                             \
                 for (int64_t ox = 0; ox < OW; ox++) {                                       \
                     int64_t hs, he, ws, we;                                                 \
-                    double div;                                                             \
-                    if (a->kind == TD_POOL_AVG) {                                           \
-                        hs = oy * a->sh - a->ph;                                            \
-                        ws = ox * a->sw - a->pw;                                            \
-                        he = hs + a->kh;                                                    \
-                        we = ws + a->kw;                                                    \
-                        if (he > H + a->ph) he = H + a->ph;                                 \
-                        if (we > W + a->pw) we = W + a->pw;                                 \
-                        double full = (double)((he - hs) * (we - ws));                      \
-                        if (hs < 0) hs = 0;                                                 \
-                        if (ws < 0) ws = 0;                                                 \
-                        if (he > H) he = H;                                                 \
-                        if (we > W) we = W;                                                 \
-                        div = a->count_include_pad ? full : (double)((he - hs) * (we - ws)); \
-                    } else {                                                                \
-                        adaptive_range(oy, H, OH, &hs, &he);                                \
-                        adaptive_range(ox, W, OW, &ws, &we);                                \
-                        div = (double)((he - hs) * (we - ws));                              \
-                    }                                                                       \
+                    double div = avg_window(a, oy, ox, &hs, &he, &ws, &we);                 \
                     if (div <= 0) continue;                                                 \
                     T g = (T)(go[oy * OW + ox] / div);                                      \
                     for (int64_t yy = hs; yy < he; yy++)                                    \
