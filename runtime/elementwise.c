@@ -59,6 +59,20 @@ static bool is_comparison(td_binary_op op) { return op >= TD_EQ; }
 
 /* ---- binary ops ------------------------------------------------------ */
 
+/* the output of a binary op: channels-last where an operand of the output's
+ * shape is (so a chain of ops on channels-last activations stays in that
+ * layout and every loop runs flat), else contiguous */
+static td_status empty_for(const td_tensor *a, const td_tensor *b, int ndim, const int64_t *shape, td_dtype dt,
+                           td_device dev, td_tensor **out)
+{
+    const td_tensor *ab[2] = {a, b};
+    for (int k = 0; k < 2; k++)
+        if (dev.type == TD_CPU && ndim == 4 && td_is_channels_last_only(ab[k]) &&
+            memcmp(ab[k]->shape, shape, 4 * sizeof *shape) == 0)
+            return td_empty_channels_last_on(shape, dt, dev, out);
+    return td_empty_on(ndim, shape, dt, dev, out);
+}
+
 /* a op b with both already cast to dt, broadcast to shape, into a new tensor */
 static td_status binary_raw(td_binary_op op, td_tensor *a, td_tensor *b, td_dtype dt, int ndim,
                             const int64_t *shape, td_tensor **out)
@@ -72,7 +86,7 @@ static td_status binary_raw(td_binary_op op, td_tensor *a, td_tensor *b, td_dtyp
     TD_CHECK(cast_on(b, dt, dev, &cb));
     TD_CHECK(td_broadcast_view(ca, ndim, shape, &va));
     TD_CHECK(td_broadcast_view(cb, ndim, shape, &vb));
-    TD_CHECK(td_empty_on(ndim, shape, is_comparison(op) ? TD_UINT8 : dt, dev, &o));
+    TD_CHECK(empty_for(ca, cb, ndim, shape, is_comparison(op) ? TD_UINT8 : dt, dev, &o));
     td_backend_of(o)->binary(op, o, va, vb);
     *out = o;
     o = NULL;
@@ -283,7 +297,7 @@ static td_status unary_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
     td_unary_op op = (td_unary_op)n->iargs[0];
     td_tensor *x = td_node_saved(n, 0), *y = grad_from_output(op) ? x : NULL, *gx = NULL;
-    TD_TRY(td_empty_like(x, &gx));
+    TD_TRY(td_empty_as(x, x->dtype, &gx));
     td_tensor *gc = NULL;
     td_status st = td_cast_raw(g, x->dtype, &gc);
     if (st != TD_OK) {
@@ -303,7 +317,7 @@ td_status td_unary(td_unary_op op, td_tensor *x, td_tensor **out)
     td_dtype dt = td_dtype_is_float(x->dtype) || keeps_int(op) ? x->dtype : TD_FLOAT32;
     td_tensor *cx, *o;
     TD_TRY(td_cast_raw(x, dt, &cx));
-    td_status st = td_empty_on(x->ndim, x->shape, dt, td_device_of(x), &o);
+    td_status st = td_empty_as(x, dt, &o);
     if (st != TD_OK) {
         td_tensor_release(cx);
         return st;

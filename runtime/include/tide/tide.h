@@ -133,6 +133,21 @@ void td_tensor_retain(td_tensor *t);
 void td_tensor_release(td_tensor *t);
 int64_t td_numel(const td_tensor *t);
 bool td_is_contiguous(const td_tensor *t);
+/* Channels-last (PyTorch's channels_last): a 4-dim (N, C, H, W) tensor
+ * stored as N, H, W, C, strides (HWC, 1, WC, C); size-1 dims match any
+ * stride, so a tensor can be both contiguous and channels-last. float32
+ * CPU convolutions give channels-last outputs (oneDNN's fast layout),
+ * and batch norm, pooling and elementwise ops keep the layout they get. */
+bool td_is_channels_last(const td_tensor *t);
+bool td_is_channels_last_only(const td_tensor *t); /* channels-last and not contiguous */
+td_status td_empty_channels_last_on(const int64_t shape[4], td_dtype dt, td_device dev, td_tensor **out);
+/* like's shape on like's device: channels-last when like is a CPU tensor
+ * that is channels-last only, else contiguous (the CUDA kernels write
+ * contiguous outputs) */
+td_status td_empty_as(const td_tensor *like, td_dtype dt, td_tensor **out);
+/* t as a channels-last tensor of dtype dt (a view of t when it already is
+ * one, else a copy), recording nothing */
+td_status td_channels_last_raw(td_tensor *t, td_dtype dt, td_tensor **out);
 void *td_data_ptr(const td_tensor *t); /* at offset */
 double td_get_flat(const td_tensor *t, int64_t i); /* i-th element in logical order */
 td_status td_get(const td_tensor *t, int n, const int64_t *idx, double *out);
