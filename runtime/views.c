@@ -389,7 +389,12 @@ static td_status copy_backward(td_node *n, td_tensor *g, td_tensor **gi)
 static td_status copy_as(td_tensor *t, td_dtype dt, const char *name, td_tensor **out)
 {
     td_tensor *c = NULL;
-    TD_TRY(td_empty_on(t->ndim, t->shape, dt, td_device_of(t), &c));
+    if (name == NULL) { /* into channels-last */
+        name = "CloneBackward";
+        TD_TRY(td_empty_channels_last_on(t->shape, dt, td_device_of(t), &c));
+    } else {
+        TD_TRY(td_empty_on(t->ndim, t->shape, dt, td_device_of(t), &c));
+    }
     td_backend_of(t)->copy(c, t);
     td_node *node;
     if (!td_dtype_is_float(dt) && t->requires_grad) { /* integer results carry no gradient */
@@ -407,6 +412,21 @@ td_status td_contiguous(td_tensor *t, td_tensor **out)
         return TD_OK;
     }
     return copy_as(t, t->dtype, "CloneBackward", out);
+}
+
+td_status td_contiguous_channels_last(td_tensor *t, td_tensor **out)
+{
+    if (t->ndim != 4) {
+        char s1[160];
+        td_shape_str(t, s1, sizeof s1);
+        return td_error(TD_ESHAPE, 1, "contiguous: channels_last needs a 4-dim (N, C, H, W) tensor, got shape %s", s1);
+    }
+    if (td_is_channels_last(t)) {
+        td_tensor_retain(t);
+        *out = t;
+        return TD_OK;
+    }
+    return copy_as(t, t->dtype, NULL, out);
 }
 
 td_status td_clone(td_tensor *t, td_tensor **out) { return copy_as(t, t->dtype, "CloneBackward", out); }

@@ -127,9 +127,14 @@ static int s_flatten(lua_State *L)
 
 /* ---- copies and conversions -------------------------------------------------- */
 
+/* contiguous(x, [{memory_format = "contiguous_format" | "channels_last"}]) */
 static int s_contiguous(lua_State *L)
 {
     td_tensor *x = lt_check(L, 1);
+    if (lt_opt_channels_last(L, 2, "contiguous")) {
+        LT_CALL(L, td_contiguous_channels_last(x, lt_new(L)), "contiguous");
+        return 1;
+    }
     if (td_is_contiguous(x)) {
         lua_settop(L, 1);
         return 1;

@@ -124,7 +124,8 @@ static int t_dtype(lua_State *L)
 
 static int t_is_contiguous(lua_State *L)
 {
-    lua_pushboolean(L, td_is_contiguous(lt_check(L, 1)));
+    td_tensor *x = lt_check(L, 1);
+    lua_pushboolean(L, lt_opt_channels_last(L, 2, "is_contiguous") ? td_is_channels_last(x) : td_is_contiguous(x));
     return 1;
 }
 

@@ -241,6 +241,25 @@ td_tensor *lt_opt_tensor(lua_State *L, int arg, const char *name)
     return t;
 }
 
+bool lt_opt_channels_last(lua_State *L, int arg, const char *fn)
+{
+    if (!lua_isnoneornil(L, arg) && lua_type(L, arg) != LUA_TTABLE)
+        luaL_argerror(L, arg, lua_pushfstring(L, "%s: options must be a table, got %s", fn, luaL_typename(L, arg)));
+    int tp = lt_opt_field(L, arg, "memory_format");
+    bool cl = false;
+    if (tp != LUA_TNIL) {
+        const char *v = tp == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        if (v && strcmp(v, "channels_last") == 0)
+            cl = true;
+        else if (!v || strcmp(v, "contiguous_format") != 0)
+            luaL_argerror(L, arg, lua_pushfstring(L, "%s: memory_format must be \"contiguous_format\" or "
+                                                     "\"channels_last\", got %s", fn,
+                                                  v ? v : luaL_typename(L, -1)));
+    }
+    lua_pop(L, 1);
+    return cl;
+}
+
 td_reduction lt_opt_reduction(lua_State *L, int arg, const char *def, int allow_batchmean)
 {
     int tp = lt_opt_field(L, arg, "reduction");

@@ -68,6 +68,8 @@ lua_Integer lt_opt_integer(lua_State *L, int arg, const char *name, lua_Integer 
 td_tensor *lt_opt_tensor(lua_State *L, int arg, const char *name);
 /* option `reduction` ("none" | "mean" | "sum", and "batchmean" where allowed) */
 #include "tide/losses.h"
+/* options.memory_format: "contiguous_format" (false, the default) or "channels_last" (true) */
+bool lt_opt_channels_last(lua_State *L, int arg, const char *fn);
 td_reduction lt_opt_reduction(lua_State *L, int arg, const char *def, int allow_batchmean);
 
 /* creation options {dtype, requires_grad, device} at arg (a table, a dtype

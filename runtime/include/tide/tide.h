@@ -187,6 +187,8 @@ td_status td_unsqueeze(td_tensor *t, int dim, td_tensor **out);
 td_status td_expand(td_tensor *t, int ndim, const int64_t *shape, td_tensor **out);
 td_status td_flatten(td_tensor *t, int start, int end, td_tensor **out);
 td_status td_contiguous(td_tensor *t, td_tensor **out); /* same tensor, retained, when already contiguous */
+/* a channels-last copy, recorded (the same tensor, retained, when already channels-last) */
+td_status td_contiguous_channels_last(td_tensor *t, td_tensor **out);
 td_status td_clone(td_tensor *t, td_tensor **out);
 td_status td_to_dtype(td_tensor *t, td_dtype dt, td_tensor **out);
 td_status td_detach(td_tensor *t, td_tensor **out);
