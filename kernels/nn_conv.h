@@ -1,7 +1,8 @@
 /* Kernels of the conv family (issue 4): one table per backend.
  *
  * 2-d convolution, cross-correlation as PyTorch's conv2d. Every buffer is
- * contiguous in PyTorch's layout and of a.dtype:
+ * contiguous in PyTorch's layout (activations channels-last instead when
+ * a.channels_last) and of a.dtype:
  *   x (n, c, h, w)   w (o, c/groups, kh, kw)   b (o)   y (n, o, oh, ow)
  * The front-end has checked the shapes and computed oh, ow. Each entry
  * returns TD_OK, or an error (out of memory, a library failure) with the
@@ -21,9 +22,13 @@ typedef struct {
     int64_t ph, pw;       /* zero padding on both sides, >= 0 */
     int64_t dh, dw;       /* dilation, >= 1 */
     int64_t groups;       /* divides c and o */
+    bool channels_last;   /* x, y, gx, gy stored N, H, W, C (weights stay OIHW) */
 } td_conv_args;
 
 struct td_conv_kernels {
+    /* takes channels_last float32 activations (oneDNN's nhwc kernels run as
+     * fast as its blocked ones, so no layout reorder is needed around them) */
+    bool f32_channels_last;
     /* y = conv(x, w) + b; b may be NULL */
     td_status (*forward)(const td_conv_args *a, const void *x, const void *w, const void *b, void *y);
     /* gx = d(sum(gy * y)) / dx: the transposed convolution of gy with w */

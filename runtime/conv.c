@@ -24,18 +24,28 @@ static void args_to_node(const td_conv_args *a, td_node *nd)
     memcpy(nd->iargs, v, sizeof v);
     nd->dargs[0] = (double)a->dh;
     nd->dargs[1] = (double)a->dw;
+    nd->dargs[2] = a->channels_last;
 }
 
 static void args_from_node(const td_node *nd, td_conv_args *a)
 {
     const int64_t *v = nd->iargs;
     *a = (td_conv_args){nd->in_dtype[0], v[0], v[1], v[2], v[3], v[4], v[5], v[6], 0, 0,
-                        v[7], v[8], v[9], v[10], (int64_t)nd->dargs[0], (int64_t)nd->dargs[1], v[11]};
+                        v[7], v[8], v[9], v[10], (int64_t)nd->dargs[0], (int64_t)nd->dargs[1], v[11],
+                        nd->dargs[2] != 0};
     a->oh = (a->h + 2 * a->ph - a->dh * (a->kh - 1) - 1) / a->sh + 1;
     a->ow = (a->w + 2 * a->pw - a->dw * (a->kw - 1) - 1) / a->sw + 1;
 }
 
-/* saved: 0 x, 1 w (both contiguous, of the op's dtype) */
+/* x as the kernels read it: channels-last when the backend takes that
+ * layout (a view when x already is; the first layer's NCHW input is copied,
+ * which is small), else contiguous */
+static td_status activation(td_tensor *t, const td_conv_args *a, td_tensor **out)
+{
+    return a->channels_last ? td_channels_last_raw(t, a->dtype, out) : contig(t, a->dtype, out);
+}
+
+/* saved: 0 x (in the kernels' layout), 1 w (contiguous), both of the op's dtype */
 static td_status conv_backward(td_node *nd, td_tensor *g, td_tensor **gi)
 {
     td_conv_args a;
@@ -47,8 +57,10 @@ static td_status conv_backward(td_node *nd, td_tensor *g, td_tensor **gi)
     td_device dev = td_device_of(x);
     bool want_x = nd->next[0] != NULL, want_w = nd->next[1] != NULL,
          want_b = nd->n_next > 2 && nd->next[2] != NULL;
-    TD_CHECK(contig(g, a.dtype, &gy));
-    if (want_x) TD_CHECK(td_empty_on(4, x->shape, a.dtype, dev, &gx));
+    TD_CHECK(activation(g, &a, &gy));
+    if (want_x)
+        TD_CHECK(a.channels_last ? td_empty_channels_last_on(x->shape, a.dtype, dev, &gx)
+                                 : td_empty_on(4, x->shape, a.dtype, dev, &gx));
     /* an empty batch contributes nothing: zeros */
     if (want_w)
         TD_CHECK(a.n > 0 ? td_empty_on(4, w->shape, a.dtype, dev, &gw) : td_full_on(4, w->shape, 0, a.dtype, dev, &gw));
@@ -142,14 +154,16 @@ static td_status conv2d_4d(td_tensor *x, td_tensor *w, const td_conv2d_opts *o, 
     }
     td_conv_args a = {x->dtype, n, c, h, wd, oc, kh, kw, (ph - ekh) / o->stride[0] + 1,
                       (pw - ekw) / o->stride[1] + 1, o->stride[0], o->stride[1], o->padding[0],
-                      o->padding[1], o->dilation[0], o->dilation[1], o->groups};
+                      o->padding[1], o->dilation[0], o->dilation[1], o->groups,
+                      x->dtype == TD_FLOAT32 && td_backend_of(x)->conv->f32_channels_last};
 
     td_tensor *cx = NULL, *cw = NULL, *cb = NULL, *y = NULL;
     td_node *node = NULL;
     td_status st = TD_OK;
     int64_t yshape[4] = {n, oc, a.oh, a.ow};
-    TD_CHECK(td_empty_on(4, yshape, x->dtype, td_device_of(x), &y));
-    TD_CHECK(contig(x, x->dtype, &cx));
+    TD_CHECK(a.channels_last ? td_empty_channels_last_on(yshape, x->dtype, td_device_of(x), &y)
+                             : td_empty_on(4, yshape, x->dtype, td_device_of(x), &y));
+    TD_CHECK(activation(x, &a, &cx));
     TD_CHECK(contig(w, x->dtype, &cw));
     if (b) TD_CHECK(contig(b, x->dtype, &cb));
     if (n > 0)

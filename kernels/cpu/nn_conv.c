@@ -31,6 +31,7 @@ static td_status backward(const td_conv_args *a, const void *x, const void *w, c
 }
 
 const struct td_conv_kernels td_cpu_conv = {
+    .f32_channels_last = true,
     .forward = forward,
     .backward_data = backward_data,
     .backward_weights = backward_weights,

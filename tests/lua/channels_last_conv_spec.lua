@@ -1,0 +1,172 @@
+-- The channels-last layout and conv2d: float32 CPU convolutions give
+-- channels-last outputs (oneDNN's nhwc kernels, no activation reorders),
+-- take channels-last inputs without a copy, and agree with the float64
+-- direct loops whatever the input's layout; contiguous{memory_format} and
+-- is_contiguous{memory_format} follow PyTorch.
+package.path = "tests/lua/?.lua;" .. package.path
+local H = require "helpers"
+local tide = require "tide"
+local F = tide.F
+
+local CL = {memory_format = "channels_last"}
+
+local function max_abs_diff(a, b) return (a:double() - b:double()):abs():max():item() end
+
+local function same_bits(a, b)
+    local x, y = H.values(a), H.values(b)
+    assert(#x == #y, "sizes differ")
+    for i = 1, #x do
+        if x[i] ~= y[i] and not (x[i] ~= x[i] and y[i] ~= y[i]) then
+            return false, string.format("element %d: %.9g vs %.9g", i, x[i], y[i])
+        end
+    end
+    return true
+end
+
+describe("channels-last tensors", function()
+    it("contiguous{memory_format = 'channels_last'} gives NHWC strides and the same values", function()
+        local x = tide.randn({2, 3, 4, 5})
+        local c = x:contiguous(CL)
+        assert.same({60, 1, 15, 3}, c:stride())
+        assert.is_false(c:is_contiguous())
+        assert.is_true(c:is_contiguous(CL))
+        assert.is_true(c:contiguous():is_contiguous())
+        assert.is_true(same_bits(c, x))
+        assert.is_true(same_bits(c:contiguous(), x))
+    end)
+
+    it("size-1 dims make a tensor both contiguous and channels-last", function()
+        local x = tide.randn({2, 1, 4, 5})
+        assert.is_true(x:is_contiguous())
+        assert.is_true(x:is_contiguous(CL))
+        local y = tide.randn({2, 8, 1, 1})
+        assert.is_true(y:is_contiguous(CL))
+    end)
+
+    it("contiguous{memory_format} is differentiable (gradcheck)", function()
+        local x = tide.randn({2, 3, 3, 2}, {dtype = "float64", requires_grad = true})
+        assert.is_true(tide.gradcheck(function(a) return (a:contiguous(CL) * a:contiguous(CL)):sum() end, {x}))
+    end)
+
+    it("elementwise ops keep a channels-last operand's layout", function()
+        local x = tide.randn({2, 5, 3, 4}):contiguous(CL)
+        local y = tide.randn({2, 5, 3, 4})
+        assert.is_true((x * 2):is_contiguous(CL))
+        assert.is_true(x:relu():is_contiguous(CL))
+        assert.is_true((x + y):is_contiguous(CL))
+        assert.is_true((y + x):is_contiguous(CL))
+        assert.is_true(same_bits(x + y, x:contiguous() + y))
+        -- a broadcast operand does not decide the layout
+        local b = tide.randn({5, 1, 1})
+        assert.is_true((x + b):is_contiguous(CL))
+        assert.is_true((y + b):is_contiguous())
+    end)
+
+    it("rejects a bad memory_format and a tensor that is not 4-dim", function()
+        local x = tide.randn({2, 3})
+        local e = H.error_of(function() return x:contiguous{memory_format = "nhwc"} end)
+        assert.truthy(e:find("contiguous", 1, true) and e:find("memory_format", 1, true), e)
+        e = H.error_of(function() return x:contiguous(CL) end)
+        assert.truthy(e:find("4-dim", 1, true), e)
+        e = H.error_of(function() return x:is_contiguous{memory_format = 3} end)
+        assert.truthy(e:find("memory_format", 1, true), e)
+    end)
+end)
+
+describe("conv2d and channels-last", function()
+    local cases = {
+        -- n, c, h, w, o, k, stride, padding, dilation, groups
+        {2, 3, 9, 8, 16, 3, 1, 1, 1, 1},
+        {2, 16, 8, 7, 32, 3, 2, 1, 1, 1},
+        {3, 32, 6, 6, 32, 3, 1, 0, 2, 1},
+        {2, 8, 7, 7, 16, 3, 1, 1, 1, 4},
+        {1, 1, 5, 5, 4, 1, 1, 0, 1, 1},
+        {2, 5, 6, 6, 7, 2, 2, 1, 1, 1},
+    }
+    for _, cs in ipairs(cases) do
+        local n, c, h, w, o, k, s, p, d, g = table.unpack(cs)
+        it(string.format("n%d c%d %dx%d o%d k%d s%d p%d d%d g%d", n, c, h, w, o, k, s, p, d, g), function()
+            tide.manual_seed(7)
+            local x = tide.randn({n, c, h, w})
+            local wt = tide.randn({o, c // g, k, k}, {requires_grad = true})
+            local b = tide.randn({o}, {requires_grad = true})
+            local opts = {bias = b, stride = s, padding = p, dilation = d, groups = g}
+            local xa = x:clone()
+            xa.requires_grad = true
+            local xb = x:contiguous(CL):detach()
+            xb.requires_grad = true
+            assert.is_true(xb:is_contiguous(CL))
+            local ya = F.conv2d(xa, wt, opts)
+            local yb = F.conv2d(xb, wt, opts)
+            assert.is_true(ya:is_contiguous(CL), "float32 output is channels-last")
+            assert.is_true(same_bits(ya, yb), "the input's layout does not change the result")
+            -- against the float64 direct loops
+            local x64 = x:double():detach()
+            x64.requires_grad = true
+            local w64, b64 = wt:double():detach(), b:double():detach()
+            w64.requires_grad, b64.requires_grad = true, true
+            local y64 = F.conv2d(x64, w64, {bias = b64, stride = s, padding = p, dilation = d, groups = g})
+            assert.is_true(y64:is_contiguous(), "float64 output stays contiguous")
+            local scale = y64:abs():max():item() + 1
+            assert.is_true(max_abs_diff(ya, y64) < 2e-5 * scale)
+            -- gradients, with a contiguous upstream gradient and a channels-last one
+            local gy = tide.randn(ya:shape())
+            ya:backward(gy)
+            local gxa, gwa = xa.grad:clone(), wt.grad:clone()
+            wt.grad = nil
+            b.grad = nil
+            yb:backward(gy:contiguous(CL))
+            assert.is_true(same_bits(gxa, xb.grad), "grad input")
+            assert.is_true(same_bits(gwa, wt.grad), "grad weight")
+            y64:backward(gy:double())
+            local gs = x64.grad:abs():max():item() + 1
+            assert.is_true(max_abs_diff(gxa, x64.grad) < 2e-5 * gs, "grad input vs float64")
+            local ws = w64.grad:abs():max():item() + 1
+            assert.is_true(max_abs_diff(gwa, w64.grad) < 2e-5 * ws, "grad weight vs float64")
+            assert.is_true(max_abs_diff(b.grad, b64.grad) < 2e-5 * (b64.grad:abs():max():item() + 1), "grad bias")
+        end)
+    end
+
+    it("an unbatched (C, H, W) input works and matches the batched result", function()
+        local x = tide.randn({3, 6, 6})
+        local w = tide.randn({8, 3, 3, 3})
+        local y = F.conv2d(x, w, {padding = 1})
+        local y4 = F.conv2d(x:unsqueeze(0), w, {padding = 1})
+        assert.same({8, 6, 6}, y:shape())
+        assert.is_true(same_bits(y, y4:squeeze(0)))
+    end)
+
+    it("flatten of channels-last features keeps PyTorch's (C, H, W) element order", function()
+        local x = tide.randn({2, 3, 5, 5})
+        local w = tide.randn({4, 3, 3, 3})
+        local y = F.conv2d(x, w)
+        assert.is_true(y:is_contiguous(CL))
+        local f = y:flatten(1)
+        assert.same({2, 36}, f:shape())
+        assert.is_true(same_bits(f, y:contiguous():view(2, 36)))
+        -- element (1, c = 2, h = 1, w = 0) in logical order
+        assert.equal(y:get(1, 2, 1, 0), f:get(1, 2 * 9 + 1 * 3 + 0))
+    end)
+
+    it("a conv, relu, residual add and conv chain stays channels-last and matches float64", function()
+        tide.manual_seed(3)
+        local x = tide.randn({2, 16, 8, 8}, {requires_grad = true})
+        local w1 = tide.randn({16, 16, 3, 3}, {requires_grad = true})
+        local w2 = tide.randn({16, 16, 3, 3}, {requires_grad = true})
+        local function net(a, k1, k2)
+            local h = F.conv2d(a, k1, {padding = 1}):relu()
+            return F.conv2d(h + a, k2, {padding = 1})
+        end
+        local y = net(x, w1, w2)
+        assert.is_true(y:is_contiguous(CL))
+        local x64, a64, b64 = x:double():detach(), w1:double():detach(), w2:double():detach()
+        x64.requires_grad, a64.requires_grad = true, true
+        local y64 = net(x64, a64, b64)
+        local scale = y64:abs():max():item()
+        assert.is_true(max_abs_diff(y, y64) < 2e-5 * scale)
+        y:sum():backward()
+        y64:sum():backward()
+        assert.is_true(max_abs_diff(x.grad, x64.grad) < 2e-5 * x64.grad:abs():max():item())
+        assert.is_true(max_abs_diff(w1.grad, a64.grad) < 2e-5 * a64.grad:abs():max():item())
+    end)
+end)
