@@ -236,14 +236,24 @@ static td_status accumulate(td_node *n)
          * reference to it and to its storage) becomes .grad as it is, as
          * PyTorch steals it: copying a 32 MB logits gradient costs as much
          * as a fused loss's whole backward */
-        if (g->refcount == 1 && g->storage->refcount == 1 && td_is_contiguous(g) && !g->grad_fn &&
+        bool leaf_cl = td_device_of(leaf).type == TD_CPU && td_is_channels_last_only(leaf);
+        bool same_layout = leaf_cl ? td_is_channels_last(g) : td_is_contiguous(g);
+        if (g->refcount == 1 && g->storage->refcount == 1 && same_layout && !g->grad_fn &&
             g->dtype == leaf->dtype && td_same_shape(g, leaf)) {
             td_tensor_retain(g);
             leaf->grad = g;
             return TD_OK;
         }
+        /* otherwise a copy in the leaf's own layout, as PyTorch's
+         * AccumulateGrad: a channels-last input gets a channels-last .grad,
+         * a contiguous parameter a contiguous one */
         td_tensor *c = NULL;
-        TD_TRY(td_clone(g, &c));
+        if (leaf_cl && td_same_shape(g, leaf) && !g->grad_fn) {
+            TD_TRY(td_empty_as(leaf, g->dtype, &c));
+            td_backend_of(g)->copy(c, g);
+        } else {
+            TD_TRY(td_clone(g, &c));
+        }
         leaf->grad = c;
         return TD_OK;
     }

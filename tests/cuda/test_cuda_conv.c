@@ -511,7 +511,7 @@ START_TEST(guards_around_outputs)
 {
     const td_backend *be = td_backend_for(GPU);
     /* conv: y, then gx, gw, gb */
-    td_conv_args a = {TD_FLOAT32, 3, 4, 9, 8, 6, 3, 3, 5, 4, 2, 2, 1, 1, 1, 1, 2};
+    td_conv_args a = {TD_FLOAT32, 3, 4, 9, 8, 6, 3, 3, 5, 4, 2, 2, 1, 1, 1, 1, 2, false};
     int64_t xs[4] = {3, 4, 9, 8}, ws[4] = {6, 2, 3, 3}, ys[4] = {3, 6, 5, 4}, o = 6;
     td_tensor *x = randn(TD_FLOAT32, 4, xs), *w = randn(TD_FLOAT32, 4, ws), *b = randn(TD_FLOAT32, 1, &o);
     td_tensor *gy = randn(TD_FLOAT32, 4, ys);
@@ -541,7 +541,7 @@ START_TEST(guards_around_outputs)
     /* pooling: y (and the argmax), then gx */
     int64_t ps[4] = {2, 3, 11, 10};
     td_tensor *px = randn(TD_FLOAT32, 4, ps), *gpx = gpu(px);
-    td_pool2d_args pa = {TD_POOL_MAX, TD_FLOAT32, 2, 3, 11, 10, 6, 5, 3, 3, 2, 2, 1, 1, 1, 1, true};
+    td_pool2d_args pa = {TD_POOL_MAX, TD_FLOAT32, 2, 3, 11, 10, 6, 5, 3, 3, 2, 2, 1, 1, 1, 1, true, false};
     int64_t npy = 2 * 3 * 6 * 5, npx = 2 * 3 * 11 * 10;
     int64_t is[1] = {npy};
     td_tensor *idx = NULL;

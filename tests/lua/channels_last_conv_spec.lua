@@ -62,6 +62,22 @@ describe("channels-last tensors", function()
         assert.is_true((y + b):is_contiguous())
     end)
 
+    it(".grad of a leaf has the leaf's layout, as PyTorch's AccumulateGrad", function()
+        local x = tide.randn({2, 3, 4, 5}):contiguous(CL):detach()
+        x.requires_grad = true
+        ;(x * 2):relu():sum():backward()
+        assert.is_true(x.grad:is_contiguous(CL))
+        assert.is_false(x.grad:is_contiguous())
+        local w = tide.randn({2, 3, 4, 5}, {requires_grad = true})
+        local y = w:contiguous(CL) * 3
+        y:backward(tide.ones({2, 3, 4, 5}):contiguous(CL))
+        assert.is_true(w.grad:is_contiguous())
+        assert.equal(360, w.grad:sum():item())
+        -- accumulation keeps it
+        ;(x * 3):sum():backward()
+        assert.is_true(x.grad:is_contiguous(CL))
+    end)
+
     it("rejects a bad memory_format and a tensor that is not 4-dim", function()
         local x = tide.randn({2, 3})
         local e = H.error_of(function() return x:contiguous{memory_format = "nhwc"} end)
@@ -117,6 +133,8 @@ describe("conv2d and channels-last", function()
             b.grad = nil
             yb:backward(gy:contiguous(CL))
             assert.is_true(same_bits(gxa, xb.grad), "grad input")
+            assert.is_true(xa.grad:is_contiguous(), "a contiguous leaf gets a contiguous .grad")
+            assert.is_true(xb.grad:is_contiguous(CL), "a channels-last leaf gets a channels-last .grad")
             assert.is_true(same_bits(gwa, wt.grad), "grad weight")
             y64:backward(gy:double())
             local gs = x64.grad:abs():max():item() + 1
