@@ -15,6 +15,10 @@ typedef struct {
     int64_t n, c, h, w, oh, ow;
     int64_t kh, kw, sh, sw, ph, pw, dh, dw;
     bool count_include_pad;
+    /* x, y, idx, gy and gx all stored N, H, W, C (channels-last) rather
+     * than N, C, H, W; idx still holds the in-plane h * w + w. The CPU only:
+     * the CUDA front-end always passes false. */
+    bool channels_last;
 } td_pool2d_args;
 
 struct td_layers_kernels {
@@ -49,7 +53,8 @@ struct td_layers_kernels {
 };
 
 /* float32 average pooling (and adaptive average pooling that is a plain
- * average pool) through oneDNN (cpu/nn_pool_dnnl.c): true when done,
+ * average pool) through oneDNN (cpu/nn_pool_dnnl.c), in the layout
+ * a->channels_last names: true when done,
  * false when oneDNN does not take the case or fails, and the caller runs
  * the plain loops instead */
 bool td_pool_dnnl_forward(const td_pool2d_args *a, const float *x, float *y);

@@ -86,6 +86,14 @@ fail:
 
 /* ---- batch norm ------------------------------------------------------ */
 
+/* a CPU channels-last (N, C, H, W) x that is not also contiguous: its memory
+ * is (N H W) rows x C channels, which the kernels take as is, n = N H W,
+ * inner = 1. CUDA input is still copied: the CUDA kernels assume contiguous data. */
+static bool bn_rows_layout(const td_tensor *x)
+{
+    return td_device_of(x).type == TD_CPU && td_is_channels_last_only(x);
+}
+
 /* part k (c values) of the float64 tensor v, as a new tensor of dtype dt */
 static td_status channel_part(td_tensor *v, int64_t k, int64_t c, td_dtype dt, td_tensor **out)
 {
@@ -98,7 +106,8 @@ static td_status channel_part(td_tensor *v, int64_t k, int64_t c, td_dtype dt, t
     return st;
 }
 
-/* saved: 0 x (contiguous), 1 stats (float64 on x's device: mean[C], invstd[C], gs[C]) */
+/* saved: 0 x (contiguous, or channels-last on the CPU), 1 stats (float64 on
+ * x's device: mean[C], invstd[C], gs[C]); gy and gx take x's layout */
 static td_status bn_backward(td_node *nd, td_tensor *g, td_tensor **gi)
 {
     td_tensor *x = td_node_saved(nd, 0), *stats = td_node_saved(nd, 1);
@@ -108,8 +117,11 @@ static td_status bn_backward(td_node *nd, td_tensor *g, td_tensor **gi)
     td_status st;
     const double *sd = td_data_ptr(stats);
     TD_CHECK(td_empty_on(1, &two_c, TD_FLOAT64, td_device_of(x), &sums)); /* sum_gy[C], sum_gy_xhat[C] */
-    TD_CHECK(contig(g, x->dtype, &cg));
-    if (nd->next[0]) TD_CHECK(td_empty_like(x, &gx));
+    if (bn_rows_layout(x))
+        TD_CHECK(td_channels_last_raw(g, x->dtype, &cg));
+    else
+        TD_CHECK(contig(g, x->dtype, &cg));
+    if (nd->next[0]) TD_CHECK(td_empty_as(x, x->dtype, &gx));
     double *sp = td_data_ptr(sums);
     td_backend_of(x)->layers->bn_backward(x->dtype, td_data_ptr(x), td_data_ptr(cg), gx ? td_data_ptr(gx) : NULL,
                                           n, c, inner, sd, sd + c, sd + 2 * c, training, sp, sp + c);
@@ -227,7 +239,13 @@ td_status td_batch_norm(td_tensor *x, td_tensor *rm, td_tensor *rv, const td_bat
     double *var = NULL, *shift = NULL;
     TD_CHECK(td_empty_on(1, &three_c, TD_FLOAT64, td_device_of(x), &stats));
     double *mean = td_data_ptr(stats), *invstd = mean + c, *gs = mean + 2 * c;
-    TD_CHECK(contig(x, x->dtype, &cx));
+    if (bn_rows_layout(x)) { /* a view, no copy; the statistics count stays n * inner */
+        TD_CHECK(td_channels_last_raw(x, x->dtype, &cx));
+        n *= inner;
+        inner = 1;
+    } else {
+        TD_CHECK(contig(x, x->dtype, &cx));
+    }
     if (be->layers->bn_finalize) { /* a device: every per-channel array stays there */
         TD_CHECK(td_empty_on(1, &two_c, TD_FLOAT64, td_device_of(x), &scratch));
         double *dvar = td_data_ptr(scratch);
@@ -245,7 +263,7 @@ td_status td_batch_norm(td_tensor *x, td_tensor *rm, td_tensor *rv, const td_bat
         shift = var + c;
         bn_host_step(be, x, cx, rm, rv, o, n, c, inner, mean, var, invstd, gs, shift);
     }
-    TD_CHECK(td_empty_like(x, &y));
+    TD_CHECK(td_empty_as(cx, x->dtype, &y));
     be->layers->bn_apply(x->dtype, td_data_ptr(cx), td_data_ptr(y), n, c, inner, gs,
                          scratch ? (double *)td_data_ptr(scratch) + c : shift);
     td_tensor *ins[3] = {x, o->weight, o->bias};
@@ -352,7 +370,7 @@ fail:
 /* saved: 0 argmax (max pool only); iargs: the td_pool2d_args fields */
 static void args_to_node(const td_pool2d_args *a, td_node *nd)
 {
-    int64_t v[] = {a->kind, a->n, a->c, a->h, a->w, a->oh, a->ow};
+    int64_t v[] = {a->kind, a->n, a->c, a->h, a->w, a->oh, a->ow, a->channels_last};
     memcpy(nd->iargs, v, sizeof v);
     nd->extra = malloc(sizeof(int64_t) * 9);
     if (nd->extra) {
@@ -370,12 +388,15 @@ static td_status pool_backward(td_node *nd, td_tensor *g, td_tensor **gi)
     const int64_t *e = nd->extra;
     a.kh = e[0], a.kw = e[1], a.sh = e[2], a.sw = e[3], a.ph = e[4], a.pw = e[5], a.dh = e[6], a.dw = e[7];
     a.count_include_pad = e[8];
+    a.channels_last = nd->iargs[7];
     a.dtype = nd->in_dtype[0];
     td_tensor *idx = a.kind == TD_POOL_MAX ? td_node_saved(nd, 0) : NULL;
     td_tensor *cg = NULL, *gx = NULL;
     td_status st;
-    TD_CHECK(contig(g, a.dtype, &cg));
-    TD_CHECK(td_empty_on(nd->in_ndim[0], nd->in_shape[0], a.dtype, td_device_of(cg), &gx));
+    /* the forward's layout: gy brought to it (a view when it already is), gx in it */
+    TD_CHECK(a.channels_last ? td_channels_last_raw(g, a.dtype, &cg) : contig(g, a.dtype, &cg));
+    TD_CHECK(a.channels_last ? td_empty_channels_last_on(nd->in_shape[0], a.dtype, td_device_of(cg), &gx)
+                             : td_empty_on(nd->in_ndim[0], nd->in_shape[0], a.dtype, td_device_of(cg), &gx));
     td_backend_of(gx)->layers->pool2d_backward(&a, td_data_ptr(cg), idx ? td_data_ptr(idx) : NULL, td_data_ptr(gx));
     gi[0] = gx;
     gx = NULL;
@@ -399,9 +420,20 @@ static td_status pool_run(td_tensor *x, td_pool2d_args *a, const char *fn, const
     oshape[ond - 2] = a->oh;
     oshape[ond - 1] = a->ow;
     (void)fn;
-    TD_CHECK(contig(x, x->dtype, &cx));
-    TD_CHECK(td_empty_on(ond, oshape, x->dtype, td_device_of(x), &y));
-    if (a->kind == TD_POOL_MAX) TD_CHECK(td_empty_on(ond, oshape, TD_INT64, td_device_of(x), &idx));
+    /* a CPU channels-last input is read as it is (no copy), its outputs
+     * (and the argmax, whose values are the in-plane h * w + w either way)
+     * made in the same layout; unbatched and CUDA inputs are made
+     * contiguous, as before */
+    a->channels_last = batched && td_device_of(x).type == TD_CPU && td_is_channels_last_only(x);
+    if (a->channels_last) {
+        TD_CHECK(td_channels_last_raw(x, x->dtype, &cx));
+        TD_CHECK(td_empty_channels_last_on(oshape, x->dtype, td_device_of(x), &y));
+        if (a->kind == TD_POOL_MAX) TD_CHECK(td_empty_channels_last_on(oshape, TD_INT64, td_device_of(x), &idx));
+    } else {
+        TD_CHECK(contig(x, x->dtype, &cx));
+        TD_CHECK(td_empty_on(ond, oshape, x->dtype, td_device_of(x), &y));
+        if (a->kind == TD_POOL_MAX) TD_CHECK(td_empty_on(ond, oshape, TD_INT64, td_device_of(x), &idx));
+    }
     td_backend_of(x)->layers->pool2d(a, td_data_ptr(cx), td_data_ptr(y), idx ? td_data_ptr(idx) : NULL);
     if (td_needs_grad(1, &x)) {
         td_node *node = NULL;

@@ -52,4 +52,9 @@ extern const struct td_conv_kernels td_cpu_conv;
 extern const struct td_layers_kernels td_cpu_layers;
 extern const struct td_optim_kernels td_cpu_optim;
 
+/* 2-d pooling on channels-last (N, H, W, C) data (nn_pool_nhwc.c): the
+ * layers table's pool2d and pool2d_backward when a->channels_last */
+void td_cpu_pool2d_nhwc(const td_pool2d_args *a, const void *x, void *y, int64_t *idx);
+void td_cpu_pool2d_nhwc_backward(const td_pool2d_args *a, const void *gy, const int64_t *idx, void *gx);
+
 #endif

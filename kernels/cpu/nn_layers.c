@@ -1,8 +1,9 @@
 /* CPU kernels of the layers family: batch norm statistics, apply and
  * backward, 2-d pooling (max, average, adaptive average) and dropout's
  * mask. Plain C over contiguous float32 / float64 data, parallel over
- * channels or planes; sums accumulate in double in a fixed order, so the
- * bits do not depend on the thread count. float32 average pooling goes to
+ * channels, fixed chunks of rows (batch norm's rows x channels data) or
+ * planes; sums accumulate in double in a fixed order, so the bits do not
+ * depend on the thread count. float32 average pooling goes to
  * oneDNN first (nn_pool_dnnl.c), these loops being its reference and
  * fallback; batch norm and max pooling stay here, as fast as oneDNN's
  * NCHW primitives or faster (docs/layers.md has the numbers). */
@@ -11,6 +12,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- batch norm ------------------------------------------------------ */
@@ -87,15 +89,6 @@ static void bn_stats_f32(const float *x, int64_t n, int64_t c, int64_t inner, do
     }
 }
 
-static void bn_stats(td_dtype dt, const void *x, int64_t n, int64_t c, int64_t inner, double *mean,
-                     double *var)
-{
-    if (dt == TD_FLOAT32)
-        bn_stats_f32(x, n, c, inner, mean, var);
-    else
-        BN_STATS(double);
-}
-
 #define BN_APPLY(T)                                                                  \
     do {                                                                             \
         const T *xp = x;                                                             \
@@ -109,15 +102,6 @@ static void bn_stats(td_dtype dt, const void *x, int64_t n, int64_t c, int64_t i
             for (int64_t j = 0; j < inner; j++) yr[j] = xr[j] * a + b;               \
         }                                                                            \
     } while (0)
-
-static void bn_apply(td_dtype dt, const void *x, void *y, int64_t n, int64_t c, int64_t inner,
-                     const double *scale, const double *shift)
-{
-    if (dt == TD_FLOAT32)
-        BN_APPLY(float);
-    else
-        BN_APPLY(double);
-}
 
 #define BN_BACKWARD(T)                                                              \
     do {                                                                            \
@@ -154,8 +138,22 @@ static void bn_apply(td_dtype dt, const void *x, void *y, int64_t n, int64_t c, 
         }                                                                           \
     } while (0)
 
+/* float32 backward's gx = A gy + D (x - mf) + E, in float: the channel's
+ * A, D, E and mf = float(mean) from its sums (sgx = sum gy xhat), x - mean
+ * taken about mf and the rest of the mean folded into E */
+static inline void bn_coefs_f32(double m, double is, double k, double sg, double sgx, double cnt, bool training,
+                                float *A, float *D, float *E, float *mf)
+{
+    double mg = training ? sg / cnt : 0, mx = training ? sgx / cnt : 0;
+    double dd = -k * is * mx;
+    *mf = (float)m;
+    *A = (float)k;
+    *D = (float)dd;
+    *E = (float)(-k * mg - dd * (m - (double)*mf));
+}
+
 /* float32: the sums in double over 8 lanes, then gx = A gy + D (x - mean)
- * + E in float with per-channel A, D, E (x - mean taken about float(mean)) */
+ * + E in float with per-channel A, D, E (bn_coefs_f32) */
 static void bn_backward_f32(const float *x, const float *gy, float *gx, int64_t n, int64_t c, int64_t inner,
                             const double *mean, const double *invstd, const double *gs, bool training,
                             double *sum_gy, double *sum_gy_xhat)
@@ -184,9 +182,8 @@ static void bn_backward_f32(const float *x, const float *gy, float *gx, int64_t 
         sum_gy[ch] = sg;
         sum_gy_xhat[ch] = sgx;
         if (!gx) continue;
-        double k = gs[ch], mg = training ? sg / cnt : 0, mx = training ? sgx / cnt : 0;
-        double dd = -k * invstd[ch] * mx;
-        float mf = (float)m, A = (float)k, D = (float)dd, E = (float)(-k * mg - dd * (m - (double)mf));
+        float A, D, E, mf;
+        bn_coefs_f32(m, invstd[ch], gs[ch], sg, sgx, cnt, training, &A, &D, &E, &mf);
         for (int64_t i = 0; i < n; i++) {
             const float *xr = x + (i * c + ch) * inner, *gr = gy + (i * c + ch) * inner;
             float *o = gx + (i * c + ch) * inner;
@@ -195,10 +192,305 @@ static void bn_backward_f32(const float *x, const float *gy, float *gx, int64_t 
     }
 }
 
+/* ---- batch norm over rows (inner == 1) ---------------------------------- */
+
+/* With inner == 1, x is rows x channels, row-major: a channels-last
+ * (N, C, H, W) tensor is (N H W) x C, BatchNorm1d's (N, C) input N x C.
+ * The per-channel loops above would read one value per cache line there;
+ * these go along the rows, vectorised over the channels. Each chunk of rows
+ * sums into its own slot of per-channel doubles and the slots are added in
+ * chunk order; the chunks depend on n and c only, so the bits do not depend
+ * on the thread count. */
+
+#define BN_CHUNK_MIN 8192 /* values per chunk at least: a smaller task costs more than it saves */
+#define BN_CHUNK_ROWS 16  /* rows per chunk at least: adding the slots is then 1/8 of reading x */
+#define BN_CHUNKS_MAX 64  /* chunks at most, so the slots stay small: 128 c doubles */
+#define BN_BLOCK 256      /* channels per block of the slots' sum and of apply's scale and shift */
+
+/* rows per chunk (*count chunks); c >= 1 */
+static int64_t bn_chunk_rows(int64_t n, int64_t c, int64_t *count)
+{
+    int64_t rows = (BN_CHUNK_MIN + c - 1) / c, least = (n + BN_CHUNKS_MAX - 1) / BN_CHUNKS_MAX;
+    if (rows < BN_CHUNK_ROWS) rows = BN_CHUNK_ROWS;
+    if (rows < least) rows = least;
+    *count = (n + rows - 1) / rows;
+    return rows;
+}
+
+/* what a chunk's sums read: x, and gy and the mean for backward's */
+typedef struct {
+    const void *x, *g;
+    const double *m;
+    int64_t c;
+} bn_rows_ctx;
+
+/* adds rows [r0, r1) into the zeroed slot s1[c], s2[c] */
+typedef void (*bn_chunk_fn)(const bn_rows_ctx *a, int64_t r0, int64_t r1, double *restrict s1,
+                            double *restrict s2);
+
+/* t1 (and t2 when not NULL) = fn's sums over all n rows, from part (2 c
+ * doubles per chunk) added in chunk order */
+static void bn_rows_sum(bn_chunk_fn fn, const bn_rows_ctx *a, int64_t n, double *part, double *t1, double *t2)
+{
+    const int64_t c = a->c;
+    int64_t count, rows = bn_chunk_rows(n, c, &count);
+#pragma omp parallel for schedule(static) if (n * c >= TD_CPU_GRAIN)
+    for (int64_t k = 0; k < count; k++) {
+        int64_t r0 = k * rows, r1 = n - r0 < rows ? n : r0 + rows;
+        double *s = part + k * 2 * c;
+        memset(s, 0, sizeof(double) * (size_t)(2 * c));
+        fn(a, r0, r1, s, s + c);
+    }
+    /* each channel's slots in chunk order; parallel over blocks of channels */
+#pragma omp parallel for schedule(static) if (count * c >= TD_CPU_GRAIN)
+    for (int64_t j0 = 0; j0 < c; j0 += BN_BLOCK) {
+        int64_t j1 = c - j0 < BN_BLOCK ? c : j0 + BN_BLOCK;
+        for (int64_t j = j0; j < j1; j++) t1[j] = 0;
+        if (t2)
+            for (int64_t j = j0; j < j1; j++) t2[j] = 0;
+        for (int64_t k = 0; k < count; k++) {
+            const double *s = part + k * 2 * c;
+            for (int64_t j = j0; j < j1; j++) t1[j] += s[j];
+            if (t2)
+                for (int64_t j = j0; j < j1; j++) t2[j] += s[c + j];
+        }
+    }
+}
+
+/* The chunk loops take 4 rows at a time (the rest one by one) and add
+ * their terms pairwise before the slot: a quarter of the slot's loads and
+ * stores, which otherwise cost more than reading x. */
+
+/* float32 statistics' one pass: d = x - K, K the channel's first value (row 0) */
+static void chunk_shifted_f32(const bn_rows_ctx *a, int64_t r0, int64_t r1, double *restrict s1,
+                              double *restrict s2)
+{
+    const float *x = a->x;
+    const int64_t c = a->c;
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const float *x0 = x + r * c, *x1 = x0 + c, *x2 = x1 + c, *x3 = x2 + c;
+        for (int64_t j = 0; j < c; j++) {
+            double k = x[j], d0 = x0[j] - k, d1 = x1[j] - k, d2 = x2[j] - k, d3 = x3[j] - k;
+            s1[j] += (d0 + d1) + (d2 + d3);
+            s2[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);
+        }
+    }
+    for (; r < r1; r++) {
+        const float *xr = x + r * c;
+        for (int64_t j = 0; j < c; j++) {
+            double d = (double)xr[j] - (double)x[j];
+            s1[j] += d;
+            s2[j] += d * d;
+        }
+    }
+}
+
+/* float64 statistics' first pass (the sums) and second (squares about the mean) */
+static void chunk_sum_f64(const bn_rows_ctx *a, int64_t r0, int64_t r1, double *restrict s1, double *restrict s2)
+{
+    (void)s2;
+    const double *x = a->x;
+    const int64_t c = a->c;
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t j = 0; j < c; j++) s1[j] += x[r * c + j];
+}
+
+static void chunk_sqdev_f64(const bn_rows_ctx *a, int64_t r0, int64_t r1, double *restrict s1,
+                            double *restrict s2)
+{
+    (void)s2;
+    const double *x = a->x, *m = a->m;
+    const int64_t c = a->c;
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t j = 0; j < c; j++) {
+            double d = x[r * c + j] - m[j];
+            s1[j] += d * d;
+        }
+}
+
+/* backward's sums of gy and gy (x - mean) */
+#define BN_CHUNK_GRAD(name, T)                                                                     \
+    static void name(const bn_rows_ctx *a, int64_t r0, int64_t r1, double *restrict s1,            \
+                     double *restrict s2)                                                          \
+    {                                                                                              \
+        const T *x = a->x, *g = a->g;                                                              \
+        const double *m = a->m;                                                                    \
+        const int64_t c = a->c;                                                                    \
+        int64_t r = r0;                                                                            \
+        for (; r + 4 <= r1; r += 4) {                                                              \
+            const T *x0 = x + r * c, *x1 = x0 + c, *x2 = x1 + c, *x3 = x2 + c;                     \
+            const T *g0 = g + r * c, *g1 = g0 + c, *g2 = g1 + c, *g3 = g2 + c;                     \
+            for (int64_t j = 0; j < c; j++) {                                                      \
+                double e0 = g0[j], e1 = g1[j], e2 = g2[j], e3 = g3[j];                             \
+                s1[j] += (e0 + e1) + (e2 + e3);                                                    \
+                s2[j] += (e0 * (x0[j] - m[j]) + e1 * (x1[j] - m[j])) +                             \
+                         (e2 * (x2[j] - m[j]) + e3 * (x3[j] - m[j]));                              \
+            }                                                                                      \
+        }                                                                                          \
+        for (; r < r1; r++) {                                                                      \
+            const T *xr = x + r * c, *gr = g + r * c;                                              \
+            for (int64_t j = 0; j < c; j++) {                                                      \
+                s1[j] += gr[j];                                                                    \
+                s2[j] += (double)gr[j] * ((double)xr[j] - m[j]);                                   \
+            }                                                                                      \
+        }                                                                                          \
+    }
+BN_CHUNK_GRAD(chunk_grad_f32, float)
+BN_CHUNK_GRAD(chunk_grad_f64, double)
+
+/* false when the slots cannot be allocated (or there is nothing to sum) */
+static bool bn_rows_stats(td_dtype dt, const void *x, int64_t n, int64_t c, double *mean, double *var)
+{
+    if (n <= 0 || c <= 0) return false;
+    int64_t count;
+    bn_chunk_rows(n, c, &count);
+    double *part = malloc(sizeof(double) * (size_t)(2 * c * count)), cnt = (double)n;
+    if (!part) return false;
+    bn_rows_ctx a = {x, NULL, mean, c};
+    if (dt == TD_FLOAT32) {
+        const float *k = x;
+        bn_rows_sum(chunk_shifted_f32, &a, n, part, mean, var);
+        for (int64_t j = 0; j < c; j++) {
+            double dm = mean[j] / cnt, v = var[j] / cnt - dm * dm;
+            mean[j] = k[j] + dm;
+            var[j] = v > 0 ? v : 0;
+        }
+    } else {
+        bn_rows_sum(chunk_sum_f64, &a, n, part, mean, NULL);
+        for (int64_t j = 0; j < c; j++) mean[j] /= cnt;
+        bn_rows_sum(chunk_sqdev_f64, &a, n, part, var, NULL);
+        for (int64_t j = 0; j < c; j++) var[j] /= cnt;
+    }
+    free(part);
+    return true;
+}
+
+/* y = x * T(scale) + T(shift), as BN_APPLY, a block of channels at a time */
+#define BN_ROWS_APPLY(T)                                                                           \
+    do {                                                                                           \
+        const T *xp = x;                                                                           \
+        T *yp = y;                                                                                 \
+        int64_t count, rows = bn_chunk_rows(n, c, &count);                                         \
+        _Pragma("omp parallel for schedule(static) if (n * c >= TD_CPU_GRAIN)")                    \
+        for (int64_t k = 0; k < count; k++) {                                                      \
+            int64_t r0 = k * rows, r1 = n - r0 < rows ? n : r0 + rows;                             \
+            for (int64_t j0 = 0; j0 < c; j0 += BN_BLOCK) {                                         \
+                int64_t w = c - j0 < BN_BLOCK ? c - j0 : BN_BLOCK;                                 \
+                T sa[BN_BLOCK], sb[BN_BLOCK];                                                      \
+                for (int64_t j = 0; j < w; j++) {                                                  \
+                    sa[j] = (T)scale[j0 + j];                                                      \
+                    sb[j] = (T)shift[j0 + j];                                                      \
+                }                                                                                  \
+                for (int64_t r = r0; r < r1; r++) {                                                \
+                    const T *xr = xp + r * c + j0;                                                 \
+                    T *yr = yp + r * c + j0;                                                       \
+                    for (int64_t j = 0; j < w; j++) yr[j] = xr[j] * sa[j] + sb[j];                 \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+static void bn_rows_apply(td_dtype dt, const void *x, void *y, int64_t n, int64_t c, const double *scale,
+                          const double *shift)
+{
+    if (dt == TD_FLOAT32)
+        BN_ROWS_APPLY(float);
+    else
+        BN_ROWS_APPLY(double);
+}
+
+/* gx from per-channel arrays p (c each): float32 A, D, E, mf as
+ * bn_coefs_f32; float64 gs, mean, invstd, mg, mx as BN_BACKWARD */
+static void bn_rows_gx(td_dtype dt, const void *x, const void *gy, void *gx, int64_t n, int64_t c,
+                       const void *p, const double *mean, const double *invstd, const double *gs)
+{
+    int64_t count, rows = bn_chunk_rows(n, c, &count);
+#pragma omp parallel for schedule(static) if (n * c >= TD_CPU_GRAIN)
+    for (int64_t k = 0; k < count; k++) {
+        int64_t r0 = k * rows, r1 = n - r0 < rows ? n : r0 + rows;
+        if (dt == TD_FLOAT32) {
+            const float *A = p, *D = A + c, *E = D + c, *mf = E + c;
+            for (int64_t r = r0; r < r1; r++) {
+                const float *xr = (const float *)x + r * c, *gr = (const float *)gy + r * c;
+                float *o = (float *)gx + r * c;
+                for (int64_t j = 0; j < c; j++) o[j] = A[j] * gr[j] + D[j] * (xr[j] - mf[j]) + E[j];
+            }
+        } else {
+            const double *mg = p, *mx = mg + c;
+            for (int64_t r = r0; r < r1; r++) {
+                const double *xr = (const double *)x + r * c, *gr = (const double *)gy + r * c;
+                double *o = (double *)gx + r * c;
+                for (int64_t j = 0; j < c; j++) {
+                    double xh = (xr[j] - mean[j]) * invstd[j];
+                    o[j] = gs[j] * (gr[j] - mg[j] - xh * mx[j]);
+                }
+            }
+        }
+    }
+}
+
+static bool bn_rows_backward(td_dtype dt, const void *x, const void *gy, void *gx, int64_t n, int64_t c,
+                             const double *mean, const double *invstd, const double *gs, bool training,
+                             double *sum_gy, double *sum_gy_xhat)
+{
+    if (n <= 0 || c <= 0) return false;
+    int64_t count;
+    bn_chunk_rows(n, c, &count);
+    /* the slots, then 2 c doubles of per-channel coefficients for gx */
+    double *part = malloc(sizeof(double) * (size_t)(2 * c * (count + 1))), cnt = (double)n;
+    if (!part) return false;
+    bn_rows_ctx a = {x, gy, mean, c};
+    bn_rows_sum(dt == TD_FLOAT32 ? chunk_grad_f32 : chunk_grad_f64, &a, n, part, sum_gy, sum_gy_xhat);
+    for (int64_t j = 0; j < c; j++) sum_gy_xhat[j] *= invstd[j];
+    if (gx) {
+        double *coef = part + 2 * c * count;
+        if (dt == TD_FLOAT32) {
+            float *A = (float *)coef, *D = A + c, *E = D + c, *mf = E + c;
+            for (int64_t j = 0; j < c; j++)
+                bn_coefs_f32(mean[j], invstd[j], gs[j], sum_gy[j], sum_gy_xhat[j], cnt, training, A + j, D + j,
+                             E + j, mf + j);
+        } else {
+            for (int64_t j = 0; j < c; j++) {
+                coef[j] = training ? sum_gy[j] / cnt : 0;
+                coef[c + j] = training ? sum_gy_xhat[j] / cnt : 0;
+            }
+        }
+        bn_rows_gx(dt, x, gy, gx, n, c, coef, mean, invstd, gs);
+    }
+    free(part);
+    return true;
+}
+
+/* inner == 1 goes to the rows loops, which leave it to the per-channel
+ * loops only when their slots cannot be allocated */
+static void bn_stats(td_dtype dt, const void *x, int64_t n, int64_t c, int64_t inner, double *mean,
+                     double *var)
+{
+    if (inner == 1 && bn_rows_stats(dt, x, n, c, mean, var)) return;
+    if (dt == TD_FLOAT32)
+        bn_stats_f32(x, n, c, inner, mean, var);
+    else
+        BN_STATS(double);
+}
+
+static void bn_apply(td_dtype dt, const void *x, void *y, int64_t n, int64_t c, int64_t inner,
+                     const double *scale, const double *shift)
+{
+    if (inner == 1 && n > 0 && c > 0)
+        bn_rows_apply(dt, x, y, n, c, scale, shift);
+    else if (dt == TD_FLOAT32)
+        BN_APPLY(float);
+    else
+        BN_APPLY(double);
+}
+
 static void bn_backward(td_dtype dt, const void *x, const void *gy, void *gx, int64_t n, int64_t c,
                         int64_t inner, const double *mean, const double *invstd, const double *gs,
                         bool training, double *sum_gy, double *sum_gy_xhat)
 {
+    if (inner == 1 && bn_rows_backward(dt, x, gy, gx, n, c, mean, invstd, gs, training, sum_gy, sum_gy_xhat))
+        return;
     if (dt == TD_FLOAT32)
         bn_backward_f32(x, gy, gx, n, c, inner, mean, invstd, gs, training, sum_gy, sum_gy_xhat);
     else
@@ -301,7 +593,10 @@ static void max_pool_f32(const td_pool2d_args *a, const float *x, float *y, int6
 {
     const int64_t planes = a->n * a->c, H = a->h, W = a->w, OH = a->oh, OW = a->ow;
     const int64_t kh = a->kh, kw = a->kw, sh = a->sh, sw = a->sw, ph = a->ph, pw = a->pw, dh = a->dh, dw = a->dw;
-    const bool two = kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && dh == 1 && dw == 1;
+    /* not when ceil_mode adds a last window that reaches past the input:
+     * the unrolled loop reads all four taps */
+    const bool two = kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && dh == 1 && dw == 1 &&
+                     2 * OH <= H && 2 * OW <= W;
 #pragma omp parallel for schedule(static) if (planes * OH * OW * 4 >= TD_CPU_GRAIN)
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *xi = x + pl * H * W;
@@ -353,7 +648,12 @@ static void max_pool_f32(const td_pool2d_args *a, const float *x, float *y, int6
 
 static void pool2d(const td_pool2d_args *a, const void *x, void *y, int64_t *idx)
 {
+    /* oneDNN first for float32 averages, in either layout */
     if (a->dtype == TD_FLOAT32 && a->kind != TD_POOL_MAX && td_pool_dnnl_forward(a, x, y)) return;
+    if (a->channels_last) {
+        td_cpu_pool2d_nhwc(a, x, y, idx);
+        return;
+    }
     if (a->dtype == TD_FLOAT32 && a->kind == TD_POOL_MAX)
         max_pool_f32(a, x, y, idx);
     else if (a->dtype == TD_FLOAT32)
@@ -392,6 +692,10 @@ static void pool2d(const td_pool2d_args *a, const void *x, void *y, int64_t *idx
 static void pool2d_backward(const td_pool2d_args *a, const void *gy, const int64_t *idx, void *gx)
 {
     if (a->dtype == TD_FLOAT32 && a->kind != TD_POOL_MAX && td_pool_dnnl_backward(a, gy, gx)) return;
+    if (a->channels_last) {
+        td_cpu_pool2d_nhwc_backward(a, gy, idx, gx);
+        return;
+    }
     if (a->dtype == TD_FLOAT32)
         POOL_BWD(float);
     else

@@ -1,14 +1,18 @@
-/* float32 average pooling through oneDNN's C API, on our NCHW buffers.
+/* float32 average pooling through oneDNN's C API, on our NCHW buffers or,
+ * when a->channels_last, our NHWC ones (oneDNN's nhwc tag, the same data).
  *
  * oneDNN's NCHW pooling runs 3 to 5 times faster than our plain loops for
- * average pooling (forward and backward), so float32 avg_pool2d, and
+ * average pooling (forward and backward), and its nhwc pooling 1.3 to 3
+ * times faster forward than nn_pool_nhwc.c's loops (its AVX-512 code
+ * against our AVX2 build; backward about even), so float32 avg_pool2d, and
  * adaptive_avg_pool2d where the output divides the input (a plain average
- * pool), come here; nn_layers.c keeps the plain loops as the float64 path,
- * as the reference, and as the fallback for what oneDNN cannot express
- * (count_include_pad where a ceil_mode window reaches past the padding,
- * whose divisor PyTorch clips) or when a oneDNN call fails. Max pooling
- * stays in nn_layers.c: its unrolled 2x2 kernel is as fast as oneDNN's and
- * keeps PyTorch's NaN and tie order, which oneDNN's does not promise.
+ * pool), come here; nn_layers.c (NCHW) and nn_pool_nhwc.c (NHWC) keep the
+ * plain loops as the float64 path, as the reference, and as the fallback
+ * for what oneDNN cannot express (count_include_pad where a ceil_mode
+ * window reaches past the padding, whose divisor PyTorch clips) or when a
+ * oneDNN call fails. Max pooling stays in our loops: they are as fast as
+ * oneDNN's and keep PyTorch's NaN and tie order, which oneDNN's does not
+ * promise.
  *
  * Each shape gets one entry holding the forward and the backward primitive
  * (built with the forward as its hint), in a small LRU cache like
@@ -24,7 +28,7 @@
 #define CACHE_SIZE 32
 
 typedef struct {
-    int64_t n, c, h, w, oh, ow, kh, kw, sh, sw, ph, pw, pr_h, pr_w, include_pad;
+    int64_t n, c, h, w, oh, ow, kh, kw, sh, sw, ph, pw, pr_h, pr_w, include_pad, nhwc;
 } pool_key;
 
 typedef struct {
@@ -88,7 +92,8 @@ static bool make_key(const td_pool2d_args *a, pool_key *k)
     /* PyTorch divides by the window clipped at the padding's end; oneDNN by kh kw */
     if (include_pad && (ph > 0 || pw > 0) && (pr_h > ph || pr_w > pw)) return false;
     if (!include_pad || (ph == 0 && pw == 0)) include_pad = false;
-    *k = (pool_key){a->n, a->c, a->h, a->w, a->oh, a->ow, kh, kw, sh, sw, ph, pw, pr_h, pr_w, include_pad};
+    *k = (pool_key){a->n, a->c, a->h, a->w, a->oh, a->ow, kh, kw, sh, sw, ph, pw, pr_h, pr_w, include_pad,
+                    a->channels_last};
     return true;
 }
 
@@ -103,8 +108,9 @@ static pool_entry *entry_build(const pool_key *k)
     dnnl_dims_t pl = {k->ph, k->pw}, pr = {k->pr_h, k->pr_w};
     dnnl_alg_kind_t alg = k->include_pad ? dnnl_pooling_avg_include_padding : dnnl_pooling_avg_exclude_padding;
     dnnl_pooling_v2_desc_t fd, bd;
-    bool ok = dnnl_memory_desc_init_by_tag(&e->src_md, 4, xd, dnnl_f32, dnnl_nchw) == dnnl_success &&
-              dnnl_memory_desc_init_by_tag(&e->dst_md, 4, yd, dnnl_f32, dnnl_nchw) == dnnl_success &&
+    dnnl_format_tag_t tag = k->nhwc ? dnnl_nhwc : dnnl_nchw;
+    bool ok = dnnl_memory_desc_init_by_tag(&e->src_md, 4, xd, dnnl_f32, tag) == dnnl_success &&
+              dnnl_memory_desc_init_by_tag(&e->dst_md, 4, yd, dnnl_f32, tag) == dnnl_success &&
               dnnl_pooling_v2_forward_desc_init(&fd, dnnl_forward_training, alg, &e->src_md, &e->dst_md, strides,
                                                 kernel, dil, pl, pr) == dnnl_success &&
               dnnl_primitive_desc_create(&fpd, &fd, NULL, g.engine, NULL) == dnnl_success &&
@@ -113,7 +119,7 @@ static pool_entry *entry_build(const pool_key *k)
                                                  pr) == dnnl_success &&
               dnnl_primitive_desc_create(&bpd, &bd, NULL, g.engine, fpd) == dnnl_success &&
               dnnl_primitive_create(&e->bwd, bpd) == dnnl_success;
-    /* the plain NCHW layouts were asked for, so no reorder can be needed */
+    /* the plain layouts were asked for, so no reorder can be needed */
     if (ok) {
         const dnnl_memory_desc_t *s = dnnl_primitive_desc_query_md(fpd, dnnl_query_src_md, 0);
         const dnnl_memory_desc_t *d = dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0);
