@@ -58,7 +58,7 @@ void td_cpu_copy(td_tensor *dst, const td_tensor *src)
 {
     const td_tensor *ts[2] = {dst, src};
     td_cpu_iter it;
-    td_cpu_iter_init(&it, 2, ts);
+    td_cpu_iter_init_any_order(&it, 2, ts);
     if (it.numel == 0) return;
     if (dst->dtype == src->dtype && it.ndim == 1 && it.stride[0][0] == 1 && it.stride[1][0] == 1) {
         memcpy_parallel(it.data[0], it.data[1], (size_t)it.numel * (size_t)it.elsize[0]);
@@ -93,7 +93,7 @@ void td_cpu_fill(td_tensor *dst, double value)
 {
     const td_tensor *ts[1] = {dst};
     td_cpu_iter it;
-    td_cpu_iter_init(&it, 1, ts);
+    td_cpu_iter_init_any_order(&it, 1, ts);
     fill_ctx c = {value, td_cpu_f2i(value), dst->dtype};
     td_cpu_iter_run(&it, TD_CPU_GRAIN, fill_loop, &c);
 }

@@ -165,7 +165,7 @@ void td_cpu_unary(td_unary_op op, td_tensor *out, const td_tensor *x)
     static const td_cpu_loop loops[TD_NDTYPES] = {unary_f32, unary_f64, unary_i64, unary_u8};
     const td_tensor *ts[2] = {out, x};
     td_cpu_iter it;
-    td_cpu_iter_init(&it, 2, ts);
+    td_cpu_iter_init_any_order(&it, 2, ts);
     unary_ctx c = {op, x->dtype, false};
     td_cpu_iter_run(&it, unary_grain(op), loops[x->dtype], &c);
 }
@@ -242,7 +242,7 @@ void td_cpu_unary_grad(td_unary_op op, td_tensor *gx, const td_tensor *x, const 
 {
     const td_tensor *ts[4] = {gx, x, y ? y : x, gy};
     td_cpu_iter it;
-    td_cpu_iter_init(&it, 4, ts);
+    td_cpu_iter_init_any_order(&it, 4, ts);
     unary_ctx c = {op, gx->dtype, y != NULL};
     td_cpu_iter_run(&it, unary_grain(op), gx->dtype == TD_FLOAT64 ? grad_f64 : grad_f32, &c);
 }
@@ -350,7 +350,7 @@ void td_cpu_binary(td_binary_op op, td_tensor *out, const td_tensor *a, const td
     static const td_cpu_loop loops[TD_NDTYPES] = {binary_f32, binary_f64, binary_i64, binary_u8};
     const td_tensor *ts[3] = {out, a, b};
     td_cpu_iter it;
-    td_cpu_iter_init(&it, 3, ts);
+    td_cpu_iter_init_any_order(&it, 3, ts);
     binary_ctx c = {op};
     int64_t grain = op == TD_POW ? TD_CPU_GRAIN_COSTLY : TD_CPU_GRAIN;
     td_cpu_iter_run(&it, grain, loops[a->dtype], &c);
@@ -405,7 +405,7 @@ void td_cpu_clamp(td_tensor *out, const td_tensor *x, double lo, double hi)
 {
     const td_tensor *ts[2] = {out, x};
     td_cpu_iter it;
-    td_cpu_iter_init(&it, 2, ts);
+    td_cpu_iter_init_any_order(&it, 2, ts);
     clamp_ctx c = {x->dtype, lo, hi};
     td_cpu_iter_run(&it, TD_CPU_GRAIN, clamp_loop, &c);
 }
@@ -434,7 +434,7 @@ void td_cpu_where(td_tensor *out, const td_tensor *cond, const td_tensor *a, con
 {
     const td_tensor *ts[4] = {out, cond, a, b};
     td_cpu_iter it;
-    td_cpu_iter_init(&it, 4, ts);
+    td_cpu_iter_init_any_order(&it, 4, ts);
     size_t es = td_cpu_elsize(out->dtype);
     td_cpu_iter_run(&it, TD_CPU_GRAIN, where_loop, &es);
 }

@@ -3,15 +3,16 @@
 
 #include <omp.h>
 
-void td_cpu_iter_init(td_cpu_iter *it, int nop, const td_tensor *const *ts)
+/* dims visited in the order perm gives (outermost first) */
+static void iter_init_order(td_cpu_iter *it, int nop, const td_tensor *const *ts, const int *perm, int nperm)
 {
     const td_tensor *t0 = ts[0];
     int nd = 0;
     it->nop = nop;
     it->numel = 1;
-    for (int d = 0; d < t0->ndim; d++) {
-        it->numel *= t0->shape[d];
-        if (t0->shape[d] == 1) continue;
+    for (int d = 0; d < t0->ndim; d++) it->numel *= t0->shape[d];
+    for (int j = 0; j < nperm; j++) {
+        int d = perm[j];
         bool merge = nd > 0;
         for (int k = 0; k < nop && merge; k++)
             merge = it->stride[k][nd - 1] == ts[k]->stride[d] * t0->shape[d];
@@ -34,6 +35,31 @@ void td_cpu_iter_init(td_cpu_iter *it, int nop, const td_tensor *const *ts)
         it->data[k] = td_cpu_ptr(ts[k]);
         it->elsize[k] = (int64_t)td_cpu_elsize(ts[k]->dtype);
     }
+}
+
+void td_cpu_iter_init(td_cpu_iter *it, int nop, const td_tensor *const *ts)
+{
+    int perm[TD_MAX_DIMS], n = 0;
+    for (int d = 0; d < ts[0]->ndim; d++)
+        if (ts[0]->shape[d] != 1) perm[n++] = d;
+    iter_init_order(it, nop, ts, perm, n);
+}
+
+void td_cpu_iter_init_any_order(td_cpu_iter *it, int nop, const td_tensor *const *ts)
+{
+    const td_tensor *t0 = ts[0];
+    int perm[TD_MAX_DIMS], n = 0;
+    for (int d = 0; d < t0->ndim; d++) {
+        if (t0->shape[d] == 1) continue;
+        /* stable insertion by operand 0's stride, largest first */
+        int j = n++;
+        while (j > 0 && t0->stride[perm[j - 1]] < t0->stride[d]) {
+            perm[j] = perm[j - 1];
+            j--;
+        }
+        perm[j] = d;
+    }
+    iter_init_order(it, nop, ts, perm, n);
 }
 
 void td_cpu_iter_range(const td_cpu_iter *it, int64_t begin, int64_t end, td_cpu_loop fn,

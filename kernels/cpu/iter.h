@@ -60,6 +60,10 @@ typedef struct {
 typedef void (*td_cpu_loop)(void *ctx, char **p, const int64_t *s, int64_t n);
 
 void td_cpu_iter_init(td_cpu_iter *it, int nop, const td_tensor *const *ts);
+/* the same, free to visit the elements in any order: dims sorted by operand
+ * 0's strides, so a permuted-dense output (channels-last) runs as one flat
+ * row; for ops where each element is independent of the others */
+void td_cpu_iter_init_any_order(td_cpu_iter *it, int nop, const td_tensor *const *ts);
 void td_cpu_iter_range(const td_cpu_iter *it, int64_t begin, int64_t end, td_cpu_loop fn,
                        void *ctx);
 /* the whole range, on all threads when numel >= grain (grain 0 = serial) */
