@@ -18,8 +18,15 @@ local CL = { memory_format = "channels_last" }
 -- the scale of the values (an output near 0 keeps the rounding of its terms)
 local TOL = { float32 = { 1e-5, 1e-6 }, float64 = { 1e-12, 1e-13 } }
 
+-- weight and bias gradients are sums over every row (3072 here) whose terms
+-- cancel: the channels-last float32 path sums blocks of 8 rows in float
+-- (as PyTorch's channels-last kernel accumulates in float) and the
+-- contiguous one in double, so they differ by up to about 1e-7 of the sum
+-- of the terms' magnitudes: a few 1e-6 on these values of order 0.1 to 1
+local SUM_TOL = {float32 = {1e-4, 2e-5}, float64 = {1e-12, 1e-12}}
+
 local function close(got, want, dt, label)
-    local t = TOL[dt]
+    local t = (label:find("grad weight", 1, true) or label:find("grad bias", 1, true)) and SUM_TOL[dt] or TOL[dt]
     H.assert_close(got, H.values(want), t[1], t[2], label)
 end
 
