@@ -2,7 +2,7 @@
 -- 10,000-image subset of Fashion-MNIST must reach >= 80% on the test set.
 -- It exercises the whole CPU training path on real data: the IDX reader,
 -- the DataLoader thread and its transforms, conv2d, batch norm, pooling,
--- cross_entropy, Adam. Run by .ci/run and `make gate`:
+-- cross_entropy, Adam, OneCycleLR. Run by .ci/run and `make gate`:
 --   tide tests/gate/fashion_smallcnn.lua [train_images] [floor_percent]
 local tide = require "tide"
 local F, data = tide.F, tide.data
@@ -14,15 +14,18 @@ tide.manual_seed(0)
 local train = data.subset(data.fashion_mnist{split = "train"}, n_train)
 local test = data.fashion_mnist{split = "test"}
 local norm = data.transforms.normalize({0.2860}, {0.3530})
-local loader = data.DataLoader(train, {batch_size = 8, shuffle = true, seed = 1, transform = {norm}})
+local loader = data.DataLoader(train, {batch_size = 16, shuffle = true, seed = 1, transform = {norm}})
 local test_loader = data.DataLoader(test, {batch_size = 500, transform = {norm}})
 
 local model = tide.models.smallcnn{num_classes = 10, in_channels = 1}
--- Adam at a small batch: one epoch of 10,000 images is 1250 steps, enough
--- for this batch-normed net to pass 80% (PyTorch 1.13 with the same
--- settings at batch 16: 82%; tide at batch 8 over seeds 0-3: 77-82%, so the
--- gate fixes the seed, and CPU runs repeat bit for bit)
-local opt = tide.optim.Adam(model:parameters(), {lr = 0.006})
+-- Adam at batch 16 under a one-cycle schedule (peak lr 0.02): one epoch of
+-- 10,000 images is 625 steps. A constant lr ended the epoch wherever its
+-- noise left it: 75-81% over seeds 0-2 at batch 8, lr 0.006, and a change
+-- in float rounding alone moved seed 0 from 80.6% to 79.1%. The annealed
+-- schedule gave 81.8, 82.4 and 82.2% over seeds 0-2. The gate fixes the
+-- seed, and CPU runs repeat bit for bit at a given thread count.
+local opt = tide.optim.Adam(model:parameters(), {lr = 0.02})
+local sched = tide.optim.OneCycleLR(opt, 0.02, {total_steps = #loader})
 
 local t0 = tide.clock()
 model:train()
@@ -32,6 +35,7 @@ for x, y in loader:iter() do
     local loss = F.cross_entropy(model(x), y)
     loss:backward()
     opt:step()
+    sched:step()
     seen = seen + x:size(0)
     loss_sum = loss_sum + loss:item() * x:size(0)
 end
