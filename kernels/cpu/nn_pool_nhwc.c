@@ -28,40 +28,9 @@
  * the pass's double sums (or gradient row) are a small array in L1 */
 #define CHUNK 64
 
-/* ---- windows: the same as nn_layers.c's ------------------------------ */
+/* ---- windows ---------------------------------------------------------- */
 
-static inline void adaptive_range(int64_t o, int64_t in, int64_t out, int64_t *s, int64_t *e)
-{
-    *s = (o * in) / out;
-    *e = ((o + 1) * in + out - 1) / out;
-}
-
-/* the input window [hs, he) x [ws, we) of output (oy, ox) of an average or
- * adaptive average pool, and the divisor of its sum (PyTorch's: with
- * count_include_pad the window clipped to the padded input, else the
- * elements inside the input) */
-static inline double avg_window(const td_pool2d_args *a, int64_t oy, int64_t ox, int64_t *hs, int64_t *he,
-                                int64_t *ws, int64_t *we)
-{
-    const int64_t H = a->h, W = a->w;
-    if (a->kind != TD_POOL_AVG) {
-        adaptive_range(oy, H, a->oh, hs, he);
-        adaptive_range(ox, W, a->ow, ws, we);
-        return (double)((*he - *hs) * (*we - *ws));
-    }
-    *hs = oy * a->sh - a->ph;
-    *ws = ox * a->sw - a->pw;
-    *he = *hs + a->kh;
-    *we = *ws + a->kw;
-    if (*he > H + a->ph) *he = H + a->ph;
-    if (*we > W + a->pw) *we = W + a->pw;
-    double full = (double)((*he - *hs) * (*we - *ws));
-    if (*hs < 0) *hs = 0;
-    if (*ws < 0) *ws = 0;
-    if (*he > H) *he = H;
-    if (*we > W) *we = W;
-    return a->count_include_pad ? full : (double)((*he - *hs) * (*we - *ws));
-}
+#include "pool_window.h"
 
 /* a max pool's window along one axis: [*lo, *hi) stepping by d, *lo moved
  * to the first tap inside the input; empty when every tap is padding */

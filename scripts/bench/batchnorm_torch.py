@@ -5,9 +5,7 @@ channels_last: seconds per forward, and per forward + backward
 Usage: batchnorm_torch.py THREADS. Prints `key value` lines, keys
 fwd_NxCxHxW_LAYOUT and fb_NxCxHxW_LAYOUT (LAYOUT contiguous or cl);
 `ok 1` last."""
-import statistics
 import sys
-import time
 
 try:
     import torch
@@ -24,16 +22,7 @@ torch.manual_seed(0)
 print("threads", torch.get_num_threads())
 
 
-def timed(fn, warmup, repeats, inner):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - t0) / inner)
-    return statistics.median(times)
+from torch_timing import timed  # noqa: E402
 
 
 for n, c, h, w in SHAPES:

@@ -2,9 +2,7 @@
 padding K // 2, with bias: seconds per forward, and per forward + backward
 (grads of input, weight, bias from (y * gy).sum()).
 Usage: conv_torch.py THREADS N C O HW K. Prints `key value` lines; `ok 1` last."""
-import statistics
 import sys
-import time
 
 try:
     import torch
@@ -23,16 +21,7 @@ w = torch.randn(o, c, k, k) * 0.1
 b = torch.randn(o)
 
 
-def timed(fn, warmup, repeats, inner):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - t0) / inner)
-    return statistics.median(times)
+from torch_timing import timed  # noqa: E402
 
 
 with torch.no_grad():

@@ -3,9 +3,7 @@ padding 1 and adaptive_avg_pool2d to 1x1 over three shapes, contiguous and
 channels_last (input and upstream gradient): seconds per forward, and per
 forward + backward (y.backward(gy)).
 Usage: pool_torch.py THREADS. Prints `key value` lines; `ok 1` last."""
-import statistics
 import sys
-import time
 
 try:
     import torch
@@ -29,16 +27,7 @@ ops = [
 layouts = [("nchw", torch.contiguous_format), ("cl", torch.channels_last)]
 
 
-def timed(fn, warmup, repeats, inner):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - t0) / inner)
-    return statistics.median(times)
+from torch_timing import timed  # noqa: E402
 
 
 for name, op in ops:
