@@ -12,16 +12,7 @@ local CL = {memory_format = "channels_last"}
 
 local function max_abs_diff(a, b) return (a:double() - b:double()):abs():max():item() end
 
-local function same_bits(a, b)
-    local x, y = H.values(a), H.values(b)
-    assert(#x == #y, "sizes differ")
-    for i = 1, #x do
-        if x[i] ~= y[i] and not (x[i] ~= x[i] and y[i] ~= y[i]) then
-            return false, string.format("element %d: %.9g vs %.9g", i, x[i], y[i])
-        end
-    end
-    return true
-end
+local same_bits = H.same_values
 
 describe("channels-last tensors", function()
     it("contiguous{memory_format = 'channels_last'} gives NHWC strides and the same values", function()

@@ -30,17 +30,7 @@ local function max_rel(a, b)
     return ((a:double() - bd):abs() / (bd:abs() + 1e-300)):max():item()
 end
 
--- equal values, NaN matching NaN (small tensors: compared in Lua)
-local function same_values(a, b)
-    local x, y = H.values(a), H.values(b)
-    if #x ~= #y then return false, "sizes differ" end
-    for i = 1, #x do
-        if x[i] ~= y[i] and not (x[i] ~= x[i] and y[i] ~= y[i]) then
-            return false, string.format("element %d (1-based): %.17g vs %.17g", i, x[i], y[i])
-        end
-    end
-    return true
-end
+local same_values = H.same_values
 
 -- f on x as a leaf in one layout, backward of gy (given in the output's
 -- layout when gy_cl): the output and the input gradient

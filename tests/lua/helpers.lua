@@ -147,6 +147,19 @@ function H.proc_status_kb(key)
     return nil
 end
 
+-- equal values (NaN matching NaN), compared in Lua: true, or false and
+-- the first difference
+function H.same_values(a, b)
+    local x, y = H.values(a), H.values(b)
+    if #x ~= #y then return false, "sizes differ" end
+    for i = 1, #x do
+        if x[i] ~= y[i] and not (x[i] ~= x[i] and y[i] ~= y[i]) then
+            return false, string.format("element %d (1-based): %.17g vs %.17g", i, x[i], y[i])
+        end
+    end
+    return true
+end
+
 -- pcall that returns the error as a string
 function H.error_of(fn, ...)
     local ok, err = pcall(fn, ...)
