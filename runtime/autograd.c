@@ -236,7 +236,7 @@ static td_status accumulate(td_node *n)
          * reference to it and to its storage) becomes .grad as it is, as
          * PyTorch steals it: copying a 32 MB logits gradient costs as much
          * as a fused loss's whole backward */
-        bool leaf_cl = td_device_of(leaf).type == TD_CPU && td_is_channels_last_only(leaf);
+        bool leaf_cl = td_keeps_channels_last(leaf);
         bool same_layout = leaf_cl ? td_is_channels_last(g) : td_is_contiguous(g);
         if (g->refcount == 1 && g->storage->refcount == 1 && same_layout && !g->grad_fn &&
             g->dtype == leaf->dtype && td_same_shape(g, leaf)) {

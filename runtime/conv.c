@@ -7,17 +7,6 @@
 
 #include <stdio.h>
 
-/* a contiguous tensor of dtype dt with t's data on t's device (t's storage
- * when already so), unrecorded */
-static td_status contig(td_tensor *t, td_dtype dt, td_tensor **out)
-{
-    if (t->dtype == dt && td_is_contiguous(t))
-        return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
-    TD_TRY(td_empty_on(t->ndim, t->shape, dt, td_device_of(t), out));
-    td_backend_of(t)->copy(*out, t);
-    return TD_OK;
-}
-
 static void args_to_node(const td_conv_args *a, td_node *nd)
 {
     int64_t v[12] = {a->n, a->c, a->h, a->w, a->o, a->kh, a->kw, a->sh, a->sw, a->ph, a->pw, a->groups};
@@ -37,14 +26,6 @@ static void args_from_node(const td_node *nd, td_conv_args *a)
     a->ow = (a->w + 2 * a->pw - a->dw * (a->kw - 1) - 1) / a->sw + 1;
 }
 
-/* x as the kernels read it: channels-last when the backend takes that
- * layout (a view when x already is; the first layer's NCHW input is copied,
- * which is small), else contiguous */
-static td_status activation(td_tensor *t, const td_conv_args *a, td_tensor **out)
-{
-    return a->channels_last ? td_channels_last_raw(t, a->dtype, out) : contig(t, a->dtype, out);
-}
-
 /* saved: 0 x (in the kernels' layout), 1 w (contiguous), both of the op's dtype */
 static td_status conv_backward(td_node *nd, td_tensor *g, td_tensor **gi)
 {
@@ -57,10 +38,8 @@ static td_status conv_backward(td_node *nd, td_tensor *g, td_tensor **gi)
     td_device dev = td_device_of(x);
     bool want_x = nd->next[0] != NULL, want_w = nd->next[1] != NULL,
          want_b = nd->n_next > 2 && nd->next[2] != NULL;
-    TD_CHECK(activation(g, &a, &gy));
-    if (want_x)
-        TD_CHECK(a.channels_last ? td_empty_channels_last_on(x->shape, a.dtype, dev, &gx)
-                                 : td_empty_on(4, x->shape, a.dtype, dev, &gx));
+    TD_CHECK(td_dense_raw(g, a.dtype, a.channels_last, &gy));
+    if (want_x) TD_CHECK(td_empty_layout_on(4, x->shape, a.dtype, dev, a.channels_last, &gx));
     /* an empty batch contributes nothing: zeros */
     if (want_w)
         TD_CHECK(a.n > 0 ? td_empty_on(4, w->shape, a.dtype, dev, &gw) : td_full_on(4, w->shape, 0, a.dtype, dev, &gw));
@@ -161,11 +140,13 @@ static td_status conv2d_4d(td_tensor *x, td_tensor *w, const td_conv2d_opts *o, 
     td_node *node = NULL;
     td_status st = TD_OK;
     int64_t yshape[4] = {n, oc, a.oh, a.ow};
-    TD_CHECK(a.channels_last ? td_empty_channels_last_on(yshape, x->dtype, td_device_of(x), &y)
-                             : td_empty_on(4, yshape, x->dtype, td_device_of(x), &y));
-    TD_CHECK(activation(x, &a, &cx));
-    TD_CHECK(contig(w, x->dtype, &cw));
-    if (b) TD_CHECK(contig(b, x->dtype, &cb));
+    /* activations as the kernels read them: channels-last when the backend
+     * takes that layout (a view when x already is; the first layer's NCHW
+     * input is copied, which is small), else contiguous */
+    TD_CHECK(td_empty_layout_on(4, yshape, x->dtype, td_device_of(x), a.channels_last, &y));
+    TD_CHECK(td_dense_raw(x, x->dtype, a.channels_last, &cx));
+    TD_CHECK(td_dense_raw(w, x->dtype, false, &cw));
+    if (b) TD_CHECK(td_dense_raw(b, x->dtype, false, &cb));
     if (n > 0)
         TD_CHECK(td_backend_of(x)->conv->forward(&a, td_data_ptr(cx), td_data_ptr(cw), cb ? td_data_ptr(cb) : NULL,
                                                  td_data_ptr(y)));

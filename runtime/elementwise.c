@@ -66,11 +66,11 @@ static td_status empty_for(const td_tensor *a, const td_tensor *b, int ndim, con
                            td_device dev, td_tensor **out)
 {
     const td_tensor *ab[2] = {a, b};
+    bool cl = false;
     for (int k = 0; k < 2; k++)
-        if (dev.type == TD_CPU && ndim == 4 && td_is_channels_last_only(ab[k]) &&
-            memcmp(ab[k]->shape, shape, 4 * sizeof *shape) == 0)
-            return td_empty_channels_last_on(shape, dt, dev, out);
-    return td_empty_on(ndim, shape, dt, dev, out);
+        cl = cl || (ab[k]->ndim == ndim && memcmp(ab[k]->shape, shape, sizeof *shape * (size_t)ndim) == 0 &&
+                    td_keeps_channels_last(ab[k]));
+    return td_empty_layout_on(ndim, shape, dt, dev, cl, out);
 }
 
 /* a op b with both already cast to dt, broadcast to shape, into a new tensor */

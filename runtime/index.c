@@ -54,12 +54,6 @@ static td_status contiguous_copy(td_tensor *t, td_tensor **out)
     return TD_OK;
 }
 
-static td_status contiguous_alias(td_tensor *t, td_tensor **out)
-{
-    if (td_is_contiguous(t)) return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
-    return contiguous_copy(t, out);
-}
-
 /* ---- index_select / index_add ------------------------------------------ */
 
 static td_status index_select_backward(td_node *n, td_tensor *g, td_tensor **gi)
@@ -90,7 +84,7 @@ td_status td_index_select(td_tensor *x, int dim, td_tensor *index, td_tensor **o
     int64_t shape[TD_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     if (x->ndim) shape[d] = td_numel(idx);
-    TD_CHECK(contiguous_alias(x, &cx));
+    TD_CHECK(td_dense_raw(x, x->dtype, false, &cx));
     TD_CHECK(td_empty_on(x->ndim, shape, x->dtype, td_device_of(x), &o));
     td_backend_of(x)->index_select(o, cx, d, idx);
     if (td_dtype_is_float(x->dtype) && td_needs_grad(1, &x)) {
@@ -210,7 +204,7 @@ td_status td_gather(td_tensor *x, int dim, td_tensor *index, td_tensor **out)
     td_tensor *idx = NULL, *cx = NULL, *o = NULL;
     td_status st;
     TD_CHECK(checked_index(index, x->ndim ? x->shape[d] : 1, 3, "gather", d, &idx));
-    TD_CHECK(contiguous_alias(x, &cx));
+    TD_CHECK(td_dense_raw(x, x->dtype, false, &cx));
     TD_CHECK(td_empty_on(idx->ndim, idx->shape, x->dtype, td_device_of(x), &o));
     td_backend_of(x)->gather(o, cx, d, idx);
     if (td_dtype_is_float(x->dtype) && td_needs_grad(1, &x)) {

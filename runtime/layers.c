@@ -25,16 +25,6 @@ static td_status same_dtype(const td_tensor *t, const td_tensor *x, int arg, con
     return TD_OK;
 }
 
-/* a contiguous tensor with t's data and dtype dt on t's device, recording nothing */
-static td_status contig(td_tensor *t, td_dtype dt, td_tensor **out)
-{
-    if (t->dtype == dt && td_is_contiguous(t))
-        return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
-    TD_TRY(td_empty_on(t->ndim, t->shape, dt, td_device_of(t), out));
-    td_backend_of(t)->copy(*out, t);
-    return TD_OK;
-}
-
 static td_status attach(td_node *node, td_status st, td_tensor *out)
 {
     if (st != TD_OK) {
@@ -86,14 +76,6 @@ fail:
 
 /* ---- batch norm ------------------------------------------------------ */
 
-/* a CPU channels-last (N, C, H, W) x that is not also contiguous: its memory
- * is (N H W) rows x C channels, which the kernels take as is, n = N H W,
- * inner = 1. CUDA input is still copied: the CUDA kernels assume contiguous data. */
-static bool bn_rows_layout(const td_tensor *x)
-{
-    return td_device_of(x).type == TD_CPU && td_is_channels_last_only(x);
-}
-
 /* part k (c values) of the float64 tensor v, as a new tensor of dtype dt */
 static td_status channel_part(td_tensor *v, int64_t k, int64_t c, td_dtype dt, td_tensor **out)
 {
@@ -117,10 +99,7 @@ static td_status bn_backward(td_node *nd, td_tensor *g, td_tensor **gi)
     td_status st;
     const double *sd = td_data_ptr(stats);
     TD_CHECK(td_empty_on(1, &two_c, TD_FLOAT64, td_device_of(x), &sums)); /* sum_gy[C], sum_gy_xhat[C] */
-    if (bn_rows_layout(x))
-        TD_CHECK(td_channels_last_raw(g, x->dtype, &cg));
-    else
-        TD_CHECK(contig(g, x->dtype, &cg));
+    TD_CHECK(td_dense_raw(g, x->dtype, td_keeps_channels_last(x), &cg));
     if (nd->next[0]) TD_CHECK(td_empty_as(x, x->dtype, &gx));
     double *sp = td_data_ptr(sums);
     td_backend_of(x)->layers->bn_backward(x->dtype, td_data_ptr(x), td_data_ptr(cg), gx ? td_data_ptr(gx) : NULL,
@@ -239,12 +218,13 @@ td_status td_batch_norm(td_tensor *x, td_tensor *rm, td_tensor *rv, const td_bat
     double *var = NULL, *shift = NULL;
     TD_CHECK(td_empty_on(1, &three_c, TD_FLOAT64, td_device_of(x), &stats));
     double *mean = td_data_ptr(stats), *invstd = mean + c, *gs = mean + 2 * c;
-    if (bn_rows_layout(x)) { /* a view, no copy; the statistics count stays n * inner */
-        TD_CHECK(td_channels_last_raw(x, x->dtype, &cx));
+    /* a CPU channels-last x is read as it is: (N H W) rows x C channels,
+     * n = N H W, inner = 1 (the statistics count stays n * inner) */
+    bool rows = td_keeps_channels_last(x);
+    TD_CHECK(td_dense_raw(x, x->dtype, rows, &cx));
+    if (rows) {
         n *= inner;
         inner = 1;
-    } else {
-        TD_CHECK(contig(x, x->dtype, &cx));
     }
     if (be->layers->bn_finalize) { /* a device: every per-channel array stays there */
         TD_CHECK(td_empty_on(1, &two_c, TD_FLOAT64, td_device_of(x), &scratch));
@@ -394,9 +374,8 @@ static td_status pool_backward(td_node *nd, td_tensor *g, td_tensor **gi)
     td_tensor *cg = NULL, *gx = NULL;
     td_status st;
     /* the forward's layout: gy brought to it (a view when it already is), gx in it */
-    TD_CHECK(a.channels_last ? td_channels_last_raw(g, a.dtype, &cg) : contig(g, a.dtype, &cg));
-    TD_CHECK(a.channels_last ? td_empty_channels_last_on(nd->in_shape[0], a.dtype, td_device_of(cg), &gx)
-                             : td_empty_on(nd->in_ndim[0], nd->in_shape[0], a.dtype, td_device_of(cg), &gx));
+    TD_CHECK(td_dense_raw(g, a.dtype, a.channels_last, &cg));
+    TD_CHECK(td_empty_layout_on(nd->in_ndim[0], nd->in_shape[0], a.dtype, td_device_of(cg), a.channels_last, &gx));
     td_backend_of(gx)->layers->pool2d_backward(&a, td_data_ptr(cg), idx ? td_data_ptr(idx) : NULL, td_data_ptr(gx));
     gi[0] = gx;
     gx = NULL;
@@ -424,16 +403,11 @@ static td_status pool_run(td_tensor *x, td_pool2d_args *a, const char *fn, const
      * (and the argmax, whose values are the in-plane h * w + w either way)
      * made in the same layout; unbatched and CUDA inputs are made
      * contiguous, as before */
-    a->channels_last = batched && td_device_of(x).type == TD_CPU && td_is_channels_last_only(x);
-    if (a->channels_last) {
-        TD_CHECK(td_channels_last_raw(x, x->dtype, &cx));
-        TD_CHECK(td_empty_channels_last_on(oshape, x->dtype, td_device_of(x), &y));
-        if (a->kind == TD_POOL_MAX) TD_CHECK(td_empty_channels_last_on(oshape, TD_INT64, td_device_of(x), &idx));
-    } else {
-        TD_CHECK(contig(x, x->dtype, &cx));
-        TD_CHECK(td_empty_on(ond, oshape, x->dtype, td_device_of(x), &y));
-        if (a->kind == TD_POOL_MAX) TD_CHECK(td_empty_on(ond, oshape, TD_INT64, td_device_of(x), &idx));
-    }
+    a->channels_last = td_keeps_channels_last(x);
+    TD_CHECK(td_dense_raw(x, x->dtype, a->channels_last, &cx));
+    TD_CHECK(td_empty_layout_on(ond, oshape, x->dtype, td_device_of(x), a->channels_last, &y));
+    if (a->kind == TD_POOL_MAX)
+        TD_CHECK(td_empty_layout_on(ond, oshape, TD_INT64, td_device_of(x), a->channels_last, &idx));
     td_backend_of(x)->layers->pool2d(a, td_data_ptr(cx), td_data_ptr(y), idx ? td_data_ptr(idx) : NULL);
     if (td_needs_grad(1, &x)) {
         td_node *node = NULL;
@@ -541,7 +515,7 @@ static td_status dropout_backward(td_node *nd, td_tensor *g, td_tensor **gi)
     td_dtype dt = nd->in_dtype[0];
     uint64_t key;
     memcpy(&key, &nd->iargs[0], sizeof key);
-    TD_CHECK(contig(g, dt, &cg));
+    TD_CHECK(td_dense_raw(g, dt, false, &cg));
     TD_CHECK(td_empty_like(cg, &gx));
     td_backend_of(gx)->layers->dropout(dt, td_data_ptr(gx), td_data_ptr(cg), td_numel(gx), key, nd->dargs[0]);
     gi[0] = gx;
@@ -560,7 +534,7 @@ td_status td_dropout(td_tensor *x, double p, bool training, td_tensor **out)
     uint64_t key = td_random_u64();
     td_tensor *cx = NULL, *y = NULL;
     td_status st;
-    TD_CHECK(contig(x, x->dtype, &cx));
+    TD_CHECK(td_dense_raw(x, x->dtype, false, &cx));
     TD_CHECK(td_empty_like(x, &y));
     td_backend_of(x)->layers->dropout(x->dtype, td_data_ptr(y), td_data_ptr(cx), td_numel(y), key, p);
     if (td_needs_grad(1, &x)) {
@@ -661,7 +635,7 @@ td_status td_embedding(td_tensor *indices, td_tensor *weight, bool has_pad, int6
     td_tensor *ci = NULL, *wd = NULL, *y = NULL, *yr = NULL;
     td_status st;
     int64_t n = td_numel(indices);
-    TD_CHECK(contig(indices, TD_INT64, &ci));
+    TD_CHECK(td_dense_raw(indices, TD_INT64, false, &ci));
     {
         td_tensor *on[2] = {indices, weight}, *h = NULL; /* a device index is checked on the host */
         TD_CHECK(td_same_device(2, on));

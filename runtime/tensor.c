@@ -47,7 +47,10 @@ bool td_is_channels_last(const td_tensor *t)
     return true;
 }
 
-bool td_is_channels_last_only(const td_tensor *t) { return td_is_channels_last(t) && !td_is_contiguous(t); }
+bool td_keeps_channels_last(const td_tensor *t)
+{
+    return td_device_of(t).type == TD_CPU && td_is_channels_last(t) && !td_is_contiguous(t);
+}
 
 td_status td_check_shape(int ndim, const int64_t *shape, int arg)
 {
@@ -161,35 +164,31 @@ td_status td_empty_like(const td_tensor *t, td_tensor **out)
     return td_empty_on(t->ndim, t->shape, t->dtype, td_device_of(t), out);
 }
 
-td_status td_empty_channels_last_on(const int64_t shape[4], td_dtype dt, td_device dev, td_tensor **out)
+td_status td_empty_layout_on(int ndim, const int64_t *shape, td_dtype dt, td_device dev, bool channels_last,
+                            td_tensor **out)
 {
-    int64_t nhwc[4] = {shape[0], shape[2], shape[3], shape[1]};
+    if (!channels_last || ndim != 4) return td_empty_on(ndim, shape, dt, dev, out);
+    int64_t nhwc[4] = {shape[0], shape[2], shape[3], shape[1]}, c = shape[1], w = shape[3], h = shape[2];
     td_tensor *t;
     TD_TRY(td_empty_on(4, nhwc, dt, dev, &t));
-    int64_t c = shape[1], w = shape[3], h = shape[2];
-    t->shape[0] = shape[0];
-    t->shape[1] = c;
-    t->shape[2] = h;
-    t->shape[3] = w;
-    t->stride[0] = h * w * c;
-    t->stride[1] = 1;
-    t->stride[2] = w * c;
-    t->stride[3] = c;
+    memcpy(t->shape, shape, 4 * sizeof *shape);
+    int64_t stride[4] = {h * w * c, 1, w * c, c};
+    memcpy(t->stride, stride, sizeof stride);
     *out = t;
     return TD_OK;
 }
 
 td_status td_empty_as(const td_tensor *like, td_dtype dt, td_tensor **out)
 {
-    if (td_device_of(like).type == TD_CPU && td_is_channels_last_only(like))
-        return td_empty_channels_last_on(like->shape, dt, td_device_of(like), out);
-    return td_empty_on(like->ndim, like->shape, dt, td_device_of(like), out);
+    return td_empty_layout_on(like->ndim, like->shape, dt, td_device_of(like), td_keeps_channels_last(like), out);
 }
 
-td_status td_channels_last_raw(td_tensor *t, td_dtype dt, td_tensor **out)
+td_status td_dense_raw(td_tensor *t, td_dtype dt, bool channels_last, td_tensor **out)
 {
-    if (t->dtype == dt && td_is_channels_last(t)) return td_make_view(t, 4, t->shape, t->stride, t->offset, out);
-    TD_TRY(td_empty_channels_last_on(t->shape, dt, td_device_of(t), out));
+    bool cl = channels_last && t->ndim == 4;
+    if (t->dtype == dt && (cl ? td_is_channels_last(t) : td_is_contiguous(t)))
+        return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
+    TD_TRY(td_empty_layout_on(t->ndim, t->shape, dt, td_device_of(t), cl, out));
     td_backend_of(t)->copy(*out, t);
     return TD_OK;
 }

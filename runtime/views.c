@@ -386,15 +386,10 @@ static td_status copy_backward(td_node *n, td_tensor *g, td_tensor **gi)
     return td_to_dtype(g, n->in_dtype[0], gi);
 }
 
-static td_status copy_as(td_tensor *t, td_dtype dt, const char *name, td_tensor **out)
+static td_status copy_as(td_tensor *t, td_dtype dt, bool channels_last, const char *name, td_tensor **out)
 {
     td_tensor *c = NULL;
-    if (name == NULL) { /* into channels-last */
-        name = "CloneBackward";
-        TD_TRY(td_empty_channels_last_on(t->shape, dt, td_device_of(t), &c));
-    } else {
-        TD_TRY(td_empty_on(t->ndim, t->shape, dt, td_device_of(t), &c));
-    }
+    TD_TRY(td_empty_layout_on(t->ndim, t->shape, dt, td_device_of(t), channels_last, &c));
     td_backend_of(t)->copy(c, t);
     td_node *node;
     if (!td_dtype_is_float(dt) && t->requires_grad) { /* integer results carry no gradient */
@@ -411,7 +406,7 @@ td_status td_contiguous(td_tensor *t, td_tensor **out)
         *out = t;
         return TD_OK;
     }
-    return copy_as(t, t->dtype, "CloneBackward", out);
+    return copy_as(t, t->dtype, false, "CloneBackward", out);
 }
 
 td_status td_contiguous_channels_last(td_tensor *t, td_tensor **out)
@@ -426,10 +421,10 @@ td_status td_contiguous_channels_last(td_tensor *t, td_tensor **out)
         *out = t;
         return TD_OK;
     }
-    return copy_as(t, t->dtype, NULL, out);
+    return copy_as(t, t->dtype, true, "CloneBackward", out);
 }
 
-td_status td_clone(td_tensor *t, td_tensor **out) { return copy_as(t, t->dtype, "CloneBackward", out); }
+td_status td_clone(td_tensor *t, td_tensor **out) { return copy_as(t, t->dtype, false, "CloneBackward", out); }
 
 td_status td_to_dtype(td_tensor *t, td_dtype dt, td_tensor **out)
 {
@@ -438,7 +433,7 @@ td_status td_to_dtype(td_tensor *t, td_dtype dt, td_tensor **out)
         *out = t;
         return TD_OK;
     }
-    return copy_as(t, dt, "ToCopyBackward", out);
+    return copy_as(t, dt, false, "ToCopyBackward", out);
 }
 
 /* an alias for ops that are the identity on this tensor (t() of a vector) */

@@ -139,15 +139,19 @@ bool td_is_contiguous(const td_tensor *t);
  * CPU convolutions give channels-last outputs (oneDNN's fast layout),
  * and batch norm, pooling and elementwise ops keep the layout they get. */
 bool td_is_channels_last(const td_tensor *t);
-bool td_is_channels_last_only(const td_tensor *t); /* channels-last and not contiguous */
-td_status td_empty_channels_last_on(const int64_t shape[4], td_dtype dt, td_device dev, td_tensor **out);
-/* like's shape on like's device: channels-last when like is a CPU tensor
- * that is channels-last only, else contiguous (the CUDA kernels write
- * contiguous outputs) */
+/* a CPU tensor that is channels-last and not also contiguous: the CPU ops
+ * read it without a copy and give outputs (and gradients) in its layout;
+ * CUDA tensors never (the CUDA kernels write contiguous outputs) */
+bool td_keeps_channels_last(const td_tensor *t);
+/* channels-last when channels_last and ndim == 4, else contiguous */
+td_status td_empty_layout_on(int ndim, const int64_t *shape, td_dtype dt, td_device dev, bool channels_last,
+                            td_tensor **out);
+/* like's shape on like's device, channels-last when td_keeps_channels_last(like) */
 td_status td_empty_as(const td_tensor *like, td_dtype dt, td_tensor **out);
-/* t as a channels-last tensor of dtype dt (a view of t when it already is
- * one, else a copy), recording nothing */
-td_status td_channels_last_raw(td_tensor *t, td_dtype dt, td_tensor **out);
+/* t of dtype dt laid out as a kernel reads it: channels-last when
+ * channels_last (4-dim only), else contiguous; a view of t when it already
+ * is, else a copy; recording nothing */
+td_status td_dense_raw(td_tensor *t, td_dtype dt, bool channels_last, td_tensor **out);
 void *td_data_ptr(const td_tensor *t); /* at offset */
 double td_get_flat(const td_tensor *t, int64_t i); /* i-th element in logical order */
 td_status td_get(const td_tensor *t, int n, const int64_t *idx, double *out);
