@@ -345,19 +345,15 @@ static td_status run(int kind, const td_conv_args *a, void *ptr[NSLOT], void *bi
 /* gy summed over n, oh, ow */
 static void bias_grad(const td_conv_args *a, const float *gy, float *gb)
 {
-    if (a->channels_last) {
-        double *s = calloc((size_t)a->o, sizeof *s);
-        if (s) {
-            for (int64_t r = 0; r < a->n * a->oh * a->ow; r++)
-                for (int64_t oc = 0; oc < a->o; oc++) s[oc] += gy[r * a->o + oc];
-            for (int64_t oc = 0; oc < a->o; oc++) gb[oc] = (float)s[oc];
-            free(s);
-            return;
-        }
-        for (int64_t oc = 0; oc < a->o; oc++) { /* no memory for the sums: channel by channel */
-            double t = 0;
-            for (int64_t r = 0; r < a->n * a->oh * a->ow; r++) t += gy[r * a->o + oc];
-            gb[oc] = (float)t;
+    if (a->channels_last) { /* rows of o channels, summed a block of channels at a time */
+        enum { B = 256 };
+        int64_t rows = a->n * a->oh * a->ow;
+        for (int64_t c0 = 0; c0 < a->o; c0 += B) {
+            int64_t w = a->o - c0 < B ? a->o - c0 : B;
+            double s[B] = {0};
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t j = 0; j < w; j++) s[j] += gy[r * a->o + c0 + j];
+            for (int64_t j = 0; j < w; j++) gb[c0 + j] = (float)s[j];
         }
         return;
     }

@@ -319,34 +319,29 @@ static void chunk_sqdev_f64(const bn_rows_ctx *a, int64_t r0, int64_t r1, double
         }
 }
 
-/* backward's sums of gy and gy (x - mean) */
-#define BN_CHUNK_GRAD(name, T)                                                                     \
-    static void name(const bn_rows_ctx *a, int64_t r0, int64_t r1, double *restrict s1,            \
-                     double *restrict s2)                                                          \
-    {                                                                                              \
-        const T *x = a->x, *g = a->g;                                                              \
-        const double *m = a->m;                                                                    \
-        const int64_t c = a->c;                                                                    \
-        int64_t r = r0;                                                                            \
-        for (; r + 4 <= r1; r += 4) {                                                              \
-            const T *x0 = x + r * c, *x1 = x0 + c, *x2 = x1 + c, *x3 = x2 + c;                     \
-            const T *g0 = g + r * c, *g1 = g0 + c, *g2 = g1 + c, *g3 = g2 + c;                     \
-            for (int64_t j = 0; j < c; j++) {                                                      \
-                double e0 = g0[j], e1 = g1[j], e2 = g2[j], e3 = g3[j];                             \
-                s1[j] += (e0 + e1) + (e2 + e3);                                                    \
-                s2[j] += (e0 * (x0[j] - m[j]) + e1 * (x1[j] - m[j])) +                             \
-                         (e2 * (x2[j] - m[j]) + e3 * (x3[j] - m[j]));                              \
-            }                                                                                      \
-        }                                                                                          \
-        for (; r < r1; r++) {                                                                      \
-            const T *xr = x + r * c, *gr = g + r * c;                                              \
-            for (int64_t j = 0; j < c; j++) {                                                      \
-                s1[j] += gr[j];                                                                    \
-                s2[j] += (double)gr[j] * ((double)xr[j] - m[j]);                                   \
-            }                                                                                      \
-        }                                                                                          \
+/* float64 backward's sums of gy and gy (x - mean), 4 rows pairwise */
+static void chunk_grad_f64(const bn_rows_ctx *a, int64_t r0, int64_t r1, double *restrict s1, double *restrict s2)
+{
+    const double *x = a->x, *g = a->g, *m = a->m;
+    const int64_t c = a->c;
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const double *x0 = x + r * c, *x1 = x0 + c, *x2 = x1 + c, *x3 = x2 + c;
+        const double *g0 = g + r * c, *g1 = g0 + c, *g2 = g1 + c, *g3 = g2 + c;
+        for (int64_t j = 0; j < c; j++) {
+            s1[j] += (g0[j] + g1[j]) + (g2[j] + g3[j]);
+            s2[j] += (g0[j] * (x0[j] - m[j]) + g1[j] * (x1[j] - m[j])) +
+                     (g2[j] * (x2[j] - m[j]) + g3[j] * (x3[j] - m[j]));
+        }
     }
-BN_CHUNK_GRAD(chunk_grad_f64, double)
+    for (; r < r1; r++) {
+        const double *xr = x + r * c, *gr = g + r * c;
+        for (int64_t j = 0; j < c; j++) {
+            s1[j] += gr[j];
+            s2[j] += gr[j] * (xr[j] - m[j]);
+        }
+    }
+}
 
 /* float32: sums of gy and gy (x - mf), mf = float(mean), over blocks of 8
  * rows in float as chunk_shifted_f32; the caller adds (mf - mean) sum_gy */

@@ -136,6 +136,21 @@ describe("conv2d and channels-last", function()
         end)
     end
 
+    it("the bias gradient alone (weight without grad) sums a channels-last gradient", function()
+        tide.manual_seed(5)
+        local x = tide.randn({3, 4, 9, 7})
+        local w = tide.randn({300, 4, 3, 3})
+        local b = tide.randn({300}, {requires_grad = true})
+        local y = F.conv2d(x, w, {bias = b, padding = 1})
+        assert.is_true(y:is_contiguous(CL))
+        local gy = tide.randn(y:shape()):contiguous(CL)
+        y:backward(gy)
+        local b64 = b:double():detach()
+        b64.requires_grad = true
+        F.conv2d(x:double(), w:double(), {bias = b64, padding = 1}):backward(gy:double())
+        assert.is_true(max_abs_diff(b.grad, b64.grad) < 1e-5 * (b64.grad:abs():max():item() + 1))
+    end)
+
     it("an unbatched (C, H, W) input works and matches the batched result", function()
         local x = tide.randn({3, 6, 6})
         local w = tide.randn({8, 3, 3, 3})
