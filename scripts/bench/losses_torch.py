@@ -2,9 +2,7 @@
 step, float32, at the thread count given. Usage: losses_torch.py THREADS.
 Prints `key value` lines; `ok 1` last. The focal baseline is the composite
 formula people write in PyTorch (it has no focal loss of its own)."""
-import statistics
 import sys
-import time
 
 try:
     import torch
@@ -18,16 +16,11 @@ torch.set_num_threads(threads)
 torch.manual_seed(0)
 
 
+from torch_timing import timed as timed_loop  # noqa: E402
+
+
 def timed(step, inner):
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(7):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            step()
-        times.append((time.perf_counter() - t0) / inner)
-    return statistics.median(times)
+    return timed_loop(step, 3, 7, inner)
 
 
 def ce_step(n, c):

@@ -1,6 +1,7 @@
-"""The timing loop of the PyTorch twins (conv, batchnorm, pool): the median
-over `repeats` of the mean seconds of `inner` back-to-back calls, after
-`warmup` calls, as benchlib.lua's B.time does on tide's side."""
+"""The timing loop of the PyTorch twins (conv, batchnorm, pool, elementwise,
+losses): the median over `repeats` of the mean seconds of `inner`
+back-to-back calls, after `warmup` calls, as benchlib.lua's B.time does on
+tide's side."""
 import statistics
 import time
 
