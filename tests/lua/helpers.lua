@@ -160,6 +160,26 @@ function H.same_values(a, b)
     return true
 end
 
+-- s as one shell word
+function H.sh(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- make() gives a new empty temporary folder; remove_all() deletes every
+-- one made (pass it to busted's teardown)
+function H.tmpdirs()
+    local made = {}
+    local function make()
+        local p = os.tmpname()
+        os.remove(p)
+        assert(os.execute("mkdir -p " .. H.sh(p)))
+        made[#made + 1] = p
+        return p
+    end
+    local function remove_all()
+        for _, p in ipairs(made) do os.execute("rm -rf " .. H.sh(p)) end
+    end
+    return make, remove_all
+end
+
 -- pcall that returns the error as a string
 function H.error_of(fn, ...)
     local ok, err = pcall(fn, ...)

@@ -8,19 +8,9 @@ local P = tide.plot
 
 local TIDE = arg and arg[-1] or "tide"
 
-local function sh(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local made = {}
-local function tmpdir()
-    local p = os.tmpname()
-    os.remove(p)
-    assert(os.execute("mkdir -p " .. sh(p)))
-    made[#made + 1] = p
-    return p
-end
-teardown(function()
-    for _, p in ipairs(made) do os.execute("rm -rf " .. sh(p)) end
-end)
+local sh = H.sh
+local tmpdir, remove_tmpdirs = H.tmpdirs()
+teardown(remove_tmpdirs)
 
 local function exists(path)
     local f = io.open(path, "rb")
