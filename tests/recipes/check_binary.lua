@@ -11,7 +11,6 @@
 --   the test set of N images (default 2,000) named; the reliability
 --   diagram linked.
 -- Exits 1 with one line per failure.
-local cjson = require "cjson"
 
 local dir = arg[1]
 local test_images, min_acc = 2000, 0.7
@@ -32,32 +31,23 @@ local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/checklib.lua")
 local failures, fail, read, in01 = C.failures, C.fail, C.read, C.in01
 
 local last = {}
-local text = read(dir .. "/metrics.jsonl") or ""
-if text == "" then fail("%s/metrics.jsonl is missing or empty", dir) end
-local n = 0
-for line in text:gmatch("[^\n]+") do
-    n = n + 1
-    local ok, rec = pcall(cjson.decode, line)
-    if not ok or type(rec) ~= "table" then
-        fail("metrics.jsonl:%d is not a JSON object", n)
-    else
-        local good = true
-        for _, f in ipairs({"brier", "ece", "neg_acc", "pos_acc", "test_acc", "train_acc"}) do
-            if not in01(rec[f]) then
-                fail("metrics.jsonl:%d: %s is %s, not in [0, 1]", n, f, tostring(rec[f]))
-                good = false
-            end
+local n = C.each_record(dir, function(rec, n)
+    local good = true
+    for _, f in ipairs({"brier", "ece", "neg_acc", "pos_acc", "test_acc", "train_acc"}) do
+        if not in01(rec[f]) then
+            fail("metrics.jsonl:%d: %s is %s, not in [0, 1]", n, f, tostring(rec[f]))
+            good = false
         end
-        if good and math.abs((rec.neg_acc + rec.pos_acc) / 2 - rec.test_acc) > 1e-9 then
-            fail("metrics.jsonl:%d: test_acc %.6f is not the mean of the class accuracies %.6f, %.6f", n,
-                 rec.test_acc, rec.neg_acc, rec.pos_acc)
-        end
-        if type(rec.test_nll) ~= "number" or not (rec.test_nll > 0 and rec.test_nll < 5) then
-            fail("metrics.jsonl:%d: test_nll is %s, not in (0, 5)", n, tostring(rec.test_nll))
-        end
-        if type(rec.variant) == "string" then last[rec.variant] = rec end
     end
-end
+    if good and math.abs((rec.neg_acc + rec.pos_acc) / 2 - rec.test_acc) > 1e-9 then
+        fail("metrics.jsonl:%d: test_acc %.6f is not the mean of the class accuracies %.6f, %.6f", n,
+             rec.test_acc, rec.neg_acc, rec.pos_acc)
+    end
+    if type(rec.test_nll) ~= "number" or not (rec.test_nll > 0 and rec.test_nll < 5) then
+        fail("metrics.jsonl:%d: test_nll is %s, not in (0, 5)", n, tostring(rec.test_nll))
+    end
+    if type(rec.variant) == "string" then last[rec.variant] = rec end
+end)
 for _, v in ipairs(VARIANTS) do
     if not last[v] then fail("metrics.jsonl: no record of variant %s", v) end
 end

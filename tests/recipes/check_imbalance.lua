@@ -11,7 +11,6 @@
 --   the others, and inverse-frequency weighting (wce) raises the others'
 --   accuracy above plain CE's.
 -- Exits 1 with one line per failure.
-local cjson = require "cjson"
 
 local dir = arg[1]
 if not dir or arg[2] then
@@ -25,36 +24,27 @@ local failures, fail, read, in01 = C.failures, C.fail, C.read, C.in01
 
 -- metrics.jsonl
 local last = {}
-local text = read(dir .. "/metrics.jsonl") or ""
-if text == "" then fail("%s/metrics.jsonl is missing or empty", dir) end
-local n = 0
-for line in text:gmatch("[^\n]+") do
-    n = n + 1
-    local ok, rec = pcall(cjson.decode, line)
-    if not ok or type(rec) ~= "table" then
-        fail("metrics.jsonl:%d is not a JSON object", n)
-    else
-        local good = true
-        for _, f in ipairs({"majority_acc", "others_acc", "macro_acc", "macro_f1", "test_acc", "ece"}) do
-            if not in01(rec[f]) then
-                fail("metrics.jsonl:%d: %s is %s, not in [0, 1]", n, f, tostring(rec[f]))
-                good = false
-            end
+local n = C.each_record(dir, function(rec, n)
+    local good = true
+    for _, f in ipairs({"majority_acc", "others_acc", "macro_acc", "macro_f1", "test_acc", "ece"}) do
+        if not in01(rec[f]) then
+            fail("metrics.jsonl:%d: %s is %s, not in [0, 1]", n, f, tostring(rec[f]))
+            good = false
         end
-        if good then
-            if math.abs(rec.macro_acc - rec.test_acc) > 1e-9 then
-                fail("metrics.jsonl:%d: macro_acc %.6f differs from test_acc %.6f on the balanced test set", n,
-                     rec.macro_acc, rec.test_acc)
-            end
-            local mix = (rec.majority_acc + 9 * rec.others_acc) / 10
-            if math.abs(mix - rec.test_acc) > 1e-9 then
-                fail("metrics.jsonl:%d: (majority_acc + 9 others_acc) / 10 = %.6f, not test_acc %.6f", n, mix,
-                     rec.test_acc)
-            end
-        end
-        if type(rec.variant) == "string" then last[rec.variant] = rec end
     end
-end
+    if good then
+        if math.abs(rec.macro_acc - rec.test_acc) > 1e-9 then
+            fail("metrics.jsonl:%d: macro_acc %.6f differs from test_acc %.6f on the balanced test set", n,
+                 rec.macro_acc, rec.test_acc)
+        end
+        local mix = (rec.majority_acc + 9 * rec.others_acc) / 10
+        if math.abs(mix - rec.test_acc) > 1e-9 then
+            fail("metrics.jsonl:%d: (majority_acc + 9 others_acc) / 10 = %.6f, not test_acc %.6f", n, mix,
+                 rec.test_acc)
+        end
+    end
+    if type(rec.variant) == "string" then last[rec.variant] = rec end
+end)
 for _, v in ipairs(VARIANTS) do
     if not last[v] then fail("metrics.jsonl: no record of variant %s", v) end
 end

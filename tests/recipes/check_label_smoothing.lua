@@ -12,7 +12,6 @@
 --   whose T and "ECE after" cells match metrics.jsonl; the held-out split
 --   named; the reliability diagrams before and after.
 -- Exits 1 with one line per failure.
-local cjson = require "cjson"
 
 local dir = arg[1]
 local variants = {}
@@ -29,27 +28,18 @@ local failures, fail, read, in01 = C.failures, C.fail, C.read, C.in01
 local function positive(x) return type(x) == "number" and x > 0 and x < math.huge end
 
 local last = {}
-local text = read(dir .. "/metrics.jsonl") or ""
-if text == "" then fail("%s/metrics.jsonl is missing or empty", dir) end
-local n = 0
-for line in text:gmatch("[^\n]+") do
-    n = n + 1
-    local ok, rec = pcall(cjson.decode, line)
-    if not ok or type(rec) ~= "table" then
-        fail("metrics.jsonl:%d is not a JSON object", n)
-    else
-        if type(rec.temperature) ~= "number" or not (rec.temperature >= 0.05 and rec.temperature <= 20) then
-            fail("metrics.jsonl:%d: temperature is %s, not in [0.05, 20]", n, tostring(rec.temperature))
-        end
-        for _, f in ipairs({"val_acc", "ece_scaled", "ece", "test_acc"}) do
-            if not in01(rec[f]) then fail("metrics.jsonl:%d: %s is %s, not in [0, 1]", n, f, tostring(rec[f])) end
-        end
-        for _, f in ipairs({"val_nll", "test_nll_scaled", "test_nll"}) do
-            if not positive(rec[f]) then fail("metrics.jsonl:%d: %s is %s, not positive", n, f, tostring(rec[f])) end
-        end
-        if type(rec.variant) == "string" then last[rec.variant] = rec end
+local n = C.each_record(dir, function(rec, n)
+    if type(rec.temperature) ~= "number" or not (rec.temperature >= 0.05 and rec.temperature <= 20) then
+        fail("metrics.jsonl:%d: temperature is %s, not in [0.05, 20]", n, tostring(rec.temperature))
     end
-end
+    for _, f in ipairs({"val_acc", "ece_scaled", "ece", "test_acc"}) do
+        if not in01(rec[f]) then fail("metrics.jsonl:%d: %s is %s, not in [0, 1]", n, f, tostring(rec[f])) end
+    end
+    for _, f in ipairs({"val_nll", "test_nll_scaled", "test_nll"}) do
+        if not positive(rec[f]) then fail("metrics.jsonl:%d: %s is %s, not positive", n, f, tostring(rec[f])) end
+    end
+    if type(rec.variant) == "string" then last[rec.variant] = rec end
+end)
 
 local report = read(dir .. "/report.md") or ""
 if report == "" then fail("%s/report.md is missing or empty", dir) end

@@ -10,7 +10,6 @@
 -- - plausible numbers for one epoch on 2,000 images: footwear F1 >= 0.8
 --   for every variant, macro F1 >= 0.5 and exact match >= 0.3 for bce.
 -- Exits 1 with one line per failure.
-local cjson = require "cjson"
 
 local LABELS = {"footwear", "closed_shoe", "top", "long_sleeves", "covers_legs", "full_body", "cold_weather",
                 "accessory"}
@@ -33,37 +32,28 @@ local failures, fail, read, in01 = C.failures, C.fail, C.read, C.in01
 
 -- metrics.jsonl
 local last = {}
-local text = read(dir .. "/metrics.jsonl") or ""
-if text == "" then fail("%s/metrics.jsonl is missing or empty", dir) end
-local n = 0
-for line in text:gmatch("[^\n]+") do
-    n = n + 1
-    local ok, rec = pcall(cjson.decode, line)
-    if not ok or type(rec) ~= "table" then
-        fail("metrics.jsonl:%d is not a JSON object", n)
-    else
-        local sum = 0
-        for _, l in ipairs(LABELS) do
-            local f1 = rec["f1_" .. l]
-            if not in01(f1) then fail("metrics.jsonl:%d: f1_%s is %s, not in [0, 1]", n, l, tostring(f1))
-            else sum = sum + f1 end
-        end
-        for _, f in ipairs({"macro_f1", "hamming_acc", "test_acc", "train_acc"}) do
-            if not in01(rec[f]) then fail("metrics.jsonl:%d: %s is %s, not in [0, 1]", n, f, tostring(rec[f])) end
-        end
-        if type(rec.test_bce) ~= "number" or not (rec.test_bce > 0 and rec.test_bce < 5) then
-            fail("metrics.jsonl:%d: test_bce is %s, not in (0, 5)", n, tostring(rec.test_bce))
-        end
-        if in01(rec.macro_f1) and math.abs(rec.macro_f1 - sum / #LABELS) > 1e-9 then
-            fail("metrics.jsonl:%d: macro_f1 %.6f is not the mean of the F1s %.6f", n, rec.macro_f1, sum / #LABELS)
-        end
-        if in01(rec.test_acc) and in01(rec.hamming_acc) and rec.test_acc > rec.hamming_acc + 1e-9 then
-            fail("metrics.jsonl:%d: exact match %.4f exceeds the Hamming accuracy %.4f", n, rec.test_acc,
-                 rec.hamming_acc)
-        end
-        if type(rec.variant) == "string" then last[rec.variant] = rec end
+local n = C.each_record(dir, function(rec, n)
+    local sum = 0
+    for _, l in ipairs(LABELS) do
+        local f1 = rec["f1_" .. l]
+        if not in01(f1) then fail("metrics.jsonl:%d: f1_%s is %s, not in [0, 1]", n, l, tostring(f1))
+        else sum = sum + f1 end
     end
-end
+    for _, f in ipairs({"macro_f1", "hamming_acc", "test_acc", "train_acc"}) do
+        if not in01(rec[f]) then fail("metrics.jsonl:%d: %s is %s, not in [0, 1]", n, f, tostring(rec[f])) end
+    end
+    if type(rec.test_bce) ~= "number" or not (rec.test_bce > 0 and rec.test_bce < 5) then
+        fail("metrics.jsonl:%d: test_bce is %s, not in (0, 5)", n, tostring(rec.test_bce))
+    end
+    if in01(rec.macro_f1) and math.abs(rec.macro_f1 - sum / #LABELS) > 1e-9 then
+        fail("metrics.jsonl:%d: macro_f1 %.6f is not the mean of the F1s %.6f", n, rec.macro_f1, sum / #LABELS)
+    end
+    if in01(rec.test_acc) and in01(rec.hamming_acc) and rec.test_acc > rec.hamming_acc + 1e-9 then
+        fail("metrics.jsonl:%d: exact match %.4f exceeds the Hamming accuracy %.4f", n, rec.test_acc,
+             rec.hamming_acc)
+    end
+    if type(rec.variant) == "string" then last[rec.variant] = rec end
+end)
 for _, v in ipairs(variants) do
     local rec = last[v]
     if not rec then fail("metrics.jsonl: no record of variant %s", v)

@@ -4,7 +4,6 @@
 -- with two numbers and a check mark, and no mismatch; metrics.jsonl has
 -- one record per row, each with ok = true and tide's value within the
 -- printed rounding of the expected one. Exits 1 with one line per failure.
-local cjson = require "cjson"
 
 local dir = arg[1]
 if not dir then
@@ -56,23 +55,14 @@ for _, what in ipairs({"## Settings", "## Machine", "reduction = \"sum\""}) do
     if not report:find(what, 1, true) then fail("report.md: no '%s'", what) end
 end
 
-local text = read(dir .. "/metrics.jsonl")
-if not text then fail("%s/metrics.jsonl is missing", dir) text = "" end
-local n = 0
-for line in text:gmatch("[^\n]+") do
-    n = n + 1
-    local ok, rec = pcall(cjson.decode, line)
-    if not ok or type(rec) ~= "table" then
-        fail("metrics.jsonl:%d is not a JSON object", n)
-    else
-        if rec.ok ~= true then fail("metrics.jsonl:%d: ok is not true", n) end
-        if type(rec.tide) ~= "number" or type(rec.expected) ~= "number" or type(rec.digits) ~= "number" then
-            fail("metrics.jsonl:%d: tide, expected or digits is not a number", n)
-        elseif math.abs(rec.tide - rec.expected) > 0.5 * 10 ^ -rec.digits + 1e-9 then
-            fail("metrics.jsonl:%d: %s: %.6f is not %s", n, tostring(rec.quantity), rec.tide, rec.expected)
-        end
+local n = C.each_record(dir, function(rec, n)
+    if rec.ok ~= true then fail("metrics.jsonl:%d: ok is not true", n) end
+    if type(rec.tide) ~= "number" or type(rec.expected) ~= "number" or type(rec.digits) ~= "number" then
+        fail("metrics.jsonl:%d: tide, expected or digits is not a number", n)
+    elseif math.abs(rec.tide - rec.expected) > 0.5 * 10 ^ -rec.digits + 1e-9 then
+        fail("metrics.jsonl:%d: %s: %.6f is not %s", n, tostring(rec.quantity), rec.tide, rec.expected)
     end
-end
+end)
 if n ~= #EXPECTED then fail("metrics.jsonl has %d records, not %d", n, #EXPECTED) end
 
 if #failures > 0 then
