@@ -4,6 +4,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const td_device GPU = {TD_CUDA, 0};
@@ -196,3 +197,17 @@ void check_guards(const char *what, td_tensor *buf, int64_t n)
     td_tensor_release(h);
 }
 
+int run_cuda_suite(Suite *(*make_suite)(void), uint64_t seed, const char *note)
+{
+    if (!td_cuda_is_available()) {
+        td_device_check((td_device){TD_CUDA, 0}); /* sets the message saying why */
+        printf("SKIPPED: %s%s%s\n", td_last_error(), note ? " " : "", note ? note : "");
+        return SKIP;
+    }
+    td_manual_seed(seed);
+    SRunner *sr = srunner_create(make_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -8,7 +8,14 @@
 
 #include "internal.h"
 
+#include <check.h>
+
 #define SKIP 77 /* ctest's SKIP_RETURN_CODE: no GPU usable here */
+
+/* a tests/cuda program's main: SKIP, printing why (and note, when not
+ * NULL), where no GPU is usable; else the suite make_suite builds, run
+ * after td_manual_seed(seed): EXIT_FAILURE when a test fails */
+int run_cuda_suite(Suite *(*make_suite)(void), uint64_t seed, const char *note);
 
 /* standard normal floats; integers uniform in [-50, 50) ([0, 50) for uint8) */
 td_tensor *randn(td_dtype dt, int ndim, const int64_t *shape);

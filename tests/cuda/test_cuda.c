@@ -495,17 +495,5 @@ static Suite *cuda_suite(void)
 
 int main(void)
 {
-    if (!td_cuda_is_available()) {
-        /* ctest shows this test as skipped (SKIP_RETURN_CODE 77) */
-        td_device d = GPU;
-        td_device_check(d);
-        printf("SKIPPED: %s\n", td_last_error());
-        return SKIP;
-    }
-    td_manual_seed(1234);
-    SRunner *sr = srunner_create(cuda_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_cuda_suite(cuda_suite, 1234, NULL);
 }

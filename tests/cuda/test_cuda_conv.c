@@ -602,16 +602,7 @@ int main(void)
         printf("FAILED: %s\n", td_last_error());
         return EXIT_FAILURE;
     }
-    if (!td_cuda_is_available()) {
-        td_device d = GPU;
-        td_device_check(d);
-        printf("SKIPPED: %s (cuDNN %zu loads)\n", td_last_error(), td_cudnn_version());
-        return SKIP;
-    }
-    td_manual_seed(4321);
-    SRunner *sr = srunner_create(conv_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    char note[64];
+    snprintf(note, sizeof note, "(cuDNN %zu loads)", td_cudnn_version());
+    return run_cuda_suite(conv_suite, 4321, note);
 }

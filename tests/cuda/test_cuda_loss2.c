@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const td_device GPU = {TD_CUDA, 0};
 static const td_dtype float_dtypes[] = {TD_FLOAT32, TD_FLOAT64};
 static const td_reduction reductions[] = {TD_REDUCE_NONE, TD_REDUCE_MEAN, TD_REDUCE_SUM};
 
@@ -383,16 +382,5 @@ static Suite *loss2_suite(void)
 
 int main(void)
 {
-    if (!td_cuda_is_available()) {
-        td_device d = GPU;
-        td_device_check(d);
-        printf("SKIPPED: %s\n", td_last_error());
-        return SKIP;
-    }
-    td_manual_seed(2718);
-    SRunner *sr = srunner_create(loss2_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_cuda_suite(loss2_suite, 2718, NULL);
 }

@@ -649,16 +649,5 @@ static Suite *nn_suite(void)
 
 int main(void)
 {
-    if (!td_cuda_is_available()) {
-        td_device d = GPU;
-        td_device_check(d);
-        printf("SKIPPED: %s\n", td_last_error());
-        return SKIP;
-    }
-    td_manual_seed(4321);
-    SRunner *sr = srunner_create(nn_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_cuda_suite(nn_suite, 4321, NULL);
 }
