@@ -16,6 +16,7 @@
  * are never used by two threads at once (oneDNN parallelises each call
  * itself with OpenMP). */
 #include "cpu.h"
+#include "lru.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
@@ -24,7 +25,6 @@
 
 enum { K_FWD, K_BWD_DATA, K_BWD_WEIGHTS };
 enum { S_DATA, S_WEIGHTS, S_DST, NSLOT }; /* src or diff_src, weights or diff_weights, dst or diff_dst */
-#define CACHE_SIZE 32
 
 typedef struct {
     int64_t kind, has_bias;
@@ -39,7 +39,6 @@ typedef struct {
     size_t prim_size[NSLOT];
     dnnl_memory_desc_t scratch_md;
     size_t scratch_size;
-    uint64_t age;
 } conv_entry;
 
 static struct {
@@ -48,9 +47,7 @@ static struct {
     dnnl_stream_t stream;
     dnnl_status_t init_status;
     bool ready;
-    conv_entry *slot[CACHE_SIZE];
-    int count;
-    uint64_t clock;
+    td_lru cache; /* of conv_entry */
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static td_status dnnl_fail(dnnl_status_t s, const char *what)
@@ -217,24 +214,11 @@ fail:
 /* the cached entry for k (built on a miss); call with the lock held */
 static td_status entry_get(const conv_key *k, conv_entry **out)
 {
-    for (int i = 0; i < g.count; i++)
-        if (memcmp(&g.slot[i]->key, k, sizeof *k) == 0) {
-            g.slot[i]->age = ++g.clock;
-            *out = g.slot[i];
-            return TD_OK;
-        }
+    if ((*out = td_lru_find(&g.cache, k, sizeof *k))) return TD_OK;
     conv_entry *e;
     td_status st = entry_build(k, &e);
     if (st != TD_OK) return st;
-    if (g.count == CACHE_SIZE) {
-        int o = 0;
-        for (int i = 1; i < g.count; i++)
-            if (g.slot[i]->age < g.slot[o]->age) o = i;
-        entry_free(g.slot[o]);
-        g.slot[o] = g.slot[--g.count];
-    }
-    e->age = ++g.clock;
-    g.slot[g.count++] = e;
+    entry_free(td_lru_add(&g.cache, e));
     *out = e;
     return TD_OK;
 }

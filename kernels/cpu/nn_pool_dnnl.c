@@ -15,17 +15,17 @@
  * promise.
  *
  * Each shape gets one entry holding the forward and the backward primitive
- * (built with the forward as its hint), in a small LRU cache like
- * nn_conv_dnnl.c's; one engine and one stream, used under the cache's
+ * (built with the forward as its hint), in the LRU cache of lru.h that
+ * nn_conv_dnnl.c uses too; one engine and one stream, used under the cache's
  * mutex. */
 #include "cpu.h"
+#include "lru.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define CACHE_SIZE 32
 
 typedef struct {
     int64_t n, c, h, w, oh, ow, kh, kw, sh, sw, ph, pw, pr_h, pr_w, include_pad, nhwc;
@@ -35,7 +35,6 @@ typedef struct {
     pool_key key;
     dnnl_memory_desc_t src_md, dst_md;
     dnnl_primitive_t fwd, bwd;
-    uint64_t age;
 } pool_entry;
 
 static struct {
@@ -43,9 +42,7 @@ static struct {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     bool ready, broken;
-    pool_entry *slot[CACHE_SIZE];
-    int count;
-    uint64_t clock;
+    td_lru cache; /* of pool_entry */
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void entry_free(pool_entry *e)
@@ -140,22 +137,10 @@ static pool_entry *entry_build(const pool_key *k)
  * with the lock held */
 static pool_entry *entry_get(const pool_key *k)
 {
-    for (int i = 0; i < g.count; i++)
-        if (memcmp(&g.slot[i]->key, k, sizeof *k) == 0) {
-            g.slot[i]->age = ++g.clock;
-            return g.slot[i];
-        }
-    pool_entry *e = entry_build(k);
-    if (!e) return NULL;
-    if (g.count == CACHE_SIZE) {
-        int o = 0;
-        for (int i = 1; i < g.count; i++)
-            if (g.slot[i]->age < g.slot[o]->age) o = i;
-        entry_free(g.slot[o]);
-        g.slot[o] = g.slot[--g.count];
-    }
-    e->age = ++g.clock;
-    g.slot[g.count++] = e;
+    pool_entry *e = td_lru_find(&g.cache, k, sizeof *k);
+    if (e) return e;
+    if (!(e = entry_build(k))) return NULL;
+    entry_free(td_lru_add(&g.cache, e));
     return e;
 }
 
