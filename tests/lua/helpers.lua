@@ -160,6 +160,17 @@ function H.same_values(a, b)
     return true
 end
 
+-- a decoded JSON value as plain Lua tables, JSON null as nil
+function H.from_json(v)
+    if v == require("cjson").null then return nil end
+    if type(v) == "table" then
+        local r = {}
+        for k, x in pairs(v) do r[k] = H.from_json(x) end
+        return r
+    end
+    return v
+end
+
 -- s as one shell word
 function H.sh(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 

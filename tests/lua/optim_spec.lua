@@ -16,15 +16,7 @@ local function tol(dtype)
     return 1e-10, 1e-12
 end
 
-local function from_json(v)
-    if v == cjson.null then return nil end
-    if type(v) == "table" then
-        local r = {}
-        for k, x in pairs(v) do r[k] = from_json(x) end
-        return r
-    end
-    return v
-end
+local from_json = H.from_json
 
 -- tensors of one case: params (requiring grad), and the grad of step k, param i
 local function setup(c)

@@ -68,14 +68,7 @@ local function max_abs_diff(a, b)
     return (a:to("float64") - b:to("float64")):abs():max():item()
 end
 
-local function from_json(v)
-    if type(v) == "table" then
-        local r = {}
-        for k, x in pairs(v) do r[k] = from_json(x) end
-        return r
-    end
-    return v
-end
+local from_json = H.from_json
 
 -- smallcnn ---------------------------------------------------------------
 
