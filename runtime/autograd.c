@@ -122,6 +122,33 @@ td_status td_node_save(td_node *n, td_tensor *t)
 
 td_tensor *td_node_saved(td_node *n, int i) { return n->saved[i].t; }
 
+td_status td_node_ctx(td_node *n, size_t size, void **out)
+{
+    if (n->ctx) return td_error(TD_EGRAD, 0, "internal: %s asks for a second context", n->name);
+    n->ctx = calloc(1, size ? size : 1);
+    if (!n->ctx) return td_error(TD_ENOMEM, 0, "out of memory recording %s", n->name);
+    *out = n->ctx;
+    return TD_OK;
+}
+
+td_status td_node_keep(td_node *n, td_tensor *t, td_tensor **slot)
+{
+    TD_TRY(td_node_save(n, t));
+    n->saved[n->n_saved - 1].slot = slot;
+    *slot = n->saved[n->n_saved - 1].t;
+    return TD_OK;
+}
+
+td_status td_node_finish(td_node *n, td_status st, td_tensor *out)
+{
+    if (st != TD_OK) {
+        td_node_release(n);
+        return st;
+    }
+    td_node_attach(n, out);
+    return TD_OK;
+}
+
 void td_node_attach(td_node *n, td_tensor *out)
 {
     td_node_release(out->grad_fn);
@@ -134,6 +161,7 @@ static void release_saved(td_node *n)
     for (int i = 0; i < n->n_saved; i++) {
         td_tensor_release(n->saved[i].t);
         n->saved[i].t = NULL;
+        if (n->saved[i].slot) *n->saved[i].slot = NULL;
     }
 }
 
@@ -166,6 +194,7 @@ void td_node_release(td_node *n)
         if (cur->leaf && cur->leaf->acc == cur) cur->leaf->acc = NULL;
         free(cur->next);
         free(cur->extra);
+        free(cur->ctx);
         free(cur);
         if (!stack || len == 0) break;
         cur = stack[--len];

@@ -53,6 +53,9 @@ td_status td_detach_view_like(td_tensor *t, td_tensor **out);
 td_status td_broadcast_view(td_tensor *t, int ndim, const int64_t *shape, td_tensor **out);
 /* dtype cast that records nothing (for kernels' inputs) */
 td_status td_cast_raw(td_tensor *t, td_dtype dt, td_tensor **out);
+/* "FN: WHAT must be float32 or float64, got int64 (convert with
+ * :float())" unless dt is a float dtype; arg is the Lua argument number */
+td_status td_need_float(td_dtype dt, int arg, const char *fn, const char *what);
 /* element i of t in logical order, on any device (a download for devices;
  * runtime/loss_common.c) */
 td_status td_read_flat(const td_tensor *t, int64_t i, double *out);
@@ -67,6 +70,7 @@ typedef td_status (*td_backward_fn)(td_node *n, td_tensor *grad, td_tensor **gra
 typedef struct {
     td_tensor *t;
     uint64_t version;
+    td_tensor **slot; /* the context field that names it (td_node_keep), or NULL */
 } td_saved;
 
 struct td_node {
@@ -88,6 +92,7 @@ struct td_node {
     int64_t iargs[TD_MAX_DIMS + 4];
     double dargs[4];
     int64_t *extra; /* variable-length parameters (cat sizes), freed with the node */
+    void *ctx;      /* the op's own typed context (td_node_ctx), freed with the node */
     /* engine scratch */
     td_tensor *pending;
     int deps;
@@ -99,6 +104,21 @@ bool td_needs_grad(int n, td_tensor *const *inputs);
 /* a node with one edge per input; records their shapes (first 3) */
 td_status td_node_new(const char *name, td_backward_fn fn, int n, td_tensor *const *inputs, td_node **out);
 td_status td_node_save(td_node *n, td_tensor *t);
+/* The node's typed context: `size` zeroed bytes that live as long as the
+ * node, holding what backward needs (dims, options, sizes). One per node;
+ * an op declares its own struct, so backward reads names, not slots:
+ *     conv_ctx *c;  TD_CHECK(TD_NODE_CTX(node, &c));  c->stride = ...;
+ * and in backward `const conv_ctx *c = node->ctx;`. A struct ending in a
+ * flexible array asks for its length with td_node_ctx directly. */
+td_status td_node_ctx(td_node *n, size_t size, void **out);
+#define TD_NODE_CTX(node, pp) td_node_ctx((node), sizeof **(pp), (void **)(pp))
+/* keep t (a detached alias) for backward in *slot, a td_tensor * field of
+ * the node's context: checked for in-place changes before backward runs,
+ * released with the graph (and *slot set to NULL then) */
+td_status td_node_keep(td_node *n, td_tensor *t, td_tensor **slot);
+/* the usual end of recording: on st == TD_OK attach node to out (stealing
+ * it), else release node; returns st */
+td_status td_node_finish(td_node *n, td_status st, td_tensor *out);
 td_tensor *td_node_saved(td_node *n, int i); /* NULL after release */
 /* attach node to output: out->grad_fn = node, out->requires_grad = true; steals node */
 void td_node_attach(td_node *n, td_tensor *out);
