@@ -9,14 +9,6 @@
 #include <math.h>
 #include <stdio.h>
 
-static td_status need_float(const td_tensor *t, int arg, const char *fn, const char *what)
-{
-    if (!td_dtype_is_float(t->dtype))
-        return td_error(TD_EDTYPE, arg, "%s: %s must be float32 or float64, got %s", fn, what,
-                        td_dtype_name(t->dtype));
-    return TD_OK;
-}
-
 static td_status same_dtype(const td_tensor *t, const td_tensor *x, int arg, const char *fn, const char *what)
 {
     if (t->dtype != x->dtype)
@@ -25,22 +17,12 @@ static td_status same_dtype(const td_tensor *t, const td_tensor *x, int arg, con
     return TD_OK;
 }
 
-static td_status attach(td_node *node, td_status st, td_tensor *out)
-{
-    if (st != TD_OK) {
-        td_node_release(node);
-        return st;
-    }
-    td_node_attach(node, out);
-    return TD_OK;
-}
-
 /* ---- linear ---------------------------------------------------------- */
 
 td_status td_linear(td_tensor *x, td_tensor *w, td_tensor *bias, td_tensor **out)
 {
     char s1[160], s2[160];
-    TD_TRY(need_float(x, 1, "linear", "input"));
+    TD_TRY(td_need_float(x->dtype, 1, "linear", "input"));
     TD_TRY(same_dtype(w, x, 2, "linear", "weight"));
     if (x->ndim < 1) return td_error(TD_ESHAPE, 1, "linear: input must have at least 1 dim, got a 0-dim tensor");
     if (w->ndim != 2 || w->shape[1] != x->shape[x->ndim - 1]) {
@@ -88,13 +70,20 @@ static td_status channel_part(td_tensor *v, int64_t k, int64_t c, td_dtype dt, t
     return st;
 }
 
-/* saved: 0 x (contiguous, or channels-last on the CPU), 1 stats (float64 on
- * x's device: mean[C], invstd[C], gs[C]); gy and gx take x's layout */
+/* gy and gx take x's layout */
+typedef struct {
+    td_tensor *x;        /* contiguous, or channels-last on the CPU */
+    td_tensor *stats;    /* float64 on x's device: mean[C], invstd[C], gs[C] */
+    int64_t n, c, inner; /* as the kernels read x */
+    bool training;
+} bn_ctx;
+
 static td_status bn_backward(td_node *nd, td_tensor *g, td_tensor **gi)
 {
-    td_tensor *x = td_node_saved(nd, 0), *stats = td_node_saved(nd, 1);
-    int64_t n = nd->iargs[0], c = nd->iargs[1], inner = nd->iargs[2], two_c = 2 * c;
-    bool training = nd->iargs[3];
+    const bn_ctx *ctx = nd->ctx;
+    td_tensor *x = ctx->x, *stats = ctx->stats;
+    int64_t n = ctx->n, c = ctx->c, inner = ctx->inner, two_c = 2 * c;
+    bool training = ctx->training;
     td_tensor *cg = NULL, *gx = NULL, *gw = NULL, *gb = NULL, *sums = NULL;
     td_status st;
     const double *sd = td_data_ptr(stats);
@@ -188,7 +177,7 @@ static void bn_host_step(const td_backend *be, td_tensor *x, td_tensor *cx, td_t
 td_status td_batch_norm(td_tensor *x, td_tensor *rm, td_tensor *rv, const td_batch_norm_opts *o,
                         td_tensor **out)
 {
-    TD_TRY(need_float(x, 1, "batch_norm", "input"));
+    TD_TRY(td_need_float(x->dtype, 1, "batch_norm", "input"));
     if (x->ndim < 2) {
         char s[160];
         td_shape_str(x, s, sizeof s);
@@ -249,15 +238,19 @@ td_status td_batch_norm(td_tensor *x, td_tensor *rm, td_tensor *rv, const td_bat
     td_tensor *ins[3] = {x, o->weight, o->bias};
     if (td_needs_grad(3, ins)) {
         td_node *node = NULL;
+        bn_ctx *ctx = NULL;
         TD_CHECK(td_node_new(o->training ? "NativeBatchNormBackward" : "BatchNormEvalBackward", bn_backward, 3,
                              ins, &node));
-        node->iargs[0] = n;
-        node->iargs[1] = c;
-        node->iargs[2] = inner;
-        node->iargs[3] = o->training;
-        st = td_node_save(node, cx);
-        if (st == TD_OK) st = td_node_save(node, stats);
-        TD_CHECK(attach(node, st, y));
+        st = TD_NODE_CTX(node, &ctx);
+        if (st == TD_OK) {
+            ctx->n = n;
+            ctx->c = c;
+            ctx->inner = inner;
+            ctx->training = o->training;
+            st = td_node_keep(node, cx, &ctx->x);
+        }
+        if (st == TD_OK) st = td_node_keep(node, stats, &ctx->stats);
+        TD_CHECK(td_node_finish(node, st, y));
     }
     *out = y;
     y = NULL;
@@ -276,7 +269,7 @@ td_status td_layer_norm(td_tensor *x, int nd, const int64_t *shape, td_tensor *w
                         double eps, td_tensor **out)
 {
     char s1[160], s2[160];
-    TD_TRY(need_float(x, 1, "layer_norm", "input"));
+    TD_TRY(td_need_float(x->dtype, 1, "layer_norm", "input"));
     if (nd < 1 || nd > x->ndim) {
         td_shape_str(x, s1, sizeof s1);
         return td_error(TD_ESHAPE, 2, "layer_norm: normalized_shape must have 1 to %d dims for input %s, got %d",
@@ -347,30 +340,16 @@ fail:
 
 /* ---- pooling --------------------------------------------------------- */
 
-/* saved: 0 argmax (max pool only); iargs: the td_pool2d_args fields */
-static void args_to_node(const td_pool2d_args *a, td_node *nd)
-{
-    int64_t v[] = {a->kind, a->n, a->c, a->h, a->w, a->oh, a->ow, a->channels_last};
-    memcpy(nd->iargs, v, sizeof v);
-    nd->extra = malloc(sizeof(int64_t) * 9);
-    if (nd->extra) {
-        int64_t e[] = {a->kh, a->kw, a->sh, a->sw, a->ph, a->pw, a->dh, a->dw, a->count_include_pad};
-        memcpy(nd->extra, e, sizeof e);
-    }
-}
+typedef struct {
+    td_tensor *argmax; /* max pool only */
+    td_pool2d_args args;
+} pool_ctx;
 
 static td_status pool_backward(td_node *nd, td_tensor *g, td_tensor **gi)
 {
-    td_pool2d_args a = {0};
-    a.kind = (td_pool_kind)nd->iargs[0];
-    a.n = nd->iargs[1], a.c = nd->iargs[2], a.h = nd->iargs[3], a.w = nd->iargs[4];
-    a.oh = nd->iargs[5], a.ow = nd->iargs[6];
-    const int64_t *e = nd->extra;
-    a.kh = e[0], a.kw = e[1], a.sh = e[2], a.sw = e[3], a.ph = e[4], a.pw = e[5], a.dh = e[6], a.dw = e[7];
-    a.count_include_pad = e[8];
-    a.channels_last = nd->iargs[7];
-    a.dtype = nd->in_dtype[0];
-    td_tensor *idx = a.kind == TD_POOL_MAX ? td_node_saved(nd, 0) : NULL;
+    const pool_ctx *ctx = nd->ctx;
+    const td_pool2d_args a = ctx->args;
+    td_tensor *idx = ctx->argmax;
     td_tensor *cg = NULL, *gx = NULL;
     td_status st;
     /* the forward's layout: gy brought to it (a view when it already is), gx in it */
@@ -411,11 +390,12 @@ static td_status pool_run(td_tensor *x, td_pool2d_args *a, const char *fn, const
     td_backend_of(x)->layers->pool2d(a, td_data_ptr(cx), td_data_ptr(y), idx ? td_data_ptr(idx) : NULL);
     if (td_needs_grad(1, &x)) {
         td_node *node = NULL;
+        pool_ctx *ctx = NULL;
         TD_CHECK(td_node_new(node_name, pool_backward, 1, &x, &node));
-        args_to_node(a, node);
-        st = node->extra ? TD_OK : td_error(TD_ENOMEM, 0, "out of memory recording %s", node_name);
-        if (st == TD_OK && idx) st = td_node_save(node, idx);
-        TD_CHECK(attach(node, st, y));
+        st = TD_NODE_CTX(node, &ctx);
+        if (st == TD_OK) ctx->args = *a;
+        if (st == TD_OK && idx) st = td_node_keep(node, idx, &ctx->argmax);
+        TD_CHECK(td_node_finish(node, st, y));
     }
     *out = y;
     y = NULL;
@@ -428,7 +408,7 @@ fail:
 
 static td_status check_pool_input(const td_tensor *x, const char *fn)
 {
-    TD_TRY(need_float(x, 1, fn, "input"));
+    TD_TRY(td_need_float(x->dtype, 1, fn, "input"));
     if (x->ndim != 3 && x->ndim != 4) {
         char s[160];
         td_shape_str(x, s, sizeof s);
@@ -508,16 +488,22 @@ td_status td_adaptive_avg_pool2d(td_tensor *x, int64_t oh, int64_t ow, td_tensor
 
 /* ---- dropout --------------------------------------------------------- */
 
+/* the forward's mask is regenerated from its key */
+typedef struct {
+    uint64_t key;
+    double p;
+} dropout_ctx;
+
 static td_status dropout_backward(td_node *nd, td_tensor *g, td_tensor **gi)
 {
+    const dropout_ctx *ctx = nd->ctx;
     td_tensor *cg = NULL, *gx = NULL;
     td_status st;
     td_dtype dt = nd->in_dtype[0];
-    uint64_t key;
-    memcpy(&key, &nd->iargs[0], sizeof key);
     TD_CHECK(td_dense_raw(g, dt, false, &cg));
     TD_CHECK(td_empty_like(cg, &gx));
-    td_backend_of(gx)->layers->dropout(dt, td_data_ptr(gx), td_data_ptr(cg), td_numel(gx), key, nd->dargs[0]);
+    td_backend_of(gx)->layers->dropout(dt, td_data_ptr(gx), td_data_ptr(cg), td_numel(gx), ctx->key,
+                                       ctx->p);
     gi[0] = gx;
     gx = NULL;
 fail:
@@ -528,7 +514,7 @@ fail:
 
 td_status td_dropout(td_tensor *x, double p, bool training, td_tensor **out)
 {
-    TD_TRY(need_float(x, 1, "dropout", "input"));
+    TD_TRY(td_need_float(x->dtype, 1, "dropout", "input"));
     if (!(p >= 0 && p <= 1)) return td_error(TD_EINVAL, 2, "dropout: p must be in [0, 1], got %g", p);
     if (!training || p == 0) return td_detach_view_like(x, out);
     uint64_t key = td_random_u64();
@@ -539,10 +525,14 @@ td_status td_dropout(td_tensor *x, double p, bool training, td_tensor **out)
     td_backend_of(x)->layers->dropout(x->dtype, td_data_ptr(y), td_data_ptr(cx), td_numel(y), key, p);
     if (td_needs_grad(1, &x)) {
         td_node *node = NULL;
+        dropout_ctx *ctx = NULL;
         TD_CHECK(td_node_new("DropoutBackward", dropout_backward, 1, &x, &node));
-        memcpy(&node->iargs[0], &key, sizeof key);
-        node->dargs[0] = p;
-        td_node_attach(node, y);
+        st = TD_NODE_CTX(node, &ctx);
+        if (st == TD_OK) {
+            ctx->key = key;
+            ctx->p = p;
+        }
+        TD_CHECK(td_node_finish(node, st, y));
     }
     *out = y;
     y = NULL;
@@ -556,7 +546,7 @@ fail:
 
 td_status td_leaky_relu(td_tensor *x, double slope, td_tensor **out)
 {
-    TD_TRY(need_float(x, 1, "leaky_relu", "input"));
+    TD_TRY(td_need_float(x->dtype, 1, "leaky_relu", "input"));
     if (!isfinite(slope)) return td_error(TD_EINVAL, 2, "leaky_relu: negative_slope must be finite, got %g", slope);
     td_tensor *mask = NULL, *neg = NULL;
     td_status st;
@@ -571,13 +561,18 @@ fail:
 
 /* ---- embedding ------------------------------------------------------- */
 
-/* saved: 0 the flat indices; iargs[0] padding_idx or -1 */
+typedef struct {
+    td_tensor *indices;  /* flat */
+    int64_t padding_idx; /* wrapped, or -1 for none */
+} embedding_ctx;
+
 static td_status embedding_backward(td_node *nd, td_tensor *g, td_tensor **gi)
 {
-    td_tensor *idx = td_node_saved(nd, 0), *cg = NULL, *z = NULL, *gw = NULL;
+    const embedding_ctx *ctx = nd->ctx;
+    td_tensor *idx = ctx->indices, *cg = NULL, *z = NULL, *gw = NULL;
     td_status st;
     td_dtype dt = nd->in_dtype[1];
-    int64_t v = nd->in_shape[1][0], d = nd->in_shape[1][1], pad = nd->iargs[0];
+    int64_t v = nd->in_shape[1][0], d = nd->in_shape[1][1], pad = ctx->padding_idx;
     int64_t n = td_numel(idx);
     int64_t two[2] = {n, d};
     TD_CHECK(td_empty_on(2, two, dt, td_device_of(idx), &cg));
@@ -615,7 +610,7 @@ td_status td_embedding(td_tensor *indices, td_tensor *weight, bool has_pad, int6
 {
     if (indices->dtype != TD_INT64)
         return td_error(TD_EDTYPE, 1, "embedding: indices must be int64, got %s", td_dtype_name(indices->dtype));
-    TD_TRY(need_float(weight, 2, "embedding", "weight"));
+    TD_TRY(td_need_float(weight->dtype, 2, "embedding", "weight"));
     if (weight->ndim != 2) {
         char s[160];
         td_shape_str(weight, s, sizeof s);
@@ -667,9 +662,14 @@ td_status td_embedding(td_tensor *indices, td_tensor *weight, bool has_pad, int6
     td_tensor *ins[2] = {indices, weight};
     if (td_needs_grad(2, ins)) {
         td_node *node = NULL;
+        embedding_ctx *ctx = NULL;
         TD_CHECK(td_node_new("EmbeddingBackward", embedding_backward, 2, ins, &node));
-        node->iargs[0] = pad;
-        TD_CHECK(attach(node, td_node_save(node, ci), yr));
+        st = TD_NODE_CTX(node, &ctx);
+        if (st == TD_OK) {
+            ctx->padding_idx = pad;
+            st = td_node_keep(node, ci, &ctx->indices);
+        }
+        TD_CHECK(td_node_finish(node, st, yr));
     }
     *out = yr;
     yr = NULL;

@@ -74,15 +74,20 @@ fail:
     return st;
 }
 
+/* what every reduction's backward knows; the first member of the
+ * contexts of those that keep more */
+typedef struct {
+    int dim; /* wrapped, or -1 for all */
+    bool keepdim;
+} reduce_ctx;
+
 /* g reshaped so it broadcasts against the input (the reduced dim as 1) */
-static td_status unreduce(td_node *n, td_tensor *g, td_tensor **out)
+static td_status unreduce(const td_node *n, const reduce_ctx *r, td_tensor *g, td_tensor **out)
 {
-    int dim = (int)n->iargs[0];
-    bool keepdim = n->iargs[1];
     int nd = n->in_ndim[0];
     int64_t shape[TD_MAX_DIMS];
-    for (int i = 0; i < nd; i++) shape[i] = (dim < 0 || i == dim) ? 1 : n->in_shape[0][i];
-    if (keepdim) {
+    for (int i = 0; i < nd; i++) shape[i] = (r->dim < 0 || i == r->dim) ? 1 : n->in_shape[0][i];
+    if (r->keepdim) {
         td_tensor_retain(g);
         *out = g;
         return TD_OK;
@@ -90,10 +95,11 @@ static td_status unreduce(td_node *n, td_tensor *g, td_tensor **out)
     return td_reshape(g, nd, shape, out);
 }
 
-static td_status expand_to_input(td_node *n, td_tensor *g, td_tensor **out)
+static td_status expand_to_input(const td_node *n, const reduce_ctx *r, td_tensor *g,
+                                 td_tensor **out)
 {
     td_tensor *u = NULL;
-    TD_TRY(unreduce(n, g, &u));
+    TD_TRY(unreduce(n, r, g, &u));
     td_status st = td_expand(u, n->in_ndim[0], n->in_shape[0], out);
     td_tensor_release(u);
     return st;
@@ -102,30 +108,26 @@ static td_status expand_to_input(td_node *n, td_tensor *g, td_tensor **out)
 static td_status sum_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
     td_tensor *e = NULL;
-    TD_TRY(expand_to_input(n, g, &e));
+    TD_TRY(expand_to_input(n, n->ctx, g, &e));
     td_status st = td_grad_to_input(n, 0, e, gi);
     td_tensor_release(e);
     return st;
 }
 
-static td_node *new_reduce_node(const char *name, td_backward_fn fn, td_tensor *x, const reduce_plan *p,
-                                td_status *st)
+/* a node over x with a context of `size` bytes that starts with p's
+ * reduce_ctx */
+static td_status new_reduce_node(const char *name, td_backward_fn fn, td_tensor *x,
+                                 const reduce_plan *p, size_t size, td_node **node, void **ctx)
 {
-    td_node *node = NULL;
-    *st = td_node_new(name, fn, 1, &x, &node);
-    if (*st != TD_OK) return NULL;
-    node->iargs[0] = p->dim;
-    node->iargs[1] = p->keepdim;
-    return node;
-}
-
-static td_status attach_or_fail(td_node *node, td_status st, td_tensor *out)
-{
+    TD_TRY(td_node_new(name, fn, 1, &x, node));
+    td_status st = td_node_ctx(*node, size, ctx);
     if (st != TD_OK) {
-        td_node_release(node);
+        td_node_release(*node);
         return st;
     }
-    td_node_attach(node, out);
+    reduce_ctx *r = *ctx;
+    r->dim = p->dim;
+    r->keepdim = p->keepdim;
     return TD_OK;
 }
 
@@ -137,9 +139,11 @@ td_status td_sum(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out)
     td_tensor *v = NULL;
     TD_TRY(reduce_raw(TD_SUM, x, &p, dt, &v, NULL));
     if (td_dtype_is_float(dt) && td_needs_grad(1, &x)) {
-        td_status st;
-        td_node *node = new_reduce_node("SumBackward", sum_backward, x, &p, &st);
-        st = node ? attach_or_fail(node, st, v) : st;
+        td_node *node;
+        void *ctx;
+        td_status st =
+            new_reduce_node("SumBackward", sum_backward, x, &p, sizeof(reduce_ctx), &node, &ctx);
+        if (st == TD_OK) st = td_node_finish(node, st, v);
         if (st != TD_OK) {
             td_tensor_release(v);
             return st;
@@ -149,17 +153,9 @@ td_status td_sum(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out)
     return TD_OK;
 }
 
-static td_status need_float(const td_tensor *x, const char *fn)
-{
-    if (!td_dtype_is_float(x->dtype))
-        return td_error(TD_EDTYPE, 1, "%s needs a float tensor, got %s (convert with :float())", fn,
-                        td_dtype_name(x->dtype));
-    return TD_OK;
-}
-
 td_status td_mean(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out)
 {
-    TD_TRY(need_float(x, "mean"));
+    TD_TRY(td_need_float(x->dtype, 1, "mean", "input"));
     reduce_plan p;
     TD_TRY(plan(x, dim, all, keepdim, &p));
     td_tensor *s = NULL;
@@ -171,7 +167,7 @@ td_status td_mean(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out
 
 td_status td_var(td_tensor *x, int dim, bool all, bool keepdim, int64_t correction, td_tensor **out)
 {
-    TD_TRY(need_float(x, "var"));
+    TD_TRY(td_need_float(x->dtype, 1, "var", "input"));
     reduce_plan p;
     TD_TRY(plan(x, dim, all, keepdim, &p));
     td_tensor *m = NULL, *d = NULL, *sq = NULL, *s = NULL;
@@ -199,21 +195,26 @@ td_status td_std(td_tensor *x, int dim, bool all, bool keepdim, int64_t correcti
     return st;
 }
 
+typedef struct {
+    reduce_ctx r;
+    td_tensor *x, *out;
+    double p;
+} norm_ctx;
+
 /* d|x|_p / dx = sign(x) |x|^(p-1) / |x|_p^(p-1), taken as 0 where the norm
  * is 0 (PyTorch's choice; the composite formula would give NaN there) */
 static td_status norm_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
-    td_tensor *x = td_node_saved(n, 0), *out = td_node_saved(n, 1);
-    double p = n->dargs[0];
+    const norm_ctx *c = n->ctx;
     td_tensor *t[9] = {NULL};
     td_status st;
-    TD_CHECK(unreduce(n, out, &t[0]));
-    TD_CHECK(unreduce(n, g, &t[1]));
-    TD_CHECK(td_unary(TD_SIGN, x, &t[2]));
-    TD_CHECK(td_unary(TD_ABS, x, &t[3]));
-    TD_CHECK(td_pow_scalar(t[3], p - 1, &t[4]));
+    TD_CHECK(unreduce(n, &c->r, c->out, &t[0]));
+    TD_CHECK(unreduce(n, &c->r, g, &t[1]));
+    TD_CHECK(td_unary(TD_SIGN, c->x, &t[2]));
+    TD_CHECK(td_unary(TD_ABS, c->x, &t[3]));
+    TD_CHECK(td_pow_scalar(t[3], c->p - 1, &t[4]));
     TD_CHECK(td_binary(TD_MUL, t[2], t[4], &t[5]));
-    TD_CHECK(td_pow_scalar(t[0], p - 1, &t[6]));
+    TD_CHECK(td_pow_scalar(t[0], c->p - 1, &t[6]));
     TD_CHECK(td_binary(TD_DIV, t[1], t[6], &t[7]));
     td_tensor_release(t[2]);
     t[2] = NULL;
@@ -255,7 +256,7 @@ fail:
 
 td_status td_norm(td_tensor *x, double p, int dim, bool all, bool keepdim, td_tensor **out)
 {
-    TD_TRY(need_float(x, "norm"));
+    TD_TRY(td_need_float(x->dtype, 1, "norm", "input"));
     if (!(p > 0)) return td_error(TD_EINVAL, 2, "norm: p must be positive, got %g", p);
     reduce_plan pl;
     TD_TRY(plan(x, dim, all, keepdim, &pl));
@@ -266,12 +267,14 @@ td_status td_norm(td_tensor *x, double p, int dim, bool all, bool keepdim, td_te
     td_status st = norm_value(x, p, dim, all, keepdim, &v);
     td_set_grad_enabled(prev);
     if (st != TD_OK) return st;
-    td_node *node = new_reduce_node("NormBackward", norm_backward, x, &pl, &st);
-    if (node) {
-        node->dargs[0] = p;
-        st = td_node_save(node, x);
-        if (st == TD_OK) st = td_node_save(node, v);
-        st = attach_or_fail(node, st, v);
+    td_node *node;
+    norm_ctx *c;
+    st = new_reduce_node("NormBackward", norm_backward, x, &pl, sizeof *c, &node, (void **)&c);
+    if (st == TD_OK) {
+        c->p = p;
+        st = td_node_keep(node, x, &c->x);
+        if (st == TD_OK) st = td_node_keep(node, v, &c->out);
+        st = td_node_finish(node, st, v);
     }
     if (st != TD_OK) {
         td_tensor_release(v);
@@ -283,17 +286,23 @@ td_status td_norm(td_tensor *x, double p, int dim, bool all, bool keepdim, td_te
 
 /* ---- prod ------------------------------------------------------------ */
 
+typedef struct {
+    reduce_ctx r;
+    td_tensor *x, *out;
+} prod_ctx;
+
 /* d prod / d x_i is the product of the others: out / x_i when the slice has
  * no zero; at the one zero of a slice, the product of the rest; else 0 */
 static td_status prod_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
-    td_tensor *x = td_node_saved(n, 0), *out = td_node_saved(n, 1);
+    const prod_ctx *c = n->ctx;
+    td_tensor *x = c->x;
     td_tensor *tmp[12] = {NULL};
     td_tensor *gx = NULL;
     td_status st;
-    int dim = (int)n->iargs[0];
+    int dim = c->r.dim;
     bool all = dim < 0;
-    TD_CHECK(unreduce(n, out, &tmp[0]));               /* out, broadcastable */
+    TD_CHECK(unreduce(n, &c->r, c->out, &tmp[0]));               /* out, broadcastable */
     TD_CHECK(td_binary_scalar(TD_EQ, x, 0.0, false, &tmp[1]));   /* zero mask */
     TD_CHECK(td_sum(tmp[1], dim, all, true, &tmp[2]));            /* zeros per slice */
     TD_CHECK(td_masked_fill(x, tmp[1], 1.0, &tmp[3]));            /* zeros -> 1 */
@@ -310,7 +319,7 @@ static td_status prod_backward(td_node *n, td_tensor *g, td_tensor **gi)
     TD_CHECK(td_masked_fill(tmp[8], tmp[11], 0.0, &tmp[0]));
     td_tensor_release(tmp[1]);
     tmp[1] = NULL;
-    TD_CHECK(unreduce(n, g, &tmp[1]));
+    TD_CHECK(unreduce(n, &c->r, g, &tmp[1]));
     TD_CHECK(td_binary(TD_MUL, tmp[0], tmp[1], &gx));
     TD_CHECK(td_grad_to_input(n, 0, gx, gi));
 fail:
@@ -327,12 +336,14 @@ td_status td_prod(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out
     td_tensor *v = NULL;
     TD_TRY(reduce_raw(TD_PROD, x, &p, dt, &v, NULL));
     if (td_dtype_is_float(dt) && td_needs_grad(1, &x)) {
-        td_status st;
-        td_node *node = new_reduce_node("ProdBackward", prod_backward, x, &p, &st);
-        if (node) {
-            st = td_node_save(node, x);
-            if (st == TD_OK) st = td_node_save(node, v);
-            st = attach_or_fail(node, st, v);
+        td_node *node;
+        prod_ctx *c;
+        td_status st =
+            new_reduce_node("ProdBackward", prod_backward, x, &p, sizeof *c, &node, (void **)&c);
+        if (st == TD_OK) {
+            st = td_node_keep(node, x, &c->x);
+            if (st == TD_OK) st = td_node_keep(node, v, &c->out);
+            st = td_node_finish(node, st, v);
         }
         if (st != TD_OK) {
             td_tensor_release(v);
@@ -345,15 +356,21 @@ td_status td_prod(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out
 
 /* ---- max and min ------------------------------------------------------- */
 
+typedef struct {
+    reduce_ctx r;
+    td_tensor *idx;
+} select_ctx;
+
 /* along a dim: the gradient goes to the selected index */
 static td_status select_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
-    td_tensor *idx = td_node_saved(n, 0), *ui = NULL, *ug = NULL, *z = NULL;
+    const select_ctx *c = n->ctx;
+    td_tensor *ui = NULL, *ug = NULL, *z = NULL;
     td_status st;
-    TD_CHECK(unreduce(n, idx, &ui));
-    TD_CHECK(unreduce(n, g, &ug));
+    TD_CHECK(unreduce(n, &c->r, c->idx, &ui));
+    TD_CHECK(unreduce(n, &c->r, g, &ug));
     TD_CHECK(td_full_on(n->in_ndim[0], n->in_shape[0], 0.0, g->dtype, td_device_of(g), &z));
-    TD_CHECK(td_scatter(z, (int)n->iargs[0], ui, ug, false, gi));
+    TD_CHECK(td_scatter(z, c->r.dim, ui, ug, false, gi));
 fail:
     td_tensor_release(ui);
     td_tensor_release(ug);
@@ -361,13 +378,18 @@ fail:
     return st;
 }
 
+typedef struct {
+    reduce_ctx r;
+    td_tensor *x, *v;
+} even_ctx;
+
 /* over everything: ties share the gradient evenly, as PyTorch's max() does */
 static td_status even_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
-    td_tensor *x = td_node_saved(n, 0), *v = td_node_saved(n, 1);
+    const even_ctx *c = n->ctx;
     td_tensor *mask = NULL, *fm = NULL, *cnt = NULL, *share = NULL, *gx = NULL;
     td_status st;
-    TD_CHECK(td_binary(TD_EQ, x, v, &mask));
+    TD_CHECK(td_binary(TD_EQ, c->x, c->v, &mask));
     TD_CHECK(td_cast_raw(mask, g->dtype, &fm));
     TD_CHECK(td_sum(fm, 0, true, false, &cnt));
     TD_CHECK(td_binary(TD_DIV, g, cnt, &share));
@@ -394,16 +416,20 @@ static td_status extreme(td_reduce_op op, td_tensor *x, int dim, bool all, bool 
     TD_TRY(reduce_raw(op, x, &p, x->dtype, &v, along ? &idx : NULL));
     td_status st = TD_OK;
     if (td_dtype_is_float(x->dtype) && td_needs_grad(1, &x)) {
-        td_node *node = new_reduce_node(op == TD_MAX ? "MaxBackward" : "MinBackward",
-                                        along ? select_backward : even_backward, x, &p, &st);
-        if (node) {
-            if (along)
-                st = td_node_save(node, idx);
-            else {
-                st = td_node_save(node, x);
-                if (st == TD_OK) st = td_node_save(node, v);
+        const char *name = op == TD_MAX ? "MaxBackward" : "MinBackward";
+        td_node *node;
+        if (along) {
+            select_ctx *c;
+            st = new_reduce_node(name, select_backward, x, &p, sizeof *c, &node, (void **)&c);
+            if (st == TD_OK) st = td_node_finish(node, td_node_keep(node, idx, &c->idx), v);
+        } else {
+            even_ctx *c;
+            st = new_reduce_node(name, even_backward, x, &p, sizeof *c, &node, (void **)&c);
+            if (st == TD_OK) {
+                st = td_node_keep(node, x, &c->x);
+                if (st == TD_OK) st = td_node_keep(node, v, &c->v);
+                st = td_node_finish(node, st, v);
             }
-            st = attach_or_fail(node, st, v);
         }
     }
     if (st != TD_OK) {
@@ -451,13 +477,20 @@ td_status td_argmin(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **o
 
 /* ---- softmax --------------------------------------------------------- */
 
+typedef struct {
+    td_tensor *y;
+    int64_t outer, n, inner;
+    bool log;
+} softmax_ctx;
+
 static td_status softmax_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
-    td_tensor *y = td_node_saved(n, 0), *cg = NULL, *gx = NULL;
+    const softmax_ctx *c = n->ctx;
+    td_tensor *y = c->y, *cg = NULL, *gx = NULL;
     td_status st;
     TD_CHECK(contiguous_raw(g, y->dtype, &cg));
     TD_CHECK(td_empty_like(y, &gx));
-    td_backend_of(y)->softmax_backward(gx, y, cg, n->iargs[2], n->iargs[3], n->iargs[4], n->iargs[5]);
+    td_backend_of(y)->softmax_backward(gx, y, cg, c->outer, c->n, c->inner, c->log);
     TD_CHECK(td_grad_to_input(n, 0, gx, gi));
 fail:
     td_tensor_release(cg);
@@ -467,7 +500,7 @@ fail:
 
 static td_status softmax_any(td_tensor *x, int dim, bool log, td_tensor **out)
 {
-    TD_TRY(need_float(x, log ? "log_softmax" : "softmax"));
+    TD_TRY(td_need_float(x->dtype, 1, log ? "log_softmax" : "softmax", "input"));
     reduce_plan p;
     TD_TRY(plan(x, dim, false, true, &p));
     td_tensor *cx = NULL, *y = NULL;
@@ -476,14 +509,19 @@ static td_status softmax_any(td_tensor *x, int dim, bool log, td_tensor **out)
     TD_CHECK(td_empty_like(x, &y));
     td_backend_of(x)->softmax(y, cx, p.outer, p.n, p.inner, log);
     if (td_needs_grad(1, &x)) {
-        td_node *node = new_reduce_node(log ? "LogSoftmaxBackward" : "SoftmaxBackward", softmax_backward, x,
-                                        &p, &st);
-        if (!node) goto fail;
-        node->iargs[2] = p.outer;
-        node->iargs[3] = p.n;
-        node->iargs[4] = p.inner;
-        node->iargs[5] = log;
-        TD_CHECK(attach_or_fail(node, td_node_save(node, y), y));
+        td_node *node;
+        softmax_ctx *c = NULL;
+        TD_CHECK(td_node_new(log ? "LogSoftmaxBackward" : "SoftmaxBackward", softmax_backward, 1,
+                             &x, &node));
+        st = TD_NODE_CTX(node, &c);
+        if (st == TD_OK) {
+            c->outer = p.outer;
+            c->n = p.n;
+            c->inner = p.inner;
+            c->log = log;
+            st = td_node_keep(node, y, &c->y);
+        }
+        TD_CHECK(td_node_finish(node, st, y));
     }
     *out = y;
     y = NULL;
