@@ -7,31 +7,16 @@
 
 #include <stdio.h>
 
-static void args_to_node(const td_conv_args *a, td_node *nd)
-{
-    int64_t v[12] = {a->n, a->c, a->h, a->w, a->o, a->kh, a->kw, a->sh, a->sw, a->ph, a->pw, a->groups};
-    memcpy(nd->iargs, v, sizeof v);
-    nd->dargs[0] = (double)a->dh;
-    nd->dargs[1] = (double)a->dw;
-    nd->dargs[2] = a->channels_last;
-}
+typedef struct {
+    td_tensor *x, *w; /* x in the kernels' layout, w contiguous, both of the op's dtype */
+    td_conv_args args;
+} conv_ctx;
 
-static void args_from_node(const td_node *nd, td_conv_args *a)
-{
-    const int64_t *v = nd->iargs;
-    *a = (td_conv_args){nd->in_dtype[0], v[0], v[1], v[2], v[3], v[4], v[5], v[6], 0, 0,
-                        v[7], v[8], v[9], v[10], (int64_t)nd->dargs[0], (int64_t)nd->dargs[1], v[11],
-                        nd->dargs[2] != 0};
-    a->oh = (a->h + 2 * a->ph - a->dh * (a->kh - 1) - 1) / a->sh + 1;
-    a->ow = (a->w + 2 * a->pw - a->dw * (a->kw - 1) - 1) / a->sw + 1;
-}
-
-/* saved: 0 x (in the kernels' layout), 1 w (contiguous), both of the op's dtype */
 static td_status conv_backward(td_node *nd, td_tensor *g, td_tensor **gi)
 {
-    td_conv_args a;
-    args_from_node(nd, &a);
-    td_tensor *x = td_node_saved(nd, 0), *w = td_node_saved(nd, 1);
+    const conv_ctx *c = nd->ctx;
+    const td_conv_args a = c->args;
+    td_tensor *x = c->x, *w = c->w;
     td_tensor *gy = NULL, *gx = NULL, *gw = NULL, *gb = NULL;
     td_status st = TD_OK;
     const td_backend *be = td_backend_of(x);
@@ -137,7 +122,6 @@ static td_status conv2d_4d(td_tensor *x, td_tensor *w, const td_conv2d_opts *o, 
                       x->dtype == TD_FLOAT32 && td_backend_of(x)->conv->f32_channels_last};
 
     td_tensor *cx = NULL, *cw = NULL, *cb = NULL, *y = NULL;
-    td_node *node = NULL;
     td_status st = TD_OK;
     int64_t yshape[4] = {n, oc, a.oh, a.ow};
     /* activations as the kernels read them: channels-last when the backend
@@ -153,17 +137,20 @@ static td_status conv2d_4d(td_tensor *x, td_tensor *w, const td_conv2d_opts *o, 
     td_tensor *ins[3] = {x, w, b};
     int nin = b ? 3 : 2;
     if (td_needs_grad(nin, ins)) {
+        td_node *node;
+        conv_ctx *ctx = NULL;
         TD_CHECK(td_node_new("ConvolutionBackward", conv_backward, nin, ins, &node));
-        TD_CHECK(td_node_save(node, cx));
-        TD_CHECK(td_node_save(node, cw));
-        args_to_node(&a, node);
-        td_node_attach(node, y);
-        node = NULL;
+        st = TD_NODE_CTX(node, &ctx);
+        if (st == TD_OK) {
+            ctx->args = a;
+            st = td_node_keep(node, cx, &ctx->x);
+        }
+        if (st == TD_OK) st = td_node_keep(node, cw, &ctx->w);
+        TD_CHECK(td_node_finish(node, st, y));
     }
     *out = y;
     y = NULL;
 fail:
-    td_node_release(node);
     td_tensor_release(cx);
     td_tensor_release(cw);
     td_tensor_release(cb);

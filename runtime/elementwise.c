@@ -109,10 +109,17 @@ static td_dtype compute_dtype(td_binary_op op, td_dtype a, td_dtype b)
 /* chains of ops inside backward functions, which run without grad */
 static td_status mul(td_tensor *a, td_tensor *b, td_tensor **out) { return td_binary(TD_MUL, a, b, out); }
 
+typedef struct {
+    td_tensor *a, *b; /* cast to the result's dtype; not kept for add and sub */
+    td_tensor *out;   /* pow only */
+    td_binary_op op;
+} binary_ctx;
+
 static td_status binary_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
-    td_binary_op op = (td_binary_op)n->iargs[0];
-    td_tensor *a = td_node_saved(n, 0), *b = td_node_saved(n, 1), *out = td_node_saved(n, 2);
+    const binary_ctx *c = n->ctx;
+    td_binary_op op = c->op;
+    td_tensor *a = c->a, *b = c->b, *out = c->out;
     td_tensor *ga = NULL, *gb = NULL, *t1 = NULL, *t2 = NULL, *t3 = NULL;
     td_status st = TD_OK;
     bool need_a = n->next[0] != NULL, need_b = n->next[1] != NULL;
@@ -211,27 +218,23 @@ static td_status record_binary(td_binary_op op, td_tensor *a, td_tensor *b, td_t
     static const char *names[] = {"AddBackward", "SubBackward", "MulBackward", "DivBackward",
                                   "PowBackward", "MaximumBackward", "MinimumBackward"};
     node->name = names[op];
-    node->iargs[0] = op;
-    td_status st = TD_OK;
+    binary_ctx *c = NULL;
+    td_status st = TD_NODE_CTX(node, &c);
+    if (st == TD_OK) c->op = op;
     /* save what the gradient reads and no more, as PyTorch does, so that an
      * in-place op on the result (h = x:matmul(w); h:add_(b)) stays legal */
     bool keep_inputs = op != TD_ADD && op != TD_SUB;
-    if (keep_inputs) {
+    if (st == TD_OK && keep_inputs) {
         td_tensor *ca = NULL, *cb = NULL;
         st = td_cast_raw(a, out->dtype, &ca);
         if (st == TD_OK) st = td_cast_raw(b, out->dtype, &cb);
-        if (st == TD_OK) st = td_node_save(node, ca);
-        if (st == TD_OK) st = td_node_save(node, cb);
-        if (st == TD_OK && op == TD_POW) st = td_node_save(node, out);
+        if (st == TD_OK) st = td_node_keep(node, ca, &c->a);
+        if (st == TD_OK) st = td_node_keep(node, cb, &c->b);
+        if (st == TD_OK && op == TD_POW) st = td_node_keep(node, out, &c->out);
         td_tensor_release(ca);
         td_tensor_release(cb);
     }
-    if (st != TD_OK) {
-        td_node_release(node);
-        return st;
-    }
-    td_node_attach(node, out);
-    return TD_OK;
+    return td_node_finish(node, st, out);
 }
 
 td_status td_binary(td_binary_op op, td_tensor *a, td_tensor *b, td_tensor **out)
@@ -293,10 +296,15 @@ static bool grad_from_output(td_unary_op op)
     return op == TD_EXP || op == TD_SQRT || op == TD_TANH || op == TD_SIGMOID || op == TD_RECIPROCAL;
 }
 
+typedef struct {
+    td_tensor *x; /* the output for grad_from_output ops, else the input (in the output's dtype) */
+    td_unary_op op;
+} unary_ctx;
+
 static td_status unary_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
-    td_unary_op op = (td_unary_op)n->iargs[0];
-    td_tensor *x = td_node_saved(n, 0), *y = grad_from_output(op) ? x : NULL, *gx = NULL;
+    const unary_ctx *c = n->ctx;
+    td_tensor *x = c->x, *y = grad_from_output(c->op) ? x : NULL, *gx = NULL;
     TD_TRY(td_empty_as(x, x->dtype, &gx));
     td_tensor *gc = NULL;
     td_status st = td_cast_raw(g, x->dtype, &gc);
@@ -304,7 +312,7 @@ static td_status unary_backward(td_node *n, td_tensor *g, td_tensor **gi)
         td_tensor_release(gx);
         return st;
     }
-    td_backend_of(x)->unary_grad((td_unary_op)n->iargs[0], gx, x, y, gc);
+    td_backend_of(x)->unary_grad(c->op, gx, x, y, gc);
     td_tensor_release(gc);
     st = td_grad_to_input(n, 0, gx, gi);
     td_tensor_release(gx);
@@ -325,14 +333,15 @@ td_status td_unary(td_unary_op op, td_tensor *x, td_tensor **out)
     td_backend_of(x)->unary(op, o, cx);
     if (td_dtype_is_float(dt) && td_needs_grad(1, &x)) {
         td_node *node;
+        unary_ctx *c = NULL;
         st = td_node_new(unary_names[op], unary_backward, 1, &x, &node);
         if (st == TD_OK) {
-            node->iargs[0] = op;
-            st = td_node_save(node, grad_from_output(op) ? o : cx);
-            if (st == TD_OK)
-                td_node_attach(node, o);
-            else
-                td_node_release(node);
+            st = TD_NODE_CTX(node, &c);
+            if (st == TD_OK) {
+                c->op = op;
+                st = td_node_keep(node, grad_from_output(op) ? o : cx, &c->x);
+            }
+            st = td_node_finish(node, st, o);
         }
     }
     td_tensor_release(cx);
@@ -346,12 +355,18 @@ td_status td_unary(td_unary_op op, td_tensor *x, td_tensor **out)
 
 /* ---- clamp, where, masked_fill --------------------------------------- */
 
+typedef struct {
+    td_tensor *x;
+    double lo, hi;
+} clamp_ctx;
+
 static td_status clamp_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
-    td_tensor *x = td_node_saved(n, 0), *lo = NULL, *hi = NULL, *in = NULL, *gx = NULL;
+    const clamp_ctx *c = n->ctx;
+    td_tensor *lo = NULL, *hi = NULL, *in = NULL, *gx = NULL;
     td_status st;
-    TD_CHECK(td_binary_scalar(TD_GE, x, n->dargs[0], false, &lo));
-    TD_CHECK(td_binary_scalar(TD_LE, x, n->dargs[1], false, &hi));
+    TD_CHECK(td_binary_scalar(TD_GE, c->x, c->lo, false, &lo));
+    TD_CHECK(td_binary_scalar(TD_LE, c->x, c->hi, false, &hi));
     TD_CHECK(td_binary(TD_MUL, lo, hi, &in));
     {
         td_tensor *outside; /* the gradient flows only where no bound was applied */
@@ -377,15 +392,16 @@ td_status td_clamp(td_tensor *x, double lo, double hi, td_tensor **out)
     td_backend_of(x)->clamp(o, x, lo, hi);
     if (td_dtype_is_float(x->dtype) && td_needs_grad(1, &x)) {
         td_node *node;
+        clamp_ctx *c = NULL;
         td_status st = td_node_new("ClampBackward", clamp_backward, 1, &x, &node);
         if (st == TD_OK) {
-            node->dargs[0] = lo;
-            node->dargs[1] = hi;
-            st = td_node_save(node, x);
-            if (st == TD_OK)
-                td_node_attach(node, o);
-            else
-                td_node_release(node);
+            st = TD_NODE_CTX(node, &c);
+            if (st == TD_OK) {
+                c->lo = lo;
+                c->hi = hi;
+                st = td_node_keep(node, x, &c->x);
+            }
+            st = td_node_finish(node, st, o);
         }
         if (st != TD_OK) {
             td_tensor_release(o);
@@ -396,9 +412,14 @@ td_status td_clamp(td_tensor *x, double lo, double hi, td_tensor **out)
     return TD_OK;
 }
 
+typedef struct {
+    td_tensor *cond;
+} where_ctx;
+
 static td_status where_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
-    td_tensor *cond = td_node_saved(n, 0), *z = NULL, *t = NULL;
+    const where_ctx *c = n->ctx;
+    td_tensor *cond = c->cond, *z = NULL, *t = NULL;
     td_status st;
     TD_CHECK(td_full_on(0, NULL, 0.0, g->dtype, td_device_of(g), &z));
     if (n->next[1]) {
@@ -445,14 +466,12 @@ td_status td_where(td_tensor *cond, td_tensor *a, td_tensor *b, td_tensor **out)
     td_tensor *in[3] = {cond, a, b};
     if (td_dtype_is_float(dt) && td_needs_grad(3, in)) {
         td_node *node;
+        where_ctx *c = NULL;
         in[0] = NULL; /* the condition takes no gradient */
         TD_CHECK(td_node_new("WhereBackward", where_backward, 3, in, &node));
-        st = td_node_save(node, cond);
-        if (st != TD_OK) {
-            td_node_release(node);
-            goto fail;
-        }
-        td_node_attach(node, o);
+        st = TD_NODE_CTX(node, &c);
+        if (st == TD_OK) st = td_node_keep(node, cond, &c->cond);
+        TD_CHECK(td_node_finish(node, st, o));
     }
     *out = o;
     o = NULL;

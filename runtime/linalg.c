@@ -78,21 +78,26 @@ static td_status as3d(td_tensor *t, td_tensor **out)
     return td_make_view(t, 3, shape, stride, t->offset, out);
 }
 
+typedef struct {
+    td_tensor *a, *b;
+    bool batched;
+} mm_ctx;
+
 static td_status mm_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
-    td_tensor *a = td_node_saved(n, 0), *b = td_node_saved(n, 1), *t = NULL;
-    bool batched = n->iargs[0];
+    const mm_ctx *c = n->ctx;
+    td_tensor *t = NULL;
     td_status st;
-    int d0 = batched ? 1 : 0, d1 = d0 + 1;
+    int d0 = c->batched ? 1 : 0, d1 = d0 + 1;
     if (n->next[0]) { /* g b^T */
-        TD_CHECK(td_transpose(b, d0, d1, &t));
-        TD_CHECK(batched ? td_bmm(g, t, &gi[0]) : td_mm(g, t, &gi[0]));
+        TD_CHECK(td_transpose(c->b, d0, d1, &t));
+        TD_CHECK(c->batched ? td_bmm(g, t, &gi[0]) : td_mm(g, t, &gi[0]));
         td_tensor_release(t);
         t = NULL;
     }
     if (n->next[1]) { /* a^T g */
-        TD_CHECK(td_transpose(a, d0, d1, &t));
-        TD_CHECK(batched ? td_bmm(t, g, &gi[1]) : td_mm(t, g, &gi[1]));
+        TD_CHECK(td_transpose(c->a, d0, d1, &t));
+        TD_CHECK(c->batched ? td_bmm(t, g, &gi[1]) : td_mm(t, g, &gi[1]));
     }
 fail:
     td_tensor_release(t);
@@ -132,15 +137,15 @@ static td_status product(td_tensor *a, td_tensor *b, bool batched, td_tensor **o
     td_tensor *in[2] = {a, b};
     if (td_dtype_is_float(a->dtype) && td_needs_grad(2, in)) {
         td_node *node;
+        mm_ctx *ctx = NULL;
         TD_CHECK(td_node_new(batched ? "BmmBackward" : "MmBackward", mm_backward, 2, in, &node));
-        node->iargs[0] = batched;
-        st = td_node_save(node, a);
-        if (st == TD_OK) st = td_node_save(node, b);
-        if (st != TD_OK) {
-            td_node_release(node);
-            goto fail;
+        st = TD_NODE_CTX(node, &ctx);
+        if (st == TD_OK) {
+            ctx->batched = batched;
+            st = td_node_keep(node, a, &ctx->a);
         }
-        td_node_attach(node, c);
+        if (st == TD_OK) st = td_node_keep(node, b, &ctx->b);
+        TD_CHECK(td_node_finish(node, st, c));
     }
     *out = c;
     c = NULL;
