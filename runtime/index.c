@@ -54,14 +54,38 @@ static td_status contiguous_copy(td_tensor *t, td_tensor **out)
     return TD_OK;
 }
 
+/* what the backward of every op here reads: the checked index and its dim */
+typedef struct {
+    td_tensor *index;
+    int dim;         /* wrapped */
+    bool accumulate; /* scatter only */
+} index_ctx;
+
+/* attach to out a node over in[0..nin) that keeps idx along dim d */
+static td_status record_indexed(const char *name, td_backward_fn fn, int nin, td_tensor **in, int d,
+                                bool accumulate, td_tensor *idx, td_tensor *out)
+{
+    td_node *node;
+    index_ctx *c = NULL;
+    TD_TRY(td_node_new(name, fn, nin, in, &node));
+    td_status st = TD_NODE_CTX(node, &c);
+    if (st == TD_OK) {
+        c->dim = d;
+        c->accumulate = accumulate;
+        st = td_node_keep(node, idx, &c->index);
+    }
+    return td_node_finish(node, st, out);
+}
+
 /* ---- index_select / index_add ------------------------------------------ */
 
 static td_status index_select_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
-    td_tensor *idx = td_node_saved(n, 0), *z = NULL, *gx = NULL;
+    const index_ctx *c = n->ctx;
+    td_tensor *z = NULL, *gx = NULL;
     td_status st;
     TD_CHECK(td_full_on(n->in_ndim[0], n->in_shape[0], 0.0, g->dtype, td_device_of(g), &z));
-    TD_CHECK(td_index_add(z, (int)n->iargs[0], idx, g, &gx));
+    TD_CHECK(td_index_add(z, c->dim, c->index, g, &gx));
     TD_CHECK(td_grad_to_input(n, 0, gx, gi));
 fail:
     td_tensor_release(z);
@@ -87,17 +111,9 @@ td_status td_index_select(td_tensor *x, int dim, td_tensor *index, td_tensor **o
     TD_CHECK(td_dense_raw(x, x->dtype, false, &cx));
     TD_CHECK(td_empty_on(x->ndim, shape, x->dtype, td_device_of(x), &o));
     td_backend_of(x)->index_select(o, cx, d, idx);
-    if (td_dtype_is_float(x->dtype) && td_needs_grad(1, &x)) {
-        td_node *node;
-        TD_CHECK(td_node_new("IndexSelectBackward", index_select_backward, 1, &x, &node));
-        node->iargs[0] = d;
-        st = td_node_save(node, idx);
-        if (st != TD_OK) {
-            td_node_release(node);
-            goto fail;
-        }
-        td_node_attach(node, o);
-    }
+    if (td_dtype_is_float(x->dtype) && td_needs_grad(1, &x))
+        TD_CHECK(
+            record_indexed("IndexSelectBackward", index_select_backward, 1, &x, d, false, idx, o));
     *out = o;
     o = NULL;
 fail:
@@ -109,11 +125,12 @@ fail:
 
 static td_status index_add_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
+    const index_ctx *c = n->ctx;
     td_status st = TD_OK;
     if (n->next[0]) TD_TRY(td_grad_to_input(n, 0, g, &gi[0]));
     if (n->next[1]) {
         td_tensor *s = NULL;
-        TD_TRY(td_index_select(g, (int)n->iargs[0], td_node_saved(n, 0), &s));
+        TD_TRY(td_index_select(g, c->dim, c->index, &s));
         st = td_grad_to_input(n, 1, s, &gi[1]);
         td_tensor_release(s);
     }
@@ -143,17 +160,8 @@ td_status td_index_add(td_tensor *x, int dim, td_tensor *index, td_tensor *src, 
     TD_CHECK(td_cast_raw(src, x->dtype, &cs));
     td_backend_of(x)->index_add(o, d, idx, cs);
     td_tensor *in[2] = {x, src};
-    if (td_dtype_is_float(x->dtype) && td_needs_grad(2, in)) {
-        td_node *node;
-        TD_CHECK(td_node_new("IndexAddBackward", index_add_backward, 2, in, &node));
-        node->iargs[0] = d;
-        st = td_node_save(node, idx);
-        if (st != TD_OK) {
-            td_node_release(node);
-            goto fail;
-        }
-        td_node_attach(node, o);
-    }
+    if (td_dtype_is_float(x->dtype) && td_needs_grad(2, in))
+        TD_CHECK(record_indexed("IndexAddBackward", index_add_backward, 2, in, d, false, idx, o));
     *out = o;
     o = NULL;
 fail:
@@ -182,10 +190,11 @@ static td_status check_gather_shape(const td_tensor *x, const td_tensor *index, 
 
 static td_status gather_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
-    td_tensor *idx = td_node_saved(n, 0), *z = NULL, *gx = NULL;
+    const index_ctx *c = n->ctx;
+    td_tensor *z = NULL, *gx = NULL;
     td_status st;
     TD_CHECK(td_full_on(n->in_ndim[0], n->in_shape[0], 0.0, g->dtype, td_device_of(g), &z));
-    TD_CHECK(td_scatter(z, (int)n->iargs[0], idx, g, true, &gx));
+    TD_CHECK(td_scatter(z, c->dim, c->index, g, true, &gx));
     TD_CHECK(td_grad_to_input(n, 0, gx, gi));
 fail:
     td_tensor_release(z);
@@ -207,17 +216,8 @@ td_status td_gather(td_tensor *x, int dim, td_tensor *index, td_tensor **out)
     TD_CHECK(td_dense_raw(x, x->dtype, false, &cx));
     TD_CHECK(td_empty_on(idx->ndim, idx->shape, x->dtype, td_device_of(x), &o));
     td_backend_of(x)->gather(o, cx, d, idx);
-    if (td_dtype_is_float(x->dtype) && td_needs_grad(1, &x)) {
-        td_node *node;
-        TD_CHECK(td_node_new("GatherBackward", gather_backward, 1, &x, &node));
-        node->iargs[0] = d;
-        st = td_node_save(node, idx);
-        if (st != TD_OK) {
-            td_node_release(node);
-            goto fail;
-        }
-        td_node_attach(node, o);
-    }
+    if (td_dtype_is_float(x->dtype) && td_needs_grad(1, &x))
+        TD_CHECK(record_indexed("GatherBackward", gather_backward, 1, &x, d, false, idx, o));
     *out = o;
     o = NULL;
 fail:
@@ -229,12 +229,12 @@ fail:
 
 static td_status scatter_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
-    td_tensor *idx = td_node_saved(n, 0), *t = NULL, *z = NULL, *slot = NULL;
-    int d = (int)n->iargs[0];
-    bool accumulate = n->iargs[1];
+    const index_ctx *c = n->ctx;
+    td_tensor *idx = c->index, *t = NULL, *z = NULL, *slot = NULL;
+    int d = c->dim;
     td_status st = TD_OK;
     if (n->next[0]) { /* overwritten places take no gradient */
-        if (accumulate)
+        if (c->accumulate)
             TD_CHECK(td_grad_to_input(n, 0, g, &gi[0]));
         else {
             TD_CHECK(td_scatter_scalar(g, d, idx, 0.0, &t));
@@ -274,18 +274,9 @@ td_status td_scatter(td_tensor *x, int dim, td_tensor *index, td_tensor *src, bo
     TD_CHECK(td_cast_raw(src, x->dtype, &cs));
     td_backend_of(x)->scatter(o, d, idx, cs, accumulate);
     td_tensor *in[2] = {x, src};
-    if (td_dtype_is_float(x->dtype) && td_needs_grad(2, in)) {
-        td_node *node;
-        TD_CHECK(td_node_new(accumulate ? "ScatterAddBackward" : "ScatterBackward", scatter_backward, 2, in, &node));
-        node->iargs[0] = d;
-        node->iargs[1] = accumulate;
-        st = td_node_save(node, idx);
-        if (st != TD_OK) {
-            td_node_release(node);
-            goto fail;
-        }
-        td_node_attach(node, o);
-    }
+    if (td_dtype_is_float(x->dtype) && td_needs_grad(2, in))
+        TD_CHECK(record_indexed(accumulate ? "ScatterAddBackward" : "ScatterBackward",
+                                scatter_backward, 2, in, d, accumulate, idx, o));
     *out = o;
     o = NULL;
 fail:

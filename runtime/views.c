@@ -6,21 +6,23 @@
 
 /* ---- recording ------------------------------------------------------- */
 
-/* attach a one-input node to out when x needs a gradient */
-static td_status record1(const char *name, td_backward_fn fn, td_tensor *x, td_tensor *out,
-                         td_node **node)
-{
-    *node = NULL;
-    if (!td_needs_grad(1, &x)) return TD_OK;
-    TD_TRY(td_node_new(name, fn, 1, &x, node));
-    td_node_attach(*node, out);
-    return TD_OK;
-}
-
+/* *result = out, with a one-input node attached when x needs a gradient;
+ * the node's context is a copy of the `size` bytes at ctx (none when size
+ * is 0). On failure out is released. */
 static td_status finish1(const char *name, td_backward_fn fn, td_tensor *x, td_tensor *out,
-                         td_tensor **result, td_node **node)
+                         const void *ctx, size_t size, td_tensor **result)
 {
-    td_status st = record1(name, fn, x, out, node);
+    td_status st = TD_OK;
+    if (td_needs_grad(1, &x)) {
+        td_node *node;
+        void *c = NULL;
+        st = td_node_new(name, fn, 1, &x, &node);
+        if (st == TD_OK) {
+            if (size) st = td_node_ctx(node, size, &c);
+            if (st == TD_OK && size) memcpy(c, ctx, size);
+            st = td_node_finish(node, st, out);
+        }
+    }
     if (st != TD_OK) {
         td_tensor_release(out);
         return st;
@@ -113,9 +115,8 @@ static td_status view_as(td_tensor *t, int ndim, const int64_t *shape, const cha
                         "this view's memory layout does not allow the new shape; use reshape, "
                         "which copies when it must");
     td_tensor *v = NULL;
-    td_node *node;
     TD_TRY(td_make_view(t, ndim, shape, stride, t->offset, &v));
-    return finish1(name, reshape_backward, t, v, out, &node);
+    return finish1(name, reshape_backward, t, v, NULL, 0, out);
 }
 
 td_status td_view(td_tensor *t, int ndim, const int64_t *shape, td_tensor **out)
@@ -171,9 +172,8 @@ td_status td_squeeze(td_tensor *t, int dim, bool all, td_tensor **out)
         }
     }
     td_tensor *v = NULL;
-    td_node *node;
     TD_TRY(td_make_view(t, k, shape, stride, t->offset, &v));
-    return finish1("SqueezeBackward", reshape_backward, t, v, out, &node);
+    return finish1("SqueezeBackward", reshape_backward, t, v, NULL, 0, out);
 }
 
 td_status td_unsqueeze(td_tensor *t, int dim, td_tensor **out)
@@ -193,17 +193,21 @@ td_status td_unsqueeze(td_tensor *t, int dim, td_tensor **out)
         }
     }
     td_tensor *v = NULL;
-    td_node *node;
     TD_TRY(td_make_view(t, t->ndim + 1, shape, stride, t->offset, &v));
-    return finish1("UnsqueezeBackward", reshape_backward, t, v, out, &node);
+    return finish1("UnsqueezeBackward", reshape_backward, t, v, NULL, 0, out);
 }
 
 /* ---- transposition --------------------------------------------------- */
 
+typedef struct {
+    int dims[TD_MAX_DIMS]; /* wrapped */
+} permute_ctx;
+
 static td_status permute_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
+    const permute_ctx *c = n->ctx;
     int inv[TD_MAX_DIMS];
-    for (int i = 0; i < n->in_ndim[0]; i++) inv[n->iargs[i]] = i;
+    for (int i = 0; i < n->in_ndim[0]; i++) inv[c->dims[i]] = i;
     return td_permute(g, n->in_ndim[0], inv, gi);
 }
 
@@ -213,7 +217,8 @@ td_status td_permute(td_tensor *t, int ndim, const int *dims, td_tensor **out)
         return td_error(TD_ESHAPE, 2, "permute needs %d dims for a %d-dim tensor, got %d", t->ndim,
                         t->ndim, ndim);
     int64_t shape[TD_MAX_DIMS], stride[TD_MAX_DIMS];
-    int d[TD_MAX_DIMS];
+    permute_ctx c = {{0}};
+    int *d = c.dims;
     bool seen[TD_MAX_DIMS] = {false};
     for (int i = 0; i < ndim; i++) {
         TD_TRY(td_wrap_dim(dims[i], ndim, 2, &d[i]));
@@ -223,12 +228,8 @@ td_status td_permute(td_tensor *t, int ndim, const int *dims, td_tensor **out)
         stride[i] = t->stride[d[i]];
     }
     td_tensor *v = NULL;
-    td_node *node;
     TD_TRY(td_make_view(t, ndim, shape, stride, t->offset, &v));
-    TD_TRY(finish1("PermuteBackward", permute_backward, t, v, out, &node));
-    if (node)
-        for (int i = 0; i < ndim; i++) node->iargs[i] = d[i];
-    return TD_OK;
+    return finish1("PermuteBackward", permute_backward, t, v, &c, sizeof c, out);
 }
 
 td_status td_transpose(td_tensor *t, int d0, int d1, td_tensor **out)
@@ -254,17 +255,25 @@ td_status td_t(td_tensor *t, td_tensor **out)
 
 /* ---- slicing --------------------------------------------------------- */
 
+/* narrow (start, len) or select (start is the index) along a wrapped dim */
+typedef struct {
+    int dim;
+    int64_t start, len;
+    bool select;
+} slice_ctx;
+
 /* gradient of a slice: zeros of the input's shape with g written into the
  * same slice */
 static td_status slice_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
+    const slice_ctx *c = n->ctx;
     td_tensor *z, *v = NULL;
     TD_TRY(td_full_on(n->in_ndim[0], n->in_shape[0], 0.0, g->dtype, td_device_of(g), &z));
     td_status st;
-    if (n->iargs[3])
-        st = td_select(z, (int)n->iargs[0], n->iargs[1], &v);
+    if (c->select)
+        st = td_select(z, c->dim, c->start, &v);
     else
-        st = td_narrow(z, (int)n->iargs[0], n->iargs[1], n->iargs[2], &v);
+        st = td_narrow(z, c->dim, c->start, c->len, &v);
     if (st == TD_OK) st = td_copy_(v, g);
     td_tensor_release(v);
     if (st != TD_OK) {
@@ -292,16 +301,9 @@ td_status td_narrow(td_tensor *t, int dim, int64_t start, int64_t len, td_tensor
     memcpy(shape, t->shape, sizeof shape);
     shape[d] = len;
     td_tensor *v = NULL;
-    td_node *node;
     TD_TRY(td_make_view(t, t->ndim, shape, t->stride, t->offset + start * t->stride[d], &v));
-    TD_TRY(finish1("NarrowBackward", slice_backward, t, v, out, &node));
-    if (node) {
-        node->iargs[0] = d;
-        node->iargs[1] = start;
-        node->iargs[2] = len;
-        node->iargs[3] = 0;
-    }
-    return TD_OK;
+    slice_ctx c = {.dim = d, .start = start, .len = len, .select = false};
+    return finish1("NarrowBackward", slice_backward, t, v, &c, sizeof c, out);
 }
 
 td_status td_select(td_tensor *t, int dim, int64_t index, td_tensor **out)
@@ -321,15 +323,9 @@ td_status td_select(td_tensor *t, int dim, int64_t index, td_tensor **out)
             stride[j++] = t->stride[k];
         }
     td_tensor *v = NULL;
-    td_node *node;
     TD_TRY(td_make_view(t, t->ndim - 1, shape, stride, t->offset + i * t->stride[d], &v));
-    TD_TRY(finish1("SelectBackward", slice_backward, t, v, out, &node));
-    if (node) {
-        node->iargs[0] = d;
-        node->iargs[1] = i;
-        node->iargs[3] = 1;
-    }
-    return TD_OK;
+    slice_ctx c = {.dim = d, .start = i, .len = 0, .select = true};
+    return finish1("SelectBackward", slice_backward, t, v, &c, sizeof c, out);
 }
 
 /* ---- broadcasting views ------------------------------------------------ */
@@ -369,9 +365,8 @@ td_status td_expand(td_tensor *t, int ndim, const int64_t *shape, td_tensor **ou
         }
     }
     td_tensor *v = NULL;
-    td_node *node;
     TD_TRY(td_make_view(t, ndim, s, stride, t->offset, &v));
-    return finish1("ExpandBackward", expand_backward, t, v, out, &node);
+    return finish1("ExpandBackward", expand_backward, t, v, NULL, 0, out);
 }
 
 /* ---- copies ---------------------------------------------------------- */
@@ -391,12 +386,11 @@ static td_status copy_as(td_tensor *t, td_dtype dt, bool channels_last, const ch
     td_tensor *c = NULL;
     TD_TRY(td_empty_layout_on(t->ndim, t->shape, dt, td_device_of(t), channels_last, &c));
     td_backend_of(t)->copy(c, t);
-    td_node *node;
     if (!td_dtype_is_float(dt) && t->requires_grad) { /* integer results carry no gradient */
         *out = c;
         return TD_OK;
     }
-    return finish1(name, copy_backward, t, c, out, &node);
+    return finish1(name, copy_backward, t, c, NULL, 0, out);
 }
 
 td_status td_contiguous(td_tensor *t, td_tensor **out)
@@ -440,22 +434,26 @@ td_status td_to_dtype(td_tensor *t, td_dtype dt, td_tensor **out)
 td_status td_detach_view_like(td_tensor *t, td_tensor **out)
 {
     td_tensor *v = NULL;
-    td_node *node;
     TD_TRY(td_make_view(t, t->ndim, t->shape, t->stride, t->offset, &v));
-    return finish1("AliasBackward", copy_backward, t, v, out, &node);
+    return finish1("AliasBackward", copy_backward, t, v, NULL, 0, out);
 }
 
 /* ---- joining and splitting ---------------------------------------- */
 
+typedef struct {
+    int dim;
+    int64_t sizes[]; /* each input's size along dim */
+} cat_ctx;
+
 static td_status cat_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
-    int dim = (int)n->iargs[0];
+    const cat_ctx *c = n->ctx;
     int64_t start = 0;
     for (int i = 0; i < n->n_next; i++) {
-        int64_t len = n->extra[i];
+        int64_t len = c->sizes[i];
         if (n->next[i]) {
             td_tensor *v = NULL;
-            TD_TRY(td_narrow(g, dim, start, len, &v));
+            TD_TRY(td_narrow(g, c->dim, start, len, &v));
             gi[i] = v;
         }
         start += len;
@@ -511,18 +509,20 @@ td_status td_cat(int n, td_tensor **ts, int dim, td_tensor **out)
         return TD_OK;
     }
     td_node *node;
+    cat_ctx *ctx = NULL;
     td_status st = td_node_new("CatBackward", cat_backward, n, ts, &node);
-    if (st == TD_OK && !(node->extra = malloc(sizeof(int64_t) * (size_t)n))) {
-        td_node_release(node);
-        st = td_error(TD_ENOMEM, 0, "out of memory in cat");
+    if (st == TD_OK) {
+        st = td_node_ctx(node, sizeof *ctx + sizeof(int64_t) * (size_t)n, (void **)&ctx);
+        if (st == TD_OK) {
+            ctx->dim = d;
+            for (int i = 0; i < n; i++) ctx->sizes[i] = ts[i]->shape[d];
+        }
+        st = td_node_finish(node, st, c);
     }
     if (st != TD_OK) {
         td_tensor_release(c);
         return st;
     }
-    node->iargs[0] = d;
-    for (int i = 0; i < n; i++) node->extra[i] = ts[i]->shape[d];
-    td_node_attach(node, c);
     *out = c;
     return TD_OK;
 }
