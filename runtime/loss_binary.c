@@ -9,46 +9,27 @@
  * derivatives, then td_loss_reduce_raw for "mean"/"sum", then one autograd
  * node whose backward multiplies the saved derivatives by the incoming
  * gradient. */
-#include "internal.h"
-#include "tide/losses.h"
+#include "loss_family.h"
 
 #include <math.h>
 
-typedef enum { K_BCE, K_BCE_LOGITS, K_FOCAL, K_ASL, K_SOFT_MARGIN, K_MULTILABEL } kind;
-
-typedef struct {
-    const char *name, *node;
-    kind k;
-    bool y_grad;  /* target takes a gradient (as PyTorch's) */
-    bool rowwise; /* one loss per row of the last dim */
-} loss_desc;
-
-static const loss_desc D_BCE = {"binary_cross_entropy", "BinaryCrossEntropyBackward", K_BCE, true, false};
-static const loss_desc D_BCEL = {"binary_cross_entropy_with_logits",
-                                 "BinaryCrossEntropyWithLogitsBackward", K_BCE_LOGITS, true, false};
-static const loss_desc D_FOCAL = {"sigmoid_focal_loss", "SigmoidFocalLossBackward", K_FOCAL, false, false};
-static const loss_desc D_ASL = {"asymmetric_loss", "AsymmetricLossBackward", K_ASL, false, false};
-static const loss_desc D_SOFT = {"soft_margin_loss", "SoftMarginLossBackward", K_SOFT_MARGIN, false, false};
-static const loss_desc D_MLSM = {"multilabel_soft_margin_loss", "MultilabelSoftMarginLossBackward",
-                                 K_MULTILABEL, true, true};
-
-static td_binary_loss_fn kernel_of(const td_tensor *x, kind k)
+static td_binary_loss_fn kernel_of(const td_tensor *x, td_binary_kind k)
 {
     const struct td_binary_loss_kernels *t = td_backend_of(x)->binary_loss;
     switch (k) {
-    case K_BCE: return t->bce;
-    case K_BCE_LOGITS: return t->bce_logits;
-    case K_FOCAL: return t->sigmoid_focal;
-    case K_ASL: return t->asymmetric;
-    case K_SOFT_MARGIN: return t->soft_margin;
-    case K_MULTILABEL: return t->multilabel_soft_margin;
+    case TD_BIN_BCE: return t->bce;
+    case TD_BIN_BCE_LOGITS: return t->bce_logits;
+    case TD_BIN_FOCAL: return t->sigmoid_focal;
+    case TD_BIN_ASL: return t->asymmetric;
+    case TD_BIN_SOFT_MARGIN: return t->soft_margin;
+    case TD_BIN_MULTILABEL: return t->multilabel_soft_margin;
     }
     return NULL;
 }
 
 /* ---- argument checks ------------------------------------------------------ */
 
-static td_status check_float_opt(const loss_desc *d, const char *what, const td_tensor *t, const td_tensor *x)
+static td_status check_float_opt(const td_loss_def *d, const char *what, const td_tensor *t, const td_tensor *x)
 {
     char a[64], b[64];
     if (!td_dtype_is_float(t->dtype))
@@ -69,7 +50,7 @@ static td_status check_float_opt(const loss_desc *d, const char *what, const td_
     return TD_OK;
 }
 
-static td_status check_inputs(const loss_desc *d, const td_tensor *x, const td_tensor *y, const td_tensor *w,
+static td_status check_inputs(const td_loss_def *d, const td_tensor *x, const td_tensor *y, const td_tensor *w,
                               const td_tensor *pw)
 {
     char a[64], b[64];
@@ -78,7 +59,7 @@ static td_status check_inputs(const loss_desc *d, const td_tensor *x, const td_t
                         td_dtype_name(x->dtype));
     if (!td_dtype_is_float(y->dtype))
         return td_error(TD_EDTYPE, 2, "%s needs a float target (%s), got %s: class indices are not targets here",
-                        d->name, d->k == K_SOFT_MARGIN ? "of 1 and -1" : "of probabilities",
+                        d->name, d->kind == TD_BIN_SOFT_MARGIN ? "of 1 and -1" : "of probabilities",
                         td_dtype_name(y->dtype));
     if (y->dtype != x->dtype)
         return td_error(TD_EDTYPE, 2, "%s needs target of input's dtype %s, got %s", d->name,
@@ -86,9 +67,9 @@ static td_status check_inputs(const loss_desc *d, const td_tensor *x, const td_t
     if (!td_same_shape(x, y))
         return td_error(TD_ESHAPE, 2, "%s needs target of input's shape, got input %s and target %s", d->name,
                         td_shape_str(x, a, sizeof a), td_shape_str(y, b, sizeof b));
-    if (d->rowwise && x->ndim == 0)
+    if (d->kind == TD_BIN_MULTILABEL && x->ndim == 0)
         return td_error(TD_ESHAPE, 1, "%s needs input of shape (C) or (N, C), got a 0-dim tensor", d->name);
-    if (!d->y_grad && y->requires_grad && td_grad_enabled())
+    if (!d->target_grad && y->requires_grad && td_grad_enabled())
         return td_error(TD_EGRAD, 2, "%s is not differentiable with respect to target (detach it)", d->name);
     if (w) TD_TRY(check_float_opt(d, "weight", w, x));
     if (pw) TD_TRY(check_float_opt(d, "pos_weight", pw, x));
@@ -115,17 +96,23 @@ fail:
 
 /* ---- backward ------------------------------------------------------------- */
 
-/* iargs: [0] gradient comes per row (multilabel, "none"), [1] and [2] the
- * saved slot of d/dx and d/dy (-1 = none) */
+/* the derivatives the forward kernel wrote, saved for the inputs that want
+ * them */
+typedef struct {
+    bool per_row; /* the gradient comes per row (multilabel, "none") */
+    td_tensor *d[2]; /* d/dx, d/dy, or NULL */
+} binary_ctx;
+
 static td_status binary_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
+    const binary_ctx *c = n->ctx;
     td_tensor *gv = NULL, *prod = NULL;
     td_status st = TD_OK;
     bool scalar = td_numel(g) == 1 && g->ndim == 0;
     double gs = 0;
     if (scalar) {
         TD_CHECK(td_read_flat(g, 0, &gs));
-    } else if (n->iargs[0]) {
+    } else if (c->per_row) {
         int64_t shape[TD_MAX_DIMS];
         int nd = n->in_ndim[0];
         memcpy(shape, n->in_shape[0], sizeof(int64_t) * (size_t)nd);
@@ -136,13 +123,8 @@ static td_status binary_backward(td_node *n, td_tensor *g, td_tensor **gi)
         gv = g;
     }
     for (int i = 0; i < 2; i++) {
-        int slot = (int)n->iargs[1 + i];
-        if (!n->next[i] || slot < 0) continue;
-        td_tensor *d = td_node_saved(n, slot);
-        if (!d) {
-            st = td_error(TD_EGRAD, 0, "%s: saved tensors were freed (backward twice? use retain_graph)", n->name);
-            goto fail;
-        }
+        td_tensor *d = c->d[i];
+        if (!n->next[i] || !d) continue;
         if (scalar)
             TD_CHECK(td_binary_scalar(TD_MUL, d, gs, false, &prod));
         else
@@ -159,30 +141,38 @@ fail:
 
 /* ---- the shared front-end ------------------------------------------------- */
 
-static td_status run(const loss_desc *d, td_tensor *x, td_tensor *y, td_tensor *w, td_tensor *pw,
-                     td_binary_loss_args *a, td_reduction r, td_tensor **out)
+td_status td_binary_loss_run(const td_loss_def *d, td_tensor *const *ins, const void *opts, td_tensor **out)
 {
+    const td_binary_loss_opts *o = opts;
+    td_tensor *x = ins[0], *y = ins[1];
+    td_binary_kind k = (td_binary_kind)d->kind;
+    bool rowwise = k == TD_BIN_MULTILABEL;
+    td_tensor *w = k == TD_BIN_BCE || k == TD_BIN_BCE_LOGITS || k == TD_BIN_MULTILABEL ? o->weight : NULL;
+    td_tensor *pw = k == TD_BIN_BCE_LOGITS ? o->pos_weight : NULL;
+    td_reduction r = o->reduction;
+    td_binary_loss_args args = {0}, *a = &args;
+    if (k == TD_BIN_BCE_LOGITS) a->smoothing = o->label_smoothing;
+    if (k == TD_BIN_FOCAL) a->alpha = o->alpha, a->gamma = o->gamma;
+    if (k == TD_BIN_ASL) a->gamma_pos = o->gamma_pos, a->gamma_neg = o->gamma_neg, a->clip = o->clip, a->eps = o->eps;
     TD_TRY(check_inputs(d, x, y, w, pw));
     td_tensor *on[4] = {x, y, w, pw};
     TD_TRY(td_same_device(4, on));
-    if (!td_backend_of(x)->binary_loss)
-        return td_error(TD_EINVAL, 1, "%s is not implemented on %s yet", d->name, td_backend_of(x)->name);
     td_tensor *t[8] = {NULL}; /* cx, cy, cw, cpw, loss, dx, dy, res */
     td_node *node = NULL;
     td_status st;
     int64_t n = td_numel(x);
-    int64_t C = d->rowwise ? x->shape[x->ndim - 1] : 1;
-    int64_t count = d->rowwise ? td_shape_numel(x->ndim - 1, x->shape) : n;
+    int64_t C = rowwise ? x->shape[x->ndim - 1] : 1;
+    int64_t count = rowwise ? td_shape_numel(x->ndim - 1, x->shape) : n;
     td_tensor *in[2] = {x, y};
     bool need = td_needs_grad(2, in);
-    bool want_dx = need && x->requires_grad, want_dy = need && d->y_grad && y->requires_grad;
+    bool want_dx = need && x->requires_grad, want_dy = need && d->target_grad && y->requires_grad;
 
     TD_CHECK(dense(x, x, &t[0]));
     TD_CHECK(dense(y, x, &t[1]));
     if (w) TD_CHECK(dense(w, x, &t[2]));
     if (pw) TD_CHECK(dense(pw, x, &t[3]));
     td_device dev = td_device_of(x);
-    if (d->rowwise)
+    if (rowwise)
         TD_CHECK(td_empty_on(x->ndim - 1, x->shape, x->dtype, dev, &t[4]));
     else
         TD_CHECK(td_empty_on(x->ndim, x->shape, x->dtype, dev, &t[4]));
@@ -191,15 +181,15 @@ static td_status run(const loss_desc *d, td_tensor *x, td_tensor *y, td_tensor *
 
     a->scale = r == TD_REDUCE_MEAN ? 1.0 / (double)(count > 0 ? count : 1) : 1.0;
     a->cols = C;
-    if (d->rowwise && C == 0) {
+    if (rowwise && C == 0) {
         /* a sum over no classes divided by C = 0, as PyTorch: NaN */
         td_backend_of(x)->fill(t[4], NAN);
     } else {
-        int64_t bad = kernel_of(x, d->k)(a, n, t[4], t[5], t[6], t[0], t[1], t[2], t[3]);
+        int64_t bad = kernel_of(x, k)(a, n, t[4], t[5], t[6], t[0], t[1], t[2], t[3]);
         if (bad >= 0) {
             double v = 0;
-            TD_CHECK(td_read_flat(d->k == K_BCE ? t[0] : t[1], bad, &v));
-            if (d->k == K_BCE)
+            TD_CHECK(td_read_flat(k == TD_BIN_BCE ? t[0] : t[1], bad, &v));
+            if (k == TD_BIN_BCE)
                 st = td_error(TD_EINVAL, 1, "%s needs input (probabilities) in [0, 1], got %g at element %lld",
                               d->name, v, (long long)bad);
             else
@@ -216,17 +206,11 @@ static td_status run(const loss_desc *d, td_tensor *x, td_tensor *y, td_tensor *
     }
     if (need) {
         TD_CHECK(td_node_new(d->node, binary_backward, 2, in, &node));
-        node->iargs[0] = d->rowwise && r == TD_REDUCE_NONE;
-        node->iargs[1] = node->iargs[2] = -1;
-        int slot = 0;
-        if (want_dx) {
-            TD_CHECK(td_node_save(node, t[5]));
-            node->iargs[1] = slot++;
-        }
-        if (want_dy) {
-            TD_CHECK(td_node_save(node, t[6]));
-            node->iargs[2] = slot++;
-        }
+        binary_ctx *c;
+        TD_CHECK(TD_NODE_CTX(node, &c));
+        c->per_row = rowwise && r == TD_REDUCE_NONE;
+        if (want_dx) TD_CHECK(td_node_keep(node, t[5], &c->d[0]));
+        if (want_dy) TD_CHECK(td_node_keep(node, t[6], &c->d[1]));
         td_node_attach(node, t[7]);
         node = NULL;
     }
@@ -236,80 +220,4 @@ fail:
     if (node) td_node_release(node);
     td_release_many(8, t);
     return st;
-}
-
-/* ---- the losses ----------------------------------------------------------- */
-
-void td_bce_opts_default(td_bce_opts *o) { *o = (td_bce_opts){NULL, TD_REDUCE_MEAN}; }
-void td_bce_logits_opts_default(td_bce_logits_opts *o) { *o = (td_bce_logits_opts){NULL, NULL, 0, TD_REDUCE_MEAN}; }
-void td_sigmoid_focal_opts_default(td_sigmoid_focal_opts *o) { *o = (td_sigmoid_focal_opts){0.25, 2, TD_REDUCE_NONE}; }
-void td_multilabel_soft_margin_opts_default(td_multilabel_soft_margin_opts *o)
-{
-    *o = (td_multilabel_soft_margin_opts){NULL, TD_REDUCE_MEAN};
-}
-void td_asymmetric_opts_default(td_asymmetric_opts *o) { *o = (td_asymmetric_opts){0, 4, 0.05, 1e-8, TD_REDUCE_MEAN}; }
-void td_soft_margin_opts_default(td_soft_margin_opts *o) { *o = (td_soft_margin_opts){TD_REDUCE_MEAN}; }
-
-static td_status nonneg(const char *loss, const char *opt, double v)
-{
-    if (!(v >= 0) || isinf(v))
-        return td_error(TD_EINVAL, 3, "%s needs %s >= 0 (and finite), got %g", loss, opt, v);
-    return TD_OK;
-}
-
-td_status td_binary_cross_entropy(td_tensor *p, td_tensor *y, const td_bce_opts *o, td_tensor **out)
-{
-    td_binary_loss_args a = {0};
-    return run(&D_BCE, p, y, o->weight, NULL, &a, o->reduction, out);
-}
-
-td_status td_binary_cross_entropy_with_logits(td_tensor *x, td_tensor *y, const td_bce_logits_opts *o,
-                                              td_tensor **out)
-{
-    double e = o->label_smoothing;
-    if (!(e >= 0 && e <= 1))
-        return td_error(TD_EINVAL, 3, "%s needs label_smoothing in [0, 1], got %g", D_BCEL.name, e);
-    td_binary_loss_args a = {0};
-    a.smoothing = e;
-    return run(&D_BCEL, x, y, o->weight, o->pos_weight, &a, o->reduction, out);
-}
-
-td_status td_sigmoid_focal_loss(td_tensor *x, td_tensor *y, const td_sigmoid_focal_opts *o, td_tensor **out)
-{
-    TD_TRY(nonneg(D_FOCAL.name, "gamma", o->gamma));
-    if (isnan(o->alpha) || isinf(o->alpha))
-        return td_error(TD_EINVAL, 3, "%s needs a finite alpha (negative = off), got %g", D_FOCAL.name, o->alpha);
-    td_binary_loss_args a = {0};
-    a.alpha = o->alpha;
-    a.gamma = o->gamma;
-    return run(&D_FOCAL, x, y, NULL, NULL, &a, o->reduction, out);
-}
-
-td_status td_multilabel_soft_margin_loss(td_tensor *x, td_tensor *y, const td_multilabel_soft_margin_opts *o,
-                                         td_tensor **out)
-{
-    td_binary_loss_args a = {0};
-    return run(&D_MLSM, x, y, o->weight, NULL, &a, o->reduction, out);
-}
-
-td_status td_asymmetric_loss(td_tensor *x, td_tensor *y, const td_asymmetric_opts *o, td_tensor **out)
-{
-    TD_TRY(nonneg(D_ASL.name, "gamma_pos", o->gamma_pos));
-    TD_TRY(nonneg(D_ASL.name, "gamma_neg", o->gamma_neg));
-    if (!(o->clip >= 0 && o->clip <= 1))
-        return td_error(TD_EINVAL, 3, "%s needs clip in [0, 1], got %g", D_ASL.name, o->clip);
-    if (!(o->eps > 0 && o->eps < 1))
-        return td_error(TD_EINVAL, 3, "%s needs eps in (0, 1), got %g", D_ASL.name, o->eps);
-    td_binary_loss_args a = {0};
-    a.gamma_pos = o->gamma_pos;
-    a.gamma_neg = o->gamma_neg;
-    a.clip = o->clip;
-    a.eps = o->eps;
-    return run(&D_ASL, x, y, NULL, NULL, &a, o->reduction, out);
-}
-
-td_status td_soft_margin_loss(td_tensor *x, td_tensor *y, const td_soft_margin_opts *o, td_tensor **out)
-{
-    td_binary_loss_args a = {0};
-    return run(&D_SOFT, x, y, NULL, NULL, &a, o->reduction, out);
 }

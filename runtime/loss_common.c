@@ -1,7 +1,6 @@
 /* What every loss front-end shares: reduction names and the deterministic
  * sum of a per-element loss buffer. */
-#include "internal.h"
-#include "tide/losses.h"
+#include "loss_family.h"
 
 static const char *names[] = {"none", "mean", "sum", "batchmean"};
 
@@ -61,4 +60,14 @@ td_status td_read_flat(const td_tensor *t, int64_t i, double *out)
     td_status st = td_item(one, out);
     td_tensor_release(one);
     return st;
+}
+
+td_status td_loss_dense(td_tensor *t, int dt, td_tensor **out)
+{
+    td_dtype want = dt < 0 ? t->dtype : (td_dtype)dt;
+    if (t->dtype == want && td_is_contiguous(t))
+        return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
+    TD_TRY(td_empty_on(t->ndim, t->shape, want, td_device_of(t), out));
+    td_backend_of(t)->copy(*out, t);
+    return TD_OK;
 }

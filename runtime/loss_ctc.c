@@ -2,17 +2,11 @@
  * one autograd node whose backward runs the beta recursion.
  *
  * Lengths and target offsets are read to the host once (PyTorch keeps them
- * there too); the node keeps them in its `extra` array, and saves
- * log_probs, the int64 targets, the per-sample nll and the alpha table. */
-#include "internal.h"
+ * there too); the node's context keeps them, and saves log_probs, the
+ * int64 targets, the per-sample nll and the alpha table. */
+#include "loss_family.h"
 
 #include <math.h>
-
-td_ctc_options td_ctc_defaults(void)
-{
-    td_ctc_options o = {.blank = 0, .reduction = TD_REDUCE_MEAN, .zero_infinity = false};
-    return o;
-}
 
 /* a contiguous int64 copy of t on device dev (or a view when it already
  * is one there); records nothing */
@@ -165,20 +159,22 @@ static td_status batched_view(td_tensor *lp, bool unbatched, td_tensor **out)
 
 /* ---- backward --------------------------------------------------------- */
 
-enum { A_T, A_N, A_C, A_S, A_BLANK, A_REDUCTION, A_ZERO_INF, A_UNBATCHED };
+typedef struct {
+    td_ctc_plan p; /* its arrays point into host */
+    td_reduction reduction;
+    bool zero_infinity, unbatched;
+    td_tensor *log_probs, *targets, *nll, *log_alpha;
+    int64_t host[]; /* input lengths, target lengths, target offsets: N each */
+} ctc_ctx;
 
 static td_status ctc_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
-    td_tensor *lp = td_node_saved(n, 0), *targets = td_node_saved(n, 1), *nll = td_node_saved(n, 2),
-              *log_alpha = td_node_saved(n, 3);
+    const ctc_ctx *c = n->ctx;
+    td_tensor *lp = c->log_probs, *targets = c->targets, *nll = c->nll, *log_alpha = c->log_alpha;
     td_tensor *lp3 = NULL, *cg = NULL, *grad = NULL, *log_beta = NULL, *g2 = NULL;
     td_status st;
-    td_ctc_plan p = {.T = n->iargs[A_T], .N = n->iargs[A_N], .C = n->iargs[A_C], .S = n->iargs[A_S],
-                     .blank = n->iargs[A_BLANK]};
-    p.input_len = n->extra;
-    p.target_len = n->extra + p.N;
-    p.tg_offset = n->extra + 2 * p.N;
-    bool unbatched = n->iargs[A_UNBATCHED];
+    td_ctc_plan p = c->p;
+    bool unbatched = c->unbatched;
     TD_CHECK(batched_view(lp, unbatched, &lp3));
     if (g->dtype == lp->dtype)
         TD_CHECK(td_make_view(g, g->ndim, g->shape, g->stride, g->offset, &cg));
@@ -187,8 +183,8 @@ static td_status ctc_backward(td_node *n, td_tensor *g, td_tensor **gi)
     int64_t gshape[3] = {p.T, p.N, p.C}, lshape[3] = {p.N, p.T, 2 * p.S + 1};
     TD_CHECK(td_empty_on(3, gshape, lp->dtype, td_device_of(lp), &grad));
     TD_CHECK(td_empty_on(3, lshape, lp->dtype, td_device_of(lp), &log_beta));
-    td_backend_of(lp)->ctc_loss->backward(grad, log_beta, cg, (td_reduction)n->iargs[A_REDUCTION], lp3,
-                                          targets, nll, log_alpha, &p, n->iargs[A_ZERO_INF]);
+    td_backend_of(lp)->ctc_loss->backward(grad, log_beta, cg, c->reduction, lp3,
+                                          targets, nll, log_alpha, &p, c->zero_infinity);
     if (unbatched) {
         int64_t shape[2] = {p.T, p.C};
         TD_CHECK(td_view(grad, 2, shape, &g2));
@@ -207,16 +203,10 @@ fail:
 
 /* ---- forward ---------------------------------------------------------- */
 
-td_status td_ctc_loss(td_tensor *log_probs, td_tensor *targets, td_tensor *input_lengths,
-                      td_tensor *target_lengths, const td_ctc_options *opt, td_tensor **out)
+td_status td_ctc_loss_run(const td_loss_def *d, td_tensor *const *in, const void *opts, td_tensor **out)
 {
-    td_ctc_options def = td_ctc_defaults();
-    if (!opt) opt = &def;
-    if (opt->reduction != TD_REDUCE_NONE && opt->reduction != TD_REDUCE_MEAN && opt->reduction != TD_REDUCE_SUM)
-        return td_error(TD_EINVAL, 5, "unknown reduction '%s' (expected 'none', 'mean' or 'sum')",
-                        td_reduction_name(opt->reduction));
-    if (!td_backend_of(log_probs)->ctc_loss)
-        return td_error(TD_EINVAL, 1, "ctc_loss is not implemented on %s yet", td_backend_of(log_probs)->name);
+    const td_ctc_loss_opts *opt = opts;
+    td_tensor *log_probs = in[0], *targets = in[1], *input_lengths = in[2], *target_lengths = in[3];
     ctc_args a = {0};
     td_tensor *lp3 = NULL, *nll = NULL, *elem = NULL, *log_alpha = NULL, *res = NULL;
     td_node *node = NULL;
@@ -237,21 +227,22 @@ td_status td_ctc_loss(td_tensor *log_probs, td_tensor *targets, td_tensor *input
         TD_CHECK(td_loss_reduce_raw(elem, opt->reduction, (double)p->N, &res));
 
     if (td_needs_grad(1, &log_probs)) {
-        TD_CHECK(td_node_new("CtcLossBackward", ctc_backward, 1, &log_probs, &node));
-        node->iargs[A_T] = p->T;
-        node->iargs[A_N] = p->N;
-        node->iargs[A_C] = p->C;
-        node->iargs[A_S] = p->S;
-        node->iargs[A_BLANK] = p->blank;
-        node->iargs[A_REDUCTION] = opt->reduction;
-        node->iargs[A_ZERO_INF] = opt->zero_infinity;
-        node->iargs[A_UNBATCHED] = a.unbatched;
-        node->extra = a.host;
-        a.host = NULL;
-        TD_CHECK(td_node_save(node, log_probs));
-        TD_CHECK(td_node_save(node, a.targets));
-        TD_CHECK(td_node_save(node, nll));
-        TD_CHECK(td_node_save(node, log_alpha));
+        TD_CHECK(td_node_new(d->node, ctc_backward, 1, &log_probs, &node));
+        ctc_ctx *c;
+        size_t nh = 3 * (size_t)p->N;
+        TD_CHECK(td_node_ctx(node, sizeof *c + nh * sizeof(int64_t), (void **)&c));
+        memcpy(c->host, a.host, nh * sizeof(int64_t));
+        c->p = *p;
+        c->p.input_len = c->host;
+        c->p.target_len = c->host + p->N;
+        c->p.tg_offset = c->host + 2 * p->N;
+        c->reduction = opt->reduction;
+        c->zero_infinity = opt->zero_infinity;
+        c->unbatched = a.unbatched;
+        TD_CHECK(td_node_keep(node, log_probs, &c->log_probs));
+        TD_CHECK(td_node_keep(node, a.targets, &c->targets));
+        TD_CHECK(td_node_keep(node, nll, &c->nll));
+        TD_CHECK(td_node_keep(node, log_alpha, &c->log_alpha));
         td_node_attach(node, res);
         node = NULL;
     }

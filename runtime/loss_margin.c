@@ -1,7 +1,7 @@
 /* The margin losses' front-ends: argument checks, one fused kernel per
  * loss, the reduction, and one autograd node whose backward is a
  * closed-form kernel. See docs/losses.md, "Margin losses". */
-#include "internal.h"
+#include "loss_family.h"
 
 #include <math.h>
 
@@ -17,14 +17,6 @@ static td_status same_place(const char *loss, int n, td_tensor *const *ts)
 }
 
 /* ---- shared checks ------------------------------------------------------ */
-
-static td_status need_float(const char *loss, const char *what, const td_tensor *t, int arg)
-{
-    if (t->dtype != TD_FLOAT32 && t->dtype != TD_FLOAT64)
-        return td_error(TD_EDTYPE, arg, "%s: %s must be float32 or float64, got %s", loss, what,
-                        td_dtype_name(t->dtype));
-    return TD_OK;
-}
 
 static td_status same_dtype(const char *loss, const char *what, const td_tensor *t, td_dtype dt,
                             int arg)
@@ -79,8 +71,15 @@ static td_status raw(td_tensor *t, td_dtype dt, int ndim, const int64_t *shape, 
 
 /* ---- the node: what every backward shares ---------------------------------- */
 
-/* iargs: 0 reduction, 1 rows n, 2 row length, 3 p (multi_margin), 4 swap;
- * dargs: 0 margin, 1 p (triplet), 2 eps */
+/* what every backward reads */
+typedef struct {
+    td_reduction reduction;
+    int64_t rows, len;     /* rows of len values (or 1) */
+    td_margin_loss_opts o; /* margin, p, eps, swap */
+    td_tensor *in[3];      /* the inputs as the kernels read them, in the row's order */
+    td_tensor *weight;     /* multi_margin's class weights, or NULL */
+} margin_ctx;
+
 typedef struct {
     td_tensor *gy;
     double scale;
@@ -88,8 +87,8 @@ typedef struct {
 
 static td_status grad_setup(td_node *n, td_tensor *grad, grad_in *g)
 {
-    int64_t rows = n->iargs[1];
-    g->scale = (n->iargs[0] == TD_REDUCE_MEAN && rows > 0) ? 1.0 / (double)rows : 1.0;
+    const margin_ctx *k = n->ctx;
+    g->scale = (k->reduction == TD_REDUCE_MEAN && k->rows > 0) ? 1.0 / (double)k->rows : 1.0;
     td_tensor *c = NULL;
     TD_TRY(td_contiguous(grad, &c));
     if (c->dtype != n->in_dtype[0]) {
@@ -124,26 +123,31 @@ static td_status grads_out(td_node *n, int k, td_tensor **bufs, td_tensor **grad
 }
 
 /* reduce the per-sample loss `elem` and, when any of the k inputs needs a
- * gradient, record the node (saving the `ns` tensors in `save`) */
-static td_status finish(const char *name, td_backward_fn fn, td_tensor *elem, td_reduction r,
-                        int k, td_tensor *const *inputs, int ns, td_tensor *const *save,
-                        const int64_t *iargs, const double *dargs, td_tensor **out)
+ * gradient, record the node (saving the `ns` tensors in `save` and weight) */
+static td_status finish(const td_loss_def *d, td_backward_fn fn, td_tensor *elem, const td_margin_loss_opts *o,
+                        int k, td_tensor *const *inputs, int ns, td_tensor *const *save, td_tensor *weight,
+                        int64_t rows, int64_t len, td_tensor **out)
 {
     td_tensor *res = NULL;
     td_node *node = NULL;
     td_status st = TD_OK;
-    if (r == TD_REDUCE_NONE) {
+    if (o->reduction == TD_REDUCE_NONE) {
         td_tensor_retain(elem);
         res = elem;
     } else {
-        TD_CHECK(td_loss_reduce_raw(elem, r, (double)td_numel(elem), &res));
+        TD_CHECK(td_loss_reduce_raw(elem, o->reduction, (double)td_numel(elem), &res));
     }
     if (td_needs_grad(k, inputs)) {
-        TD_CHECK(td_node_new(name, fn, k, inputs, &node));
-        for (int i = 0; i < ns; i++) TD_CHECK(td_node_save(node, save[i]));
-        for (int i = 0; i < 5; i++) node->iargs[i] = iargs[i];
-        for (int i = 0; i < 3; i++) node->dargs[i] = dargs[i];
-        node->iargs[0] = r;
+        TD_CHECK(td_node_new(d->node, fn, k, inputs, &node));
+        margin_ctx *c;
+        TD_CHECK(TD_NODE_CTX(node, &c));
+        c->reduction = o->reduction;
+        c->rows = rows;
+        c->len = len;
+        c->o = *o;
+        c->o.weight = NULL;
+        for (int i = 0; i < ns; i++) TD_CHECK(td_node_keep(node, save[i], &c->in[i]));
+        if (weight) TD_CHECK(td_node_keep(node, weight, &c->weight));
         td_node_attach(node, res);
         node = NULL;
     }
@@ -175,26 +179,26 @@ static td_status first_bad(td_tensor *target, int64_t count, int64_t lo, int64_t
 
 static td_status multi_margin_backward(td_node *n, td_tensor *grad, td_tensor **gi)
 {
-    td_tensor *x = td_node_saved(n, 0), *t = td_node_saved(n, 1);
-    td_tensor *w = n->n_saved > 2 ? td_node_saved(n, 2) : NULL;
+    const margin_ctx *c = n->ctx;
+    td_tensor *x = c->in[0], *t = c->in[1], *w = c->weight;
     grad_in g;
     TD_TRY(grad_setup(n, grad, &g));
     td_tensor *gx = NULL;
     td_status st = grad_buf(n, 0, x, &gx);
     if (st == TD_OK && gx)
-        K(x)->multi_margin_backward(gx, g.gy, g.scale, x, t, w, (int)n->iargs[3], n->dargs[0],
-                                    n->iargs[1], n->iargs[2]);
+        K(x)->multi_margin_backward(gx, g.gy, g.scale, x, t, w, (int)c->o.p, c->o.margin,
+                                    c->rows, c->len);
     td_tensor_release(g.gy);
     if (st != TD_OK) return st;
     return grads_out(n, 1, &gx, gi);
 }
 
-td_status td_multi_margin_loss(td_tensor *input, td_tensor *target, const td_multi_margin_opts *o,
+static td_status multi_margin_loss(const td_loss_def *def, td_tensor *input, td_tensor *target, const td_multi_margin_opts *o,
                                td_tensor **out)
 {
     static const char *L = "multi_margin_loss";
     char s1[96], s2[96];
-    TD_TRY(need_float(L, "input", input, 1));
+    TD_TRY(td_need_float(input->dtype, 1, L, "input"));
     if (input->ndim < 1 || input->ndim > 2 || input->shape[input->ndim - 1] == 0)
         return td_error(TD_ESHAPE, 1, "%s: input must be (N, C) or (C) with C > 0, got shape %s", L,
                         (shape_of(input, s1, sizeof s1), s1));
@@ -218,10 +222,8 @@ td_status td_multi_margin_loss(td_tensor *input, td_tensor *target, const td_mul
             return td_error(TD_ERANGE, 2, "%s: target %lld at position %lld is outside [0, %lld)", L,
                             (long long)v, (long long)i, (long long)c);
     }
-    if (o->p != 1 && o->p != 2)
-        return td_error(TD_EINVAL, 3, "%s: p must be 1 or 2, got %d", L, o->p);
     if (o->weight) {
-        TD_TRY(need_float(L, "weight", o->weight, 3));
+        TD_TRY(td_need_float(o->weight->dtype, 3, L, "weight"));
         TD_TRY(same_dtype(L, "weight", o->weight, input->dtype, 3));
         if (o->weight->ndim != 1 || o->weight->shape[0] != c)
             return td_error(TD_ESHAPE, 3, "%s: weight must have shape (%lld), one per class, got %s", L,
@@ -237,13 +239,10 @@ td_status td_multi_margin_loss(td_tensor *input, td_tensor *target, const td_mul
         TD_CHECK(td_empty_on(1, &n, input->dtype, td_device_of(input), &elem));
     else
         TD_CHECK(td_empty_on(target->ndim, target->shape, input->dtype, td_device_of(input), &elem));
-    K(input)->multi_margin(elem, x, t, w, o->p, o->margin, n, c);
+    K(input)->multi_margin(elem, x, t, w, (int)o->p, o->margin, n, c);
     {
         td_tensor *save[3] = {x, t, w};
-        int64_t ia[5] = {0, n, c, o->p, 0};
-        double da[3] = {o->margin, 0, 0};
-        TD_CHECK(finish("MultiMarginLossBackward", multi_margin_backward, elem, o->reduction, 1,
-                        &input, w ? 3 : 2, save, ia, da, out));
+        TD_CHECK(finish(def, multi_margin_backward, elem, o, 1, &input, 2, save, w, n, c, out));
     }
 fail:
     td_tensor_release(x);
@@ -257,24 +256,25 @@ fail:
 
 static td_status multilabel_margin_backward(td_node *n, td_tensor *grad, td_tensor **gi)
 {
-    td_tensor *x = td_node_saved(n, 0), *t = td_node_saved(n, 1);
+    const margin_ctx *c = n->ctx;
+    td_tensor *x = c->in[0], *t = c->in[1];
     grad_in g;
     TD_TRY(grad_setup(n, grad, &g));
     td_tensor *gx = NULL;
     td_status st = grad_buf(n, 0, x, &gx);
     if (st == TD_OK && gx)
-        K(x)->multilabel_margin_backward(gx, g.gy, g.scale, x, t, n->iargs[1], n->iargs[2]);
+        K(x)->multilabel_margin_backward(gx, g.gy, g.scale, x, t, c->rows, c->len);
     td_tensor_release(g.gy);
     if (st != TD_OK) return st;
     return grads_out(n, 1, &gx, gi);
 }
 
-td_status td_multilabel_margin_loss(td_tensor *input, td_tensor *target,
+static td_status multilabel_margin_loss(const td_loss_def *def, td_tensor *input, td_tensor *target,
                                     const td_multilabel_margin_opts *o, td_tensor **out)
 {
     static const char *L = "multilabel_margin_loss";
     char s1[96], s2[96];
-    TD_TRY(need_float(L, "input", input, 1));
+    TD_TRY(td_need_float(input->dtype, 1, L, "input"));
     if (input->ndim < 1 || input->ndim > 2 || input->shape[input->ndim - 1] == 0)
         return td_error(TD_ESHAPE, 1, "%s: input must be (N, C) or (C) with C > 0, got shape %s", L,
                         (shape_of(input, s1, sizeof s1), s1));
@@ -304,10 +304,7 @@ td_status td_multilabel_margin_loss(td_tensor *input, td_tensor *target,
     K(input)->multilabel_margin(elem, x, t, n, c);
     {
         td_tensor *save[2] = {x, t};
-        int64_t ia[5] = {0, n, c, 0, 0};
-        double da[3] = {0, 0, 0};
-        TD_CHECK(finish("MultilabelMarginLossBackward", multilabel_margin_backward, elem, o->reduction,
-                        1, &input, 2, save, ia, da, out));
+        TD_CHECK(finish(def, multilabel_margin_backward, elem, o, 1, &input, 2, save, NULL, n, c, out));
     }
 fail:
     td_tensor_release(x);
@@ -320,24 +317,25 @@ fail:
 
 static td_status hinge_embedding_backward(td_node *n, td_tensor *grad, td_tensor **gi)
 {
-    td_tensor *x = td_node_saved(n, 0), *y = td_node_saved(n, 1);
+    const margin_ctx *c = n->ctx;
+    td_tensor *x = c->in[0], *y = c->in[1];
     grad_in g;
     TD_TRY(grad_setup(n, grad, &g));
     td_tensor *gx = NULL;
     td_status st = grad_buf(n, 0, x, &gx);
     if (st == TD_OK && gx)
-        K(x)->hinge_embedding_backward(gx, g.gy, g.scale, x, y, n->dargs[0], n->iargs[1]);
+        K(x)->hinge_embedding_backward(gx, g.gy, g.scale, x, y, c->o.margin, c->rows);
     td_tensor_release(g.gy);
     if (st != TD_OK) return st;
     return grads_out(n, 1, &gx, gi);
 }
 
-td_status td_hinge_embedding_loss(td_tensor *input, td_tensor *target,
+static td_status hinge_embedding_loss(const td_loss_def *def, td_tensor *input, td_tensor *target,
                                   const td_hinge_embedding_opts *o, td_tensor **out)
 {
     static const char *L = "hinge_embedding_loss";
     char s1[96], s2[96];
-    TD_TRY(need_float(L, "input", input, 1));
+    TD_TRY(td_need_float(input->dtype, 1, L, "input"));
     TD_TRY(check_label(L, "target", target, input->dtype, 2));
     {
         td_tensor *on[2] = {input, target};
@@ -357,10 +355,7 @@ td_status td_hinge_embedding_loss(td_tensor *input, td_tensor *target,
     K(input)->hinge_embedding(elem, x, y, o->margin, n);
     {
         td_tensor *save[2] = {x, y};
-        int64_t ia[5] = {0, n, 1, 0, 0};
-        double da[3] = {o->margin, 0, 0};
-        TD_CHECK(finish("HingeEmbeddingLossBackward", hinge_embedding_backward, elem, o->reduction, 1,
-                        &input, 2, save, ia, da, out));
+        TD_CHECK(finish(def, hinge_embedding_backward, elem, o, 1, &input, 2, save, NULL, n, 1, out));
     }
 fail:
     td_tensor_release(x);
@@ -373,15 +368,16 @@ fail:
 
 static td_status cosine_embedding_backward(td_node *n, td_tensor *grad, td_tensor **gi)
 {
-    td_tensor *a = td_node_saved(n, 0), *b = td_node_saved(n, 1), *y = td_node_saved(n, 2);
+    const margin_ctx *c = n->ctx;
+    td_tensor *a = c->in[0], *b = c->in[1], *y = c->in[2];
     grad_in g;
     TD_TRY(grad_setup(n, grad, &g));
     td_tensor *bufs[2] = {NULL, NULL};
     td_status st = grad_buf(n, 0, a, &bufs[0]);
     if (st == TD_OK) st = grad_buf(n, 1, b, &bufs[1]);
     if (st == TD_OK)
-        K(a)->cosine_embedding_backward(bufs[0], bufs[1], g.gy, g.scale, a, b, y, n->dargs[0],
-                                        n->iargs[1], n->iargs[2]);
+        K(a)->cosine_embedding_backward(bufs[0], bufs[1], g.gy, g.scale, a, b, y, c->o.margin,
+                                        c->rows, c->len);
     td_tensor_release(g.gy);
     if (st != TD_OK) {
         td_release_many(2, bufs);
@@ -390,13 +386,13 @@ static td_status cosine_embedding_backward(td_node *n, td_tensor *grad, td_tenso
     return grads_out(n, 2, bufs, gi);
 }
 
-td_status td_cosine_embedding_loss(td_tensor *x1, td_tensor *x2, td_tensor *y,
+static td_status cosine_embedding_loss(const td_loss_def *def, td_tensor *x1, td_tensor *x2, td_tensor *y,
                                    const td_cosine_embedding_opts *o, td_tensor **out)
 {
     static const char *L = "cosine_embedding_loss";
     char s1[96], s2[96];
-    TD_TRY(need_float(L, "x1", x1, 1));
-    TD_TRY(need_float(L, "x2", x2, 2));
+    TD_TRY(td_need_float(x1->dtype, 1, L, "x1"));
+    TD_TRY(td_need_float(x2->dtype, 2, L, "x2"));
     TD_TRY(same_dtype(L, "x2", x2, x1->dtype, 2));
     TD_TRY(check_label(L, "y", y, x1->dtype, 3));
     {
@@ -424,10 +420,7 @@ td_status td_cosine_embedding_loss(td_tensor *x1, td_tensor *x2, td_tensor *y,
     K(x1)->cosine_embedding(elem, a, b, t, o->margin, n, d);
     {
         td_tensor *inputs[2] = {x1, x2}, *save[3] = {a, b, t};
-        int64_t ia[5] = {0, n, d, 0, 0};
-        double da[3] = {o->margin, 0, 0};
-        TD_CHECK(finish("CosineEmbeddingLossBackward", cosine_embedding_backward, elem, o->reduction, 2,
-                        inputs, 3, save, ia, da, out));
+        TD_CHECK(finish(def, cosine_embedding_backward, elem, o, 2, inputs, 3, save, NULL, n, d, out));
     }
 fail:
     td_tensor_release(a);
@@ -441,15 +434,16 @@ fail:
 
 static td_status margin_ranking_backward(td_node *n, td_tensor *grad, td_tensor **gi)
 {
-    td_tensor *a = td_node_saved(n, 0), *b = td_node_saved(n, 1), *y = td_node_saved(n, 2);
+    const margin_ctx *c = n->ctx;
+    td_tensor *a = c->in[0], *b = c->in[1], *y = c->in[2];
     grad_in g;
     TD_TRY(grad_setup(n, grad, &g));
     td_tensor *bufs[2] = {NULL, NULL};
     td_status st = grad_buf(n, 0, a, &bufs[0]);
     if (st == TD_OK) st = grad_buf(n, 1, b, &bufs[1]);
     if (st == TD_OK)
-        K(a)->margin_ranking_backward(bufs[0], bufs[1], g.gy, g.scale, a, b, y, n->dargs[0],
-                                      n->iargs[1]);
+        K(a)->margin_ranking_backward(bufs[0], bufs[1], g.gy, g.scale, a, b, y, c->o.margin,
+                                      c->rows);
     td_tensor_release(g.gy);
     if (st != TD_OK) {
         td_release_many(2, bufs);
@@ -458,13 +452,13 @@ static td_status margin_ranking_backward(td_node *n, td_tensor *grad, td_tensor 
     return grads_out(n, 2, bufs, gi);
 }
 
-td_status td_margin_ranking_loss(td_tensor *x1, td_tensor *x2, td_tensor *y,
+static td_status margin_ranking_loss(const td_loss_def *def, td_tensor *x1, td_tensor *x2, td_tensor *y,
                                  const td_margin_ranking_opts *o, td_tensor **out)
 {
     static const char *L = "margin_ranking_loss";
     char s1[96], s2[96], s3[96];
-    TD_TRY(need_float(L, "x1", x1, 1));
-    TD_TRY(need_float(L, "x2", x2, 2));
+    TD_TRY(td_need_float(x1->dtype, 1, L, "x1"));
+    TD_TRY(td_need_float(x2->dtype, 2, L, "x2"));
     TD_TRY(same_dtype(L, "x2", x2, x1->dtype, 2));
     TD_TRY(check_label(L, "y", y, x1->dtype, 3));
     {
@@ -493,10 +487,7 @@ td_status td_margin_ranking_loss(td_tensor *x1, td_tensor *x2, td_tensor *y,
     K(x1)->margin_ranking(elem, a, b, t, o->margin, n);
     {
         td_tensor *inputs[2] = {x1, x2}, *save[3] = {a, b, t};
-        int64_t ia[5] = {0, n, 1, 0, 0};
-        double da[3] = {o->margin, 0, 0};
-        TD_CHECK(finish("MarginRankingLossBackward", margin_ranking_backward, elem, o->reduction, 2,
-                        inputs, 3, save, ia, da, out));
+        TD_CHECK(finish(def, margin_ranking_backward, elem, o, 2, inputs, 3, save, NULL, n, 1, out));
     }
 fail:
     td_tensor_release(a);
@@ -510,16 +501,16 @@ fail:
 
 static td_status triplet_margin_backward(td_node *n, td_tensor *grad, td_tensor **gi)
 {
-    td_tensor *a = td_node_saved(n, 0), *p = td_node_saved(n, 1), *q = td_node_saved(n, 2);
+    const margin_ctx *c = n->ctx;
+    td_tensor *a = c->in[0], *p = c->in[1], *q = c->in[2];
     grad_in g;
     TD_TRY(grad_setup(n, grad, &g));
     td_tensor *bufs[3] = {NULL, NULL, NULL};
     td_status st = TD_OK;
     for (int i = 0; i < 3 && st == TD_OK; i++) st = grad_buf(n, i, a, &bufs[i]);
     if (st == TD_OK)
-        K(a)->triplet_margin_backward(bufs[0], bufs[1], bufs[2], g.gy, g.scale, a, p, q, n->dargs[0],
-                                      n->dargs[1], n->dargs[2], n->iargs[4] != 0, n->iargs[1],
-                                      n->iargs[2]);
+        K(a)->triplet_margin_backward(bufs[0], bufs[1], bufs[2], g.gy, g.scale, a, p, q, c->o.margin,
+                                      c->o.p, c->o.eps, c->o.swap, c->rows, c->len);
     td_tensor_release(g.gy);
     if (st != TD_OK) {
         td_release_many(3, bufs);
@@ -528,7 +519,7 @@ static td_status triplet_margin_backward(td_node *n, td_tensor *grad, td_tensor 
     return grads_out(n, 3, bufs, gi);
 }
 
-td_status td_triplet_margin_loss(td_tensor *anchor, td_tensor *positive, td_tensor *negative,
+static td_status triplet_margin_loss(const td_loss_def *def, td_tensor *anchor, td_tensor *positive, td_tensor *negative,
                                  const td_triplet_margin_opts *o, td_tensor **out)
 {
     static const char *L = "triplet_margin_loss";
@@ -536,7 +527,7 @@ td_status td_triplet_margin_loss(td_tensor *anchor, td_tensor *positive, td_tens
     char s1[96], s2[96];
     td_tensor *in[3] = {anchor, positive, negative};
     for (int i = 0; i < 3; i++) {
-        TD_TRY(need_float(L, names[i], in[i], i + 1));
+        TD_TRY(td_need_float(in[i]->dtype, i + 1, L, names[i]));
         if (i > 0) TD_TRY(same_dtype(L, names[i], in[i], anchor->dtype, i + 1));
     }
     TD_TRY(same_place(L, 3, in));
@@ -548,8 +539,6 @@ td_status td_triplet_margin_loss(td_tensor *anchor, td_tensor *positive, td_tens
             return td_error(TD_ESHAPE, i + 1, "%s: %s shape %s does not match anchor shape %s", L,
                             names[i], (shape_of(in[i], s1, sizeof s1), s1),
                             (shape_of(anchor, s2, sizeof s2), s2));
-    if (!(o->p > 0) || isinf(o->p))
-        return td_error(TD_EINVAL, 4, "%s: p must be a positive finite number, got %g", L, o->p);
     int64_t n = anchor->ndim == 2 ? anchor->shape[0] : 1, d = anchor->shape[anchor->ndim - 1];
     td_tensor *r[3] = {NULL, NULL, NULL}, *elem = NULL;
     td_status st;
@@ -557,13 +546,24 @@ td_status td_triplet_margin_loss(td_tensor *anchor, td_tensor *positive, td_tens
     TD_CHECK(td_empty_on(anchor->ndim == 2 ? 1 : 0, &n, anchor->dtype, td_device_of(anchor), &elem));
     K(anchor)->triplet_margin(elem, r[0], r[1], r[2], o->margin, o->p, o->eps, o->swap, n, d);
     {
-        int64_t ia[5] = {0, n, d, 0, o->swap};
-        double da[3] = {o->margin, o->p, o->eps};
-        TD_CHECK(finish("TripletMarginLossBackward", triplet_margin_backward, elem, o->reduction, 3, in,
-                        3, r, ia, da, out));
+        TD_CHECK(finish(def, triplet_margin_backward, elem, o, 3, in, 3, r, NULL, n, d, out));
     }
 fail:
     td_release_many(3, r);
     td_tensor_release(elem);
     return st;
+}
+
+td_status td_margin_loss_run(const td_loss_def *d, td_tensor *const *in, const void *opts, td_tensor **out)
+{
+    const td_margin_loss_opts *o = opts;
+    switch ((td_margin_kind)d->kind) {
+    case TD_MARGIN_MULTI: return multi_margin_loss(d, in[0], in[1], o, out);
+    case TD_MARGIN_MULTILABEL: return multilabel_margin_loss(d, in[0], in[1], o, out);
+    case TD_MARGIN_HINGE: return hinge_embedding_loss(d, in[0], in[1], o, out);
+    case TD_MARGIN_COSINE: return cosine_embedding_loss(d, in[0], in[1], in[2], o, out);
+    case TD_MARGIN_RANKING: return margin_ranking_loss(d, in[0], in[1], in[2], o, out);
+    case TD_MARGIN_TRIPLET: return triplet_margin_loss(d, in[0], in[1], in[2], o, out);
+    }
+    return td_error(TD_EINVAL, 0, "internal: %s is no margin loss", d->name);
 }

@@ -5,8 +5,7 @@
  * the broadcast shape into a loss buffer, reduces that buffer in a fixed
  * order (td_loss_reduce_raw) and records one autograd node whose backward
  * is one closed-form kernel call per input that needs a gradient. */
-#include "internal.h"
-#include "tide/losses.h"
+#include "loss_family.h"
 
 #include <math.h>
 
@@ -15,7 +14,6 @@ typedef struct {
     const char *node;     /* the autograd node's name */
     td_regression_args a; /* op and parameters */
     td_reduction r;
-    int opt_arg;          /* position of the options table in the Lua call */
 } reg_call;
 
 static td_status check_float(const reg_call *c, td_tensor *t, const char *what, int arg,
@@ -45,22 +43,27 @@ static bool broadcast2(int na, const int64_t *a, int nb, const int64_t *b, int *
     return true;
 }
 
-/* iargs: op, full, var lacks the last dim, loss ndim, loss shape...;
- * dargs: param, gradient scale (1 / divisor for the means) */
-enum { IA_OP, IA_FULL, IA_VAR_UNSQ, IA_NDIM, IA_SHAPE };
+/* what backward needs: the kernel's arguments (scale = 1 / the mean's
+ * divisor), the broadcast shape, and the saved inputs */
+typedef struct {
+    td_regression_args a;
+    bool var_unsq; /* var lacks input's last dim */
+    int ndim;
+    int64_t shape[TD_MAX_DIMS];
+    td_tensor *x, *y, *var;
+} reg_ctx;
 
 static td_status reg_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
+    const reg_ctx *c = n->ctx;
     const td_backend *be = td_backend_of(g);
-    td_regression_args a = {(td_regression_op)n->iargs[IA_OP], n->dargs[0], n->iargs[IA_FULL] != 0,
-                            n->dargs[1]};
-    bool gauss = a.op == TD_REG_GAUSSIAN, unsq = n->iargs[IA_VAR_UNSQ] != 0;
-    int nd = (int)n->iargs[IA_NDIM];
-    const int64_t *shape = &n->iargs[IA_SHAPE];
-    td_tensor *x = td_node_saved(n, 0), *y = td_node_saved(n, 1), *v = gauss ? td_node_saved(n, 2) : NULL;
+    td_regression_args a = c->a;
+    bool gauss = a.op == TD_REG_GAUSSIAN, unsq = c->var_unsq;
+    int nd = c->ndim;
+    const int64_t *shape = c->shape;
+    td_tensor *x = c->x, *y = c->y, *v = c->var;
     td_tensor *gv = NULL, *xv = NULL, *yv = NULL, *vu = NULL, *vv = NULL, *d = NULL, *gin = NULL, *s = NULL;
     td_status st = TD_OK;
-    if (!x || !y || (gauss && !v)) return td_error(TD_EGRAD, 0, "internal: saved tensors are gone");
     TD_CHECK(td_broadcast_view(g, nd, shape, &gv));
     TD_CHECK(td_broadcast_view(x, nd, shape, &xv));
     TD_CHECK(td_broadcast_view(y, nd, shape, &yv));
@@ -111,7 +114,6 @@ static td_status reg_run(const reg_call *c, td_tensor *x, td_tensor *y, td_tenso
     const td_backend *be = td_backend_of(x);
     td_tensor *on[3] = {x, y, var};
     TD_TRY(td_same_device(3, on));
-    if (!be->regression_loss) return td_error(TD_EINVAL, 1, "%s is not implemented on %s yet", c->name, be->name);
     int nd;
     int64_t shape[TD_MAX_DIMS];
     td_tensor *vu = NULL, *xv = NULL, *yv = NULL, *vv = NULL, *elem = NULL, *res = NULL;
@@ -163,19 +165,19 @@ static td_status reg_run(const reg_call *c, td_tensor *x, td_tensor *y, td_tenso
     if (td_needs_grad(nin, in)) {
         td_node *node;
         TD_CHECK(td_node_new(c->node, reg_backward, nin, in, &node));
-        node->iargs[IA_OP] = c->a.op;
-        node->iargs[IA_FULL] = c->a.full;
-        node->iargs[IA_VAR_UNSQ] = var_unsq;
-        node->iargs[IA_NDIM] = nd;
-        memcpy(&node->iargs[IA_SHAPE], shape, sizeof(int64_t) * nd);
-        node->dargs[0] = c->a.param;
-        node->dargs[1] = 1.0 / divisor;
-        for (int i = 0; i < nin && st == TD_OK; i++) st = td_node_save(node, in[i]);
-        if (st != TD_OK) {
-            td_node_release(node);
-            goto fail;
+        reg_ctx *k;
+        st = TD_NODE_CTX(node, &k);
+        if (st == TD_OK) {
+            k->a = c->a;
+            k->a.scale = 1.0 / divisor;
+            k->var_unsq = var_unsq;
+            k->ndim = nd;
+            memcpy(k->shape, shape, sizeof(int64_t) * nd);
+            st = td_node_keep(node, x, &k->x);
         }
-        td_node_attach(node, res);
+        if (st == TD_OK) st = td_node_keep(node, y, &k->y);
+        if (st == TD_OK && var) st = td_node_keep(node, var, &k->var);
+        TD_CHECK(td_node_finish(node, st, res));
     }
     *out = res;
     res = NULL;
@@ -185,84 +187,6 @@ fail:;
     return st;
 }
 
-/* the checks every loss shares: float inputs of one dtype, a reduction it
- * accepts */
-static td_status reg_check(const reg_call *c, td_tensor *x, td_tensor *y)
-{
-    TD_TRY(check_float(c, x, "input", 1, NULL));
-    TD_TRY(check_float(c, y, "target", 2, x));
-    if ((unsigned)c->r > TD_REDUCE_BATCHMEAN || (c->r == TD_REDUCE_BATCHMEAN && c->a.op != TD_REG_KL_DIV &&
-                                                 c->a.op != TD_REG_KL_DIV_LOG))
-        return td_error(TD_EINVAL, c->opt_arg, "%s: reduction '%s' is not allowed (expected 'none', 'mean' or 'sum')",
-                        c->name, td_reduction_name(c->r));
-    return TD_OK;
-}
-
-static td_status reg_simple(reg_call c, td_tensor *x, td_tensor *y, td_tensor **out)
-{
-    TD_TRY(reg_check(&c, x, y));
-    return reg_run(&c, x, y, NULL, false, out);
-}
-
-td_status td_mse_loss(td_tensor *input, td_tensor *target, const td_mse_loss_opts *o, td_tensor **out)
-{
-    td_mse_loss_opts d = TD_MSE_LOSS_DEFAULTS;
-    if (!o) o = &d;
-    reg_call c = {"mse_loss", "MseLossBackward", {TD_REG_MSE, 0, false, 1}, o->reduction, 3};
-    return reg_simple(c, input, target, out);
-}
-
-td_status td_l1_loss(td_tensor *input, td_tensor *target, const td_l1_loss_opts *o, td_tensor **out)
-{
-    td_l1_loss_opts d = TD_L1_LOSS_DEFAULTS;
-    if (!o) o = &d;
-    reg_call c = {"l1_loss", "L1LossBackward", {TD_REG_L1, 0, false, 1}, o->reduction, 3};
-    return reg_simple(c, input, target, out);
-}
-
-td_status td_smooth_l1_loss(td_tensor *input, td_tensor *target, const td_smooth_l1_loss_opts *o,
-                            td_tensor **out)
-{
-    td_smooth_l1_loss_opts d = TD_SMOOTH_L1_LOSS_DEFAULTS;
-    if (!o) o = &d;
-    if (!(o->beta >= 0))
-        return td_error(TD_EINVAL, 3, "smooth_l1_loss: beta must be >= 0, got %g", o->beta);
-    reg_call c = {"smooth_l1_loss", "SmoothL1LossBackward", {TD_REG_SMOOTH_L1, o->beta, false, 1},
-                  o->reduction, 3};
-    return reg_simple(c, input, target, out);
-}
-
-td_status td_huber_loss(td_tensor *input, td_tensor *target, const td_huber_loss_opts *o, td_tensor **out)
-{
-    td_huber_loss_opts d = TD_HUBER_LOSS_DEFAULTS;
-    if (!o) o = &d;
-    if (!(o->delta > 0))
-        return td_error(TD_EINVAL, 3, "huber_loss: delta must be > 0, got %g", o->delta);
-    reg_call c = {"huber_loss", "HuberLossBackward", {TD_REG_HUBER, o->delta, false, 1}, o->reduction, 3};
-    return reg_simple(c, input, target, out);
-}
-
-td_status td_kl_div(td_tensor *input, td_tensor *target, const td_kl_div_opts *o, td_tensor **out)
-{
-    td_kl_div_opts d = TD_KL_DIV_DEFAULTS;
-    if (!o) o = &d;
-    reg_call c = {"kl_div", "KlDivBackward",
-                  {o->log_target ? TD_REG_KL_DIV_LOG : TD_REG_KL_DIV, 0, false, 1}, o->reduction, 3};
-    return reg_simple(c, input, target, out);
-}
-
-td_status td_poisson_nll_loss(td_tensor *input, td_tensor *target, const td_poisson_nll_loss_opts *o,
-                              td_tensor **out)
-{
-    td_poisson_nll_loss_opts d = TD_POISSON_NLL_LOSS_DEFAULTS;
-    if (!o) o = &d;
-    if (!(o->eps > 0))
-        return td_error(TD_EINVAL, 3, "poisson_nll_loss: eps must be > 0, got %g", o->eps);
-    reg_call c = {"poisson_nll_loss", "PoissonNllLossBackward",
-                  {o->log_input ? TD_REG_POISSON_LOG : TD_REG_POISSON, o->eps, o->full, 1}, o->reduction, 3};
-    return reg_simple(c, input, target, out);
-}
-
 static bool same_dims(int n, const int64_t *a, const int64_t *b)
 {
     for (int i = 0; i < n; i++)
@@ -270,29 +194,19 @@ static bool same_dims(int n, const int64_t *a, const int64_t *b)
     return true;
 }
 
-td_status td_gaussian_nll_loss(td_tensor *input, td_tensor *target, td_tensor *var,
-                               const td_gaussian_nll_loss_opts *o, td_tensor **out)
+/* gaussian_nll_loss's var: input's shape, or input's with the last dim 1,
+ * or input's without the last dim (PyTorch's rule); *unsq for the last */
+static td_status check_var(const reg_call *c, td_tensor *input, td_tensor *var, bool *unsq)
 {
-    td_gaussian_nll_loss_opts d = TD_GAUSSIAN_NLL_LOSS_DEFAULTS;
-    if (!o) o = &d;
-    reg_call c = {"gaussian_nll_loss", "GaussianNllLossBackward", {TD_REG_GAUSSIAN, o->eps, o->full, 1},
-                  o->reduction, 4};
-    if (!(o->eps > 0))
-        return td_error(TD_EINVAL, 4, "gaussian_nll_loss: eps must be > 0, got %g", o->eps);
-    TD_TRY(reg_check(&c, input, target));
-    TD_TRY(check_float(&c, var, "var", 3, input));
-    td_tensor *on[3] = {input, target, var};
-    TD_TRY(td_same_device(3, on));
-    if (!td_backend_of(var)->regression_loss)
-        return td_error(TD_EINVAL, 1, "gaussian_nll_loss is not implemented on %s yet", td_backend_of(var)->name);
-    /* PyTorch's rule: var has input's shape, or input's with the last dim
-     * 1, or input's without the last dim */
-    bool unsq = false;
+    TD_TRY(check_float(c, var, "var", 3, input));
+    td_tensor *on[2] = {input, var};
+    TD_TRY(td_same_device(2, on));
+    *unsq = false;
     int n = input->ndim;
     if (var->ndim == n && same_dims(n, var->shape, input->shape)) {
         /* one variance per element */
     } else if (n >= 1 && var->ndim == n - 1 && same_dims(n - 1, var->shape, input->shape)) {
-        unsq = true;
+        *unsq = true;
     } else if (n >= 1 && var->ndim == n && same_dims(n - 1, var->shape, input->shape) &&
                var->shape[n - 1] == 1) {
         /* a trailing 1 broadcasts */
@@ -305,5 +219,31 @@ td_status td_gaussian_nll_loss(td_tensor *input, td_tensor *target, td_tensor *v
     }
     if (td_backend_of(var)->regression_loss->count_below(var, 0) > 0)
         return td_error(TD_EINVAL, 3, "gaussian_nll_loss: var has negative entries");
-    return reg_run(&c, input, target, var, unsq, out);
+    return TD_OK;
+}
+
+td_status td_regression_loss_run(const td_loss_def *d, td_tensor *const *in, const void *opts, td_tensor **out)
+{
+    const td_regression_loss_opts *o = opts;
+    td_regression_op op = (td_regression_op)d->kind;
+    double param = 0;
+    switch (op) {
+    case TD_REG_SMOOTH_L1: param = o->beta; break;
+    case TD_REG_HUBER: param = o->delta; break;
+    case TD_REG_KL_DIV: op = o->log_target ? TD_REG_KL_DIV_LOG : TD_REG_KL_DIV; break;
+    case TD_REG_POISSON_LOG:
+        op = o->log_input ? TD_REG_POISSON_LOG : TD_REG_POISSON;
+        param = o->eps;
+        break;
+    case TD_REG_GAUSSIAN: param = o->eps; break;
+    default: break;
+    }
+    bool full = (op == TD_REG_POISSON_LOG || op == TD_REG_POISSON || op == TD_REG_GAUSSIAN) && o->full;
+    reg_call c = {d->name, d->node, {op, param, full, 1}, o->reduction};
+    TD_TRY(check_float(&c, in[0], "input", 1, NULL));
+    TD_TRY(check_float(&c, in[1], "target", 2, in[0]));
+    bool unsq = false;
+    td_tensor *var = d->n_inputs > 2 ? in[2] : NULL;
+    if (var) TD_TRY(check_var(&c, in[0], var, &unsq));
+    return reg_run(&c, in[0], in[1], var, unsq, out);
 }

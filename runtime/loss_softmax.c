@@ -4,30 +4,19 @@
  * then one autograd node whose backward is the closed-form kernel.
  * Argument numbers in errors are the Lua call's: 1 input, 2 target, 3 the
  * options table. */
-#include "internal.h"
+#include "loss_family.h"
 
 #include <math.h>
 #include <stdio.h>
 
+/* what backward needs */
 typedef struct {
-    const char *name;
-    td_smx_kind kind;
-    td_tensor *weight; /* weight, or focal's alpha tensor */
-    int64_t ignore_index;
-    double smoothing, gamma, epsilon, alpha_value;
+    td_smx_args a;          /* the kernel's arguments, pointers filled in backward */
     td_reduction reduction;
-} smx_req;
-
-enum { F_PROB = 1, F_WEIGHT = 2 };
-
-/* a contiguous tensor with t's data (t itself when already so), unrecorded */
-static td_status contig(td_tensor *t, td_tensor **out)
-{
-    if (td_is_contiguous(t)) return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
-    TD_TRY(td_empty_like(t, out));
-    td_backend_of(t)->copy(*out, t);
-    return TD_OK;
-}
+    double den;             /* the mean's divisor */
+    bool prob;              /* class-probability targets */
+    td_tensor *x, *target, *aux0, *aux1, *weight; /* saved; x NULL for nll_loss */
+} smx_ctx;
 
 static void shape_of(int ndim, const int64_t *shape, char *buf, size_t n)
 {
@@ -53,7 +42,7 @@ static void position_of(const td_tensor *t, int64_t flat, char *buf, size_t n)
     if (k > 0 && (size_t)k < n) shape_of(t->ndim, idx, buf + k, n - (size_t)k);
 }
 
-static td_status check_class_vector(const smx_req *q, td_tensor *v, const char *opt, const td_tensor *x,
+static td_status check_class_vector(const td_loss_def *q, td_tensor *v, const char *opt, const td_tensor *x,
                                     int64_t c)
 {
     if (v->dtype != x->dtype)
@@ -70,36 +59,22 @@ static td_status check_class_vector(const smx_req *q, td_tensor *v, const char *
 
 static td_status smx_backward(td_node *nd, td_tensor *g, td_tensor **gi)
 {
-    td_smx_args a = {0};
-    a.kind = (td_smx_kind)nd->iargs[0];
-    a.n = nd->iargs[1];
-    a.c = nd->iargs[2];
-    a.inner = nd->iargs[3];
-    a.ignore_index = nd->iargs[4];
-    td_reduction red = (td_reduction)nd->iargs[5];
-    int flags = (int)nd->iargs[6];
-    int sx = (int)nd->iargs[7], st_ = (int)nd->iargs[8], s0 = (int)nd->iargs[9], s1 = (int)nd->iargs[10],
-        sw = (int)nd->iargs[11];
-    td_tensor *x = sx >= 0 ? td_node_saved(nd, sx) : NULL, *t = td_node_saved(nd, st_);
-    td_tensor *aux0 = s0 >= 0 ? td_node_saved(nd, s0) : NULL, *aux1 = s1 >= 0 ? td_node_saved(nd, s1) : NULL;
-    td_tensor *w = sw >= 0 ? td_node_saved(nd, sw) : NULL;
-    td_dtype dt = (td_dtype)nd->in_dtype[0];
-    a.dtype = dt;
-    a.x = x ? td_data_ptr(x) : NULL;
-    if (flags & F_PROB)
-        a.prob = td_data_ptr(t);
+    const smx_ctx *c = nd->ctx;
+    td_smx_args a = c->a;
+    td_dtype dt = a.dtype;
+    a.x = c->x ? td_data_ptr(c->x) : NULL;
+    if (c->prob)
+        a.prob = td_data_ptr(c->target);
     else
-        a.target = td_data_ptr(t);
-    if (w) {
+        a.target = td_data_ptr(c->target);
+    if (c->weight) {
         if (a.kind == TD_SMX_FOCAL)
-            a.alpha = td_data_ptr(w);
+            a.alpha = td_data_ptr(c->weight);
         else
-            a.weight = td_data_ptr(w);
+            a.weight = td_data_ptr(c->weight);
     }
-    if (a.kind == TD_SMX_FOCAL)
-        a.alpha_scalar = nd->dargs[0], a.gamma = nd->dargs[1];
-    else
-        a.smoothing = nd->dargs[0], a.epsilon = nd->dargs[1];
+    td_reduction red = c->reduction;
+    td_tensor *aux0 = c->aux0, *aux1 = c->aux1;
 
     td_tensor *cg = NULL, *gx = NULL, *gt = NULL;
     td_status st = TD_OK;
@@ -115,9 +90,9 @@ static td_status smx_backward(td_node *nd, td_tensor *g, td_tensor **gi)
         }
     } else {
         TD_CHECK(td_read_flat(g, 0, &scale));
-        if (red == TD_REDUCE_MEAN) scale /= nd->dargs[2];
+        if (red == TD_REDUCE_MEAN) scale /= c->den;
     }
-    bool want_x = nd->next[0] != NULL, want_t = (flags & F_PROB) && nd->n_next > 1 && nd->next[1];
+    bool want_x = nd->next[0] != NULL, want_t = c->prob && nd->n_next > 1 && nd->next[1];
     TD_CHECK(td_empty_on(nd->in_ndim[0], nd->in_shape[0], dt, nd->in_device[0], &gx));
     if (want_t) TD_CHECK(td_empty_on(nd->in_ndim[1], nd->in_shape[1], dt, nd->in_device[1], &gt));
     td_backend_of(gx)->softmax_loss->backward(&a, aux0 ? td_data_ptr(aux0) : NULL,
@@ -137,18 +112,12 @@ fail:
     return st;
 }
 
-static const char *node_name(td_smx_kind k)
+td_status td_softmax_loss_run(const td_loss_def *q, td_tensor *const *in, const void *opts, td_tensor **out)
 {
-    switch (k) {
-    case TD_SMX_CE: return "CrossEntropyLossBackward";
-    case TD_SMX_NLL: return "NllLossBackward";
-    case TD_SMX_FOCAL: return "FocalLossBackward";
-    default: return "Poly1CrossEntropyLossBackward";
-    }
-}
-
-static td_status smx_loss(const smx_req *q, td_tensor *x, td_tensor *target, td_tensor **out)
-{
+    const td_softmax_loss_opts *o = opts;
+    td_tensor *x = in[0], *target = in[1];
+    td_smx_kind kind = (td_smx_kind)q->kind;
+    td_tensor *weight = kind == TD_SMX_FOCAL ? o->alpha : o->weight;
     char s1[160], s2[160];
     if (!td_dtype_is_float(x->dtype))
         return td_error(TD_EDTYPE, 1, "%s: input must be float32 or float64, got %s", q->name,
@@ -167,7 +136,7 @@ static td_status smx_loss(const smx_req *q, td_tensor *x, td_tensor *target, td_
     }
     bool prob = false;
     if (td_dtype_is_float(target->dtype)) {
-        if (q->kind == TD_SMX_CE && td_same_shape(target, x)) {
+        if (kind == TD_SMX_CE && td_same_shape(target, x)) {
             prob = true;
             if (target->dtype != x->dtype)
                 return td_error(TD_EDTYPE, 2, "%s: class probabilities must be %s like input, got %s", q->name,
@@ -175,7 +144,7 @@ static td_status smx_loss(const smx_req *q, td_tensor *x, td_tensor *target, td_
         } else {
             td_shape_str(target, s1, sizeof s1);
             td_shape_str(x, s2, sizeof s2);
-            if (q->kind == TD_SMX_CE)
+            if (kind == TD_SMX_CE)
                 return td_error(TD_EDTYPE, 2,
                                 "%s: a %s target of shape %s is neither int64 class indices nor class "
                                 "probabilities of input's shape %s",
@@ -191,40 +160,29 @@ static td_status smx_loss(const smx_req *q, td_tensor *x, td_tensor *target, td_
         td_shape_str(x, s2, sizeof s2);
         char es[160];
         shape_of(tnd, tshape, es, sizeof es);
-        if (td_same_shape(target, x) && q->kind == TD_SMX_CE)
+        if (td_same_shape(target, x) && kind == TD_SMX_CE)
             return td_error(TD_EDTYPE, 2,
                             "%s: an int64 target of input's shape %s: class probabilities must be %s, "
                             "class indices have shape %s", q->name, s1, td_dtype_name(x->dtype), es);
         return td_error(TD_ESHAPE, 2, "%s: target shape %s does not match input shape %s (expected %s)",
                         q->name, s1, s2, es);
     }
-    td_tensor *on[3] = {x, target, q->weight};
+    td_tensor *on[3] = {x, target, weight};
     TD_TRY(td_same_device(3, on));
     const td_backend *be = td_backend_of(x);
-    if (!be->softmax_loss) return td_error(TD_EINVAL, 1, "%s is not implemented on %s yet", q->name, be->name);
-    /* options */
-    if (q->weight)
-        TD_TRY(check_class_vector(q, q->weight, q->kind == TD_SMX_FOCAL ? "alpha" : "weight", x, c));
-    if (!(q->smoothing >= 0 && q->smoothing <= 1))
-        return td_error(TD_EINVAL, 3, "%s: label_smoothing must be in [0, 1], got %g", q->name, q->smoothing);
-    if (!(q->gamma >= 0) || isinf(q->gamma))
-        return td_error(TD_EINVAL, 3, "%s: gamma must be a finite number >= 0, got %g", q->name, q->gamma);
-    if (!(q->epsilon >= -1) || isinf(q->epsilon))
-        return td_error(TD_EINVAL, 3, "%s: epsilon must be a finite number >= -1, got %g", q->name, q->epsilon);
-    if (isnan(q->alpha_value))
-        return td_error(TD_EINVAL, 3, "%s: alpha must be a number, got nan", q->name);
-    if (prob && q->ignore_index >= 0)
+    if (weight) TD_TRY(check_class_vector(q, weight, kind == TD_SMX_FOCAL ? "alpha" : "weight", x, c));
+    if (prob && o->ignore_index >= 0)
         return td_error(TD_EINVAL, 3, "%s: ignore_index (%lld) is not supported with class-probability targets",
-                        q->name, (long long)q->ignore_index);
+                        q->name, (long long)o->ignore_index);
 
     td_tensor *cx = NULL, *ct = NULL, *cw = NULL, *loss = NULL, *aux0 = NULL, *aux1 = NULL, *res = NULL;
     td_node *node = NULL;
     td_status st = TD_OK;
-    TD_CHECK(contig(x, &cx));
-    TD_CHECK(contig(target, &ct));
-    if (q->weight) TD_CHECK(contig(q->weight, &cw));
+    TD_CHECK(td_loss_dense(x, -1, &cx));
+    TD_CHECK(td_loss_dense(target, -1, &ct));
+    if (weight) TD_CHECK(td_loss_dense(weight, -1, &cw));
     td_smx_args a = {0};
-    a.kind = q->kind;
+    a.kind = kind;
     a.dtype = x->dtype;
     a.n = n;
     a.c = c;
@@ -235,16 +193,16 @@ static td_status smx_loss(const smx_req *q, td_tensor *x, td_tensor *target, td_
     else
         a.target = td_data_ptr(ct);
     if (cw) {
-        if (q->kind == TD_SMX_FOCAL)
+        if (kind == TD_SMX_FOCAL)
             a.alpha = td_data_ptr(cw);
         else
             a.weight = td_data_ptr(cw);
     }
-    a.alpha_scalar = q->alpha_value;
-    a.ignore_index = q->ignore_index;
-    a.smoothing = q->smoothing;
-    a.gamma = q->gamma;
-    a.epsilon = q->epsilon;
+    a.alpha_scalar = kind == TD_SMX_FOCAL ? o->alpha_value : 1;
+    a.ignore_index = o->ignore_index;
+    a.smoothing = kind == TD_SMX_CE || kind == TD_SMX_POLY1 ? o->label_smoothing : 0;
+    a.gamma = kind == TD_SMX_FOCAL ? o->gamma : 0;
+    a.epsilon = kind == TD_SMX_POLY1 ? o->epsilon : 0;
     int64_t rows = n * inner;
     double den = (double)rows;
     if (!prob) {
@@ -257,56 +215,40 @@ static td_status smx_loss(const smx_req *q, td_tensor *x, td_tensor *target, td_
             position_of(ct, bad, s1, sizeof s1);
             st = td_error(TD_ERANGE, 2, "%s: target %lld at %s is out of range for %lld classes (valid: 0 to %lld%s)",
                           q->name, (long long)tv, s1, (long long)c, (long long)(c - 1),
-                          q->ignore_index == -100 ? ", or ignore_index -100" : ", or ignore_index");
+                          o->ignore_index == -100 ? ", or ignore_index -100" : ", or ignore_index");
             goto fail;
         }
-        den = q->kind == TD_SMX_FOCAL ? (double)count : wsum;
+        den = kind == TD_SMX_FOCAL ? (double)count : wsum;
     }
     td_device dev = td_device_of(x);
     TD_CHECK(td_empty_on(tnd, tshape, x->dtype, dev, &loss));
-    bool has_aux0 = q->kind != TD_SMX_NLL, has_aux1 = q->kind == TD_SMX_FOCAL || prob;
+    bool has_aux0 = kind != TD_SMX_NLL, has_aux1 = kind == TD_SMX_FOCAL || prob;
     int64_t rows2 = 2 * rows;
     if (has_aux0) TD_CHECK(td_empty_on(1, &rows2, x->dtype, dev, &aux0));
     if (has_aux1) TD_CHECK(td_empty_on(1, &rows, x->dtype, dev, &aux1));
     be->softmax_loss->forward(&a, td_data_ptr(loss), aux0 ? td_data_ptr(aux0) : NULL,
                               aux1 ? td_data_ptr(aux1) : NULL);
-    if (q->reduction == TD_REDUCE_NONE) {
+    if (o->reduction == TD_REDUCE_NONE) {
         res = loss;
         loss = NULL;
     } else {
-        TD_CHECK(td_loss_reduce_raw(loss, q->reduction, den, &res));
+        TD_CHECK(td_loss_reduce_raw(loss, o->reduction, den, &res));
     }
     td_tensor *ins[2] = {x, target};
     if (td_needs_grad(prob ? 2 : 1, ins)) {
-        TD_CHECK(td_node_new(node_name(q->kind), smx_backward, prob ? 2 : 1, ins, &node));
-        int k = 0;
-        int64_t sx = -1, s0 = -1, s1i = -1, sw = -1, stt;
-        if (q->kind != TD_SMX_NLL) {
-            TD_CHECK(td_node_save(node, cx));
-            sx = k++;
-        }
-        TD_CHECK(td_node_save(node, ct));
-        stt = k++;
-        if (aux0) {
-            TD_CHECK(td_node_save(node, aux0));
-            s0 = k++;
-        }
-        if (aux1) {
-            TD_CHECK(td_node_save(node, aux1));
-            s1i = k++;
-        }
-        if (cw) {
-            TD_CHECK(td_node_save(node, cw));
-            sw = k++;
-        }
-        int64_t ia[12] = {q->kind, n, c, inner, q->ignore_index, q->reduction,
-                          (prob ? F_PROB : 0) | (cw ? F_WEIGHT : 0), sx, stt, s0, s1i, sw};
-        memcpy(node->iargs, ia, sizeof ia);
-        if (q->kind == TD_SMX_FOCAL)
-            node->dargs[0] = q->alpha_value, node->dargs[1] = q->gamma;
-        else
-            node->dargs[0] = q->smoothing, node->dargs[1] = q->epsilon;
-        node->dargs[2] = den;
+        TD_CHECK(td_node_new(q->node, smx_backward, prob ? 2 : 1, ins, &node));
+        smx_ctx *k;
+        TD_CHECK(TD_NODE_CTX(node, &k));
+        k->a = a;
+        k->a.x = NULL, k->a.target = NULL, k->a.prob = NULL, k->a.weight = NULL, k->a.alpha = NULL;
+        k->reduction = o->reduction;
+        k->den = den;
+        k->prob = prob;
+        if (kind != TD_SMX_NLL) TD_CHECK(td_node_keep(node, cx, &k->x));
+        TD_CHECK(td_node_keep(node, ct, &k->target));
+        if (aux0) TD_CHECK(td_node_keep(node, aux0, &k->aux0));
+        if (aux1) TD_CHECK(td_node_keep(node, aux1, &k->aux1));
+        if (cw) TD_CHECK(td_node_keep(node, cw, &k->weight));
         td_node_attach(node, res);
         node = NULL;
     }
@@ -322,31 +264,4 @@ fail:
     td_tensor_release(aux1);
     td_tensor_release(res);
     return st;
-}
-
-td_status td_cross_entropy(td_tensor *input, td_tensor *target, const td_cross_entropy_opts *o, td_tensor **out)
-{
-    smx_req q = {"cross_entropy", TD_SMX_CE, o->weight, o->ignore_index, o->label_smoothing, 0, 0, 1, o->reduction};
-    return smx_loss(&q, input, target, out);
-}
-
-td_status td_nll_loss(td_tensor *input, td_tensor *target, const td_nll_loss_opts *o, td_tensor **out)
-{
-    smx_req q = {"nll_loss", TD_SMX_NLL, o->weight, o->ignore_index, 0, 0, 0, 1, o->reduction};
-    return smx_loss(&q, input, target, out);
-}
-
-td_status td_focal_loss(td_tensor *input, td_tensor *target, const td_focal_loss_opts *o, td_tensor **out)
-{
-    smx_req q = {"focal_loss", TD_SMX_FOCAL, o->alpha, o->ignore_index, 0, o->gamma, 0, o->alpha_value,
-                 o->reduction};
-    return smx_loss(&q, input, target, out);
-}
-
-td_status td_poly1_cross_entropy(td_tensor *input, td_tensor *target, const td_poly1_cross_entropy_opts *o,
-                                 td_tensor **out)
-{
-    smx_req q = {"poly1_cross_entropy", TD_SMX_POLY1, o->weight, o->ignore_index, o->label_smoothing, 0,
-                 o->epsilon, 1, o->reduction};
-    return smx_loss(&q, input, target, out);
 }

@@ -3,7 +3,10 @@
    ?tide.zeros; "## Tensor:matmul" answers ?matmul, ?Tensor:matmul and
    ?x:matmul. The section runs to the next heading of the same or a higher
    level. Docs are looked for in $TIDE_DOC_DIR, then the source tree's
-   docs/, then the install directory. */
+   docs/, then the install directory. A loss is also found by its module
+   name or a qualified name (?CrossEntropyLoss, ?tide.nn.FocalLoss,
+   ?F.cross_entropy): the loss table says its options and defaults, then
+   its section follows. */
 
 #include <dirent.h>
 #include <stdio.h>
@@ -12,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "tide/tide.h"
 
 #define NAME_MAX_LEN 256
 
@@ -134,6 +138,58 @@ static int dir_exists(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* the sections of q in the docs; 1 when one was printed */
+static int search_docs(const char *q)
+{
+    const char *env = getenv("TIDE_DOC_DIR");
+    if (env != NULL && *env != '\0' && search_dir(env, q)) return 1;
+    const char *docs =
+        dir_exists(TIDE_SOURCE_DIR "/docs") ? TIDE_SOURCE_DIR "/docs" : TIDE_DOC_INSTALL_DIR;
+    return search_dir(docs, q);
+}
+
+/* q without "tide.", "nn.", "F.", "functional." in front */
+static const char *unqualified(const char *q)
+{
+    static const char *const prefixes[] = {"tide.", "nn.", "functional.", "F."};
+    for (int again = 1; again;) {
+        again = 0;
+        for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
+            size_t n = strlen(prefixes[i]);
+            if (strncmp(q, prefixes[i], n) == 0) {
+                q += n;
+                again = 1;
+            }
+        }
+    }
+    return q;
+}
+
+/* a loss of the loss table: its function, module and options, then its docs */
+static int loss_help(const char *q)
+{
+    const td_loss_def *d = td_loss_find(unqualified(q));
+    if (!d) return 0;
+    printf("tide.F.%s(", d->name);
+    for (int i = 0; i < d->n_inputs; i++) printf("%s%s", i ? ", " : "", d->inputs[i].name);
+    printf(", {options}), tide.nn.%s{options}: %s\n", d->module, d->summary);
+    for (const td_loss_opt *o = d->opts; o->name; o++) {
+        printf("  %-16s default ", o->name);
+        switch (o->type) {
+        case TD_OPT_TENSOR: printf("none"); break;
+        case TD_OPT_BOOLEAN: printf("%s", o->def != 0 ? "true" : "false"); break;
+        case TD_OPT_REDUCTION: printf("\"%s\"", td_reduction_name((td_reduction)o->def)); break;
+        case TD_OPT_INTEGER: printf("%lld", (long long)o->def); break;
+        default: printf("%g", o->def); break;
+        }
+        if (o->says) printf(", %s", o->says);
+        putchar('\n');
+    }
+    putchar('\n');
+    search_docs(d->name);
+    return 1;
+}
+
 void tide_help(const char *query)
 {
     char q[NAME_MAX_LEN];
@@ -142,10 +198,6 @@ void tide_help(const char *query)
         fputs(repl_help, stdout);
         return;
     }
-    const char *env = getenv("TIDE_DOC_DIR");
-    if (env != NULL && *env != '\0' && search_dir(env, q)) return;
-    const char *docs =
-        dir_exists(TIDE_SOURCE_DIR "/docs") ? TIDE_SOURCE_DIR "/docs" : TIDE_DOC_INSTALL_DIR;
-    if (search_dir(docs, q)) return;
+    if (loss_help(q) || search_docs(q)) return;
     printf("no help for '%s'\n", q);
 }

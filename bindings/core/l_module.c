@@ -120,11 +120,7 @@ int luaopen_tide_core(lua_State *L)
     lt_register(L, lt_shape_funcs);
     lt_register(L, lt_autograd_funcs);
     lt_register(L, module_funcs);
-    lt_register(L, lt_loss_softmax_funcs);
-    lt_register(L, lt_loss_binary_funcs);
-    lt_register(L, lt_loss_regression_funcs);
-    lt_register(L, lt_loss_margin_funcs);
-    lt_register(L, lt_loss_ctc_funcs);
+    lt_register_losses(L);
     lt_register(L, lt_conv_funcs);
     lt_register(L, lt_layers_funcs);
     lt_register(L, lt_optim_funcs);

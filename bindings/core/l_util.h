@@ -118,9 +118,8 @@ extern const luaL_Reg lt_shape_methods[];    /* l_shape.c */
 extern const luaL_Reg lt_shape_funcs[];      /* l_shape.c (module only) */
 extern const luaL_Reg lt_autograd_methods[]; /* l_autograd.c */
 extern const luaL_Reg lt_autograd_funcs[];   /* l_autograd.c (module only) */
-/* the losses, one list per family (l_loss_*.c, module only) */
-extern const luaL_Reg lt_loss_softmax_funcs[], lt_loss_binary_funcs[], lt_loss_regression_funcs[],
-    lt_loss_margin_funcs[], lt_loss_ctc_funcs[];
+/* every row of the loss table (l_loss.c), and loss_table, loss_check_options */
+void lt_register_losses(lua_State *L);
 /* layers, optimizers, data readers, checkpoints (l_conv.c ... l_serialize.c, module only) */
 extern const luaL_Reg lt_conv_funcs[], lt_layers_funcs[], lt_optim_funcs[], lt_data_funcs[],
     lt_serialize_funcs[];

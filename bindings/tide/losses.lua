@@ -1,5 +1,6 @@
 -- The losses in Lua: tide.F.<name> (the C functions of tide.core) and a
--- module tide.nn.<Name>Loss{options} for each, plus class-balanced weights.
+-- module tide.nn.<Name>Loss{options} for each row of the loss table, plus
+-- class-balanced weights.
 --
 -- A loss module keeps its options and passes them as the trailing options
 -- table: nn.CrossEntropyLoss{label_smoothing = 0.1}(logits, target) is
@@ -7,53 +8,22 @@
 
 local M = {}
 
--- functional name -> module name (PyTorch's, where PyTorch has the loss)
-M.names = {
-    {"cross_entropy", "CrossEntropyLoss"},
-    {"nll_loss", "NLLLoss"},
-    {"focal_loss", "FocalLoss"},
-    {"poly1_cross_entropy", "Poly1CrossEntropyLoss"},
-    {"binary_cross_entropy", "BCELoss"},
-    {"binary_cross_entropy_with_logits", "BCEWithLogitsLoss"},
-    {"sigmoid_focal_loss", "SigmoidFocalLoss"},
-    {"asymmetric_loss", "AsymmetricLoss"},
-    {"multilabel_soft_margin_loss", "MultiLabelSoftMarginLoss"},
-    {"soft_margin_loss", "SoftMarginLoss"},
-    {"mse_loss", "MSELoss"},
-    {"l1_loss", "L1Loss"},
-    {"smooth_l1_loss", "SmoothL1Loss"},
-    {"huber_loss", "HuberLoss"},
-    {"kl_div", "KLDivLoss"},
-    {"poisson_nll_loss", "PoissonNLLLoss"},
-    {"gaussian_nll_loss", "GaussianNLLLoss"},
-    {"ctc_loss", "CTCLoss"},
-    {"multi_margin_loss", "MultiMarginLoss"},
-    {"multilabel_margin_loss", "MultiLabelMarginLoss"},
-    {"hinge_embedding_loss", "HingeEmbeddingLoss"},
-    {"cosine_embedding_loss", "CosineEmbeddingLoss"},
-    {"margin_ranking_loss", "MarginRankingLoss"},
-    {"triplet_margin_loss", "TripletMarginLoss"},
-}
+-- the loss table (runtime/loss_table.c): one row per loss with its module
+-- name, inputs and options; every F.<name> and nn.<Name> comes from it
+local core = require "tide.core"
+M.table = core.loss_table()
 
--- forward(self, ...) = F.<fname>(..., self.options), compiled per loss so
--- that the call names the loss: errors raised inside it then read
--- "bad argument #2 to 'cross_entropy' (...)", as a direct call's do
-local function forward_for(fname, F)
-    local src = string.format([[
-local F, unpack, select = ...
-return function(self, ...)
-    local n = select("#", ...)
-    local args = {...}
-    args[n + 1] = self.options
-    return F.%s(unpack(args, 1, n + 1))
-end]], fname)
-    return assert(load(src, "=tide.nn." .. fname, "t"))(F, table.unpack, select)
-end
+-- functional name -> module name, in the table's order
+M.names = {}
+for i, row in ipairs(M.table) do M.names[i] = {row.name, row.module} end
 
-local function module_class(fname, mname, F)
-    local class = {__name = "tide.nn." .. mname}
+local function module_class(row)
+    local mname = row.module
+    local class = {__name = "tide.nn." .. mname, loss = row}
     class.__index = class
-    class.forward = forward_for(fname, F)
+    -- forward(self, ...) is F.<name>(..., self.options), in C, so that an
+    -- error names the loss and the caller's line
+    class.forward = core.loss_module_forward[row.name]
     class.__call = class.forward
     function class.__tostring(self)
         local keys = {}
@@ -65,6 +35,8 @@ local function module_class(fname, mname, F)
         return mname .. "{" .. table.concat(keys, ", ") .. "}"
     end
     return setmetatable(class, {
+        -- the options are checked here, so a misspelt one is an error at
+        -- the line that makes the module, not at its first call
         __call = function(_, options)
             if options ~= nil and type(options) ~= "table" then
                 error(string.format("bad argument #1 to '%s' (options table expected, got %s)", mname,
@@ -72,19 +44,18 @@ local function module_class(fname, mname, F)
             end
             local copy = {}
             for k, v in pairs(options or {}) do copy[k] = v end
-            return setmetatable({options = copy, loss = fname}, class)
+            local bad = core.loss_check_options(row.name, copy)
+            if bad then error(string.format("bad argument #1 to '%s' (%s)", mname, bad), 2) end
+            return setmetatable({options = copy, loss = row.name}, class)
         end,
     })
 end
 
--- add F.<name> and nn.<Name> for every loss tide.core provides
-function M.install(core, F, nn)
-    for _, pair in ipairs(M.names) do
-        local fname, mname = pair[1], pair[2]
-        if core[fname] then
-            F[fname] = core[fname]
-            nn[mname] = module_class(fname, mname, F)
-        end
+-- add F.<name> and nn.<Name> for every row of the loss table
+function M.install(core_, F, nn)
+    for _, row in ipairs(M.table) do
+        F[row.name] = core_[row.name]
+        nn[row.module] = module_class(row)
     end
     nn.class_balanced_weights = M.class_balanced_weights
 end

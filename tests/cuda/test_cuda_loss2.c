@@ -75,27 +75,27 @@ static td_status run_mg(const void *ctx, td_tensor **in, td_tensor **out)
     const mg_case *c = ctx;
     switch (c->op) {
     case 0: {
-        td_multi_margin_opts o = {c->p, c->margin, in[2], c->red};
+        td_multi_margin_opts o = {.p = c->p, .margin = c->margin, .weight = in[2], .reduction = c->red};
         return td_multi_margin_loss(in[0], in[1], &o, out);
     }
     case 1: {
-        td_multilabel_margin_opts o = {c->red};
+        td_multilabel_margin_opts o = {.reduction = c->red};
         return td_multilabel_margin_loss(in[0], in[1], &o, out);
     }
     case 2: {
-        td_hinge_embedding_opts o = {c->margin, c->red};
+        td_hinge_embedding_opts o = {.margin = c->margin, .reduction = c->red};
         return td_hinge_embedding_loss(in[0], in[1], &o, out);
     }
     case 3: {
-        td_cosine_embedding_opts o = {c->margin, c->red};
+        td_cosine_embedding_opts o = {.margin = c->margin, .reduction = c->red};
         return td_cosine_embedding_loss(in[0], in[1], in[2], &o, out);
     }
     case 4: {
-        td_margin_ranking_opts o = {c->margin, c->red};
+        td_margin_ranking_opts o = {.margin = c->margin, .reduction = c->red};
         return td_margin_ranking_loss(in[0], in[1], in[2], &o, out);
     }
     default: {
-        td_triplet_margin_opts o = {c->margin, c->np, 1e-6, c->swap, c->red};
+        td_triplet_margin_opts o = {.margin = c->margin, .p = c->np, .eps = 1e-6, .swap = c->swap, .reduction = c->red};
         return td_triplet_margin_loss(in[0], in[1], in[2], &o, out);
     }
     }

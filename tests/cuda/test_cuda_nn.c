@@ -42,19 +42,19 @@ static td_status run_smx(const void *ctx, td_tensor **in, td_tensor **out)
     const smx_case *c = ctx;
     switch (c->kind) {
     case TD_SMX_CE: {
-        td_cross_entropy_opts o = {in[2], c->ignore, c->smoothing, c->red};
+        td_cross_entropy_opts o = {.weight = in[2], .ignore_index = c->ignore, .label_smoothing = c->smoothing, .reduction = c->red};
         return td_cross_entropy(in[0], in[1], &o, out);
     }
     case TD_SMX_NLL: {
-        td_nll_loss_opts o = {in[2], c->ignore, c->red};
+        td_nll_loss_opts o = {.weight = in[2], .ignore_index = c->ignore, .reduction = c->red};
         return td_nll_loss(in[0], in[1], &o, out);
     }
     case TD_SMX_FOCAL: {
-        td_focal_loss_opts o = {c->gamma, in[2], c->alpha_value, c->ignore, c->red};
+        td_focal_loss_opts o = {.gamma = c->gamma, .alpha = in[2], .alpha_value = c->alpha_value, .ignore_index = c->ignore, .reduction = c->red};
         return td_focal_loss(in[0], in[1], &o, out);
     }
     default: {
-        td_poly1_cross_entropy_opts o = {c->epsilon, in[2], c->ignore, c->smoothing, c->red};
+        td_poly1_cross_entropy_opts o = {.epsilon = c->epsilon, .weight = in[2], .ignore_index = c->ignore, .label_smoothing = c->smoothing, .reduction = c->red};
         return td_poly1_cross_entropy(in[0], in[1], &o, out);
     }
     }
@@ -205,15 +205,15 @@ static td_status run_reg(const void *ctx, td_tensor **in, td_tensor **out)
 {
     const reg_case *c = ctx;
     switch (c->op) {
-    case 0: { td_mse_loss_opts o = {c->red}; return td_mse_loss(in[0], in[1], &o, out); }
-    case 1: { td_l1_loss_opts o = {c->red}; return td_l1_loss(in[0], in[1], &o, out); }
-    case 2: { td_smooth_l1_loss_opts o = {c->red, 0.5}; return td_smooth_l1_loss(in[0], in[1], &o, out); }
-    case 3: { td_huber_loss_opts o = {c->red, 0.7}; return td_huber_loss(in[0], in[1], &o, out); }
-    case 4: { td_kl_div_opts o = {c->red, false}; return td_kl_div(in[0], in[1], &o, out); }
-    case 5: { td_kl_div_opts o = {c->red, true}; return td_kl_div(in[0], in[1], &o, out); }
-    case 6: { td_poisson_nll_loss_opts o = {c->red, true, c->full, 1e-8}; return td_poisson_nll_loss(in[0], in[1], &o, out); }
-    case 7: { td_poisson_nll_loss_opts o = {c->red, false, c->full, 1e-8}; return td_poisson_nll_loss(in[0], in[1], &o, out); }
-    default: { td_gaussian_nll_loss_opts o = {c->red, c->full, 1e-6}; return td_gaussian_nll_loss(in[0], in[1], in[2], &o, out); }
+    case 0: { td_mse_loss_opts o = {.reduction = c->red}; return td_mse_loss(in[0], in[1], &o, out); }
+    case 1: { td_l1_loss_opts o = {.reduction = c->red}; return td_l1_loss(in[0], in[1], &o, out); }
+    case 2: { td_smooth_l1_loss_opts o = {.reduction = c->red, .beta = 0.5}; return td_smooth_l1_loss(in[0], in[1], &o, out); }
+    case 3: { td_huber_loss_opts o = {.reduction = c->red, .delta = 0.7}; return td_huber_loss(in[0], in[1], &o, out); }
+    case 4: { td_kl_div_opts o = {.reduction = c->red, .log_target = false}; return td_kl_div(in[0], in[1], &o, out); }
+    case 5: { td_kl_div_opts o = {.reduction = c->red, .log_target = true}; return td_kl_div(in[0], in[1], &o, out); }
+    case 6: { td_poisson_nll_loss_opts o = {.reduction = c->red, .log_input = true, .full = c->full, .eps = 1e-8}; return td_poisson_nll_loss(in[0], in[1], &o, out); }
+    case 7: { td_poisson_nll_loss_opts o = {.reduction = c->red, .log_input = false, .full = c->full, .eps = 1e-8}; return td_poisson_nll_loss(in[0], in[1], &o, out); }
+    default: { td_gaussian_nll_loss_opts o = {.reduction = c->red, .full = c->full, .eps = 1e-6}; return td_gaussian_nll_loss(in[0], in[1], in[2], &o, out); }
     }
 }
 
@@ -271,22 +271,22 @@ static td_status run_bin(const void *ctx, td_tensor **in, td_tensor **out)
 {
     const bin_case *c = ctx;
     switch (c->op) {
-    case 0: { td_bce_opts o = {in[2], c->red}; return td_binary_cross_entropy(in[0], in[1], &o, out); }
+    case 0: { td_bce_opts o = {.weight = in[2], .reduction = c->red}; return td_binary_cross_entropy(in[0], in[1], &o, out); }
     case 1: {
-        td_bce_logits_opts o = {in[2], in[3], c->v ? 0.1 : 0, c->red};
+        td_bce_logits_opts o = {.weight = in[2], .pos_weight = in[3], .label_smoothing = c->v ? 0.1 : 0, .reduction = c->red};
         return td_binary_cross_entropy_with_logits(in[0], in[1], &o, out);
     }
     case 2: {
-        td_sigmoid_focal_opts o = {c->v ? -1 : 0.25, c->v ? 0.5 : 2, c->red};
+        td_sigmoid_focal_opts o = {.alpha = c->v ? -1 : 0.25, .gamma = c->v ? 0.5 : 2, .reduction = c->red};
         return td_sigmoid_focal_loss(in[0], in[1], &o, out);
     }
     case 3: {
-        td_asymmetric_opts o = {c->v ? 1 : 0, 4, c->v ? 0 : 0.05, 1e-8, c->red};
+        td_asymmetric_opts o = {.gamma_pos = c->v ? 1 : 0, .gamma_neg = 4, .clip = c->v ? 0 : 0.05, .eps = 1e-8, .reduction = c->red};
         return td_asymmetric_loss(in[0], in[1], &o, out);
     }
-    case 4: { td_soft_margin_opts o = {c->red}; return td_soft_margin_loss(in[0], in[1], &o, out); }
+    case 4: { td_soft_margin_opts o = {.reduction = c->red}; return td_soft_margin_loss(in[0], in[1], &o, out); }
     default: {
-        td_multilabel_soft_margin_opts o = {in[2], c->red};
+        td_multilabel_soft_margin_opts o = {.weight = in[2], .reduction = c->red};
         return td_multilabel_soft_margin_loss(in[0], in[1], &o, out);
     }
     }

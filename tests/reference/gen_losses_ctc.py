@@ -158,5 +158,5 @@ assert (x.grad - lp_leaf.grad).abs().max() < 1e-12
 
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "losses_ctc.json")
 with open(out, "w") as f:
-    json.dump({"generator": "tests/reference/gen_losses_ctc.py", "torch": torch.__version__, "cases": cases}, f)
+    json.dump({"generator": "tests/reference/gen_losses_ctc.py", "loss": "ctc_loss", "torch": torch.__version__, "cases": cases}, f)
 print("wrote %d cases to %s" % (len(cases), out))

@@ -4,14 +4,8 @@
 
 #include "tide/losses.h"
 
-typedef struct {
-    int64_t blank;      /* 0 */
-    td_reduction reduction; /* TD_REDUCE_MEAN */
-    bool zero_infinity; /* false */
-} td_ctc_options;
-
-/* the defaults above */
-td_ctc_options td_ctc_defaults(void);
+/* the options (defaults in the loss table) */
+typedef td_ctc_loss_opts td_ctc_options;
 
 /* Connectionist temporal classification, PyTorch 1.13's F.ctc_loss.
  *   log_probs      (T, N, C) or unbatched (T, C), float32/float64, log-softmax outputs

@@ -12,38 +12,9 @@
 
 #include "tide/losses.h"
 
-typedef struct {
-    td_tensor *weight;      /* (C) class weights; NULL = all 1 */
-    int64_t ignore_index;   /* -100 */
-    double label_smoothing; /* 0, in [0, 1] */
-    td_reduction reduction; /* TD_REDUCE_MEAN */
-} td_cross_entropy_opts;
-#define TD_CROSS_ENTROPY_OPTS_DEFAULT {NULL, -100, 0.0, TD_REDUCE_MEAN}
-
-typedef struct {
-    td_tensor *weight;      /* (C) class weights; NULL = all 1 */
-    int64_t ignore_index;   /* -100 */
-    td_reduction reduction; /* TD_REDUCE_MEAN */
-} td_nll_loss_opts;
-#define TD_NLL_LOSS_OPTS_DEFAULT {NULL, -100, TD_REDUCE_MEAN}
-
-typedef struct {
-    double gamma;           /* 2, >= 0 */
-    td_tensor *alpha;       /* (C) per-class alpha, or NULL to use alpha_value */
-    double alpha_value;     /* 1 (no alpha): one alpha for every class */
-    int64_t ignore_index;   /* -100 */
-    td_reduction reduction; /* TD_REDUCE_MEAN: divides by the non-ignored count */
-} td_focal_loss_opts;
-#define TD_FOCAL_LOSS_OPTS_DEFAULT {2.0, NULL, 1.0, -100, TD_REDUCE_MEAN}
-
-typedef struct {
-    double epsilon;         /* 1, >= -1 */
-    td_tensor *weight;      /* (C) class weights; NULL = all 1 */
-    int64_t ignore_index;   /* -100 */
-    double label_smoothing; /* 0, in [0, 1] */
-    td_reduction reduction; /* TD_REDUCE_MEAN: divides by the targets' weight sum */
-} td_poly1_cross_entropy_opts;
-#define TD_POLY1_CROSS_ENTROPY_OPTS_DEFAULT {1.0, NULL, -100, 0.0, TD_REDUCE_MEAN}
+/* the options of each (td_softmax_loss_opts; defaults in the loss table) */
+typedef td_softmax_loss_opts td_cross_entropy_opts, td_nll_loss_opts, td_focal_loss_opts,
+    td_poly1_cross_entropy_opts;
 
 /* -sum_c w_c t_c log softmax(input)_c, t the (smoothed) one-hot or the
  * given probabilities; "mean" divides by the targets' weight sum (index
