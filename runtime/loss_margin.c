@@ -69,85 +69,130 @@ static td_status raw(td_tensor *t, td_dtype dt, int ndim, const int64_t *shape, 
     return st;
 }
 
-/* ---- the node: what every backward shares ---------------------------------- */
+/* ---- one driver for the family ------------------------------------------------ */
 
-/* what every backward reads */
+/* what a front-end decides after its checks: the tensors as the kernels
+ * read them (owned), the shape of the per-sample loss, the rows of len
+ * values the kernels walk, how many leading inputs take a gradient */
 typedef struct {
+    td_tensor *dense[3];
+    td_tensor *weight;
+    int elem_ndim;
+    int64_t elem_shape[TD_MAX_DIMS];
+    int64_t rows, len;
+    int n_grad;
+} margin_plan;
+
+/* what backward reads */
+typedef struct {
+    td_margin_kind kind;
     td_reduction reduction;
-    int64_t rows, len;     /* rows of len values (or 1) */
+    int64_t rows, len;
+    int n_grad;
     td_margin_loss_opts o; /* margin, p, eps, swap */
-    td_tensor *in[3];      /* the inputs as the kernels read them, in the row's order */
+    td_tensor *in[3];      /* the plan's dense tensors */
     td_tensor *weight;     /* multi_margin's class weights, or NULL */
 } margin_ctx;
 
-typedef struct {
-    td_tensor *gy;
-    double scale;
-} grad_in;
-
-static td_status grad_setup(td_node *n, td_tensor *grad, grad_in *g)
+static void forward_kernel(td_margin_kind kind, const td_margin_loss_opts *o, td_tensor *elem,
+                           td_tensor *const *t, const td_tensor *w, int64_t rows, int64_t len)
 {
-    const margin_ctx *k = n->ctx;
-    g->scale = (k->reduction == TD_REDUCE_MEAN && k->rows > 0) ? 1.0 / (double)k->rows : 1.0;
-    td_tensor *c = NULL;
-    TD_TRY(td_contiguous(grad, &c));
-    if (c->dtype != n->in_dtype[0]) {
+    const struct td_margin_loss_kernels *k = K(elem);
+    switch (kind) {
+    case TD_MARGIN_MULTI: k->multi_margin(elem, t[0], t[1], w, (int)o->p, o->margin, rows, len); break;
+    case TD_MARGIN_MULTILABEL: k->multilabel_margin(elem, t[0], t[1], rows, len); break;
+    case TD_MARGIN_HINGE: k->hinge_embedding(elem, t[0], t[1], o->margin, rows); break;
+    case TD_MARGIN_COSINE: k->cosine_embedding(elem, t[0], t[1], t[2], o->margin, rows, len); break;
+    case TD_MARGIN_RANKING: k->margin_ranking(elem, t[0], t[1], t[2], o->margin, rows); break;
+    case TD_MARGIN_TRIPLET:
+        k->triplet_margin(elem, t[0], t[1], t[2], o->margin, o->p, o->eps, o->swap, rows, len);
+        break;
+    }
+}
+
+static void backward_kernel(const margin_ctx *c, td_tensor **g, const td_tensor *gy, double scale)
+{
+    const struct td_margin_loss_kernels *k = K(gy);
+    td_tensor *const *t = c->in;
+    const td_margin_loss_opts *o = &c->o;
+    switch (c->kind) {
+    case TD_MARGIN_MULTI:
+        k->multi_margin_backward(g[0], gy, scale, t[0], t[1], c->weight, (int)o->p, o->margin, c->rows, c->len);
+        break;
+    case TD_MARGIN_MULTILABEL: k->multilabel_margin_backward(g[0], gy, scale, t[0], t[1], c->rows, c->len); break;
+    case TD_MARGIN_HINGE: k->hinge_embedding_backward(g[0], gy, scale, t[0], t[1], o->margin, c->rows); break;
+    case TD_MARGIN_COSINE:
+        k->cosine_embedding_backward(g[0], g[1], gy, scale, t[0], t[1], t[2], o->margin, c->rows, c->len);
+        break;
+    case TD_MARGIN_RANKING:
+        k->margin_ranking_backward(g[0], g[1], gy, scale, t[0], t[1], t[2], o->margin, c->rows);
+        break;
+    case TD_MARGIN_TRIPLET:
+        k->triplet_margin_backward(g[0], g[1], g[2], gy, scale, t[0], t[1], t[2], o->margin, o->p, o->eps,
+                                   o->swap, c->rows, c->len);
+        break;
+    }
+}
+
+static td_status margin_backward(td_node *n, td_tensor *grad, td_tensor **gi)
+{
+    const margin_ctx *c = n->ctx;
+    double scale = (c->reduction == TD_REDUCE_MEAN && c->rows > 0) ? 1.0 / (double)c->rows : 1.0;
+    td_tensor *gy = NULL, *bufs[3] = {NULL, NULL, NULL};
+    td_status st;
+    bool any = false;
+    TD_CHECK(td_contiguous(grad, &gy));
+    if (gy->dtype != n->in_dtype[0]) {
         td_tensor *d = NULL;
-        td_status st = td_cast_raw(c, n->in_dtype[0], &d);
-        td_tensor_release(c);
-        TD_TRY(st);
-        c = d;
+        TD_CHECK(td_cast_raw(gy, n->in_dtype[0], &d));
+        td_tensor_release(gy);
+        gy = d;
     }
-    g->gy = c;
-    return TD_OK;
-}
-
-/* an empty gradient buffer of saved tensor i's shape, when input `i`
- * needs one */
-static td_status grad_buf(td_node *n, int input, td_tensor *like, td_tensor **out)
-{
-    *out = NULL;
-    if (!n->next[input]) return TD_OK;
-    return td_empty_like(like, out);
-}
-
-/* hand each computed buffer to its input (summed to its shape) */
-static td_status grads_out(td_node *n, int k, td_tensor **bufs, td_tensor **grads_in)
-{
-    td_status st = TD_OK;
-    for (int i = 0; i < k; i++) {
-        if (bufs[i] && st == TD_OK) st = td_grad_to_input(n, i, bufs[i], &grads_in[i]);
-        td_tensor_release(bufs[i]);
-    }
+    /* a buffer of each dense input's shape where its input needs a gradient */
+    for (int i = 0; i < c->n_grad; i++)
+        if (n->next[i]) {
+            TD_CHECK(td_empty_like(c->in[i], &bufs[i]));
+            any = true;
+        }
+    if (any) backward_kernel(c, bufs, gy, scale);
+    for (int i = 0; i < c->n_grad; i++)
+        if (bufs[i]) TD_CHECK(td_grad_to_input(n, i, bufs[i], &gi[i]));
+fail:
+    td_tensor_release(gy);
+    td_release_many(3, bufs);
     return st;
 }
 
-/* reduce the per-sample loss `elem` and, when any of the k inputs needs a
- * gradient, record the node (saving the `ns` tensors in `save` and weight) */
-static td_status finish(const td_loss_def *d, td_backward_fn fn, td_tensor *elem, const td_margin_loss_opts *o,
-                        int k, td_tensor *const *inputs, int ns, td_tensor *const *save, td_tensor *weight,
-                        int64_t rows, int64_t len, td_tensor **out)
+/* the per-sample losses of the plan, reduced, and the node when any input
+ * needs a gradient; releases the plan's tensors */
+static td_status margin_run(const td_loss_def *d, const td_margin_loss_opts *o, td_tensor *const *inputs,
+                            margin_plan *p, td_tensor **out)
 {
-    td_tensor *res = NULL;
+    td_tensor *elem = NULL, *res = NULL;
     td_node *node = NULL;
-    td_status st = TD_OK;
+    td_status st;
+    td_tensor *first = inputs[0];
+    TD_CHECK(td_empty_on(p->elem_ndim, p->elem_shape, first->dtype, td_device_of(first), &elem));
+    forward_kernel((td_margin_kind)d->kind, o, elem, p->dense, p->weight, p->rows, p->len);
     if (o->reduction == TD_REDUCE_NONE) {
         td_tensor_retain(elem);
         res = elem;
     } else {
         TD_CHECK(td_loss_reduce_raw(elem, o->reduction, (double)td_numel(elem), &res));
     }
-    if (td_needs_grad(k, inputs)) {
-        TD_CHECK(td_node_new(d->node, fn, k, inputs, &node));
+    if (td_needs_grad(p->n_grad, inputs)) {
+        TD_CHECK(td_node_new(d->node, margin_backward, p->n_grad, inputs, &node));
         margin_ctx *c;
         TD_CHECK(TD_NODE_CTX(node, &c));
+        c->kind = (td_margin_kind)d->kind;
         c->reduction = o->reduction;
-        c->rows = rows;
-        c->len = len;
+        c->rows = p->rows;
+        c->len = p->len;
+        c->n_grad = p->n_grad;
         c->o = *o;
         c->o.weight = NULL;
-        for (int i = 0; i < ns; i++) TD_CHECK(td_node_keep(node, save[i], &c->in[i]));
-        if (weight) TD_CHECK(td_node_keep(node, weight, &c->weight));
+        for (int i = 0; i < d->n_inputs; i++) TD_CHECK(td_node_keep(node, p->dense[i], &c->in[i]));
+        if (p->weight) TD_CHECK(td_node_keep(node, p->weight, &c->weight));
         td_node_attach(node, res);
         node = NULL;
     }
@@ -155,7 +200,10 @@ static td_status finish(const td_loss_def *d, td_backward_fn fn, td_tensor *elem
     res = NULL;
 fail:
     td_node_release(node);
+    td_tensor_release(elem);
     td_tensor_release(res);
+    td_release_many(3, p->dense);
+    td_tensor_release(p->weight);
     return st;
 }
 
@@ -175,26 +223,9 @@ static td_status first_bad(td_tensor *target, int64_t count, int64_t lo, int64_t
     return st;
 }
 
-/* ---- multi_margin_loss ------------------------------------------------------ */
+/* ---- the front-ends: each one's checks and plan ------------------------------- */
 
-static td_status multi_margin_backward(td_node *n, td_tensor *grad, td_tensor **gi)
-{
-    const margin_ctx *c = n->ctx;
-    td_tensor *x = c->in[0], *t = c->in[1], *w = c->weight;
-    grad_in g;
-    TD_TRY(grad_setup(n, grad, &g));
-    td_tensor *gx = NULL;
-    td_status st = grad_buf(n, 0, x, &gx);
-    if (st == TD_OK && gx)
-        K(x)->multi_margin_backward(gx, g.gy, g.scale, x, t, w, (int)c->o.p, c->o.margin,
-                                    c->rows, c->len);
-    td_tensor_release(g.gy);
-    if (st != TD_OK) return st;
-    return grads_out(n, 1, &gx, gi);
-}
-
-static td_status multi_margin_loss(const td_loss_def *def, td_tensor *input, td_tensor *target, const td_multi_margin_opts *o,
-                               td_tensor **out)
+static td_status multi_margin_loss(const td_loss_def *def, td_tensor *input, td_tensor *target, const td_margin_loss_opts *o, td_tensor **out)
 {
     static const char *L = "multi_margin_loss";
     char s1[96], s2[96];
@@ -229,48 +260,27 @@ static td_status multi_margin_loss(const td_loss_def *def, td_tensor *input, td_
             return td_error(TD_ESHAPE, 3, "%s: weight must have shape (%lld), one per class, got %s", L,
                             (long long)c, (shape_of(o->weight, s1, sizeof s1), s1));
     }
-    td_tensor *x = NULL, *t = NULL, *w = NULL, *elem = NULL;
+    margin_plan p = {0};
     td_status st;
-    TD_CHECK(raw(input, input->dtype, -1, NULL, &x));
-    TD_CHECK(raw(target, TD_INT64, -1, NULL, &t));
-    if (o->weight) TD_CHECK(raw(o->weight, input->dtype, -1, NULL, &w));
+    td_tensor *in[2] = {input, target};
+    TD_CHECK(raw(input, input->dtype, -1, NULL, &p.dense[0]));
+    TD_CHECK(raw(target, TD_INT64, -1, NULL, &p.dense[1]));
+    if (o->weight) TD_CHECK(raw(o->weight, input->dtype, -1, NULL, &p.weight));
     /* none: (N), or the target's shape for a (C) input */
+    p.elem_ndim = input->ndim == 2 ? 1 : target->ndim;
     if (input->ndim == 2)
-        TD_CHECK(td_empty_on(1, &n, input->dtype, td_device_of(input), &elem));
+        p.elem_shape[0] = n;
     else
-        TD_CHECK(td_empty_on(target->ndim, target->shape, input->dtype, td_device_of(input), &elem));
-    K(input)->multi_margin(elem, x, t, w, (int)o->p, o->margin, n, c);
-    {
-        td_tensor *save[3] = {x, t, w};
-        TD_CHECK(finish(def, multi_margin_backward, elem, o, 1, &input, 2, save, w, n, c, out));
-    }
+        memcpy(p.elem_shape, target->shape, sizeof(int64_t) * (size_t)target->ndim);
+    p.rows = n, p.len = c, p.n_grad = 1;
+    return margin_run(def, o, in, &p, out);
 fail:
-    td_tensor_release(x);
-    td_tensor_release(t);
-    td_tensor_release(w);
-    td_tensor_release(elem);
+    td_release_many(3, p.dense);
+    td_tensor_release(p.weight);
     return st;
 }
 
-/* ---- multilabel_margin_loss ------------------------------------------------- */
-
-static td_status multilabel_margin_backward(td_node *n, td_tensor *grad, td_tensor **gi)
-{
-    const margin_ctx *c = n->ctx;
-    td_tensor *x = c->in[0], *t = c->in[1];
-    grad_in g;
-    TD_TRY(grad_setup(n, grad, &g));
-    td_tensor *gx = NULL;
-    td_status st = grad_buf(n, 0, x, &gx);
-    if (st == TD_OK && gx)
-        K(x)->multilabel_margin_backward(gx, g.gy, g.scale, x, t, c->rows, c->len);
-    td_tensor_release(g.gy);
-    if (st != TD_OK) return st;
-    return grads_out(n, 1, &gx, gi);
-}
-
-static td_status multilabel_margin_loss(const td_loss_def *def, td_tensor *input, td_tensor *target,
-                                    const td_multilabel_margin_opts *o, td_tensor **out)
+static td_status multilabel_margin_loss(const td_loss_def *def, td_tensor *input, td_tensor *target, const td_margin_loss_opts *o, td_tensor **out)
 {
     static const char *L = "multilabel_margin_loss";
     char s1[96], s2[96];
@@ -296,42 +306,22 @@ static td_status multilabel_margin_loss(const td_loss_def *def, td_tensor *input
                             "%s: target %lld at (%lld, %lld) is outside [0, %lld) (-1 ends a row's list)",
                             L, (long long)v, (long long)(i / c), (long long)(i % c), (long long)c);
     }
-    td_tensor *x = NULL, *t = NULL, *elem = NULL;
+    margin_plan p = {0};
     td_status st;
-    TD_CHECK(raw(input, input->dtype, -1, NULL, &x));
-    TD_CHECK(raw(target, TD_INT64, -1, NULL, &t));
-    TD_CHECK(td_empty_on(input->ndim == 2 ? 1 : 0, &n, input->dtype, td_device_of(input), &elem));
-    K(input)->multilabel_margin(elem, x, t, n, c);
-    {
-        td_tensor *save[2] = {x, t};
-        TD_CHECK(finish(def, multilabel_margin_backward, elem, o, 1, &input, 2, save, NULL, n, c, out));
-    }
+    td_tensor *in[2] = {input, target};
+    TD_CHECK(raw(input, input->dtype, -1, NULL, &p.dense[0]));
+    TD_CHECK(raw(target, TD_INT64, -1, NULL, &p.dense[1]));
+    p.elem_ndim = input->ndim == 2 ? 1 : 0;
+    p.elem_shape[0] = n;
+    p.rows = n, p.len = c, p.n_grad = 1;
+    return margin_run(def, o, in, &p, out);
 fail:
-    td_tensor_release(x);
-    td_tensor_release(t);
-    td_tensor_release(elem);
+    td_release_many(3, p.dense);
+    td_tensor_release(p.weight);
     return st;
 }
 
-/* ---- hinge_embedding_loss --------------------------------------------------- */
-
-static td_status hinge_embedding_backward(td_node *n, td_tensor *grad, td_tensor **gi)
-{
-    const margin_ctx *c = n->ctx;
-    td_tensor *x = c->in[0], *y = c->in[1];
-    grad_in g;
-    TD_TRY(grad_setup(n, grad, &g));
-    td_tensor *gx = NULL;
-    td_status st = grad_buf(n, 0, x, &gx);
-    if (st == TD_OK && gx)
-        K(x)->hinge_embedding_backward(gx, g.gy, g.scale, x, y, c->o.margin, c->rows);
-    td_tensor_release(g.gy);
-    if (st != TD_OK) return st;
-    return grads_out(n, 1, &gx, gi);
-}
-
-static td_status hinge_embedding_loss(const td_loss_def *def, td_tensor *input, td_tensor *target,
-                                  const td_hinge_embedding_opts *o, td_tensor **out)
+static td_status hinge_embedding_loss(const td_loss_def *def, td_tensor *input, td_tensor *target, const td_margin_loss_opts *o, td_tensor **out)
 {
     static const char *L = "hinge_embedding_loss";
     char s1[96], s2[96];
@@ -346,48 +336,22 @@ static td_status hinge_embedding_loss(const td_loss_def *def, td_tensor *input, 
     if (td_broadcast_shape(input, target, &nd, shape) != TD_OK)
         return td_error(TD_ESHAPE, 2, "%s: target shape %s does not broadcast with input shape %s", L,
                         (shape_of(target, s1, sizeof s1), s1), (shape_of(input, s2, sizeof s2), s2));
-    td_tensor *x = NULL, *y = NULL, *elem = NULL;
+    margin_plan p = {0};
     td_status st;
-    TD_CHECK(raw(input, input->dtype, nd, shape, &x));
-    TD_CHECK(raw(target, input->dtype, nd, shape, &y));
-    TD_CHECK(td_empty_on(nd, shape, input->dtype, td_device_of(input), &elem));
-    int64_t n = td_numel(elem);
-    K(input)->hinge_embedding(elem, x, y, o->margin, n);
-    {
-        td_tensor *save[2] = {x, y};
-        TD_CHECK(finish(def, hinge_embedding_backward, elem, o, 1, &input, 2, save, NULL, n, 1, out));
-    }
+    td_tensor *in[2] = {input, target};
+    TD_CHECK(raw(input, input->dtype, nd, shape, &p.dense[0]));
+    TD_CHECK(raw(target, input->dtype, nd, shape, &p.dense[1]));
+    p.elem_ndim = nd;
+    memcpy(p.elem_shape, shape, sizeof(int64_t) * (size_t)nd);
+    p.rows = td_shape_numel(nd, shape), p.len = 1, p.n_grad = 1;
+    return margin_run(def, o, in, &p, out);
 fail:
-    td_tensor_release(x);
-    td_tensor_release(y);
-    td_tensor_release(elem);
+    td_release_many(3, p.dense);
+    td_tensor_release(p.weight);
     return st;
 }
 
-/* ---- cosine_embedding_loss -------------------------------------------------- */
-
-static td_status cosine_embedding_backward(td_node *n, td_tensor *grad, td_tensor **gi)
-{
-    const margin_ctx *c = n->ctx;
-    td_tensor *a = c->in[0], *b = c->in[1], *y = c->in[2];
-    grad_in g;
-    TD_TRY(grad_setup(n, grad, &g));
-    td_tensor *bufs[2] = {NULL, NULL};
-    td_status st = grad_buf(n, 0, a, &bufs[0]);
-    if (st == TD_OK) st = grad_buf(n, 1, b, &bufs[1]);
-    if (st == TD_OK)
-        K(a)->cosine_embedding_backward(bufs[0], bufs[1], g.gy, g.scale, a, b, y, c->o.margin,
-                                        c->rows, c->len);
-    td_tensor_release(g.gy);
-    if (st != TD_OK) {
-        td_release_many(2, bufs);
-        return st;
-    }
-    return grads_out(n, 2, bufs, gi);
-}
-
-static td_status cosine_embedding_loss(const td_loss_def *def, td_tensor *x1, td_tensor *x2, td_tensor *y,
-                                   const td_cosine_embedding_opts *o, td_tensor **out)
+static td_status cosine_embedding_loss(const td_loss_def *def, td_tensor *x1, td_tensor *x2, td_tensor *y, const td_margin_loss_opts *o, td_tensor **out)
 {
     static const char *L = "cosine_embedding_loss";
     char s1[96], s2[96];
@@ -411,49 +375,23 @@ static td_status cosine_embedding_loss(const td_loss_def *def, td_tensor *x1, td
         return td_error(TD_ESHAPE, 3, "%s: y shape %s does not match x1 shape %s (expected %s)", L,
                         (shape_of(y, s1, sizeof s1), s1), (shape_of(x1, s2, sizeof s2), s2),
                         x1->ndim == 2 ? "(N)" : "()");
-    td_tensor *a = NULL, *b = NULL, *t = NULL, *elem = NULL;
+    margin_plan p = {0};
     td_status st;
-    TD_CHECK(raw(x1, x1->dtype, -1, NULL, &a));
-    TD_CHECK(raw(x2, x1->dtype, -1, NULL, &b));
-    TD_CHECK(raw(y, x1->dtype, -1, NULL, &t));
-    TD_CHECK(td_empty_on(y->ndim, y->shape, x1->dtype, td_device_of(x1), &elem));
-    K(x1)->cosine_embedding(elem, a, b, t, o->margin, n, d);
-    {
-        td_tensor *inputs[2] = {x1, x2}, *save[3] = {a, b, t};
-        TD_CHECK(finish(def, cosine_embedding_backward, elem, o, 2, inputs, 3, save, NULL, n, d, out));
-    }
+    td_tensor *in[3] = {x1, x2, y};
+    TD_CHECK(raw(x1, x1->dtype, -1, NULL, &p.dense[0]));
+    TD_CHECK(raw(x2, x1->dtype, -1, NULL, &p.dense[1]));
+    TD_CHECK(raw(y, x1->dtype, -1, NULL, &p.dense[2]));
+    p.elem_ndim = y->ndim;
+    memcpy(p.elem_shape, y->shape, sizeof(int64_t) * (size_t)y->ndim);
+    p.rows = n, p.len = d, p.n_grad = 2;
+    return margin_run(def, o, in, &p, out);
 fail:
-    td_tensor_release(a);
-    td_tensor_release(b);
-    td_tensor_release(t);
-    td_tensor_release(elem);
+    td_release_many(3, p.dense);
+    td_tensor_release(p.weight);
     return st;
 }
 
-/* ---- margin_ranking_loss ---------------------------------------------------- */
-
-static td_status margin_ranking_backward(td_node *n, td_tensor *grad, td_tensor **gi)
-{
-    const margin_ctx *c = n->ctx;
-    td_tensor *a = c->in[0], *b = c->in[1], *y = c->in[2];
-    grad_in g;
-    TD_TRY(grad_setup(n, grad, &g));
-    td_tensor *bufs[2] = {NULL, NULL};
-    td_status st = grad_buf(n, 0, a, &bufs[0]);
-    if (st == TD_OK) st = grad_buf(n, 1, b, &bufs[1]);
-    if (st == TD_OK)
-        K(a)->margin_ranking_backward(bufs[0], bufs[1], g.gy, g.scale, a, b, y, c->o.margin,
-                                      c->rows);
-    td_tensor_release(g.gy);
-    if (st != TD_OK) {
-        td_release_many(2, bufs);
-        return st;
-    }
-    return grads_out(n, 2, bufs, gi);
-}
-
-static td_status margin_ranking_loss(const td_loss_def *def, td_tensor *x1, td_tensor *x2, td_tensor *y,
-                                 const td_margin_ranking_opts *o, td_tensor **out)
+static td_status margin_ranking_loss(const td_loss_def *def, td_tensor *x1, td_tensor *x2, td_tensor *y, const td_margin_loss_opts *o, td_tensor **out)
 {
     static const char *L = "margin_ranking_loss";
     char s1[96], s2[96], s3[96];
@@ -477,55 +415,28 @@ static td_status margin_ranking_loss(const td_loss_def *def, td_tensor *x1, td_t
         return td_error(TD_ESHAPE, 3, "%s: y shape %s does not match x1 shape %s and x2 shape %s", L,
                         (shape_of(y, s1, sizeof s1), s1), (shape_of(x1, s2, sizeof s2), s2),
                         (shape_of(x2, s3, sizeof s3), s3));
-    td_tensor *a = NULL, *b = NULL, *t = NULL, *elem = NULL;
+    margin_plan p = {0};
     td_status st;
-    TD_CHECK(raw(x1, x1->dtype, nd2, shape2, &a));
-    TD_CHECK(raw(x2, x1->dtype, nd2, shape2, &b));
-    TD_CHECK(raw(y, x1->dtype, nd2, shape2, &t));
-    TD_CHECK(td_empty_on(nd2, shape2, x1->dtype, td_device_of(x1), &elem));
-    int64_t n = td_numel(elem);
-    K(x1)->margin_ranking(elem, a, b, t, o->margin, n);
-    {
-        td_tensor *inputs[2] = {x1, x2}, *save[3] = {a, b, t};
-        TD_CHECK(finish(def, margin_ranking_backward, elem, o, 2, inputs, 3, save, NULL, n, 1, out));
-    }
+    td_tensor *in[3] = {x1, x2, y};
+    TD_CHECK(raw(x1, x1->dtype, nd2, shape2, &p.dense[0]));
+    TD_CHECK(raw(x2, x1->dtype, nd2, shape2, &p.dense[1]));
+    TD_CHECK(raw(y, x1->dtype, nd2, shape2, &p.dense[2]));
+    p.elem_ndim = nd2;
+    memcpy(p.elem_shape, shape2, sizeof(int64_t) * (size_t)nd2);
+    p.rows = td_shape_numel(nd2, shape2), p.len = 1, p.n_grad = 2;
+    return margin_run(def, o, in, &p, out);
 fail:
-    td_tensor_release(a);
-    td_tensor_release(b);
-    td_tensor_release(t);
-    td_tensor_release(elem);
+    td_release_many(3, p.dense);
+    td_tensor_release(p.weight);
     return st;
 }
 
-/* ---- triplet_margin_loss ---------------------------------------------------- */
-
-static td_status triplet_margin_backward(td_node *n, td_tensor *grad, td_tensor **gi)
+static td_status triplet_margin_loss(const td_loss_def *def, td_tensor *anchor, td_tensor *positive, td_tensor *negative, const td_margin_loss_opts *o, td_tensor **out)
 {
-    const margin_ctx *c = n->ctx;
-    td_tensor *a = c->in[0], *p = c->in[1], *q = c->in[2];
-    grad_in g;
-    TD_TRY(grad_setup(n, grad, &g));
-    td_tensor *bufs[3] = {NULL, NULL, NULL};
-    td_status st = TD_OK;
-    for (int i = 0; i < 3 && st == TD_OK; i++) st = grad_buf(n, i, a, &bufs[i]);
-    if (st == TD_OK)
-        K(a)->triplet_margin_backward(bufs[0], bufs[1], bufs[2], g.gy, g.scale, a, p, q, c->o.margin,
-                                      c->o.p, c->o.eps, c->o.swap, c->rows, c->len);
-    td_tensor_release(g.gy);
-    if (st != TD_OK) {
-        td_release_many(3, bufs);
-        return st;
-    }
-    return grads_out(n, 3, bufs, gi);
-}
-
-static td_status triplet_margin_loss(const td_loss_def *def, td_tensor *anchor, td_tensor *positive, td_tensor *negative,
-                                 const td_triplet_margin_opts *o, td_tensor **out)
-{
+    td_tensor *in[3] = {anchor, positive, negative};
     static const char *L = "triplet_margin_loss";
     static const char *names[3] = {"anchor", "positive", "negative"};
     char s1[96], s2[96];
-    td_tensor *in[3] = {anchor, positive, negative};
     for (int i = 0; i < 3; i++) {
         TD_TRY(td_need_float(in[i]->dtype, i + 1, L, names[i]));
         if (i > 0) TD_TRY(same_dtype(L, names[i], in[i], anchor->dtype, i + 1));
@@ -540,17 +451,16 @@ static td_status triplet_margin_loss(const td_loss_def *def, td_tensor *anchor, 
                             names[i], (shape_of(in[i], s1, sizeof s1), s1),
                             (shape_of(anchor, s2, sizeof s2), s2));
     int64_t n = anchor->ndim == 2 ? anchor->shape[0] : 1, d = anchor->shape[anchor->ndim - 1];
-    td_tensor *r[3] = {NULL, NULL, NULL}, *elem = NULL;
+    margin_plan p = {0};
     td_status st;
-    for (int i = 0; i < 3; i++) TD_CHECK(raw(in[i], anchor->dtype, -1, NULL, &r[i]));
-    TD_CHECK(td_empty_on(anchor->ndim == 2 ? 1 : 0, &n, anchor->dtype, td_device_of(anchor), &elem));
-    K(anchor)->triplet_margin(elem, r[0], r[1], r[2], o->margin, o->p, o->eps, o->swap, n, d);
-    {
-        TD_CHECK(finish(def, triplet_margin_backward, elem, o, 3, in, 3, r, NULL, n, d, out));
-    }
+    for (int i = 0; i < 3; i++) TD_CHECK(raw(in[i], anchor->dtype, -1, NULL, &p.dense[i]));
+    p.elem_ndim = anchor->ndim == 2 ? 1 : 0;
+    p.elem_shape[0] = n;
+    p.rows = n, p.len = d, p.n_grad = 3;
+    return margin_run(def, o, in, &p, out);
 fail:
-    td_release_many(3, r);
-    td_tensor_release(elem);
+    td_release_many(3, p.dense);
+    td_tensor_release(p.weight);
     return st;
 }
 
