@@ -26,6 +26,15 @@ local function doc_headings()
     return seen
 end
 
+-- the lines of the table in docs/losses.md ("## The losses")
+local function docs_table_lines()
+    local lines = {}
+    for line in io.lines("docs/losses.md") do
+        if line:match("^| `") then lines[#lines + 1] = line end
+    end
+    return lines
+end
+
 -- the losses the PyTorch reference files have cases for
 local function reference_losses()
     local seen = {}
@@ -100,6 +109,19 @@ describe("the loss table", function()
             it("has a docs section and PyTorch reference cases", function()
                 assert.is_true(docs[row.name] == true, "no docs section '## " .. row.name .. "' in docs/")
                 assert.is_true(refs[row.name] == true, "no case for " .. row.name .. " in tests/reference/losses_*.json")
+            end)
+
+            it("has its options in the docs' table of losses", function()
+                local line
+                for _, l in ipairs(docs_table_lines()) do
+                    if l:find("`" .. row.name .. "[`(]") then line = l end
+                end
+                assert.truthy(line, "no line for " .. row.name .. " in docs/losses.md's table")
+                for _, o in ipairs(row.options) do
+                    if o.name ~= "reduction" then
+                        assert.truthy(line:find("`" .. o.name .. "`", 1, true), o.name .. " missing from: " .. line)
+                    end
+                end
             end)
 
             it("takes the table's defaults when no options are given", function()
