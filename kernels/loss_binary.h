@@ -14,7 +14,7 @@
 #ifndef TIDE_KERNELS_LOSS_BINARY_H
 #define TIDE_KERNELS_LOSS_BINARY_H
 
-#include "tide/tide.h"
+#include "tide/core.h"
 
 typedef struct {
     double scale;                 /* multiplies dx and dy (1/n for "mean") */

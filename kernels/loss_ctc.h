@@ -2,7 +2,7 @@
 #ifndef TIDE_KERNELS_LOSS_CTC_H
 #define TIDE_KERNELS_LOSS_CTC_H
 
-#include "tide/tide.h"
+#include "tide/core.h"
 
 /* One batch of CTC problems, checked by the front-end. Lengths and target
  * offsets live on the host (as PyTorch keeps them); `targets` is a

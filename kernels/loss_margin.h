@@ -12,7 +12,7 @@
 #ifndef TIDE_KERNELS_LOSS_MARGIN_H
 #define TIDE_KERNELS_LOSS_MARGIN_H
 
-#include "tide/tide.h"
+#include "tide/core.h"
 
 struct td_margin_loss_kernels {
     /* x (N,C), target int64 (N) in [0,C), weight (C) or NULL -> out (N):

@@ -8,7 +8,7 @@
 #ifndef TIDE_KERNELS_LOSS_REGRESSION_H
 #define TIDE_KERNELS_LOSS_REGRESSION_H
 
-#include "tide/tide.h"
+#include "tide/core.h"
 
 typedef enum {
     TD_REG_MSE,         /* d^2, d = x - y */

@@ -8,7 +8,7 @@
 #ifndef TIDE_KERNELS_LOSS_SOFTMAX_H
 #define TIDE_KERNELS_LOSS_SOFTMAX_H
 
-#include "tide/tide.h"
+#include "tide/core.h"
 
 typedef enum { TD_SMX_CE, TD_SMX_NLL, TD_SMX_FOCAL, TD_SMX_POLY1 } td_smx_kind;
 

@@ -11,7 +11,7 @@
 #ifndef TIDE_KERNELS_NN_CONV_H
 #define TIDE_KERNELS_NN_CONV_H
 
-#include "tide/tide.h"
+#include "tide/core.h"
 
 typedef struct {
     td_dtype dtype;

@@ -4,7 +4,7 @@
 #ifndef TIDE_KERNELS_NN_LAYERS_H
 #define TIDE_KERNELS_NN_LAYERS_H
 
-#include "tide/tide.h"
+#include "tide/core.h"
 
 typedef enum { TD_POOL_MAX, TD_POOL_AVG, TD_POOL_ADAPTIVE_AVG } td_pool_kind;
 

@@ -7,7 +7,7 @@
 #ifndef TIDE_KERNELS_NN_OPTIM_H
 #define TIDE_KERNELS_NN_OPTIM_H
 
-#include "tide/tide.h"
+#include "tide/core.h"
 
 struct td_optim_kernels {
     /* param, grad, buf (n); buf NULL when momentum == 0 */

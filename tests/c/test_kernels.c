@@ -1,7 +1,7 @@
 /* The CPU backend table called directly on small hand-built tensors, with
  * expected values worked out by hand or by a plain reference loop. */
-#include "cpu/cpu.h"
 #include "internal.h"
+#include "cpu/cpu.h"
 
 #include <check.h>
 #include <math.h>

@@ -11,13 +11,8 @@
 #ifndef TIDE_OPTIM_H
 #define TIDE_OPTIM_H
 
-#include "tide/tide.h"
+#include "tide/tide.h" /* td_sgd_opts, td_adam_opts, td_rmsprop_opts (tide/core.h) */
 
-typedef struct {
-    double lr, momentum, dampening, weight_decay;
-    bool nesterov, maximize;
-    bool first_step; /* momentum_buf holds nothing yet: it becomes the first d_p */
-} td_sgd_opts;
 #define TD_SGD_OPTS_DEFAULT {1e-3, 0.0, 0.0, 0.0, false, false, true}
 
 /* d_p = +-grad + wd param; buf = momentum buf + (1 - dampening) d_p (= d_p
@@ -25,12 +20,6 @@ typedef struct {
  * param -= lr d_p. momentum_buf may be NULL when momentum == 0. */
 td_status td_sgd_step(td_tensor *param, td_tensor *grad, td_tensor *momentum_buf, const td_sgd_opts *o);
 
-typedef struct {
-    double lr, beta1, beta2, eps, weight_decay;
-    int64_t step; /* the step being taken, counted from 1 */
-    bool amsgrad, maximize;
-    bool decoupled; /* AdamW: param *= 1 - lr wd first, instead of grad += wd param */
-} td_adam_opts;
 #define TD_ADAM_OPTS_DEFAULT {1e-3, 0.9, 0.999, 1e-8, 0.0, 1, false, false, false}
 
 /* max_exp_avg_sq is required when amsgrad, ignored otherwise */
@@ -49,10 +38,6 @@ td_status td_adam_step_multi(int count, td_tensor *const *params, td_tensor *con
                              td_tensor *const *exp_avgs, td_tensor *const *exp_avg_sqs,
                              td_tensor *const *max_exp_avg_sqs, const td_adam_opts *o);
 
-typedef struct {
-    double lr, alpha, eps, weight_decay, momentum;
-    bool centered, maximize;
-} td_rmsprop_opts;
 #define TD_RMSPROP_OPTS_DEFAULT {1e-2, 0.99, 1e-8, 0.0, 0.0, false, false}
 
 /* grad_avg is required when centered, momentum_buf when momentum > 0 */

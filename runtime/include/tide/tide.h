@@ -5,70 +5,19 @@
  * (1-based, 0 = none) was at fault so the binding can word the error the
  * way Lua's own library does. Results come back through an out-pointer
  * holding one new reference; release it with td_tensor_release.
+ *
+ * The types (status codes, dtypes, tensors, devices, op codes) live in
+ * tide/core.h, the part the kernels see; this header adds the API.
  */
 #ifndef TIDE_TIDE_H
 #define TIDE_TIDE_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "tide/core.h"
 
-#define TD_MAX_DIMS 8
 #define TD_VERSION "0.1.0"
 
-typedef enum {
-    TD_OK = 0,
-    TD_EINVAL,   /* bad value or option */
-    TD_ESHAPE,   /* shapes that do not fit */
-    TD_EDTYPE,   /* wrong dtype */
-    TD_ERANGE,   /* dim or index out of range */
-    TD_ENOMEM,   /* allocation failed */
-    TD_EGRAD,    /* autograd misuse */
-    TD_EIO,      /* files */
-} td_status;
-
-typedef enum { TD_FLOAT32 = 0, TD_FLOAT64, TD_INT64, TD_UINT8, TD_NDTYPES } td_dtype;
-
-typedef struct td_backend td_backend;
-typedef struct td_node td_node;
-
-typedef struct td_storage {
-    int refcount;
-    void *data;
-    size_t nbytes;
-    const td_backend *backend;
-    int device;       /* index among the backend's devices (cuda:N); 0 on the CPU */
-    uint64_t version; /* bumped by every in-place write, checked by autograd */
-} td_storage;
-
-typedef struct td_tensor {
-    int refcount;
-    td_storage *storage;
-    int64_t offset; /* in elements */
-    int ndim;
-    int64_t shape[TD_MAX_DIMS];
-    int64_t stride[TD_MAX_DIMS]; /* in elements */
-    td_dtype dtype;
-    bool requires_grad;
-    struct td_tensor *grad; /* leaves: accumulated gradient */
-    td_node *grad_fn;       /* non-leaves: the node that made it */
-    td_node *acc;           /* leaves that require grad: their accumulator */
-} td_tensor;
-
-/* ---- errors ---------------------------------------------------------- */
-const char *td_last_error(void);
-int td_last_error_arg(void);
-td_status td_error(td_status code, int arg, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void td_clear_error(void);
-/* prefix the pending message with "in NAME: " style context */
-void td_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
 /* ---- dtypes ---------------------------------------------------------- */
-size_t td_dtype_size(td_dtype dt);
-const char *td_dtype_name(td_dtype dt);
 td_status td_dtype_parse(const char *name, td_dtype *out);
-bool td_dtype_is_float(td_dtype dt);
 td_dtype td_promote(td_dtype a, td_dtype b);
 
 /* ---- memory ---------------------------------------------------------- */
@@ -83,12 +32,6 @@ int64_t td_memory_take_allocated(void);
 /* "cpu", "cuda:0", "cuda:1", ... A tensor lives on its storage's device;
  * every op wants all its tensors on one device (a 0-dim CPU tensor beside
  * a CUDA one is moved, as PyTorch does for scalars). */
-typedef enum { TD_CPU = 0, TD_CUDA } td_device_type;
-typedef struct {
-    td_device_type type;
-    int index;
-} td_device;
-#define TD_DEVICE_CPU ((td_device){TD_CPU, 0})
 td_device td_device_of(const td_tensor *t);
 bool td_device_eq(td_device a, td_device b);
 /* "cpu", "cuda" (= cuda:0) or "cuda:N"; says nothing of availability */
@@ -111,11 +54,6 @@ int td_cuda_device_count(void);
 bool td_cuda_is_available(void);
 td_status td_cuda_synchronize(void); /* every device */
 void td_cuda_empty_cache(void);      /* cached blocks go back to the driver */
-typedef struct {
-    int64_t live_bytes, peak_bytes, allocated_total; /* bytes held by tensors */
-    int64_t reserved_bytes;                          /* live + cached by the allocator */
-    int64_t free_bytes, total_bytes;                 /* the device's own view */
-} td_cuda_memory_stats;
 td_status td_cuda_memory(int device, td_cuda_memory_stats *out);
 /* device bytes allocated since the last call, every device (for the collector) */
 int64_t td_cuda_memory_take_allocated(void);
@@ -131,8 +69,6 @@ td_status td_empty(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
 td_status td_empty_like(const td_tensor *t, td_tensor **out); /* on t's device */
 void td_tensor_retain(td_tensor *t);
 void td_tensor_release(td_tensor *t);
-int64_t td_numel(const td_tensor *t);
-bool td_is_contiguous(const td_tensor *t);
 /* Channels-last (PyTorch's channels_last): a 4-dim (N, C, H, W) tensor
  * stored as N, H, W, C, strides (HWC, 1, WC, C); size-1 dims match any
  * stride, so a tensor can be both contiguous and channels-last. float32
@@ -152,7 +88,6 @@ td_status td_empty_as(const td_tensor *like, td_dtype dt, td_tensor **out);
  * channels_last (4-dim only), else contiguous; a view of t when it already
  * is, else a copy; recording nothing */
 td_status td_dense_raw(td_tensor *t, td_dtype dt, bool channels_last, td_tensor **out);
-void *td_data_ptr(const td_tensor *t); /* at offset */
 double td_get_flat(const td_tensor *t, int64_t i); /* i-th element in logical order */
 td_status td_get(const td_tensor *t, int n, const int64_t *idx, double *out);
 td_status td_set(td_tensor *t, int n, const int64_t *idx, double value);
@@ -205,17 +140,6 @@ td_status td_chunk(td_tensor *t, int64_t chunks, int dim, int *count, td_tensor 
 td_status td_wrap_dim(int dim, int ndim, int arg, int *out);
 
 /* ---- elementwise ----------------------------------------------------- */
-typedef enum {
-    TD_EXP, TD_LOG, TD_LOG1P, TD_SQRT, TD_ABS, TD_NEG, TD_SIN, TD_COS, TD_TANH,
-    TD_SIGMOID, TD_RELU, TD_GELU, TD_SIGN, TD_RECIPROCAL, TD_SQUARE,
-    TD_NUNARY
-} td_unary_op;
-typedef enum {
-    TD_ADD, TD_SUB, TD_MUL, TD_DIV, TD_POW, TD_MAXIMUM, TD_MINIMUM,
-    TD_EQ, TD_NE, TD_LT, TD_LE, TD_GT, TD_GE,
-    TD_NBINARY
-} td_binary_op;
-
 td_status td_unary(td_unary_op op, td_tensor *x, td_tensor **out);
 td_status td_binary(td_binary_op op, td_tensor *a, td_tensor *b, td_tensor **out);
 td_status td_binary_scalar(td_binary_op op, td_tensor *a, double s, bool scalar_first, td_tensor **out);
@@ -230,7 +154,6 @@ td_status td_copy_(td_tensor *self, td_tensor *src);
 td_status td_broadcast_shape(const td_tensor *a, const td_tensor *b, int *ndim, int64_t *shape);
 
 /* ---- reductions (dim < 0 after wrapping never happens; use all=true) -- */
-typedef enum { TD_SUM, TD_PROD, TD_MAX, TD_MIN, TD_ARGMAX, TD_ARGMIN } td_reduce_op;
 td_status td_sum(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out);
 td_status td_mean(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out);
 td_status td_prod(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out);
@@ -275,6 +198,9 @@ void td_set_grad(td_tensor *t, td_tensor *grad); /* retains grad; NULL clears */
 void td_set_num_threads(int n);
 int td_get_num_threads(void);
 
+#ifdef TIDE_CORE_OWN_REDUCTION
+#error "include tide/tide.h (or runtime/internal.h) before tide/core.h and the kernel headers"
+#endif
 #include "tide/losses.h"
 #include "tide/conv.h"
 #include "tide/layers.h"

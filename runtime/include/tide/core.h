@@ -1,0 +1,144 @@
+/* tide's core: what the kernels may see of the runtime.
+ *
+ * Status codes, dtypes, the tensor and storage structs, devices, errors,
+ * the op codes and option structs the backend table passes, and the few
+ * tensor queries a kernel needs. Nothing here allocates a tensor or
+ * records autograd: kernels include this header (directly or through
+ * kernels/backend.h) and never tide/tide.h, which adds the public API on
+ * top of it. The layering test (tests/layering.cmake) keeps it so.
+ */
+#ifndef TIDE_CORE_H
+#define TIDE_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TD_MAX_DIMS 8
+
+typedef enum {
+    TD_OK = 0,
+    TD_EINVAL,   /* bad value or option */
+    TD_ESHAPE,   /* shapes that do not fit */
+    TD_EDTYPE,   /* wrong dtype */
+    TD_ERANGE,   /* dim or index out of range */
+    TD_ENOMEM,   /* allocation failed */
+    TD_EGRAD,    /* autograd misuse */
+    TD_EIO,      /* files */
+} td_status;
+
+typedef enum { TD_FLOAT32 = 0, TD_FLOAT64, TD_INT64, TD_UINT8, TD_NDTYPES } td_dtype;
+
+typedef struct td_backend td_backend;
+typedef struct td_node td_node;
+
+typedef struct td_storage {
+    int refcount;
+    void *data;
+    size_t nbytes;
+    const td_backend *backend;
+    int device;       /* index among the backend's devices (cuda:N); 0 on the CPU */
+    uint64_t version; /* bumped by every in-place write, checked by autograd */
+} td_storage;
+
+typedef struct td_tensor {
+    int refcount;
+    td_storage *storage;
+    int64_t offset; /* in elements */
+    int ndim;
+    int64_t shape[TD_MAX_DIMS];
+    int64_t stride[TD_MAX_DIMS]; /* in elements */
+    td_dtype dtype;
+    bool requires_grad;
+    struct td_tensor *grad; /* leaves: accumulated gradient */
+    td_node *grad_fn;       /* non-leaves: the node that made it */
+    td_node *acc;           /* leaves that require grad: their accumulator */
+} td_tensor;
+
+/* ---- errors ---------------------------------------------------------- */
+const char *td_last_error(void);
+int td_last_error_arg(void);
+td_status td_error(td_status code, int arg, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void td_clear_error(void);
+/* prefix the pending message with "in NAME: " style context */
+void td_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- dtypes ---------------------------------------------------------- */
+size_t td_dtype_size(td_dtype dt);
+const char *td_dtype_name(td_dtype dt);
+bool td_dtype_is_float(td_dtype dt);
+
+/* ---- devices --------------------------------------------------------- */
+typedef enum { TD_CPU = 0, TD_CUDA } td_device_type;
+typedef struct {
+    td_device_type type;
+    int index;
+} td_device;
+#define TD_DEVICE_CPU ((td_device){TD_CPU, 0})
+
+typedef struct {
+    int64_t live_bytes, peak_bytes, allocated_total; /* bytes held by tensors */
+    int64_t reserved_bytes;                          /* live + cached by the allocator */
+    int64_t free_bytes, total_bytes;                 /* the device's own view */
+} td_cuda_memory_stats;
+
+/* ---- tensor queries -------------------------------------------------- */
+int64_t td_numel(const td_tensor *t);
+bool td_is_contiguous(const td_tensor *t);
+void *td_data_ptr(const td_tensor *t); /* at offset */
+
+/* ---- op codes the backend table takes --------------------------------- */
+typedef enum {
+    TD_EXP, TD_LOG, TD_LOG1P, TD_SQRT, TD_ABS, TD_NEG, TD_SIN, TD_COS, TD_TANH,
+    TD_SIGMOID, TD_RELU, TD_GELU, TD_SIGN, TD_RECIPROCAL, TD_SQUARE,
+    TD_NUNARY
+} td_unary_op;
+typedef enum {
+    TD_ADD, TD_SUB, TD_MUL, TD_DIV, TD_POW, TD_MAXIMUM, TD_MINIMUM,
+    TD_EQ, TD_NE, TD_LT, TD_LE, TD_GT, TD_GE,
+    TD_NBINARY
+} td_binary_op;
+typedef enum { TD_SUM, TD_PROD, TD_MAX, TD_MIN, TD_ARGMAX, TD_ARGMIN } td_reduce_op;
+
+/* A loss's reduction (the CTC backward scales its gradient by it).
+ * tide/losses.h still defines it for the public API, and a second
+ * definition beside that one would not compile, so this one stands only
+ * where tide/tide.h is not included (tide.h defines TIDE_TIDE_H before it
+ * includes this header): in the kernels. A file that includes both must
+ * include tide.h (or runtime/internal.h) first; tide.h says so otherwise.
+ * The layering test checks that the two definitions agree, until the
+ * definition moves here for good. */
+#ifndef TIDE_TIDE_H
+#define TIDE_CORE_OWN_REDUCTION
+typedef enum { TD_REDUCE_NONE, TD_REDUCE_MEAN, TD_REDUCE_SUM, TD_REDUCE_BATCHMEAN } td_reduction;
+#endif
+
+/* ---- optimizer options (tide/optim.h's steps, the kernels' updates) --- */
+typedef struct {
+    double lr, momentum, dampening, weight_decay;
+    bool nesterov, maximize;
+    bool first_step; /* momentum_buf holds nothing yet: it becomes the first d_p */
+} td_sgd_opts;
+
+typedef struct {
+    double lr, beta1, beta2, eps, weight_decay;
+    int64_t step; /* the step being taken, counted from 1 */
+    bool amsgrad, maximize;
+    bool decoupled; /* AdamW: param *= 1 - lr wd first, instead of grad += wd param */
+} td_adam_opts;
+
+typedef struct {
+    double lr, alpha, eps, weight_decay, momentum;
+    bool centered, maximize;
+} td_rmsprop_opts;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
