@@ -31,6 +31,16 @@ struct td_backend {
     td_status (*upload)(int device, void *dst, const void *src, size_t nbytes);
     td_status (*download)(int device, void *dst, const void *src, size_t nbytes);
     void (*empty_cache)(void);
+    /* devices other than the CPU (NULL on the CPU), what runtime/device.c
+     * asks: the devices usable here, asked once and never failing (0 on a
+     * machine without a driver or GPU, *why, when not NULL, then saying
+     * why); a wait for every device's queued work, reporting a failed
+     * launch; the memory of one device (an error for a device out of
+     * range); and the bytes allocated on every device since the last call */
+    int (*device_count)(const char **why);
+    td_status (*synchronize)(void);
+    td_status (*memory_stats)(int device, td_cuda_memory_stats *out);
+    int64_t (*take_allocated)(void);
     /* optional (NULL on the CPU): page-locked host memory (NULL when none
      * can be had), an upload on the backend's stream that returns before
      * the copy is done (src must stay unchanged until stream_sync), and a
@@ -100,5 +110,9 @@ struct td_backend {
     const struct td_layers_kernels *layers;
     const struct td_optim_kernels *optim;
 };
+
+/* The CUDA backend's table (kernels/cuda/backend.c): the runtime's one way
+ * to CUDA. A build without CUDA has runtime/device.c's, which returns NULL. */
+const td_backend *td_cuda_backend(void);
 
 #endif

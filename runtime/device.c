@@ -1,14 +1,14 @@
 /* Devices: names, the backend of each, moving tensors between them, and
- * the same-device rule every op follows. CUDA is reached only through
- * kernels/cuda/cuda.h, and only in a build configured with it
- * (TIDE_HAVE_CUDA); elsewhere every CUDA question has a plain answer. */
+ * the same-device rule every op follows. CUDA is reached only through its
+ * backend table, td_cuda_backend(), NULL in a build configured without it
+ * (TIDE_HAVE_CUDA), where every CUDA question has a plain answer. */
 #include "internal.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
 
-#ifdef TIDE_HAVE_CUDA
-#include "cuda/cuda.h"
+#ifndef TIDE_HAVE_CUDA
+const td_backend *td_cuda_backend(void) { return NULL; }
 #endif
 
 static atomic_bool devices_used;
@@ -55,24 +55,37 @@ td_status td_device_parse(const char *s, td_device *out)
 
 /* ---- CUDA, or its absence ---------------------------------------------- */
 
-#ifdef TIDE_HAVE_CUDA
-int td_cuda_device_count(void) { return td_cuda_count(NULL); }
-td_status td_cuda_synchronize(void) { return td_cuda_sync_all(); }
-void td_cuda_empty_cache(void) { td_cuda_release_cached(); }
-td_status td_cuda_memory(int device, td_cuda_memory_stats *out) { return td_cuda_stats(device, out); }
-int64_t td_cuda_memory_take_allocated(void) { return td_cuda_take_allocated(); }
-#else
-int td_cuda_device_count(void) { return 0; }
-td_status td_cuda_synchronize(void) { return TD_OK; }
-void td_cuda_empty_cache(void) {}
+int td_cuda_device_count(void)
+{
+    const td_backend *be = td_cuda_backend();
+    return be ? be->device_count(NULL) : 0;
+}
+
+td_status td_cuda_synchronize(void)
+{
+    const td_backend *be = td_cuda_backend();
+    return be ? be->synchronize() : TD_OK;
+}
+
+void td_cuda_empty_cache(void)
+{
+    const td_backend *be = td_cuda_backend();
+    if (be) be->empty_cache();
+}
+
 td_status td_cuda_memory(int device, td_cuda_memory_stats *out)
 {
-    (void)device;
+    const td_backend *be = td_cuda_backend();
+    if (be) return be->memory_stats(device, out);
     memset(out, 0, sizeof *out);
     return TD_OK;
 }
-int64_t td_cuda_memory_take_allocated(void) { return 0; }
-#endif
+
+int64_t td_cuda_memory_take_allocated(void)
+{
+    const td_backend *be = td_cuda_backend();
+    return be ? be->take_allocated() : 0;
+}
 
 bool td_cuda_is_available(void) { return td_cuda_device_count() > 0; }
 
@@ -81,27 +94,27 @@ td_status td_device_check(td_device d)
     if (d.type == TD_CPU) return TD_OK;
     char name[32];
     td_device_str(d, name, sizeof name);
-#ifdef TIDE_HAVE_CUDA
+    const td_backend *be = td_cuda_backend();
+    if (!be)
+        return td_error(TD_EINVAL, 0,
+                        "device '%s' is not available: this tide was built without CUDA", name);
     const char *why = NULL;
-    int n = td_cuda_count(&why);
+    int n = be->device_count(&why);
     if (n == 0)
-        return td_error(TD_EINVAL, 0, "device '%s' is not available: no CUDA GPU is usable here (%s)", name,
+        return td_error(TD_EINVAL, 0,
+                        "device '%s' is not available: no CUDA GPU is usable here (%s)", name,
                         why ? why : "no device");
     if (d.index >= n)
-        return td_error(TD_EINVAL, 0, "device '%s' is out of range: this machine has %d CUDA device%s", name, n,
+        return td_error(TD_EINVAL, 0,
+                        "device '%s' is out of range: this machine has %d CUDA device%s", name, n,
                         n == 1 ? "" : "s");
     atomic_store(&devices_used, true);
     return TD_OK;
-#else
-    return td_error(TD_EINVAL, 0, "device '%s' is not available: this tide was built without CUDA", name);
-#endif
 }
 
 const td_backend *td_backend_for(td_device dev)
 {
-#ifdef TIDE_HAVE_CUDA
     if (dev.type == TD_CUDA) return td_cuda_backend();
-#endif
     return dev.type == TD_CPU ? td_cpu_backend() : NULL;
 }
 

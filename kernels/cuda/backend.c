@@ -93,8 +93,6 @@ td_status td_cuda_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, 
 
 /* ---- the table --------------------------------------------------------------- */
 
-static void release_cached(void) { td_cuda_release_cached(); }
-
 static const td_backend cuda_backend = {
     .name = "cuda",
     .device_type = TD_CUDA,
@@ -106,7 +104,11 @@ static const td_backend cuda_backend = {
     .host_free = td_cuda_host_free,
     .upload_async = td_cuda_upload_async,
     .stream_sync = td_cuda_stream_sync,
-    .empty_cache = release_cached,
+    .empty_cache = td_cuda_release_cached,
+    .device_count = td_cuda_count,
+    .synchronize = td_cuda_sync_all,
+    .memory_stats = td_cuda_stats,
+    .take_allocated = td_cuda_take_allocated,
     .copy = td_cuda_copy,
     .fill = td_cuda_fill,
     .unary = td_cuda_unary,

@@ -10,7 +10,6 @@ extern "C" {
 #ifdef __cplusplus
 }
 #endif
-#include "cuda.h"
 
 #define TD_TRY(expr)                                \
     do {                                            \
@@ -21,6 +20,19 @@ extern "C" {
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Devices, for the table's device entries (alloc.c). Every one answers
+ * on a machine without a driver or GPU: the count is 0 and `why` says
+ * what cudart reported, so `tide.cuda.is_available()` is false there and
+ * moving a tensor to "cuda" is an error, never a crash. */
+/* devices usable here (asked once); *why, when not NULL, gets cudart's
+ * reason for 0 */
+int td_cuda_count(const char **why);
+td_status td_cuda_sync_all(void);
+/* cached blocks of every device back to the driver */
+void td_cuda_release_cached(void);
+td_status td_cuda_stats(int device, td_cuda_memory_stats *out);
+int64_t td_cuda_take_allocated(void);
 
 /* make `device` current on this thread (cheap when it already is) */
 void td_cuda_use(int device);
