@@ -139,6 +139,17 @@ fail:
     return st;
 }
 
+/* the node's context from a template whose tensors are the ones to keep */
+static td_status binary_fill(td_node *node, void *ctx, const void *arg)
+{
+    const binary_ctx *f = arg;
+    binary_ctx *c = ctx;
+    c->per_row = f->per_row;
+    for (int i = 0; i < 2; i++)
+        if (f->d[i]) TD_TRY(td_node_keep(node, f->d[i], &c->d[i]));
+    return TD_OK;
+}
+
 /* ---- the shared front-end ------------------------------------------------- */
 
 td_status td_binary_loss_run(const td_loss_def *d, td_tensor *const *ins, const void *opts, td_tensor **out)
@@ -158,7 +169,6 @@ td_status td_binary_loss_run(const td_loss_def *d, td_tensor *const *ins, const 
     td_tensor *on[4] = {x, y, w, pw};
     TD_TRY(td_same_device(4, on));
     td_tensor *t[8] = {NULL}; /* cx, cy, cw, cpw, loss, dx, dy, res */
-    td_node *node = NULL;
     td_status st;
     int64_t n = td_numel(x);
     int64_t C = rowwise ? x->shape[x->ndim - 1] : 1;
@@ -198,26 +208,12 @@ td_status td_binary_loss_run(const td_loss_def *d, td_tensor *const *ins, const 
             goto fail;
         }
     }
-    if (r == TD_REDUCE_NONE) {
-        t[7] = t[4];
-        t[4] = NULL;
-    } else {
-        TD_CHECK(td_loss_reduce_raw(t[4], r, (double)count, &t[7]));
-    }
-    if (need) {
-        TD_CHECK(td_node_new(d->node, binary_backward, 2, in, &node));
-        binary_ctx *c;
-        TD_CHECK(TD_NODE_CTX(node, &c));
-        c->per_row = rowwise && r == TD_REDUCE_NONE;
-        if (want_dx) TD_CHECK(td_node_keep(node, t[5], &c->d[0]));
-        if (want_dy) TD_CHECK(td_node_keep(node, t[6], &c->d[1]));
-        td_node_attach(node, t[7]);
-        node = NULL;
-    }
+    binary_ctx tmpl = {rowwise && r == TD_REDUCE_NONE, {want_dx ? t[5] : NULL, want_dy ? t[6] : NULL}};
+    TD_CHECK(td_loss_record(d, t[4], r, (double)count, 2, in, binary_backward, sizeof(binary_ctx), binary_fill,
+                            &tmpl, &t[7]));
     *out = t[7];
     t[7] = NULL;
 fail:
-    if (node) td_node_release(node);
     td_release_many(8, t);
     return st;
 }

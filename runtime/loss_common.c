@@ -1,5 +1,6 @@
-/* What every loss front-end shares: reduction names and the deterministic
- * sum of a per-element loss buffer. */
+/* What every loss front-end shares: reduction names, the deterministic
+ * sum of a per-element loss buffer, dense copies for the kernels, and the
+ * end of every loss (reduction and autograd node). */
 #include "loss_family.h"
 
 static const char *names[] = {"none", "mean", "sum", "batchmean"};
@@ -70,4 +71,33 @@ td_status td_loss_dense(td_tensor *t, int dt, td_tensor **out)
     TD_TRY(td_empty_on(t->ndim, t->shape, want, td_device_of(t), out));
     td_backend_of(t)->copy(*out, t);
     return TD_OK;
+}
+
+td_status td_loss_record(const td_loss_def *d, td_tensor *elem, td_reduction r, double divisor, int n,
+                         td_tensor *const *inputs, td_backward_fn bw, size_t ctx_size, td_loss_fill_fn fill,
+                         const void *arg, td_tensor **out)
+{
+    td_tensor *res = NULL;
+    td_node *node = NULL;
+    td_status st = TD_OK;
+    if (r == TD_REDUCE_NONE) {
+        td_tensor_retain(elem);
+        res = elem;
+    } else {
+        TD_CHECK(td_loss_reduce_raw(elem, r, divisor, &res));
+    }
+    if (td_needs_grad(n, inputs)) {
+        void *ctx;
+        TD_CHECK(td_node_new(d->node, bw, n, inputs, &node));
+        TD_CHECK(td_node_ctx(node, ctx_size, &ctx));
+        TD_CHECK(fill(node, ctx, arg));
+        td_node_attach(node, res);
+        node = NULL;
+    }
+    *out = res;
+    res = NULL;
+fail:
+    td_node_release(node);
+    td_tensor_release(res);
+    return st;
 }

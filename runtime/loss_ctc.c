@@ -203,13 +203,38 @@ fail:
 
 /* ---- forward ---------------------------------------------------------- */
 
+typedef struct {
+    const ctc_args *a;
+    const td_ctc_loss_opts *opt;
+    td_tensor *nll, *log_alpha, *log_probs;
+} ctc_fill_arg;
+
+static td_status ctc_fill(td_node *node, void *ctx, const void *arg)
+{
+    const ctc_fill_arg *f = arg;
+    ctc_ctx *c = ctx;
+    const td_ctc_plan *p = &f->a->p;
+    memcpy(c->host, f->a->host, 3 * (size_t)p->N * sizeof(int64_t));
+    c->p = *p;
+    c->p.input_len = c->host;
+    c->p.target_len = c->host + p->N;
+    c->p.tg_offset = c->host + 2 * p->N;
+    c->reduction = f->opt->reduction;
+    c->zero_infinity = f->opt->zero_infinity;
+    c->unbatched = f->a->unbatched;
+    TD_TRY(td_node_keep(node, f->log_probs, &c->log_probs));
+    TD_TRY(td_node_keep(node, f->a->targets, &c->targets));
+    TD_TRY(td_node_keep(node, f->nll, &c->nll));
+    TD_TRY(td_node_keep(node, f->log_alpha, &c->log_alpha));
+    return TD_OK;
+}
+
 td_status td_ctc_loss_run(const td_loss_def *d, td_tensor *const *in, const void *opts, td_tensor **out)
 {
     const td_ctc_loss_opts *opt = opts;
     td_tensor *log_probs = in[0], *targets = in[1], *input_lengths = in[2], *target_lengths = in[3];
     ctc_args a = {0};
-    td_tensor *lp3 = NULL, *nll = NULL, *elem = NULL, *log_alpha = NULL, *res = NULL;
-    td_node *node = NULL;
+    td_tensor *lp3 = NULL, *nll = NULL, *elem = NULL, *elem0 = NULL, *log_alpha = NULL, *res = NULL;
     td_status st;
     TD_CHECK(check_args(log_probs, targets, input_lengths, target_lengths, opt, &a));
     const td_ctc_plan *p = &a.p;
@@ -221,35 +246,15 @@ td_status td_ctc_loss_run(const td_loss_def *d, td_tensor *const *in, const void
     TD_CHECK(td_empty_on(3, lshape, log_probs->dtype, dev, &log_alpha));
     td_backend_of(log_probs)->ctc_loss->forward(nll, elem, log_alpha, lp3, a.targets, p, opt->zero_infinity,
                                                opt->reduction == TD_REDUCE_MEAN);
-    if (opt->reduction == TD_REDUCE_NONE)
-        TD_CHECK(td_make_view(elem, a.unbatched ? 0 : 1, elem->shape, elem->stride, elem->offset, &res));
-    else
-        TD_CHECK(td_loss_reduce_raw(elem, opt->reduction, (double)p->N, &res));
-
-    if (td_needs_grad(1, &log_probs)) {
-        TD_CHECK(td_node_new(d->node, ctc_backward, 1, &log_probs, &node));
-        ctc_ctx *c;
-        size_t nh = 3 * (size_t)p->N;
-        TD_CHECK(td_node_ctx(node, sizeof *c + nh * sizeof(int64_t), (void **)&c));
-        memcpy(c->host, a.host, nh * sizeof(int64_t));
-        c->p = *p;
-        c->p.input_len = c->host;
-        c->p.target_len = c->host + p->N;
-        c->p.tg_offset = c->host + 2 * p->N;
-        c->reduction = opt->reduction;
-        c->zero_infinity = opt->zero_infinity;
-        c->unbatched = a.unbatched;
-        TD_CHECK(td_node_keep(node, log_probs, &c->log_probs));
-        TD_CHECK(td_node_keep(node, a.targets, &c->targets));
-        TD_CHECK(td_node_keep(node, nll, &c->nll));
-        TD_CHECK(td_node_keep(node, log_alpha, &c->log_alpha));
-        td_node_attach(node, res);
-        node = NULL;
-    }
+    /* "none" is (N), or 0-dim unbatched */
+    if (a.unbatched) TD_CHECK(td_make_view(elem, 0, elem->shape, elem->stride, elem->offset, &elem0));
+    ctc_fill_arg fa = {&a, opt, nll, log_alpha, log_probs};
+    TD_CHECK(td_loss_record(d, elem0 ? elem0 : elem, opt->reduction, (double)p->N, 1, &log_probs, ctc_backward,
+                            sizeof(ctc_ctx) + 3 * (size_t)p->N * sizeof(int64_t), ctc_fill, &fa, &res));
     *out = res;
     res = NULL;
 fail:
-    td_node_release(node);
+    td_tensor_release(elem0);
     free(a.host);
     td_tensor_release(a.targets);
     td_tensor_release(lp3);

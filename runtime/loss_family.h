@@ -37,6 +37,18 @@ typedef enum {
     TD_MARGIN_TRIPLET
 } td_margin_kind;
 
+/* fills a loss node's context: keeps the tensors backward needs (with
+ * td_node_keep) and sets the rest; arg is the family's own */
+typedef td_status (*td_loss_fill_fn)(td_node *node, void *ctx, const void *arg);
+
+/* The end every loss shares: elem (the per-sample or per-element losses)
+ * reduced as r says, the mean dividing by divisor, into *out; and when any
+ * of the n inputs needs a gradient, the row's node with backward bw and a
+ * zeroed context of ctx_size bytes that fill completes. */
+td_status td_loss_record(const td_loss_def *d, td_tensor *elem, td_reduction r, double divisor, int n,
+                         td_tensor *const *inputs, td_backward_fn bw, size_t ctx_size, td_loss_fill_fn fill,
+                         const void *arg, td_tensor **out);
+
 /* t as the kernels read it: contiguous, of dtype dt (t's own when dt < 0),
  * a view when it already is, recording nothing */
 td_status td_loss_dense(td_tensor *t, int dt, td_tensor **out);

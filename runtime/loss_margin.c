@@ -163,45 +163,43 @@ fail:
     return st;
 }
 
+typedef struct {
+    const td_loss_def *d;
+    const td_margin_loss_opts *o;
+    const margin_plan *p;
+} margin_fill_arg;
+
+static td_status margin_fill(td_node *node, void *ctx, const void *arg)
+{
+    const margin_fill_arg *a = arg;
+    margin_ctx *c = ctx;
+    c->kind = (td_margin_kind)a->d->kind;
+    c->reduction = a->o->reduction;
+    c->rows = a->p->rows;
+    c->len = a->p->len;
+    c->n_grad = a->p->n_grad;
+    c->o = *a->o;
+    c->o.weight = NULL;
+    for (int i = 0; i < a->d->n_inputs; i++) TD_TRY(td_node_keep(node, a->p->dense[i], &c->in[i]));
+    if (a->p->weight) TD_TRY(td_node_keep(node, a->p->weight, &c->weight));
+    return TD_OK;
+}
+
 /* the per-sample losses of the plan, reduced, and the node when any input
  * needs a gradient; releases the plan's tensors */
 static td_status margin_run(const td_loss_def *d, const td_margin_loss_opts *o, td_tensor *const *inputs,
                             margin_plan *p, td_tensor **out)
 {
-    td_tensor *elem = NULL, *res = NULL;
-    td_node *node = NULL;
+    td_tensor *elem = NULL;
     td_status st;
     td_tensor *first = inputs[0];
     TD_CHECK(td_empty_on(p->elem_ndim, p->elem_shape, first->dtype, td_device_of(first), &elem));
     forward_kernel((td_margin_kind)d->kind, o, elem, p->dense, p->weight, p->rows, p->len);
-    if (o->reduction == TD_REDUCE_NONE) {
-        td_tensor_retain(elem);
-        res = elem;
-    } else {
-        TD_CHECK(td_loss_reduce_raw(elem, o->reduction, (double)td_numel(elem), &res));
-    }
-    if (td_needs_grad(p->n_grad, inputs)) {
-        TD_CHECK(td_node_new(d->node, margin_backward, p->n_grad, inputs, &node));
-        margin_ctx *c;
-        TD_CHECK(TD_NODE_CTX(node, &c));
-        c->kind = (td_margin_kind)d->kind;
-        c->reduction = o->reduction;
-        c->rows = p->rows;
-        c->len = p->len;
-        c->n_grad = p->n_grad;
-        c->o = *o;
-        c->o.weight = NULL;
-        for (int i = 0; i < d->n_inputs; i++) TD_CHECK(td_node_keep(node, p->dense[i], &c->in[i]));
-        if (p->weight) TD_CHECK(td_node_keep(node, p->weight, &c->weight));
-        td_node_attach(node, res);
-        node = NULL;
-    }
-    *out = res;
-    res = NULL;
+    margin_fill_arg arg = {d, o, p};
+    TD_CHECK(td_loss_record(d, elem, o->reduction, (double)td_numel(elem), p->n_grad, inputs, margin_backward,
+                            sizeof(margin_ctx), margin_fill, &arg, out));
 fail:
-    td_node_release(node);
     td_tensor_release(elem);
-    td_tensor_release(res);
     td_release_many(3, p->dense);
     td_tensor_release(p->weight);
     return st;

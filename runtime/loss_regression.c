@@ -10,8 +10,7 @@
 #include <math.h>
 
 typedef struct {
-    const char *name;     /* the loss, for errors and the node */
-    const char *node;     /* the autograd node's name */
+    const td_loss_def *d;
     td_regression_args a; /* op and parameters */
     td_reduction r;
 } reg_call;
@@ -19,13 +18,13 @@ typedef struct {
 static td_status check_float(const reg_call *c, td_tensor *t, const char *what, int arg,
                              const td_tensor *input)
 {
-    if (!t) return td_error(TD_EINVAL, arg, "%s: %s is missing", c->name, what);
+    if (!t) return td_error(TD_EINVAL, arg, "%s: %s is missing", c->d->name, what);
     if (!td_dtype_is_float(t->dtype))
-        return td_error(TD_EDTYPE, arg, "%s: %s must be float32 or float64, got %s", c->name, what,
+        return td_error(TD_EDTYPE, arg, "%s: %s must be float32 or float64, got %s", c->d->name, what,
                         td_dtype_name(t->dtype));
     if (input && t->dtype != input->dtype)
         return td_error(TD_EDTYPE, arg, "%s: %s is %s but input is %s (expected the same dtype)",
-                        c->name, what, td_dtype_name(t->dtype), td_dtype_name(input->dtype));
+                        c->d->name, what, td_dtype_name(t->dtype), td_dtype_name(input->dtype));
     return TD_OK;
 }
 
@@ -106,6 +105,19 @@ fail:;
     return st;
 }
 
+/* the node's context from a template whose tensors are the ones to keep */
+static td_status reg_fill(td_node *node, void *ctx, const void *arg)
+{
+    const reg_ctx *f = arg;
+    reg_ctx *k = ctx;
+    *k = *f;
+    k->x = k->y = k->var = NULL;
+    TD_TRY(td_node_keep(node, f->x, &k->x));
+    TD_TRY(td_node_keep(node, f->y, &k->y));
+    if (f->var) TD_TRY(td_node_keep(node, f->var, &k->var));
+    return TD_OK;
+}
+
 /* the loss of x, y (and var for gaussian, with var_unsq when var lacks
  * input's last dim), reduced as c->r says */
 static td_status reg_run(const reg_call *c, td_tensor *x, td_tensor *y, td_tensor *var, bool var_unsq,
@@ -120,7 +132,7 @@ static td_status reg_run(const reg_call *c, td_tensor *x, td_tensor *y, td_tenso
     td_status st = TD_OK;
     if (!broadcast2(x->ndim, x->shape, y->ndim, y->shape, &nd, shape)) {
         char a[128], b[128];
-        return td_error(TD_ESHAPE, 2, "%s: input %s and target %s cannot be broadcast", c->name,
+        return td_error(TD_ESHAPE, 2, "%s: input %s and target %s cannot be broadcast", c->d->name,
                         td_shape_str(x, a, sizeof a), td_shape_str(y, b, sizeof b));
     }
     if (var) {
@@ -138,7 +150,7 @@ static td_status reg_run(const reg_call *c, td_tensor *x, td_tensor *y, td_tenso
         if (!broadcast2(nd, shape, vu->ndim, vu->shape, &nd, s2)) {
             char a[128], b[128], t[128];
             st = td_error(TD_ESHAPE, 3, "%s: var %s does not broadcast with input %s and target %s",
-                          c->name, td_shape_str(var, a, sizeof a), td_shape_str(x, b, sizeof b),
+                          c->d->name, td_shape_str(var, a, sizeof a), td_shape_str(x, b, sizeof b),
                           td_shape_str(y, t, sizeof t));
             goto fail;
         }
@@ -150,35 +162,17 @@ static td_status reg_run(const reg_call *c, td_tensor *x, td_tensor *y, td_tenso
     if (vu) TD_CHECK(td_broadcast_view(vu, nd, shape, &vv));
     be->regression_loss->forward(&c->a, elem, xv, yv, vv);
 
+    /* PyTorch: the mean over every element; batchmean sums and divides by
+     * input.size(0) (the plain sum for a 0-dim input) */
     double divisor = 1;
-    if (c->r == TD_REDUCE_NONE) {
-        td_tensor_retain(res = elem);
-    } else {
-        if (c->r == TD_REDUCE_MEAN) divisor = (double)td_numel(elem);
-        /* PyTorch: sum / input.size(0), and the plain sum for a 0-dim input */
-        if (c->r == TD_REDUCE_BATCHMEAN) divisor = x->ndim > 0 ? (double)x->shape[0] : 1;
-        TD_CHECK(td_loss_reduce_raw(elem, c->r, divisor, &res));
-    }
-
+    if (c->r == TD_REDUCE_MEAN) divisor = (double)td_numel(elem);
+    if (c->r == TD_REDUCE_BATCHMEAN) divisor = x->ndim > 0 ? (double)x->shape[0] : 1;
     td_tensor *in[3] = {x, y, var};
-    int nin = var ? 3 : 2;
-    if (td_needs_grad(nin, in)) {
-        td_node *node;
-        TD_CHECK(td_node_new(c->node, reg_backward, nin, in, &node));
-        reg_ctx *k;
-        st = TD_NODE_CTX(node, &k);
-        if (st == TD_OK) {
-            k->a = c->a;
-            k->a.scale = 1.0 / divisor;
-            k->var_unsq = var_unsq;
-            k->ndim = nd;
-            memcpy(k->shape, shape, sizeof(int64_t) * nd);
-            st = td_node_keep(node, x, &k->x);
-        }
-        if (st == TD_OK) st = td_node_keep(node, y, &k->y);
-        if (st == TD_OK && var) st = td_node_keep(node, var, &k->var);
-        TD_CHECK(td_node_finish(node, st, res));
-    }
+    reg_ctx tmpl = {c->a, var_unsq, nd, {0}, x, y, var};
+    tmpl.a.scale = 1.0 / divisor;
+    memcpy(tmpl.shape, shape, sizeof(int64_t) * (size_t)nd);
+    TD_CHECK(td_loss_record(c->d, elem, c->r, divisor, var ? 3 : 2, in, reg_backward, sizeof(reg_ctx), reg_fill,
+                            &tmpl, &res));
     *out = res;
     res = NULL;
 fail:;
@@ -239,7 +233,7 @@ td_status td_regression_loss_run(const td_loss_def *d, td_tensor *const *in, con
     default: break;
     }
     bool full = (op == TD_REG_POISSON_LOG || op == TD_REG_POISSON || op == TD_REG_GAUSSIAN) && o->full;
-    reg_call c = {d->name, d->node, {op, param, full, 1}, o->reduction};
+    reg_call c = {d, {op, param, full, 1}, o->reduction};
     TD_TRY(check_float(&c, in[0], "input", 1, NULL));
     TD_TRY(check_float(&c, in[1], "target", 2, in[0]));
     bool unsq = false;

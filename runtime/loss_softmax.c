@@ -112,6 +112,23 @@ fail:
     return st;
 }
 
+/* the node's context from a filled-in template whose tensors are the ones
+ * to keep */
+static td_status smx_fill(td_node *node, void *ctx, const void *arg)
+{
+    const smx_ctx *f = arg;
+    smx_ctx *k = ctx;
+    *k = *f;
+    k->a.x = NULL, k->a.target = NULL, k->a.prob = NULL, k->a.weight = NULL, k->a.alpha = NULL;
+    td_tensor **keep[5] = {&k->x, &k->target, &k->aux0, &k->aux1, &k->weight};
+    for (int i = 0; i < 5; i++) {
+        td_tensor *t = *keep[i];
+        *keep[i] = NULL;
+        if (t) TD_TRY(td_node_keep(node, t, keep[i]));
+    }
+    return TD_OK;
+}
+
 td_status td_softmax_loss_run(const td_loss_def *q, td_tensor *const *in, const void *opts, td_tensor **out)
 {
     const td_softmax_loss_opts *o = opts;
@@ -176,7 +193,6 @@ td_status td_softmax_loss_run(const td_loss_def *q, td_tensor *const *in, const 
                         q->name, (long long)o->ignore_index);
 
     td_tensor *cx = NULL, *ct = NULL, *cw = NULL, *loss = NULL, *aux0 = NULL, *aux1 = NULL, *res = NULL;
-    td_node *node = NULL;
     td_status st = TD_OK;
     TD_CHECK(td_loss_dense(x, -1, &cx));
     TD_CHECK(td_loss_dense(target, -1, &ct));
@@ -228,34 +244,12 @@ td_status td_softmax_loss_run(const td_loss_def *q, td_tensor *const *in, const 
     if (has_aux1) TD_CHECK(td_empty_on(1, &rows, x->dtype, dev, &aux1));
     be->softmax_loss->forward(&a, td_data_ptr(loss), aux0 ? td_data_ptr(aux0) : NULL,
                               aux1 ? td_data_ptr(aux1) : NULL);
-    if (o->reduction == TD_REDUCE_NONE) {
-        res = loss;
-        loss = NULL;
-    } else {
-        TD_CHECK(td_loss_reduce_raw(loss, o->reduction, den, &res));
-    }
-    td_tensor *ins[2] = {x, target};
-    if (td_needs_grad(prob ? 2 : 1, ins)) {
-        TD_CHECK(td_node_new(q->node, smx_backward, prob ? 2 : 1, ins, &node));
-        smx_ctx *k;
-        TD_CHECK(TD_NODE_CTX(node, &k));
-        k->a = a;
-        k->a.x = NULL, k->a.target = NULL, k->a.prob = NULL, k->a.weight = NULL, k->a.alpha = NULL;
-        k->reduction = o->reduction;
-        k->den = den;
-        k->prob = prob;
-        if (kind != TD_SMX_NLL) TD_CHECK(td_node_keep(node, cx, &k->x));
-        TD_CHECK(td_node_keep(node, ct, &k->target));
-        if (aux0) TD_CHECK(td_node_keep(node, aux0, &k->aux0));
-        if (aux1) TD_CHECK(td_node_keep(node, aux1, &k->aux1));
-        if (cw) TD_CHECK(td_node_keep(node, cw, &k->weight));
-        td_node_attach(node, res);
-        node = NULL;
-    }
+    smx_ctx fa = {a, o->reduction, den, prob, kind != TD_SMX_NLL ? cx : NULL, ct, aux0, aux1, cw};
+    TD_CHECK(td_loss_record(q, loss, o->reduction, den, prob ? 2 : 1, in, smx_backward, sizeof(smx_ctx), smx_fill,
+                            &fa, &res));
     *out = res;
     res = NULL;
 fail:
-    td_node_release(node);
     td_tensor_release(cx);
     td_tensor_release(ct);
     td_tensor_release(cw);
