@@ -4,7 +4,7 @@
 #ifndef TIDE_KERNELS_CPU_ITER_H
 #define TIDE_KERNELS_CPU_ITER_H
 
-#include "tide/tide.h"
+#include "tide/core.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -27,15 +27,27 @@ static inline char *td_cpu_ptr(const td_tensor *t)
     return (char *)t->storage->data + t->offset * (int64_t)td_cpu_elsize(t->dtype);
 }
 
-/* Runs the statement list with T the C type of dt. */
+/* Runs the statement list with T the C type of dt: any dtype, or the
+ * float ones only (TD_CPU_FLOAT_DISPATCH, for kernels whose front-ends
+ * admit nothing else and whose bodies only make sense in floating point;
+ * another dtype runs nothing). */
 #define TD_CPU_DISPATCH(dt, ...)                                    \
     switch (dt) {                                                   \
-    case TD_FLOAT32: { typedef float T; __VA_ARGS__ } break;        \
-    case TD_FLOAT64: { typedef double T; __VA_ARGS__ } break;       \
+    TD_CPU_FLOAT_CASES(__VA_ARGS__)                                 \
     case TD_INT64: { typedef int64_t T; __VA_ARGS__ } break;        \
     case TD_UINT8: { typedef uint8_t T; __VA_ARGS__ } break;        \
     default: break;                                                 \
     }
+
+#define TD_CPU_FLOAT_DISPATCH(dt, ...)                              \
+    switch (dt) {                                                   \
+    TD_CPU_FLOAT_CASES(__VA_ARGS__)                                 \
+    default: break;                                                 \
+    }
+
+#define TD_CPU_FLOAT_CASES(...)                                     \
+    case TD_FLOAT32: { typedef float T; __VA_ARGS__ } break;        \
+    case TD_FLOAT64: { typedef double T; __VA_ARGS__ } break;
 
 /* C's float-to-int conversion is undefined out of range; x86 gives
  * INT64_MIN there, and so do we, without the undefined behaviour. */

@@ -34,13 +34,6 @@ static inline float log1p01f(float e)
 #define EXPT(v) _Generic((v), float: expf, default: exp)(v)
 #define POWT(a, b) _Generic((a), float: powf, default: pow)(a, b)
 
-#define FLOAT_DISPATCH(dt, ...)                                 \
-    switch (dt) {                                               \
-    case TD_FLOAT32: { typedef float T; __VA_ARGS__ } break;    \
-    case TD_FLOAT64: { typedef double T; __VA_ARGS__ } break;   \
-    default: break;                                             \
-    }
-
 #define PTR(t) ((t) ? (void *)td_cpu_ptr(t) : NULL)
 
 static int threads_for(int64_t n, int64_t grain) { return td_cpu_threads_for(n, grain); }
@@ -55,7 +48,7 @@ static int64_t bce(const td_binary_loss_args *a, int64_t n, td_tensor *loss, td_
     (void)pw;
     int64_t bad = INT64_MAX;
     int nt = threads_for(n, TD_CPU_GRAIN_COSTLY);
-    FLOAT_DISPATCH(x->dtype, {
+    TD_CPU_FLOAT_DISPATCH(x->dtype, {
         const T *p = PTR(x), *yv = PTR(y), *wv = PTR(w);
         T *l = PTR(loss), *gx = PTR(dx), *gy = PTR(dy);
         T sc = (T)a->scale;
@@ -138,7 +131,7 @@ static int64_t bce_logits(const td_binary_loss_args *a, int64_t n, td_tensor *lo
                           const td_tensor *pw)
 {
     int nt = threads_for(n, TD_CPU_GRAIN_COSTLY);
-    FLOAT_DISPATCH(x->dtype, {
+    TD_CPU_FLOAT_DISPATCH(x->dtype, {
         const T *xp = PTR(x), *yp = PTR(y), *wp = PTR(w), *pwp = PTR(pw);
         T *l = PTR(loss), *gx = PTR(dx), *gy = PTR(dy);
         T sc = (T)a->scale, keep = (T)(1 - a->smoothing), half = (T)(a->smoothing / 2);
@@ -168,7 +161,7 @@ static int64_t sigmoid_focal(const td_binary_loss_args *a, int64_t n, td_tensor 
     (void)dy, (void)w, (void)pw;
     int64_t bad = INT64_MAX;
     int nt = threads_for(n, TD_CPU_GRAIN_COSTLY / 4);
-    FLOAT_DISPATCH(x->dtype, {
+    TD_CPU_FLOAT_DISPATCH(x->dtype, {
         const T *xp = PTR(x), *yp = PTR(y);
         T *l = PTR(loss), *gx = PTR(dx);
         T sc = (T)a->scale, g = (T)a->gamma, al = (T)a->alpha;
@@ -213,7 +206,7 @@ static int64_t asymmetric(const td_binary_loss_args *a, int64_t n, td_tensor *lo
 {
     (void)dy, (void)w, (void)pw;
     int nt = threads_for(n, TD_CPU_GRAIN_COSTLY / 4);
-    FLOAT_DISPATCH(x->dtype, {
+    TD_CPU_FLOAT_DISPATCH(x->dtype, {
         const T *xp = PTR(x), *yp = PTR(y);
         T *l = PTR(loss), *gx = PTR(dx);
         T sc = (T)a->scale, gp = (T)a->gamma_pos, gn = (T)a->gamma_neg, clip = (T)a->clip;
@@ -271,7 +264,7 @@ static int64_t soft_margin(const td_binary_loss_args *a, int64_t n, td_tensor *l
 {
     (void)dy, (void)w, (void)pw;
     int nt = threads_for(n, TD_CPU_GRAIN_COSTLY);
-    FLOAT_DISPATCH(x->dtype, {
+    TD_CPU_FLOAT_DISPATCH(x->dtype, {
         const T *xp = PTR(x), *yp = PTR(y);
         T *l = PTR(loss), *gx = PTR(dx);
         T sc = (T)a->scale;
@@ -297,7 +290,7 @@ static int64_t multilabel_soft_margin(const td_binary_loss_args *a, int64_t n, t
     (void)pw;
     int64_t C = a->cols, rows = C > 0 ? n / C : 0;
     int nt = threads_for(n, TD_CPU_GRAIN_COSTLY);
-    FLOAT_DISPATCH(x->dtype, {
+    TD_CPU_FLOAT_DISPATCH(x->dtype, {
         const T *xp = PTR(x), *yp = PTR(y), *wp = PTR(w);
         T *l = PTR(loss), *gx = PTR(dx), *gy = PTR(dy);
         T sc = (T)a->scale, invc = (T)1 / (T)C;

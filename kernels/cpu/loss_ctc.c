@@ -15,13 +15,6 @@
 #include <math.h>
 #include <omp.h>
 
-#define FLOAT_DISPATCH(dt, ...)                                 \
-    switch (dt) {                                               \
-    case TD_FLOAT32: { typedef float T; __VA_ARGS__ } break;    \
-    case TD_FLOAT64: { typedef double T; __VA_ARGS__ } break;   \
-    default: break;                                             \
-    }
-
 /* libm's exp and log at T's precision, as std::exp / std::log are */
 #define EXP(x) _Generic((x), float: expf, default: exp)(x)
 #define LOG(x) _Generic((x), float: logf, default: log)(x)
@@ -49,7 +42,7 @@ static void forward_sample(td_tensor *nll, td_tensor *elem, td_tensor *log_alpha
     const int64_t L = 2 * p->S + 1, st0 = log_probs->stride[0], st1 = log_probs->stride[1],
                   st2 = log_probs->stride[2];
     const int64_t *tgd = (const int64_t *)td_cpu_ptr(targets);
-    FLOAT_DISPATCH(log_probs->dtype, {
+    TD_CPU_FLOAT_DISPATCH(log_probs->dtype, {
         const T *lpd = (const T *)td_cpu_ptr(log_probs);
         T *nd = (T *)td_cpu_ptr(nll), *ed = (T *)td_cpu_ptr(elem), *lad = (T *)td_cpu_ptr(log_alpha);
         const T neginf = -INFINITY;
@@ -129,7 +122,7 @@ static void backward_sample(td_tensor *grad, td_tensor *log_beta, const td_tenso
                   st1 = log_probs->stride[1], st2 = log_probs->stride[2];
     const int64_t *tgd = (const int64_t *)td_cpu_ptr(targets);
     const int64_t gst = grad_out->ndim ? grad_out->stride[0] : 0;
-    FLOAT_DISPATCH(log_probs->dtype, {
+    TD_CPU_FLOAT_DISPATCH(log_probs->dtype, {
         const T *lpd = (const T *)td_cpu_ptr(log_probs), *nd = (const T *)td_cpu_ptr(nll),
                 *lad = (const T *)td_cpu_ptr(log_alpha), *god = (const T *)td_cpu_ptr(grad_out);
         T *gd = (T *)td_cpu_ptr(grad), *lbd = (T *)td_cpu_ptr(log_beta);

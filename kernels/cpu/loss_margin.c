@@ -12,13 +12,6 @@
 #include <omp.h>
 #include <stdlib.h>
 
-#define FLOAT_DISPATCH(dt, ...)                                 \
-    switch (dt) {                                               \
-    case TD_FLOAT32: { typedef float T; __VA_ARGS__ } break;    \
-    case TD_FLOAT64: { typedef double T; __VA_ARGS__ } break;   \
-    default: break;                                             \
-    }
-
 #define PTR(T, t) ((T *)td_cpu_ptr(t))
 #define CPTR(T, t) ((const T *)td_cpu_ptr(t))
 
@@ -37,7 +30,7 @@ static void multi_margin(td_tensor *out, const td_tensor *x, const td_tensor *ta
 {
     int nt = threads(n * c);
     const int64_t *tg = CPTR(int64_t, target);
-    FLOAT_DISPATCH(x->dtype, {
+    TD_CPU_FLOAT_DISPATCH(x->dtype, {
         const T *xp = CPTR(T, x), *wp = weight ? CPTR(T, weight) : NULL;
         T *op = PTR(T, out);
 _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
@@ -63,7 +56,7 @@ static void multi_margin_backward(td_tensor *gx, const td_tensor *gy, double sca
 {
     int nt = threads(n * c);
     const int64_t *tg = CPTR(int64_t, target);
-    FLOAT_DISPATCH(x->dtype, {
+    TD_CPU_FLOAT_DISPATCH(x->dtype, {
         const T *xp = CPTR(T, x), *wp = weight ? CPTR(T, weight) : NULL;
         T *gp = PTR(T, gx);
         GY_SETUP(T);
@@ -105,7 +98,7 @@ static void multilabel_margin(td_tensor *out, const td_tensor *x, const td_tenso
 {
     int nt = threads(n * c * 4);
     const int64_t *tg = CPTR(int64_t, target);
-    FLOAT_DISPATCH(x->dtype, {
+    TD_CPU_FLOAT_DISPATCH(x->dtype, {
         const T *xp = CPTR(T, x);
         T *op = PTR(T, out);
 _Pragma("omp parallel num_threads(nt) if (nt > 1)")
@@ -142,7 +135,7 @@ static void multilabel_margin_backward(td_tensor *gx, const td_tensor *gy, doubl
 {
     int nt = threads(n * c * 4);
     const int64_t *tg = CPTR(int64_t, target);
-    FLOAT_DISPATCH(x->dtype, {
+    TD_CPU_FLOAT_DISPATCH(x->dtype, {
         const T *xp = CPTR(T, x);
         T *gp = PTR(T, gx);
         GY_SETUP(T);
@@ -187,7 +180,7 @@ static void hinge_embedding(td_tensor *out, const td_tensor *x, const td_tensor 
                             int64_t n)
 {
     int nt = td_cpu_threads_for(n, TD_CPU_GRAIN);
-    FLOAT_DISPATCH(x->dtype, {
+    TD_CPU_FLOAT_DISPATCH(x->dtype, {
         const T *xp = CPTR(T, x), *yp = CPTR(T, y);
         T *op = PTR(T, out);
 _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
@@ -204,7 +197,7 @@ static void hinge_embedding_backward(td_tensor *gx, const td_tensor *gy, double 
                                      int64_t n)
 {
     int nt = td_cpu_threads_for(n, TD_CPU_GRAIN);
-    FLOAT_DISPATCH(x->dtype, {
+    TD_CPU_FLOAT_DISPATCH(x->dtype, {
         const T *xp = CPTR(T, x), *yp = CPTR(T, y);
         T *gp = PTR(T, gx);
         GY_SETUP(T);
@@ -245,7 +238,7 @@ static void cosine_embedding(td_tensor *out, const td_tensor *x1, const td_tenso
                              const td_tensor *y, double margin, int64_t n, int64_t d)
 {
     int nt = threads(n * d);
-    FLOAT_DISPATCH(x1->dtype, {
+    TD_CPU_FLOAT_DISPATCH(x1->dtype, {
         const T *ap = CPTR(T, x1), *bp = CPTR(T, x2), *yp = CPTR(T, y);
         T *op = PTR(T, out);
 _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
@@ -267,7 +260,7 @@ static void cosine_embedding_backward(td_tensor *g1, td_tensor *g2, const td_ten
                                       const td_tensor *y, double margin, int64_t n, int64_t d)
 {
     int nt = threads(n * d);
-    FLOAT_DISPATCH(x1->dtype, {
+    TD_CPU_FLOAT_DISPATCH(x1->dtype, {
         const T *ap = CPTR(T, x1), *bp = CPTR(T, x2), *yp = CPTR(T, y);
         T *g1p = g1 ? PTR(T, g1) : NULL, *g2p = g2 ? PTR(T, g2) : NULL;
         GY_SETUP(T);
@@ -297,7 +290,7 @@ static void margin_ranking(td_tensor *out, const td_tensor *x1, const td_tensor 
                            const td_tensor *y, double margin, int64_t n)
 {
     int nt = td_cpu_threads_for(n, TD_CPU_GRAIN);
-    FLOAT_DISPATCH(x1->dtype, {
+    TD_CPU_FLOAT_DISPATCH(x1->dtype, {
         const T *ap = CPTR(T, x1), *bp = CPTR(T, x2), *yp = CPTR(T, y);
         T *op = PTR(T, out);
 _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
@@ -313,7 +306,7 @@ static void margin_ranking_backward(td_tensor *g1, td_tensor *g2, const td_tenso
                                     const td_tensor *y, double margin, int64_t n)
 {
     int nt = td_cpu_threads_for(n, TD_CPU_GRAIN);
-    FLOAT_DISPATCH(x1->dtype, {
+    TD_CPU_FLOAT_DISPATCH(x1->dtype, {
         const T *ap = CPTR(T, x1), *bp = CPTR(T, x2), *yp = CPTR(T, y);
         T *g1p = g1 ? PTR(T, g1) : NULL, *g2p = g2 ? PTR(T, g2) : NULL;
         GY_SETUP(T);
@@ -355,7 +348,7 @@ static void triplet_margin(td_tensor *out, const td_tensor *a, const td_tensor *
                            int64_t n, int64_t d)
 {
     int nt = threads(n * d * 3);
-    FLOAT_DISPATCH(a->dtype, {
+    TD_CPU_FLOAT_DISPATCH(a->dtype, {
         const T *ap = CPTR(T, a), *pp = CPTR(T, p), *qp = CPTR(T, q);
         T *op = PTR(T, out);
 _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
@@ -380,7 +373,7 @@ static void triplet_margin_backward(td_tensor *ga, td_tensor *gp, td_tensor *gq,
                                     double np, double eps, bool swap, int64_t n, int64_t d)
 {
     int nt = threads(n * d * 6);
-    FLOAT_DISPATCH(a->dtype, {
+    TD_CPU_FLOAT_DISPATCH(a->dtype, {
         const T *ap = CPTR(T, a), *pp = CPTR(T, p), *qp = CPTR(T, q);
         T *gap = ga ? PTR(T, ga) : NULL, *gpp = gp ? PTR(T, gp) : NULL;
         T *gqp = gq ? PTR(T, gq) : NULL;

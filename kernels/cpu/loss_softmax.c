@@ -22,13 +22,6 @@
 
 #define AI static inline __attribute__((always_inline))
 
-#define FLOAT_DISPATCH(dt, ...)                                 \
-    switch (dt) {                                               \
-    case TD_FLOAT32: { typedef float T; __VA_ARGS__ } break;    \
-    case TD_FLOAT64: { typedef double T; __VA_ARGS__ } break;   \
-    default: break;                                             \
-    }
-
 /* ---- vectorised row loops, one set per float type ----------------------- */
 
 /* EXPNP: exp of arguments <= 0 (or NaN); EXPANY: any argument */
@@ -170,7 +163,7 @@ AI void fwd_row(const td_smx_args *a, int64_t r, int64_t cs, void *loss, void *a
 {
     int64_t c = a->c, i = r / a->inner, k = r - i * a->inner;
     int64_t base = i * c * a->inner + k;
-    FLOAT_DISPATCH(a->dtype, {
+    TD_CPU_FLOAT_DISPATCH(a->dtype, {
         const T *x = (const T *)a->x + base;
         const T *w = (const T *)a->weight;
         T *L = (T *)loss + r;
@@ -263,7 +256,7 @@ AI void bwd_row(const td_smx_args *a, int64_t r, int64_t cs, double wtotal, cons
 {
     int64_t c = a->c, i = r / a->inner, k = r - i * a->inner;
     int64_t base = i * c * a->inner + k;
-    FLOAT_DISPATCH(a->dtype, {
+    TD_CPU_FLOAT_DISPATCH(a->dtype, {
         const T *x = a->x ? (const T *)a->x + base : NULL;
         const T *w = (const T *)a->weight;
         const T *st = aux0 ? (const T *)aux0 + 2 * r : NULL;

@@ -20,13 +20,6 @@
 #define EXPV(x) _Generic((x), float: td_cpu_expf_nonpos, default: exp)(x)
 #define EXPV_ANY(x) _Generic((x), float: td_cpu_expf, default: exp)(x)
 
-#define FLOAT_DISPATCH(dt, ...)                                 \
-    switch (dt) {                                               \
-    case TD_FLOAT32: { typedef float T; __VA_ARGS__ } break;    \
-    case TD_FLOAT64: { typedef double T; __VA_ARGS__ } break;   \
-    default: break;                                             \
-    }
-
 /* ---- float32 rows ----------------------------------------------------- */
 
 static void softmax_row_f32(float *y, const float *x, int64_t n, bool log)
@@ -77,7 +70,7 @@ typedef struct {
 static void softmax_tile(const sm_args *r, int64_t o, int64_t c0, int w)
 {
     int64_t n = r->n, inner = r->inner, base = o * n * inner + c0;
-    FLOAT_DISPATCH(r->dt, {
+    TD_CPU_FLOAT_DISPATCH(r->dt, {
         const T *x = (const T *)r->a + base;
         T *y = (T *)r->out + base;
         T m[TILE], s[TILE];
@@ -104,7 +97,7 @@ static void softmax_tile(const sm_args *r, int64_t o, int64_t c0, int w)
 static void softmax_back_tile(const sm_args *r, int64_t o, int64_t c0, int w)
 {
     int64_t n = r->n, inner = r->inner, base = o * n * inner + c0;
-    FLOAT_DISPATCH(r->dt, {
+    TD_CPU_FLOAT_DISPATCH(r->dt, {
         const T *y = (const T *)r->a + base, *gy = (const T *)r->b + base;
         T *gx = (T *)r->out + base;
         T s[TILE];
