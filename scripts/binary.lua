@@ -84,7 +84,9 @@ local test_neg, test_pos = count(data.test)
 local function target(y) return y:float():view{-1, 1} end
 local variants = {
     {"bce", function(z, y) return F.binary_cross_entropy_with_logits(z, target(y)) end},
-    {"focal", function(z, y) return F.sigmoid_focal_loss(z, target(y), {alpha = -1, gamma = 2, reduction = "mean"}) end},
+    {"focal", function(z, y)
+        return F.sigmoid_focal_loss(z, target(y), {alpha = -1, gamma = 2, reduction = "mean"})
+    end},
     {"bce_ls", function(z, y) return F.binary_cross_entropy_with_logits(z, target(y), {label_smoothing = 0.1}) end},
 }
 

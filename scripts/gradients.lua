@@ -147,7 +147,7 @@ end
 local cross_checks = {}
 for _, v in ipairs(losses) do
     local name, plain = v[1], v[2]
-    ex:variant(name, {settings = {optim = cfg.optim, bins = NBINS}}, function(ex)
+    ex:variant(name, {settings = {optim = cfg.optim, bins = NBINS}}, function()
         -- per-epoch accumulators, filled by the loss wrapper and before_step
         local acc = {}
         local bins = {}
@@ -289,10 +289,11 @@ local plots = {
      path = tide.plot.lines{path = ex:path("grad_logits.png"), title = "|dL/dlogits| per example (log scale)",
                             xlabel = "epoch", ylabel = "L2 norm", series = spread_series(), logy = true}},
     {title = "last Linear layer's weight-gradient norm per epoch (mean over batches)",
-     path = ex:plot_curves{field = "wgrad_mean", file = "grad_weight.png", title = "|dL/dW| of the last Linear (log scale)",
-                           ylabel = "Frobenius norm", logy = true}},
+     path = ex:plot_curves{field = "wgrad_mean", file = "grad_weight.png",
+                           title = "|dL/dW| of the last Linear (log scale)", ylabel = "Frobenius norm", logy = true}},
     {title = "per-example |dL/dlogits| against the true class's probability, first and last epoch",
-     path = tide.plot.lines{path = ex:path("grad_vs_confidence.png"), title = "|dL/dlogits| vs p(true class) (log scale)",
+     path = tide.plot.lines{path = ex:path("grad_vs_confidence.png"),
+                            title = "|dL/dlogits| vs p(true class) (log scale)",
                             xlabel = "probability of the true class (bin centre)", ylabel = "mean L2 norm",
                             series = bin_series(marks), logy = true}},
     {title = "mean probability of the true class per epoch",

@@ -115,7 +115,7 @@ local ex = X.new(cfg)
 -- part 1 as a variant: its records (one per case, dtype, scale) go to
 -- metrics.jsonl and are read back on a rerun with the same settings
 local thresholds = {}
-ex:variant("scales", {settings = {n = N, c = C}}, function(ex)
+ex:variant("scales", {settings = {n = N, c = C}}, function()
     local base = tide.randn({N, C}, {dtype = "float64"})
     local y = tide.randint(0, C, {N})
     for _, dtype in ipairs(DTYPES) do
@@ -214,8 +214,10 @@ for _, dtype in ipairs(DTYPES) do
         summary_rows[#summary_rows + 1] = {
             dtype, CASE_NAMES[case], cell(first_break(case, dtype, "naive", "loss")),
             cell(first_break(case, dtype, "naive", "grad")),
-            case == "random" and "-" or (t.naive_loss_breaks_at and string.format("%.4g", t.naive_loss_breaks_at) or "none"),
-            case == "random" and "-" or (t.naive_grad_breaks_at and string.format("%.4g", t.naive_grad_breaks_at) or "none"),
+            case == "random" and "-"
+                or (t.naive_loss_breaks_at and string.format("%.4g", t.naive_loss_breaks_at) or "none"),
+            case == "random" and "-"
+                or (t.naive_grad_breaks_at and string.format("%.4g", t.naive_grad_breaks_at) or "none"),
             #fused > 0 and table.concat(fused, "; ") or "never"}
     end
 end
@@ -231,7 +233,7 @@ local steps_per_epoch = math.ceil(#data.train / cfg.batch_size)
 
 for _, v in ipairs(TRAIN_FORMS) do
     local name, loss_fn = v[1], v[2]
-    ex:variant(name, {settings = {form = name}}, function(ex)
+    ex:variant(name, {settings = {form = name}}, function()
         local model = X.model(cfg, data)
         local opt = X.optimizer(cfg, model, {name = "sgd", momentum = cfg.momentum})
         local loader = X.loader(data.train, {batch_size = cfg.batch_size, shuffle = true, seed = cfg.seed,
@@ -313,8 +315,8 @@ for _, v in ipairs(TRAIN_FORMS) do
     local best = 0
     for _, rec in ipairs(r.history) do best = math.max(best, rec.test_acc or 0) end
     train_rows[#train_rows + 1] = {
-        v[1], #r.history, last.train_loss, last.train_acc and 100 * last.train_acc, last.test_acc and 100 * last.test_acc,
-        100 * best, last.max_logit_spread,
+        v[1], #r.history, last.train_loss, last.train_acc and 100 * last.train_acc,
+        last.test_acc and 100 * last.test_acc, 100 * best, last.max_logit_spread,
         r.broke_epoch > 0 and string.format("epoch %d, step %d (%s)", r.broke_epoch, r.broke_step, r.broke_kind)
             or string.format("never (%d epochs)", cfg.epochs)}
 end
@@ -394,8 +396,9 @@ ex:report{
                          cfg.clip > 0 and string.format(", gradient norm clipped to %g", cfg.clip) or "",
                          cfg.batch_size, steps_per_epoch, cfg.epochs),
     table = {title = "Part 2: training at a high learning rate",
-             columns = {"variant", "epochs run", {name = "train loss", fmt = "%.4g"}, {name = "train acc %", fmt = "%.2f"},
-                        {name = "test acc %", fmt = "%.2f"}, {name = "best test acc %", fmt = "%.2f"},
+             columns = {"variant", "epochs run", {name = "train loss", fmt = "%.4g"},
+                        {name = "train acc %", fmt = "%.2f"}, {name = "test acc %", fmt = "%.2f"},
+                        {name = "best test acc %", fmt = "%.2f"},
                         {name = "max logit spread", fmt = "%.4g"}, "first inf/NaN"},
              rows = train_rows,
              text = "The last epoch each form ran (for a form that broke, the epoch it broke in, up to the step "
@@ -414,7 +417,10 @@ ex:report{
                     "grad from s (bisection)", "fused forms break"},
          rows = summary_rows,
          text = "The first scale of the grid (" .. table.concat((function()
-                    local t = {} for i, s in ipairs(cfg.scales) do t[i] = string.format("%g", s) end return t end)(), ", ")
+                    local t = {}
+                    for i, s in ipairs(cfg.scales) do t[i] = string.format("%g", s) end
+                    return t
+                end)(), ", ")
              .. ") at which the naive loss, or its gradient, is inf or NaN; for the worked row also the exact "
              .. "scale, by bisection. `none`: not on the grid (or, for the bisection, not below 1e6)."},
         part1_table({"random"}, "Part 1: random batch",
@@ -431,7 +437,8 @@ ex:report{
             .. "probability underflows; the gradient becomes NaN as soon as any probability in the batch does "
             .. "(log's backward divides the incoming 0 by p = 0): with target 0, the row {s, 0, -s} keeps a "
             .. "finite naive loss of about 0 at every scale, but its gradient is NaN"
-            .. (tf32.naive_grad_breaks_at and string.format(" from s = %.4g in float32", tf32.naive_grad_breaks_at) or "")
+            .. (tf32.naive_grad_breaks_at and string.format(" from s = %.4g in float32", tf32.naive_grad_breaks_at)
+                or "")
             .. ". In float64, p^-1 overflows for a subnormal p, so the gradient breaks before the loss there too.",
         "`log_softmax` and `cross_entropy` compute log p = (x - max) - log(sum exp(x - max)) and never take the log "
             .. "of a probability; their backward is softmax - onehot, bounded by 1 in each entry.",

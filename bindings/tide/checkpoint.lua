@@ -162,8 +162,8 @@ function M.install(tide, core)
             fail(fname, path, "not a tide checkpoint (no 'tide.checkpoint' in its metadata); use tide.load")
         end
         if meta["tide.checkpoint"] ~= VERSION then
-            fail(fname, path, "checkpoint layout version " .. meta["tide.checkpoint"] .. " is not one this tide reads (" ..
-                VERSION .. ")")
+            fail(fname, path, "checkpoint layout version " .. meta["tide.checkpoint"] ..
+                " is not one this tide reads (" .. VERSION .. ")")
         end
         if opts.model ~= nil then
             if meta.model ~= "true" then fail(fname, path, "the checkpoint holds no model") end
@@ -208,8 +208,10 @@ function M.install(tide, core)
         end
         local sd = state_dict_of(fname, path, m, "module")
         local ok, err = pcall(tide.save, path, sd)
-        if not ok then error(fname .. ": " .. tostring(err):gsub("^save: ", ""):gsub("^bad argument #2 to 'save' %((.*)%)$",
-            path .. ": %1"), 2) end
+        if not ok then
+            error(fname .. ": " .. tostring(err):gsub("^save: ", ""):gsub("^bad argument #2 to 'save' %((.*)%)$",
+                path .. ": %1"), 2)
+        end
     end
 
     function M.load_module(m, path)

@@ -66,7 +66,8 @@ return function(fn, inputs, opts)
       local x = inputs[i]
       if core.is_tensor(x) and x.requires_grad then
          if x:dtype() ~= "float64" then
-            error(("gradcheck: inputs[%d] is %s; check in float64 (x:double():requires_grad_())"):format(i, x:dtype()), 2)
+            error(("gradcheck: inputs[%d] is %s; check in float64 (x:double():requires_grad_())")
+               :format(i, x:dtype()), 2)
          end
          checked[#checked + 1] = i
       end
@@ -125,8 +126,10 @@ return function(fn, inputs, opts)
          x:set(orig, table.unpack(idx))
          local numeric = (plus - minus) / (2 * eps)
          local analytic = grad and grad:get(table.unpack(idx)) or 0
-         if not (math.abs(analytic - numeric) <= atol + rtol * math.abs(numeric)) then
-            error(("gradcheck: inputs[%d] element (%s): analytic gradient %.8g, numeric %.8g (|diff| %.3g > atol %g + rtol %g * |numeric|)")
+         local close = math.abs(analytic - numeric) <= atol + rtol * math.abs(numeric)
+         if not close then
+            error(("gradcheck: inputs[%d] element (%s): analytic gradient %.8g, numeric %.8g "
+                   .. "(|diff| %.3g > atol %g + rtol %g * |numeric|)")
                :format(i, table.concat(idx, ","), analytic, numeric, math.abs(analytic - numeric), atol, rtol), 2)
          end
       end

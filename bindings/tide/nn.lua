@@ -137,7 +137,7 @@ function nn.class(name, parent)
 end
 
 setmetatable(Module, {
-    __call = function(cls, ...)
+    __call = function(cls)
         local self = setmetatable({}, cls)
         Module._setup(self)
         return self
@@ -481,7 +481,7 @@ function Module:load_state_dict(sd, opts)
 end
 
 -- the text inside the parentheses of the tree print; classes override
-function Module:extra_repr()
+function Module:extra_repr() -- luacheck: ignore 212/self (a method classes override)
     return ""
 end
 
@@ -863,10 +863,10 @@ end
 -- activations without state
 local function activation(name, fname, method)
     local class = nn.class(name)
-    function class:__init(opts)
+    function class:__init(opts) -- luacheck: ignore 212/self (Module's protocol)
         options(name, 1, opts, {}, {})
     end
-    function class:forward(x)
+    function class:forward(x) -- luacheck: ignore 212/self (Module's protocol)
         local f = F[fname]
         if f then return f(x) end
         if tide.is_tensor(x) and x[method] then return x[method](x) end
@@ -1027,7 +1027,7 @@ end
 -- Identity(...): returns its input
 local Identity = nn.class("Identity")
 nn.Identity = Identity
-function Identity:forward(x) return x end
+function Identity:forward(x) return x end -- luacheck: ignore 212/self (Module's protocol)
 
 ---------------------------------------------------------------------------
 

@@ -130,7 +130,7 @@ local function csv_field(v)
 end
 
 -- columns: list of {header, values}; rows run to the longest column
-local function write_csv(fname, path, columns)
+local function write_csv(path, columns)
     local rows, lines = 0, {}
     local head = {}
     for i, c in ipairs(columns) do
@@ -227,7 +227,7 @@ function Plot.lines(opts)
                 columns[#columns + 1] = {s.name, s.y}
             end
         end
-        return write_csv("lines", csv_path(opts.path), columns)
+        return write_csv(csv_path(opts.path), columns)
     end
 
     local blocks = {}
@@ -265,7 +265,8 @@ function Plot.bars(opts)
         local name = series_name(s, i)
         check_numbers("bars", s.values, string.format("series %d ('%s') values", i, name))
         if #s.values ~= #cats then
-            argfail("bars", string.format("series %d ('%s') has %d values for %d categories", i, name, #s.values, #cats))
+            argfail("bars", string.format("series %d ('%s') has %d values for %d categories", i, name, #s.values,
+                #cats))
         end
         series[i] = {name = name, values = s.values}
     end
@@ -275,7 +276,7 @@ function Plot.bars(opts)
         for j = 1, #cats do names[j] = tostring(cats[j]) end
         local columns = {{opts.xlabel or "category", names}}
         for _, s in ipairs(series) do columns[#columns + 1] = {s.name, s.values} end
-        return write_csv("bars", csv_path(opts.path), columns)
+        return write_csv(csv_path(opts.path), columns)
     end
 
     local rows, longest = {}, 0
@@ -366,7 +367,7 @@ function Plot.reliability(opts)
             columns[#columns + 1] = {s.name .. " accuracy", acc}
             columns[#columns + 1] = {s.name .. " count", count}
         end
-        return write_csv("reliability", csv_path(opts.path), columns)
+        return write_csv(csv_path(opts.path), columns)
     end
 
     local blocks = {}

@@ -36,7 +36,7 @@ for _, s in ipairs(SHAPES) do
         local opts = {weight = w, bias = b, training = true, momentum = 0.1, eps = 1e-5}
         local fwd = tide.no_grad(function()
             return B.time(function()
-                local y <close> = tide.F.batch_norm(x, rm, rv, opts)
+                local _ <close> = tide.F.batch_norm(x, rm, rv, opts)
             end, {warmup = 3, repeats = 7, inner = 5})
         end)
         B.row("bn fwd " .. key, fwd, torch and torch["fwd_" .. key], "ms", false, 1)

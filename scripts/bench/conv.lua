@@ -23,7 +23,7 @@ local x <close> = tide.randn({n, c, hw, hw})
 local w <close> = tide.randn({o, c, k, k}) * 0.1
 local b <close> = tide.randn({o})
 local fwd = B.time(function()
-    local y <close> = tide.conv2d(x, w, {bias = b, padding = 1})
+    local _ <close> = tide.conv2d(x, w, {bias = b, padding = 1})
 end, {warmup = 3, repeats = 7, inner = 5})
 B.row("conv2d forward", flops / fwd / 1e9, torch and torch.forward and flops / torch.forward / 1e9,
       "GFLOP/s", true, 2)

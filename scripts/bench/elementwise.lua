@@ -21,10 +21,10 @@ for _, n in ipairs(sizes) do
     local b <close> = tide.randn({n})
     local inner = n <= (1 << 20) and 100 or 3
     local add = B.time(function()
-        local c <close> = a + b
+        local _ <close> = a + b
     end, {warmup = 3, repeats = 7, inner = inner})
     local mul = B.time(function()
-        local c <close> = a * b
+        local _ <close> = a * b
     end, {warmup = 3, repeats = 7, inner = inner})
     B.row("add " .. label(n) .. " (time/op)", add, torch and torch["add_" .. n], "ms", false, 0.7)
     B.row("mul " .. label(n) .. " (time/op)", mul, torch and torch["mul_" .. n], "ms", false, 0.7)

@@ -18,7 +18,7 @@ for _, n in ipairs(sizes) do
     local b <close> = tide.randn({n, n})
     local inner = n <= 1024 and 10 or 1
     local s = B.time(function()
-        local c <close> = a:matmul(b)
+        local _ <close> = a:matmul(b)
     end, {warmup = 2, repeats = 5, inner = inner})
     local gflops = 2 * n ^ 3 / s / 1e9
     B.row(string.format("matmul %dx%d GFLOP/s", n, n), gflops,

@@ -39,11 +39,12 @@ for _, op in ipairs(ops) do
             local key = string.format("%s_%dx%dx%dx%d_%s", op[1], s[1], s[2], s[3], s[4], lay[1])
             local label = string.format("%s %dx%dx%dx%d %s", op[2], s[1], s[2], s[3], s[4], lay[2])
             local fwd = B.time(function()
-                local y <close> = op[3](xl)
+                local _ <close> = op[3](xl)
             end, { warmup = 3, repeats = 7, inner = 5 })
             B.row(label .. " fwd", fwd, torch and torch[key .. "_fwd"], "ms", false, lay[1] == "cl" and 1 or nil)
             -- a leaf in the layout (clone would give a contiguous tensor)
-            local xg <close> = (lay[1] == "cl" and x:contiguous { memory_format = "channels_last" } or x:clone()):detach()
+            local xg <close> = (lay[1] == "cl" and x:contiguous { memory_format = "channels_last" } or x:clone())
+                :detach()
             xg.requires_grad = true
             local y0 <close> = op[3](xl)
             -- the upstream gradient in the output's layout, as a later layer would give it

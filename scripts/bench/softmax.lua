@@ -15,7 +15,7 @@ if not torch then print("note: " .. why .. "; tide's numbers only") end
 tide.manual_seed(0)
 local x <close> = tide.randn({rows, cols})
 local s = B.time(function()
-    local y <close> = x:softmax(1)
+    local _ <close> = x:softmax(1)
 end, {warmup = 3, repeats = 7, inner = 10})
 B.row(string.format("softmax %dx%d (time/op)", rows, cols), s, torch and torch.softmax, "ms",
       false, 0.7)

@@ -27,7 +27,7 @@ local function collect(opts)
     for k, v in pairs(opts) do base[k] = v end
     local loader = D.DataLoader(ds, base)
     local out = {}
-    for epoch = 1, 2 do
+    for _ = 1, 2 do
         for x, y in loader:iter() do
             local busy = x * 2 + 1 -- GPU work queued while the next batch is staged
             out[#out + 1] = {x:cpu(), y:cpu(), x:device(), busy:sum():item()}

@@ -103,7 +103,9 @@ for _, case in ipairs(optimizers) do
     local lg, sg = run(device, make_opt)
     for i = 1, STEPS do
         local r = math.abs(lc[i] - lg[i]) / math.max(math.abs(lc[i]), 1e-6)
-        if not (r <= 1e-4) then fail("%s: loss %d is %.9g on %s, %.9g on cpu (rel %.3g)", name, i, lg[i], device, lc[i], r) end
+        if not (r <= 1e-4) then -- luacheck: ignore 581 (NaN fails too)
+            fail("%s: loss %d is %.9g on %s, %.9g on cpu (rel %.3g)", name, i, lg[i], device, lc[i], r)
+        end
     end
     local keys = {}
     for k in pairs(sc) do keys[#keys + 1] = k end
@@ -118,16 +120,21 @@ for _, case in ipairs(optimizers) do
         else
             local r = rel_max(a, b)
             worst = math.max(worst, r)
-            if not (r <= 1e-4) then fail("%s: %s differs by %.3g (relative)", name, k, r) end
+            if not (r <= 1e-4) then -- luacheck: ignore 581 (NaN fails too)
+                fail("%s: %s differs by %.3g (relative)", name, k, r)
+            end
             if not k:match("running_") then
                 local u = rel_l2(a - init[k], b - init[k])
                 worst_upd = math.max(worst_upd, u)
-                if not (u <= upd_tol) then fail("%s: the update of %s differs by %.3g (relative L2)", name, k, u) end
+                if not (u <= upd_tol) then -- luacheck: ignore 581 (NaN fails too)
+                    fail("%s: the update of %s differs by %.3g (relative L2)", name, k, u)
+                end
             end
         end
     end
-    print(string.format("%s: losses %.6f %.6f %.6f on cpu, %.6f %.6f %.6f on %s; worst parameter %.3g, worst update %.3g",
-                        name, lc[1], lc[2], lc[3], lg[1], lg[2], lg[3], device, worst, worst_upd))
+    print(string.format("%s: losses %.6f %.6f %.6f on cpu, %.6f %.6f %.6f on %s; worst parameter %.3g, "
+                        .. "worst update %.3g", name, lc[1], lc[2], lc[3], lg[1], lg[2], lg[3], device, worst,
+                        worst_upd))
     if lc[STEPS] >= lc[1] then fail("%s: the loss did not go down on the CPU (%g -> %g)", name, lc[1], lc[STEPS]) end
 end
 

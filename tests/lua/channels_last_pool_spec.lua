@@ -132,7 +132,8 @@ describe("max_pool2d on channels-last tensors", function()
             end
             -- ties: each 2x2 window's gradient goes to its first element
             local _, g = run(x, function(t) return core.max_pool2d(t, 2) end, tide.ones({ 2, 3, 2, 2 }, dt), true, true)
-            local want = { { 1, 0, 1, 0, 0 }, { 0, 0, 0, 0, 0 }, { 1, 0, 1, 0, 0 }, { 0, 0, 0, 0, 0 }, { 0, 0, 0, 0, 0 } }
+            local want = { { 1, 0, 1, 0, 0 }, { 0, 0, 0, 0, 0 }, { 1, 0, 1, 0, 0 }, { 0, 0, 0, 0, 0 },
+                { 0, 0, 0, 0, 0 } }
             assert.same(want, g:totable()[2][2])
             -- the -inf window: its first element; the 5s: the first 5
             assert.same({ 1, 0, 1, 0, 0 }, g:totable()[1][3][1])

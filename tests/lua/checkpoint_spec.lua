@@ -86,7 +86,8 @@ describe("tide.save / tide.load", function()
         assert.equal(7, n)
     end)
 
-    it("writes the layout the format specifies (the committed tide.safetensors, which gen_safetensors.py reads)", function()
+    it("writes the layout the format specifies (the committed tide.safetensors, which gen_safetensors.py reads)",
+        function()
         local ts = {
             a = tide.tensor({{1.5, -2.0, 3.0}, {0.25, 0.0, -7.0}}),
             b = tide.tensor({1e-310, 2 ^ 0.5}, "float64"),
@@ -133,10 +134,12 @@ describe("tide.save / tide.load", function()
             {"header length absurd", st_file(good_h, data8, 1 << 40), "over the limit"},
             {"bad JSON", st_file('{"w":{"dtype":"F32",', ""), "bad JSON in the header"},
             {"not an object", st_file('[1,2]', ""), "not a JSON object"},
-            {"unknown dtype", st_file('{"w":{"dtype":"Q7","shape":[2],"data_offsets":[0,8]}}', data8), "unknown dtype 'Q7'"},
+            {"unknown dtype", st_file('{"w":{"dtype":"Q7","shape":[2],"data_offsets":[0,8]}}', data8),
+                "unknown dtype 'Q7'"},
             {"unsupported dtype", st_file('{"w":{"dtype":"F16","shape":[4],"data_offsets":[0,8]}}', data8), "F16"},
             {"negative shape", st_file('{"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}', data8), "negative"},
-            {"offsets out of range", st_file('{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', data8), "run past the end of the data"},
+            {"offsets out of range", st_file('{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', data8),
+                "run past the end of the data"},
             {"truncated data", st_file(good_h, data8:sub(1, 5)), "truncated"},
             {"size mismatch", st_file('{"w":{"dtype":"F64","shape":[2],"data_offsets":[0,8]}}', data8), "needs 16"},
             {"overlapping offsets", st_file('{"v":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},' ..
@@ -294,7 +297,8 @@ describe("tide.checkpoint", function()
         local m1, resumed = Model(), {}
         local opt1 = SGD(m1:params(), 0.05, 0.9)
         train(m1, opt1, 3, resumed)
-        tide.checkpoint.save(tmp("run.ckpt"), {model = m1, optimizer = opt1, epoch = 3, extra = {best = resumed[3], note = "x"}})
+        tide.checkpoint.save(tmp("run.ckpt"),
+            {model = m1, optimizer = opt1, epoch = 3, extra = {best = resumed[3], note = "x"}})
 
         tide.manual_seed(77) -- a fresh process, in effect: other weights, other generator state
         local m2 = Model()
@@ -307,7 +311,8 @@ describe("tide.checkpoint", function()
         train(m2, opt2, 3, resumed)
         assert.equal(6, #resumed)
         for i = 1, 6 do
-            assert.is_true(straight[i] == resumed[i], string.format("step %d: %.17g vs %.17g", i, straight[i], resumed[i]))
+            assert.is_true(straight[i] == resumed[i],
+                string.format("step %d: %.17g vs %.17g", i, straight[i], resumed[i]))
         end
         assert.is_true(same_bits(m.w:detach(), m2.w:detach()))
         -- the layout: model.<name>, optimizer.state.<i>.<key>, JSON metadata
@@ -320,7 +325,8 @@ describe("tide.checkpoint", function()
     end)
 
     it("keeps tensors in extra and round-trips module files", function()
-        tide.checkpoint.save(tmp("x.ckpt"), {extra = {t = tide.tensor({1, 2}), list = {tide.tensor({3}), 4}}, rng = false})
+        tide.checkpoint.save(tmp("x.ckpt"),
+            {extra = {t = tide.tensor({1, 2}), list = {tide.tensor({3}), 4}}, rng = false})
         local epoch, extra = tide.checkpoint.load(tmp("x.ckpt"))
         assert.is_nil(epoch)
         assert.same({1, 2}, extra.t:totable())
@@ -341,7 +347,8 @@ describe("tide.checkpoint", function()
     it("says what is wrong", function()
         tide.save(tmp("plain.safetensors"), {x = tide.ones{1}})
         local err = H.error_of(tide.checkpoint.load, tmp("plain.safetensors"), {model = Model()})
-        assert.truthy(err:find("checkpoint.load: " .. tmp("plain.safetensors") .. ": not a tide checkpoint", 1, true), err)
+        assert.truthy(err:find("checkpoint.load: " .. tmp("plain.safetensors") .. ": not a tide checkpoint", 1, true),
+            err)
         err = H.error_of(tide.checkpoint.load, tmp("nope.ckpt"))
         assert.truthy(err:find("checkpoint.load: " .. tmp("nope.ckpt") .. ": cannot open", 1, true), err)
         err = H.error_of(tide.checkpoint.save, tmp("y.ckpt"), {modle = 1})

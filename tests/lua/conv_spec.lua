@@ -60,7 +60,8 @@ describe("conv2d: gradcheck (float64)", function()
         { "depthwise", { 2, 3, 5, 5 }, { 3, 1, 3, 3 }, { groups = 3, stride = 2, padding = 1 }, true },
         { "1x1", { 3, 4, 3, 3 }, { 5, 4, 1, 1 }, {}, true },
         { "1x1 stride 2", { 1, 3, 5, 4 }, { 2, 3, 1, 1 }, { stride = 2 } },
-        { "everything", { 2, 4, 7, 6 }, { 4, 2, 2, 3 }, { stride = { 2, 1 }, padding = { 2, 1 }, dilation = { 1, 2 }, groups = 2 }, true },
+        { "everything", { 2, 4, 7, 6 }, { 4, 2, 2, 3 },
+            { stride = { 2, 1 }, padding = { 2, 1 }, dilation = { 1, 2 }, groups = 2 }, true },
     }
     for _, c in ipairs(cases) do
         it(c[1], function()

@@ -7,8 +7,6 @@ local tide = require "tide"
 local D = tide.data
 local T = D.transforms
 
-local FASHION = "/usr/share/datasets/fashion-mnist"
-
 local function tmpdir()
     local p = os.tmpname()
     os.remove(p)
@@ -161,10 +159,12 @@ describe("tide.data readers", function()
     it("names the file and the problem for damaged IDX files", function()
         local cases = {
             { { images = "\0\0\8" }, "train%-images%-idx3%-ubyte: truncated IDX file" },
-            { { images = "\1\2\8\3" .. be32(1) .. be32(2) .. be32(2) .. "abcd" }, "train%-images%-idx3%-ubyte: bad magic" },
+            { { images = "\1\2\8\3" .. be32(1) .. be32(2) .. be32(2) .. "abcd" },
+                "train%-images%-idx3%-ubyte: bad magic" },
             { { images = "\0\0\13\3" .. be32(1) .. be32(2) .. be32(2) .. "abcd" }, "unsupported IDX data type 0x0d" },
             { { images = "\0\0\8\3" .. be32(3) .. be32(2) }, "truncated IDX header" },
-            { { images = idx_images(3, 2, 2, pix):sub(1, -2) }, "truncated: the header promises 12 bytes of data, the file has 11" },
+            { { images = idx_images(3, 2, 2, pix):sub(1, -2) },
+                "truncated: the header promises 12 bytes of data, the file has 11" },
             { { images = idx_images(3, 2, 2, pix) .. "x" }, "1 bytes after the 12 bytes" },
             { { images = "\0\0\8\3" .. be32(0xffffffff) .. be32(0xffffffff) .. be32(0xffff) }, "truncated" },
             { { labels = idx_labels({ 1, 2 }) }, "holds 2 labels but .*train%-images%-idx3%-ubyte holds 3 images" },
@@ -225,7 +225,8 @@ describe("tide.data readers", function()
         -- damaged batches
         write(dir .. "/test_batch.bin", cifar_records(0, { 1, 2 }):sub(1, -5))
         local err = H.error_of(D.cifar10, { dir = dir, split = "test" })
-        assert.is_truthy(err:find("test_batch.bin: truncated: 6142 bytes is not a whole number of 3073%-byte records"), err)
+        assert.is_truthy(err:find("test_batch.bin: truncated: 6142 bytes is not a whole number of 3073%-byte records"),
+            err)
         write(dir .. "/test_batch.bin", cifar_records(0, { 1, 10 }))
         err = H.error_of(D.cifar10, { dir = dir, split = "test" })
         assert.is_truthy(err:find("test_batch.bin: label 10 of record 1 is outside %[0, 10%)"), err)
@@ -573,7 +574,8 @@ describe("tide.data.imbalance", function()
         -- the largest majority k whose round(k / 4) others give class 1 at
         -- most 10 is 81 (20 others, 10 each)
         assert.are.same({ [0] = 81, [1] = 10, [2] = 10 }, counts)
-        assert.is_truthy(H.error_of(D.imbalance, ds, { size = 200 }):find("needs 180 images of class 0, the data set has 100"))
+        assert.is_truthy(H.error_of(D.imbalance, ds, { size = 200 })
+            :find("needs 180 images of class 0, the data set has 100"))
         assert.is_truthy(H.error_of(D.imbalance, ds, { majority = 5 }):find("majority class 5 is outside"))
         assert.is_truthy(H.error_of(D.imbalance, ds, { fraction = 1 }):find("'fraction' must be in %(0, 1%)"))
         assert.is_truthy(H.error_of(D.imbalance, ds, { frac = 0.5 }):find("unknown option 'frac'"))
@@ -618,7 +620,8 @@ describe("tide.data.WeightedSampler", function()
         local ds = D.TensorDataset(tide.zeros({ 100, 1 }), tide.tensor(labels, "int64"))
         local w = {}
         for i = 1, 100 do w[i] = i <= 90 and 1 / 90 or 1 / 10 end
-        local loader = D.DataLoader(ds, { batch_size = 64, sampler = D.WeightedSampler(w, { num_samples = 2000, seed = 3 }) })
+        local loader = D.DataLoader(ds,
+            { batch_size = 64, sampler = D.WeightedSampler(w, { num_samples = 2000, seed = 3 }) })
         assert.are.equal(32, #loader)
         local ones, n = 0, 0
         for _, y in loader:iter() do

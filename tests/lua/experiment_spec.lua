@@ -144,7 +144,7 @@ end)
 -- a tiny 3-class problem: 4x4 one-channel images whose class sets which
 -- quarter is bright
 local function toy_data(n, seed)
-    local g = tide.manual_seed(seed)
+    tide.manual_seed(seed)
     local y = tide.randint(0, 3, {n}, "int64")
     local x = tide.randn({n, 1, 4, 4}) * 0.3
     local yl = y:totable()

@@ -58,37 +58,40 @@ describe("layers gradcheck (float64)", function()
     end)
     it("batch_norm training and eval", function()
         local g, b = d { 3 }, d { 3 }
-        assert.is_true(tide.gradcheck(function(x, g, b)
-            return core.batch_norm(x, nil, nil, { weight = g, bias = b, training = true })
+        assert.is_true(tide.gradcheck(function(x, weight, bias)
+            return core.batch_norm(x, nil, nil, { weight = weight, bias = bias, training = true })
         end, { d { 4, 3, 2, 2 }, g, b }))
         local rm = tide.randn({ 3 }, "float64")
         local rv = tide.rand({ 3 }, "float64") + 0.5
-        assert.is_true(tide.gradcheck(function(x, g, b)
-            return core.batch_norm(x, rm, rv, { weight = g, bias = b })
+        assert.is_true(tide.gradcheck(function(x, weight, bias)
+            return core.batch_norm(x, rm, rv, { weight = weight, bias = bias })
         end, { d { 5, 3 }, g, b }))
     end)
     it("layer_norm", function()
-        assert.is_true(tide.gradcheck(function(x, w, b) return core.layer_norm(x, { 3, 4 }, { weight = w, bias = b }) end,
+        assert.is_true(tide.gradcheck(function(x, w, b) return core.layer_norm(x, { 3, 4 },
+            { weight = w, bias = b }) end,
             { d { 2, 3, 4 }, d { 3, 4 }, d { 3, 4 } }))
     end)
     it("pools", function()
         -- distinct values so the max is not tied under the perturbation
         local x = (tide.randperm(2 * 2 * 7 * 6):double() * 0.1):view { 2, 2, 7, 6 }
         x.requires_grad = true
-        assert.is_true(tide.gradcheck(function(x)
-            return core.max_pool2d(x, 3, { stride = 2, padding = 1, ceil_mode = true })
+        assert.is_true(tide.gradcheck(function(input)
+            return core.max_pool2d(input, 3, { stride = 2, padding = 1, ceil_mode = true })
         end, { x }))
-        assert.is_true(tide.gradcheck(function(x)
-            return core.avg_pool2d(x, 3, { stride = 2, padding = 1, count_include_pad = false, ceil_mode = true })
+        assert.is_true(tide.gradcheck(function(input)
+            return core.avg_pool2d(input, 3, { stride = 2, padding = 1, count_include_pad = false, ceil_mode = true })
         end, { d { 2, 2, 7, 6 } }))
-        assert.is_true(tide.gradcheck(function(x) return core.adaptive_avg_pool2d(x, { 4, 5 }) end, { d { 1, 2, 7, 6 } }))
+        assert.is_true(tide.gradcheck(function(input) return core.adaptive_avg_pool2d(input, { 4, 5 }) end,
+            { d { 1, 2, 7, 6 } }))
     end)
     it("dropout, leaky_relu, embedding", function()
         assert.is_true(tide.gradcheck(function(x)
             tide.manual_seed(3)
             return core.dropout(x, { p = 0.3 })
         end, { d { 5, 6 } }))
-        assert.is_true(tide.gradcheck(function(x) return core.leaky_relu(x, { negative_slope = 0.1 }) end, { d { 4, 5 } }))
+        assert.is_true(tide.gradcheck(function(x) return core.leaky_relu(x, { negative_slope = 0.1 }) end,
+            { d { 4, 5 } }))
         local idx = tide.tensor({ { 0, 1, 1 }, { 3, 0, 2 } }, "int64")
         -- without padding_idx: its row gets no gradient by design (checked against PyTorch above)
         assert.is_true(tide.gradcheck(function(w) return core.embedding(idx, w) end, { d { 4, 3 } }))

@@ -84,7 +84,8 @@ describe("margin losses: gradcheck in float64", function()
     it("multilabel_margin_loss", function()
         local t = long({ { 1, 3, -1, 0 }, { 2, 2, -1, -1 }, { 0, 1, 2, 3 } })
         for _, r in ipairs({ "mean", "sum", "none" }) do
-            assert.is_true(tide.gradcheck(function(a) return F.multilabel_margin_loss(a, t, { reduction = r }) end, { x }))
+            assert.is_true(tide.gradcheck(function(a) return F.multilabel_margin_loss(a, t, { reduction = r }) end,
+                { x }))
         end
     end)
     it("hinge_embedding_loss", function()
@@ -115,7 +116,8 @@ describe("margin losses: gradcheck in float64", function()
         local p = f64({ { 1.0, 0.2, -0.3, 0.5 }, { 0.1, -0.9, 0.4, 1.1 }, { -0.8, 0.6, 0.3, -0.2 } })
         local n = f64({ { 0.5, -0.7, 0.2, 1.5 }, { 1.1, 0.3, -0.5, -1.0 }, { 0.9, -0.4, 0.6, 0.8 } })
         for _, o in ipairs({ { margin = 5 }, { margin = 5, p = 1 }, { margin = 4, p = 3, eps = 1e-3 },
-                             { margin = 5, swap = true, reduction = "sum" }, { margin = 6, p = 1.5, reduction = "none" } }) do
+                             { margin = 5, swap = true, reduction = "sum" },
+                             { margin = 6, p = 1.5, reduction = "none" } }) do
             assert.is_true(tide.gradcheck(function(a, b, c) return F.triplet_margin_loss(a, b, c, o) end, { x, p, n }))
         end
     end)
@@ -131,54 +133,86 @@ describe("margin losses: bad input", function()
         assert(e:find(pattern, 1, true), "error '" .. e .. "' lacks '" .. pattern .. "'")
     end
     it("multi_margin_loss", function()
-        err("#2 to 'multi_margin_loss' (target 4 at position 1 is outside [0, 4))", F.multi_margin_loss, x, long({ 0, 4, 1 }))
+        err("#2 to 'multi_margin_loss' (target 4 at position 1 is outside [0, 4))", F.multi_margin_loss, x,
+            long({ 0, 4, 1 }))
         err("#2 to 'multi_margin_loss' (target -1 at position 0", F.multi_margin_loss, x, long({ -1, 0, 1 }))
-        err("#2 to 'multi_margin_loss' (target shape (2) does not match input shape (3,4)", F.multi_margin_loss, x, long({ 0, 1 }))
-        err("#2 to 'multi_margin_loss' (target must hold int64 class indices, got float32", F.multi_margin_loss, x, tide.tensor({ 0, 1, 2 }))
-        err("#1 to 'multi_margin_loss' (input must be float32 or float64, got int64", F.multi_margin_loss, long({ { 1, 2 } }), long({ 0 }))
-        err("#1 to 'multi_margin_loss' (input must be (N, C) or (C)", F.multi_margin_loss, tide.randn({ 2, 2, 2 }), long({ 0, 1 }))
+        err("#2 to 'multi_margin_loss' (target shape (2) does not match input shape (3,4)", F.multi_margin_loss, x,
+            long({ 0, 1 }))
+        err("#2 to 'multi_margin_loss' (target must hold int64 class indices, got float32", F.multi_margin_loss, x,
+            tide.tensor({ 0, 1, 2 }))
+        err("#1 to 'multi_margin_loss' (input must be float32 or float64, got int64", F.multi_margin_loss,
+            long({ { 1, 2 } }), long({ 0 }))
+        err("#1 to 'multi_margin_loss' (input must be (N, C) or (C)", F.multi_margin_loss, tide.randn({ 2, 2, 2 }),
+            long({ 0, 1 }))
         err("#3 to 'multi_margin_loss' (p must be 1 or 2, got 3)", F.multi_margin_loss, x, long({ 0, 1, 2 }), { p = 3 })
-        err("#3 to 'multi_margin_loss' (weight must have shape (4), one per class, got (3))", F.multi_margin_loss, x, long({ 0, 1, 2 }), { weight = tide.ones{ 3 } })
-        err("#3 to 'multi_margin_loss' (weight is float64 but the input is float32", F.multi_margin_loss, x, long({ 0, 1, 2 }), { weight = tide.ones({ 4 }, "float64") })
-        err("#3 to 'multi_margin_loss' (unknown option 'gamma')", F.multi_margin_loss, x, long({ 0, 1, 2 }), { gamma = 1 })
-        err("#3 to 'multi_margin_loss' (unknown reduction 'avg'", F.multi_margin_loss, x, long({ 0, 1, 2 }), { reduction = "avg" })
+        err("#3 to 'multi_margin_loss' (weight must have shape (4), one per class, got (3))", F.multi_margin_loss, x,
+            long({ 0, 1, 2 }), { weight = tide.ones{ 3 } })
+        err("#3 to 'multi_margin_loss' (weight is float64 but the input is float32", F.multi_margin_loss, x,
+            long({ 0, 1, 2 }), { weight = tide.ones({ 4 }, "float64") })
+        err("#3 to 'multi_margin_loss' (unknown option 'gamma')", F.multi_margin_loss, x, long({ 0, 1, 2 }),
+            { gamma = 1 })
+        err("#3 to 'multi_margin_loss' (unknown reduction 'avg'", F.multi_margin_loss, x, long({ 0, 1, 2 }),
+            { reduction = "avg" })
     end)
     it("multilabel_margin_loss", function()
         local t = long({ { 0, 1, -1, 0 }, { 3, 4, -1, 0 }, { -1, 0, 0, 0 } })
         err("#2 to 'multilabel_margin_loss' (target 4 at (1, 1) is outside [0, 4)", F.multilabel_margin_loss, x, t)
-        err("#2 to 'multilabel_margin_loss' (target -2 at (0, 0)", F.multilabel_margin_loss, x, long({ { -2, 0, 0, 0 }, { 0, 0, 0, 0 }, { 0, 0, 0, 0 } }))
-        err("#2 to 'multilabel_margin_loss' (target shape (3) does not match input shape (3,4))", F.multilabel_margin_loss, x, long({ 0, 1, 2 }))
-        err("#2 to 'multilabel_margin_loss' (target must hold int64 class indices, got float32", F.multilabel_margin_loss, x, tide.zeros{ 3, 4 })
-        err("#3 to 'multilabel_margin_loss' (unknown option 'margin')", F.multilabel_margin_loss, x, long({ { 0, 1, 2, 3 }, { 0, 1, 2, 3 }, { 0, 1, 2, 3 } }), { margin = 1 })
+        err("#2 to 'multilabel_margin_loss' (target -2 at (0, 0)", F.multilabel_margin_loss, x,
+            long({ { -2, 0, 0, 0 }, { 0, 0, 0, 0 }, { 0, 0, 0, 0 } }))
+        err("#2 to 'multilabel_margin_loss' (target shape (3) does not match input shape (3,4))",
+            F.multilabel_margin_loss, x, long({ 0, 1, 2 }))
+        err("#2 to 'multilabel_margin_loss' (target must hold int64 class indices, got float32",
+            F.multilabel_margin_loss, x, tide.zeros{ 3, 4 })
+        err("#3 to 'multilabel_margin_loss' (unknown option 'margin')", F.multilabel_margin_loss, x,
+            long({ { 0, 1, 2, 3 }, { 0, 1, 2, 3 }, { 0, 1, 2, 3 } }), { margin = 1 })
     end)
     it("hinge_embedding_loss", function()
-        err("#2 to 'hinge_embedding_loss' (target shape (3) does not broadcast with input shape (3,4))", F.hinge_embedding_loss, x, tide.ones{ 3 })
-        err("#2 to 'hinge_embedding_loss' (target is float64 but the input is float32", F.hinge_embedding_loss, x, tide.ones({ 3, 4 }, "float64"))
-        err("#1 to 'hinge_embedding_loss' (input must be float32 or float64", F.hinge_embedding_loss, long({ 1 }), tide.ones{ 1 })
-        err("#3 to 'hinge_embedding_loss' (unknown option 'p')", F.hinge_embedding_loss, x, tide.ones{ 3, 4 }, { p = 1 })
+        err("#2 to 'hinge_embedding_loss' (target shape (3) does not broadcast with input shape (3,4))",
+            F.hinge_embedding_loss, x, tide.ones{ 3 })
+        err("#2 to 'hinge_embedding_loss' (target is float64 but the input is float32", F.hinge_embedding_loss, x,
+            tide.ones({ 3, 4 }, "float64"))
+        err("#1 to 'hinge_embedding_loss' (input must be float32 or float64", F.hinge_embedding_loss, long({ 1 }),
+            tide.ones{ 1 })
+        err("#3 to 'hinge_embedding_loss' (unknown option 'p')", F.hinge_embedding_loss, x, tide.ones{ 3, 4 },
+            { p = 1 })
     end)
     it("cosine_embedding_loss", function()
         local y = tide.ones{ 3 }
-        err("#2 to 'cosine_embedding_loss' (x2 shape (3,3) does not match x1 shape (3,4))", F.cosine_embedding_loss, x, tide.randn{ 3, 3 }, y)
-        err("#3 to 'cosine_embedding_loss' (y shape (2) does not match x1 shape (3,4)", F.cosine_embedding_loss, x, x, tide.ones{ 2 })
-        err("#3 to 'cosine_embedding_loss' (y shape (1) does not match x1 shape (4)", F.cosine_embedding_loss, tide.ones{ 4 }, tide.ones{ 4 }, tide.ones{ 1 })
-        err("#2 to 'cosine_embedding_loss' (x2 is float64 but the input is float32", F.cosine_embedding_loss, x, tide.ones({ 3, 4 }, "float64"), y)
-        err("#1 to 'cosine_embedding_loss' (x1 must be (N, D) or (D)", F.cosine_embedding_loss, tide.ones{ 2, 2, 2 }, tide.ones{ 2, 2, 2 }, y)
+        err("#2 to 'cosine_embedding_loss' (x2 shape (3,3) does not match x1 shape (3,4))", F.cosine_embedding_loss, x,
+            tide.randn{ 3, 3 }, y)
+        err("#3 to 'cosine_embedding_loss' (y shape (2) does not match x1 shape (3,4)", F.cosine_embedding_loss, x, x,
+            tide.ones{ 2 })
+        err("#3 to 'cosine_embedding_loss' (y shape (1) does not match x1 shape (4)", F.cosine_embedding_loss,
+            tide.ones{ 4 }, tide.ones{ 4 }, tide.ones{ 1 })
+        err("#2 to 'cosine_embedding_loss' (x2 is float64 but the input is float32", F.cosine_embedding_loss, x,
+            tide.ones({ 3, 4 }, "float64"), y)
+        err("#1 to 'cosine_embedding_loss' (x1 must be (N, D) or (D)", F.cosine_embedding_loss, tide.ones{ 2, 2, 2 },
+            tide.ones{ 2, 2, 2 }, y)
         err("#4 to 'cosine_embedding_loss' (unknown option 'eps')", F.cosine_embedding_loss, x, x, y, { eps = 1 })
     end)
     it("margin_ranking_loss", function()
-        err("#2 to 'margin_ranking_loss' (x2 shape (4) does not match x1 shape (3))", F.margin_ranking_loss, tide.ones{ 3 }, tide.ones{ 4 }, tide.ones{ 3 })
-        err("#2 to 'margin_ranking_loss' (x2 shape (1,3) does not match x1 shape (3))", F.margin_ranking_loss, tide.ones{ 3 }, tide.ones{ 1, 3 }, tide.ones{ 3 })
-        err("#3 to 'margin_ranking_loss' (y shape (2) does not match", F.margin_ranking_loss, tide.ones{ 3 }, tide.ones{ 3 }, tide.ones{ 2 })
-        err("#3 to 'margin_ranking_loss' (y must be float or int64, got uint8", F.margin_ranking_loss, tide.ones{ 3 }, tide.ones{ 3 }, tide.ones{ 3 }:gt(0))
-        err("#4 to 'margin_ranking_loss' (unknown option 'swap')", F.margin_ranking_loss, tide.ones{ 3 }, tide.ones{ 3 }, tide.ones{ 3 }, { swap = true })
+        err("#2 to 'margin_ranking_loss' (x2 shape (4) does not match x1 shape (3))", F.margin_ranking_loss,
+            tide.ones{ 3 }, tide.ones{ 4 }, tide.ones{ 3 })
+        err("#2 to 'margin_ranking_loss' (x2 shape (1,3) does not match x1 shape (3))", F.margin_ranking_loss,
+            tide.ones{ 3 }, tide.ones{ 1, 3 }, tide.ones{ 3 })
+        err("#3 to 'margin_ranking_loss' (y shape (2) does not match", F.margin_ranking_loss, tide.ones{ 3 },
+            tide.ones{ 3 }, tide.ones{ 2 })
+        err("#3 to 'margin_ranking_loss' (y must be float or int64, got uint8", F.margin_ranking_loss, tide.ones{ 3 },
+            tide.ones{ 3 }, tide.ones{ 3 }:gt(0))
+        err("#4 to 'margin_ranking_loss' (unknown option 'swap')", F.margin_ranking_loss, tide.ones{ 3 },
+            tide.ones{ 3 }, tide.ones{ 3 }, { swap = true })
     end)
     it("triplet_margin_loss", function()
-        err("#3 to 'triplet_margin_loss' (negative shape (3,3) does not match anchor shape (3,4))", F.triplet_margin_loss, x, x, tide.ones{ 3, 3 })
-        err("#2 to 'triplet_margin_loss' (positive is float64 but the input is float32", F.triplet_margin_loss, x, tide.ones({ 3, 4 }, "float64"), x)
-        err("#4 to 'triplet_margin_loss' (p must be a positive finite number, got 0)", F.triplet_margin_loss, x, x, x, { p = 0 })
-        err("#4 to 'triplet_margin_loss' (p must be a positive finite number, got -1)", F.triplet_margin_loss, x, x, x, { p = -1 })
-        err("#1 to 'triplet_margin_loss' (anchor must be (N, D) or (D)", F.triplet_margin_loss, tide.ones{ 1, 1, 1 }, tide.ones{ 1, 1, 1 }, tide.ones{ 1, 1, 1 })
+        err("#3 to 'triplet_margin_loss' (negative shape (3,3) does not match anchor shape (3,4))",
+            F.triplet_margin_loss, x, x, tide.ones{ 3, 3 })
+        err("#2 to 'triplet_margin_loss' (positive is float64 but the input is float32", F.triplet_margin_loss, x,
+            tide.ones({ 3, 4 }, "float64"), x)
+        err("#4 to 'triplet_margin_loss' (p must be a positive finite number, got 0)", F.triplet_margin_loss, x, x, x,
+            { p = 0 })
+        err("#4 to 'triplet_margin_loss' (p must be a positive finite number, got -1)", F.triplet_margin_loss, x, x, x,
+            { p = -1 })
+        err("#1 to 'triplet_margin_loss' (anchor must be (N, D) or (D)", F.triplet_margin_loss, tide.ones{ 1, 1, 1 },
+            tide.ones{ 1, 1, 1 }, tide.ones{ 1, 1, 1 })
         err("#4 to 'triplet_margin_loss' (unknown option 'weight')", F.triplet_margin_loss, x, x, x, { weight = x })
     end)
     it("names the loss without an options table too", function()
@@ -252,11 +286,15 @@ describe("margin losses: the module form", function()
     local c = tide.randn({ 4, 5 }, { dtype = "float64" })
     local y = tide.tensor({ 1, -1, 1, -1 }, "float64")
     local cases = {
-        { "MultiMarginLoss", "multi_margin_loss", { x, long({ 0, 4, 2, 1 }) }, { p = 2, margin = 0.5, reduction = "sum" } },
-        { "MultiLabelMarginLoss", "multilabel_margin_loss", { x, long({ { 0, 1, -1, 0, 0 }, { 4, -1, 0, 0, 0 }, { 1, 2, 3, -1, 0 }, { -1, 0, 0, 0, 0 } }) }, { reduction = "none" } },
+        { "MultiMarginLoss", "multi_margin_loss", { x, long({ 0, 4, 2, 1 }) },
+            { p = 2, margin = 0.5, reduction = "sum" } },
+        { "MultiLabelMarginLoss", "multilabel_margin_loss",
+            { x, long({ { 0, 1, -1, 0, 0 }, { 4, -1, 0, 0, 0 }, { 1, 2, 3, -1, 0 }, { -1, 0, 0, 0, 0 } }) },
+            { reduction = "none" } },
         { "HingeEmbeddingLoss", "hinge_embedding_loss", { x, tide.ones({ 4, 5 }, "float64") * -1 }, { margin = 0.5 } },
         { "CosineEmbeddingLoss", "cosine_embedding_loss", { x, b, y }, { margin = 0.1 } },
-        { "MarginRankingLoss", "margin_ranking_loss", { x:select(1, 0), b:select(1, 0), y }, { margin = 0.2, reduction = "none" } },
+        { "MarginRankingLoss", "margin_ranking_loss", { x:select(1, 0), b:select(1, 0), y },
+            { margin = 0.2, reduction = "none" } },
         { "TripletMarginLoss", "triplet_margin_loss", { x, b, c }, { swap = true, p = 1 } },
     }
     for _, cs in ipairs(cases) do

@@ -124,7 +124,8 @@ describe("regression losses gradcheck (float64)", function()
         assert.is_true(tide.gradcheck(function(x, y)
             return F.kl_div(x, y, { log_target = true, reduction = "batchmean" })
         end, { rn { 3, 4 }, rn { 3, 4 } }))
-        assert.is_true(tide.gradcheck(function(x, y) return F.kl_div(x, y, { log_target = true, reduction = "none" }) end,
+        assert.is_true(tide.gradcheck(function(x, y) return F.kl_div(x, y,
+            { log_target = true, reduction = "none" }) end,
             { rn { 2, 3 }, rn { 3 } }))
     end)
     for _, full in ipairs { false, true } do
@@ -224,7 +225,7 @@ describe("regression losses: same bits at 1 and 2 threads", function()
         local out = fn(table.unpack(ins))
         out:backward()
         local r = { string.format("%a", out:item()) }
-        for i, t in ipairs(ins) do r[#r + 1] = string.format("%a", (t.grad * t.grad):sum():item()) end
+        for _, t in ipairs(ins) do r[#r + 1] = string.format("%a", (t.grad * t.grad):sum():item()) end
         return table.concat(r, " "), out
     end
     local saved = tide.get_num_threads()
@@ -237,9 +238,11 @@ describe("regression losses: same bits at 1 and 2 threads", function()
         { "l1_loss", function(a, b) return F.l1_loss(a, b, { reduction = "sum" }) end, { x, y } },
         { "smooth_l1_loss", function(a, b) return F.smooth_l1_loss(a, b, { beta = 0.5 }) end, { x, y } },
         { "huber_loss", function(a, b) return F.huber_loss(a, b, { delta = 0.7 }) end, { x, y } },
-        { "kl_div", function(a, b) return F.kl_div(a, b, { log_target = true, reduction = "batchmean" }) end, { x, y } },
+        { "kl_div", function(a, b) return F.kl_div(a, b, { log_target = true, reduction = "batchmean" }) end,
+            { x, y } },
         { "poisson_nll_loss", function(a, b) return F.poisson_nll_loss(a, b, { full = true }) end, { x, y } },
-        { "gaussian_nll_loss", function(a, b, c) return F.gaussian_nll_loss(a, b, c, { full = true }) end, { x, y, v } },
+        { "gaussian_nll_loss", function(a, b, c) return F.gaussian_nll_loss(a, b, c, { full = true }) end,
+            { x, y, v } },
     }
     for _, c in ipairs(cases) do
         it(c[1], function()
@@ -308,7 +311,8 @@ describe("regression losses: modules and identities", function()
         H.assert_close({ F.kl_div(p, q):item() }, { s / 20 }, 1e-15, 0)
     end)
     it("smooth_l1_loss with beta = 0 equals l1_loss", function()
-        H.assert_close(F.smooth_l1_loss(x, y, { beta = 0, reduction = "none" }), H.values(F.l1_loss(x, y, { reduction = "none" })), 0, 0)
+        H.assert_close(F.smooth_l1_loss(x, y, { beta = 0, reduction = "none" }),
+            H.values(F.l1_loss(x, y, { reduction = "none" })), 0, 0)
         -- the gradient differs only at d = 0: PyTorch's smooth_l1 backward gives -1 there, l1 gives 0
         local a = tide.tensor({ 0.5, 0.0, -2.0 }, { dtype = "float64", requires_grad = true })
         F.smooth_l1_loss(a, tide.zeros({ 3 }, "float64"), { beta = 0, reduction = "sum" }):backward()

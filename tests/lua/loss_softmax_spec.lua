@@ -112,7 +112,8 @@ describe("softmax losses: gradcheck (float64)", function()
     it("cross_entropy: gradient w.r.t. class probabilities", function()
         local t = tide.rand({ 3, 4 }, { dtype = "float64", requires_grad = true })
         local x = tide.randn({ 3, 4 }, "float64")
-        assert.is_true(tide.gradcheck(function(tt) return F.cross_entropy(x, tt, { weight = w, label_smoothing = 0.1 }) end,
+        assert.is_true(tide.gradcheck(function(tt) return F.cross_entropy(x, tt,
+            { weight = w, label_smoothing = 0.1 }) end,
             { t }))
     end)
 end)

@@ -250,7 +250,8 @@ describe("metrics reject bad input", function()
 
     it("names the function and the argument", function()
         local e = err(M.accuracy, x, y:narrow(0, 0, 127))
-        assert.matches("bad argument #2 to 'accuracy' (labels must have 128 entries to match logits, got 127)", e, 1, true)
+        assert.matches("bad argument #2 to 'accuracy' (labels must have 128 entries to match logits, got 127)", e, 1,
+            true)
         assert.matches("bad argument #2 to 'nll' (labels must be an int64 tensor", err(M.nll, x, y:float()), 1, true)
         assert.matches("bad argument #2 to 'ece' (label 10 is outside [0, 10))",
             err(M.ece, x, tide.full({128}, 10, {dtype = "int64"})), 1, true)
@@ -260,7 +261,8 @@ describe("metrics reject bad input", function()
         assert.matches("bad argument #1 to 'nll' (logits must be a float tensor, got int64)", err(M.nll, y, y), 1, true)
         assert.matches("bad argument #1 to 'brier' (logits must be (N, C), (N, 1) or (N), got shape (2, 3, 4))",
             err(M.brier, tide.randn({2, 3, 4}), tide.zeros({2}, {dtype = "int64"})), 1, true)
-        assert.matches("bad argument #1 to 'accuracy' (logits must be a tensor, got table)", err(M.accuracy, {1}, y), 1, true)
+        assert.matches("bad argument #1 to 'accuracy' (logits must be a tensor, got table)", err(M.accuracy, {1}, y), 1,
+            true)
         assert.matches("bad argument #2 to 'accuracy' (labels must be a 1-dim tensor, got shape (128, 1))",
             err(M.accuracy, x, y:view({128, 1})), 1, true)
     end)

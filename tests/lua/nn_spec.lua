@@ -174,15 +174,18 @@ end)
 describe("layer constructors", function()
     it("check their arguments", function()
         assert.matches("bad argument #2 to 'Conv2d' %(out_channels must be >= 1", H.error_of(nn.Conv2d, 3, 0, 3))
-        assert.matches("bad argument #4 to 'Conv2d' %(unknown option 'paddin'", H.error_of(nn.Conv2d, 3, 4, 3, {paddin = 1}))
-        assert.matches("bad argument #4 to 'Conv2d' %(groups = 2 must divide", H.error_of(nn.Conv2d, 3, 4, 3, {groups = 2}))
+        assert.matches("bad argument #4 to 'Conv2d' %(unknown option 'paddin'",
+            H.error_of(nn.Conv2d, 3, 4, 3, {paddin = 1}))
+        assert.matches("bad argument #4 to 'Conv2d' %(groups = 2 must divide",
+            H.error_of(nn.Conv2d, 3, 4, 3, {groups = 2}))
         assert.matches("bad argument #1 to 'Linear' %(in_features must be an integer, got string",
                        H.error_of(nn.Linear, "4", 3))
         assert.matches("bad argument #3 to 'Linear' %(options table expected", H.error_of(nn.Linear, 4, 3, false))
         assert.matches("bad argument #1 to 'Dropout' %(p must be a probability", H.error_of(nn.Dropout, {p = 2}))
         assert.matches("bad argument #1 to 'Softmax' %(dim must be an integer", H.error_of(nn.Softmax))
         assert.matches("bad argument #2 to 'Sequential' %(module expected", H.error_of(nn.Sequential, nn.ReLU(), 5))
-        assert.matches("bad argument #3 to 'Embedding' %(padding_idx", H.error_of(nn.Embedding, 4, 2, {padding_idx = 4}))
+        assert.matches("bad argument #3 to 'Embedding' %(padding_idx",
+            H.error_of(nn.Embedding, 4, 2, {padding_idx = 4}))
     end)
 
     it("initialise as PyTorch: shapes, bounds, constants", function()
@@ -255,7 +258,8 @@ describe("nn.init", function()
         assert.are.equal(math.sqrt(2), init.calculate_gain("relu"))
         local fi, fo = init.calculate_fan_in_and_fan_out(tide.empty({64, 3, 7, 7}))
         assert.are.equal(147, fi); assert.are.equal(3136, fo)
-        assert.matches("bad argument #1 to 'calculate_fan_in_and_fan_out'", H.error_of(init.calculate_fan_in_and_fan_out, tide.empty({3})))
+        assert.matches("bad argument #1 to 'calculate_fan_in_and_fan_out'",
+            H.error_of(init.calculate_fan_in_and_fan_out, tide.empty({3})))
     end)
 
     -- sample statistics of 200x300 = 60,000 draws: the std of the sample

@@ -204,7 +204,7 @@ describe("optimizer behaviour", function()
     it("the list entries (_sgd_step_multi, _adam_step_multi) equal the per-parameter steps", function()
         tide.manual_seed(11)
         local shapes = {{3}, {4, 5}, {1}, {70000}}
-        local function setup()
+        local function fresh()
             local ps, ss = {}, {}
             for i, sh in ipairs(shapes) do
                 ps[i] = tide.randn(sh, "float32")
@@ -212,7 +212,7 @@ describe("optimizer behaviour", function()
             end
             return ps, ss
         end
-        local a, sa = setup()
+        local a, sa = fresh()
         local b, sb = {}, {}
         for i = 1, #a do
             b[i] = a[i]:clone()
@@ -348,33 +348,57 @@ end)
 describe("bad input", function()
     local p = tide.tensor({1, 2}, {dtype = "float64", requires_grad = true})
     local cases = {
-        {"SGD without lr", function() return tide.optim.SGD({p}) end, "bad argument #2 to 'SGD' (option 'lr' is required)"},
-        {"negative lr", function() return tide.optim.SGD({p}, {lr = -1}) end, "bad argument #2 to 'SGD' (lr must be non-negative, got -1)"},
+        {"SGD without lr", function() return tide.optim.SGD({p}) end,
+            "bad argument #2 to 'SGD' (option 'lr' is required)"},
+        {"negative lr", function() return tide.optim.SGD({p}, {lr = -1}) end,
+            "bad argument #2 to 'SGD' (lr must be non-negative, got -1)"},
         {"unknown option", function() return tide.optim.Adam({p}, {lr = 1, bogus = 2}) end, "unknown option 'bogus'"},
-        {"nesterov without momentum", function() return tide.optim.SGD({p}, {lr = 0.1, nesterov = true}) end, "nesterov"},
-        {"nesterov with dampening", function() return tide.optim.SGD({p}, {lr = 0.1, nesterov = true, momentum = 0.9, dampening = 0.1}) end, "zero dampening"},
+        {"nesterov without momentum", function() return tide.optim.SGD({p}, {lr = 0.1, nesterov = true}) end,
+            "nesterov"},
+        {"nesterov with dampening",
+            function() return tide.optim.SGD({p}, {lr = 0.1, nesterov = true, momentum = 0.9, dampening = 0.1}) end,
+            "zero dampening"},
         {"bad betas", function() return tide.optim.Adam({p}, {betas = {1.0, 0.9}}) end, "beta1 must be in [0, 1)"},
         {"betas not a pair", function() return tide.optim.AdamW({p}, {betas = 0.9}) end, "two numbers"},
-        {"negative eps", function() return tide.optim.RMSprop({p}, {eps = -1}) end, "bad argument #2 to 'RMSprop' (eps must be non-negative"},
+        {"negative eps", function() return tide.optim.RMSprop({p}, {eps = -1}) end,
+            "bad argument #2 to 'RMSprop' (eps must be non-negative"},
         {"empty params", function() return tide.optim.SGD({}, {lr = 1}) end, "empty parameter list"},
         {"not a tensor", function() return tide.optim.SGD({p, 3}, {lr = 1}) end, "params[2] is a number"},
-        {"integer param", function() return tide.optim.SGD({tide.tensor({1}, "int64")}, {lr = 1}) end, "float32 or float64"},
+        {"integer param", function() return tide.optim.SGD({tide.tensor({1}, "int64")}, {lr = 1}) end,
+            "float32 or float64"},
         {"non-leaf param", function() return tide.optim.SGD({p * 2}, {lr = 1}) end, "non-leaf"},
-        {"duplicate param", function() return tide.optim.SGD({{params = {p}}, {params = {p}}}, {lr = 1}) end, "more than once"},
-        {"bad group option", function() return tide.optim.SGD({{params = {p}, lr = -2}}) end, "group 1: lr must be non-negative"},
-        {"unknown group option", function() return tide.optim.SGD({{params = {p}, lr = 1, foo = 1}}) end, "group 1: unknown option 'foo'"},
+        {"duplicate param", function() return tide.optim.SGD({{params = {p}}, {params = {p}}}, {lr = 1}) end,
+            "more than once"},
+        {"bad group option", function() return tide.optim.SGD({{params = {p}, lr = -2}}) end,
+            "group 1: lr must be non-negative"},
+        {"unknown group option", function() return tide.optim.SGD({{params = {p}, lr = 1, foo = 1}}) end,
+            "group 1: unknown option 'foo'"},
         {"StepLR without optimizer", function() return tide.optim.StepLR(nil, 3) end, "bad argument #1 to 'StepLR'"},
-        {"StepLR step_size", function() return tide.optim.StepLR(tide.optim.SGD({p}, {lr = 1}), 0) end, "bad argument #2 to 'StepLR' (step_size must be a positive integer"},
-        {"StepLR unknown option", function() return tide.optim.StepLR(tide.optim.SGD({p}, {lr = 1}), 2, {gama = 1}) end, "unknown option 'gama'"},
-        {"MultiStepLR milestones", function() return tide.optim.MultiStepLR(tide.optim.SGD({p}, {lr = 1}), {1, 2.5}) end, "milestones[2]"},
-        {"Cosine T_max", function() return tide.optim.CosineAnnealingLR(tide.optim.SGD({p}, {lr = 1}), -1) end, "T_max must be a positive number"},
-        {"OneCycle no length", function() return tide.optim.OneCycleLR(tide.optim.SGD({p}, {lr = 1}), 1) end, "total_steps"},
-        {"OneCycle strategy", function() return tide.optim.OneCycleLR(tide.optim.SGD({p}, {lr = 1}), 1, {total_steps = 5, anneal_strategy = "exp"}) end, "anneal_strategy"},
-        {"OneCycle max_lr count", function() return tide.optim.OneCycleLR(tide.optim.SGD({p}, {lr = 1}), {1, 2}, {total_steps = 5}) end, "expected 1 values for max_lr"},
-        {"LinearWarmup start_factor", function() return tide.optim.LinearWarmup(tide.optim.SGD({p}, {lr = 1}), 5, {start_factor = 2}) end, "start_factor must be a number in [0, 1]"},
-        {"clip max_norm", function() return tide.nn.utils.clip_grad_norm_({p}, "x") end, "bad argument #2 to 'clip_grad_norm_'"},
+        {"StepLR step_size", function() return tide.optim.StepLR(tide.optim.SGD({p}, {lr = 1}), 0) end,
+            "bad argument #2 to 'StepLR' (step_size must be a positive integer"},
+        {"StepLR unknown option", function() return tide.optim.StepLR(tide.optim.SGD({p}, {lr = 1}), 2, {gama = 1}) end,
+            "unknown option 'gama'"},
+        {"MultiStepLR milestones",
+            function() return tide.optim.MultiStepLR(tide.optim.SGD({p}, {lr = 1}), {1, 2.5}) end, "milestones[2]"},
+        {"Cosine T_max", function() return tide.optim.CosineAnnealingLR(tide.optim.SGD({p}, {lr = 1}), -1) end,
+            "T_max must be a positive number"},
+        {"OneCycle no length", function() return tide.optim.OneCycleLR(tide.optim.SGD({p}, {lr = 1}), 1) end,
+            "total_steps"},
+        {"OneCycle strategy",
+            function() return tide.optim.OneCycleLR(tide.optim.SGD({p}, {lr = 1}), 1,
+                {total_steps = 5, anneal_strategy = "exp"}) end,
+            "anneal_strategy"},
+        {"OneCycle max_lr count",
+            function() return tide.optim.OneCycleLR(tide.optim.SGD({p}, {lr = 1}), {1, 2}, {total_steps = 5}) end,
+            "expected 1 values for max_lr"},
+        {"LinearWarmup start_factor",
+            function() return tide.optim.LinearWarmup(tide.optim.SGD({p}, {lr = 1}), 5, {start_factor = 2}) end,
+            "start_factor must be a number in [0, 1]"},
+        {"clip max_norm", function() return tide.nn.utils.clip_grad_norm_({p}, "x") end,
+            "bad argument #2 to 'clip_grad_norm_'"},
         {"clip norm_type", function() return tide.nn.utils.clip_grad_norm_({p}, 1, {norm_type = -1}) end, "norm_type"},
-        {"clip params", function() return tide.nn.utils.clip_grad_value_({1}, 1) end, "bad argument #1 to 'clip_grad_value_'"},
+        {"clip params", function() return tide.nn.utils.clip_grad_value_({1}, 1) end,
+            "bad argument #1 to 'clip_grad_value_'"},
         {"step: grad of another shape", function()
             return core._sgd_step(p, tide.zeros({3}, "float64"), nil, {lr = 1})
         end, "shape"},
@@ -382,7 +406,8 @@ describe("bad input", function()
             return core._adam_step(p, tide.zeros({2}), tide.zeros({2}, "float64"), tide.zeros({2}, "float64"), nil, {})
         end, "grad must be float64"},
         {"step: missing amsgrad state", function()
-            return core._adam_step(p, tide.zeros({2}, "float64"), tide.zeros({2}, "float64"), tide.zeros({2}, "float64"), nil, {amsgrad = true})
+            return core._adam_step(p, tide.zeros({2}, "float64"), tide.zeros({2}, "float64"),
+                tide.zeros({2}, "float64"), nil, {amsgrad = true})
         end, "max_exp_avg_sq is required"},
         {"step: shared state", function()
             local m = tide.zeros({2}, "float64")
@@ -392,7 +417,8 @@ describe("bad input", function()
             return core._sgd_step(p, tide.zeros({2}, "float64"), nil, {lr = 1, momentum = 0.9})
         end, "momentum_buffer is required"},
         {"step: centered without grad_avg", function()
-            return core._rmsprop_step(p, tide.zeros({2}, "float64"), tide.zeros({2}, "float64"), nil, nil, {centered = true})
+            return core._rmsprop_step(p, tide.zeros({2}, "float64"), tide.zeros({2}, "float64"), nil, nil,
+                {centered = true})
         end, "grad_avg is required"},
     }
     for _, c in ipairs(cases) do

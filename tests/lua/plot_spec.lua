@@ -89,7 +89,8 @@ local P = require("tide").plot
 local dir, curves, classes, per_class = ...
 assert(P.available() == false)
 print(P.lines{path = dir .. "/out/acc.png", xlabel = "epoch", series = curves})
-print(P.lines{path = dir .. "/out/ragged.png", series = {{name = "a", x = {1, 2}, y = {3, 4}}, {name = "b", x = {1}, y = {5}}}})
+print(P.lines{path = dir .. "/out/ragged.png",
+    series = {{name = "a", x = {1, 2}, y = {3, 4}}, {name = "b", x = {1}, y = {5}}}})
 print(P.bars{path = dir .. "/out/per_class.png", categories = classes, series = per_class})
 print(P.reliability{path = dir .. "/rel", series = {{name = "ce", bins = {
     {lo = 0, hi = 0.5, count = 0}, {lo = 0.5, hi = 1, count = 4, confidence = 0.75, accuracy = 0.5}}}}})
@@ -131,7 +132,8 @@ describe("plot rejects bad arguments", function()
         assert.matches("series 1 ('a') has 0 x values but 1 y values", e(P.lines, {path = "x.png",
             series = {{name = "a", x = {}, y = {1}}}}), 1, true)
         assert.matches("bad argument #1 to 'bars' (series 2 ('focal, g=2') has 3 values for 2 categories",
-            e(P.bars, {path = "x.png", categories = {"a", "b"}, series = {{name = "ce", values = {1, 2}}, per_class[2]}}),
+            e(P.bars, {path = "x.png", categories = {"a", "b"},
+                series = {{name = "ce", values = {1, 2}}, per_class[2]}}),
             1, true)
         assert.matches("categories must be a non-empty list", e(P.bars, {path = "x.png", series = per_class}), 1, true)
         assert.matches("bad argument #1 to 'reliability' (series 1 ('ce'): bins must be the list",

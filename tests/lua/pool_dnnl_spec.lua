@@ -68,7 +68,8 @@ describe("float32 average pooling (oneDNN) against float64 (the loops)", functio
 
     it("adaptive_avg_pool2d, sizes that divide the input and sizes that do not", function()
         tide.manual_seed(43)
-        for _, c in ipairs { { 8, 8, 1, 1 }, { 8, 8, 4, 2 }, { 4, 4, 1, 1 }, { 9, 6, 3, 3 }, { 7, 5, 3, 2 }, { 6, 6, 4, 4 } } do
+        for _, c in ipairs { { 8, 8, 1, 1 }, { 8, 8, 4, 2 }, { 4, 4, 1, 1 }, { 9, 6, 3, 3 }, { 7, 5, 3, 2 },
+            { 6, 6, 4, 4 } } do
             agree(tide.randn { 3, 5, c[1], c[2] }, function(t) return core.adaptive_avg_pool2d(t, { c[3], c[4] }) end,
                   string.format("adaptive %dx%d -> %dx%d", c[1], c[2], c[3], c[4]))
         end

@@ -121,7 +121,8 @@ describe("progress detection and arguments", function()
         assert.are.equal("plain\t10\n", run("TIDE_PROGRESS=", code))
         assert.are.equal("off\t10\n", run("TIDE_PROGRESS=off", code))
         assert.are.equal("bar\t0.1\n", run("TIDE_PROGRESS=bar", code))
-        assert.matches("TIDE_PROGRESS must be bar, plain or off, got 'fancy'", run("TIDE_PROGRESS=fancy", code), 1, true)
+        assert.matches("TIDE_PROGRESS must be bar, plain or off, got 'fancy'", run("TIDE_PROGRESS=fancy", code), 1,
+            true)
     end)
 
     it("asks the C core whether a file is a terminal", function()

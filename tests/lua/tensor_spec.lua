@@ -3,11 +3,6 @@
 -- printing, early release with <close>, and thread-count independence.
 package.path = "tests/lua/?.lua;" .. package.path
 local tide = require "tide"
-local H = require "helpers"
-
-local function same_shape(t, want)
-    return H.shape_str(t:shape()) == H.shape_str(want)
-end
 
 -- live bytes from tide.memory("cpu"), whatever shape the answer takes
 local function live_bytes()

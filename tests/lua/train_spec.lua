@@ -135,8 +135,9 @@ describe("smallcnn trains as in PyTorch", function()
                 for k, want in ipairs(run.losses_float64) do
                     local d = math.abs(losses[k] - want)
                     worst_loss = math.max(worst_loss, d)
-                    assert(d <= tol.loss, string.format("%s %s: loss at step %d is %.17g, PyTorch %.17g (diff %.3g > %g)",
-                                                        run.name, dtype, k, losses[k], want, d, tol.loss))
+                    assert(d <= tol.loss,
+                           string.format("%s %s: loss at step %d is %.17g, PyTorch %.17g (diff %.3g > %g)",
+                                         run.name, dtype, k, losses[k], want, d, tol.loss))
                 end
                 local worst = {}
                 for k, snap in pairs(snaps) do
@@ -152,8 +153,9 @@ describe("smallcnn trains as in PyTorch", function()
                             assert.are.equal(dtype, got:dtype())
                             local d = max_abs_diff(got, want[key])
                             w = math.max(w, d)
-                            assert(d <= tol.tensor, string.format("%s %s: %s after step %d differs from PyTorch by %.3g (> %g)",
-                                                                  run.name, dtype, key, k, d, tol.tensor))
+                            assert(d <= tol.tensor,
+                                string.format("%s %s: %s after step %d differs from PyTorch by %.3g (> %g)",
+                                              run.name, dtype, key, k, d, tol.tensor))
                         end
                     end
                     worst[#worst + 1] = string.format("step %d %.2e", k, w)
@@ -251,7 +253,8 @@ describe("resnet18 (cifar stem) with hashed weights gives PyTorch's logits", fun
             local function logits_vs(mode, out)
                 local want = tide.tensor(R[mode .. "_" .. dtype], "float64")
                 local d = max_abs_diff(out:reshape{-1}, want)
-                assert(d <= tol, string.format("%s %s logits differ from PyTorch's by %.3g (> %g)", dtype, mode, d, tol))
+                assert(d <= tol, string.format("%s %s logits differ from PyTorch's by %.3g (> %g)", dtype, mode, d,
+                    tol))
                 return d
             end
             m:evaluate()

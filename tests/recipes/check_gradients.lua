@@ -74,13 +74,19 @@ for _, r in ipairs(recs) do
             if not (r.grad_mean >= r.grad_p10 and r.grad_mean <= r.grad_p90 * 1.5) then
                 fail("%s: mean %g is not between p10 and 1.5 p90", where, r.grad_mean)
             end
-            if not (r.grad_std > 0) then fail("%s: std %g is not positive", where, r.grad_std) end
+            if not (r.grad_std > 0) then -- luacheck: ignore 581 (NaN fails too)
+                fail("%s: std %g is not positive", where, r.grad_std)
+            end
             if r.variant == "ce" and r.grad_p90 > math.sqrt(2) + 1e-4 then
                 fail("%s: CE's per-example gradient norm %g exceeds sqrt(2)", where, r.grad_p90)
             end
-            if not (r.grad_true_mean < 0) then fail("%s: true-class component %g is not negative", where, r.grad_true_mean) end
+            if not (r.grad_true_mean < 0) then -- luacheck: ignore 581 (NaN fails too)
+                fail("%s: true-class component %g is not negative", where, r.grad_true_mean)
+            end
             if not (r.p_true_mean > 0 and r.p_true_mean < 1) then fail("%s: mean p(true) %g", where, r.p_true_mean) end
-            if not (r.wgrad_mean > 0) then fail("%s: weight-gradient norm %g", where, r.wgrad_mean) end
+            if not (r.wgrad_mean > 0) then -- luacheck: ignore 581 (NaN fails too)
+                fail("%s: weight-gradient norm %g", where, r.wgrad_mean)
+            end
         end
     end
 end
@@ -90,7 +96,8 @@ for _, v in ipairs({"ce", "mse"}) do
     end
 end
 local a, b = by["ce/1"], by["mse/1"]
-if a and b and type(a.grad_mean) == "number" and type(b.grad_mean) == "number" and not (a.grad_mean > b.grad_mean) then
+if a and b and type(a.grad_mean) == "number" and type(b.grad_mean) == "number"
+   and not (a.grad_mean > b.grad_mean) then -- luacheck: ignore 581 (NaN fails too)
     fail("CE's mean gradient %g is not larger than MSE's %g at epoch 1", a.grad_mean, b.grad_mean)
 end
 

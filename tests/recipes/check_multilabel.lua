@@ -63,7 +63,9 @@ for _, v in ipairs(variants) do
         end
         if v == "bce" then
             if in01(rec.macro_f1) and rec.macro_f1 < 0.5 then fail("bce: macro F1 %.4f is below 0.5", rec.macro_f1) end
-            if in01(rec.test_acc) and rec.test_acc < 0.3 then fail("bce: exact match %.4f is below 0.3", rec.test_acc) end
+            if in01(rec.test_acc) and rec.test_acc < 0.3 then
+                fail("bce: exact match %.4f is below 0.3", rec.test_acc)
+            end
         end
     end
 end
@@ -88,8 +90,9 @@ else
     for _, c in ipairs(head) do have[c] = true end
     for _, c in ipairs(want) do if not have[c] then fail("report.md: the Results table has no column '%s'", c) end end
 end
-for _, what in ipairs({"## Precision and recall per label", "## Labels", "| footwear | 5 Sandal, 7 Sneaker, 9 Ankle boot |",
-                       "| accessory | 8 Bag |", "per_label_f1."}) do
+for _, what in ipairs({"## Precision and recall per label", "## Labels",
+                       "| footwear | 5 Sandal, 7 Sneaker, 9 Ankle boot |", "| accessory | 8 Bag |",
+                       "per_label_f1."}) do
     if not report:find(what, 1, true) then fail("report.md: no '%s'", what) end
 end
 local pr = header_with("label")

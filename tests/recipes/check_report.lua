@@ -96,7 +96,8 @@ for line in text:gmatch("[^\n]*\n?") do
         end
         if math.type(rec.epoch) ~= "integer" then fail("metrics.jsonl:%d: epoch is not an integer", lineno) end
         if type(rec.variant) ~= "string" then fail("metrics.jsonl:%d: variant is not a string", lineno) end
-        if type(rec.variant) == "string" and math.type(rec.epoch) == "integer" and (not last[rec.variant] or rec.epoch > last[rec.variant].epoch) then
+        if type(rec.variant) == "string" and math.type(rec.epoch) == "integer"
+           and (not last[rec.variant] or rec.epoch > last[rec.variant].epoch) then
             last[rec.variant] = rec
         end
     end
@@ -126,7 +127,9 @@ end
 if gnuplot then
     local pngs = 0
     for _, rel in ipairs(links) do if rel:match("%.png$") then pngs = pngs + 1 end end
-    if pngs < opts.plots then fail("gnuplot is installed but the report links %d PNG(s), fewer than %d", pngs, opts.plots) end
+    if pngs < opts.plots then
+        fail("gnuplot is installed but the report links %d PNG(s), fewer than %d", pngs, opts.plots)
+    end
 elseif images < opts.plots then
     fail("the report links %d plot file(s), fewer than %d", images, opts.plots)
 end
@@ -136,7 +139,9 @@ for _, m in ipairs(opts.mins) do
     local rec = last[m[1]]
     local v = rec and rec[m[2]]
     if type(v) ~= "number" then fail("no %s for variant %s", m[2], m[1])
-    elseif not (v >= m[3]) then fail("%s of %s is %.4f, below the floor %.4f", m[2], m[1], v, m[3]) end
+    elseif not (v >= m[3]) then -- luacheck: ignore 581 (NaN fails too)
+        fail("%s of %s is %.4f, below the floor %.4f", m[2], m[1], v, m[3])
+    end
 end
 
 if #failures > 0 then

@@ -53,8 +53,10 @@ for _, r in ipairs(recs) do
             end
         end
         if r.scale <= 10 then
-            if not finite(r.naive_loss) or math.abs(r.naive_loss - r.exact) > math.max(1e-4 * math.abs(r.exact), 1e-5) then
-                fail("%s: the naive loss %s should match the exact %.6g at this scale", where, tostring(r.naive_loss), r.exact)
+            if not finite(r.naive_loss)
+               or math.abs(r.naive_loss - r.exact) > math.max(1e-4 * math.abs(r.exact), 1e-5) then
+                fail("%s: the naive loss %s should match the exact %.6g at this scale", where, tostring(r.naive_loss),
+                     r.exact)
             end
             if r.naive_grad_nonfinite ~= 0 then fail("%s: the naive gradient should be finite at this scale", where) end
         end
@@ -67,8 +69,10 @@ end
 if cases ~= 2 * 3 * 6 then fail("metrics.jsonl: %d part-1 records, not 36 (2 dtypes x 3 cases x 6 scales)", cases) end
 -- float32 flushes below exp(-87.3), float64 keeps subnormals to exp(-745): the row {s, 0, -s}
 -- loses p = e^-2s (target 2: the loss; target 0: the gradient) near s = 43.7 and 372.6
-for _, t in ipairs({{"worked_t2/float32", "naive_loss_breaks_at", 40, 53}, {"worked_t0/float32", "naive_grad_breaks_at", 40, 53},
-                    {"worked_t2/float64", "naive_loss_breaks_at", 350, 375}, {"worked_t0/float64", "naive_grad_breaks_at", 350, 375}}) do
+for _, t in ipairs({{"worked_t2/float32", "naive_loss_breaks_at", 40, 53},
+                    {"worked_t0/float32", "naive_grad_breaks_at", 40, 53},
+                    {"worked_t2/float64", "naive_loss_breaks_at", 350, 375},
+                    {"worked_t0/float64", "naive_grad_breaks_at", 350, 375}}) do
     local r = thresholds[t[1]]
     local v = r and r[t[2]]
     if not finite(v) or v < t[3] or v > t[4] then
@@ -96,7 +100,8 @@ for _, name in ipairs({"naive", "cross_entropy"}) do
         end
         if r.broke then
             if k ~= #h then fail("%s: broke but is not the last record", where) end
-            if math.type(r.broke_step) ~= "integer" and not (type(r.broke_step) == "number" and r.broke_step % 1 == 0) then
+            if math.type(r.broke_step) ~= "integer"
+               and not (type(r.broke_step) == "number" and r.broke_step % 1 == 0) then
                 fail("%s: broke_step %s is not an integer", where, tostring(r.broke_step))
             end
         end

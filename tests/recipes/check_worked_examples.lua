@@ -42,8 +42,12 @@ for _, e in ipairs(EXPECTED) do
         local cells = {}
         for c in found:gmatch("|([^|]*)") do cells[#cells + 1] = c:match("^%s*(.-)%s*$") end
         -- quantity, call, tide, expected, check
-        if not tonumber(cells[3]) then fail("report.md: '%s': tide's value '%s' is not a number", e[1], tostring(cells[3])) end
-        if cells[4] ~= e[2] then fail("report.md: '%s': expected column is '%s', not %s", e[1], tostring(cells[4]), e[2]) end
+        if not tonumber(cells[3]) then
+            fail("report.md: '%s': tide's value '%s' is not a number", e[1], tostring(cells[3]))
+        end
+        if cells[4] ~= e[2] then
+            fail("report.md: '%s': expected column is '%s', not %s", e[1], tostring(cells[4]), e[2])
+        end
         if cells[5] ~= "✓" then fail("report.md: '%s' is not checked: '%s'", e[1], tostring(cells[5])) end
         if tonumber(cells[3]) and math.abs(tonumber(cells[3]) - tonumber(e[2])) > 1e-12 then
             fail("report.md: '%s': tide printed %s, expected %s", e[1], cells[3], e[2])
