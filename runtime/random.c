@@ -4,6 +4,7 @@
  * hash of (key, i): the fill runs on every thread and still gives the same
  * tensor whatever the thread count. */
 #include "internal.h"
+#include "../kernels/counter_bits.h"
 
 #include <math.h>
 #include <omp.h>
@@ -68,16 +69,6 @@ static td_status need_float(td_dtype dt, const char *fn)
     return TD_OK;
 }
 
-/* element i of the stream keyed by key (splitmix64's finaliser over a
- * Weyl sequence, as Java's SplittableRandom does) */
-static inline uint64_t counter_bits(uint64_t key, uint64_t i)
-{
-    uint64_t z = key + (i + 1) * 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 #define PARALLEL_FILL 16384
 
 td_status td_rand(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
@@ -90,11 +81,13 @@ td_status td_rand(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
     if (dt == TD_FLOAT32) {
         float *p = td_data_ptr(t);
 #pragma omp parallel for schedule(static) if (n >= PARALLEL_FILL)
-        for (int64_t i = 0; i < n; i++) p[i] = (float)(counter_bits(key, (uint64_t)i) >> 40) * 0x1.0p-24f;
+        for (int64_t i = 0; i < n; i++)
+            p[i] = (float)(td_counter_bits(key, (uint64_t)i) >> 40) * 0x1.0p-24f;
     } else {
         double *p = td_data_ptr(t);
 #pragma omp parallel for schedule(static) if (n >= PARALLEL_FILL)
-        for (int64_t i = 0; i < n; i++) p[i] = (double)(counter_bits(key, (uint64_t)i) >> 11) * 0x1.0p-53;
+        for (int64_t i = 0; i < n; i++)
+            p[i] = (double)(td_counter_bits(key, (uint64_t)i) >> 11) * 0x1.0p-53;
     }
     *out = t;
     return TD_OK;
@@ -103,8 +96,9 @@ td_status td_rand(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
 /* Box-Muller: one pair of normals from one pair of uniforms */
 static inline void normal_pair(uint64_t key, int64_t pair, double *z0, double *z1)
 {
-    double u1 = 1.0 - (double)(counter_bits(key, 2 * (uint64_t)pair) >> 11) * 0x1.0p-53; /* (0, 1] */
-    double u2 = (double)(counter_bits(key, 2 * (uint64_t)pair + 1) >> 11) * 0x1.0p-53;
+    /* u1 in (0, 1] */
+    double u1 = 1.0 - (double)(td_counter_bits(key, 2 * (uint64_t)pair) >> 11) * 0x1.0p-53;
+    double u2 = (double)(td_counter_bits(key, 2 * (uint64_t)pair + 1) >> 11) * 0x1.0p-53;
     double r = sqrt(-2.0 * log(u1)), a = 2.0 * M_PI * u2;
     *z0 = r * cos(a);
     *z1 = r * sin(a);
@@ -113,8 +107,8 @@ static inline void normal_pair(uint64_t key, int64_t pair, double *z0, double *z
 static inline void normal_pair_f(uint64_t key, int64_t pair, float *z0, float *z1)
 {
     /* 32-bit uniforms keep the tail out to 6.7 sigma */
-    float u1 = (float)((double)((counter_bits(key, 2 * (uint64_t)pair) >> 32) + 1) * 0x1.0p-32);
-    float u2 = (float)(counter_bits(key, 2 * (uint64_t)pair + 1) >> 40) * 0x1.0p-24f;
+    float u1 = (float)((double)((td_counter_bits(key, 2 * (uint64_t)pair) >> 32) + 1) * 0x1.0p-32);
+    float u2 = (float)(td_counter_bits(key, 2 * (uint64_t)pair + 1) >> 40) * 0x1.0p-24f;
     float r = sqrtf(-2.0f * logf(u1)), a = 6.2831853071795864f * u2;
     *z0 = r * cosf(a);
     *z1 = r * sinf(a);

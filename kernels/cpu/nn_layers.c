@@ -9,6 +9,7 @@
  * NCHW primitives or faster (docs/layers.md has the numbers). */
 #include "cpu.h"
 #include "iter.h"
+#include "../counter_bits.h"
 
 #include <math.h>
 #include <omp.h>
@@ -715,15 +716,6 @@ static void pool2d_backward(const td_pool2d_args *a, const void *gy, const int64
 
 /* ---- dropout --------------------------------------------------------- */
 
-/* the same counter-based stream as runtime/random.c's fills */
-static inline uint64_t counter_bits(uint64_t key, uint64_t i)
-{
-    uint64_t z = key + (i + 1) * 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static void dropout(td_dtype dt, void *out, const void *x, int64_t n, uint64_t key, double p)
 {
     /* keep when the top 53 bits, as a uniform in [0, 1), are >= p */
@@ -733,12 +725,12 @@ static void dropout(td_dtype dt, void *out, const void *x, int64_t n, uint64_t k
         const float *xp = x;
         float *o = out, s = (float)scale;
 #pragma omp parallel for schedule(static) if (n >= TD_CPU_GRAIN)
-        for (int64_t i = 0; i < n; i++) o[i] = (counter_bits(key, (uint64_t)i) >> 11) >= thr ? xp[i] * s : 0.0f;
+        for (int64_t i = 0; i < n; i++) o[i] = (td_counter_bits(key, (uint64_t)i) >> 11) >= thr ? xp[i] * s : 0.0f;
     } else {
         const double *xp = x;
         double *o = out;
 #pragma omp parallel for schedule(static) if (n >= TD_CPU_GRAIN)
-        for (int64_t i = 0; i < n; i++) o[i] = (counter_bits(key, (uint64_t)i) >> 11) >= thr ? xp[i] * scale : 0.0;
+        for (int64_t i = 0; i < n; i++) o[i] = (td_counter_bits(key, (uint64_t)i) >> 11) >= thr ? xp[i] * scale : 0.0;
     }
 }
 

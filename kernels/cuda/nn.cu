@@ -18,6 +18,7 @@
  *   order, the order in which the CPU's scatter adds them. */
 #include "common.cuh"
 #include "nn.h"
+#include "../counter_bits.h"
 
 #include <math.h>
 
@@ -500,21 +501,12 @@ void pool2d_backward(const td_pool2d_args *a, const void *gy, const int64_t *idx
 
 /* ---- dropout ---------------------------------------------------------------------------------- */
 
-/* the same counter-based stream as the CPU's */
-__device__ inline uint64_t counter_bits(uint64_t key, uint64_t i)
-{
-    uint64_t z = key + (i + 1) * 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 template <typename T>
 __global__ void dropout_k(T *out, const T *x, int64_t n, uint64_t key, uint64_t thr, T scale)
 {
     int64_t step = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step)
-        out[i] = (counter_bits(key, (uint64_t)i) >> 11) >= thr ? x[i] * scale : (T)0;
+        out[i] = (td_counter_bits(key, (uint64_t)i) >> 11) >= thr ? x[i] * scale : (T)0;
 }
 
 void dropout(td_dtype dt, void *out, const void *x, int64_t n, uint64_t key, double p)
