@@ -62,18 +62,11 @@ static void store(td_tensor *t, int64_t i, double v)
     }
 }
 
-static td_status need_float(td_dtype dt, const char *fn)
-{
-    if (!td_dtype_is_float(dt))
-        return td_error(TD_EDTYPE, 2, "%s makes float32 or float64 tensors, not %s", fn, td_dtype_name(dt));
-    return TD_OK;
-}
-
 #define PARALLEL_FILL 16384
 
 td_status td_rand(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
 {
-    TD_TRY(need_float(dt, "rand"));
+    TD_TRY(td_need_float(dt, 2, "rand", "dtype"));
     td_tensor *t = NULL;
     TD_TRY(td_empty(ndim, shape, dt, &t));
     int64_t n = td_numel(t);
@@ -116,7 +109,7 @@ static inline void normal_pair_f(uint64_t key, int64_t pair, float *z0, float *z
 
 td_status td_randn(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
 {
-    TD_TRY(need_float(dt, "randn"));
+    TD_TRY(td_need_float(dt, 2, "randn", "dtype"));
     td_tensor *t = NULL;
     TD_TRY(td_empty(ndim, shape, dt, &t));
     int64_t n = td_numel(t), pairs = (n + 1) / 2;
