@@ -8,8 +8,3 @@ max_line_length = 120
 -- the specs run under busted (describe, it, assert, ...)
 files["tests/lua"] = {std = "+busted"}
 files["tests/cuda/device_spec.lua"] = {std = "+busted"}
-
-exclude_files = {
-    -- being rewritten; the exclusion goes with the rewrite
-    "bindings/tide/losses.lua",
-}

@@ -108,7 +108,7 @@ td_status td_node_new(const char *name, td_backward_fn fn, int n, td_tensor *con
     return TD_OK;
 }
 
-td_status td_node_save(td_node *n, td_tensor *t)
+static td_status save(td_node *n, td_tensor *t)
 {
     if (n->n_saved >= TD_NODE_MAX_SAVED)
         return td_error(TD_EGRAD, 0, "internal: %s saves too many tensors", n->name);
@@ -119,8 +119,6 @@ td_status td_node_save(td_node *n, td_tensor *t)
     n->n_saved++;
     return TD_OK;
 }
-
-td_tensor *td_node_saved(td_node *n, int i) { return n->saved[i].t; }
 
 td_status td_node_ctx(td_node *n, size_t size, void **out)
 {
@@ -133,7 +131,7 @@ td_status td_node_ctx(td_node *n, size_t size, void **out)
 
 td_status td_node_keep(td_node *n, td_tensor *t, td_tensor **slot)
 {
-    TD_TRY(td_node_save(n, t));
+    TD_TRY(save(n, t));
     n->saved[n->n_saved - 1].slot = slot;
     *slot = n->saved[n->n_saved - 1].t;
     return TD_OK;
@@ -193,7 +191,6 @@ void td_node_release(td_node *n)
         td_tensor_release(cur->pending);
         if (cur->leaf && cur->leaf->acc == cur) cur->leaf->acc = NULL;
         free(cur->next);
-        free(cur->extra);
         free(cur->ctx);
         free(cur);
         if (!stack || len == 0) break;

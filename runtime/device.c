@@ -233,9 +233,9 @@ td_status td_on_device_raw(td_tensor *t, td_device dev, td_tensor **out)
 
 static td_status to_device_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
-    td_device from = {(td_device_type)n->iargs[0], (int)n->iargs[1]};
+    /* back to the device the input came from, which the node records */
     td_tensor *m = NULL;
-    TD_TRY(td_to_device(g, from, &m));
+    TD_TRY(td_to_device(g, n->in_device[0], &m));
     td_status st = td_grad_to_input(n, 0, m, gi);
     td_tensor_release(m);
     return st;
@@ -257,9 +257,6 @@ td_status td_to_device(td_tensor *t, td_device dev, td_tensor **out)
             td_tensor_release(c);
             return st;
         }
-        td_device from = td_device_of(t);
-        node->iargs[0] = from.type;
-        node->iargs[1] = from.index;
         td_node_attach(node, c);
     }
     *out = c;

@@ -88,11 +88,7 @@ struct td_node {
     int64_t in_shape[3][TD_MAX_DIMS];
     td_dtype in_dtype[3];
     td_device in_device[3];
-    /* op parameters */
-    int64_t iargs[TD_MAX_DIMS + 4];
-    double dargs[4];
-    int64_t *extra; /* variable-length parameters (cat sizes), freed with the node */
-    void *ctx;      /* the op's own typed context (td_node_ctx), freed with the node */
+    void *ctx; /* the op's own typed context (td_node_ctx), freed with the node */
     /* engine scratch */
     td_tensor *pending;
     int deps;
@@ -103,7 +99,6 @@ struct td_node {
 bool td_needs_grad(int n, td_tensor *const *inputs);
 /* a node with one edge per input; records their shapes (first 3) */
 td_status td_node_new(const char *name, td_backward_fn fn, int n, td_tensor *const *inputs, td_node **out);
-td_status td_node_save(td_node *n, td_tensor *t);
 /* The node's typed context: `size` zeroed bytes that live as long as the
  * node, holding what backward needs (dims, options, sizes). One per node;
  * an op declares its own struct, so backward reads names, not slots:
@@ -119,7 +114,6 @@ td_status td_node_keep(td_node *n, td_tensor *t, td_tensor **slot);
 /* the usual end of recording: on st == TD_OK attach node to out (stealing
  * it), else release node; returns st */
 td_status td_node_finish(td_node *n, td_status st, td_tensor *out);
-td_tensor *td_node_saved(td_node *n, int i); /* NULL after release */
 /* attach node to output: out->grad_fn = node, out->requires_grad = true; steals node */
 void td_node_attach(td_node *n, td_tensor *out);
 void td_node_release(td_node *n);
