@@ -6,7 +6,7 @@
  * times faster forward than nn_pool_nhwc.c's loops (its AVX-512 code
  * against our AVX2 build; backward about even), so float32 avg_pool2d, and
  * adaptive_avg_pool2d where the output divides the input (a plain average
- * pool), come here; nn_layers.c (NCHW) and nn_pool_nhwc.c (NHWC) keep the
+ * pool), come here; nn_pool.c (NCHW) and nn_pool_nhwc.c (NHWC) keep the
  * plain loops as the float64 path, as the reference, and as the fallback
  * for what oneDNN cannot express (count_include_pad where a ceil_mode
  * window reaches past the padding, whose divisor PyTorch clips) or when a

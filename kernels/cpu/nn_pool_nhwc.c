@@ -4,7 +4,7 @@
  *
  * The windows, the order of each window's scan, the double sums, the
  * divisors, max's NaN and tie rules and the in-plane indices are those of
- * the NCHW loops in nn_layers.c (the reference), so a channels-last input
+ * the NCHW loops in nn_pool.c (the reference), so a channels-last input
  * gives the bits of a contiguous one through those loops. Only the memory
  * order differs: with C innermost, each tap of a window reads C contiguous
  * values, and the loops over them vectorise (all but max's backward

@@ -1,4 +1,4 @@
-/* The windows of 2-d pooling, shared by the NCHW loops (nn_layers.c) and
+/* The windows of 2-d pooling, shared by the NCHW loops (nn_pool.c) and
  * the channels-last ones (nn_pool_nhwc.c), so both give PyTorch's windows
  * and divisors by the same code. */
 #ifndef TIDE_KERNELS_CPU_POOL_WINDOW_H
