@@ -1,4 +1,4 @@
--- Binary classification with one logit (issue 5): smallcnn with a
+-- Binary classification with one logit: smallcnn with a
 -- one-output head on two Fashion-MNIST classes that are easy to confuse,
 -- T-shirt/top (0) and shirt (6) by default (--classes NEG,POS: the first
 -- is label 0, the second label 1). Only those two classes' training and

@@ -1,4 +1,4 @@
--- ResNet-18 on CIFAR-10 (issue 5): the classic recipe, from the binary
+-- ResNet-18 on CIFAR-10: the classic recipe, from the binary
 -- files the user supplies with --data DIR (data_batch_1.bin ...
 -- data_batch_5.bin and test_batch.bin, from
 -- https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz).

@@ -1,5 +1,5 @@
 -- How large is the gradient at the output layer under cross-entropy and
--- under MSE on softmax probabilities (issue 5)? Two parts:
+-- under MSE on softmax probabilities? Two parts:
 --   1. the worked 3-class example, true class 0, predictions {0.7, 0.2, 0.1}
 --      and {0.4, 0.3, 0.3}: CE's gradient w.r.t. the true class's logit,
 --      p0 - 1 = -0.3 and -0.6, vs MSE's (squared error summed over the

@@ -1,4 +1,4 @@
--- Class imbalance (issue 5): smallcnn trained on a Fashion-MNIST training
+-- Class imbalance: smallcnn trained on a Fashion-MNIST training
 -- set in which 90% of the images are of one class (--majority, default 0,
 -- T-shirt/top; --fraction, default 0.9) and the rest are shared evenly by
 -- the other nine classes (tide.data.imbalance); tested on the whole,

@@ -1,4 +1,4 @@
--- Label smoothing and calibration (issue 5): smallcnn on Fashion-MNIST
+-- Label smoothing and calibration: smallcnn on Fashion-MNIST
 -- trained with cross-entropy at label smoothing e in {0, 0.05, 0.1, 0.2}
 -- (--smoothing), everything else equal (the same initial weights, data
 -- order, optimizer and schedule). For each e: train and test accuracy, the

@@ -1,4 +1,4 @@
--- The flagship study (issue 5): which loss trains a classifier best?
+-- The flagship study: which loss trains a classifier best?
 -- smallcnn on Fashion-MNIST with four losses, everything else equal (the
 -- same initial weights, data order, optimizer and schedule):
 --   ce     cross-entropy

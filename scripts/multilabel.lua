@@ -1,4 +1,4 @@
--- Multi-label classification (issue 5): BCE-with-logits vs asymmetric loss
+-- Multi-label classification: BCE-with-logits vs asymmetric loss
 -- vs sigmoid focal loss on labels derived from Fashion-MNIST's classes.
 -- Each image gets 8 binary labels, a fixed function of its class:
 --

@@ -1,4 +1,4 @@
--- Numerical stability of the cross-entropy (issue 5): log(softmax(x))
+-- Numerical stability of the cross-entropy: log(softmax(x))
 -- computed naively, as `x:softmax(1):log()` followed by an NLL by gather,
 -- against tide's fused forms, `log_softmax` + `F.nll_loss` and
 -- `F.cross_entropy`. Two parts:

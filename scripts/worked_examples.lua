@@ -1,4 +1,4 @@
--- The classic worked examples of cross-entropy and MSE (issue 5), every
+-- The classic worked examples of cross-entropy and MSE, every
 -- number computed by tide and printed beside the value the tutorials give:
 --   -log 0.9 = 0.105, -log 0.1 = 2.303, -log 0.01 = 4.605 (the loss when the
 --   true class gets probability 0.9, 0.1, 0.01), softmax of {2, 1, 0.1} =

@@ -1,4 +1,4 @@
--- tide.data (issue 4): datasets, the DataLoader, transforms, imbalance and
+-- tide.data: datasets, the DataLoader, transforms, imbalance and
 -- weighted sampling. The readers and the prefetch thread are C
 -- (runtime/data_*.c, bindings/core/l_data.c); this file checks options and
 -- gives them their Lua shape. See docs/data.md.

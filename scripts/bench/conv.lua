@@ -2,7 +2,7 @@
 -- padding 1, tide (oneDNN) against PyTorch CPU at the same thread count;
 -- then forward + backward (grads of input, weight and bias).
 -- `tide scripts/bench/conv.lua [threads]`.
--- Goal (issue 4): oneDNN's direct convolution well ahead of PyTorch 1.13's
+-- Goal: oneDNN's direct convolution well ahead of PyTorch 1.13's
 -- conv2d (about 470 against 66 GFLOP/s on the issue's machine); we ask for
 -- at least 2x PyTorch's throughput.
 local tide = require "tide"

@@ -1,7 +1,7 @@
 -- Out-of-place float32 add and mul at 1M and 64M elements, tide against
 -- PyTorch CPU at the same thread count: time per op and the ratio
 -- tide/torch. `tide scripts/bench/elementwise.lua [threads]`.
--- Goal (issue 2): at most 0.7x PyTorch's time.
+-- Goal: at most 0.7x PyTorch's time.
 local tide = require "tide"
 local B = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "scripts/bench")
                  .. "/benchlib.lua")

@@ -1,5 +1,4 @@
--- GPU training throughput against PyTorch on the same GPU, in the same run
--- (issue 6):
+-- GPU training throughput against PyTorch on the same GPU, in the same run:
 --   resnet18{num_classes = 10, stem = "cifar"}: training steps on random
 --     3x32x32 images at batch 256, in images per second (goal >= 1.0x
 --     PyTorch eager with cuDNN);

@@ -1,5 +1,5 @@
 -- Forward + backward of the classification losses, tide against PyTorch
--- CPU at the same thread count in the same run (issue 3):
+-- CPU at the same thread count in the same run:
 --   cross_entropy at (8192, 1000), (128, 10), (65536, 10);
 --   binary_cross_entropy_with_logits at (8192, 1000);
 --   focal_loss at (8192, 1000) against PyTorch's composite formula.

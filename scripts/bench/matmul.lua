@@ -1,6 +1,6 @@
 -- float32 matmul throughput, tide (oneDNN) against PyTorch CPU at the same
 -- thread count: `tide scripts/bench/matmul.lua [threads]`.
--- Goal (issue 2): at least 1.8x PyTorch's GFLOP/s at 1024 and 4096.
+-- Goal: at least 1.8x PyTorch's GFLOP/s at 1024 and 4096.
 local tide = require "tide"
 local B = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "scripts/bench")
                  .. "/benchlib.lua")

@@ -1,6 +1,6 @@
 -- softmax over the last dim of a (8192, 1000) float32 tensor, tide against
 -- PyTorch CPU at the same thread count. `tide scripts/bench/softmax.lua [threads]`.
--- Goal (issue 2): at most 0.7x PyTorch's time.
+-- Goal: at most 0.7x PyTorch's time.
 local tide = require "tide"
 local B = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "scripts/bench")
                  .. "/benchlib.lua")

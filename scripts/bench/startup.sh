@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start-up time of the tide command: wall time of `tide -e ''`, median of 20
 # runs after 3 warm-ups. Usage: scripts/bench/startup.sh [path/to/tide]
-# Goal (issue 2): under 20 ms.
+# Goal: under 20 ms.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

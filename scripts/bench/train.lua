@@ -1,5 +1,5 @@
 -- Training throughput and peak memory against PyTorch at the same thread
--- count (issue 4):
+-- count:
 --   mlp{784, 256, 256, 10} and smallcnn: one Fashion-MNIST epoch, batch 128,
 --     SGD (lr 0.01, momentum 0.9), cross entropy, through a DataLoader;
 --   resnet18{num_classes = 10, stem = "cifar"}: one training step on

@@ -1,4 +1,4 @@
--- DataLoader batches on CUDA (issue 6): device = "cuda" with pinned staging
+-- DataLoader batches on CUDA: device = "cuda" with pinned staging
 -- buffers and asynchronous uploads (pin_memory, the default there), and
 -- with ordinary uploads (pin_memory = false), give exactly the batches of
 -- the same loader on the CPU: uint8 images (made float32 on the loader

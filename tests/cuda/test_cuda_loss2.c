@@ -1,4 +1,4 @@
-/* CUDA against CPU for the margin losses and ctc_loss (issue 6), in the
+/* CUDA against CPU for the margin losses and ctc_loss, in the
  * manner of test_cuda_nn.c: the same inputs through the runtime's
  * front-ends on both devices, value and every gradient compared by
  * normalised MSE (below 1e-7 for float32, 1e-15 for float64: both devices

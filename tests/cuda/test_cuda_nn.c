@@ -1,5 +1,5 @@
-/* CUDA against CPU for the losses, index ops, layers and optimizer steps
- * (issue 6), in the manner of test_cuda.c: the same inputs through the
+/* CUDA against CPU for the losses, index ops, layers and optimizer steps,
+ * in the manner of test_cuda.c: the same inputs through the
  * runtime's front-ends on both devices, values and gradients compared by
  * normalised MSE (below 1e-7 for float32, 1e-15 for float64 where the
  * formulas are the same; a few fused paths that sum in another order get

@@ -1,4 +1,4 @@
--- Training-step equivalence on smallcnn between the CPU and CUDA (issue 6).
+-- Training-step equivalence on smallcnn between the CPU and CUDA.
 --
 -- One smallcnn built from a seed; a second one loads its state dict and
 -- moves to CUDA with model:to("cuda"). Both take 3 steps of SGD with

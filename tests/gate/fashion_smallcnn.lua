@@ -1,4 +1,4 @@
--- The accuracy gate (issue 4): smallcnn trained for one epoch on a
+-- The accuracy gate: smallcnn trained for one epoch on a
 -- 10,000-image subset of Fashion-MNIST must reach >= 80% on the test set.
 -- It exercises the whole CPU training path on real data: the IDX reader,
 -- the DataLoader thread and its transforms, conv2d, batch norm, pooling,

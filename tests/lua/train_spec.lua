@@ -1,4 +1,4 @@
--- Training equivalence with PyTorch 1.13, llm.c style (issue 4). The data
+-- Training equivalence with PyTorch 1.13, llm.c style. The data
 -- come from tests/reference/gen_train.py (read its header for the layout):
 -- train_smallcnn.safetensors and train.json.
 --

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Training equivalence with PyTorch 1.13, llm.c style (issue 4).
+"""Training equivalence with PyTorch 1.13, llm.c style.
 
 Run with Debian's python3-torch:  /usr/bin/python3 tests/reference/gen_train.py
 Writes, for tests/lua/train_spec.lua (which needs no Python):

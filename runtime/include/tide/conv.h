@@ -1,4 +1,4 @@
-/* conv: 2-d convolution (issue 4). */
+/* conv: 2-d convolution. */
 #ifndef TIDE_CONV_H
 #define TIDE_CONV_H
 

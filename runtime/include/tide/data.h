@@ -1,5 +1,5 @@
 /* data: dataset readers (IDX, CIFAR-10 binary), a small seeded generator,
- * and the DataLoader's prefetch thread (issue 4).
+ * and the DataLoader's prefetch thread.
  *
  * Readers never abort on bad input: a damaged file gives TD_EIO (missing,
  * unreadable) or TD_EINVAL (wrong magic, truncated, counts that disagree,

@@ -1,4 +1,4 @@
-/* layers: the functional layers other than convolution (issue 4).
+/* layers: the functional layers other than convolution.
  *
  * Argument numbers in errors are the Lua call's: the positional arguments
  * in order, then the options table. Optional tensors are NULL when absent.

@@ -1,4 +1,4 @@
-/* optim: one fused, in-place update step per parameter (issue 4).
+/* optim: one fused, in-place update step per parameter.
  *
  * Each function updates param and its state tensors in place, in one pass,
  * without recording autograd, and bumps the storage version of everything

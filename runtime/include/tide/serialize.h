@@ -1,4 +1,4 @@
-/* serialize: safetensors files and the generator's state (issue 4).
+/* serialize: safetensors files and the generator's state.
  *
  * The format (https://github.com/huggingface/safetensors): 8 bytes of
  * little-endian header length N, N bytes of JSON
