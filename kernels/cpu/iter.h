@@ -11,6 +11,11 @@
 #include <stdint.h>
 #include <string.h>
 
+/* for a loop written once for several dtypes and called with a constant
+ * dtype flag: inlined, each copy is one dtype's (plain inline leaves a
+ * large body out of line, the flag a run-time test) */
+#define TD_CPU_ALWAYS_INLINE static inline __attribute__((always_inline))
+
 /* below these many elements a parallel region costs more than it saves */
 #define TD_CPU_GRAIN 32768
 #define TD_CPU_GRAIN_COSTLY 4096

@@ -13,34 +13,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- batch norm ------------------------------------------------------ */
+/* ---- per channel ------------------------------------------------------ */
 
-#define BN_STATS(T)                                                                 \
-    do {                                                                            \
-        const T *xp = x;                                                            \
-        _Pragma("omp parallel for schedule(static) if (n * c * inner >= TD_CPU_GRAIN)") \
-        for (int64_t ch = 0; ch < c; ch++) {                                        \
-            double s = 0;                                                           \
-            for (int64_t i = 0; i < n; i++) {                                       \
-                const T *r = xp + (i * c + ch) * inner;                             \
-                double rs = 0;                                                      \
-                for (int64_t j = 0; j < inner; j++) rs += r[j];                     \
-                s += rs;                                                            \
-            }                                                                       \
-            double m = s / (double)(n * inner), v = 0;                              \
-            for (int64_t i = 0; i < n; i++) {                                       \
-                const T *r = xp + (i * c + ch) * inner;                             \
-                double rv = 0;                                                      \
-                for (int64_t j = 0; j < inner; j++) {                               \
-                    double d = r[j] - m;                                            \
-                    rv += d * d;                                                    \
-                }                                                                   \
-                v += rv;                                                            \
-            }                                                                       \
-            mean[ch] = m;                                                           \
-            var[ch] = v / (double)(n * inner);                                      \
-        }                                                                           \
-    } while (0)
+/* float64: the mean, then the squares about it (two passes); the reference */
+static void bn_stats_f64(const double *x, int64_t n, int64_t c, int64_t inner, double *mean, double *var)
+{
+#pragma omp parallel for schedule(static) if (n * c * inner >= TD_CPU_GRAIN)
+    for (int64_t ch = 0; ch < c; ch++) {
+        double s = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const double *r = x + (i * c + ch) * inner;
+            double rs = 0;
+            for (int64_t j = 0; j < inner; j++) rs += r[j];
+            s += rs;
+        }
+        double m = s / (double)(n * inner), v = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const double *r = x + (i * c + ch) * inner;
+            double rv = 0;
+            for (int64_t j = 0; j < inner; j++) {
+                double d = r[j] - m;
+                rv += d * d;
+            }
+            v += rv;
+        }
+        mean[ch] = m;
+        var[ch] = v / (double)(n * inner);
+    }
+}
 
 /* float32: one pass of sums of d = x - K and d^2 with K the channel's first
  * value (so no cancellation when the mean is far from 0), in double over
@@ -101,40 +101,41 @@ static void bn_stats_f32(const float *x, int64_t n, int64_t c, int64_t inner, do
         }                                                                            \
     } while (0)
 
-#define BN_BACKWARD(T)                                                              \
-    do {                                                                            \
-        const T *xp = x, *gp = gy;                                                  \
-        T *gxp = gx;                                                                \
-        double cnt = (double)(n * inner);                                           \
-        _Pragma("omp parallel for schedule(static) if (n * c * inner >= TD_CPU_GRAIN)") \
-        for (int64_t ch = 0; ch < c; ch++) {                                        \
-            double m = mean[ch], is = invstd[ch], sg = 0, sgx = 0;                  \
-            for (int64_t i = 0; i < n; i++) {                                       \
-                const T *xr = xp + (i * c + ch) * inner, *gr = gp + (i * c + ch) * inner; \
-                double a = 0, b = 0;                                                \
-                for (int64_t j = 0; j < inner; j++) {                               \
-                    a += gr[j];                                                     \
-                    b += gr[j] * (xr[j] - m);                                       \
-                }                                                                   \
-                sg += a;                                                            \
-                sgx += b;                                                           \
-            }                                                                       \
-            sgx *= is;                                                              \
-            sum_gy[ch] = sg;                                                        \
-            sum_gy_xhat[ch] = sgx;                                                  \
-            if (!gxp) continue;                                                     \
-            double k = gs[ch];                                                      \
-            double mg = training ? sg / cnt : 0, mx = training ? sgx / cnt : 0;     \
-            for (int64_t i = 0; i < n; i++) {                                       \
-                const T *xr = xp + (i * c + ch) * inner, *gr = gp + (i * c + ch) * inner; \
-                T *o = gxp + (i * c + ch) * inner;                                  \
-                for (int64_t j = 0; j < inner; j++) {                               \
-                    double xh = (xr[j] - m) * is;                                   \
-                    o[j] = (T)(k * (gr[j] - mg - xh * mx));                         \
-                }                                                                   \
-            }                                                                       \
-        }                                                                           \
-    } while (0)
+/* float64: the sums of gy and gy (x - mean) per channel, then gx; the reference */
+static void bn_backward_f64(const double *x, const double *gy, double *gx, int64_t n, int64_t c,
+                            int64_t inner, const double *mean, const double *invstd, const double *gs,
+                            bool training, double *sum_gy, double *sum_gy_xhat)
+{
+    double cnt = (double)(n * inner);
+#pragma omp parallel for schedule(static) if (n * c * inner >= TD_CPU_GRAIN)
+    for (int64_t ch = 0; ch < c; ch++) {
+        double m = mean[ch], is = invstd[ch], sg = 0, sgx = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const double *xr = x + (i * c + ch) * inner, *gr = gy + (i * c + ch) * inner;
+            double a = 0, b = 0;
+            for (int64_t j = 0; j < inner; j++) {
+                a += gr[j];
+                b += gr[j] * (xr[j] - m);
+            }
+            sg += a;
+            sgx += b;
+        }
+        sgx *= is;
+        sum_gy[ch] = sg;
+        sum_gy_xhat[ch] = sgx;
+        if (!gx) continue;
+        double k = gs[ch];
+        double mg = training ? sg / cnt : 0, mx = training ? sgx / cnt : 0;
+        for (int64_t i = 0; i < n; i++) {
+            const double *xr = x + (i * c + ch) * inner, *gr = gy + (i * c + ch) * inner;
+            double *o = gx + (i * c + ch) * inner;
+            for (int64_t j = 0; j < inner; j++) {
+                double xh = (xr[j] - m) * is;
+                o[j] = k * (gr[j] - mg - xh * mx);
+            }
+        }
+    }
+}
 
 /* float32 backward's gx = A gy + D (x - mf) + E, in float: the channel's
  * A, D, E and mf = float(mean) from its sums (sgx = sum gy xhat), x - mean
@@ -398,42 +399,44 @@ static bool bn_rows_stats(td_dtype dt, const void *x, int64_t n, int64_t c, doub
     return true;
 }
 
-/* y = x * T(scale) + T(shift), as BN_APPLY, a block of channels at a time */
-#define BN_ROWS_APPLY(T)                                                                           \
-    do {                                                                                           \
-        const T *xp = x;                                                                           \
-        T *yp = y;                                                                                 \
-        int64_t count, rows = bn_chunk_rows(n, c, &count);                                         \
-        _Pragma("omp parallel for schedule(static) if (n * c >= TD_CPU_GRAIN)")                    \
-        for (int64_t k = 0; k < count; k++) {                                                      \
-            int64_t r0 = k * rows, r1 = n - r0 < rows ? n : r0 + rows;                             \
-            for (int64_t j0 = 0; j0 < c; j0 += BN_BLOCK) {                                         \
-                int64_t w = c - j0 < BN_BLOCK ? c - j0 : BN_BLOCK;                                 \
-                T sa[BN_BLOCK], sb[BN_BLOCK];                                                      \
-                for (int64_t j = 0; j < w; j++) {                                                  \
-                    sa[j] = (T)scale[j0 + j];                                                      \
-                    sb[j] = (T)shift[j0 + j];                                                      \
-                }                                                                                  \
-                for (int64_t r = r0; r < r1; r++) {                                                \
-                    const T *xr = xp + r * c + j0;                                                 \
-                    T *yr = yp + r * c + j0;                                                       \
-                    for (int64_t j = 0; j < w; j++) yr[j] = xr[j] * sa[j] + sb[j];                 \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
-    } while (0)
+/* y = x * T(scale) + T(shift), as BN_APPLY, over rows [r0, r1) of the
+ * block of w channels from j0 */
+#define BN_APPLY_BLOCK(S, T)                                                                   \
+    static inline void apply_block_##S(const T *x, T *y, int64_t r0, int64_t r1, int64_t c,   \
+                                       int64_t j0, int64_t w, const double *scale,            \
+                                       const double *shift)                                   \
+    {                                                                                          \
+        T sa[BN_BLOCK], sb[BN_BLOCK];                                                          \
+        for (int64_t j = 0; j < w; j++) sa[j] = (T)scale[j0 + j], sb[j] = (T)shift[j0 + j];    \
+        for (int64_t r = r0; r < r1; r++) {                                                    \
+            const T *xr = x + r * c + j0;                                                      \
+            T *yr = y + r * c + j0;                                                            \
+            for (int64_t j = 0; j < w; j++) yr[j] = xr[j] * sa[j] + sb[j];                     \
+        }                                                                                      \
+    }
+BN_APPLY_BLOCK(f32, float)
+BN_APPLY_BLOCK(f64, double)
 
+/* a block of channels at a time, so scale and shift stay in L1 */
 static void bn_rows_apply(td_dtype dt, const void *x, void *y, int64_t n, int64_t c, const double *scale,
                           const double *shift)
 {
-    if (dt == TD_FLOAT32)
-        BN_ROWS_APPLY(float);
-    else
-        BN_ROWS_APPLY(double);
+    int64_t count, rows = bn_chunk_rows(n, c, &count);
+#pragma omp parallel for schedule(static) if (n * c >= TD_CPU_GRAIN)
+    for (int64_t k = 0; k < count; k++) {
+        int64_t r0 = k * rows, r1 = n - r0 < rows ? n : r0 + rows;
+        for (int64_t j0 = 0; j0 < c; j0 += BN_BLOCK) {
+            int64_t w = c - j0 < BN_BLOCK ? c - j0 : BN_BLOCK;
+            if (dt == TD_FLOAT32)
+                apply_block_f32(x, y, r0, r1, c, j0, w, scale, shift);
+            else
+                apply_block_f64(x, y, r0, r1, c, j0, w, scale, shift);
+        }
+    }
 }
 
 /* gx from per-channel arrays p (c each): float32 A, D, E, mf as
- * bn_coefs_f32; float64 gs, mean, invstd, mg, mx as BN_BACKWARD */
+ * bn_coefs_f32; float64 gs, mean, invstd, mg, mx as bn_backward_f64 */
 static void bn_rows_gx(td_dtype dt, const void *x, const void *gy, void *gx, int64_t n, int64_t c,
                        const void *p, const double *mean, const double *invstd, const double *gs)
 {
@@ -513,7 +516,7 @@ void td_cpu_bn_stats(td_dtype dt, const void *x, int64_t n, int64_t c, int64_t i
     if (dt == TD_FLOAT32)
         bn_stats_f32(x, n, c, inner, mean, var);
     else
-        BN_STATS(double);
+        bn_stats_f64(x, n, c, inner, mean, var);
 }
 
 void td_cpu_bn_apply(td_dtype dt, const void *x, void *y, int64_t n, int64_t c, int64_t inner,
@@ -536,5 +539,5 @@ void td_cpu_bn_backward(td_dtype dt, const void *x, const void *gy, void *gx, in
     if (dt == TD_FLOAT32)
         bn_backward_f32(x, gy, gx, n, c, inner, mean, invstd, gs, training, sum_gy, sum_gy_xhat);
     else
-        BN_BACKWARD(double);
+        bn_backward_f64(x, gy, gx, n, c, inner, mean, invstd, gs, training, sum_gy, sum_gy_xhat);
 }

@@ -4,7 +4,11 @@
  * oneDNN first (nn_pool_dnnl.c), these loops being its reference and
  * fallback; max pooling stays here, as fast as oneDNN's or faster, with
  * PyTorch's NaN and tie order (docs/layers.md has the numbers).
- * Channels-last data goes to nn_pool_nhwc.c, which gives these loops' bits. */
+ * Channels-last data goes to nn_pool_nhwc.c, which gives these loops' bits.
+ *
+ * Each plane's loop is written once for both dtypes and inlined with a
+ * constant f32, so each copy is one dtype's; what touches elements of the
+ * dtype is in the typed steps below. */
 #include "layers.h"
 #include "iter.h"
 #include "pool_window.h"
@@ -13,115 +17,164 @@
 #include <omp.h>
 #include <string.h>
 
-#define POOL_FWD(T)                                                                         \
-    do {                                                                                    \
-        const T *xp = x;                                                                    \
-        T *yp = y;                                                                          \
-        int64_t planes = a->n * a->c, H = a->h, W = a->w, OH = a->oh, OW = a->ow;           \
-        _Pragma("omp parallel for schedule(static) if (planes * OH * OW * 4 >= TD_CPU_GRAIN)") \
-        for (int64_t pl = 0; pl < planes; pl++) {                                           \
-            const T *xi = xp + pl * H * W;                                                  \
-            T *yo = yp + pl * OH * OW;                                                      \
-            int64_t *io = idx ? idx + pl * OH * OW : NULL;                                  \
-            for (int64_t oy = 0; oy < OH; oy++)                                             \
-                for (int64_t ox = 0; ox < OW; ox++) {                                       \
-                    int64_t o = oy * OW + ox;                                               \
-                    if (a->kind == TD_POOL_MAX) {                                           \
-                        int64_t hs = oy * a->sh - a->ph, ws = ox * a->sw - a->pw;           \
-                        int64_t he = hs + (a->kh - 1) * a->dh + 1, we = ws + (a->kw - 1) * a->dw + 1; \
-                        if (he > H) he = H;                                                 \
-                        if (we > W) we = W;                                                 \
-                        while (hs < 0) hs += a->dh;                                         \
-                        while (ws < 0) ws += a->dw;                                         \
-                        int64_t best = hs * W + ws;                                         \
-                        T mv = -INFINITY;                                                   \
-                        for (int64_t yy = hs; yy < he; yy += a->dh)                         \
-                            for (int64_t xx = ws; xx < we; xx += a->dw) {                   \
-                                T v = xi[yy * W + xx];                                      \
-                                if (v > mv || isnan(v)) {                                   \
-                                    mv = v;                                                 \
-                                    best = yy * W + xx;                                     \
-                                }                                                           \
-                            }                                                               \
-                        yo[o] = mv;                                                         \
-                        io[o] = hs < he && ws < we ? best : -1; /* -1: window all padding */ \
-                    } else {                                                                \
-                        int64_t hs, he, ws, we;                                             \
-                        double div = avg_window(a, oy, ox, &hs, &he, &ws, &we);             \
-                        double s = 0;                                                       \
-                        for (int64_t yy = hs; yy < he; yy++)                                \
-                            for (int64_t xx = ws; xx < we; xx++) s += xi[yy * W + xx];      \
-                        yo[o] = (T)(div > 0 ? s / div : 0);                                 \
-                    }                                                                       \
-                }                                                                           \
-        }                                                                                   \
-    } while (0)
-
-/* one max-pool step of the reference's order: a NaN wins, else a bigger value */
-#define MAX_STEP(v, p)                    \
-    do {                                  \
-        float v_ = (v);                   \
-        bool t_ = v_ > mv || v_ != v_;    \
-        mv = t_ ? v_ : mv;                \
-        best = t_ ? (p) : best;           \
-    } while (0)
-
-/* float32 max pool: the same windows and tie / NaN order as POOL_FWD, with
- * the arguments in locals and the 2x2 stride-2 unpadded case unrolled */
-static void max_pool_f32(const td_pool2d_args *a, const float *x, float *y, int64_t *idx)
+/* element k of a float32 (f32) or float64 array, in double, and back */
+static inline double load_elem(const void *p, int64_t k, bool f32)
 {
-    const int64_t planes = a->n * a->c, H = a->h, W = a->w, OH = a->oh, OW = a->ow;
-    const int64_t kh = a->kh, kw = a->kw, sh = a->sh, sw = a->sw, ph = a->ph, pw = a->pw, dh = a->dh, dw = a->dw;
+    return f32 ? (double)((const float *)p)[k] : ((const double *)p)[k];
+}
+
+static inline void store_elem(void *p, int64_t k, double v, bool f32)
+{
+    if (f32)
+        ((float *)p)[k] = (float)v;
+    else
+        ((double *)p)[k] = v;
+}
+
+/* ---- the typed steps ---------------------------------------------------- */
+
+/* the max of the window [hs, he) x [ws, we) of plane xi (row length W),
+ * stepping by dh, dw, in the reference's order: a NaN wins, else a
+ * strictly bigger value (a tie keeps the earlier tap). *m gets it (-inf
+ * for no tap), *k its in-plane index (-1 when a dilated window holds
+ * padding only: no gradient). */
+#define MAX_WINDOW(S, T)                                                                           \
+    static inline void max_window_##S(const T *xi, int64_t W, int64_t hs, int64_t he, int64_t dh,  \
+                                      int64_t ws, int64_t we, int64_t dw, T *m, int64_t *k)        \
+    {                                                                                              \
+        T mv = -INFINITY;                                                                          \
+        int64_t best = hs * W + ws;                                                                \
+        for (int64_t yy = hs; yy < he; yy += dh)                                                   \
+            for (int64_t xx = ws; xx < we; xx += dw) {                                             \
+                T v = xi[yy * W + xx];                                                             \
+                bool t = v > mv || v != v;                                                         \
+                mv = t ? v : mv, best = t ? yy * W + xx : best;                                    \
+            }                                                                                      \
+        *m = mv, *k = hs < he && ws < we ? best : -1;                                              \
+    }
+MAX_WINDOW(f32, float)
+MAX_WINDOW(f64, double)
+
+/* float32 2x2 stride-2 unpadded windows of one output row from input rows
+ * r0, r1 (base: r0's in-plane offset), unrolled: branch-free and
+ * vectorisable, starting from the first value (what the -inf start gives
+ * too) */
+static inline void max2x2_row_f32(const float *r0, const float *r1, float *yr, int64_t *ir,
+                                  int64_t base, int64_t OW, int64_t W)
+{
+    for (int64_t ox = 0; ox < OW; ox++) {
+        float v0 = r0[2 * ox], v1 = r0[2 * ox + 1], v2 = r1[2 * ox], v3 = r1[2 * ox + 1];
+        float m = v0;
+        int64_t k = 0;
+        bool t = v1 > m || v1 != v1;
+        m = t ? v1 : m;
+        k = t ? 1 : k;
+        t = v2 > m || v2 != v2;
+        m = t ? v2 : m;
+        k = t ? W : k;
+        t = v3 > m || v3 != v3;
+        m = t ? v3 : m;
+        k = t ? W + 1 : k;
+        yr[ox] = m;
+        ir[ox] = base + 2 * ox + k;
+    }
+}
+
+/* backward: max's gradients into their argmax (idx -1: none), in output
+ * order, and an average's gradient g, rounded to T as the reference does,
+ * added over its window */
+#define POOL_BWD_STEPS(S, T)                                                                       \
+    static inline void scatter_max_##S(T *gi, const T *go, const int64_t *io, int64_t n)           \
+    {                                                                                              \
+        for (int64_t o = 0; o < n; o++)                                                            \
+            if (io[o] >= 0) gi[io[o]] += go[o];                                                    \
+    }                                                                                              \
+    static inline void window_add_##S(T *gi, int64_t W, int64_t hs, int64_t he, int64_t ws,        \
+                                      int64_t we, double g)                                        \
+    {                                                                                              \
+        T t = (T)g;                                                                                \
+        for (int64_t yy = hs; yy < he; yy++)                                                       \
+            for (int64_t xx = ws; xx < we; xx++) gi[yy * W + xx] += t;                             \
+    }
+POOL_BWD_STEPS(f32, float)
+POOL_BWD_STEPS(f64, double)
+
+/* ---- forward ------------------------------------------------------------ */
+
+/* two: the float32 2x2 stride-2 unpadded case, unrolled */
+TD_CPU_ALWAYS_INLINE void max_pool_plane(const td_pool2d_args *a, const void *x, void *y,
+                                         int64_t *idx, int64_t pl, bool f32, bool two)
+{
+    const int64_t H = a->h, W = a->w, OH = a->oh, OW = a->ow;
+    const int64_t kh = a->kh, kw = a->kw, sh = a->sh, sw = a->sw, ph = a->ph, pw = a->pw;
+    const int64_t dh = a->dh, dw = a->dw;
+    const int64_t xo = pl * H * W, yo = pl * OH * OW;
+    int64_t *io = idx + yo;
+    for (int64_t oy = 0; oy < OH; oy++) {
+        if (two) {
+            const float *r0 = (const float *)x + xo + 2 * oy * W;
+            max2x2_row_f32(r0, r0 + W, (float *)y + yo + oy * OW, io + oy * OW, 2 * oy * W, OW, W);
+            continue;
+        }
+        int64_t hs = oy * sh - ph, he = hs + (kh - 1) * dh + 1;
+        if (he > H) he = H;
+        if (hs < 0) hs += (-hs + dh - 1) / dh * dh;
+        for (int64_t ox = 0; ox < OW; ox++) {
+            int64_t ws = ox * sw - pw, we = ws + (kw - 1) * dw + 1, o = oy * OW + ox;
+            if (we > W) we = W;
+            if (ws < 0) ws += (-ws + dw - 1) / dw * dw;
+            if (f32)
+                max_window_f32((const float *)x + xo, W, hs, he, dh, ws, we, dw,
+                               (float *)y + yo + o, io + o);
+            else
+                max_window_f64((const double *)x + xo, W, hs, he, dh, ws, we, dw,
+                               (double *)y + yo + o, io + o);
+        }
+    }
+}
+
+static void max_pool(const td_pool2d_args *a, const void *x, void *y, int64_t *idx)
+{
+    const bool f32 = a->dtype == TD_FLOAT32;
     /* not when ceil_mode adds a last window that reaches past the input:
      * the unrolled loop reads all four taps */
-    const bool two = kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && dh == 1 && dw == 1 &&
-                     2 * OH <= H && 2 * OW <= W;
-#pragma omp parallel for schedule(static) if (planes * OH * OW * 4 >= TD_CPU_GRAIN)
+    const bool two = f32 && a->kh == 2 && a->kw == 2 && a->sh == 2 && a->sw == 2 && a->ph == 0 &&
+                     a->pw == 0 && a->dh == 1 && a->dw == 1 && 2 * a->oh <= a->h &&
+                     2 * a->ow <= a->w;
+    const int64_t planes = a->n * a->c;
+#pragma omp parallel for schedule(static) if (planes * a->oh * a->ow * 4 >= TD_CPU_GRAIN)
     for (int64_t pl = 0; pl < planes; pl++) {
-        const float *xi = x + pl * H * W;
-        float *yo = y + pl * OH * OW;
-        int64_t *io = idx + pl * OH * OW;
-        for (int64_t oy = 0; oy < OH; oy++) {
-            if (two) {
-                const float *r0 = xi + 2 * oy * W, *r1 = r0 + W;
-                float *yr = yo + oy * OW;
-                int64_t *ir = io + oy * OW, base = 2 * oy * W;
-                /* branch-free and vectorisable: start from the first value
-                 * (what the -inf start gives too) */
-                for (int64_t ox = 0; ox < OW; ox++) {
-                    float v0 = r0[2 * ox], v1 = r0[2 * ox + 1], v2 = r1[2 * ox], v3 = r1[2 * ox + 1];
-                    float m = v0;
-                    int64_t k = 0;
-                    bool t = v1 > m || v1 != v1;
-                    m = t ? v1 : m;
-                    k = t ? 1 : k;
-                    t = v2 > m || v2 != v2;
-                    m = t ? v2 : m;
-                    k = t ? W : k;
-                    t = v3 > m || v3 != v3;
-                    m = t ? v3 : m;
-                    k = t ? W + 1 : k;
-                    yr[ox] = m;
-                    ir[ox] = base + 2 * ox + k;
-                }
-                continue;
-            }
-            int64_t hs = oy * sh - ph, he = hs + (kh - 1) * dh + 1;
-            if (he > H) he = H;
-            if (hs < 0) hs += (-hs + dh - 1) / dh * dh;
-            for (int64_t ox = 0; ox < OW; ox++) {
-                int64_t ws = ox * sw - pw, we = ws + (kw - 1) * dw + 1;
-                if (we > W) we = W;
-                if (ws < 0) ws += (-ws + dw - 1) / dw * dw;
-                float mv = -INFINITY;
-                int64_t best = hs * W + ws;
-                for (int64_t yy = hs; yy < he; yy += dh)
-                    for (int64_t xx = ws; xx < we; xx += dw) MAX_STEP(xi[yy * W + xx], yy * W + xx);
-                yo[oy * OW + ox] = mv;
-                /* a dilated window can hold padding only: -1, no gradient */
-                io[oy * OW + ox] = hs < he && ws < we ? best : -1;
-            }
+        if (f32)
+            max_pool_plane(a, x, y, idx, pl, true, two);
+        else
+            max_pool_plane(a, x, y, idx, pl, false, false);
+    }
+}
+
+TD_CPU_ALWAYS_INLINE void avg_pool_plane(const td_pool2d_args *a, const void *x, void *y,
+                                         int64_t pl, bool f32)
+{
+    const int64_t H = a->h, W = a->w, OH = a->oh, OW = a->ow, xo = pl * H * W, yo = pl * OH * OW;
+    for (int64_t oy = 0; oy < OH; oy++)
+        for (int64_t ox = 0; ox < OW; ox++) {
+            int64_t hs, he, ws, we;
+            double div = avg_window(a, oy, ox, &hs, &he, &ws, &we), s = 0;
+            for (int64_t yy = hs; yy < he; yy++)
+                for (int64_t xx = ws; xx < we; xx++) s += load_elem(x, xo + yy * W + xx, f32);
+            store_elem(y, yo + oy * OW + ox, div > 0 ? s / div : 0, f32);
         }
+}
+
+static void avg_pool(const td_pool2d_args *a, const void *x, void *y)
+{
+    const bool f32 = a->dtype == TD_FLOAT32;
+    const int64_t planes = a->n * a->c;
+#pragma omp parallel for schedule(static) if (planes * a->oh * a->ow * 4 >= TD_CPU_GRAIN)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        if (f32)
+            avg_pool_plane(a, x, y, pl, true);
+        else
+            avg_pool_plane(a, x, y, pl, false);
     }
 }
 
@@ -129,54 +182,56 @@ void td_cpu_pool2d(const td_pool2d_args *a, const void *x, void *y, int64_t *idx
 {
     /* oneDNN first for float32 averages, in either layout */
     if (a->dtype == TD_FLOAT32 && a->kind != TD_POOL_MAX && td_pool_dnnl_forward(a, x, y)) return;
-    if (a->channels_last) {
+    if (a->channels_last)
         td_cpu_pool2d_nhwc(a, x, y, idx);
-        return;
-    }
-    if (a->dtype == TD_FLOAT32 && a->kind == TD_POOL_MAX)
-        max_pool_f32(a, x, y, idx);
-    else if (a->dtype == TD_FLOAT32)
-        POOL_FWD(float);
+    else if (a->kind == TD_POOL_MAX)
+        max_pool(a, x, y, idx);
     else
-        POOL_FWD(double);
+        avg_pool(a, x, y);
 }
 
-#define POOL_BWD(T)                                                                         \
-    do {                                                                                    \
-        const T *gp = gy;                                                                   \
-        T *gxp = gx;                                                                        \
-        int64_t planes = a->n * a->c, H = a->h, W = a->w, OH = a->oh, OW = a->ow;           \
-        _Pragma("omp parallel for schedule(static) if (planes * OH * OW * 4 >= TD_CPU_GRAIN)") \
-        for (int64_t pl = 0; pl < planes; pl++) {                                           \
-            T *gi = gxp + pl * H * W;                                                       \
-            const T *go = gp + pl * OH * OW;                                                \
-            memset(gi, 0, sizeof(T) * (size_t)(H * W));                                    \
-            if (a->kind == TD_POOL_MAX) {                                                   \
-                const int64_t *io = idx + pl * OH * OW;                                     \
-                for (int64_t o = 0; o < OH * OW; o++) if (io[o] >= 0) gi[io[o]] += go[o];   \
-                continue;                                                                   \
-            }                                                                               \
-            for (int64_t oy = 0; oy < OH; oy++)                                             \
-                for (int64_t ox = 0; ox < OW; ox++) {                                       \
-                    int64_t hs, he, ws, we;                                                 \
-                    double div = avg_window(a, oy, ox, &hs, &he, &ws, &we);                 \
-                    if (div <= 0) continue;                                                 \
-                    T g = (T)(go[oy * OW + ox] / div);                                      \
-                    for (int64_t yy = hs; yy < he; yy++)                                    \
-                        for (int64_t xx = ws; xx < we; xx++) gi[yy * W + xx] += g;          \
-                }                                                                           \
-        }                                                                                   \
-    } while (0)
+/* ---- backward ----------------------------------------------------------- */
+
+TD_CPU_ALWAYS_INLINE void pool_bwd_plane(const td_pool2d_args *a, const void *gy,
+                                         const int64_t *idx, void *gx, int64_t pl, bool f32)
+{
+    const int64_t H = a->h, W = a->w, OH = a->oh, OW = a->ow, xo = pl * H * W, yo = pl * OH * OW;
+    memset((char *)gx + xo * (f32 ? 4 : 8), 0, (f32 ? 4 : 8) * (size_t)(H * W));
+    if (a->kind == TD_POOL_MAX) {
+        if (f32)
+            scatter_max_f32((float *)gx + xo, (const float *)gy + yo, idx + yo, OH * OW);
+        else
+            scatter_max_f64((double *)gx + xo, (const double *)gy + yo, idx + yo, OH * OW);
+        return;
+    }
+    for (int64_t oy = 0; oy < OH; oy++)
+        for (int64_t ox = 0; ox < OW; ox++) {
+            int64_t hs, he, ws, we;
+            double div = avg_window(a, oy, ox, &hs, &he, &ws, &we);
+            if (div <= 0) continue;
+            double g = load_elem(gy, yo + oy * OW + ox, f32) / div;
+            if (f32)
+                window_add_f32((float *)gx + xo, W, hs, he, ws, we, g);
+            else
+                window_add_f64((double *)gx + xo, W, hs, he, ws, we, g);
+        }
+}
 
 void td_cpu_pool2d_backward(const td_pool2d_args *a, const void *gy, const int64_t *idx, void *gx)
 {
-    if (a->dtype == TD_FLOAT32 && a->kind != TD_POOL_MAX && td_pool_dnnl_backward(a, gy, gx)) return;
+    if (a->dtype == TD_FLOAT32 && a->kind != TD_POOL_MAX && td_pool_dnnl_backward(a, gy, gx))
+        return;
     if (a->channels_last) {
         td_cpu_pool2d_nhwc_backward(a, gy, idx, gx);
         return;
     }
-    if (a->dtype == TD_FLOAT32)
-        POOL_BWD(float);
-    else
-        POOL_BWD(double);
+    const bool f32 = a->dtype == TD_FLOAT32;
+    const int64_t planes = a->n * a->c;
+#pragma omp parallel for schedule(static) if (planes * a->oh * a->ow * 4 >= TD_CPU_GRAIN)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        if (f32)
+            pool_bwd_plane(a, gy, idx, gx, pl, true);
+        else
+            pool_bwd_plane(a, gy, idx, gx, pl, false);
+    }
 }
