@@ -87,142 +87,200 @@ static inline void sum_row_f64(double *restrict s, const double *restrict v, int
 ADD_ROW(add_row_f32, float)
 ADD_ROW(add_row_f64, double)
 
+/* the rest of max's typed work on a row of channels: a window with no tap
+ * (-inf, and -1: no gradient), a window's first tap (index p), and the
+ * backward's gradients added into their argmax */
+#define MAX_ROW_STEPS(S, T)                                                                        \
+    static inline void max_none_##S(T *m, int64_t *k, int64_t n)                                   \
+    {                                                                                              \
+        for (int64_t c = 0; c < n; c++) m[c] = (T)-INFINITY, k[c] = -1;                            \
+    }                                                                                              \
+    static inline void max_first_##S(T *m, int64_t *k, const T *v, int64_t p, int64_t n)           \
+    {                                                                                              \
+        for (int64_t c = 0; c < n; c++) m[c] = v[c], k[c] = p;                                     \
+    }                                                                                              \
+    static inline void max_scatter_##S(T *gxn, const T *go, const int64_t *io, int64_t C,          \
+                                       int64_t cn)                                                 \
+    {                                                                                              \
+        for (int64_t c = 0; c < cn; c++)                                                           \
+            if (io[c] >= 0) gxn[io[c] * C + c] += go[c];                                           \
+    }
+MAX_ROW_STEPS(f32, float)
+MAX_ROW_STEPS(f64, double)
+
+/* and an average's: its outputs (y = sum / div, 0 for an empty window) and
+ * its gradients, rounded to T as the reference does (g = gy / div) */
+#define AVG_ROW_STEPS(S, T)                                                                        \
+    static inline void avg_out_##S(T *y, const double *s, double div, int64_t n)                   \
+    {                                                                                              \
+        for (int64_t c = 0; c < n; c++) y[c] = (T)(div > 0 ? s[c] / div : 0);                      \
+    }                                                                                              \
+    static inline void avg_grad_##S(T *g, const T *gy, double div, int64_t n)                      \
+    {                                                                                              \
+        for (int64_t c = 0; c < n; c++) g[c] = (T)(gy[c] / div);                                   \
+    }
+AVG_ROW_STEPS(f32, float)
+AVG_ROW_STEPS(f64, double)
+
 /* ---- forward --------------------------------------------------------- */
 
+/* Each row of outputs (r = n * OH + oy) written once for both dtypes:
+ * inlined with a constant f32, each copy is one dtype's, its typed work in
+ * the steps above. */
+
 /* x (N, H, W, C) -> y, idx (N, OH, OW, C) */
-#define MAX_FWD(T, step)                                                                       \
-    do {                                                                                       \
-        const T *xp = x;                                                                       \
-        T *yp = y;                                                                             \
-        const int64_t N = a->n, C = a->c, H = a->h, W = a->w, OH = a->oh, OW = a->ow;          \
-        const int64_t dh = a->dh, dw = a->dw;                                                  \
-        _Pragma("omp parallel for schedule(static) if (N * OH * OW * C * a->kh * a->kw >= TD_CPU_GRAIN)") \
-        for (int64_t r = 0; r < N * OH; r++) {                                                 \
-            const T *xn = xp + r / OH * H * W * C;                                             \
-            int64_t hs, he;                                                                    \
-            max_range(r % OH, a->sh, a->ph, a->kh, dh, H, &hs, &he);                           \
-            for (int64_t ox = 0; ox < OW; ox++) {                                              \
-                T *m = yp + (r * OW + ox) * C;                                                 \
-                int64_t *k = idx + (r * OW + ox) * C, ws, we;                                  \
-                max_range(ox, a->sw, a->pw, a->kw, dw, W, &ws, &we);                           \
-                if (hs >= he || ws >= we) { /* padding only: -inf, and -1: no gradient */     \
-                    for (int64_t c = 0; c < C; c++) m[c] = (T)-INFINITY, k[c] = -1;            \
-                    continue;                                                                  \
-                }                                                                              \
-                /* start from the first tap, what the reference's -inf start gives */         \
-                const T *v0 = xn + (hs * W + ws) * C;                                          \
-                for (int64_t c = 0; c < C; c++) m[c] = v0[c], k[c] = hs * W + ws;              \
-                for (int64_t yy = hs; yy < he; yy += dh)                                       \
-                    for (int64_t xx = yy == hs ? ws + dw : ws; xx < we; xx += dw)              \
-                        step(m, k, xn + (yy * W + xx) * C, yy * W + xx, C);                    \
-            }                                                                                  \
-        }                                                                                      \
-    } while (0)
+TD_CPU_ALWAYS_INLINE void max_fwd_row(const td_pool2d_args *a, const void *x, void *y, int64_t *idx,
+                                      int64_t r, bool f32)
+{
+    const int64_t C = a->c, H = a->h, W = a->w, OH = a->oh, OW = a->ow, dh = a->dh, dw = a->dw;
+    const int64_t xn = r / OH * H * W * C, es = f32 ? 4 : 8;
+    int64_t hs, he;
+    max_range(r % OH, a->sh, a->ph, a->kh, dh, H, &hs, &he);
+    for (int64_t ox = 0; ox < OW; ox++) {
+        char *m = (char *)y + (r * OW + ox) * C * es;
+        int64_t *k = idx + (r * OW + ox) * C, ws, we;
+        max_range(ox, a->sw, a->pw, a->kw, dw, W, &ws, &we);
+        if (hs >= he || ws >= we) { /* padding only */
+            if (f32)
+                max_none_f32((float *)m, k, C);
+            else
+                max_none_f64((double *)m, k, C);
+            continue;
+        }
+        /* start from the first tap, what the reference's -inf start gives */
+        const char *v0 = (const char *)x + (xn + (hs * W + ws) * C) * es;
+        if (f32)
+            max_first_f32((float *)m, k, (const float *)v0, hs * W + ws, C);
+        else
+            max_first_f64((double *)m, k, (const double *)v0, hs * W + ws, C);
+        for (int64_t yy = hs; yy < he; yy += dh)
+            for (int64_t xx = yy == hs ? ws + dw : ws; xx < we; xx += dw) {
+                const char *v = (const char *)x + (xn + (yy * W + xx) * C) * es;
+                if (f32)
+                    max_step_f32((float *)m, k, (const float *)v, yy * W + xx, C);
+                else
+                    max_step_f64((double *)m, k, (const double *)v, yy * W + xx, C);
+            }
+    }
+}
 
 /* x (N, H, W, C) -> y (N, OH, OW, C): each output channel's window sum
  * in double in the reference's tap order, CHUNK channels at a time */
-#define AVG_FWD(T, sum)                                                                        \
-    do {                                                                                       \
-        const T *xp = x;                                                                       \
-        T *yp = y;                                                                             \
-        const int64_t N = a->n, C = a->c, H = a->h, W = a->w, OH = a->oh, OW = a->ow;          \
-        const int64_t taps = a->kind == TD_POOL_AVG ? a->kh * a->kw : (H / OH + 1) * (W / OW + 1); \
-        const int64_t work = N * OH * OW * C * taps;                                           \
-        _Pragma("omp parallel for schedule(static) if (work >= TD_CPU_GRAIN)")                \
-        for (int64_t r = 0; r < N * OH; r++) {                                                 \
-            const T *xn = xp + r / OH * H * W * C;                                             \
-            double s[CHUNK];                                                                   \
-            for (int64_t ox = 0; ox < OW; ox++) {                                              \
-                int64_t hs, he, ws, we;                                                        \
-                double div = avg_window(a, r % OH, ox, &hs, &he, &ws, &we);                    \
-                T *yo = yp + (r * OW + ox) * C;                                                \
-                for (int64_t c0 = 0; c0 < C; c0 += CHUNK) {                                    \
-                    int64_t cn = C - c0 < CHUNK ? C - c0 : CHUNK;                              \
-                    for (int64_t c = 0; c < cn; c++) s[c] = 0;                                 \
-                    for (int64_t yy = hs; yy < he; yy++)                                       \
-                        for (int64_t xx = ws; xx < we; xx++) sum(s, xn + (yy * W + xx) * C + c0, cn); \
-                    for (int64_t c = 0; c < cn; c++) yo[c0 + c] = (T)(div > 0 ? s[c] / div : 0); \
-                }                                                                              \
-            }                                                                                  \
-        }                                                                                      \
-    } while (0)
+TD_CPU_ALWAYS_INLINE void avg_fwd_row(const td_pool2d_args *a, const void *x, void *y, int64_t r,
+                                      bool f32)
+{
+    const int64_t C = a->c, H = a->h, W = a->w, OH = a->oh, OW = a->ow;
+    const int64_t xn = r / OH * H * W * C, es = f32 ? 4 : 8;
+    double s[CHUNK];
+    for (int64_t ox = 0; ox < OW; ox++) {
+        int64_t hs, he, ws, we;
+        double div = avg_window(a, r % OH, ox, &hs, &he, &ws, &we);
+        char *yo = (char *)y + (r * OW + ox) * C * es;
+        for (int64_t c0 = 0; c0 < C; c0 += CHUNK) {
+            int64_t cn = C - c0 < CHUNK ? C - c0 : CHUNK;
+            for (int64_t c = 0; c < cn; c++) s[c] = 0;
+            for (int64_t yy = hs; yy < he; yy++)
+                for (int64_t xx = ws; xx < we; xx++) {
+                    const char *v = (const char *)x + (xn + (yy * W + xx) * C + c0) * es;
+                    if (f32)
+                        sum_row_f32(s, (const float *)v, cn);
+                    else
+                        sum_row_f64(s, (const double *)v, cn);
+                }
+            if (f32)
+                avg_out_f32((float *)yo + c0, s, div, cn);
+            else
+                avg_out_f64((double *)yo + c0, s, div, cn);
+        }
+    }
+}
 
 void td_cpu_pool2d_nhwc(const td_pool2d_args *a, const void *x, void *y, int64_t *idx)
 {
-    bool f32 = a->dtype == TD_FLOAT32;
+    const bool f32 = a->dtype == TD_FLOAT32;
+    const int64_t rows = a->n * a->oh, C = a->c, H = a->h, W = a->w, OH = a->oh, OW = a->ow;
     if (a->kind == TD_POOL_MAX) {
+#pragma omp parallel for schedule(static) if (rows * OW * C * a->kh * a->kw >= TD_CPU_GRAIN)
+        for (int64_t r = 0; r < rows; r++) {
+            if (f32)
+                max_fwd_row(a, x, y, idx, r, true);
+            else
+                max_fwd_row(a, x, y, idx, r, false);
+        }
+        return;
+    }
+    const int64_t taps = a->kind == TD_POOL_AVG ? a->kh * a->kw : (H / OH + 1) * (W / OW + 1);
+#pragma omp parallel for schedule(static) if (rows * OW * C * taps >= TD_CPU_GRAIN)
+    for (int64_t r = 0; r < rows; r++) {
         if (f32)
-            MAX_FWD(float, max_step_f32);
+            avg_fwd_row(a, x, y, r, true);
         else
-            MAX_FWD(double, max_step_f64);
-    } else if (f32) {
-        AVG_FWD(float, sum_row_f32);
-    } else {
-        AVG_FWD(double, sum_row_f64);
+            avg_fwd_row(a, x, y, r, false);
     }
 }
 
 /* ---- backward -------------------------------------------------------- */
 
-/* the task loop of both backward passes: task t owns channels [c0, c0 +
- * cn) of image n of gx (N, H, W, C), zeroed here; gxn points at its first
- * element. The body (the variadic arguments, commas and all) scatters that
- * block's gradient. */
-#define BWD_TASKS(T, ...)                                                                     \
-    do {                                                                                       \
-        T *gxp = gx;                                                                           \
-        const int64_t N = a->n, C = a->c, H = a->h, W = a->w, OH = a->oh, OW = a->ow;          \
-        const int64_t B = channel_block(N, C), nb = (C + B - 1) / B;                           \
-        _Pragma("omp parallel for schedule(static) if (N * (H * W + OH * OW) * C >= TD_CPU_GRAIN)") \
-        for (int64_t t = 0; t < N * nb; t++) {                                                 \
-            const int64_t n = t / nb, c0 = t % nb * B, cn = C - c0 < B ? C - c0 : B;           \
-            T *gxn = gxp + n * H * W * C + c0;                                                 \
-            if (cn == C)                                                                       \
-                memset(gxn, 0, sizeof(T) * (size_t)(H * W * C));                              \
-            else                                                                               \
-                for (int64_t p = 0; p < H * W; p++) memset(gxn + p * C, 0, sizeof(T) * (size_t)cn); \
-            __VA_ARGS__                                                                        \
-        }                                                                                      \
-    } while (0)
-
-/* each output's gradient into its argmax (idx -1: none), outputs in order */
-#define MAX_BWD(T)                                                                             \
-    BWD_TASKS(T, {                                                                             \
-        const T *go = (const T *)gy + n * OH * OW * C + c0;                                    \
-        const int64_t *io = idx + n * OH * OW * C + c0;                                        \
-        for (int64_t o = 0; o < OH * OW; o++, go += C, io += C)                                \
-            for (int64_t c = 0; c < cn; c++)                                                   \
-                if (io[c] >= 0) gxn[io[c] * C + c] += go[c];                                   \
-    })
-
-/* each output's gradient / divisor, rounded to T as the reference does,
- * added over its window; outputs in order */
-#define AVG_BWD(T, add)                                                                        \
-    BWD_TASKS(T, {                                                                             \
-        T g[CHUNK];                                                                            \
-        for (int64_t oy = 0; oy < OH; oy++)                                                    \
-            for (int64_t ox = 0; ox < OW; ox++) {                                              \
-                int64_t hs, he, ws, we;                                                        \
-                double div = avg_window(a, oy, ox, &hs, &he, &ws, &we);                        \
-                if (div <= 0) continue;                                                        \
-                const T *go = (const T *)gy + ((n * OH + oy) * OW + ox) * C + c0;              \
-                for (int64_t c = 0; c < cn; c++) g[c] = (T)(go[c] / div);                      \
-                for (int64_t yy = hs; yy < he; yy++)                                           \
-                    for (int64_t xx = ws; xx < we; xx++) add(gxn + (yy * W + xx) * C, g, cn);  \
-            }                                                                                  \
-    })
-
-void td_cpu_pool2d_nhwc_backward(const td_pool2d_args *a, const void *gy, const int64_t *idx, void *gx)
+/* Task t owns channels [c0, c0 + cn) of image n of gx (N, H, W, C), zeroes
+ * them and scatters that block's gradient into them; written once for
+ * both dtypes, as the forward rows. */
+TD_CPU_ALWAYS_INLINE void bwd_task(const td_pool2d_args *a, const void *gy, const int64_t *idx,
+                                   void *gx, int64_t n, int64_t c0, int64_t cn, bool f32)
 {
-    bool f32 = a->dtype == TD_FLOAT32;
+    const int64_t C = a->c, H = a->h, W = a->w, OH = a->oh, OW = a->ow, es = f32 ? 4 : 8;
+    char *gxn = (char *)gx + (n * H * W * C + c0) * es;
+    if (cn == C)
+        memset(gxn, 0, (size_t)(es * H * W * C));
+    else
+        for (int64_t p = 0; p < H * W; p++) memset(gxn + p * C * es, 0, (size_t)(es * cn));
     if (a->kind == TD_POOL_MAX) {
+        /* each output's gradient into its argmax, outputs in order */
+        const char *go = (const char *)gy + (n * OH * OW * C + c0) * es;
+        const int64_t *io = idx + n * OH * OW * C + c0;
+        for (int64_t o = 0; o < OH * OW; o++, go += C * es, io += C) {
+            if (f32)
+                max_scatter_f32((float *)gxn, (const float *)go, io, C, cn);
+            else
+                max_scatter_f64((double *)gxn, (const double *)go, io, C, cn);
+        }
+        return;
+    }
+    /* each output's gradient / divisor added over its window, outputs in order */
+    float gf[CHUNK];
+    double gd[CHUNK];
+    for (int64_t oy = 0; oy < OH; oy++)
+        for (int64_t ox = 0; ox < OW; ox++) {
+            int64_t hs, he, ws, we;
+            double div = avg_window(a, oy, ox, &hs, &he, &ws, &we);
+            if (div <= 0) continue;
+            const char *go = (const char *)gy + (((n * OH + oy) * OW + ox) * C + c0) * es;
+            if (f32)
+                avg_grad_f32(gf, (const float *)go, div, cn);
+            else
+                avg_grad_f64(gd, (const double *)go, div, cn);
+            for (int64_t yy = hs; yy < he; yy++)
+                for (int64_t xx = ws; xx < we; xx++) {
+                    char *d = gxn + (yy * W + xx) * C * es;
+                    if (f32)
+                        add_row_f32((float *)d, gf, cn);
+                    else
+                        add_row_f64((double *)d, gd, cn);
+                }
+        }
+}
+
+void td_cpu_pool2d_nhwc_backward(const td_pool2d_args *a, const void *gy, const int64_t *idx,
+                                 void *gx)
+{
+    const bool f32 = a->dtype == TD_FLOAT32;
+    const int64_t N = a->n, C = a->c, H = a->h, W = a->w, OH = a->oh, OW = a->ow;
+    const int64_t B = channel_block(N, C), nb = (C + B - 1) / B;
+#pragma omp parallel for schedule(static) if (N * (H * W + OH * OW) * C >= TD_CPU_GRAIN)
+    for (int64_t t = 0; t < N * nb; t++) {
+        const int64_t n = t / nb, c0 = t % nb * B, cn = C - c0 < B ? C - c0 : B;
         if (f32)
-            MAX_BWD(float);
+            bwd_task(a, gy, idx, gx, n, c0, cn, true);
         else
-            MAX_BWD(double);
-    } else if (f32) {
-        AVG_BWD(float, add_row_f32);
-    } else {
-        AVG_BWD(double, add_row_f64);
+            bwd_task(a, gy, idx, gx, n, c0, cn, false);
     }
 }
