@@ -20,113 +20,228 @@
 #include <math.h>
 #include <omp.h>
 
-#define AI static inline __attribute__((always_inline))
+/* ---- vectorised row loops, one per float type --------------------------- */
 
-/* ---- vectorised row loops, one set per float type ----------------------- */
+/* One function per type rather than one macro for both, so that a debugger
+ * steps through them; the pair of each sits together and must stay in step:
+ * the same arithmetic, float32 with our expf (td_cpu_expf_nonpos for
+ * arguments <= 0 or NaN), float64 with libm's exp. PICK below selects by the
+ * pointer's type. */
 
-/* EXPNP: exp of arguments <= 0 (or NaN); EXPANY: any argument */
-#define SMX_LOOPS(T, S, EXPNP, EXPANY)                                                          \
-    AI T rmax_##S(const T *x, int64_t c, int64_t cs)                                            \
-    {                                                                                           \
-        if (cs == 1 && sizeof(T) == sizeof(float)) return (T)td_cpu_row_max_f32((const float *)x, c); \
-        T m = -INFINITY;                                                                        \
-        _Pragma("omp simd reduction(max : m)") for (int64_t j = 0; j < c; j++)                  \
-            m = x[j * cs] > m ? x[j * cs] : m;                                                  \
-        return m;                                                                               \
-    }                                                                                           \
-    /* sum_j exp(x_j - m) */                                                                    \
-    AI T rsumexp_##S(const T *x, int64_t c, int64_t cs, T m)                                    \
-    {                                                                                           \
-        T s = 0;                                                                                \
-        _Pragma("omp simd reduction(+ : s)") for (int64_t j = 0; j < c; j++)                    \
-            s += EXPNP(x[j * cs] - m);                                                          \
-        return s;                                                                               \
-    }                                                                                           \
-    /* the same, and *noty = the sum over j != y (no cancellation) */                           \
-    AI T rsumexp2_##S(const T *x, int64_t c, int64_t cs, T m, int64_t y, T *noty)               \
-    {                                                                                           \
-        T s = 0, s2 = 0;                                                                        \
-        _Pragma("omp simd reduction(+ : s, s2)") for (int64_t j = 0; j < c; j++)                \
-        {                                                                                       \
-            T e = EXPNP(x[j * cs] - m);                                                         \
-            s += e;                                                                             \
-            s2 += j == y ? (T)0 : e;                                                            \
-        }                                                                                       \
-        *noty = s2;                                                                             \
-        return s;                                                                               \
-    }                                                                                           \
-    /* sum_j w_j (lse - x_j) with lse - x_j = (m - x_j) + ls, w NULL = all 1 */                 \
-    AI T rsmooth_##S(const T *x, const T *w, int64_t c, int64_t cs, T m, T ls)                  \
-    {                                                                                           \
-        T s = 0;                                                                                \
-        if (w) {                                                                                \
-            _Pragma("omp simd reduction(+ : s)") for (int64_t j = 0; j < c; j++)                \
-                s += w[j] * ((m - x[j * cs]) + ls);                                             \
-        } else {                                                                                \
-            _Pragma("omp simd reduction(+ : s)") for (int64_t j = 0; j < c; j++)                \
-                s += (m - x[j * cs]) + ls;                                                      \
-        }                                                                                       \
-        return s;                                                                               \
-    }                                                                                           \
-    /* t'_j = k1 t_j + k0: returns sum_j w_j t'_j (lse - x_j), *tw = sum_j w_j t'_j */          \
-    AI T rprob_##S(const T *x, const T *t, const T *w, int64_t c, int64_t cs, T m, T ls, T k1,  \
-                   T k0, T *tw)                                                                 \
-    {                                                                                           \
-        T s = 0, s2 = 0;                                                                        \
-        if (w) {                                                                                \
-            _Pragma("omp simd reduction(+ : s, s2)") for (int64_t j = 0; j < c; j++)            \
-            {                                                                                   \
-                T wt = w[j] * (k1 * t[j * cs] + k0);                                            \
-                s2 += wt;                                                                       \
-                s += wt * ((m - x[j * cs]) + ls);                                               \
-            }                                                                                   \
-        } else {                                                                                \
-            _Pragma("omp simd reduction(+ : s, s2)") for (int64_t j = 0; j < c; j++)            \
-            {                                                                                   \
-                T wt = k1 * t[j * cs] + k0;                                                     \
-                s2 += wt;                                                                       \
-                s += wt * ((m - x[j * cs]) + ls);                                               \
-            }                                                                                   \
-        }                                                                                       \
-        *tw = s2;                                                                               \
-        return s;                                                                               \
-    }                                                                                           \
-    /* g_j = A exp((x_j - m) - ls) - B w_j (w NULL: - B); any: the argument may be > 0 */       \
-    AI void rgrad_##S(T *g, const T *x, const T *w, int64_t c, int64_t cs, T m, T ls, T A, T B, \
-                      int any)                                                                  \
-    {                                                                                           \
-        if (any) {                                                                              \
-            _Pragma("omp simd") for (int64_t j = 0; j < c; j++)                                 \
-                g[j * cs] = A * EXPANY((x[j * cs] - m) - ls) - B;                               \
-        } else if (w) {                                                                         \
-            _Pragma("omp simd") for (int64_t j = 0; j < c; j++)                                 \
-                g[j * cs] = A * EXPNP((x[j * cs] - m) - ls) - B * w[j];                         \
-        } else {                                                                                \
-            _Pragma("omp simd") for (int64_t j = 0; j < c; j++)                                 \
-                g[j * cs] = A * EXPNP((x[j * cs] - m) - ls) - B;                                \
-        }                                                                                       \
-    }                                                                                           \
-    /* prob targets: g_j = gr (p_j tw - w_j t'_j); gt_j = gr k1 w_j (lse - x_j) */              \
-    AI void rgrad_prob_##S(T *g, T *gt, const T *x, const T *t, const T *w, int64_t c,          \
-                           int64_t cs, T m, T ls, T k1, T k0, T tw, T gr)                       \
-    {                                                                                           \
-        _Pragma("omp simd") for (int64_t j = 0; j < c; j++)                                     \
-        {                                                                                       \
-            T wj = w ? w[j] : (T)1;                                                             \
-            g[j * cs] = gr * (EXPNP((x[j * cs] - m) - ls) * tw - wj * (k1 * t[j * cs] + k0));   \
-        }                                                                                       \
-        if (gt) {                                                                               \
-            for (int64_t j = 0; j < c; j++)                                                     \
-                gt[j * cs] = gr * k1 * (w ? w[j] : (T)1) * ((m - x[j * cs]) + ls);              \
-        }                                                                                       \
-    }                                                                                           \
-    AI void rzero_##S(T *g, int64_t c, int64_t cs)                                              \
-    {                                                                                           \
-        for (int64_t j = 0; j < c; j++) g[j * cs] = 0;                                          \
+TD_CPU_ALWAYS_INLINE float rmax_f(const float *x, int64_t c, int64_t cs)
+{
+    if (cs == 1) return td_cpu_row_max_f32(x, c);
+    float m = -INFINITY;
+#pragma omp simd reduction(max : m)
+    for (int64_t j = 0; j < c; j++) m = x[j * cs] > m ? x[j * cs] : m;
+    return m;
+}
+
+TD_CPU_ALWAYS_INLINE double rmax_d(const double *x, int64_t c, int64_t cs)
+{
+    double m = -INFINITY;
+#pragma omp simd reduction(max : m)
+    for (int64_t j = 0; j < c; j++) m = x[j * cs] > m ? x[j * cs] : m;
+    return m;
+}
+
+/* sum_j exp(x_j - m) */
+TD_CPU_ALWAYS_INLINE float rsumexp_f(const float *x, int64_t c, int64_t cs, float m)
+{
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < c; j++) s += td_cpu_expf_nonpos(x[j * cs] - m);
+    return s;
+}
+
+TD_CPU_ALWAYS_INLINE double rsumexp_d(const double *x, int64_t c, int64_t cs, double m)
+{
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < c; j++) s += exp(x[j * cs] - m);
+    return s;
+}
+
+/* the same, and *noty = the sum over j != y (no cancellation) */
+TD_CPU_ALWAYS_INLINE float rsumexp2_f(const float *x, int64_t c, int64_t cs, float m, int64_t y,
+                                      float *noty)
+{
+    float s = 0, s2 = 0;
+#pragma omp simd reduction(+ : s, s2)
+    for (int64_t j = 0; j < c; j++) {
+        float e = td_cpu_expf_nonpos(x[j * cs] - m);
+        s += e;
+        s2 += j == y ? 0.0f : e;
     }
+    *noty = s2;
+    return s;
+}
 
-SMX_LOOPS(float, f, td_cpu_expf_nonpos, td_cpu_expf)
-SMX_LOOPS(double, d, exp, exp)
+TD_CPU_ALWAYS_INLINE double rsumexp2_d(const double *x, int64_t c, int64_t cs, double m, int64_t y,
+                                       double *noty)
+{
+    double s = 0, s2 = 0;
+#pragma omp simd reduction(+ : s, s2)
+    for (int64_t j = 0; j < c; j++) {
+        double e = exp(x[j * cs] - m);
+        s += e;
+        s2 += j == y ? 0.0 : e;
+    }
+    *noty = s2;
+    return s;
+}
+
+/* sum_j w_j (lse - x_j) with lse - x_j = (m - x_j) + ls, w NULL = all 1 */
+TD_CPU_ALWAYS_INLINE float rsmooth_f(const float *x, const float *w, int64_t c, int64_t cs, float m,
+                                     float ls)
+{
+    float s = 0;
+    if (w) {
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < c; j++) s += w[j] * ((m - x[j * cs]) + ls);
+    } else {
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < c; j++) s += (m - x[j * cs]) + ls;
+    }
+    return s;
+}
+
+TD_CPU_ALWAYS_INLINE double rsmooth_d(const double *x, const double *w, int64_t c, int64_t cs,
+                                      double m, double ls)
+{
+    double s = 0;
+    if (w) {
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < c; j++) s += w[j] * ((m - x[j * cs]) + ls);
+    } else {
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < c; j++) s += (m - x[j * cs]) + ls;
+    }
+    return s;
+}
+
+/* t'_j = k1 t_j + k0: returns sum_j w_j t'_j (lse - x_j), *tw = sum_j w_j t'_j */
+TD_CPU_ALWAYS_INLINE float rprob_f(const float *x, const float *t, const float *w, int64_t c,
+                                   int64_t cs, float m, float ls, float k1, float k0, float *tw)
+{
+    float s = 0, s2 = 0;
+    if (w) {
+#pragma omp simd reduction(+ : s, s2)
+        for (int64_t j = 0; j < c; j++) {
+            float wt = w[j] * (k1 * t[j * cs] + k0);
+            s2 += wt;
+            s += wt * ((m - x[j * cs]) + ls);
+        }
+    } else {
+#pragma omp simd reduction(+ : s, s2)
+        for (int64_t j = 0; j < c; j++) {
+            float wt = k1 * t[j * cs] + k0;
+            s2 += wt;
+            s += wt * ((m - x[j * cs]) + ls);
+        }
+    }
+    *tw = s2;
+    return s;
+}
+
+TD_CPU_ALWAYS_INLINE double rprob_d(const double *x, const double *t, const double *w, int64_t c,
+                                    int64_t cs, double m, double ls, double k1, double k0,
+                                    double *tw)
+{
+    double s = 0, s2 = 0;
+    if (w) {
+#pragma omp simd reduction(+ : s, s2)
+        for (int64_t j = 0; j < c; j++) {
+            double wt = w[j] * (k1 * t[j * cs] + k0);
+            s2 += wt;
+            s += wt * ((m - x[j * cs]) + ls);
+        }
+    } else {
+#pragma omp simd reduction(+ : s, s2)
+        for (int64_t j = 0; j < c; j++) {
+            double wt = k1 * t[j * cs] + k0;
+            s2 += wt;
+            s += wt * ((m - x[j * cs]) + ls);
+        }
+    }
+    *tw = s2;
+    return s;
+}
+
+/* g_j = A exp((x_j - m) - ls) - B w_j (w NULL: - B); any: the argument may be > 0 */
+TD_CPU_ALWAYS_INLINE void rgrad_f(float *g, const float *x, const float *w, int64_t c, int64_t cs,
+                                  float m, float ls, float A, float B, int any)
+{
+    if (any) {
+#pragma omp simd
+        for (int64_t j = 0; j < c; j++) g[j * cs] = A * td_cpu_expf((x[j * cs] - m) - ls) - B;
+    } else if (w) {
+#pragma omp simd
+        for (int64_t j = 0; j < c; j++)
+            g[j * cs] = A * td_cpu_expf_nonpos((x[j * cs] - m) - ls) - B * w[j];
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < c; j++)
+            g[j * cs] = A * td_cpu_expf_nonpos((x[j * cs] - m) - ls) - B;
+    }
+}
+
+TD_CPU_ALWAYS_INLINE void rgrad_d(double *g, const double *x, const double *w, int64_t c,
+                                  int64_t cs, double m, double ls, double A, double B, int any)
+{
+    if (any) {
+#pragma omp simd
+        for (int64_t j = 0; j < c; j++) g[j * cs] = A * exp((x[j * cs] - m) - ls) - B;
+    } else if (w) {
+#pragma omp simd
+        for (int64_t j = 0; j < c; j++) g[j * cs] = A * exp((x[j * cs] - m) - ls) - B * w[j];
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < c; j++) g[j * cs] = A * exp((x[j * cs] - m) - ls) - B;
+    }
+}
+
+/* prob targets: g_j = gr (p_j tw - w_j t'_j); gt_j = gr k1 w_j (lse - x_j) */
+TD_CPU_ALWAYS_INLINE void rgrad_prob_f(float *g, float *gt, const float *x, const float *t,
+                                       const float *w, int64_t c, int64_t cs, float m, float ls,
+                                       float k1, float k0, float tw, float gr)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < c; j++) {
+        float wj = w ? w[j] : 1.0f;
+        g[j * cs] =
+            gr * (td_cpu_expf_nonpos((x[j * cs] - m) - ls) * tw - wj * (k1 * t[j * cs] + k0));
+    }
+    if (gt) {
+        for (int64_t j = 0; j < c; j++)
+            gt[j * cs] = gr * k1 * (w ? w[j] : 1.0f) * ((m - x[j * cs]) + ls);
+    }
+}
+
+TD_CPU_ALWAYS_INLINE void rgrad_prob_d(double *g, double *gt, const double *x, const double *t,
+                                       const double *w, int64_t c, int64_t cs, double m, double ls,
+                                       double k1, double k0, double tw, double gr)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < c; j++) {
+        double wj = w ? w[j] : 1.0;
+        g[j * cs] = gr * (exp((x[j * cs] - m) - ls) * tw - wj * (k1 * t[j * cs] + k0));
+    }
+    if (gt) {
+        for (int64_t j = 0; j < c; j++)
+            gt[j * cs] = gr * k1 * (w ? w[j] : 1.0) * ((m - x[j * cs]) + ls);
+    }
+}
+
+TD_CPU_ALWAYS_INLINE void rzero_f(float *g, int64_t c, int64_t cs)
+{
+    for (int64_t j = 0; j < c; j++) g[j * cs] = 0;
+}
+
+TD_CPU_ALWAYS_INLINE void rzero_d(double *g, int64_t c, int64_t cs)
+{
+    for (int64_t j = 0; j < c; j++) g[j * cs] = 0;
+}
 
 #define PICK(x, name) _Generic((x), float *: name##_f, const float *: name##_f, default: name##_d)
 #define RMAX(x, ...) PICK(x, rmax)(x, __VA_ARGS__)
@@ -159,7 +274,8 @@ static int64_t check_targets(const td_smx_args *a, int64_t *count, double *wsum)
 
 /* ---- forward ------------------------------------------------------------- */
 
-AI void fwd_row(const td_smx_args *a, int64_t r, int64_t cs, void *loss, void *aux0, void *aux1)
+TD_CPU_ALWAYS_INLINE void fwd_row(const td_smx_args *a, int64_t r, int64_t cs, void *loss, void *aux0,
+                                  void *aux1)
 {
     int64_t c = a->c, i = r / a->inner, k = r - i * a->inner;
     int64_t base = i * c * a->inner + k;
@@ -251,8 +367,9 @@ static void forward(const td_smx_args *a, void *loss, void *aux0, void *aux1)
 
 /* ---- backward ------------------------------------------------------------ */
 
-AI void bwd_row(const td_smx_args *a, int64_t r, int64_t cs, double wtotal, const void *aux0,
-                const void *aux1, const void *gy, double scale, void *gx, void *gtp)
+TD_CPU_ALWAYS_INLINE void bwd_row(const td_smx_args *a, int64_t r, int64_t cs, double wtotal,
+                                  const void *aux0, const void *aux1, const void *gy, double scale,
+                                  void *gx, void *gtp)
 {
     int64_t c = a->c, i = r / a->inner, k = r - i * a->inner;
     int64_t base = i * c * a->inner + k;
