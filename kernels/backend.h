@@ -9,7 +9,7 @@
 #ifndef TIDE_KERNELS_BACKEND_H
 #define TIDE_KERNELS_BACKEND_H
 
-#include "tide/tide.h"
+#include "tide/core.h"
 #include "loss_binary.h"
 #include "loss_ctc.h"
 #include "loss_margin.h"
