@@ -401,25 +401,25 @@ static bool bn_rows_stats(td_dtype dt, const void *x, int64_t n, int64_t c, doub
 
 /* y = x * T(scale) + T(shift), as BN_APPLY, over rows [r0, r1) of the
  * block of w channels from j0 */
-#define BN_APPLY_BLOCK(S, T)                                                                   \
-    static inline void apply_block_##S(const T *x, T *y, int64_t r0, int64_t r1, int64_t c,   \
-                                       int64_t j0, int64_t w, const double *scale,            \
-                                       const double *shift)                                   \
-    {                                                                                          \
-        T sa[BN_BLOCK], sb[BN_BLOCK];                                                          \
-        for (int64_t j = 0; j < w; j++) sa[j] = (T)scale[j0 + j], sb[j] = (T)shift[j0 + j];    \
-        for (int64_t r = r0; r < r1; r++) {                                                    \
-            const T *xr = x + r * c + j0;                                                      \
-            T *yr = y + r * c + j0;                                                            \
-            for (int64_t j = 0; j < w; j++) yr[j] = xr[j] * sa[j] + sb[j];                     \
-        }                                                                                      \
+#define BN_APPLY_BLOCK(S, T)                                                                       \
+    TD_CPU_ALWAYS_INLINE void apply_block_##S(const T *x, T *y, int64_t r0, int64_t r1, int64_t c, \
+                                              int64_t j0, int64_t w, const double *scale,          \
+                                              const double *shift)                                 \
+    {                                                                                              \
+        T sa[BN_BLOCK], sb[BN_BLOCK];                                                              \
+        for (int64_t j = 0; j < w; j++) sa[j] = (T)scale[j0 + j], sb[j] = (T)shift[j0 + j];        \
+        for (int64_t r = r0; r < r1; r++) {                                                        \
+            const T *xr = x + r * c + j0;                                                          \
+            T *yr = y + r * c + j0;                                                                \
+            for (int64_t j = 0; j < w; j++) yr[j] = xr[j] * sa[j] + sb[j];                         \
+        }                                                                                          \
     }
 BN_APPLY_BLOCK(f32, float)
 BN_APPLY_BLOCK(f64, double)
 
 /* a block of channels at a time, so scale and shift stay in L1 */
-static void bn_rows_apply(td_dtype dt, const void *x, void *y, int64_t n, int64_t c, const double *scale,
-                          const double *shift)
+static void bn_rows_apply(td_dtype dt, const void *x, void *y, int64_t n, int64_t c,
+                          const double *scale, const double *shift)
 {
     int64_t count, rows = bn_chunk_rows(n, c, &count);
 #pragma omp parallel for schedule(static) if (n * c >= TD_CPU_GRAIN)
