@@ -12,6 +12,13 @@
 
 typedef enum { TD_SMX_CE, TD_SMX_NLL, TD_SMX_FOCAL, TD_SMX_POLY1 } td_smx_kind;
 
+/* What a kind is made of, so the runtime and every backend branch on the
+ * parts, not on names (macros: CUDA device code reads them too). Focal
+ * kinds weigh by alpha (1 - p_y)^gamma and average over the counted
+ * targets; poly kinds add epsilon (1 - p_t) (to the cross-entropy). */
+#define TD_SMX_IS_FOCAL(k) ((k) == TD_SMX_FOCAL)
+#define TD_SMX_IS_POLY(k)  ((k) == TD_SMX_POLY1)
+
 typedef struct {
     td_smx_kind kind;
     td_dtype dtype;         /* float32 or float64: x, prob, weight, alpha, row buffers */

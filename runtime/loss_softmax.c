@@ -68,7 +68,7 @@ static td_status smx_backward(td_node *nd, td_tensor *g, td_tensor **gi)
     else
         a.target = td_data_ptr(c->target);
     if (c->weight) {
-        if (a.kind == TD_SMX_FOCAL)
+        if (TD_SMX_IS_FOCAL(a.kind))
             a.alpha = td_data_ptr(c->weight);
         else
             a.weight = td_data_ptr(c->weight);
@@ -134,7 +134,7 @@ td_status td_softmax_loss_run(const td_loss_def *q, td_tensor *const *in, const 
     const td_softmax_loss_opts *o = opts;
     td_tensor *x = in[0], *target = in[1];
     td_smx_kind kind = (td_smx_kind)q->kind;
-    td_tensor *weight = kind == TD_SMX_FOCAL ? o->alpha : o->weight;
+    td_tensor *weight = TD_SMX_IS_FOCAL(kind) ? o->alpha : o->weight;
     char s1[160], s2[160];
     if (!td_dtype_is_float(x->dtype))
         return td_error(TD_EDTYPE, 1, "%s: input must be float32 or float64, got %s", q->name,
@@ -187,7 +187,7 @@ td_status td_softmax_loss_run(const td_loss_def *q, td_tensor *const *in, const 
     td_tensor *on[3] = {x, target, weight};
     TD_TRY(td_same_device(3, on));
     const td_backend *be = td_backend_of(x);
-    if (weight) TD_TRY(check_class_vector(q, weight, kind == TD_SMX_FOCAL ? "alpha" : "weight", x, c));
+    if (weight) TD_TRY(check_class_vector(q, weight, TD_SMX_IS_FOCAL(kind) ? "alpha" : "weight", x, c));
     if (prob && o->ignore_index >= 0)
         return td_error(TD_EINVAL, 3, "%s: ignore_index (%lld) is not supported with class-probability targets",
                         q->name, (long long)o->ignore_index);
@@ -209,16 +209,16 @@ td_status td_softmax_loss_run(const td_loss_def *q, td_tensor *const *in, const 
     else
         a.target = td_data_ptr(ct);
     if (cw) {
-        if (kind == TD_SMX_FOCAL)
+        if (TD_SMX_IS_FOCAL(kind))
             a.alpha = td_data_ptr(cw);
         else
             a.weight = td_data_ptr(cw);
     }
-    a.alpha_scalar = kind == TD_SMX_FOCAL ? o->alpha_value : 1;
+    a.alpha_scalar = TD_SMX_IS_FOCAL(kind) ? o->alpha_value : 1;
     a.ignore_index = o->ignore_index;
-    a.smoothing = kind == TD_SMX_CE || kind == TD_SMX_POLY1 ? o->label_smoothing : 0;
-    a.gamma = kind == TD_SMX_FOCAL ? o->gamma : 0;
-    a.epsilon = kind == TD_SMX_POLY1 ? o->epsilon : 0;
+    a.smoothing = kind == TD_SMX_CE || TD_SMX_IS_POLY(kind) ? o->label_smoothing : 0;
+    a.gamma = TD_SMX_IS_FOCAL(kind) ? o->gamma : 0;
+    a.epsilon = TD_SMX_IS_POLY(kind) ? o->epsilon : 0;
     int64_t rows = n * inner;
     double den = (double)rows;
     if (!prob) {
@@ -234,11 +234,11 @@ td_status td_softmax_loss_run(const td_loss_def *q, td_tensor *const *in, const 
                           o->ignore_index == -100 ? ", or ignore_index -100" : ", or ignore_index");
             goto fail;
         }
-        den = kind == TD_SMX_FOCAL ? (double)count : wsum;
+        den = TD_SMX_IS_FOCAL(kind) ? (double)count : wsum;
     }
     td_device dev = td_device_of(x);
     TD_CHECK(td_empty_on(tnd, tshape, x->dtype, dev, &loss));
-    bool has_aux0 = kind != TD_SMX_NLL, has_aux1 = kind == TD_SMX_FOCAL || prob;
+    bool has_aux0 = kind != TD_SMX_NLL, has_aux1 = TD_SMX_IS_FOCAL(kind) || prob;
     int64_t rows2 = 2 * rows;
     if (has_aux0) TD_CHECK(td_empty_on(1, &rows2, x->dtype, dev, &aux0));
     if (has_aux1) TD_CHECK(td_empty_on(1, &rows, x->dtype, dev, &aux1));

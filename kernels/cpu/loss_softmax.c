@@ -309,7 +309,7 @@ TD_CPU_ALWAYS_INLINE void fwd_row(const td_smx_args *a, int64_t r, int64_t cs, v
             return;
         }
         T m = RMAX(x, c, cs);
-        if (a->kind == TD_SMX_FOCAL) {
+        if (TD_SMX_IS_FOCAL(a->kind)) {
             T s2;
             T s = RSUMEXP2(x, c, cs, m, y, &s2);
             double ls = log((double)s), ls2 = log((double)s2);
@@ -330,7 +330,7 @@ TD_CPU_ALWAYS_INLINE void fwd_row(const td_smx_args *a, int64_t r, int64_t cs, v
         double e = a->smoothing;
         double l = (1 - e) * wy * nlp;
         if (e > 0) l += e / (double)c * (double)RSMOOTH(x, w, c, cs, m, (T)ls);
-        if (a->kind == TD_SMX_POLY1) {
+        if (TD_SMX_IS_POLY(a->kind)) {
             double pt = (1 - e) * exp(-nlp) + e / (double)c;
             l += a->epsilon * wy * (1 - pt);
         }
@@ -397,7 +397,7 @@ TD_CPU_ALWAYS_INLINE void bwd_row(const td_smx_args *a, int64_t r, int64_t cs, d
             g[y * cs] = (T)(-gr * wy);
             return;
         }
-        if (a->kind == TD_SMX_FOCAL) {
+        if (TD_SMX_IS_FOCAL(a->kind)) {
             double gg = gr * (double)((const T *)aux1)[r];
             if (st[1] == -INFINITY)
                 RZERO(g, c, cs); /* every p_j, j != y, is 0: q_j is bounded, g is 0 */
@@ -408,7 +408,7 @@ TD_CPU_ALWAYS_INLINE void bwd_row(const td_smx_args *a, int64_t r, int64_t cs, d
         }
         double e = a->smoothing;
         double A = (1 - e) * wy + e * wtotal / (double)c, D = (1 - e) * wy;
-        if (a->kind == TD_SMX_POLY1) {
+        if (TD_SMX_IS_POLY(a->kind)) {
             double py = exp(((double)x[y * cs] - (double)st[0]) - (double)st[1]);
             double bp = a->epsilon * wy * (1 - e) * py;
             A += bp;

@@ -164,7 +164,7 @@ __global__ void smx_forward(td_smx_args a, T *loss, T *aux0, T *aux1)
     const T *w = (const T *)a.weight;
     const double e = a.smoothing;
     const T k1 = (T)(1 - e), k0 = (T)(e / (double)c);
-    const bool smooth = a.kind != TD_SMX_FOCAL && !a.prob && e > 0;
+    const bool smooth = !TD_SMX_IS_FOCAL(a.kind) && !a.prob && e > 0;
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
         int64_t i = r / a.inner, k = r - i * a.inner, base = i * c * a.inner + k;
         const T *x = (const T *)a.x + base;
@@ -209,7 +209,7 @@ __global__ void smx_forward(td_smx_args a, T *loss, T *aux0, T *aux1)
         }
         double wy = w ? (double)w[y] : 1.0;
         double xy = (double)x[y * cs];
-        if (a.kind == TD_SMX_FOCAL) {
+        if (TD_SMX_IS_FOCAL(a.kind)) {
             double ls = log((double)s), ls2 = log((double)s2);
             double logp = xy == (double)m ? -log1p((double)s2) : (xy - (double)m) - ls;
             double l1mp = ls2 - ls;
@@ -230,7 +230,7 @@ __global__ void smx_forward(td_smx_args a, T *loss, T *aux0, T *aux1)
             double lsr = (double)(T)ls; /* the CPU sums with ls rounded to T */
             l += e / (double)c * (((double)m + lsr) * p.b - p.a);
         }
-        if (a.kind == TD_SMX_POLY1) {
+        if (TD_SMX_IS_POLY(a.kind)) {
             double pt = (1 - e) * exp(-nlp) + e / (double)c;
             l += a.epsilon * wy * (1 - pt);
         }
@@ -319,7 +319,7 @@ __global__ void smx_backward(td_smx_args a, const T *aux0, const T *aux1, const 
             for (int64_t j = threadIdx.x; j < c; j += blockDim.x) g[j * cs] = 0;
             continue;
         }
-        if (a.kind == TD_SMX_FOCAL) {
+        if (TD_SMX_IS_FOCAL(a.kind)) {
             double gg = gr * (double)aux1[r];
             T A = (T)-gg;
             bool zero = ls == (T)-INFINITY; /* every p_j, j != y, is 0: q_j is bounded, g is 0 */
@@ -329,7 +329,7 @@ __global__ void smx_backward(td_smx_args a, const T *aux0, const T *aux1, const 
         }
         double wy = w ? (double)w[y] : 1.0;
         double A = (1 - e) * wy + e * wtotal / (double)c, D = (1 - e) * wy;
-        if (a.kind == TD_SMX_POLY1) {
+        if (TD_SMX_IS_POLY(a.kind)) {
             double py = exp(((double)x[y * cs] - (double)m) - (double)ls);
             double bp = a.epsilon * wy * (1 - e) * py;
             A += bp;
