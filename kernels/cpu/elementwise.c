@@ -3,7 +3,14 @@
  * Each kernel is a row loop handed to the strided iterator; contiguous
  * operands coalesce into one flat row, so the `stride == 1` branches below
  * are the fast paths and are written as plain loops gcc vectorises. The
- * op switch sits outside the loops, one loop per op. */
+ * op switch sits outside the loops, one loop per op.
+ *
+ * The loops and the tables of cases stay macros: they take each op's
+ * expression and splice it into its own loop, for float32 and float64 from
+ * one table (tgmath picks each function's precision). A C function can take
+ * the expression only as a pointer called per element, which gcc does not
+ * vectorise, and the alternative is a hand-kept copy of each table per
+ * type. */
 
 #include "cpu.h"
 #include "iter.h"

@@ -5,7 +5,12 @@
  * coalesce into one flat row, broadcast ones keep stride 0). Every output
  * element depends on its own inputs only, so the split over threads never
  * changes a bit; the reductions happen afterwards in a fixed order
- * (td_loss_reduce_raw). */
+ * (td_loss_reduce_raw).
+ *
+ * The loops and the forward and backward bodies stay macros, as in
+ * elementwise.c: they splice each loss's expression into its own loop, for
+ * both float types from one table, which no C function can do without a
+ * call per element (no vectorisation) or a copy of the table per type. */
 #include "cpu.h"
 #include "iter.h"
 

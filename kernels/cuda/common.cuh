@@ -133,6 +133,10 @@ __device__ inline D convert(S v)
         return (D)v;
 }
 
+/* Run the statement list with T the C type of dt (TDC_FLOAT_DISPATCH: double
+ * for float64, else float). Macros, as the CPU's TD_CPU_DISPATCH: they take
+ * a block of statements, kernel launches and all, which a template cannot
+ * without wrapping every caller's block in a lambda. */
 #define TDC_DISPATCH(dt, ...)                  \
     switch (dt) {                              \
     case TD_FLOAT32: {                         \
