@@ -10,14 +10,14 @@
 
 #include "tide/core.h"
 
-typedef enum { TD_SMX_CE, TD_SMX_NLL, TD_SMX_FOCAL, TD_SMX_POLY1 } td_smx_kind;
+typedef enum { TD_SMX_CE, TD_SMX_NLL, TD_SMX_FOCAL, TD_SMX_POLY1, TD_SMX_POLY1_FOCAL } td_smx_kind;
 
 /* What a kind is made of, so the runtime and every backend branch on the
  * parts, not on names (macros: CUDA device code reads them too). Focal
  * kinds weigh by alpha (1 - p_y)^gamma and average over the counted
  * targets; poly kinds add epsilon (1 - p_t) (to the cross-entropy). */
-#define TD_SMX_IS_FOCAL(k) ((k) == TD_SMX_FOCAL)
-#define TD_SMX_IS_POLY(k)  ((k) == TD_SMX_POLY1)
+#define TD_SMX_IS_FOCAL(k) ((k) == TD_SMX_FOCAL || (k) == TD_SMX_POLY1_FOCAL)
+#define TD_SMX_IS_POLY(k)  ((k) == TD_SMX_POLY1 || (k) == TD_SMX_POLY1_FOCAL)
 
 typedef struct {
     td_smx_kind kind;

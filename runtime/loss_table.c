@@ -54,6 +54,14 @@ static const td_loss_def table[] = {
       REDUCTION(SMX(reduction), TD_REDUCE_MEAN)},
      "cross_entropy + epsilon w_y (1 - p_t)"},
 
+    {"poly1_focal_loss", "Poly1FocalLoss", "Poly1FocalLossBackward", TD_LOSS_SOFTMAX, TD_SMX_POLY1_FOCAL, false,
+     IN2("input", SCORES, "N C", "target", CLASSES, "N"), false,
+     {NUMBER("epsilon", SMX(epsilon), 1, FINITE_GE(-1, "a finite number >= -1")),
+      NUMBER("gamma", SMX(gamma), 2, FINITE_GE(0, "a finite number >= 0")),
+      {"alpha", TD_OPT_ALPHA, SMX(alpha), SMX(alpha_value), 1, 0, 0, 0, "a number"},
+      INTEGER("ignore_index", SMX(ignore_index), -100), REDUCTION(SMX(reduction), TD_REDUCE_MEAN)},
+     "focal_loss + epsilon (1 - p_y)^(gamma + 1)"},
+
     /* ---- binary ---- */
     {"binary_cross_entropy", "BCELoss", "BinaryCrossEntropyBackward", TD_LOSS_BINARY, TD_BIN_BCE, true,
      IN2("input", PROBS, "N C", "target", BINARY, "N C"), false,

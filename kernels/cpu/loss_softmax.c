@@ -320,9 +320,14 @@ TD_CPU_ALWAYS_INLINE void fwd_row(const td_smx_args *a, int64_t r, int64_t cs, v
             double pw = g == 0 ? 1.0 : exp(g * l1mp);
             double al = a->alpha ? (double)((const T *)a->alpha)[y] : a->alpha_scalar;
             double p = exp(logp);
-            *L = (T)(-al * pw * logp);
+            double l = -al * pw * logp, gg = al * pw * (g * p * logp - exp(l1mp));
+            if (TD_SMX_IS_POLY(a->kind)) { /* + epsilon (1 - p)^(g + 1) */
+                l += a->epsilon * pw * exp(l1mp);
+                gg -= a->epsilon * (g + 1) * p * pw * exp(l1mp);
+            }
+            *L = (T)l;
             st[0] = m, st[1] = (T)ls2; /* q_j = p_j / (1 - p_y) = exp((x_j - m) - ls2) */
-            ((T *)aux1)[r] = (T)(al * pw * (g * p * logp - exp(l1mp)));
+            ((T *)aux1)[r] = (T)gg;
             return;
         }
         double ls = log((double)RSUMEXP(x, c, cs, m));

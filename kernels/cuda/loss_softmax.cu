@@ -217,10 +217,15 @@ __global__ void smx_forward(td_smx_args a, T *loss, T *aux0, T *aux1)
             double pw = g == 0 ? 1.0 : exp(g * l1mp);
             double al = a.alpha ? (double)((const T *)a.alpha)[y] : a.alpha_scalar;
             double pp = exp(logp);
-            loss[r] = (T)(-al * pw * logp);
+            double l = -al * pw * logp, gg = al * pw * (g * pp * logp - exp(l1mp));
+            if (TD_SMX_IS_POLY(a.kind)) { /* + epsilon (1 - p)^(g + 1) */
+                l += a.epsilon * pw * exp(l1mp);
+                gg -= a.epsilon * (g + 1) * pp * pw * exp(l1mp);
+            }
+            loss[r] = (T)l;
             aux0[2 * r] = m;
             aux0[2 * r + 1] = (T)ls2;
-            aux1[r] = (T)(al * pw * (g * pp * logp - exp(l1mp)));
+            aux1[r] = (T)gg;
             continue;
         }
         double ls = log((double)s);

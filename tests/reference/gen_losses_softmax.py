@@ -84,6 +84,22 @@ def poly1_ref(x, y, epsilon=1.0, weight=None, ignore_index=-100, label_smoothing
     return (s / torch.where(mask, wy, torch.zeros_like(wy)).sum()).to(x.dtype)
 
 
+def poly1_focal_ref(x, y, epsilon=1.0, gamma=2.0, alpha=None, ignore_index=-100, reduction="mean"):
+    cdim = 0 if x.dim() == 1 else 1
+    mask = y != ignore_index
+    ys = torch.where(mask, y, torch.zeros_like(y))
+    p = F.softmax(x.double(), cdim).gather(cdim, ys.unsqueeze(cdim)).squeeze(cdim)
+    poly = torch.where(mask, epsilon * (1 - p) ** (gamma + 1), torch.zeros_like(p))
+    focal = focal_ref(x, y, gamma=gamma, alpha=alpha, ignore_index=ignore_index, reduction="none").double()
+    loss = focal + poly
+    if reduction == "none":
+        return loss.to(x.dtype)
+    s = loss.sum()
+    if reduction == "sum":
+        return s.to(x.dtype)
+    return (s / mask.sum()).to(x.dtype)
+
+
 def torch_opts(loss, opts):
     o = dict(opts)
     if loss == "focal_loss":
@@ -104,6 +120,8 @@ def add(name, loss, x, y, **opts):
         out = focal_ref(x, y, **opts)
     elif loss == "poly1_cross_entropy":
         out = poly1_ref(x, y, **opts)
+    elif loss == "poly1_focal_loss":
+        out = poly1_focal_ref(x, y, **opts)
     w = torch.rand(out.shape, dtype=x.dtype) + 0.5 if out.dim() > 0 else torch.ones((), dtype=x.dtype)
     (out * w).sum().backward()
     case = {"name": name, "loss": loss, "input": spec(x), "target": spec(y), "output": spec(out), "w": spec(w),
@@ -233,6 +251,14 @@ add("poly1 all ignored", "poly1_cross_entropy", xp, torch.full((5,), -100))
 add("poly1 kdim", "poly1_cross_entropy", randn(2, 6, 3), idx(6, 2, 3), epsilon=0.5, reduction="none")
 add("poly1 unbatched", "poly1_cross_entropy", randn(6), torch.tensor(4))
 add("poly1 f32", "poly1_cross_entropy", randn(5, 6, dt=f32), yp, weight=wp.float(), label_smoothing=0.1)
+
+# ---- poly1_focal_loss -------------------------------------------------------
+xq, yq = randn(6, 5), torch.tensor([0, 4, 2, 2, 1, 3])
+for r in ("mean", "sum", "none"):
+    add("poly1 focal " + r, "poly1_focal_loss", xq, yq, reduction=r)
+add("poly1 focal eps -1 gamma 0.5 alpha", "poly1_focal_loss", xq, yq, epsilon=-1.0, gamma=0.5, alpha=0.25)
+add("poly1 focal ignore kdim", "poly1_focal_loss", randn(2, 5, 3), torch.tensor([[0, -100, 4], [1, 2, -100]]),
+    epsilon=2.0, gamma=1.0, reduction="none")
 
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "losses_softmax.json")
 with open(out, "w") as f:
