@@ -325,3 +325,24 @@ describe("softmax losses: nn modules", function()
         assert.are.equal(F.cross_entropy(x, y):item(), tide.nn.CrossEntropyLoss()(x, y):item())
     end)
 end)
+
+describe("softmax losses: poly1_focal_loss", function()
+    it("is focal_loss at epsilon = 0 and poly1_cross_entropy at gamma = 0, values and gradients", function()
+        tide.manual_seed(8)
+        local x = tide.randn({ 7, 5 }, "float64")
+        local y = tide.tensor({ 0, 1, 2, 3, 4, 0, -100 }, "int64")
+        for _, c in ipairs({
+            { { epsilon = 0, gamma = 1.5, alpha = 0.25 }, "focal_loss", { gamma = 1.5, alpha = 0.25 } },
+            { { epsilon = 0.7, gamma = 0 }, "poly1_cross_entropy", { epsilon = 0.7 } },
+        }) do
+            local xa = x:detach():requires_grad_()
+            local xb = x:detach():requires_grad_()
+            local a = F.poly1_focal_loss(xa, y, c[1])
+            local b = F[c[2]](xb, y, c[3])
+            a:backward()
+            b:backward()
+            assert.is_true(math.abs(a:item() - b:item()) <= 1e-14, c[2])
+            assert.is_true((xa.grad - xb.grad):abs():max():item() <= 1e-14, c[2] .. " gradient")
+        end
+    end)
+end)
