@@ -79,18 +79,28 @@ static td_status record_indexed(const char *name, td_backward_fn fn, int nin, td
 
 /* ---- index_select / index_add ------------------------------------------ */
 
-static td_status index_select_backward(td_node *n, td_tensor *g, td_tensor **gi)
+/* the gradient of a read at index (index_select, gather): zeros of the
+ * input's shape with g added back where each element was read */
+static td_status add_back(td_node *n, td_tensor *g, td_tensor **gi, bool gather)
 {
     const index_ctx *c = n->ctx;
     td_tensor *z = NULL, *gx = NULL;
     td_status st;
     TD_CHECK(td_full_on(n->in_ndim[0], n->in_shape[0], 0.0, g->dtype, td_device_of(g), &z));
-    TD_CHECK(td_index_add(z, c->dim, c->index, g, &gx));
+    if (gather)
+        TD_CHECK(td_scatter(z, c->dim, c->index, g, true, &gx));
+    else
+        TD_CHECK(td_index_add(z, c->dim, c->index, g, &gx));
     TD_CHECK(td_grad_to_input(n, 0, gx, gi));
 fail:
     td_tensor_release(z);
     td_tensor_release(gx);
     return st;
+}
+
+static td_status index_select_backward(td_node *n, td_tensor *g, td_tensor **gi)
+{
+    return add_back(n, g, gi, false);
 }
 
 td_status td_index_select(td_tensor *x, int dim, td_tensor *index, td_tensor **out)
@@ -188,19 +198,7 @@ static td_status check_gather_shape(const td_tensor *x, const td_tensor *index, 
     return TD_OK;
 }
 
-static td_status gather_backward(td_node *n, td_tensor *g, td_tensor **gi)
-{
-    const index_ctx *c = n->ctx;
-    td_tensor *z = NULL, *gx = NULL;
-    td_status st;
-    TD_CHECK(td_full_on(n->in_ndim[0], n->in_shape[0], 0.0, g->dtype, td_device_of(g), &z));
-    TD_CHECK(td_scatter(z, c->dim, c->index, g, true, &gx));
-    TD_CHECK(td_grad_to_input(n, 0, gx, gi));
-fail:
-    td_tensor_release(z);
-    td_tensor_release(gx);
-    return st;
-}
+static td_status gather_backward(td_node *n, td_tensor *g, td_tensor **gi) { return add_back(n, g, gi, true); }
 
 td_status td_gather(td_tensor *x, int dim, td_tensor *index, td_tensor **out)
 {

@@ -223,15 +223,23 @@ static td_status first_bad(td_tensor *target, int64_t count, int64_t lo, int64_t
 
 /* ---- the front-ends: each one's checks and plan ------------------------------- */
 
+/* multi_margin's and multilabel_margin's input (N, C) or (C) of scores, and
+ * an index target */
+static td_status check_class_scores(const char *L, const td_tensor *input, const td_tensor *target)
+{
+    char s[96];
+    TD_TRY(td_need_float(input->dtype, 1, L, "input"));
+    if (input->ndim < 1 || input->ndim > 2 || input->shape[input->ndim - 1] == 0)
+        return td_error(TD_ESHAPE, 1, "%s: input must be (N, C) or (C) with C > 0, got shape %s", L,
+                        (shape_of(input, s, sizeof s), s));
+    return need_indices(L, target, 2);
+}
+
 static td_status multi_margin_loss(const td_loss_def *def, td_tensor *input, td_tensor *target, const td_margin_loss_opts *o, td_tensor **out)
 {
     static const char *L = "multi_margin_loss";
     char s1[96], s2[96];
-    TD_TRY(td_need_float(input->dtype, 1, L, "input"));
-    if (input->ndim < 1 || input->ndim > 2 || input->shape[input->ndim - 1] == 0)
-        return td_error(TD_ESHAPE, 1, "%s: input must be (N, C) or (C) with C > 0, got shape %s", L,
-                        (shape_of(input, s1, sizeof s1), s1));
-    TD_TRY(need_indices(L, target, 2));
+    TD_TRY(check_class_scores(L, input, target));
     {
         td_tensor *on[3] = {input, target, o->weight};
         TD_TRY(same_place(L, o->weight ? 3 : 2, on));
@@ -282,11 +290,7 @@ static td_status multilabel_margin_loss(const td_loss_def *def, td_tensor *input
 {
     static const char *L = "multilabel_margin_loss";
     char s1[96], s2[96];
-    TD_TRY(td_need_float(input->dtype, 1, L, "input"));
-    if (input->ndim < 1 || input->ndim > 2 || input->shape[input->ndim - 1] == 0)
-        return td_error(TD_ESHAPE, 1, "%s: input must be (N, C) or (C) with C > 0, got shape %s", L,
-                        (shape_of(input, s1, sizeof s1), s1));
-    TD_TRY(need_indices(L, target, 2));
+    TD_TRY(check_class_scores(L, input, target));
     {
         td_tensor *on[2] = {input, target};
         TD_TRY(same_place(L, 2, on));

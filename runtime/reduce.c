@@ -195,17 +195,40 @@ td_status td_std(td_tensor *x, int dim, bool all, bool keepdim, int64_t correcti
     return st;
 }
 
+/* norm and prod keep their input and output (and norm its p) */
 typedef struct {
     reduce_ctx r;
     td_tensor *x, *out;
     double p;
-} norm_ctx;
+} x_out_ctx;
+
+/* the node of fn over x, keeping x and the result v; *out = v, or v
+ * released on failure */
+static td_status record_x_out(const char *name, td_backward_fn fn, td_tensor *x, const reduce_plan *pl,
+                              double p, td_tensor *v, td_tensor **out)
+{
+    td_node *node;
+    x_out_ctx *c;
+    td_status st = new_reduce_node(name, fn, x, pl, sizeof *c, &node, (void **)&c);
+    if (st == TD_OK) {
+        c->p = p;
+        st = td_node_keep(node, x, &c->x);
+        if (st == TD_OK) st = td_node_keep(node, v, &c->out);
+        st = td_node_finish(node, st, v);
+    }
+    if (st != TD_OK) {
+        td_tensor_release(v);
+        return st;
+    }
+    *out = v;
+    return TD_OK;
+}
 
 /* d|x|_p / dx = sign(x) |x|^(p-1) / |x|_p^(p-1), taken as 0 where the norm
  * is 0 (PyTorch's choice; the composite formula would give NaN there) */
 static td_status norm_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
-    const norm_ctx *c = n->ctx;
+    const x_out_ctx *c = n->ctx;
     td_tensor *t[9] = {NULL};
     td_status st;
     TD_CHECK(unreduce(n, &c->r, c->out, &t[0]));
@@ -267,35 +290,17 @@ td_status td_norm(td_tensor *x, double p, int dim, bool all, bool keepdim, td_te
     td_status st = norm_value(x, p, dim, all, keepdim, &v);
     td_set_grad_enabled(prev);
     if (st != TD_OK) return st;
-    td_node *node;
-    norm_ctx *c;
-    st = new_reduce_node("NormBackward", norm_backward, x, &pl, sizeof *c, &node, (void **)&c);
-    if (st == TD_OK) {
-        c->p = p;
-        st = td_node_keep(node, x, &c->x);
-        if (st == TD_OK) st = td_node_keep(node, v, &c->out);
-        st = td_node_finish(node, st, v);
-    }
-    if (st != TD_OK) {
-        td_tensor_release(v);
-        return st;
-    }
-    *out = v;
-    return TD_OK;
+    return record_x_out("NormBackward", norm_backward, x, &pl, p, v, out);
 }
 
 /* ---- prod ------------------------------------------------------------ */
 
-typedef struct {
-    reduce_ctx r;
-    td_tensor *x, *out;
-} prod_ctx;
 
 /* d prod / d x_i is the product of the others: out / x_i when the slice has
  * no zero; at the one zero of a slice, the product of the rest; else 0 */
 static td_status prod_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
-    const prod_ctx *c = n->ctx;
+    const x_out_ctx *c = n->ctx;
     td_tensor *x = c->x;
     td_tensor *tmp[12] = {NULL};
     td_tensor *gx = NULL;
@@ -335,21 +340,8 @@ td_status td_prod(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out
     td_dtype dt = td_dtype_is_float(x->dtype) ? x->dtype : TD_INT64;
     td_tensor *v = NULL;
     TD_TRY(reduce_raw(TD_PROD, x, &p, dt, &v, NULL));
-    if (td_dtype_is_float(dt) && td_needs_grad(1, &x)) {
-        td_node *node;
-        prod_ctx *c;
-        td_status st =
-            new_reduce_node("ProdBackward", prod_backward, x, &p, sizeof *c, &node, (void **)&c);
-        if (st == TD_OK) {
-            st = td_node_keep(node, x, &c->x);
-            if (st == TD_OK) st = td_node_keep(node, v, &c->out);
-            st = td_node_finish(node, st, v);
-        }
-        if (st != TD_OK) {
-            td_tensor_release(v);
-            return st;
-        }
-    }
+    if (td_dtype_is_float(dt) && td_needs_grad(1, &x))
+        return record_x_out("ProdBackward", prod_backward, x, &p, 0, v, out);
     *out = v;
     return TD_OK;
 }
