@@ -83,6 +83,24 @@ typedef struct {
     int n_grad;
 } margin_plan;
 
+static void plan_release(margin_plan *p)
+{
+    td_release_many(3, p->dense);
+    td_tensor_release(p->weight);
+}
+
+/* the plan of an elementwise loss (hinge, ranking): the k inputs broadcast
+ * to shape as dt, one loss per element */
+static td_status plan_elementwise(margin_plan *p, int k, td_tensor *const *in, td_dtype dt, int nd,
+                                  const int64_t *shape, int n_grad)
+{
+    for (int i = 0; i < k; i++) TD_TRY(raw(in[i], dt, nd, shape, &p->dense[i]));
+    p->elem_ndim = nd;
+    memcpy(p->elem_shape, shape, sizeof(int64_t) * (size_t)nd);
+    p->rows = td_shape_numel(nd, shape), p->len = 1, p->n_grad = n_grad;
+    return TD_OK;
+}
+
 /* what backward reads */
 typedef struct {
     td_margin_kind kind;
@@ -200,8 +218,7 @@ static td_status margin_run(const td_loss_def *d, const td_margin_loss_opts *o, 
                             sizeof(margin_ctx), margin_fill, &arg, out));
 fail:
     td_tensor_release(elem);
-    td_release_many(3, p->dense);
-    td_tensor_release(p->weight);
+    plan_release(p);
     return st;
 }
 
@@ -281,8 +298,7 @@ static td_status multi_margin_loss(const td_loss_def *def, td_tensor *input, td_
     p.rows = n, p.len = c, p.n_grad = 1;
     return margin_run(def, o, in, &p, out);
 fail:
-    td_release_many(3, p.dense);
-    td_tensor_release(p.weight);
+    plan_release(&p);
     return st;
 }
 
@@ -318,8 +334,7 @@ static td_status multilabel_margin_loss(const td_loss_def *def, td_tensor *input
     p.rows = n, p.len = c, p.n_grad = 1;
     return margin_run(def, o, in, &p, out);
 fail:
-    td_release_many(3, p.dense);
-    td_tensor_release(p.weight);
+    plan_release(&p);
     return st;
 }
 
@@ -341,15 +356,10 @@ static td_status hinge_embedding_loss(const td_loss_def *def, td_tensor *input, 
     margin_plan p = {0};
     td_status st;
     td_tensor *in[2] = {input, target};
-    TD_CHECK(raw(input, input->dtype, nd, shape, &p.dense[0]));
-    TD_CHECK(raw(target, input->dtype, nd, shape, &p.dense[1]));
-    p.elem_ndim = nd;
-    memcpy(p.elem_shape, shape, sizeof(int64_t) * (size_t)nd);
-    p.rows = td_shape_numel(nd, shape), p.len = 1, p.n_grad = 1;
+    TD_CHECK(plan_elementwise(&p, 2, in, input->dtype, nd, shape, 1));
     return margin_run(def, o, in, &p, out);
 fail:
-    td_release_many(3, p.dense);
-    td_tensor_release(p.weight);
+    plan_release(&p);
     return st;
 }
 
@@ -388,8 +398,7 @@ static td_status cosine_embedding_loss(const td_loss_def *def, td_tensor *x1, td
     p.rows = n, p.len = d, p.n_grad = 2;
     return margin_run(def, o, in, &p, out);
 fail:
-    td_release_many(3, p.dense);
-    td_tensor_release(p.weight);
+    plan_release(&p);
     return st;
 }
 
@@ -420,16 +429,10 @@ static td_status margin_ranking_loss(const td_loss_def *def, td_tensor *x1, td_t
     margin_plan p = {0};
     td_status st;
     td_tensor *in[3] = {x1, x2, y};
-    TD_CHECK(raw(x1, x1->dtype, nd2, shape2, &p.dense[0]));
-    TD_CHECK(raw(x2, x1->dtype, nd2, shape2, &p.dense[1]));
-    TD_CHECK(raw(y, x1->dtype, nd2, shape2, &p.dense[2]));
-    p.elem_ndim = nd2;
-    memcpy(p.elem_shape, shape2, sizeof(int64_t) * (size_t)nd2);
-    p.rows = td_shape_numel(nd2, shape2), p.len = 1, p.n_grad = 2;
+    TD_CHECK(plan_elementwise(&p, 3, in, x1->dtype, nd2, shape2, 2));
     return margin_run(def, o, in, &p, out);
 fail:
-    td_release_many(3, p.dense);
-    td_tensor_release(p.weight);
+    plan_release(&p);
     return st;
 }
 
@@ -461,8 +464,7 @@ static td_status triplet_margin_loss(const td_loss_def *def, td_tensor *anchor, 
     p.rows = n, p.len = d, p.n_grad = 3;
     return margin_run(def, o, in, &p, out);
 fail:
-    td_release_many(3, p.dense);
-    td_tensor_release(p.weight);
+    plan_release(&p);
     return st;
 }
 
