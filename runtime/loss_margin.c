@@ -240,27 +240,36 @@ static td_status first_bad(td_tensor *target, int64_t count, int64_t lo, int64_t
 
 /* ---- the front-ends: each one's checks and plan ------------------------------- */
 
-/* multi_margin's and multilabel_margin's input (N, C) or (C) of scores, and
- * an index target */
-static td_status check_class_scores(const char *L, const td_tensor *input, const td_tensor *target)
+/* multi_margin's and multilabel_margin's input (N, C) or (C) of scores, an
+ * index target, and the class weights (or NULL) on their device */
+static td_status check_class_scores(const char *L, td_tensor *input, td_tensor *target, td_tensor *weight)
 {
     char s[96];
     TD_TRY(td_need_float(input->dtype, 1, L, "input"));
     if (input->ndim < 1 || input->ndim > 2 || input->shape[input->ndim - 1] == 0)
         return td_error(TD_ESHAPE, 1, "%s: input must be (N, C) or (C) with C > 0, got shape %s", L,
                         (shape_of(input, s, sizeof s), s));
-    return need_indices(L, target, 2);
+    TD_TRY(need_indices(L, target, 2));
+    td_tensor *on[3] = {input, target, weight};
+    return same_place(L, weight ? 3 : 2, on);
+}
+
+/* the plan of a loss per row of c scores with int64 targets */
+static td_status plan_rows(margin_plan *p, td_tensor *input, td_tensor *target, int64_t n, int64_t c)
+{
+    TD_TRY(raw(input, input->dtype, -1, NULL, &p->dense[0]));
+    TD_TRY(raw(target, TD_INT64, -1, NULL, &p->dense[1]));
+    p->elem_ndim = input->ndim == 2 ? 1 : 0;
+    p->elem_shape[0] = n;
+    p->rows = n, p->len = c, p->n_grad = 1;
+    return TD_OK;
 }
 
 static td_status multi_margin_loss(const td_loss_def *def, td_tensor *input, td_tensor *target, const td_margin_loss_opts *o, td_tensor **out)
 {
     static const char *L = "multi_margin_loss";
     char s1[96], s2[96];
-    TD_TRY(check_class_scores(L, input, target));
-    {
-        td_tensor *on[3] = {input, target, o->weight};
-        TD_TRY(same_place(L, o->weight ? 3 : 2, on));
-    }
+    TD_TRY(check_class_scores(L, input, target, o->weight));
     int64_t n = input->ndim == 2 ? input->shape[0] : 1, c = input->shape[input->ndim - 1];
     bool ok = input->ndim == 2 ? (target->ndim == 1 && target->shape[0] == n)
                                : (target->ndim == 0 || (target->ndim == 1 && target->shape[0] == 1));
@@ -286,16 +295,13 @@ static td_status multi_margin_loss(const td_loss_def *def, td_tensor *input, td_
     margin_plan p = {0};
     td_status st;
     td_tensor *in[2] = {input, target};
-    TD_CHECK(raw(input, input->dtype, -1, NULL, &p.dense[0]));
-    TD_CHECK(raw(target, TD_INT64, -1, NULL, &p.dense[1]));
+    TD_CHECK(plan_rows(&p, input, target, n, c));
     if (o->weight) TD_CHECK(raw(o->weight, input->dtype, -1, NULL, &p.weight));
     /* none: (N), or the target's shape for a (C) input */
-    p.elem_ndim = input->ndim == 2 ? 1 : target->ndim;
-    if (input->ndim == 2)
-        p.elem_shape[0] = n;
-    else
+    if (input->ndim == 1) {
+        p.elem_ndim = target->ndim;
         memcpy(p.elem_shape, target->shape, sizeof(int64_t) * (size_t)target->ndim);
-    p.rows = n, p.len = c, p.n_grad = 1;
+    }
     return margin_run(def, o, in, &p, out);
 fail:
     plan_release(&p);
@@ -306,11 +312,7 @@ static td_status multilabel_margin_loss(const td_loss_def *def, td_tensor *input
 {
     static const char *L = "multilabel_margin_loss";
     char s1[96], s2[96];
-    TD_TRY(check_class_scores(L, input, target));
-    {
-        td_tensor *on[2] = {input, target};
-        TD_TRY(same_place(L, 2, on));
-    }
+    TD_TRY(check_class_scores(L, input, target, NULL));
     if (!td_same_shape(input, target))
         return td_error(TD_ESHAPE, 2, "%s: target shape %s does not match input shape %s", L,
                         (shape_of(target, s1, sizeof s1), s1), (shape_of(input, s2, sizeof s2), s2));
@@ -327,11 +329,7 @@ static td_status multilabel_margin_loss(const td_loss_def *def, td_tensor *input
     margin_plan p = {0};
     td_status st;
     td_tensor *in[2] = {input, target};
-    TD_CHECK(raw(input, input->dtype, -1, NULL, &p.dense[0]));
-    TD_CHECK(raw(target, TD_INT64, -1, NULL, &p.dense[1]));
-    p.elem_ndim = input->ndim == 2 ? 1 : 0;
-    p.elem_shape[0] = n;
-    p.rows = n, p.len = c, p.n_grad = 1;
+    TD_CHECK(plan_rows(&p, input, target, n, c));
     return margin_run(def, o, in, &p, out);
 fail:
     plan_release(&p);
