@@ -103,27 +103,54 @@ static td_status index_select_backward(td_node *n, td_tensor *g, td_tensor **gi)
     return add_back(n, g, gi, false);
 }
 
-td_status td_index_select(td_tensor *x, int dim, td_tensor *index, td_tensor **out)
+static td_status gather_backward(td_node *n, td_tensor *g, td_tensor **gi) { return add_back(n, g, gi, true); }
+
+/* index must have x's number of dims and fit inside `limit` outside dim */
+static td_status check_gather_shape(const td_tensor *x, const td_tensor *index, int d, int arg, const char *fn,
+                                    const td_tensor *limit)
 {
+    char a[128], b[128];
+    if (index->ndim != x->ndim)
+        return td_error(TD_ESHAPE, arg, "%s: index has %d dims but the tensor has %d", fn, index->ndim, x->ndim);
+    for (int i = 0; i < x->ndim; i++)
+        if ((i != d && index->shape[i] > x->shape[i]) || (limit && index->shape[i] > limit->shape[i]))
+            return td_error(TD_ESHAPE, arg, "%s: index of shape %s does not fit inside shape %s at dim %d", fn,
+                            td_shape_str(index, a, sizeof a),
+                            td_shape_str(limit && index->shape[i] > limit->shape[i] ? limit : x, b, sizeof b), i);
+    return TD_OK;
+}
+
+/* index_select and gather: their checks, the kernel over a dense x, and the
+ * node that adds the gradient back at the index */
+static td_status read_indexed(bool gather, td_tensor *x, int dim, td_tensor *index, td_tensor **out)
+{
+    const char *fn = gather ? "gather" : "index_select";
     int d;
     TD_TRY(td_wrap_dim(dim, x->ndim, 2, &d));
     td_tensor *on[2] = {x, index};
     TD_TRY(td_same_device(2, on));
-    TD_TRY(check_index_tensor(index, 3, "index_select"));
-    if (index->ndim > 1) return td_error(TD_ESHAPE, 3, "index_select: index must be 0- or 1-dim, got %d dims", index->ndim);
-    int64_t size = x->ndim ? x->shape[d] : 1;
+    TD_TRY(check_index_tensor(index, 3, fn));
+    if (gather)
+        TD_TRY(check_gather_shape(x, index, d, 3, fn, NULL));
+    else if (index->ndim > 1)
+        return td_error(TD_ESHAPE, 3, "index_select: index must be 0- or 1-dim, got %d dims", index->ndim);
     td_tensor *idx = NULL, *cx = NULL, *o = NULL;
     td_status st;
-    TD_CHECK(checked_index(index, size, 3, "index_select", d, &idx));
+    TD_CHECK(checked_index(index, x->ndim ? x->shape[d] : 1, 3, fn, d, &idx));
+    /* gather: index's shape; index_select: x's with dim d as long as index */
+    int nd = gather ? idx->ndim : x->ndim;
     int64_t shape[TD_MAX_DIMS];
-    memcpy(shape, x->shape, sizeof shape);
-    if (x->ndim) shape[d] = td_numel(idx);
+    memcpy(shape, gather ? idx->shape : x->shape, sizeof shape);
+    if (!gather && x->ndim) shape[d] = td_numel(idx);
     TD_CHECK(td_dense_raw(x, x->dtype, false, &cx));
-    TD_CHECK(td_empty_on(x->ndim, shape, x->dtype, td_device_of(x), &o));
-    td_backend_of(x)->index_select(o, cx, d, idx);
+    TD_CHECK(td_empty_on(nd, shape, x->dtype, td_device_of(x), &o));
+    if (gather)
+        td_backend_of(x)->gather(o, cx, d, idx);
+    else
+        td_backend_of(x)->index_select(o, cx, d, idx);
     if (td_dtype_is_float(x->dtype) && td_needs_grad(1, &x))
-        TD_CHECK(
-            record_indexed("IndexSelectBackward", index_select_backward, 1, &x, d, false, idx, o));
+        TD_CHECK(record_indexed(gather ? "GatherBackward" : "IndexSelectBackward",
+                                gather ? gather_backward : index_select_backward, 1, &x, d, false, idx, o));
     *out = o;
     o = NULL;
 fail:
@@ -131,6 +158,11 @@ fail:
     td_tensor_release(cx);
     td_tensor_release(o);
     return st;
+}
+
+td_status td_index_select(td_tensor *x, int dim, td_tensor *index, td_tensor **out)
+{
+    return read_indexed(false, x, dim, index, out);
 }
 
 static td_status index_add_backward(td_node *n, td_tensor *g, td_tensor **gi)
@@ -183,46 +215,9 @@ fail:
 
 /* ---- gather / scatter -------------------------------------------------- */
 
-/* index must have x's number of dims and fit inside `limit` outside dim */
-static td_status check_gather_shape(const td_tensor *x, const td_tensor *index, int d, int arg, const char *fn,
-                                    const td_tensor *limit)
-{
-    char a[128], b[128];
-    if (index->ndim != x->ndim)
-        return td_error(TD_ESHAPE, arg, "%s: index has %d dims but the tensor has %d", fn, index->ndim, x->ndim);
-    for (int i = 0; i < x->ndim; i++)
-        if ((i != d && index->shape[i] > x->shape[i]) || (limit && index->shape[i] > limit->shape[i]))
-            return td_error(TD_ESHAPE, arg, "%s: index of shape %s does not fit inside shape %s at dim %d", fn,
-                            td_shape_str(index, a, sizeof a),
-                            td_shape_str(limit && index->shape[i] > limit->shape[i] ? limit : x, b, sizeof b), i);
-    return TD_OK;
-}
-
-static td_status gather_backward(td_node *n, td_tensor *g, td_tensor **gi) { return add_back(n, g, gi, true); }
-
 td_status td_gather(td_tensor *x, int dim, td_tensor *index, td_tensor **out)
 {
-    int d;
-    TD_TRY(td_wrap_dim(dim, x->ndim, 2, &d));
-    td_tensor *on[2] = {x, index};
-    TD_TRY(td_same_device(2, on));
-    TD_TRY(check_index_tensor(index, 3, "gather"));
-    TD_TRY(check_gather_shape(x, index, d, 3, "gather", NULL));
-    td_tensor *idx = NULL, *cx = NULL, *o = NULL;
-    td_status st;
-    TD_CHECK(checked_index(index, x->ndim ? x->shape[d] : 1, 3, "gather", d, &idx));
-    TD_CHECK(td_dense_raw(x, x->dtype, false, &cx));
-    TD_CHECK(td_empty_on(idx->ndim, idx->shape, x->dtype, td_device_of(x), &o));
-    td_backend_of(x)->gather(o, cx, d, idx);
-    if (td_dtype_is_float(x->dtype) && td_needs_grad(1, &x))
-        TD_CHECK(record_indexed("GatherBackward", gather_backward, 1, &x, d, false, idx, o));
-    *out = o;
-    o = NULL;
-fail:
-    td_tensor_release(idx);
-    td_tensor_release(cx);
-    td_tensor_release(o);
-    return st;
+    return read_indexed(true, x, dim, index, out);
 }
 
 static td_status scatter_backward(td_node *n, td_tensor *g, td_tensor **gi)
