@@ -47,24 +47,6 @@ foreach(line ${lines})
   string(APPEND problems "  runtime/include/tide/core.h: ${line} (core.h includes system headers only)\n")
 endforeach()
 
-# core.h keeps a copy of td_reduction for the kernels while tide/losses.h
-# still defines it for the API; the two must not drift apart
-set(reduction_re "typedef enum {[^}]*} td_reduction;")
-file(READ "${core}" core_text)
-file(READ "${SOURCE_DIR}/runtime/include/tide/losses.h" losses_text)
-string(REGEX MATCH "${reduction_re}" core_reduction "${core_text}")
-string(REGEX MATCH "${reduction_re}" losses_reduction "${losses_text}")
-if(core_reduction AND losses_reduction)
-  string(REGEX REPLACE "[ \t\n]+" " " a "${core_reduction}")
-  string(REGEX REPLACE "[ \t\n]+" " " b "${losses_reduction}")
-  if(NOT a STREQUAL b)
-    string(APPEND problems "  td_reduction differs between tide/core.h and tide/losses.h:\n"
-           "    ${a}\n    ${b}\n")
-  endif()
-elseif(NOT core_reduction AND NOT losses_reduction)
-  string(APPEND problems "  td_reduction is defined in neither tide/core.h nor tide/losses.h\n")
-endif()
-
 if(problems)
   message(FATAL_ERROR "layering: kernels must stay under the runtime:\n${problems}")
 endif()

@@ -105,18 +105,8 @@ typedef enum {
 } td_binary_op;
 typedef enum { TD_SUM, TD_PROD, TD_MAX, TD_MIN, TD_ARGMAX, TD_ARGMIN } td_reduce_op;
 
-/* A loss's reduction (the CTC backward scales its gradient by it).
- * tide/losses.h still defines it for the public API, and a second
- * definition beside that one would not compile, so this one stands only
- * where tide/tide.h is not included (tide.h defines TIDE_TIDE_H before it
- * includes this header): in the kernels. A file that includes both must
- * include tide.h (or runtime/internal.h) first; tide.h says so otherwise.
- * The layering test checks that the two definitions agree, until the
- * definition moves here for good. */
-#ifndef TIDE_TIDE_H
-#define TIDE_CORE_OWN_REDUCTION
+/* a loss's reduction (the CTC backward scales its gradient by it) */
 typedef enum { TD_REDUCE_NONE, TD_REDUCE_MEAN, TD_REDUCE_SUM, TD_REDUCE_BATCHMEAN } td_reduction;
-#endif
 
 /* ---- optimizer options (tide/optim.h's steps, the kernels' updates) --- */
 typedef struct {

@@ -5,8 +5,6 @@
 
 #include "tide/tide.h"
 
-typedef enum { TD_REDUCE_NONE, TD_REDUCE_MEAN, TD_REDUCE_SUM, TD_REDUCE_BATCHMEAN } td_reduction;
-
 /* "none" | "mean" | "sum" (| "batchmean" where allowed); arg names the
  * argument in errors */
 td_status td_reduction_parse(const char *name, bool allow_batchmean, int arg, td_reduction *out);

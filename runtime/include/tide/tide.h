@@ -198,9 +198,6 @@ void td_set_grad(td_tensor *t, td_tensor *grad); /* retains grad; NULL clears */
 void td_set_num_threads(int n);
 int td_get_num_threads(void);
 
-#ifdef TIDE_CORE_OWN_REDUCTION
-#error "include tide/tide.h (or runtime/internal.h) before tide/core.h and the kernel headers"
-#endif
 #include "tide/losses.h"
 #include "tide/conv.h"
 #include "tide/layers.h"
