@@ -1,4 +1,4 @@
-/* Kernels of the conv family (issue 4): one table per backend.
+/* Kernels of the conv family: one table per backend.
  *
  * 2-d convolution, cross-correlation as PyTorch's conv2d. Every buffer is
  * contiguous in PyTorch's layout (activations channels-last instead when

@@ -1,4 +1,4 @@
-/* Kernels of the layers family (issue 4): one table per backend. Tensors
+/* Kernels of the layers family: one table per backend. Tensors
  * are contiguous; per-channel statistics are double arrays on the
  * backend's device (host memory on the CPU, device memory on CUDA). */
 #ifndef TIDE_KERNELS_NN_LAYERS_H

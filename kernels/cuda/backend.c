@@ -1,9 +1,6 @@
-/* The CUDA backend table, and GEMM through cuBLAS.
- *
- * The entries this slice does not have yet are NULL (the loss, conv,
- * layer and optimizer tables, and the index ops); the Lua binding refuses
- * those ops on CUDA tensors with "<op> is not implemented on cuda yet"
- * before the runtime could reach them (bindings/core/l_module.c). */
+/* The CUDA backend table, and GEMM through cuBLAS. An entry left NULL is
+ * an op CUDA does not have: the runtime (and for the losses the loss
+ * table) answers "<op> is not implemented on cuda yet" before reaching it. */
 #include "cuda_internal.h"
 #include "nn.h"
 

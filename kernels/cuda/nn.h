@@ -1,4 +1,4 @@
-/* The CUDA backend's conv and layers families (issue 6): convolution
+/* The CUDA backend's conv and layers families: convolution
  * through cuDNN (conv.c), batch norm and pooling as our own kernels
  * (nn.cu). Plain C declarations; the .cu file gives them C linkage. */
 #ifndef TIDE_KERNELS_CUDA_NN_H
