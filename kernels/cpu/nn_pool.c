@@ -40,8 +40,9 @@ static inline void store_elem(void *p, int64_t k, double v, bool f32)
  * for no tap), *k its in-plane index (-1 when a dilated window holds
  * padding only: no gradient). */
 #define MAX_WINDOW(S, T)                                                                           \
-    static inline void max_window_##S(const T *xi, int64_t W, int64_t hs, int64_t he, int64_t dh,  \
-                                      int64_t ws, int64_t we, int64_t dw, T *m, int64_t *k)        \
+    TD_CPU_ALWAYS_INLINE void max_window_##S(const T *xi, int64_t W, int64_t hs, int64_t he,       \
+                                             int64_t dh, int64_t ws, int64_t we, int64_t dw, T *m, \
+                                             int64_t *k)                                           \
     {                                                                                              \
         T mv = -INFINITY;                                                                          \
         int64_t best = hs * W + ws;                                                                \
@@ -85,13 +86,13 @@ static inline void max2x2_row_f32(const float *r0, const float *r1, float *yr, i
  * order, and an average's gradient g, rounded to T as the reference does,
  * added over its window */
 #define POOL_BWD_STEPS(S, T)                                                                       \
-    static inline void scatter_max_##S(T *gi, const T *go, const int64_t *io, int64_t n)           \
+    TD_CPU_ALWAYS_INLINE void scatter_max_##S(T *gi, const T *go, const int64_t *io, int64_t n)    \
     {                                                                                              \
         for (int64_t o = 0; o < n; o++)                                                            \
             if (io[o] >= 0) gi[io[o]] += go[o];                                                    \
     }                                                                                              \
-    static inline void window_add_##S(T *gi, int64_t W, int64_t hs, int64_t he, int64_t ws,        \
-                                      int64_t we, double g)                                        \
+    TD_CPU_ALWAYS_INLINE void window_add_##S(T *gi, int64_t W, int64_t hs, int64_t he, int64_t ws, \
+                                             int64_t we, double g)                                 \
     {                                                                                              \
         T t = (T)g;                                                                                \
         for (int64_t yy = hs; yy < he; yy++)                                                       \

@@ -91,16 +91,16 @@ ADD_ROW(add_row_f64, double)
  * (-inf, and -1: no gradient), a window's first tap (index p), and the
  * backward's gradients added into their argmax */
 #define MAX_ROW_STEPS(S, T)                                                                        \
-    static inline void max_none_##S(T *m, int64_t *k, int64_t n)                                   \
+    TD_CPU_ALWAYS_INLINE void max_none_##S(T *m, int64_t *k, int64_t n)                            \
     {                                                                                              \
         for (int64_t c = 0; c < n; c++) m[c] = (T)-INFINITY, k[c] = -1;                            \
     }                                                                                              \
-    static inline void max_first_##S(T *m, int64_t *k, const T *v, int64_t p, int64_t n)           \
+    TD_CPU_ALWAYS_INLINE void max_first_##S(T *m, int64_t *k, const T *v, int64_t p, int64_t n)    \
     {                                                                                              \
         for (int64_t c = 0; c < n; c++) m[c] = v[c], k[c] = p;                                     \
     }                                                                                              \
-    static inline void max_scatter_##S(T *gxn, const T *go, const int64_t *io, int64_t C,          \
-                                       int64_t cn)                                                 \
+    TD_CPU_ALWAYS_INLINE void max_scatter_##S(T *gxn, const T *go, const int64_t *io, int64_t C,   \
+                                              int64_t cn)                                          \
     {                                                                                              \
         for (int64_t c = 0; c < cn; c++)                                                           \
             if (io[c] >= 0) gxn[io[c] * C + c] += go[c];                                           \
@@ -109,15 +109,21 @@ MAX_ROW_STEPS(f32, float)
 MAX_ROW_STEPS(f64, double)
 
 /* and an average's: its outputs (y = sum / div, 0 for an empty window) and
- * its gradients, rounded to T as the reference does (g = gy / div) */
+ * the backward's gradients, rounded to T as the reference does (gy / div),
+ * added over the window */
 #define AVG_ROW_STEPS(S, T)                                                                        \
-    static inline void avg_out_##S(T *y, const double *s, double div, int64_t n)                   \
+    TD_CPU_ALWAYS_INLINE void avg_out_##S(T *y, const double *s, double div, int64_t n)            \
     {                                                                                              \
         for (int64_t c = 0; c < n; c++) y[c] = (T)(div > 0 ? s[c] / div : 0);                      \
     }                                                                                              \
-    static inline void avg_grad_##S(T *g, const T *gy, double div, int64_t n)                      \
+    TD_CPU_ALWAYS_INLINE void avg_scatter_##S(T *gxn, const T *gy, double div, int64_t W,          \
+                                              int64_t C, int64_t hs, int64_t he, int64_t ws,       \
+                                              int64_t we, int64_t n)                               \
     {                                                                                              \
+        T g[CHUNK];                                                                                \
         for (int64_t c = 0; c < n; c++) g[c] = (T)(gy[c] / div);                                   \
+        for (int64_t yy = hs; yy < he; yy++)                                                       \
+            for (int64_t xx = ws; xx < we; xx++) add_row_##S(gxn + (yy * W + xx) * C, g, n);       \
     }
 AVG_ROW_STEPS(f32, float)
 AVG_ROW_STEPS(f64, double)
@@ -246,8 +252,6 @@ TD_CPU_ALWAYS_INLINE void bwd_task(const td_pool2d_args *a, const void *gy, cons
         return;
     }
     /* each output's gradient / divisor added over its window, outputs in order */
-    float gf[CHUNK];
-    double gd[CHUNK];
     for (int64_t oy = 0; oy < OH; oy++)
         for (int64_t ox = 0; ox < OW; ox++) {
             int64_t hs, he, ws, we;
@@ -255,17 +259,9 @@ TD_CPU_ALWAYS_INLINE void bwd_task(const td_pool2d_args *a, const void *gy, cons
             if (div <= 0) continue;
             const char *go = (const char *)gy + (((n * OH + oy) * OW + ox) * C + c0) * es;
             if (f32)
-                avg_grad_f32(gf, (const float *)go, div, cn);
+                avg_scatter_f32((float *)gxn, (const float *)go, div, W, C, hs, he, ws, we, cn);
             else
-                avg_grad_f64(gd, (const double *)go, div, cn);
-            for (int64_t yy = hs; yy < he; yy++)
-                for (int64_t xx = ws; xx < we; xx++) {
-                    char *d = gxn + (yy * W + xx) * C * es;
-                    if (f32)
-                        add_row_f32((float *)d, gf, cn);
-                    else
-                        add_row_f64((double *)d, gd, cn);
-                }
+                avg_scatter_f64((double *)gxn, (const double *)go, div, W, C, hs, he, ws, we, cn);
         }
 }
 
