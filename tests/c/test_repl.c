@@ -151,6 +151,20 @@ START_TEST(test_loss_help)
 }
 END_TEST
 
+START_TEST(test_loss_help_by_module)
+{
+    /* a module or qualified name finds the loss through the loss table:
+       its options with their defaults, then its docs section */
+    char out[16384];
+    ck_assert_int_eq(run("printf '?tide.nn.FocalLoss\\n?F.nll_loss\\n' | " TIDE_BIN, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "tide.nn.FocalLoss{options}") != NULL, "got: %s", out);
+    ck_assert_msg(strstr(out, "gamma            default 2") != NULL, "got: %s", out);
+    ck_assert_msg(strstr(out, "## focal_loss") != NULL, "got: %s", out);
+    ck_assert_msg(strstr(out, "## nll_loss") != NULL, "got: %s", out);
+    ck_assert_msg(strstr(out, "no help") == NULL, "got: %s", out);
+}
+END_TEST
+
 /* A regression tripwire, loose enough for sanitizer builds: the goal
    itself (under 20 ms for `tide -e ''`) is measured by hand. */
 START_TEST(test_startup_fast)
@@ -430,6 +444,7 @@ static Suite *repl_suite(void)
     tcase_add_test(cmd, test_script_error);
     tcase_add_test(cmd, test_piped_repl);
     tcase_add_test(cmd, test_loss_help);
+    tcase_add_test(cmd, test_loss_help_by_module);
     tcase_add_test(cmd, test_startup_fast);
     suite_add_tcase(suite, cmd);
     TCase *repl = tcase_create("repl");
