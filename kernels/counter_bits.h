@@ -1,5 +1,6 @@
-/* The counter-based random stream behind rand and randn (runtime/random.c)
- * and dropout's mask on the CPU and on CUDA (kernels/cuda/nn.cu). Element i
+/* The counter-based random stream behind rand and randn (runtime/random.c),
+ * the data augmentations (runtime/data_transform.c) and dropout's mask on
+ * the CPU and on CUDA (kernels/cuda/nn.cu). Element i
  * of the stream keyed by key depends on (key, i) only, so a fill can run on
  * any number of threads, or on the GPU, and still give the same bits; the
  * three must agree bit for bit, hence this one definition, C and CUDA alike. */

@@ -2,14 +2,8 @@
  * They run on the loader thread: no Lua, no global generator; each random
  * choice is a counter hash of (key, sample position in the epoch). */
 #include "internal.h"
+#include "../kernels/counter_bits.h"
 
-static uint64_t mix(uint64_t key, uint64_t i)
-{
-    uint64_t z = key + (i + 1) * 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 static td_status check_batch(const td_tensor *x, int min_dim, int max_dim, const char *name)
 {
@@ -50,7 +44,7 @@ static td_status hflip(const td_transform *tf, td_tensor *x, uint64_t key, int64
     int64_t B = x->shape[0], rows = x->shape[1] * x->shape[2], W = x->shape[3];
     float *p = td_data_ptr(x);
     for (int64_t b = 0; b < B; b++) {
-        double u = (double)(mix(key, (uint64_t)(first + b)) >> 11) * 0x1.0p-53;
+        double u = (double)(td_counter_bits(key, (uint64_t)(first + b)) >> 11) * 0x1.0p-53;
         if (!(u < tf->p)) continue;
         for (int64_t r = 0; r < rows; r++) {
             float *q = p + (b * rows + r) * W;
@@ -80,7 +74,7 @@ static td_status crop(const td_transform *tf, td_tensor *x, uint64_t key, int64_
     float *dst = td_data_ptr(y);
     uint64_t ny = (uint64_t)(H + 2 * pad - sh + 1), nx = (uint64_t)(W + 2 * pad - sw + 1);
     for (int64_t b = 0; b < B; b++) {
-        uint64_t r = mix(key, (uint64_t)(first + b));
+        uint64_t r = td_counter_bits(key, (uint64_t)(first + b));
         int64_t oy = (int64_t)((r >> 32) % ny) - pad, ox = (int64_t)((r & 0xffffffffu) % nx) - pad;
         for (int64_t c = 0; c < C; c++) {
             const float *s = src + (b * C + c) * H * W;

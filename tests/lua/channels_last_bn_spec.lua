@@ -1,6 +1,6 @@
 -- batch_norm on channels-last input ((N, C, H, W) stored as N, H, W, C),
 -- which the CPU takes without a copy, as (N H W) rows x C channels
--- (kernels/cpu/nn_layers.c's rows loops, which BatchNorm1d's (N, C) input
+-- (kernels/cpu/nn_batch_norm.c's rows loops, which BatchNorm1d's (N, C) input
 -- goes through too). Against the same call on the contiguous copy: values,
 -- running statistics and the gradients of input, weight and bias; the
 -- output's layout; no copy of the input; the same bits at 1 and 2 threads;
