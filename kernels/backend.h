@@ -78,15 +78,15 @@ struct td_backend {
     void (*softmax)(td_tensor *out, const td_tensor *x, int64_t outer, int64_t n, int64_t inner,
                     bool log);
     /* gx from y = softmax(x) (or log_softmax) and gy, all contiguous */
-    void (*softmax_backward)(td_tensor *gx, const td_tensor *y, const td_tensor *gy,
-                             int64_t outer, int64_t n, int64_t inner, bool log);
+    void (*softmax_backward)(td_tensor *gx, const td_tensor *y, const td_tensor *gy, int64_t outer,
+                             int64_t n, int64_t inner, bool log);
 
     /* C[b] = alpha op(A[b]) op(B[b]) + beta C[b], row-major, for b < batch.
      * float32, float64 or int64; lda etc. are row strides. */
-    td_status (*gemm)(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, int64_t n,
-                      int64_t k, double alpha, const void *a, int64_t lda, int64_t stride_a,
-                      const void *b, int64_t ldb, int64_t stride_b, double beta, void *c,
-                      int64_t ldc, int64_t stride_c);
+    td_status (*gemm)(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                      double alpha, const void *a, int64_t lda, int64_t stride_a, const void *b,
+                      int64_t ldb, int64_t stride_b, double beta, void *c, int64_t ldc,
+                      int64_t stride_c);
 
     /* indexing; index is int64 contiguous and already range-checked */
     void (*index_select)(td_tensor *out, const td_tensor *x, int dim, const td_tensor *index);

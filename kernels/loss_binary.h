@@ -17,11 +17,11 @@
 #include "tide/core.h"
 
 typedef struct {
-    double scale;                 /* multiplies dx and dy (1/n for "mean") */
-    double smoothing;             /* bce_logits: y becomes y(1-e) + e/2 */
-    double alpha, gamma;          /* sigmoid_focal: alpha < 0 = off */
+    double scale;                           /* multiplies dx and dy (1/n for "mean") */
+    double smoothing;                       /* bce_logits: y becomes y(1-e) + e/2 */
+    double alpha, gamma;                    /* sigmoid_focal: alpha < 0 = off */
     double gamma_pos, gamma_neg, clip, eps; /* asymmetric */
-    int64_t cols;                 /* multilabel_soft_margin: C (rows = n / C) */
+    int64_t cols;                           /* multilabel_soft_margin: C (rows = n / C) */
 } td_binary_loss_args;
 
 typedef int64_t (*td_binary_loss_fn)(const td_binary_loss_args *a, int64_t n, td_tensor *loss,

@@ -24,8 +24,9 @@ struct td_ctc_loss_kernels {
      * sums: nll, or 0 where it is inf and zero_infinity, divided by
      * max(target_len, 1) when divide; log_alpha (N, T, 2S + 1) receives the
      * forward variables. nll, elem, log_alpha contiguous, log_probs' dtype. */
-    void (*forward)(td_tensor *nll, td_tensor *elem, td_tensor *log_alpha, const td_tensor *log_probs,
-                    const td_tensor *targets, const td_ctc_plan *p, bool zero_infinity, bool divide);
+    void (*forward)(td_tensor *nll, td_tensor *elem, td_tensor *log_alpha,
+                    const td_tensor *log_probs, const td_tensor *targets, const td_ctc_plan *p,
+                    bool zero_infinity, bool divide);
     /* grad (T, N, C) contiguous = d(reduced loss)/d(logits through a
      * log_softmax), PyTorch's convention: exp(lp) - occupation / p, scaled
      * by each sample's share of grad_out (a 0-dim tensor for "mean" and

@@ -51,14 +51,14 @@ struct td_margin_loss_kernels {
     void (*margin_ranking)(td_tensor *out, const td_tensor *x1, const td_tensor *x2,
                            const td_tensor *y, double margin, int64_t n);
     /* g1, g2 (n), either may be NULL */
-    void (*margin_ranking_backward)(td_tensor *g1, td_tensor *g2, const td_tensor *gy,
-                                    double scale, const td_tensor *x1, const td_tensor *x2,
-                                    const td_tensor *y, double margin, int64_t n);
+    void (*margin_ranking_backward)(td_tensor *g1, td_tensor *g2, const td_tensor *gy, double scale,
+                                    const td_tensor *x1, const td_tensor *x2, const td_tensor *y,
+                                    double margin, int64_t n);
     /* a, p, q (N,D) -> out (N): max(0, d(a,p) - d(a,q) + margin), with
      * d(u,v) = |u - v + eps|_p and, when swap, d(a,q) <- min(d(a,q), d(p,q)) */
     void (*triplet_margin)(td_tensor *out, const td_tensor *a, const td_tensor *p,
-                           const td_tensor *q, double margin, double norm_p, double eps,
-                           bool swap, int64_t n, int64_t d);
+                           const td_tensor *q, double margin, double norm_p, double eps, bool swap,
+                           int64_t n, int64_t d);
     /* ga, gp, gq (N,D), any may be NULL */
     void (*triplet_margin_backward)(td_tensor *ga, td_tensor *gp, td_tensor *gq,
                                     const td_tensor *gy, double scale, const td_tensor *a,

@@ -19,7 +19,7 @@ typedef enum {
     TD_REG_KL_DIV_LOG,  /* e^y (y - x) */
     TD_REG_POISSON_LOG, /* e^x - y x [+ stirling(y) where y > 1 if full] */
     TD_REG_POISSON,     /* x - y log(x + eps) [+ stirling] (param = eps) */
-    TD_REG_GAUSSIAN,    /* 0.5 (log v + d^2 / v) [+ 0.5 log 2 pi], v = max(var, eps) (param = eps) */
+    TD_REG_GAUSSIAN, /* 0.5 (log v + d^2 / v) [+ 0.5 log 2 pi], v = max(var, eps) (param = eps) */
 } td_regression_op;
 
 typedef struct {

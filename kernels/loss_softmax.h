@@ -21,18 +21,18 @@ typedef enum { TD_SMX_CE, TD_SMX_NLL, TD_SMX_FOCAL, TD_SMX_POLY1, TD_SMX_POLY1_F
 
 typedef struct {
     td_smx_kind kind;
-    td_dtype dtype;         /* float32 or float64: x, prob, weight, alpha, row buffers */
-    int64_t n, c, inner;    /* x (n, c, inner), contiguous */
-    const void *x;          /* logits (CE, focal, poly1) or log-probabilities (NLL) */
-    const int64_t *target;  /* (n, inner) class indices, or NULL when prob is given */
-    const void *prob;       /* (n, c, inner) class probabilities (CE only), or NULL */
-    const void *weight;     /* (c) class weights (CE, NLL, poly1), or NULL for all 1 */
-    const void *alpha;      /* (c) per-class alpha (focal), or NULL to use alpha_scalar */
-    double alpha_scalar;    /* focal's alpha when alpha is NULL (1 = off) */
-    int64_t ignore_index;   /* index targets equal to it give 0 loss and 0 gradient */
-    double smoothing;       /* label smoothing e (CE, poly1): target becomes (1-e) onehot + e/c */
-    double gamma;           /* focal */
-    double epsilon;         /* poly1 */
+    td_dtype dtype;        /* float32 or float64: x, prob, weight, alpha, row buffers */
+    int64_t n, c, inner;   /* x (n, c, inner), contiguous */
+    const void *x;         /* logits (CE, focal, poly1) or log-probabilities (NLL) */
+    const int64_t *target; /* (n, inner) class indices, or NULL when prob is given */
+    const void *prob;      /* (n, c, inner) class probabilities (CE only), or NULL */
+    const void *weight;    /* (c) class weights (CE, NLL, poly1), or NULL for all 1 */
+    const void *alpha;     /* (c) per-class alpha (focal), or NULL to use alpha_scalar */
+    double alpha_scalar;   /* focal's alpha when alpha is NULL (1 = off) */
+    int64_t ignore_index;  /* index targets equal to it give 0 loss and 0 gradient */
+    double smoothing;      /* label smoothing e (CE, poly1): target becomes (1-e) onehot + e/c */
+    double gamma;          /* focal */
+    double epsilon;        /* poly1 */
 } td_smx_args;
 
 struct td_softmax_loss_kernels {

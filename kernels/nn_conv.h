@@ -15,14 +15,14 @@
 
 typedef struct {
     td_dtype dtype;
-    int64_t n, c, h, w;   /* input */
-    int64_t o, kh, kw;    /* weight: (o, c / groups, kh, kw) */
-    int64_t oh, ow;       /* output spatial size */
-    int64_t sh, sw;       /* stride, >= 1 */
-    int64_t ph, pw;       /* zero padding on both sides, >= 0 */
-    int64_t dh, dw;       /* dilation, >= 1 */
-    int64_t groups;       /* divides c and o */
-    bool channels_last;   /* x, y, gx, gy stored N, H, W, C (weights stay OIHW) */
+    int64_t n, c, h, w; /* input */
+    int64_t o, kh, kw;  /* weight: (o, c / groups, kh, kw) */
+    int64_t oh, ow;     /* output spatial size */
+    int64_t sh, sw;     /* stride, >= 1 */
+    int64_t ph, pw;     /* zero padding on both sides, >= 0 */
+    int64_t dh, dw;     /* dilation, >= 1 */
+    int64_t groups;     /* divides c and o */
+    bool channels_last; /* x, y, gx, gy stored N, H, W, C (weights stay OIHW) */
 } td_conv_args;
 
 struct td_conv_kernels {
@@ -30,7 +30,8 @@ struct td_conv_kernels {
      * fast as its blocked ones, so no layout reorder is needed around them) */
     bool f32_channels_last;
     /* y = conv(x, w) + b; b may be NULL */
-    td_status (*forward)(const td_conv_args *a, const void *x, const void *w, const void *b, void *y);
+    td_status (*forward)(const td_conv_args *a, const void *x, const void *w, const void *b,
+                         void *y);
     /* gx = d(sum(gy * y)) / dx: the transposed convolution of gy with w */
     td_status (*backward_data)(const td_conv_args *a, const void *gy, const void *w, void *gx);
     /* gw (and gb when not NULL: gy summed over n, oh, ow) from x and gy;
@@ -39,22 +40,25 @@ struct td_conv_kernels {
                                   void *gb);
     /* both in one pass, for whichever of gx, gw, gb are not NULL (a
      * backend may share work between them: oneDNN reorders gy once) */
-    td_status (*backward)(const td_conv_args *a, const void *x, const void *w, const void *gy, void *gx,
-                          void *gw, void *gb);
+    td_status (*backward)(const td_conv_args *a, const void *x, const void *w, const void *gy,
+                          void *gx, void *gw, void *gb);
 };
 
 /* the CPU backend's two paths (kernels/cpu/nn_conv_direct.c, float64, and
  * kernels/cpu/nn_conv_dnnl.c, float32), behind td_cpu_conv */
-td_status td_conv_direct_forward(const td_conv_args *a, const double *x, const double *w, const double *b,
-                                 double *y);
-td_status td_conv_direct_backward_data(const td_conv_args *a, const double *gy, const double *w, double *gx);
-td_status td_conv_direct_backward_weights(const td_conv_args *a, const double *x, const double *gy, double *gw,
-                                          double *gb);
-td_status td_conv_dnnl_forward(const td_conv_args *a, const float *x, const float *w, const float *b, float *y);
-td_status td_conv_dnnl_backward_data(const td_conv_args *a, const float *gy, const float *w, float *gx);
-td_status td_conv_dnnl_backward_weights(const td_conv_args *a, const float *x, const float *gy, float *gw,
-                                        float *gb);
-td_status td_conv_dnnl_backward(const td_conv_args *a, const float *x, const float *w, const float *gy, float *gx,
-                                float *gw, float *gb);
+td_status td_conv_direct_forward(const td_conv_args *a, const double *x, const double *w,
+                                 const double *b, double *y);
+td_status td_conv_direct_backward_data(const td_conv_args *a, const double *gy, const double *w,
+                                       double *gx);
+td_status td_conv_direct_backward_weights(const td_conv_args *a, const double *x, const double *gy,
+                                          double *gw, double *gb);
+td_status td_conv_dnnl_forward(const td_conv_args *a, const float *x, const float *w,
+                               const float *b, float *y);
+td_status td_conv_dnnl_backward_data(const td_conv_args *a, const float *gy, const float *w,
+                                     float *gx);
+td_status td_conv_dnnl_backward_weights(const td_conv_args *a, const float *x, const float *gy,
+                                        float *gw, float *gb);
+td_status td_conv_dnnl_backward(const td_conv_args *a, const float *x, const float *w,
+                                const float *gy, float *gx, float *gw, float *gb);
 
 #endif

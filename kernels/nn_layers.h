@@ -47,9 +47,10 @@ struct td_layers_kernels {
      * from rm, rv. Then invstd = 1 / sqrt(var + eps), gs = invstd * weight,
      * shift = bias - mean * gs (weight 1, bias 0 when NULL). rm, rv,
      * weight, bias are 1-dim tensors of dt, any stride. */
-    void (*bn_finalize)(td_dtype dt, int64_t c, bool training, double cnt, double momentum, double eps,
-                        double *mean, double *var, td_tensor *rm, td_tensor *rv, const td_tensor *weight,
-                        const td_tensor *bias, double *invstd, double *gs, double *shift);
+    void (*bn_finalize)(td_dtype dt, int64_t c, bool training, double cnt, double momentum,
+                        double eps, double *mean, double *var, td_tensor *rm, td_tensor *rv,
+                        const td_tensor *weight, const td_tensor *bias, double *invstd, double *gs,
+                        double *shift);
 };
 
 /* float32 average pooling (and adaptive average pooling that is a plain

@@ -33,9 +33,11 @@ void td_set_grad(td_tensor *t, td_tensor *grad)
 td_status td_set_requires_grad(td_tensor *t, bool on)
 {
     if (!td_is_leaf(t))
-        return td_error(TD_EGRAD, 1,
-                        "requires_grad can only be changed on leaf tensors (this one comes from %s);"
-                        " use detach()", t->grad_fn->name);
+        return td_error(
+            TD_EGRAD, 1,
+            "requires_grad can only be changed on leaf tensors (this one comes from %s);"
+            " use detach()",
+            t->grad_fn->name);
     if (on && !td_dtype_is_float(t->dtype))
         return td_error(TD_EDTYPE, 1, "only float tensors can require gradients, not %s",
                         td_dtype_name(t->dtype));
@@ -203,7 +205,8 @@ td_status td_grad_to_input(td_node *n, int i, td_tensor *g, td_tensor **out)
 {
     td_tensor *s = NULL;
     TD_TRY(td_sum_to_shape(g, n->in_ndim[i], n->in_shape[i], &s));
-    if (i < 3 && !td_device_eq(td_device_of(s), n->in_device[i])) { /* a 0-dim CPU input of a CUDA op */
+    if (i < 3 &&
+        !td_device_eq(td_device_of(s), n->in_device[i])) { /* a 0-dim CPU input of a CUDA op */
         td_tensor *m = NULL;
         td_status st = td_to_device(s, n->in_device[i], &m);
         td_tensor_release(s);
@@ -312,7 +315,8 @@ static td_status run_node(td_node *n)
 td_status td_backward(td_tensor *root, td_tensor *grad, bool retain_graph)
 {
     if (!root->requires_grad)
-        return td_error(TD_EGRAD, 1, "backward on a tensor that does not require grad and has no grad_fn");
+        return td_error(TD_EGRAD, 1,
+                        "backward on a tensor that does not require grad and has no grad_fn");
     td_tensor *seed = NULL;
     td_status st = TD_OK;
     if (!grad) {
@@ -325,7 +329,8 @@ td_status td_backward(td_tensor *root, td_tensor *grad, bool retain_graph)
     } else {
         if (!td_same_shape(grad, root)) {
             char a[128], b[128];
-            return td_error(TD_ESHAPE, 1, "gradient of shape %s does not match the output's shape %s",
+            return td_error(TD_ESHAPE, 1,
+                            "gradient of shape %s does not match the output's shape %s",
                             td_shape_str(grad, a, sizeof a), td_shape_str(root, b, sizeof b));
         }
         TD_TRY(td_detach(grad, &seed));
@@ -358,7 +363,8 @@ td_status td_backward(td_tensor *root, td_tensor *grad, bool retain_graph)
         }
     }
     if (st == TD_OK) st = add_pending(start, seed);
-    if (st == TD_OK && !vec_push(&ready, start)) st = td_error(TD_ENOMEM, 0, "out of memory in backward");
+    if (st == TD_OK && !vec_push(&ready, start))
+        st = td_error(TD_ENOMEM, 0, "out of memory in backward");
     while (st == TD_OK && ready.len) {
         td_node *n = ready.v[--ready.len];
         if (!n->backward)

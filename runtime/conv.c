@@ -27,11 +27,15 @@ static td_status conv_backward(td_node *nd, td_tensor *g, td_tensor **gi)
     if (want_x) TD_CHECK(td_empty_layout_on(4, x->shape, a.dtype, dev, a.channels_last, &gx));
     /* an empty batch contributes nothing: zeros */
     if (want_w)
-        TD_CHECK(a.n > 0 ? td_empty_on(4, w->shape, a.dtype, dev, &gw) : td_full_on(4, w->shape, 0, a.dtype, dev, &gw));
-    if (want_b) TD_CHECK(a.n > 0 ? td_empty_on(1, &a.o, a.dtype, dev, &gb) : td_full_on(1, &a.o, 0, a.dtype, dev, &gb));
+        TD_CHECK(a.n > 0 ? td_empty_on(4, w->shape, a.dtype, dev, &gw)
+                         : td_full_on(4, w->shape, 0, a.dtype, dev, &gw));
+    if (want_b)
+        TD_CHECK(a.n > 0 ? td_empty_on(1, &a.o, a.dtype, dev, &gb)
+                         : td_full_on(1, &a.o, 0, a.dtype, dev, &gb));
     if (a.n > 0)
-        TD_CHECK(be->conv->backward(&a, td_data_ptr(x), td_data_ptr(w), td_data_ptr(gy), gx ? td_data_ptr(gx) : NULL,
-                                    gw ? td_data_ptr(gw) : NULL, gb ? td_data_ptr(gb) : NULL));
+        TD_CHECK(be->conv->backward(&a, td_data_ptr(x), td_data_ptr(w), td_data_ptr(gy),
+                                    gx ? td_data_ptr(gx) : NULL, gw ? td_data_ptr(gw) : NULL,
+                                    gb ? td_data_ptr(gb) : NULL));
     gi[0] = gx;
     gi[1] = gw;
     if (nd->n_next > 2) gi[2] = gb;
@@ -49,10 +53,11 @@ static td_status check_pair(const char *opt, const int64_t *v, int64_t min)
     for (int i = 0; i < 2; i++) {
         if (v[i] < min)
             return td_error(TD_EINVAL, 3, "conv2d: %s must be %s, got {%lld, %lld}", opt,
-                            min == 0 ? "non-negative" : "positive", (long long)v[0], (long long)v[1]);
-        if (v[i] > INT32_MAX) /* keeps the size arithmetic far from overflow */
-            return td_error(TD_EINVAL, 3, "conv2d: %s {%lld, %lld} is too large", opt, (long long)v[0],
+                            min == 0 ? "non-negative" : "positive", (long long)v[0],
                             (long long)v[1]);
+        if (v[i] > INT32_MAX) /* keeps the size arithmetic far from overflow */
+            return td_error(TD_EINVAL, 3, "conv2d: %s {%lld, %lld} is too large", opt,
+                            (long long)v[0], (long long)v[1]);
     }
     return TD_OK;
 }
@@ -65,32 +70,40 @@ static td_status conv2d_4d(td_tensor *x, td_tensor *w, const td_conv2d_opts *o, 
     TD_TRY(td_same_device(3, all));
     if (w->ndim != 4) {
         td_shape_str(w, s1, sizeof s1);
-        return td_error(TD_ESHAPE, 2, "conv2d: weight must be 4-dim (out_channels, in_channels/groups, kH, kW), got shape %s", s1);
+        return td_error(
+            TD_ESHAPE, 2,
+            "conv2d: weight must be 4-dim (out_channels, in_channels/groups, kH, kW), got shape %s",
+            s1);
     }
     if (w->dtype != x->dtype)
-        return td_error(TD_EDTYPE, 2, "conv2d: weight must be %s like input, got %s", td_dtype_name(x->dtype),
-                        td_dtype_name(w->dtype));
+        return td_error(TD_EDTYPE, 2, "conv2d: weight must be %s like input, got %s",
+                        td_dtype_name(x->dtype), td_dtype_name(w->dtype));
     TD_TRY(check_pair("stride", o->stride, 1));
     TD_TRY(check_pair("padding", o->padding, 0));
     TD_TRY(check_pair("dilation", o->dilation, 1));
     if (o->groups < 1)
-        return td_error(TD_EINVAL, 3, "conv2d: groups must be positive, got %lld", (long long)o->groups);
+        return td_error(TD_EINVAL, 3, "conv2d: groups must be positive, got %lld",
+                        (long long)o->groups);
     int64_t n = x->shape[0], c = x->shape[1], h = x->shape[2], wd = x->shape[3];
     int64_t oc = w->shape[0], kh = w->shape[2], kw = w->shape[3];
     if (c % o->groups != 0)
-        return td_error(TD_EINVAL, 3, "conv2d: input channels (%lld) must be divisible by groups (%lld)",
+        return td_error(TD_EINVAL, 3,
+                        "conv2d: input channels (%lld) must be divisible by groups (%lld)",
                         (long long)c, (long long)o->groups);
     if (oc % o->groups != 0 || oc == 0)
-        return td_error(TD_EINVAL, 2, "conv2d: weight's out_channels (%lld) must be a positive multiple of groups (%lld)",
-                        (long long)oc, (long long)o->groups);
+        return td_error(
+            TD_EINVAL, 2,
+            "conv2d: weight's out_channels (%lld) must be a positive multiple of groups (%lld)",
+            (long long)oc, (long long)o->groups);
     if (w->shape[1] * o->groups != c || c == 0) {
         td_shape_str(x, s1, sizeof s1);
         td_shape_str(w, s2, sizeof s2);
-        return td_error(TD_ESHAPE, 2,
-                        "conv2d: weight %s expects %lld input channels (in_channels/groups = %lld, groups = %lld), "
-                        "input %s has %lld",
-                        s2, (long long)(w->shape[1] * o->groups), (long long)w->shape[1], (long long)o->groups, s1,
-                        (long long)c);
+        return td_error(
+            TD_ESHAPE, 2,
+            "conv2d: weight %s expects %lld input channels (in_channels/groups = %lld, groups = %lld), "
+            "input %s has %lld",
+            s2, (long long)(w->shape[1] * o->groups), (long long)w->shape[1], (long long)o->groups,
+            s1, (long long)c);
     }
     if (kh < 1 || kw < 1) {
         td_shape_str(w, s2, sizeof s2);
@@ -98,27 +111,44 @@ static td_status conv2d_4d(td_tensor *x, td_tensor *w, const td_conv2d_opts *o, 
     }
     if (b) {
         if (b->dtype != x->dtype)
-            return td_error(TD_EDTYPE, 3, "conv2d: bias must be %s like input, got %s", td_dtype_name(x->dtype),
-                            td_dtype_name(b->dtype));
+            return td_error(TD_EDTYPE, 3, "conv2d: bias must be %s like input, got %s",
+                            td_dtype_name(x->dtype), td_dtype_name(b->dtype));
         if (b->ndim != 1 || b->shape[0] != oc) {
             td_shape_str(b, s1, sizeof s1);
-            return td_error(TD_ESHAPE, 3, "conv2d: bias must have shape (%lld), one value per output channel, got %s",
-                            (long long)oc, s1);
+            return td_error(
+                TD_ESHAPE, 3,
+                "conv2d: bias must have shape (%lld), one value per output channel, got %s",
+                (long long)oc, s1);
         }
     }
     int64_t ekh = o->dilation[0] * (kh - 1) + 1, ekw = o->dilation[1] * (kw - 1) + 1;
     int64_t ph = h + 2 * o->padding[0], pw = wd + 2 * o->padding[1];
     if (ph < ekh || pw < ekw) {
         td_shape_str(x, s1, sizeof s1);
-        return td_error(TD_ESHAPE, 1,
-                        "conv2d: the (dilated) kernel %lldx%lld is bigger than the padded input %lldx%lld "
-                        "(input %s, padding {%lld, %lld})",
-                        (long long)ekh, (long long)ekw, (long long)ph, (long long)pw, s1,
-                        (long long)o->padding[0], (long long)o->padding[1]);
+        return td_error(
+            TD_ESHAPE, 1,
+            "conv2d: the (dilated) kernel %lldx%lld is bigger than the padded input %lldx%lld "
+            "(input %s, padding {%lld, %lld})",
+            (long long)ekh, (long long)ekw, (long long)ph, (long long)pw, s1,
+            (long long)o->padding[0], (long long)o->padding[1]);
     }
-    td_conv_args a = {x->dtype, n, c, h, wd, oc, kh, kw, (ph - ekh) / o->stride[0] + 1,
-                      (pw - ekw) / o->stride[1] + 1, o->stride[0], o->stride[1], o->padding[0],
-                      o->padding[1], o->dilation[0], o->dilation[1], o->groups,
+    td_conv_args a = {x->dtype,
+                      n,
+                      c,
+                      h,
+                      wd,
+                      oc,
+                      kh,
+                      kw,
+                      (ph - ekh) / o->stride[0] + 1,
+                      (pw - ekw) / o->stride[1] + 1,
+                      o->stride[0],
+                      o->stride[1],
+                      o->padding[0],
+                      o->padding[1],
+                      o->dilation[0],
+                      o->dilation[1],
+                      o->groups,
                       x->dtype == TD_FLOAT32 && td_backend_of(x)->conv->f32_channels_last};
 
     td_tensor *cx = NULL, *cw = NULL, *cb = NULL, *y = NULL;
@@ -132,8 +162,8 @@ static td_status conv2d_4d(td_tensor *x, td_tensor *w, const td_conv2d_opts *o, 
     TD_CHECK(td_dense_raw(w, x->dtype, false, &cw));
     if (b) TD_CHECK(td_dense_raw(b, x->dtype, false, &cb));
     if (n > 0)
-        TD_CHECK(td_backend_of(x)->conv->forward(&a, td_data_ptr(cx), td_data_ptr(cw), cb ? td_data_ptr(cb) : NULL,
-                                                 td_data_ptr(y)));
+        TD_CHECK(td_backend_of(x)->conv->forward(&a, td_data_ptr(cx), td_data_ptr(cw),
+                                                 cb ? td_data_ptr(cb) : NULL, td_data_ptr(y)));
     td_tensor *ins[3] = {x, w, b};
     int nin = b ? 3 : 2;
     if (td_needs_grad(nin, ins)) {
@@ -162,11 +192,14 @@ td_status td_conv2d(td_tensor *x, td_tensor *w, const td_conv2d_opts *o, td_tens
 {
     char s1[160];
     if (x->dtype != TD_FLOAT32 && x->dtype != TD_FLOAT64)
-        return td_error(TD_EDTYPE, 1, "conv2d: input must be float32 or float64, got %s", td_dtype_name(x->dtype));
+        return td_error(TD_EDTYPE, 1, "conv2d: input must be float32 or float64, got %s",
+                        td_dtype_name(x->dtype));
     if (x->ndim == 4) return conv2d_4d(x, w, o, out);
     if (x->ndim != 3) {
         td_shape_str(x, s1, sizeof s1);
-        return td_error(TD_ESHAPE, 1, "conv2d: input must be 4-dim (N, C, H, W) or 3-dim (C, H, W), got shape %s", s1);
+        return td_error(TD_ESHAPE, 1,
+                        "conv2d: input must be 4-dim (N, C, H, W) or 3-dim (C, H, W), got shape %s",
+                        s1);
     }
     /* unbatched (C, H, W): through a batch of one, as PyTorch */
     td_tensor *x4 = NULL, *y4 = NULL;

@@ -22,9 +22,13 @@ td_status td_ones(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
     return td_full(ndim, shape, 1.0, dt, out);
 }
 
-td_status td_scalar(double value, td_dtype dt, td_tensor **out) { return td_full(0, NULL, value, dt, out); }
+td_status td_scalar(double value, td_dtype dt, td_tensor **out)
+{
+    return td_full(0, NULL, value, dt, out);
+}
 
-td_status td_from_data(int ndim, const int64_t *shape, td_dtype dt, const double *values, td_tensor **out)
+td_status td_from_data(int ndim, const int64_t *shape, td_dtype dt, const double *values,
+                       td_tensor **out)
 {
     td_tensor *t = NULL;
     TD_TRY(td_empty(ndim, shape, dt, &t));
@@ -35,17 +39,17 @@ td_status td_from_data(int ndim, const int64_t *shape, td_dtype dt, const double
 }
 
 /* element i of a fresh contiguous tensor */
-static void store_double(td_tensor *t, int64_t i, double v)
-{
-    td_store_at(t, t->offset + i, v);
-}
+static void store_double(td_tensor *t, int64_t i, double v) { td_store_at(t, t->offset + i, v); }
 
 td_status td_arange(double start, double end, double step, td_dtype dt, td_tensor **out)
 {
-    if (step == 0 || !isfinite(step)) return td_error(TD_EINVAL, 3, "arange: step must be a non-zero finite number");
-    if (!isfinite(start) || !isfinite(end)) return td_error(TD_EINVAL, 1, "arange: bounds must be finite");
+    if (step == 0 || !isfinite(step))
+        return td_error(TD_EINVAL, 3, "arange: step must be a non-zero finite number");
+    if (!isfinite(start) || !isfinite(end))
+        return td_error(TD_EINVAL, 1, "arange: bounds must be finite");
     if ((end - start) / step < 0)
-        return td_error(TD_EINVAL, 3, "arange: step %g goes away from the end (%g to %g)", step, start, end);
+        return td_error(TD_EINVAL, 3, "arange: step %g goes away from the end (%g to %g)", step,
+                        start, end);
     double count = ceil((end - start) / step);
     if (count > 1e12) return td_error(TD_ESHAPE, 2, "arange: %g elements is too many", count);
     int64_t n = (int64_t)count;
@@ -58,7 +62,9 @@ td_status td_arange(double start, double end, double step, td_dtype dt, td_tenso
 
 td_status td_linspace(double start, double end, int64_t steps, td_dtype dt, td_tensor **out)
 {
-    if (steps < 0) return td_error(TD_EINVAL, 3, "linspace: number of steps must be non-negative, got %lld", (long long)steps);
+    if (steps < 0)
+        return td_error(TD_EINVAL, 3, "linspace: number of steps must be non-negative, got %lld",
+                        (long long)steps);
     td_tensor *t = NULL;
     TD_TRY(td_empty(1, &steps, dt, &t));
     double step = steps > 1 ? (end - start) / (double)(steps - 1) : 0;
@@ -67,7 +73,8 @@ td_status td_linspace(double start, double end, int64_t steps, td_dtype dt, td_t
     int64_t half = steps / 2;
     if (steps == 1) store_double(t, 0, start);
     for (int64_t i = 0; i < steps && steps > 1; i++)
-        store_double(t, i, i < half ? start + step * (double)i : end - step * (double)(steps - 1 - i));
+        store_double(t, i,
+                     i < half ? start + step * (double)i : end - step * (double)(steps - 1 - i));
     *out = t;
     return TD_OK;
 }
@@ -75,7 +82,8 @@ td_status td_linspace(double start, double end, int64_t steps, td_dtype dt, td_t
 td_status td_eye(int64_t n, int64_t m, td_dtype dt, td_tensor **out)
 {
     if (m < 0) m = n;
-    if (n < 0) return td_error(TD_EINVAL, 1, "eye: size must be non-negative, got %lld", (long long)n);
+    if (n < 0)
+        return td_error(TD_EINVAL, 1, "eye: size must be non-negative, got %lld", (long long)n);
     int64_t shape[2] = {n, m};
     td_tensor *t = NULL;
     TD_TRY(td_zeros(2, shape, dt, &t));

@@ -13,15 +13,16 @@ td_status td_cifar10_parse(const uint8_t *buf, size_t n, const char *name, td_te
     *images = *labels = NULL;
     if (n == 0) return td_error(TD_EINVAL, 0, "%s: empty file (expected 3073-byte records)", name);
     if (n % TD_CIFAR_RECORD)
-        return td_error(TD_EINVAL, 0,
-                        "%s: truncated: %zu bytes is not a whole number of 3073-byte records (%zu left over)",
-                        name, n, n % TD_CIFAR_RECORD);
+        return td_error(
+            TD_EINVAL, 0,
+            "%s: truncated: %zu bytes is not a whole number of 3073-byte records (%zu left over)",
+            name, n, n % TD_CIFAR_RECORD);
     int64_t count = (int64_t)(n / TD_CIFAR_RECORD);
     for (int64_t i = 0; i < count; i++) {
         uint8_t lab = buf[(size_t)i * TD_CIFAR_RECORD];
         if (lab > 9)
-            return td_error(TD_EINVAL, 0, "%s: label %d of record %lld is outside [0, 10)", name, lab,
-                            (long long)i);
+            return td_error(TD_EINVAL, 0, "%s: label %d of record %lld is outside [0, 10)", name,
+                            lab, (long long)i);
     }
     int64_t ishape[4] = {count, 3, 32, 32};
     td_tensor *im = NULL, *lb = NULL;
@@ -43,18 +44,20 @@ td_status td_cifar10_parse(const uint8_t *buf, size_t n, const char *name, td_te
     return TD_OK;
 }
 
-static td_status read_plain(const char *path, const char *dir, const char *hint, uint8_t **buf, size_t *n)
+static td_status read_plain(const char *path, const char *dir, const char *hint, uint8_t **buf,
+                            size_t *n)
 {
     struct stat s;
     if (stat(path, &s) != 0)
-        return td_error(TD_EIO, 0, "%s not found (CIFAR-10's binary version is expected under %s: "
-                                   "data_batch_1.bin ... data_batch_5.bin, test_batch.bin)%s%s",
+        return td_error(TD_EIO, 0,
+                        "%s not found (CIFAR-10's binary version is expected under %s: "
+                        "data_batch_1.bin ... data_batch_5.bin, test_batch.bin)%s%s",
                         path, dir, hint && *hint ? "; " : "", hint ? hint : "");
     return td_read_file(path, buf, n);
 }
 
-td_status td_cifar10_load(const char *dir, const char *split, const char *missing_hint, td_tensor **images,
-                          td_tensor **labels)
+td_status td_cifar10_load(const char *dir, const char *split, const char *missing_hint,
+                          td_tensor **images, td_tensor **labels)
 {
     *images = *labels = NULL;
     const char *names[5];

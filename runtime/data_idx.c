@@ -14,7 +14,8 @@ td_status td_read_file(const char *path, uint8_t **buf, size_t *n)
     *buf = NULL;
     *n = 0;
     gzFile f = gzopen(path, "rb");
-    if (!f) return td_error(TD_EIO, 0, "%s: cannot open (%s)", path, strerror(errno ? errno : ENOENT));
+    if (!f)
+        return td_error(TD_EIO, 0, "%s: cannot open (%s)", path, strerror(errno ? errno : ENOENT));
     size_t cap = 1 << 20, len = 0;
     uint8_t *p = malloc(cap);
     if (!p) {
@@ -26,7 +27,8 @@ td_status td_read_file(const char *path, uint8_t **buf, size_t *n)
             if (cap >= READ_LIMIT) {
                 free(p);
                 gzclose(f);
-                return td_error(TD_EINVAL, 0, "%s: larger than %zu bytes", path, (size_t)READ_LIMIT);
+                return td_error(TD_EINVAL, 0, "%s: larger than %zu bytes", path,
+                                (size_t)READ_LIMIT);
             }
             uint8_t *q = realloc(p, cap * 2);
             if (!q) {
@@ -42,7 +44,8 @@ td_status td_read_file(const char *path, uint8_t **buf, size_t *n)
         if (got < 0) {
             int zerr;
             const char *msg = gzerror(f, &zerr);
-            td_status st = td_error(TD_EINVAL, 0, "%s: damaged gzip data (%s)", path, msg ? msg : "read error");
+            td_status st = td_error(TD_EINVAL, 0, "%s: damaged gzip data (%s)", path,
+                                    msg ? msg : "read error");
             free(p);
             gzclose(f);
             return st;
@@ -72,33 +75,40 @@ static uint32_t be32(const uint8_t *p)
 td_status td_idx_parse(const uint8_t *buf, size_t n, const char *name, td_tensor **out)
 {
     *out = NULL;
-    if (n < 4) return td_error(TD_EINVAL, 0, "%s: truncated IDX file (%zu bytes, no header)", name, n);
+    if (n < 4)
+        return td_error(TD_EINVAL, 0, "%s: truncated IDX file (%zu bytes, no header)", name, n);
     if (buf[0] != 0 || buf[1] != 0)
-        return td_error(TD_EINVAL, 0, "%s: bad magic 0x%02x%02x%02x%02x (not an IDX file)", name, buf[0], buf[1],
-                        buf[2], buf[3]);
+        return td_error(TD_EINVAL, 0, "%s: bad magic 0x%02x%02x%02x%02x (not an IDX file)", name,
+                        buf[0], buf[1], buf[2], buf[3]);
     if (buf[2] != 0x08)
-        return td_error(TD_EINVAL, 0, "%s: unsupported IDX data type 0x%02x (only unsigned bytes, 0x08)", name,
+        return td_error(TD_EINVAL, 0,
+                        "%s: unsupported IDX data type 0x%02x (only unsigned bytes, 0x08)", name,
                         buf[2]);
     int ndim = buf[3];
     if (ndim < 1 || ndim > 3)
         return td_error(TD_EINVAL, 0, "%s: IDX file with %d dims (expected 1 to 3)", name, ndim);
     size_t header = 4 + 4 * (size_t)ndim;
     if (n < header)
-        return td_error(TD_EINVAL, 0, "%s: truncated IDX header (%zu bytes, need %zu)", name, n, header);
+        return td_error(TD_EINVAL, 0, "%s: truncated IDX header (%zu bytes, need %zu)", name, n,
+                        header);
     int64_t shape[3];
     uint64_t count = 1;
     bool overflow = false;
     for (int d = 0; d < ndim; d++) {
         shape[d] = be32(buf + 4 + 4 * d);
-        if (shape[d] != 0 && count > (UINT64_MAX >> 1) / (uint64_t)shape[d]) overflow = true;
-        else count *= (uint64_t)shape[d];
+        if (shape[d] != 0 && count > (UINT64_MAX >> 1) / (uint64_t)shape[d])
+            overflow = true;
+        else
+            count *= (uint64_t)shape[d];
     }
     size_t data = n - header;
     if (overflow || count > data)
-        return td_error(TD_EINVAL, 0, "%s: truncated: the header promises %llu bytes of data, the file has %zu",
+        return td_error(TD_EINVAL, 0,
+                        "%s: truncated: the header promises %llu bytes of data, the file has %zu",
                         name, overflow ? 0ull : (unsigned long long)count, data);
     if (count < data)
-        return td_error(TD_EINVAL, 0, "%s: %zu bytes after the %llu bytes of data the header promises", name,
+        return td_error(TD_EINVAL, 0,
+                        "%s: %zu bytes after the %llu bytes of data the header promises", name,
                         data - (size_t)count, (unsigned long long)count);
     td_tensor *t = NULL;
     TD_TRY(td_empty(ndim, shape, TD_UINT8, &t));
@@ -135,14 +145,17 @@ static td_status read_idx(const char *path, td_tensor **out)
     return st;
 }
 
-td_status td_mnist_load(const char *dir, const char *split, const char *missing_hint, td_tensor **images,
-                        td_tensor **labels)
+td_status td_mnist_load(const char *dir, const char *split, const char *missing_hint,
+                        td_tensor **images, td_tensor **labels)
 {
     *images = *labels = NULL;
     const char *pre;
-    if (strcmp(split, "train") == 0) pre = "train";
-    else if (strcmp(split, "test") == 0) pre = "t10k";
-    else return td_error(TD_EINVAL, 0, "split must be \"train\" or \"test\", got \"%s\"", split);
+    if (strcmp(split, "train") == 0)
+        pre = "train";
+    else if (strcmp(split, "test") == 0)
+        pre = "t10k";
+    else
+        return td_error(TD_EINVAL, 0, "split must be \"train\" or \"test\", got \"%s\"", split);
     char ipath[4096], lpath[4096], base[64];
     snprintf(base, sizeof base, "%s-images-idx3-ubyte", pre);
     TD_TRY(find_file(dir, base, missing_hint, ipath, sizeof ipath));
@@ -153,7 +166,8 @@ td_status td_mnist_load(const char *dir, const char *split, const char *missing_
     td_status st;
     TD_CHECK(read_idx(ipath, &im));
     if (im->ndim != 3) {
-        st = td_error(TD_EINVAL, 0, "%s: images file with %d dims (expected 3: count, rows, columns)", ipath,
+        st = td_error(TD_EINVAL, 0,
+                      "%s: images file with %d dims (expected 3: count, rows, columns)", ipath,
                       im->ndim);
         goto fail;
     }
@@ -170,8 +184,8 @@ td_status td_mnist_load(const char *dir, const char *split, const char *missing_
     const uint8_t *lp = td_data_ptr(lb);
     for (int64_t i = 0; i < lb->shape[0]; i++)
         if (lp[i] > 9) {
-            st = td_error(TD_EINVAL, 0, "%s: label %d of sample %lld is outside [0, 10)", lpath, lp[i],
-                          (long long)i);
+            st = td_error(TD_EINVAL, 0, "%s: label %d of sample %lld is outside [0, 10)", lpath,
+                          lp[i], (long long)i);
             goto fail;
         }
     int64_t shape4[4] = {im->shape[0], 1, im->shape[1], im->shape[2]};

@@ -78,20 +78,24 @@ static int by_key_desc(const void *a, const void *b)
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-td_status td_weighted_sample(td_rng *r, const double *w, int64_t n, int64_t num, bool replacement, int64_t *out)
+td_status td_weighted_sample(td_rng *r, const double *w, int64_t n, int64_t num, bool replacement,
+                             int64_t *out)
 {
     if (n <= 0) return td_error(TD_EINVAL, 1, "weights must not be empty");
-    if (num < 0) return td_error(TD_EINVAL, 0, "num_samples must be non-negative, got %lld", (long long)num);
+    if (num < 0)
+        return td_error(TD_EINVAL, 0, "num_samples must be non-negative, got %lld", (long long)num);
     int64_t positive = 0;
     for (int64_t i = 0; i < n; i++) {
         if (!(w[i] >= 0) || w[i] == INFINITY)
-            return td_error(TD_EINVAL, 1, "weight %lld is %g (weights must be finite and non-negative)",
+            return td_error(TD_EINVAL, 1,
+                            "weight %lld is %g (weights must be finite and non-negative)",
                             (long long)i, w[i]);
         positive += w[i] > 0;
     }
     if (positive == 0) return td_error(TD_EINVAL, 1, "the weights sum to zero");
     if (!replacement && num > positive)
-        return td_error(TD_EINVAL, 0, "cannot draw %lld samples without replacement from %lld non-zero weights",
+        return td_error(TD_EINVAL, 0,
+                        "cannot draw %lld samples without replacement from %lld non-zero weights",
                         (long long)num, (long long)positive);
     if (replacement) {
         double *cum = malloc((size_t)n * sizeof *cum);
@@ -103,8 +107,10 @@ td_status td_weighted_sample(td_rng *r, const double *w, int64_t n, int64_t num,
             int64_t lo = 0, hi = n - 1; /* first i with cum[i] > u */
             while (lo < hi) {
                 int64_t mid = lo + (hi - lo) / 2;
-                if (cum[mid] > u) hi = mid;
-                else lo = mid + 1;
+                if (cum[mid] > u)
+                    hi = mid;
+                else
+                    lo = mid + 1;
             }
             while (w[lo] == 0 && lo + 1 < n) lo++; /* never a zero weight */
             out[k] = lo;
@@ -169,7 +175,8 @@ struct td_loader {
     size_t pin_cap[DEPTH];
 };
 
-td_status td_loader_new(td_tensor *images, td_tensor *labels, const td_loader_opts *o, td_loader **out)
+td_status td_loader_new(td_tensor *images, td_tensor *labels, const td_loader_opts *o,
+                        td_loader **out)
 {
     *out = NULL;
     if (images->ndim < 1) return td_error(TD_ESHAPE, 1, "images must have a first (sample) dim");
@@ -178,20 +185,23 @@ td_status td_loader_new(td_tensor *images, td_tensor *labels, const td_loader_op
         return td_error(TD_ESHAPE, 2, "%lld images but %lld labels", (long long)images->shape[0],
                         (long long)labels->shape[0]);
     if (o->batch_size < 1)
-        return td_error(TD_EINVAL, 0, "batch_size must be at least 1, got %lld", (long long)o->batch_size);
+        return td_error(TD_EINVAL, 0, "batch_size must be at least 1, got %lld",
+                        (long long)o->batch_size);
     td_dtype odt = images->dtype == TD_UINT8 ? TD_FLOAT32 : images->dtype;
     for (int t = 0; t < o->n_transforms; t++) {
         const td_transform *tf = &o->transforms[t];
         if (odt != TD_FLOAT32)
-            return td_error(TD_EDTYPE, 0, "built-in transforms need uint8 or float32 images, got %s",
+            return td_error(TD_EDTYPE, 0,
+                            "built-in transforms need uint8 or float32 images, got %s",
                             td_dtype_name(images->dtype));
         int want = tf->kind == TD_TF_NORMALIZE ? 2 : 4;
         if ((want == 4 && images->ndim != 4) || images->ndim < want)
-            return td_error(TD_ESHAPE, 0, "transform %d needs images (N, C, H, W), got %d dims", t + 1,
-                            images->ndim);
+            return td_error(TD_ESHAPE, 0, "transform %d needs images (N, C, H, W), got %d dims",
+                            t + 1, images->ndim);
         if (tf->kind == TD_TF_NORMALIZE)
             for (int c = 0; c < tf->nch; c++)
-                if (!(tf->std[c] != 0)) return td_error(TD_EINVAL, 0, "normalize: std %d is zero", c + 1);
+                if (!(tf->std[c] != 0))
+                    return td_error(TD_EINVAL, 0, "normalize: std %d is zero", c + 1);
     }
     if (o->device.type != TD_CPU) TD_TRY(td_device_check(o->device));
     td_loader *l = calloc(1, sizeof *l);
@@ -200,8 +210,10 @@ td_status td_loader_new(td_tensor *images, td_tensor *labels, const td_loader_op
     if (st == TD_OK) st = td_contiguous(labels, &l->labels);
     if (st == TD_OK && o->n_transforms) {
         l->transforms = malloc((size_t)o->n_transforms * sizeof *l->transforms);
-        if (!l->transforms) st = td_error(TD_ENOMEM, 0, "out of memory");
-        else memcpy(l->transforms, o->transforms, (size_t)o->n_transforms * sizeof *l->transforms);
+        if (!l->transforms)
+            st = td_error(TD_ENOMEM, 0, "out of memory");
+        else
+            memcpy(l->transforms, o->transforms, (size_t)o->n_transforms * sizeof *l->transforms);
     }
     if (st != TD_OK) {
         td_tensor_release(l->images);
@@ -213,10 +225,13 @@ td_status td_loader_new(td_tensor *images, td_tensor *labels, const td_loader_op
     l->device = o->device;
     if (o->device.type != TD_CPU) {
         l->be = td_backend_for(o->device);
-        l->pin = o->pin_memory && l->be && l->be->host_alloc && l->be->upload_async && l->be->stream_sync;
+        l->pin = o->pin_memory && l->be && l->be->host_alloc && l->be->upload_async &&
+                 l->be->stream_sync;
     }
-    l->row_elems = l->n ? td_numel(images) / l->n : td_shape_numel(images->ndim - 1, images->shape + 1);
-    l->label_elems = l->n ? td_numel(labels) / l->n : td_shape_numel(labels->ndim - 1, labels->shape + 1);
+    l->row_elems =
+        l->n ? td_numel(images) / l->n : td_shape_numel(images->ndim - 1, images->shape + 1);
+    l->label_elems =
+        l->n ? td_numel(labels) / l->n : td_shape_numel(labels->ndim - 1, labels->shape + 1);
     l->out_dtype = odt;
     l->batch_size = o->batch_size;
     l->drop_last = o->drop_last;
@@ -279,8 +294,8 @@ static td_status make_batch(td_loader *l, int64_t b, td_tensor **ox, td_tensor *
     TD_TRY(gather(l, first, count, &x, &y));
     for (int t = 0; t < l->n_transforms; t++) {
         td_tensor *nx;
-        td_status st = td_transform_apply(&l->transforms[t], x, l->key + (uint64_t)(t + 1) * 0xd1b54a32d192ed03ull,
-                                          first, &nx);
+        td_status st = td_transform_apply(
+            &l->transforms[t], x, l->key + (uint64_t)(t + 1) * 0xd1b54a32d192ed03ull, first, &nx);
         td_tensor_release(x);
         if (st != TD_OK) {
             td_tensor_release(y);
@@ -378,7 +393,8 @@ td_status td_loader_start(td_loader *l, const int64_t *order, int64_t len, uint6
     if (len < 0) return td_error(TD_EINVAL, 0, "negative epoch length");
     for (int64_t i = 0; i < len; i++)
         if (order[i] < 0 || order[i] >= l->n)
-            return td_error(TD_ERANGE, 0, "sample index %lld (position %lld of the epoch) is outside [0, %lld)",
+            return td_error(TD_ERANGE, 0,
+                            "sample index %lld (position %lld of the epoch) is outside [0, %lld)",
                             (long long)order[i], (long long)i, (long long)l->n);
     l->order = malloc((size_t)(len ? len : 1) * sizeof *l->order);
     if (!l->order) return td_error(TD_ENOMEM, 0, "out of memory");
@@ -450,8 +466,10 @@ td_status td_loader_next(td_loader *l, td_tensor **x, td_tensor **y)
     if (got.x) {
         /* the upload starts before consumed moves on: until then the thread
          * leaves this slot (and its pinned buffer) alone */
-        if (l->be) st = to_device(l, &got, x, y);
-        else *x = got.x, *y = got.y;
+        if (l->be)
+            st = to_device(l, &got, x, y);
+        else
+            *x = got.x, *y = got.y;
         pthread_mutex_lock(&l->mu);
         l->consumed++;
         pthread_cond_broadcast(&l->cv);

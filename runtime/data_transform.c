@@ -4,11 +4,11 @@
 #include "internal.h"
 #include "../kernels/counter_bits.h"
 
-
 static td_status check_batch(const td_tensor *x, int min_dim, int max_dim, const char *name)
 {
     if (x->dtype != TD_FLOAT32)
-        return td_error(TD_EDTYPE, 0, "%s works on float32 batches, got %s", name, td_dtype_name(x->dtype));
+        return td_error(TD_EDTYPE, 0, "%s works on float32 batches, got %s", name,
+                        td_dtype_name(x->dtype));
     if (x->ndim < min_dim || x->ndim > max_dim) {
         char b[96];
         return td_error(TD_ESHAPE, 0, "%s needs a batch (B, C, H, W), got shape %s", name,
@@ -23,8 +23,9 @@ static td_status normalize(const td_transform *tf, td_tensor *x)
     TD_TRY(check_batch(x, 2, TD_MAX_DIMS, "normalize"));
     int64_t B = x->shape[0], C = x->shape[1];
     if (tf->nch != 1 && tf->nch != C)
-        return td_error(TD_ESHAPE, 0, "normalize has %d means and stds but the batch has %lld channels",
-                        tf->nch, (long long)C);
+        return td_error(TD_ESHAPE, 0,
+                        "normalize has %d means and stds but the batch has %lld channels", tf->nch,
+                        (long long)C);
     int64_t inner = (B > 0 && C > 0) ? td_numel(x) / (B * C) : 0;
     float *p = td_data_ptr(x);
     for (int64_t b = 0; b < B; b++)
@@ -59,13 +60,15 @@ static td_status hflip(const td_transform *tf, td_tensor *x, uint64_t key, int64
     return TD_OK;
 }
 
-static td_status crop(const td_transform *tf, td_tensor *x, uint64_t key, int64_t first, td_tensor **out)
+static td_status crop(const td_transform *tf, td_tensor *x, uint64_t key, int64_t first,
+                      td_tensor **out)
 {
     TD_TRY(check_batch(x, 4, 4, "random_crop"));
     int64_t B = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t pad = tf->padding, sh = tf->size_h, sw = tf->size_w;
     if (sh > H + 2 * pad || sw > W + 2 * pad)
-        return td_error(TD_ESHAPE, 0, "random_crop of %lldx%lld does not fit a %lldx%lld image with padding %lld",
+        return td_error(TD_ESHAPE, 0,
+                        "random_crop of %lldx%lld does not fit a %lldx%lld image with padding %lld",
                         (long long)sh, (long long)sw, (long long)H, (long long)W, (long long)pad);
     int64_t shape[4] = {B, C, sh, sw};
     td_tensor *y = NULL;
@@ -97,7 +100,8 @@ static td_status crop(const td_transform *tf, td_tensor *x, uint64_t key, int64_
     return TD_OK;
 }
 
-td_status td_transform_apply(const td_transform *tf, td_tensor *x, uint64_t key, int64_t first, td_tensor **out)
+td_status td_transform_apply(const td_transform *tf, td_tensor *x, uint64_t key, int64_t first,
+                             td_tensor **out)
 {
     *out = NULL;
     td_status st;

@@ -167,7 +167,8 @@ td_status td_require_cpu(const char *name, int n, td_tensor *const *ts)
 
 /* ---- moving tensors ------------------------------------------------------ */
 
-td_status td_full_on(int ndim, const int64_t *shape, double value, td_dtype dt, td_device dev, td_tensor **out)
+td_status td_full_on(int ndim, const int64_t *shape, double value, td_dtype dt, td_device dev,
+                     td_tensor **out)
 {
     td_tensor *t = NULL;
     TD_TRY(td_empty_on(ndim, shape, dt, dev, &t));
@@ -205,11 +206,14 @@ static td_status move_raw(td_tensor *t, td_device dev, td_tensor **out)
     if (from.type == TD_CPU) {
         TD_CHECK(td_backend_of(dst)->upload(dev.index, td_data_ptr(dst), td_data_ptr(src), nbytes));
     } else if (dev.type == TD_CPU) {
-        TD_CHECK(td_backend_of(src)->download(from.index, td_data_ptr(dst), td_data_ptr(src), nbytes));
+        TD_CHECK(
+            td_backend_of(src)->download(from.index, td_data_ptr(dst), td_data_ptr(src), nbytes));
     } else { /* between two GPUs, through the host (peer copies are a later step) */
         TD_CHECK(td_empty(t->ndim, t->shape, t->dtype, &host));
-        TD_CHECK(td_backend_of(src)->download(from.index, td_data_ptr(host), td_data_ptr(src), nbytes));
-        TD_CHECK(td_backend_of(dst)->upload(dev.index, td_data_ptr(dst), td_data_ptr(host), nbytes));
+        TD_CHECK(
+            td_backend_of(src)->download(from.index, td_data_ptr(host), td_data_ptr(src), nbytes));
+        TD_CHECK(
+            td_backend_of(dst)->upload(dev.index, td_data_ptr(dst), td_data_ptr(host), nbytes));
     }
 done:
     *out = dst;

@@ -9,7 +9,10 @@ bool td_dtype_is_float(td_dtype dt) { return dt == TD_FLOAT32 || dt == TD_FLOAT6
 
 td_status td_dtype_parse(const char *name, td_dtype *out)
 {
-    static const struct { const char *name; td_dtype dt; } aliases[] = {
+    static const struct {
+        const char *name;
+        td_dtype dt;
+    } aliases[] = {
         {"float32", TD_FLOAT32}, {"float", TD_FLOAT32}, {"float64", TD_FLOAT64},
         {"double", TD_FLOAT64},  {"int64", TD_INT64},   {"long", TD_INT64},
         {"uint8", TD_UINT8},     {"byte", TD_UINT8},    {"bool", TD_UINT8},
@@ -19,8 +22,8 @@ td_status td_dtype_parse(const char *name, td_dtype *out)
             *out = aliases[i].dt;
             return TD_OK;
         }
-    return td_error(TD_EINVAL, 0,
-                    "unknown dtype '%s' (expected float32, float64, int64 or uint8)", name);
+    return td_error(TD_EINVAL, 0, "unknown dtype '%s' (expected float32, float64, int64 or uint8)",
+                    name);
 }
 
 /* PyTorch's order: uint8 < int64 < float32 < float64 */

@@ -14,7 +14,8 @@ td_status td_broadcast_shape(const td_tensor *a, const td_tensor *b, int *ndim, 
         int64_t sa = ia >= 0 ? a->shape[ia] : 1, sb = ib >= 0 ? b->shape[ib] : 1;
         if (sa != sb && sa != 1 && sb != 1) {
             char x[128], y[128];
-            return td_error(TD_ESHAPE, 2, "shapes %s and %s cannot be broadcast (dim %d: %lld vs %lld)",
+            return td_error(TD_ESHAPE, 2,
+                            "shapes %s and %s cannot be broadcast (dim %d: %lld vs %lld)",
                             td_shape_str(a, x, sizeof x), td_shape_str(b, y, sizeof y), i,
                             (long long)sa, (long long)sb);
         }
@@ -62,13 +63,14 @@ static bool is_comparison(td_binary_op op) { return op >= TD_EQ; }
 /* the output of a binary op: channels-last where an operand of the output's
  * shape is (so a chain of ops on channels-last activations stays in that
  * layout and every loop runs flat), else contiguous */
-static td_status empty_for(const td_tensor *a, const td_tensor *b, int ndim, const int64_t *shape, td_dtype dt,
-                           td_device dev, td_tensor **out)
+static td_status empty_for(const td_tensor *a, const td_tensor *b, int ndim, const int64_t *shape,
+                           td_dtype dt, td_device dev, td_tensor **out)
 {
     const td_tensor *ab[2] = {a, b};
     bool cl = false;
     for (int k = 0; k < 2; k++)
-        cl = cl || (ab[k]->ndim == ndim && memcmp(ab[k]->shape, shape, sizeof *shape * (size_t)ndim) == 0 &&
+        cl = cl || (ab[k]->ndim == ndim &&
+                    memcmp(ab[k]->shape, shape, sizeof *shape * (size_t)ndim) == 0 &&
                     td_keeps_channels_last(ab[k]));
     return td_empty_layout_on(ndim, shape, dt, dev, cl, out);
 }
@@ -107,7 +109,10 @@ static td_dtype compute_dtype(td_binary_op op, td_dtype a, td_dtype b)
 }
 
 /* chains of ops inside backward functions, which run without grad */
-static td_status mul(td_tensor *a, td_tensor *b, td_tensor **out) { return td_binary(TD_MUL, a, b, out); }
+static td_status mul(td_tensor *a, td_tensor *b, td_tensor **out)
+{
+    return td_binary(TD_MUL, a, b, out);
+}
 
 typedef struct {
     td_tensor *a, *b; /* cast to the result's dtype; not kept for add and sub */
@@ -195,8 +200,7 @@ static td_status binary_backward(td_node *n, td_tensor *g, td_tensor **gi)
         }
         break;
     }
-    default:
-        break;
+    default: break;
     }
     if (ga) TD_CHECK(td_grad_to_input(n, 0, ga, &gi[0]));
     if (gb) TD_CHECK(td_grad_to_input(n, 1, gb, &gi[1]));
@@ -215,7 +219,7 @@ static td_status record_binary(td_binary_op op, td_tensor *a, td_tensor *b, td_t
     if (is_comparison(op) || !td_dtype_is_float(out->dtype) || !td_needs_grad(2, in)) return TD_OK;
     td_node *node;
     TD_TRY(td_node_new("BinaryBackward", binary_backward, 2, in, &node));
-    static const char *names[] = {"AddBackward", "SubBackward", "MulBackward", "DivBackward",
+    static const char *names[] = {"AddBackward", "SubBackward",     "MulBackward",    "DivBackward",
                                   "PowBackward", "MaximumBackward", "MinimumBackward"};
     node->name = names[op];
     binary_ctx *c = NULL;
@@ -258,11 +262,13 @@ td_status td_binary(td_binary_op op, td_tensor *a, td_tensor *b, td_tensor **out
 static td_dtype scalar_dtype(const td_tensor *a, double s)
 {
     if (td_dtype_is_float(a->dtype)) return a->dtype;
-    if (s == floor(s) && fabs(s) < 9.2e18) return a->dtype == TD_UINT8 && (s < 0 || s > 255) ? TD_INT64 : a->dtype;
+    if (s == floor(s) && fabs(s) < 9.2e18)
+        return a->dtype == TD_UINT8 && (s < 0 || s > 255) ? TD_INT64 : a->dtype;
     return TD_FLOAT32;
 }
 
-td_status td_binary_scalar(td_binary_op op, td_tensor *a, double s, bool scalar_first, td_tensor **out)
+td_status td_binary_scalar(td_binary_op op, td_tensor *a, double s, bool scalar_first,
+                           td_tensor **out)
 {
     td_tensor *sc = NULL;
     TD_TRY(td_full_on(0, NULL, s, scalar_dtype(a, s), td_device_of(a), &sc));
@@ -285,15 +291,16 @@ static bool keeps_int(td_unary_op op)
 }
 
 static const char *unary_names[TD_NUNARY] = {
-    "ExpBackward", "LogBackward", "Log1pBackward", "SqrtBackward", "AbsBackward",
-    "NegBackward", "SinBackward", "CosBackward", "TanhBackward", "SigmoidBackward",
-    "ReluBackward", "GeluBackward", "SignBackward", "ReciprocalBackward", "SquareBackward"};
+    "ExpBackward",  "LogBackward",  "Log1pBackward", "SqrtBackward",       "AbsBackward",
+    "NegBackward",  "SinBackward",  "CosBackward",   "TanhBackward",       "SigmoidBackward",
+    "ReluBackward", "GeluBackward", "SignBackward",  "ReciprocalBackward", "SquareBackward"};
 
 /* ops whose derivative is cheapest from their output save only that (so an
  * in-place change of their input stays legal); the rest save the input */
 static bool grad_from_output(td_unary_op op)
 {
-    return op == TD_EXP || op == TD_SQRT || op == TD_TANH || op == TD_SIGMOID || op == TD_RECIPROCAL;
+    return op == TD_EXP || op == TD_SQRT || op == TD_TANH || op == TD_SIGMOID ||
+           op == TD_RECIPROCAL;
 }
 
 typedef struct {
@@ -498,7 +505,8 @@ td_status td_masked_fill(td_tensor *x, td_tensor *mask, double value, td_tensor 
     memcpy(probe.shape, s, sizeof s);
     if (!td_same_shape(&probe, x)) {
         char a[128], b[128];
-        return td_error(TD_ESHAPE, 2, "mask of shape %s does not broadcast to the tensor's shape %s",
+        return td_error(TD_ESHAPE, 2,
+                        "mask of shape %s does not broadcast to the tensor's shape %s",
                         td_shape_str(mask, a, sizeof a), td_shape_str(x, b, sizeof b));
     }
     td_tensor *v = NULL;
@@ -528,7 +536,8 @@ static td_status assign_result(td_tensor *self, td_tensor *r)
                         td_dtype_name(r->dtype), td_dtype_name(self->dtype));
     if (!td_same_shape(r, self)) {
         char a[128], b[128];
-        return td_error(TD_ESHAPE, 2, "in-place result of shape %s does not fit the tensor's shape %s",
+        return td_error(TD_ESHAPE, 2,
+                        "in-place result of shape %s does not fit the tensor's shape %s",
                         td_shape_str(r, a, sizeof a), td_shape_str(self, b, sizeof b));
     }
     td_tensor *both[2] = {self, r};

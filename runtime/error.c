@@ -45,6 +45,7 @@ void td_error_prefix(const char *fmt, ...)
 td_status td_need_float(td_dtype dt, int arg, const char *fn, const char *what)
 {
     if (td_dtype_is_float(dt)) return TD_OK;
-    return td_error(TD_EDTYPE, arg, "%s: %s must be float32 or float64, got %s (convert with :float())", fn,
-                    what, td_dtype_name(dt));
+    return td_error(TD_EDTYPE, arg,
+                    "%s: %s must be float32 or float64, got %s (convert with :float())", fn, what,
+                    td_dtype_name(dt));
 }

@@ -8,12 +8,14 @@
 static td_status check_index_tensor(const td_tensor *index, int arg, const char *fn)
 {
     if (index->dtype != TD_INT64)
-        return td_error(TD_EDTYPE, arg, "%s: index must be an int64 tensor, got %s", fn, td_dtype_name(index->dtype));
+        return td_error(TD_EDTYPE, arg, "%s: index must be an int64 tensor, got %s", fn,
+                        td_dtype_name(index->dtype));
     return TD_OK;
 }
 
 /* a contiguous copy of index with every value checked against [0, size) */
-static td_status checked_index(td_tensor *index, int64_t size, int arg, const char *fn, int dim, td_tensor **out)
+static td_status checked_index(td_tensor *index, int64_t size, int arg, const char *fn, int dim,
+                               td_tensor **out)
 {
     td_tensor *c = NULL;
     if (td_is_contiguous(index))
@@ -37,8 +39,10 @@ static td_status checked_index(td_tensor *index, int64_t size, int arg, const ch
             int64_t v = p[i];
             td_tensor_release(c);
             td_tensor_release(h);
-            return td_error(TD_ERANGE, arg, "%s: index %lld at position %lld is out of range for dim %d of size %lld",
-                            fn, (long long)v, (long long)i, dim, (long long)size);
+            return td_error(
+                TD_ERANGE, arg,
+                "%s: index %lld at position %lld is out of range for dim %d of size %lld", fn,
+                (long long)v, (long long)i, dim, (long long)size);
         }
     td_tensor_release(h);
     *out = c;
@@ -103,20 +107,27 @@ static td_status index_select_backward(td_node *n, td_tensor *g, td_tensor **gi)
     return add_back(n, g, gi, false);
 }
 
-static td_status gather_backward(td_node *n, td_tensor *g, td_tensor **gi) { return add_back(n, g, gi, true); }
+static td_status gather_backward(td_node *n, td_tensor *g, td_tensor **gi)
+{
+    return add_back(n, g, gi, true);
+}
 
 /* index must have x's number of dims and fit inside `limit` outside dim */
-static td_status check_gather_shape(const td_tensor *x, const td_tensor *index, int d, int arg, const char *fn,
-                                    const td_tensor *limit)
+static td_status check_gather_shape(const td_tensor *x, const td_tensor *index, int d, int arg,
+                                    const char *fn, const td_tensor *limit)
 {
     char a[128], b[128];
     if (index->ndim != x->ndim)
-        return td_error(TD_ESHAPE, arg, "%s: index has %d dims but the tensor has %d", fn, index->ndim, x->ndim);
+        return td_error(TD_ESHAPE, arg, "%s: index has %d dims but the tensor has %d", fn,
+                        index->ndim, x->ndim);
     for (int i = 0; i < x->ndim; i++)
-        if ((i != d && index->shape[i] > x->shape[i]) || (limit && index->shape[i] > limit->shape[i]))
-            return td_error(TD_ESHAPE, arg, "%s: index of shape %s does not fit inside shape %s at dim %d", fn,
-                            td_shape_str(index, a, sizeof a),
-                            td_shape_str(limit && index->shape[i] > limit->shape[i] ? limit : x, b, sizeof b), i);
+        if ((i != d && index->shape[i] > x->shape[i]) ||
+            (limit && index->shape[i] > limit->shape[i]))
+            return td_error(
+                TD_ESHAPE, arg, "%s: index of shape %s does not fit inside shape %s at dim %d", fn,
+                td_shape_str(index, a, sizeof a),
+                td_shape_str(limit && index->shape[i] > limit->shape[i] ? limit : x, b, sizeof b),
+                i);
     return TD_OK;
 }
 
@@ -133,7 +144,8 @@ static td_status read_indexed(bool gather, td_tensor *x, int dim, td_tensor *ind
     if (gather)
         TD_TRY(check_gather_shape(x, index, d, 3, fn, NULL));
     else if (index->ndim > 1)
-        return td_error(TD_ESHAPE, 3, "index_select: index must be 0- or 1-dim, got %d dims", index->ndim);
+        return td_error(TD_ESHAPE, 3, "index_select: index must be 0- or 1-dim, got %d dims",
+                        index->ndim);
     td_tensor *idx = NULL, *cx = NULL, *o = NULL;
     td_status st;
     TD_CHECK(checked_index(index, x->ndim ? x->shape[d] : 1, 3, fn, d, &idx));
@@ -150,7 +162,8 @@ static td_status read_indexed(bool gather, td_tensor *x, int dim, td_tensor *ind
         td_backend_of(x)->index_select(o, cx, d, idx);
     if (td_dtype_is_float(x->dtype) && td_needs_grad(1, &x))
         TD_CHECK(record_indexed(gather ? "GatherBackward" : "IndexSelectBackward",
-                                gather ? gather_backward : index_select_backward, 1, &x, d, false, idx, o));
+                                gather ? gather_backward : index_select_backward, 1, &x, d, false,
+                                idx, o));
     *out = o;
     o = NULL;
 fail:
@@ -192,8 +205,11 @@ td_status td_index_add(td_tensor *x, int dim, td_tensor *index, td_tensor *src, 
         if (i != d && src->shape[i] != x->shape[i]) ok = false;
     if (!ok) {
         char a[128], b[128];
-        return td_error(TD_ESHAPE, 4, "index_add: source of shape %s does not fit a tensor of shape %s with %lld indices",
-                        td_shape_str(src, a, sizeof a), td_shape_str(x, b, sizeof b), (long long)td_numel(index));
+        return td_error(
+            TD_ESHAPE, 4,
+            "index_add: source of shape %s does not fit a tensor of shape %s with %lld indices",
+            td_shape_str(src, a, sizeof a), td_shape_str(x, b, sizeof b),
+            (long long)td_numel(index));
     }
     td_tensor *idx = NULL, *o = NULL, *cs = NULL;
     td_status st;
@@ -250,7 +266,8 @@ fail:
     return st;
 }
 
-td_status td_scatter(td_tensor *x, int dim, td_tensor *index, td_tensor *src, bool accumulate, td_tensor **out)
+td_status td_scatter(td_tensor *x, int dim, td_tensor *index, td_tensor *src, bool accumulate,
+                     td_tensor **out)
 {
     int d;
     TD_TRY(td_wrap_dim(dim, x->ndim, 2, &d));
@@ -258,7 +275,8 @@ td_status td_scatter(td_tensor *x, int dim, td_tensor *index, td_tensor *src, bo
     TD_TRY(td_same_device(3, on));
     TD_TRY(check_index_tensor(index, 3, "scatter"));
     if (src->ndim != x->ndim)
-        return td_error(TD_ESHAPE, 4, "scatter: source has %d dims but the tensor has %d", src->ndim, x->ndim);
+        return td_error(TD_ESHAPE, 4, "scatter: source has %d dims but the tensor has %d",
+                        src->ndim, x->ndim);
     TD_TRY(check_gather_shape(x, index, d, 3, "scatter", src));
     td_tensor *idx = NULL, *o = NULL, *cs = NULL;
     td_status st;

@@ -10,17 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TD_TRY(expr)                              \
-    do {                                          \
-        td_status td_try_st_ = (expr);            \
-        if (td_try_st_ != TD_OK) return td_try_st_; \
+#define TD_TRY(expr)                                                                               \
+    do {                                                                                           \
+        td_status td_try_st_ = (expr);                                                             \
+        if (td_try_st_ != TD_OK) return td_try_st_;                                                \
     } while (0)
 
 /* go to `fail` on error, with `st` holding the status */
-#define TD_CHECK(expr)          \
-    do {                        \
-        st = (expr);            \
-        if (st != TD_OK) goto fail; \
+#define TD_CHECK(expr)                                                                             \
+    do {                                                                                           \
+        st = (expr);                                                                               \
+        if (st != TD_OK) goto fail;                                                                \
     } while (0)
 
 void td_memory_note_alloc(size_t n);
@@ -35,7 +35,8 @@ td_status td_op_device(int n, td_tensor *const *ts, td_device *out);
 /* t where an op on dev can read it: t retained, or a copy of a 0-dim
  * CPU tensor, recording nothing */
 td_status td_on_device_raw(td_tensor *t, td_device dev, td_tensor **out);
-td_status td_full_on(int ndim, const int64_t *shape, double value, td_dtype dt, td_device dev, td_tensor **out);
+td_status td_full_on(int ndim, const int64_t *shape, double value, td_dtype dt, td_device dev,
+                     td_tensor **out);
 
 /* a header over t's storage with new sizes; retains storage */
 td_status td_make_view(td_tensor *base, int ndim, const int64_t *shape, const int64_t *stride,
@@ -78,8 +79,8 @@ struct td_node {
     const char *name;
     td_backward_fn backward;
     int n_next;
-    td_node **next;      /* grad_fn or accumulator of each input, NULL if none */
-    td_tensor *leaf;     /* accumulator nodes only: weak pointer to the leaf */
+    td_node **next;  /* grad_fn or accumulator of each input, NULL if none */
+    td_tensor *leaf; /* accumulator nodes only: weak pointer to the leaf */
     td_saved saved[TD_NODE_MAX_SAVED];
     int n_saved;
     bool released;
@@ -98,7 +99,8 @@ struct td_node {
 /* true when any of the inputs needs a gradient and grad mode is on */
 bool td_needs_grad(int n, td_tensor *const *inputs);
 /* a node with one edge per input; records their shapes (first 3) */
-td_status td_node_new(const char *name, td_backward_fn fn, int n, td_tensor *const *inputs, td_node **out);
+td_status td_node_new(const char *name, td_backward_fn fn, int n, td_tensor *const *inputs,
+                      td_node **out);
 /* The node's typed context: `size` zeroed bytes that live as long as the
  * node, holding what backward needs (dims, options, sizes). One per node;
  * an op declares its own struct, so backward reads names, not slots:

@@ -9,7 +9,8 @@
 #include <math.h>
 #include <stdio.h>
 
-static td_status same_dtype(const td_tensor *t, const td_tensor *x, int arg, const char *fn, const char *what)
+static td_status same_dtype(const td_tensor *t, const td_tensor *x, int arg, const char *fn,
+                            const char *what)
 {
     if (t->dtype != x->dtype)
         return td_error(TD_EDTYPE, arg, "%s: %s must be %s like input, got %s", fn, what,
@@ -24,18 +25,21 @@ td_status td_linear(td_tensor *x, td_tensor *w, td_tensor *bias, td_tensor **out
     char s1[160], s2[160];
     TD_TRY(td_need_float(x->dtype, 1, "linear", "input"));
     TD_TRY(same_dtype(w, x, 2, "linear", "weight"));
-    if (x->ndim < 1) return td_error(TD_ESHAPE, 1, "linear: input must have at least 1 dim, got a 0-dim tensor");
+    if (x->ndim < 1)
+        return td_error(TD_ESHAPE, 1, "linear: input must have at least 1 dim, got a 0-dim tensor");
     if (w->ndim != 2 || w->shape[1] != x->shape[x->ndim - 1]) {
         td_shape_str(w, s1, sizeof s1);
         td_shape_str(x, s2, sizeof s2);
-        return td_error(TD_ESHAPE, 2, "linear: weight must be (out, in) with in = %lld (input %s), got %s",
+        return td_error(TD_ESHAPE, 2,
+                        "linear: weight must be (out, in) with in = %lld (input %s), got %s",
                         (long long)x->shape[x->ndim - 1], s2, s1);
     }
     if (bias) {
         TD_TRY(same_dtype(bias, x, 3, "linear", "bias"));
         if (bias->ndim != 1 || bias->shape[0] != w->shape[0]) {
             td_shape_str(bias, s1, sizeof s1);
-            return td_error(TD_ESHAPE, 3, "linear: bias must have shape (%lld), got %s", (long long)w->shape[0], s1);
+            return td_error(TD_ESHAPE, 3, "linear: bias must have shape (%lld), got %s",
+                            (long long)w->shape[0], s1);
         }
     }
     td_tensor *wt = NULL, *y = NULL;
@@ -87,12 +91,14 @@ static td_status bn_backward(td_node *nd, td_tensor *g, td_tensor **gi)
     td_tensor *cg = NULL, *gx = NULL, *gw = NULL, *gb = NULL, *sums = NULL;
     td_status st;
     const double *sd = td_data_ptr(stats);
-    TD_CHECK(td_empty_on(1, &two_c, TD_FLOAT64, td_device_of(x), &sums)); /* sum_gy[C], sum_gy_xhat[C] */
+    TD_CHECK(
+        td_empty_on(1, &two_c, TD_FLOAT64, td_device_of(x), &sums)); /* sum_gy[C], sum_gy_xhat[C] */
     TD_CHECK(td_dense_raw(g, x->dtype, td_keeps_channels_last(x), &cg));
     if (nd->next[0]) TD_CHECK(td_empty_as(x, x->dtype, &gx));
     double *sp = td_data_ptr(sums);
-    td_backend_of(x)->layers->bn_backward(x->dtype, td_data_ptr(x), td_data_ptr(cg), gx ? td_data_ptr(gx) : NULL,
-                                          n, c, inner, sd, sd + c, sd + 2 * c, training, sp, sp + c);
+    td_backend_of(x)->layers->bn_backward(x->dtype, td_data_ptr(x), td_data_ptr(cg),
+                                          gx ? td_data_ptr(gx) : NULL, n, c, inner, sd, sd + c,
+                                          sd + 2 * c, training, sp, sp + c);
     if (gx) {
         gi[0] = gx;
         gx = NULL;
@@ -116,13 +122,15 @@ fail:
     return st;
 }
 
-static td_status check_channel_vec(td_tensor *v, const td_tensor *x, int64_t c, int arg, const char *what)
+static td_status check_channel_vec(td_tensor *v, const td_tensor *x, int64_t c, int arg,
+                                   const char *what)
 {
     TD_TRY(same_dtype(v, x, arg, "batch_norm", what));
     if (v->ndim != 1 || v->shape[0] != c) {
         char s[160];
         td_shape_str(v, s, sizeof s);
-        return td_error(TD_ESHAPE, arg, "batch_norm: %s must have shape (%lld), one value per channel, got %s",
+        return td_error(TD_ESHAPE, arg,
+                        "batch_norm: %s must have shape (%lld), one value per channel, got %s",
                         what, (long long)c, s);
     }
     return TD_OK;
@@ -147,9 +155,10 @@ static void vec_set(td_tensor *v, int64_t i, double x)
 
 /* the CPU's per-channel step: statistics, running-stat update (PyTorch's
  * unbiased running_var), then invstd, gs = invstd * weight, shift */
-static void bn_host_step(const td_backend *be, td_tensor *x, td_tensor *cx, td_tensor *rm, td_tensor *rv,
-                         const td_batch_norm_opts *o, int64_t n, int64_t c, int64_t inner, double *mean, double *var,
-                         double *invstd, double *gs, double *shift)
+static void bn_host_step(const td_backend *be, td_tensor *x, td_tensor *cx, td_tensor *rm,
+                         td_tensor *rv, const td_batch_norm_opts *o, int64_t n, int64_t c,
+                         int64_t inner, double *mean, double *var, double *invstd, double *gs,
+                         double *shift)
 {
     if (o->training) {
         be->layers->bn_stats(x->dtype, td_data_ptr(cx), n, c, inner, mean, var);
@@ -187,18 +196,23 @@ td_status td_batch_norm(td_tensor *x, td_tensor *rm, td_tensor *rv, const td_bat
     if (rm) TD_TRY(check_channel_vec(rm, x, c, 2, "running_mean"));
     if (rv) TD_TRY(check_channel_vec(rv, x, c, 3, "running_var"));
     if (!o->training && (!rm || !rv))
-        return td_error(TD_EINVAL, rm ? 3 : 2, "batch_norm: running_mean and running_var are needed in evaluation "
+        return td_error(TD_EINVAL, rm ? 3 : 2,
+                        "batch_norm: running_mean and running_var are needed in evaluation "
                         "(training = false)");
     if (o->weight) TD_TRY(check_channel_vec(o->weight, x, c, 4, "weight"));
     if (o->bias) TD_TRY(check_channel_vec(o->bias, x, c, 4, "bias"));
     td_tensor *all[5] = {x, rm, rv, o->weight, o->bias};
     TD_TRY(td_same_device(5, all));
-    if (!(o->eps >= 0)) return td_error(TD_EINVAL, 4, "batch_norm: eps must be >= 0, got %g", o->eps);
-    if (!isfinite(o->momentum)) return td_error(TD_EINVAL, 4, "batch_norm: momentum must be a number, got %g", o->momentum);
+    if (!(o->eps >= 0))
+        return td_error(TD_EINVAL, 4, "batch_norm: eps must be >= 0, got %g", o->eps);
+    if (!isfinite(o->momentum))
+        return td_error(TD_EINVAL, 4, "batch_norm: momentum must be a number, got %g", o->momentum);
     if (o->training && n * inner <= 1) {
         char s[160];
         td_shape_str(x, s, sizeof s);
-        return td_error(TD_ESHAPE, 1, "batch_norm: expected more than 1 value per channel when training, got input %s", s);
+        return td_error(
+            TD_ESHAPE, 1,
+            "batch_norm: expected more than 1 value per channel when training, got input %s", s);
     }
     const td_backend *be = td_backend_of(x);
     td_tensor *cx = NULL, *y = NULL, *stats = NULL, *scratch = NULL;
@@ -219,8 +233,8 @@ td_status td_batch_norm(td_tensor *x, td_tensor *rm, td_tensor *rv, const td_bat
         TD_CHECK(td_empty_on(1, &two_c, TD_FLOAT64, td_device_of(x), &scratch));
         double *dvar = td_data_ptr(scratch);
         if (o->training) be->layers->bn_stats(x->dtype, td_data_ptr(cx), n, c, inner, mean, dvar);
-        be->layers->bn_finalize(x->dtype, c, o->training, (double)(n * inner), o->momentum, o->eps, mean, dvar, rm,
-                                rv, o->weight, o->bias, invstd, gs, dvar + c);
+        be->layers->bn_finalize(x->dtype, c, o->training, (double)(n * inner), o->momentum, o->eps,
+                                mean, dvar, rm, rv, o->weight, o->bias, invstd, gs, dvar + c);
         if (o->training && rm) td_bump_version(rm);
         if (o->training && rv) td_bump_version(rv);
     } else {
@@ -239,8 +253,8 @@ td_status td_batch_norm(td_tensor *x, td_tensor *rm, td_tensor *rv, const td_bat
     if (td_needs_grad(3, ins)) {
         td_node *node = NULL;
         bn_ctx *ctx = NULL;
-        TD_CHECK(td_node_new(o->training ? "NativeBatchNormBackward" : "BatchNormEvalBackward", bn_backward, 3,
-                             ins, &node));
+        TD_CHECK(td_node_new(o->training ? "NativeBatchNormBackward" : "BatchNormEvalBackward",
+                             bn_backward, 3, ins, &node));
         st = TD_NODE_CTX(node, &ctx);
         if (st == TD_OK) {
             ctx->n = n;
@@ -265,21 +279,24 @@ fail:
 
 /* ---- layer norm (a composition) ---------------------------------------- */
 
-td_status td_layer_norm(td_tensor *x, int nd, const int64_t *shape, td_tensor *weight, td_tensor *bias,
-                        double eps, td_tensor **out)
+td_status td_layer_norm(td_tensor *x, int nd, const int64_t *shape, td_tensor *weight,
+                        td_tensor *bias, double eps, td_tensor **out)
 {
     char s1[160], s2[160];
     TD_TRY(td_need_float(x->dtype, 1, "layer_norm", "input"));
     if (nd < 1 || nd > x->ndim) {
         td_shape_str(x, s1, sizeof s1);
-        return td_error(TD_ESHAPE, 2, "layer_norm: normalized_shape must have 1 to %d dims for input %s, got %d",
+        return td_error(TD_ESHAPE, 2,
+                        "layer_norm: normalized_shape must have 1 to %d dims for input %s, got %d",
                         x->ndim, s1, nd);
     }
     bool match = true;
     for (int i = 0; i < nd; i++) match = match && shape[i] == x->shape[x->ndim - nd + i];
     if (!match) {
         td_shape_str(x, s1, sizeof s1);
-        return td_error(TD_ESHAPE, 2, "layer_norm: normalized_shape must equal the last %d dims of input %s", nd, s1);
+        return td_error(TD_ESHAPE, 2,
+                        "layer_norm: normalized_shape must equal the last %d dims of input %s", nd,
+                        s1);
     }
     td_tensor *affine[2] = {weight, bias};
     const char *names[2] = {"weight", "bias"};
@@ -291,14 +308,16 @@ td_status td_layer_norm(td_tensor *x, int nd, const int64_t *shape, td_tensor *w
         for (int i = 0; ok && i < nd; i++) ok = t->shape[i] == shape[i];
         if (!ok) {
             td_shape_str(t, s2, sizeof s2);
-            return td_error(TD_ESHAPE, 3, "layer_norm: %s must have normalized_shape, got %s", names[k], s2);
+            return td_error(TD_ESHAPE, 3, "layer_norm: %s must have normalized_shape, got %s",
+                            names[k], s2);
         }
     }
     if (!(eps >= 0)) return td_error(TD_EINVAL, 3, "layer_norm: eps must be >= 0, got %g", eps);
     int64_t m = td_shape_numel(nd, shape);
     int64_t two[2] = {td_numel(x) / (m ? m : 1), m};
     if (m == 0) two[0] = td_shape_numel(x->ndim - nd, x->shape);
-    td_tensor *xr = NULL, *mu = NULL, *d = NULL, *d2 = NULL, *var = NULL, *rs = NULL, *yn = NULL, *y = NULL, *t = NULL;
+    td_tensor *xr = NULL, *mu = NULL, *d = NULL, *d2 = NULL, *var = NULL, *rs = NULL, *yn = NULL,
+              *y = NULL, *t = NULL;
     td_status st;
     TD_CHECK(td_reshape(x, 2, two, &xr));
     TD_CHECK(td_mean(xr, 1, false, true, &mu));
@@ -354,8 +373,10 @@ static td_status pool_backward(td_node *nd, td_tensor *g, td_tensor **gi)
     td_status st;
     /* the forward's layout: gy brought to it (a view when it already is), gx in it */
     TD_CHECK(td_dense_raw(g, a.dtype, a.channels_last, &cg));
-    TD_CHECK(td_empty_layout_on(nd->in_ndim[0], nd->in_shape[0], a.dtype, td_device_of(cg), a.channels_last, &gx));
-    td_backend_of(gx)->layers->pool2d_backward(&a, td_data_ptr(cg), idx ? td_data_ptr(idx) : NULL, td_data_ptr(gx));
+    TD_CHECK(td_empty_layout_on(nd->in_ndim[0], nd->in_shape[0], a.dtype, td_device_of(cg),
+                                a.channels_last, &gx));
+    td_backend_of(gx)->layers->pool2d_backward(&a, td_data_ptr(cg), idx ? td_data_ptr(idx) : NULL,
+                                               td_data_ptr(gx));
     gi[0] = gx;
     gx = NULL;
 fail:
@@ -364,7 +385,8 @@ fail:
     return st;
 }
 
-static td_status pool_run(td_tensor *x, td_pool2d_args *a, const char *fn, const char *node_name, td_tensor **out)
+static td_status pool_run(td_tensor *x, td_pool2d_args *a, const char *fn, const char *node_name,
+                          td_tensor **out)
 {
     bool batched = x->ndim == 4;
     a->n = batched ? x->shape[0] : 1;
@@ -386,8 +408,10 @@ static td_status pool_run(td_tensor *x, td_pool2d_args *a, const char *fn, const
     TD_CHECK(td_dense_raw(x, x->dtype, a->channels_last, &cx));
     TD_CHECK(td_empty_layout_on(ond, oshape, x->dtype, td_device_of(x), a->channels_last, &y));
     if (a->kind == TD_POOL_MAX)
-        TD_CHECK(td_empty_layout_on(ond, oshape, TD_INT64, td_device_of(x), a->channels_last, &idx));
-    td_backend_of(x)->layers->pool2d(a, td_data_ptr(cx), td_data_ptr(y), idx ? td_data_ptr(idx) : NULL);
+        TD_CHECK(
+            td_empty_layout_on(ond, oshape, TD_INT64, td_device_of(x), a->channels_last, &idx));
+    td_backend_of(x)->layers->pool2d(a, td_data_ptr(cx), td_data_ptr(y),
+                                     idx ? td_data_ptr(idx) : NULL);
     if (td_needs_grad(1, &x)) {
         td_node *node = NULL;
         pool_ctx *ctx = NULL;
@@ -426,19 +450,28 @@ static int64_t pool_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, 
     return o;
 }
 
-static td_status pool_plan(td_tensor *x, const td_pool2d_opts *o, bool is_max, td_pool2d_args *a, const char *fn)
+static td_status pool_plan(td_tensor *x, const td_pool2d_opts *o, bool is_max, td_pool2d_args *a,
+                           const char *fn)
 {
     TD_TRY(check_pool_input(x, fn));
     int64_t st[2] = {o->stride[0], o->stride[1]};
     if (st[0] == 0 && st[1] == 0) st[0] = o->kernel[0], st[1] = o->kernel[1];
     for (int i = 0; i < 2; i++) {
-        if (o->kernel[i] < 1) return td_error(TD_EINVAL, 2, "%s: kernel_size must be positive, got %lld", fn, (long long)o->kernel[i]);
-        if (st[i] < 1) return td_error(TD_EINVAL, 3, "%s: stride must be positive, got %lld", fn, (long long)st[i]);
-        if (o->dilation[i] < 1) return td_error(TD_EINVAL, 3, "%s: dilation must be positive, got %lld", fn, (long long)o->dilation[i]);
+        if (o->kernel[i] < 1)
+            return td_error(TD_EINVAL, 2, "%s: kernel_size must be positive, got %lld", fn,
+                            (long long)o->kernel[i]);
+        if (st[i] < 1)
+            return td_error(TD_EINVAL, 3, "%s: stride must be positive, got %lld", fn,
+                            (long long)st[i]);
+        if (o->dilation[i] < 1)
+            return td_error(TD_EINVAL, 3, "%s: dilation must be positive, got %lld", fn,
+                            (long long)o->dilation[i]);
         int64_t eff = o->kernel[i]; /* PyTorch: half the kernel, whatever the dilation */
         if (o->padding[i] < 0 || o->padding[i] > eff / 2)
-            return td_error(TD_EINVAL, 3, "%s: padding must be between 0 and half the kernel size (%lld), got %lld", fn,
-                            (long long)(eff / 2), (long long)o->padding[i]);
+            return td_error(
+                TD_EINVAL, 3,
+                "%s: padding must be between 0 and half the kernel size (%lld), got %lld", fn,
+                (long long)(eff / 2), (long long)o->padding[i]);
     }
     int nd = x->ndim;
     a->kind = is_max ? TD_POOL_MAX : TD_POOL_AVG;
@@ -452,8 +485,8 @@ static td_status pool_plan(td_tensor *x, const td_pool2d_opts *o, bool is_max, t
     if (a->oh < 1 || a->ow < 1) {
         char s[160];
         td_shape_str(x, s, sizeof s);
-        return td_error(TD_ESHAPE, 2, "%s: output size %lldx%lld is too small for input %s", fn, (long long)a->oh,
-                        (long long)a->ow, s);
+        return td_error(TD_ESHAPE, 2, "%s: output size %lldx%lld is too small for input %s", fn,
+                        (long long)a->oh, (long long)a->ow, s);
     }
     return TD_OK;
 }
@@ -476,8 +509,9 @@ td_status td_adaptive_avg_pool2d(td_tensor *x, int64_t oh, int64_t ow, td_tensor
 {
     TD_TRY(check_pool_input(x, "adaptive_avg_pool2d"));
     if (oh < 1 || ow < 1)
-        return td_error(TD_EINVAL, 2, "adaptive_avg_pool2d: output_size must be positive, got %lldx%lld", (long long)oh,
-                        (long long)ow);
+        return td_error(TD_EINVAL, 2,
+                        "adaptive_avg_pool2d: output_size must be positive, got %lldx%lld",
+                        (long long)oh, (long long)ow);
     td_pool2d_args a = {0};
     a.kind = TD_POOL_ADAPTIVE_AVG;
     a.h = x->shape[x->ndim - 2], a.w = x->shape[x->ndim - 1];
@@ -515,14 +549,16 @@ fail:
 td_status td_dropout(td_tensor *x, double p, bool training, td_tensor **out)
 {
     TD_TRY(td_need_float(x->dtype, 1, "dropout", "input"));
-    if (!(p >= 0 && p <= 1)) return td_error(TD_EINVAL, 2, "dropout: p must be in [0, 1], got %g", p);
+    if (!(p >= 0 && p <= 1))
+        return td_error(TD_EINVAL, 2, "dropout: p must be in [0, 1], got %g", p);
     if (!training || p == 0) return td_detach_view_like(x, out);
     uint64_t key = td_random_u64();
     td_tensor *cx = NULL, *y = NULL;
     td_status st;
     TD_CHECK(td_dense_raw(x, x->dtype, false, &cx));
     TD_CHECK(td_empty_like(x, &y));
-    td_backend_of(x)->layers->dropout(x->dtype, td_data_ptr(y), td_data_ptr(cx), td_numel(y), key, p);
+    td_backend_of(x)->layers->dropout(x->dtype, td_data_ptr(y), td_data_ptr(cx), td_numel(y), key,
+                                      p);
     if (td_needs_grad(1, &x)) {
         td_node *node = NULL;
         dropout_ctx *ctx = NULL;
@@ -547,7 +583,8 @@ fail:
 td_status td_leaky_relu(td_tensor *x, double slope, td_tensor **out)
 {
     TD_TRY(td_need_float(x->dtype, 1, "leaky_relu", "input"));
-    if (!isfinite(slope)) return td_error(TD_EINVAL, 2, "leaky_relu: negative_slope must be finite, got %g", slope);
+    if (!isfinite(slope))
+        return td_error(TD_EINVAL, 2, "leaky_relu: negative_slope must be finite, got %g", slope);
     td_tensor *mask = NULL, *neg = NULL;
     td_status st;
     TD_CHECK(td_binary_scalar(TD_GT, x, 0.0, false, &mask));
@@ -606,20 +643,24 @@ fail:
     return st;
 }
 
-td_status td_embedding(td_tensor *indices, td_tensor *weight, bool has_pad, int64_t pad, td_tensor **out)
+td_status td_embedding(td_tensor *indices, td_tensor *weight, bool has_pad, int64_t pad,
+                       td_tensor **out)
 {
     if (indices->dtype != TD_INT64)
-        return td_error(TD_EDTYPE, 1, "embedding: indices must be int64, got %s", td_dtype_name(indices->dtype));
+        return td_error(TD_EDTYPE, 1, "embedding: indices must be int64, got %s",
+                        td_dtype_name(indices->dtype));
     TD_TRY(td_need_float(weight->dtype, 2, "embedding", "weight"));
     if (weight->ndim != 2) {
         char s[160];
         td_shape_str(weight, s, sizeof s);
-        return td_error(TD_ESHAPE, 2, "embedding: weight must be (num_embeddings, embedding_dim), got %s", s);
+        return td_error(TD_ESHAPE, 2,
+                        "embedding: weight must be (num_embeddings, embedding_dim), got %s", s);
     }
     int64_t v = weight->shape[0], d = weight->shape[1];
     if (has_pad) {
         if (pad < -v || pad >= v)
-            return td_error(TD_ERANGE, 3, "embedding: padding_idx %lld is out of range for %lld embeddings",
+            return td_error(TD_ERANGE, 3,
+                            "embedding: padding_idx %lld is out of range for %lld embeddings",
                             (long long)pad, (long long)v);
         if (pad < 0) pad += v;
     } else {
@@ -638,8 +679,10 @@ td_status td_embedding(td_tensor *indices, td_tensor *weight, bool has_pad, int6
         const int64_t *ip = td_data_ptr(h ? h : ci);
         for (int64_t i = 0; i < n; i++)
             if (ip[i] < 0 || ip[i] >= v) {
-                st = td_error(TD_ERANGE, 1, "embedding: index %lld at position %lld is out of range for %lld embeddings",
-                              (long long)ip[i], (long long)i, (long long)v);
+                st = td_error(
+                    TD_ERANGE, 1,
+                    "embedding: index %lld at position %lld is out of range for %lld embeddings",
+                    (long long)ip[i], (long long)i, (long long)v);
                 td_tensor_release(h);
                 goto fail;
             }

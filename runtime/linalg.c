@@ -32,9 +32,10 @@ static bool layout_of(int64_t rows, int64_t cols, int64_t s_row, int64_t s_col, 
 static td_status check_mm_dtypes(const td_tensor *a, const td_tensor *b, const char *fn)
 {
     if (a->dtype != b->dtype)
-        return td_error(TD_EDTYPE, 2, "%s: both operands must have the same dtype, got %s and %s", fn,
-                        td_dtype_name(a->dtype), td_dtype_name(b->dtype));
-    if (a->dtype == TD_UINT8) return td_error(TD_EDTYPE, 1, "%s is not defined for uint8 tensors", fn);
+        return td_error(TD_EDTYPE, 2, "%s: both operands must have the same dtype, got %s and %s",
+                        fn, td_dtype_name(a->dtype), td_dtype_name(b->dtype));
+    if (a->dtype == TD_UINT8)
+        return td_error(TD_EDTYPE, 1, "%s is not defined for uint8 tensors", fn);
     return TD_OK;
 }
 
@@ -62,8 +63,9 @@ static td_status gemm3(td_tensor *a, td_tensor *b, td_tensor *c)
         layout_of(k, n, cb->stride[1], cb->stride[2], &lb);
     }
     int64_t sa = batch > 1 ? ca->stride[0] : 0, sb = batch > 1 ? cb->stride[0] : 0;
-    st = td_backend_of(a)->gemm(a->dtype, batch, la.trans, lb.trans, m, n, k, 1.0, td_data_ptr(ca), la.ld, sa,
-                                td_data_ptr(cb), lb.ld, sb, 0.0, td_data_ptr(c), n, m * n);
+    st = td_backend_of(a)->gemm(a->dtype, batch, la.trans, lb.trans, m, n, k, 1.0, td_data_ptr(ca),
+                                la.ld, sa, td_data_ptr(cb), lb.ld, sb, 0.0, td_data_ptr(c), n,
+                                m * n);
 fail:
     td_tensor_release(ca);
     td_tensor_release(cb);
@@ -108,14 +110,16 @@ static td_status product(td_tensor *a, td_tensor *b, bool batched, td_tensor **o
 {
     const char *fn = batched ? "bmm" : "mm";
     int want = batched ? 3 : 2;
-    if (a->ndim != want) return td_error(TD_ESHAPE, 1, "%s expects %d-dim tensors, got %d dims", fn, want, a->ndim);
-    if (b->ndim != want) return td_error(TD_ESHAPE, 2, "%s expects %d-dim tensors, got %d dims", fn, want, b->ndim);
+    if (a->ndim != want)
+        return td_error(TD_ESHAPE, 1, "%s expects %d-dim tensors, got %d dims", fn, want, a->ndim);
+    if (b->ndim != want)
+        return td_error(TD_ESHAPE, 2, "%s expects %d-dim tensors, got %d dims", fn, want, b->ndim);
     TD_TRY(check_mm_dtypes(a, b, fn));
     int o = batched;
     char x[128], y[128];
     if (a->shape[o + 1] != b->shape[o] || (batched && a->shape[0] != b->shape[0]))
-        return td_error(TD_ESHAPE, 1, "shapes %s and %s cannot be multiplied", td_shape_str(a, x, sizeof x),
-                        td_shape_str(b, y, sizeof y));
+        return td_error(TD_ESHAPE, 1, "shapes %s and %s cannot be multiplied",
+                        td_shape_str(a, x, sizeof x), td_shape_str(b, y, sizeof y));
     int64_t shape[3];
     if (batched) {
         shape[0] = a->shape[0];
@@ -173,7 +177,8 @@ static td_status matmul_batched(td_tensor *a, td_tensor *b, td_tensor **out)
         int64_t sa = ia >= 0 ? a->shape[ia] : 1, sb = ib >= 0 ? b->shape[ib] : 1;
         if (sa != sb && sa != 1 && sb != 1) {
             char x[128], y[128];
-            return td_error(TD_ESHAPE, 1, "shapes %s and %s cannot be multiplied (batch dims do not broadcast)",
+            return td_error(TD_ESHAPE, 1,
+                            "shapes %s and %s cannot be multiplied (batch dims do not broadcast)",
                             td_shape_str(a, x, sizeof x), td_shape_str(b, y, sizeof y));
         }
         batch[i] = sa == 1 ? sb : sa;
@@ -216,13 +221,14 @@ td_status td_matmul(td_tensor *a, td_tensor *b, td_tensor **out)
 {
     char x[128], y[128];
     if (a->ndim == 0 || b->ndim == 0)
-        return td_error(TD_ESHAPE, a->ndim == 0 ? 1 : 2, "matmul needs tensors of at least 1 dim, got shapes %s and %s",
+        return td_error(TD_ESHAPE, a->ndim == 0 ? 1 : 2,
+                        "matmul needs tensors of at least 1 dim, got shapes %s and %s",
                         td_shape_str(a, x, sizeof x), td_shape_str(b, y, sizeof y));
     TD_TRY(check_mm_dtypes(a, b, "matmul"));
     int64_t ka = a->shape[a->ndim - 1], kb = b->shape[b->ndim == 1 ? 0 : b->ndim - 2];
     if (ka != kb)
-        return td_error(TD_ESHAPE, 1, "shapes %s and %s cannot be multiplied", td_shape_str(a, x, sizeof x),
-                        td_shape_str(b, y, sizeof y));
+        return td_error(TD_ESHAPE, 1, "shapes %s and %s cannot be multiplied",
+                        td_shape_str(a, x, sizeof x), td_shape_str(b, y, sizeof y));
     td_tensor *a2 = NULL, *b2 = NULL, *c = NULL, *flat = NULL;
     td_status st;
     /* vectors become matrices, and the added dim is dropped at the end */
@@ -267,7 +273,8 @@ fail:
     return st;
 }
 
-td_status td_addmm(td_tensor *input, td_tensor *a, td_tensor *b, double beta, double alpha, td_tensor **out)
+td_status td_addmm(td_tensor *input, td_tensor *a, td_tensor *b, double beta, double alpha,
+                   td_tensor **out)
 {
     td_tensor *p = NULL, *sp = NULL, *si = NULL;
     td_status st;

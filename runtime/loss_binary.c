@@ -29,11 +29,13 @@ static td_binary_loss_fn kernel_of(const td_tensor *x, td_binary_kind k)
 
 /* ---- argument checks ------------------------------------------------------ */
 
-static td_status check_float_opt(const td_loss_def *d, const char *what, const td_tensor *t, const td_tensor *x)
+static td_status check_float_opt(const td_loss_def *d, const char *what, const td_tensor *t,
+                                 const td_tensor *x)
 {
     char a[64], b[64];
     if (!td_dtype_is_float(t->dtype))
-        return td_error(TD_EDTYPE, 3, "%s needs a float %s, got %s", d->name, what, td_dtype_name(t->dtype));
+        return td_error(TD_EDTYPE, 3, "%s needs a float %s, got %s", d->name, what,
+                        td_dtype_name(t->dtype));
     if (t->dtype != x->dtype)
         return td_error(TD_EDTYPE, 3, "%s needs %s of input's dtype %s, got %s", d->name, what,
                         td_dtype_name(x->dtype), td_dtype_name(t->dtype));
@@ -43,34 +45,39 @@ static td_status check_float_opt(const td_loss_def *d, const char *what, const t
         ok = s == 1 || s == x->shape[x->ndim - 1 - i];
     }
     if (!ok)
-        return td_error(TD_ESHAPE, 3, "%s %s of shape %s does not broadcast to input %s", d->name, what,
-                        td_shape_str(t, a, sizeof a), td_shape_str(x, b, sizeof b));
+        return td_error(TD_ESHAPE, 3, "%s %s of shape %s does not broadcast to input %s", d->name,
+                        what, td_shape_str(t, a, sizeof a), td_shape_str(x, b, sizeof b));
     if (t->requires_grad && td_grad_enabled())
-        return td_error(TD_EGRAD, 3, "%s is not differentiable with respect to %s (detach it)", d->name, what);
+        return td_error(TD_EGRAD, 3, "%s is not differentiable with respect to %s (detach it)",
+                        d->name, what);
     return TD_OK;
 }
 
-static td_status check_inputs(const td_loss_def *d, const td_tensor *x, const td_tensor *y, const td_tensor *w,
-                              const td_tensor *pw)
+static td_status check_inputs(const td_loss_def *d, const td_tensor *x, const td_tensor *y,
+                              const td_tensor *w, const td_tensor *pw)
 {
     char a[64], b[64];
     if (!td_dtype_is_float(x->dtype))
-        return td_error(TD_EDTYPE, 1, "%s needs a float input (float32 or float64), got %s", d->name,
-                        td_dtype_name(x->dtype));
+        return td_error(TD_EDTYPE, 1, "%s needs a float input (float32 or float64), got %s",
+                        d->name, td_dtype_name(x->dtype));
     if (!td_dtype_is_float(y->dtype))
-        return td_error(TD_EDTYPE, 2, "%s needs a float target (%s), got %s: class indices are not targets here",
+        return td_error(TD_EDTYPE, 2,
+                        "%s needs a float target (%s), got %s: class indices are not targets here",
                         d->name, d->kind == TD_BIN_SOFT_MARGIN ? "of 1 and -1" : "of probabilities",
                         td_dtype_name(y->dtype));
     if (y->dtype != x->dtype)
         return td_error(TD_EDTYPE, 2, "%s needs target of input's dtype %s, got %s", d->name,
                         td_dtype_name(x->dtype), td_dtype_name(y->dtype));
     if (!td_same_shape(x, y))
-        return td_error(TD_ESHAPE, 2, "%s needs target of input's shape, got input %s and target %s", d->name,
+        return td_error(TD_ESHAPE, 2,
+                        "%s needs target of input's shape, got input %s and target %s", d->name,
                         td_shape_str(x, a, sizeof a), td_shape_str(y, b, sizeof b));
     if (d->kind == TD_BIN_MULTILABEL && x->ndim == 0)
-        return td_error(TD_ESHAPE, 1, "%s needs input of shape (C) or (N, C), got a 0-dim tensor", d->name);
+        return td_error(TD_ESHAPE, 1, "%s needs input of shape (C) or (N, C), got a 0-dim tensor",
+                        d->name);
     if (!d->target_grad && y->requires_grad && td_grad_enabled())
-        return td_error(TD_EGRAD, 2, "%s is not differentiable with respect to target (detach it)", d->name);
+        return td_error(TD_EGRAD, 2, "%s is not differentiable with respect to target (detach it)",
+                        d->name);
     if (w) TD_TRY(check_float_opt(d, "weight", w, x));
     if (pw) TD_TRY(check_float_opt(d, "pos_weight", pw, x));
     return TD_OK;
@@ -99,7 +106,7 @@ fail:
 /* the derivatives the forward kernel wrote, saved for the inputs that want
  * them */
 typedef struct {
-    bool per_row; /* the gradient comes per row (multilabel, "none") */
+    bool per_row;    /* the gradient comes per row (multilabel, "none") */
     td_tensor *d[2]; /* d/dx, d/dy, or NULL */
 } binary_ctx;
 
@@ -152,19 +159,23 @@ static td_status binary_fill(td_node *node, void *ctx, const void *arg)
 
 /* ---- the shared front-end ------------------------------------------------- */
 
-td_status td_binary_loss_run(const td_loss_def *d, td_tensor *const *ins, const void *opts, td_tensor **out)
+td_status td_binary_loss_run(const td_loss_def *d, td_tensor *const *ins, const void *opts,
+                             td_tensor **out)
 {
     const td_binary_loss_opts *o = opts;
     td_tensor *x = ins[0], *y = ins[1];
     td_binary_kind k = (td_binary_kind)d->kind;
     bool rowwise = k == TD_BIN_MULTILABEL;
-    td_tensor *w = k == TD_BIN_BCE || k == TD_BIN_BCE_LOGITS || k == TD_BIN_MULTILABEL ? o->weight : NULL;
+    td_tensor *w =
+        k == TD_BIN_BCE || k == TD_BIN_BCE_LOGITS || k == TD_BIN_MULTILABEL ? o->weight : NULL;
     td_tensor *pw = k == TD_BIN_BCE_LOGITS ? o->pos_weight : NULL;
     td_reduction r = o->reduction;
     td_binary_loss_args args = {0}, *a = &args;
     if (k == TD_BIN_BCE_LOGITS) a->smoothing = o->label_smoothing;
     if (k == TD_BIN_FOCAL) a->alpha = o->alpha, a->gamma = o->gamma;
-    if (k == TD_BIN_ASL) a->gamma_pos = o->gamma_pos, a->gamma_neg = o->gamma_neg, a->clip = o->clip, a->eps = o->eps;
+    if (k == TD_BIN_ASL)
+        a->gamma_pos = o->gamma_pos, a->gamma_neg = o->gamma_neg, a->clip = o->clip,
+        a->eps = o->eps;
     TD_TRY(check_inputs(d, x, y, w, pw));
     td_tensor *on[4] = {x, y, w, pw};
     TD_TRY(td_same_device(4, on));
@@ -200,17 +211,19 @@ td_status td_binary_loss_run(const td_loss_def *d, td_tensor *const *ins, const 
             double v = 0;
             TD_CHECK(td_read_flat(k == TD_BIN_BCE ? t[0] : t[1], bad, &v));
             if (k == TD_BIN_BCE)
-                st = td_error(TD_EINVAL, 1, "%s needs input (probabilities) in [0, 1], got %g at element %lld",
+                st = td_error(TD_EINVAL, 1,
+                              "%s needs input (probabilities) in [0, 1], got %g at element %lld",
                               d->name, v, (long long)bad);
             else
-                st = td_error(TD_EINVAL, 2, "%s needs target in [0, 1], got %g at element %lld", d->name,
-                              v, (long long)bad);
+                st = td_error(TD_EINVAL, 2, "%s needs target in [0, 1], got %g at element %lld",
+                              d->name, v, (long long)bad);
             goto fail;
         }
     }
-    binary_ctx tmpl = {rowwise && r == TD_REDUCE_NONE, {want_dx ? t[5] : NULL, want_dy ? t[6] : NULL}};
-    TD_CHECK(td_loss_record(d, t[4], r, (double)count, 2, in, binary_backward, sizeof(binary_ctx), binary_fill,
-                            &tmpl, &t[7]));
+    binary_ctx tmpl = {rowwise && r == TD_REDUCE_NONE,
+                       {want_dx ? t[5] : NULL, want_dy ? t[6] : NULL}};
+    TD_CHECK(td_loss_record(d, t[4], r, (double)count, 2, in, binary_backward, sizeof(binary_ctx),
+                            binary_fill, &tmpl, &t[7]));
     *out = t[7];
     t[7] = NULL;
 fail:

@@ -14,7 +14,8 @@ td_status td_reduction_parse(const char *name, bool allow_batchmean, int arg, td
             return TD_OK;
         }
     return td_error(TD_EINVAL, arg, "unknown reduction '%s' (expected %s)", name,
-                    allow_batchmean ? "'none', 'mean', 'sum' or 'batchmean'" : "'none', 'mean' or 'sum'");
+                    allow_batchmean ? "'none', 'mean', 'sum' or 'batchmean'"
+                                    : "'none', 'mean' or 'sum'");
 }
 
 const char *td_reduction_name(td_reduction r) { return (unsigned)r < 4 ? names[r] : "?"; }
@@ -73,9 +74,9 @@ td_status td_loss_dense(td_tensor *t, int dt, td_tensor **out)
     return TD_OK;
 }
 
-td_status td_loss_record(const td_loss_def *d, td_tensor *elem, td_reduction r, double divisor, int n,
-                         td_tensor *const *inputs, td_backward_fn bw, size_t ctx_size, td_loss_fill_fn fill,
-                         const void *arg, td_tensor **out)
+td_status td_loss_record(const td_loss_def *d, td_tensor *elem, td_reduction r, double divisor,
+                         int n, td_tensor *const *inputs, td_backward_fn bw, size_t ctx_size,
+                         td_loss_fill_fn fill, const void *arg, td_tensor **out)
 {
     td_tensor *res = NULL;
     td_node *node = NULL;

@@ -13,7 +13,8 @@
 static td_status contiguous_long_on(td_tensor *t, td_device dev, td_tensor **out)
 {
     bool here = td_device_eq(td_device_of(t), dev);
-    if (here && td_is_contiguous(t)) return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
+    if (here && td_is_contiguous(t))
+        return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
     if (here) {
         TD_TRY(td_empty_on(t->ndim, t->shape, TD_INT64, dev, out));
         td_backend_of(t)->copy(*out, t);
@@ -39,12 +40,13 @@ static td_status read_lengths(td_tensor *len, const char *name, int arg, int64_t
                               int64_t *dst)
 {
     if (len->dtype != TD_INT64)
-        return td_error(TD_EDTYPE, arg, "%s must be an int64 tensor or a list of integers, got %s", name,
-                        td_dtype_name(len->dtype));
+        return td_error(TD_EDTYPE, arg, "%s must be an int64 tensor or a list of integers, got %s",
+                        name, td_dtype_name(len->dtype));
     if (len->ndim > 1 || td_numel(len) != N) {
         char buf[64];
-        return td_error(TD_ESHAPE, arg, "%s must hold one length per sample (%s%lld), got shape %s", name,
-                        unbatched ? "() or " : "", (long long)N, td_shape_str(len, buf, sizeof buf));
+        return td_error(TD_ESHAPE, arg, "%s must hold one length per sample (%s%lld), got shape %s",
+                        name, unbatched ? "() or " : "", (long long)N,
+                        td_shape_str(len, buf, sizeof buf));
     }
     if (N == 0) return TD_OK;
     td_tensor *c = NULL;
@@ -57,7 +59,7 @@ static td_status read_lengths(td_tensor *len, const char *name, int arg, int64_t
 typedef struct {
     td_ctc_plan p;
     bool unbatched;
-    int64_t *host; /* il, tl, offsets: 3N values, malloc'd */
+    int64_t *host;      /* il, tl, offsets: 3N values, malloc'd */
     td_tensor *targets; /* contiguous int64 */
 } ctc_args;
 
@@ -66,9 +68,11 @@ static td_status check_args(td_tensor *lp, td_tensor *targets, td_tensor *il, td
 {
     char buf[64];
     if (!td_dtype_is_float(lp->dtype))
-        return td_error(TD_EDTYPE, 1, "log_probs must be float32 or float64, got %s", td_dtype_name(lp->dtype));
+        return td_error(TD_EDTYPE, 1, "log_probs must be float32 or float64, got %s",
+                        td_dtype_name(lp->dtype));
     if (lp->ndim != 2 && lp->ndim != 3)
-        return td_error(TD_ESHAPE, 1, "log_probs must be (T, N, C) or unbatched (T, C), got shape %s",
+        return td_error(TD_ESHAPE, 1,
+                        "log_probs must be (T, N, C) or unbatched (T, C), got shape %s",
                         td_shape_str(lp, buf, sizeof buf));
     a->unbatched = lp->ndim == 2;
     td_ctc_plan *p = &a->p;
@@ -77,14 +81,17 @@ static td_status check_args(td_tensor *lp, td_tensor *targets, td_tensor *il, td
     p->C = lp->shape[lp->ndim - 1];
     p->blank = opt->blank;
     if (opt->blank < 0 || opt->blank >= p->C)
-        return td_error(TD_ERANGE, 5, "option 'blank' = %lld is outside [0, %lld) (C, the classes of log_probs)",
+        return td_error(TD_ERANGE, 5,
+                        "option 'blank' = %lld is outside [0, %lld) (C, the classes of log_probs)",
                         (long long)opt->blank, (long long)p->C);
     if (targets->dtype != TD_INT64)
-        return td_error(TD_EDTYPE, 2, "targets must be int64 class indices, got %s%s", td_dtype_name(targets->dtype),
+        return td_error(TD_EDTYPE, 2, "targets must be int64 class indices, got %s%s",
+                        td_dtype_name(targets->dtype),
                         td_dtype_is_float(targets->dtype) ? " (convert with :long())" : "");
     bool padded = targets->ndim == 2;
     if (targets->ndim != 1 && !padded)
-        return td_error(TD_ESHAPE, 2, "targets must be (N, S) padded or 1-D concatenated, got shape %s",
+        return td_error(TD_ESHAPE, 2,
+                        "targets must be (N, S) padded or 1-D concatenated, got shape %s",
                         td_shape_str(targets, buf, sizeof buf));
     if (padded && targets->shape[0] != p->N)
         return td_error(TD_ESHAPE, 2, "targets has %lld rows, but log_probs has a batch of %lld",
@@ -99,18 +106,21 @@ static td_status check_args(td_tensor *lp, td_tensor *targets, td_tensor *il, td
     int64_t avail = padded ? targets->shape[1] : targets->shape[0], pos = 0, S = 0;
     for (int64_t b = 0; b < N; b++) {
         if (ilh[b] < 0 || ilh[b] > p->T)
-            return td_error(TD_ERANGE, 3, "input_lengths[%lld] = %lld is outside [0, %lld] (T, log_probs' dim 0)",
+            return td_error(TD_ERANGE, 3,
+                            "input_lengths[%lld] = %lld is outside [0, %lld] (T, log_probs' dim 0)",
                             (long long)b, (long long)ilh[b], (long long)p->T);
         if (tlh[b] < 0)
             return td_error(TD_ERANGE, 4, "target_lengths[%lld] = %lld is negative", (long long)b,
                             (long long)tlh[b]);
         if (padded && tlh[b] > avail)
-            return td_error(TD_ERANGE, 4, "target_lengths[%lld] = %lld is more than S = %lld (targets' dim 1)",
+            return td_error(TD_ERANGE, 4,
+                            "target_lengths[%lld] = %lld is more than S = %lld (targets' dim 1)",
                             (long long)b, (long long)tlh[b], (long long)avail);
         if (!padded && tlh[b] > avail - pos)
-            return td_error(TD_ERANGE, 4,
-                            "target_lengths sum to more than the %lld concatenated targets (at sample %lld)",
-                            (long long)avail, (long long)b);
+            return td_error(
+                TD_ERANGE, 4,
+                "target_lengths sum to more than the %lld concatenated targets (at sample %lld)",
+                (long long)avail, (long long)b);
         off[b] = padded ? b * avail : pos;
         pos += tlh[b];
         if (tlh[b] > S) S = tlh[b];
@@ -183,8 +193,8 @@ static td_status ctc_backward(td_node *n, td_tensor *g, td_tensor **gi)
     int64_t gshape[3] = {p.T, p.N, p.C}, lshape[3] = {p.N, p.T, 2 * p.S + 1};
     TD_CHECK(td_empty_on(3, gshape, lp->dtype, td_device_of(lp), &grad));
     TD_CHECK(td_empty_on(3, lshape, lp->dtype, td_device_of(lp), &log_beta));
-    td_backend_of(lp)->ctc_loss->backward(grad, log_beta, cg, c->reduction, lp3,
-                                          targets, nll, log_alpha, &p, c->zero_infinity);
+    td_backend_of(lp)->ctc_loss->backward(grad, log_beta, cg, c->reduction, lp3, targets, nll,
+                                          log_alpha, &p, c->zero_infinity);
     if (unbatched) {
         int64_t shape[2] = {p.T, p.C};
         TD_CHECK(td_view(grad, 2, shape, &g2));
@@ -229,7 +239,8 @@ static td_status ctc_fill(td_node *node, void *ctx, const void *arg)
     return TD_OK;
 }
 
-td_status td_ctc_loss_run(const td_loss_def *d, td_tensor *const *in, const void *opts, td_tensor **out)
+td_status td_ctc_loss_run(const td_loss_def *d, td_tensor *const *in, const void *opts,
+                          td_tensor **out)
 {
     const td_ctc_loss_opts *opt = opts;
     td_tensor *log_probs = in[0], *targets = in[1], *input_lengths = in[2], *target_lengths = in[3];
@@ -244,13 +255,16 @@ td_status td_ctc_loss_run(const td_loss_def *d, td_tensor *const *in, const void
     TD_CHECK(td_empty_on(1, &p->N, log_probs->dtype, dev, &nll));
     TD_CHECK(td_empty_on(1, &p->N, log_probs->dtype, dev, &elem));
     TD_CHECK(td_empty_on(3, lshape, log_probs->dtype, dev, &log_alpha));
-    td_backend_of(log_probs)->ctc_loss->forward(nll, elem, log_alpha, lp3, a.targets, p, opt->zero_infinity,
-                                               opt->reduction == TD_REDUCE_MEAN);
+    td_backend_of(log_probs)->ctc_loss->forward(nll, elem, log_alpha, lp3, a.targets, p,
+                                                opt->zero_infinity,
+                                                opt->reduction == TD_REDUCE_MEAN);
     /* "none" is (N), or 0-dim unbatched */
-    if (a.unbatched) TD_CHECK(td_make_view(elem, 0, elem->shape, elem->stride, elem->offset, &elem0));
+    if (a.unbatched)
+        TD_CHECK(td_make_view(elem, 0, elem->shape, elem->stride, elem->offset, &elem0));
     ctc_fill_arg fa = {&a, opt, nll, log_alpha, log_probs};
-    TD_CHECK(td_loss_record(d, elem0 ? elem0 : elem, opt->reduction, (double)p->N, 1, &log_probs, ctc_backward,
-                            sizeof(ctc_ctx) + 3 * (size_t)p->N * sizeof(int64_t), ctc_fill, &fa, &res));
+    TD_CHECK(td_loss_record(d, elem0 ? elem0 : elem, opt->reduction, (double)p->N, 1, &log_probs,
+                            ctc_backward, sizeof(ctc_ctx) + 3 * (size_t)p->N * sizeof(int64_t),
+                            ctc_fill, &fa, &res));
     *out = res;
     res = NULL;
 fail:

@@ -11,11 +11,16 @@
 typedef td_status (*td_loss_front_fn)(const td_loss_def *d, td_tensor *const *in, const void *opts,
                                       td_tensor **out);
 
-td_status td_softmax_loss_run(const td_loss_def *d, td_tensor *const *in, const void *opts, td_tensor **out);
-td_status td_binary_loss_run(const td_loss_def *d, td_tensor *const *in, const void *opts, td_tensor **out);
-td_status td_regression_loss_run(const td_loss_def *d, td_tensor *const *in, const void *opts, td_tensor **out);
-td_status td_margin_loss_run(const td_loss_def *d, td_tensor *const *in, const void *opts, td_tensor **out);
-td_status td_ctc_loss_run(const td_loss_def *d, td_tensor *const *in, const void *opts, td_tensor **out);
+td_status td_softmax_loss_run(const td_loss_def *d, td_tensor *const *in, const void *opts,
+                              td_tensor **out);
+td_status td_binary_loss_run(const td_loss_def *d, td_tensor *const *in, const void *opts,
+                             td_tensor **out);
+td_status td_regression_loss_run(const td_loss_def *d, td_tensor *const *in, const void *opts,
+                                 td_tensor **out);
+td_status td_margin_loss_run(const td_loss_def *d, td_tensor *const *in, const void *opts,
+                             td_tensor **out);
+td_status td_ctc_loss_run(const td_loss_def *d, td_tensor *const *in, const void *opts,
+                          td_tensor **out);
 
 /* the binary family's kinds (softmax rows use td_smx_kind, regression
  * rows td_regression_op) */
@@ -45,9 +50,9 @@ typedef td_status (*td_loss_fill_fn)(td_node *node, void *ctx, const void *arg);
  * reduced as r says, the mean dividing by divisor, into *out; and when any
  * of the n inputs needs a gradient, the row's node with backward bw and a
  * zeroed context of ctx_size bytes that fill completes. */
-td_status td_loss_record(const td_loss_def *d, td_tensor *elem, td_reduction r, double divisor, int n,
-                         td_tensor *const *inputs, td_backward_fn bw, size_t ctx_size, td_loss_fill_fn fill,
-                         const void *arg, td_tensor **out);
+td_status td_loss_record(const td_loss_def *d, td_tensor *elem, td_reduction r, double divisor,
+                         int n, td_tensor *const *inputs, td_backward_fn bw, size_t ctx_size,
+                         td_loss_fill_fn fill, const void *arg, td_tensor **out);
 
 /* t as the kernels read it: contiguous, of dtype dt (t's own when dt < 0),
  * a view when it already is, recording nothing */

@@ -12,7 +12,8 @@ static td_status same_place(const char *loss, int n, td_tensor *const *ts)
 {
     TD_TRY(td_same_device(n, ts));
     if (!K(ts[0]))
-        return td_error(TD_EINVAL, 1, "%s is not implemented on %s yet", loss, td_backend_of(ts[0])->name);
+        return td_error(TD_EINVAL, 1, "%s is not implemented on %s yet", loss,
+                        td_backend_of(ts[0])->name);
     return TD_OK;
 }
 
@@ -22,8 +23,8 @@ static td_status same_dtype(const char *loss, const char *what, const td_tensor 
                             int arg)
 {
     if (t->dtype != dt)
-        return td_error(TD_EDTYPE, arg, "%s: %s is %s but the input is %s (use one float dtype)", loss,
-                        what, td_dtype_name(t->dtype), td_dtype_name(dt));
+        return td_error(TD_EDTYPE, arg, "%s: %s is %s but the input is %s (use one float dtype)",
+                        loss, what, td_dtype_name(t->dtype), td_dtype_name(dt));
     return TD_OK;
 }
 
@@ -117,7 +118,9 @@ static void forward_kernel(td_margin_kind kind, const td_margin_loss_opts *o, td
 {
     const struct td_margin_loss_kernels *k = K(elem);
     switch (kind) {
-    case TD_MARGIN_MULTI: k->multi_margin(elem, t[0], t[1], w, (int)o->p, o->margin, rows, len); break;
+    case TD_MARGIN_MULTI:
+        k->multi_margin(elem, t[0], t[1], w, (int)o->p, o->margin, rows, len);
+        break;
     case TD_MARGIN_MULTILABEL: k->multilabel_margin(elem, t[0], t[1], rows, len); break;
     case TD_MARGIN_HINGE: k->hinge_embedding(elem, t[0], t[1], o->margin, rows); break;
     case TD_MARGIN_COSINE: k->cosine_embedding(elem, t[0], t[1], t[2], o->margin, rows, len); break;
@@ -135,19 +138,25 @@ static void backward_kernel(const margin_ctx *c, td_tensor **g, const td_tensor 
     const td_margin_loss_opts *o = &c->o;
     switch (c->kind) {
     case TD_MARGIN_MULTI:
-        k->multi_margin_backward(g[0], gy, scale, t[0], t[1], c->weight, (int)o->p, o->margin, c->rows, c->len);
+        k->multi_margin_backward(g[0], gy, scale, t[0], t[1], c->weight, (int)o->p, o->margin,
+                                 c->rows, c->len);
         break;
-    case TD_MARGIN_MULTILABEL: k->multilabel_margin_backward(g[0], gy, scale, t[0], t[1], c->rows, c->len); break;
-    case TD_MARGIN_HINGE: k->hinge_embedding_backward(g[0], gy, scale, t[0], t[1], o->margin, c->rows); break;
+    case TD_MARGIN_MULTILABEL:
+        k->multilabel_margin_backward(g[0], gy, scale, t[0], t[1], c->rows, c->len);
+        break;
+    case TD_MARGIN_HINGE:
+        k->hinge_embedding_backward(g[0], gy, scale, t[0], t[1], o->margin, c->rows);
+        break;
     case TD_MARGIN_COSINE:
-        k->cosine_embedding_backward(g[0], g[1], gy, scale, t[0], t[1], t[2], o->margin, c->rows, c->len);
+        k->cosine_embedding_backward(g[0], g[1], gy, scale, t[0], t[1], t[2], o->margin, c->rows,
+                                     c->len);
         break;
     case TD_MARGIN_RANKING:
         k->margin_ranking_backward(g[0], g[1], gy, scale, t[0], t[1], t[2], o->margin, c->rows);
         break;
     case TD_MARGIN_TRIPLET:
-        k->triplet_margin_backward(g[0], g[1], g[2], gy, scale, t[0], t[1], t[2], o->margin, o->p, o->eps,
-                                   o->swap, c->rows, c->len);
+        k->triplet_margin_backward(g[0], g[1], g[2], gy, scale, t[0], t[1], t[2], o->margin, o->p,
+                                   o->eps, o->swap, c->rows, c->len);
         break;
     }
 }
@@ -205,8 +214,8 @@ static td_status margin_fill(td_node *node, void *ctx, const void *arg)
 
 /* the per-sample losses of the plan, reduced, and the node when any input
  * needs a gradient; releases the plan's tensors */
-static td_status margin_run(const td_loss_def *d, const td_margin_loss_opts *o, td_tensor *const *inputs,
-                            margin_plan *p, td_tensor **out)
+static td_status margin_run(const td_loss_def *d, const td_margin_loss_opts *o,
+                            td_tensor *const *inputs, margin_plan *p, td_tensor **out)
 {
     td_tensor *elem = NULL;
     td_status st;
@@ -214,8 +223,8 @@ static td_status margin_run(const td_loss_def *d, const td_margin_loss_opts *o, 
     TD_CHECK(td_empty_on(p->elem_ndim, p->elem_shape, first->dtype, td_device_of(first), &elem));
     forward_kernel((td_margin_kind)d->kind, o, elem, p->dense, p->weight, p->rows, p->len);
     margin_fill_arg arg = {d, o, p};
-    TD_CHECK(td_loss_record(d, elem, o->reduction, (double)td_numel(elem), p->n_grad, inputs, margin_backward,
-                            sizeof(margin_ctx), margin_fill, &arg, out));
+    TD_CHECK(td_loss_record(d, elem, o->reduction, (double)td_numel(elem), p->n_grad, inputs,
+                            margin_backward, sizeof(margin_ctx), margin_fill, &arg, out));
 fail:
     td_tensor_release(elem);
     plan_release(p);
@@ -227,7 +236,8 @@ static void shape_of(const td_tensor *t, char *buf, size_t n) { td_shape_str(t, 
 /* the first of the `count` class indices of target outside [lo, hi)
  * (*pos = -1 when none) and its value, checked by the kernel where the
  * data lives: one download on CUDA */
-static td_status first_bad(td_tensor *target, int64_t count, int64_t lo, int64_t hi, int64_t *pos, double *val)
+static td_status first_bad(td_tensor *target, int64_t count, int64_t lo, int64_t hi, int64_t *pos,
+                           double *val)
 {
     td_tensor *t = NULL;
     TD_TRY(raw(target, TD_INT64, -1, NULL, &t));
@@ -242,7 +252,8 @@ static td_status first_bad(td_tensor *target, int64_t count, int64_t lo, int64_t
 
 /* multi_margin's and multilabel_margin's input (N, C) or (C) of scores, an
  * index target, and the class weights (or NULL) on their device */
-static td_status check_class_scores(const char *L, td_tensor *input, td_tensor *target, td_tensor *weight)
+static td_status check_class_scores(const char *L, td_tensor *input, td_tensor *target,
+                                    td_tensor *weight)
 {
     char s[96];
     TD_TRY(td_need_float(input->dtype, 1, L, "input"));
@@ -255,7 +266,8 @@ static td_status check_class_scores(const char *L, td_tensor *input, td_tensor *
 }
 
 /* the plan of a loss per row of c scores with int64 targets */
-static td_status plan_rows(margin_plan *p, td_tensor *input, td_tensor *target, int64_t n, int64_t c)
+static td_status plan_rows(margin_plan *p, td_tensor *input, td_tensor *target, int64_t n,
+                           int64_t c)
 {
     TD_TRY(raw(input, input->dtype, -1, NULL, &p->dense[0]));
     TD_TRY(raw(target, TD_INT64, -1, NULL, &p->dense[1]));
@@ -265,31 +277,35 @@ static td_status plan_rows(margin_plan *p, td_tensor *input, td_tensor *target, 
     return TD_OK;
 }
 
-static td_status multi_margin_loss(const td_loss_def *def, td_tensor *input, td_tensor *target, const td_margin_loss_opts *o, td_tensor **out)
+static td_status multi_margin_loss(const td_loss_def *def, td_tensor *input, td_tensor *target,
+                                   const td_margin_loss_opts *o, td_tensor **out)
 {
     static const char *L = "multi_margin_loss";
     char s1[96], s2[96];
     TD_TRY(check_class_scores(L, input, target, o->weight));
     int64_t n = input->ndim == 2 ? input->shape[0] : 1, c = input->shape[input->ndim - 1];
-    bool ok = input->ndim == 2 ? (target->ndim == 1 && target->shape[0] == n)
-                               : (target->ndim == 0 || (target->ndim == 1 && target->shape[0] == 1));
+    bool ok = input->ndim == 2
+                  ? (target->ndim == 1 && target->shape[0] == n)
+                  : (target->ndim == 0 || (target->ndim == 1 && target->shape[0] == 1));
     if (!ok)
-        return td_error(TD_ESHAPE, 2, "%s: target shape %s does not match input shape %s (expected %s)",
-                        L, (shape_of(target, s1, sizeof s1), s1), (shape_of(input, s2, sizeof s2), s2),
+        return td_error(TD_ESHAPE, 2,
+                        "%s: target shape %s does not match input shape %s (expected %s)", L,
+                        (shape_of(target, s1, sizeof s1), s1), (shape_of(input, s2, sizeof s2), s2),
                         input->ndim == 2 ? "(N)" : "() or (1)");
     {
         int64_t i;
         double v = 0;
         TD_TRY(first_bad(target, n, 0, c, &i, &v));
         if (i >= 0)
-            return td_error(TD_ERANGE, 2, "%s: target %lld at position %lld is outside [0, %lld)", L,
-                            (long long)v, (long long)i, (long long)c);
+            return td_error(TD_ERANGE, 2, "%s: target %lld at position %lld is outside [0, %lld)",
+                            L, (long long)v, (long long)i, (long long)c);
     }
     if (o->weight) {
         TD_TRY(td_need_float(o->weight->dtype, 3, L, "weight"));
         TD_TRY(same_dtype(L, "weight", o->weight, input->dtype, 3));
         if (o->weight->ndim != 1 || o->weight->shape[0] != c)
-            return td_error(TD_ESHAPE, 3, "%s: weight must have shape (%lld), one per class, got %s", L,
+            return td_error(TD_ESHAPE, 3,
+                            "%s: weight must have shape (%lld), one per class, got %s", L,
                             (long long)c, (shape_of(o->weight, s1, sizeof s1), s1));
     }
     margin_plan p = {0};
@@ -308,23 +324,26 @@ fail:
     return st;
 }
 
-static td_status multilabel_margin_loss(const td_loss_def *def, td_tensor *input, td_tensor *target, const td_margin_loss_opts *o, td_tensor **out)
+static td_status multilabel_margin_loss(const td_loss_def *def, td_tensor *input, td_tensor *target,
+                                        const td_margin_loss_opts *o, td_tensor **out)
 {
     static const char *L = "multilabel_margin_loss";
     char s1[96], s2[96];
     TD_TRY(check_class_scores(L, input, target, NULL));
     if (!td_same_shape(input, target))
         return td_error(TD_ESHAPE, 2, "%s: target shape %s does not match input shape %s", L,
-                        (shape_of(target, s1, sizeof s1), s1), (shape_of(input, s2, sizeof s2), s2));
+                        (shape_of(target, s1, sizeof s1), s1),
+                        (shape_of(input, s2, sizeof s2), s2));
     int64_t n = input->ndim == 2 ? input->shape[0] : 1, c = input->shape[input->ndim - 1];
     {
         int64_t i;
         double v = 0;
         TD_TRY(first_bad(target, n * c, -1, c, &i, &v));
         if (i >= 0)
-            return td_error(TD_ERANGE, 2,
-                            "%s: target %lld at (%lld, %lld) is outside [0, %lld) (-1 ends a row's list)",
-                            L, (long long)v, (long long)(i / c), (long long)(i % c), (long long)c);
+            return td_error(
+                TD_ERANGE, 2,
+                "%s: target %lld at (%lld, %lld) is outside [0, %lld) (-1 ends a row's list)", L,
+                (long long)v, (long long)(i / c), (long long)(i % c), (long long)c);
     }
     margin_plan p = {0};
     td_status st;
@@ -336,7 +355,8 @@ fail:
     return st;
 }
 
-static td_status hinge_embedding_loss(const td_loss_def *def, td_tensor *input, td_tensor *target, const td_margin_loss_opts *o, td_tensor **out)
+static td_status hinge_embedding_loss(const td_loss_def *def, td_tensor *input, td_tensor *target,
+                                      const td_margin_loss_opts *o, td_tensor **out)
 {
     static const char *L = "hinge_embedding_loss";
     char s1[96], s2[96];
@@ -349,8 +369,9 @@ static td_status hinge_embedding_loss(const td_loss_def *def, td_tensor *input, 
     int nd;
     int64_t shape[TD_MAX_DIMS];
     if (td_broadcast_shape(input, target, &nd, shape) != TD_OK)
-        return td_error(TD_ESHAPE, 2, "%s: target shape %s does not broadcast with input shape %s", L,
-                        (shape_of(target, s1, sizeof s1), s1), (shape_of(input, s2, sizeof s2), s2));
+        return td_error(TD_ESHAPE, 2, "%s: target shape %s does not broadcast with input shape %s",
+                        L, (shape_of(target, s1, sizeof s1), s1),
+                        (shape_of(input, s2, sizeof s2), s2));
     margin_plan p = {0};
     td_status st;
     td_tensor *in[2] = {input, target};
@@ -361,7 +382,8 @@ fail:
     return st;
 }
 
-static td_status cosine_embedding_loss(const td_loss_def *def, td_tensor *x1, td_tensor *x2, td_tensor *y, const td_margin_loss_opts *o, td_tensor **out)
+static td_status cosine_embedding_loss(const td_loss_def *def, td_tensor *x1, td_tensor *x2,
+                                       td_tensor *y, const td_margin_loss_opts *o, td_tensor **out)
 {
     static const char *L = "cosine_embedding_loss";
     char s1[96], s2[96];
@@ -400,7 +422,8 @@ fail:
     return st;
 }
 
-static td_status margin_ranking_loss(const td_loss_def *def, td_tensor *x1, td_tensor *x2, td_tensor *y, const td_margin_loss_opts *o, td_tensor **out)
+static td_status margin_ranking_loss(const td_loss_def *def, td_tensor *x1, td_tensor *x2,
+                                     td_tensor *y, const td_margin_loss_opts *o, td_tensor **out)
 {
     static const char *L = "margin_ranking_loss";
     char s1[96], s2[96], s3[96];
@@ -421,8 +444,8 @@ static td_status margin_ranking_loss(const td_loss_def *def, td_tensor *x1, td_t
     tmp.ndim = nd;
     memcpy(tmp.shape, shape, sizeof shape);
     if (y->ndim != x1->ndim || td_broadcast_shape(&tmp, y, &nd2, shape2) != TD_OK)
-        return td_error(TD_ESHAPE, 3, "%s: y shape %s does not match x1 shape %s and x2 shape %s", L,
-                        (shape_of(y, s1, sizeof s1), s1), (shape_of(x1, s2, sizeof s2), s2),
+        return td_error(TD_ESHAPE, 3, "%s: y shape %s does not match x1 shape %s and x2 shape %s",
+                        L, (shape_of(y, s1, sizeof s1), s1), (shape_of(x1, s2, sizeof s2), s2),
                         (shape_of(x2, s3, sizeof s3), s3));
     margin_plan p = {0};
     td_status st;
@@ -434,7 +457,9 @@ fail:
     return st;
 }
 
-static td_status triplet_margin_loss(const td_loss_def *def, td_tensor *anchor, td_tensor *positive, td_tensor *negative, const td_margin_loss_opts *o, td_tensor **out)
+static td_status triplet_margin_loss(const td_loss_def *def, td_tensor *anchor, td_tensor *positive,
+                                     td_tensor *negative, const td_margin_loss_opts *o,
+                                     td_tensor **out)
 {
     td_tensor *in[3] = {anchor, positive, negative};
     static const char *L = "triplet_margin_loss";
@@ -466,7 +491,8 @@ fail:
     return st;
 }
 
-td_status td_margin_loss_run(const td_loss_def *d, td_tensor *const *in, const void *opts, td_tensor **out)
+td_status td_margin_loss_run(const td_loss_def *d, td_tensor *const *in, const void *opts,
+                             td_tensor **out)
 {
     const td_margin_loss_opts *o = opts;
     switch ((td_margin_kind)d->kind) {

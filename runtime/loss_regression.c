@@ -20,8 +20,8 @@ static td_status check_float(const reg_call *c, td_tensor *t, const char *what, 
 {
     if (!t) return td_error(TD_EINVAL, arg, "%s: %s is missing", c->d->name, what);
     if (!td_dtype_is_float(t->dtype))
-        return td_error(TD_EDTYPE, arg, "%s: %s must be float32 or float64, got %s", c->d->name, what,
-                        td_dtype_name(t->dtype));
+        return td_error(TD_EDTYPE, arg, "%s: %s must be float32 or float64, got %s", c->d->name,
+                        what, td_dtype_name(t->dtype));
     if (input && t->dtype != input->dtype)
         return td_error(TD_EDTYPE, arg, "%s: %s is %s but input is %s (expected the same dtype)",
                         c->d->name, what, td_dtype_name(t->dtype), td_dtype_name(input->dtype));
@@ -61,7 +61,8 @@ static td_status reg_backward(td_node *n, td_tensor *g, td_tensor **gi)
     int nd = c->ndim;
     const int64_t *shape = c->shape;
     td_tensor *x = c->x, *y = c->y, *v = c->var;
-    td_tensor *gv = NULL, *xv = NULL, *yv = NULL, *vu = NULL, *vv = NULL, *d = NULL, *gin = NULL, *s = NULL;
+    td_tensor *gv = NULL, *xv = NULL, *yv = NULL, *vu = NULL, *vv = NULL, *d = NULL, *gin = NULL,
+              *s = NULL;
     td_status st = TD_OK;
     TD_CHECK(td_broadcast_view(g, nd, shape, &gv));
     TD_CHECK(td_broadcast_view(x, nd, shape, &xv));
@@ -120,8 +121,8 @@ static td_status reg_fill(td_node *node, void *ctx, const void *arg)
 
 /* the loss of x, y (and var for gaussian, with var_unsq when var lacks
  * input's last dim), reduced as c->r says */
-static td_status reg_run(const reg_call *c, td_tensor *x, td_tensor *y, td_tensor *var, bool var_unsq,
-                         td_tensor **out)
+static td_status reg_run(const reg_call *c, td_tensor *x, td_tensor *y, td_tensor *var,
+                         bool var_unsq, td_tensor **out)
 {
     const td_backend *be = td_backend_of(x);
     td_tensor *on[3] = {x, y, var};
@@ -171,8 +172,8 @@ static td_status reg_run(const reg_call *c, td_tensor *x, td_tensor *y, td_tenso
     reg_ctx tmpl = {c->a, var_unsq, nd, {0}, x, y, var};
     tmpl.a.scale = 1.0 / divisor;
     memcpy(tmpl.shape, shape, sizeof(int64_t) * (size_t)nd);
-    TD_CHECK(td_loss_record(c->d, elem, c->r, divisor, var ? 3 : 2, in, reg_backward, sizeof(reg_ctx), reg_fill,
-                            &tmpl, &res));
+    TD_CHECK(td_loss_record(c->d, elem, c->r, divisor, var ? 3 : 2, in, reg_backward,
+                            sizeof(reg_ctx), reg_fill, &tmpl, &res));
     *out = res;
     res = NULL;
 fail:;
@@ -206,17 +207,19 @@ static td_status check_var(const reg_call *c, td_tensor *input, td_tensor *var, 
         /* a trailing 1 broadcasts */
     } else {
         char a[128], b[128];
-        return td_error(TD_ESHAPE, 3,
-                        "gaussian_nll_loss: var %s is of incorrect size for input %s (expected input's "
-                        "shape, its last dim 1, or its last dim dropped)",
-                        td_shape_str(var, a, sizeof a), td_shape_str(input, b, sizeof b));
+        return td_error(
+            TD_ESHAPE, 3,
+            "gaussian_nll_loss: var %s is of incorrect size for input %s (expected input's "
+            "shape, its last dim 1, or its last dim dropped)",
+            td_shape_str(var, a, sizeof a), td_shape_str(input, b, sizeof b));
     }
     if (td_backend_of(var)->regression_loss->count_below(var, 0) > 0)
         return td_error(TD_EINVAL, 3, "gaussian_nll_loss: var has negative entries");
     return TD_OK;
 }
 
-td_status td_regression_loss_run(const td_loss_def *d, td_tensor *const *in, const void *opts, td_tensor **out)
+td_status td_regression_loss_run(const td_loss_def *d, td_tensor *const *in, const void *opts,
+                                 td_tensor **out)
 {
     const td_regression_loss_opts *o = opts;
     td_regression_op op = (td_regression_op)d->kind;
@@ -232,7 +235,8 @@ td_status td_regression_loss_run(const td_loss_def *d, td_tensor *const *in, con
     case TD_REG_GAUSSIAN: param = o->eps; break;
     default: break;
     }
-    bool full = (op == TD_REG_POISSON_LOG || op == TD_REG_POISSON || op == TD_REG_GAUSSIAN) && o->full;
+    bool full =
+        (op == TD_REG_POISSON_LOG || op == TD_REG_POISSON || op == TD_REG_GAUSSIAN) && o->full;
     reg_call c = {d, {op, param, full, 1}, o->reduction};
     TD_TRY(check_float(&c, in[0], "input", 1, NULL));
     TD_TRY(check_float(&c, in[1], "target", 2, in[0]));

@@ -11,10 +11,10 @@
 
 /* what backward needs */
 typedef struct {
-    td_smx_args a;          /* the kernel's arguments, pointers filled in backward */
+    td_smx_args a; /* the kernel's arguments, pointers filled in backward */
     td_reduction reduction;
-    double den;             /* the mean's divisor */
-    bool prob;              /* class-probability targets */
+    double den;                                   /* the mean's divisor */
+    bool prob;                                    /* class-probability targets */
     td_tensor *x, *target, *aux0, *aux1, *weight; /* saved; x NULL for nll_loss */
 } smx_ctx;
 
@@ -42,8 +42,8 @@ static void position_of(const td_tensor *t, int64_t flat, char *buf, size_t n)
     if (k > 0 && (size_t)k < n) shape_of(t->ndim, idx, buf + k, n - (size_t)k);
 }
 
-static td_status check_class_vector(const td_loss_def *q, td_tensor *v, const char *opt, const td_tensor *x,
-                                    int64_t c)
+static td_status check_class_vector(const td_loss_def *q, td_tensor *v, const char *opt,
+                                    const td_tensor *x, int64_t c)
 {
     if (v->dtype != x->dtype)
         return td_error(TD_EDTYPE, 3, "%s: %s must be %s like input, got %s", q->name, opt,
@@ -51,8 +51,8 @@ static td_status check_class_vector(const td_loss_def *q, td_tensor *v, const ch
     if (v->ndim != 1 || v->shape[0] != c) {
         char s[160];
         td_shape_str(v, s, sizeof s);
-        return td_error(TD_ESHAPE, 3, "%s: %s must have shape (%lld), one value per class, got %s", q->name,
-                        opt, (long long)c, s);
+        return td_error(TD_ESHAPE, 3, "%s: %s must have shape (%lld), one value per class, got %s",
+                        q->name, opt, (long long)c, s);
     }
     return TD_OK;
 }
@@ -129,7 +129,8 @@ static td_status smx_fill(td_node *node, void *ctx, const void *arg)
     return TD_OK;
 }
 
-td_status td_softmax_loss_run(const td_loss_def *q, td_tensor *const *in, const void *opts, td_tensor **out)
+td_status td_softmax_loss_run(const td_loss_def *q, td_tensor *const *in, const void *opts,
+                              td_tensor **out)
 {
     const td_softmax_loss_opts *o = opts;
     td_tensor *x = in[0], *target = in[1];
@@ -139,7 +140,9 @@ td_status td_softmax_loss_run(const td_loss_def *q, td_tensor *const *in, const 
     if (!td_dtype_is_float(x->dtype))
         return td_error(TD_EDTYPE, 1, "%s: input must be float32 or float64, got %s", q->name,
                         td_dtype_name(x->dtype));
-    if (x->ndim < 1) return td_error(TD_ESHAPE, 1, "%s: input must have a class dim, got a 0-dim tensor", q->name);
+    if (x->ndim < 1)
+        return td_error(TD_ESHAPE, 1, "%s: input must have a class dim, got a 0-dim tensor",
+                        q->name);
     bool batched = x->ndim >= 2;
     int64_t n = batched ? x->shape[0] : 1, c = x->shape[batched ? 1 : 0];
     int64_t inner = batched ? td_shape_numel(x->ndim - 2, x->shape + 2) : 1;
@@ -156,43 +159,54 @@ td_status td_softmax_loss_run(const td_loss_def *q, td_tensor *const *in, const 
         if (kind == TD_SMX_CE && td_same_shape(target, x)) {
             prob = true;
             if (target->dtype != x->dtype)
-                return td_error(TD_EDTYPE, 2, "%s: class probabilities must be %s like input, got %s", q->name,
+                return td_error(TD_EDTYPE, 2,
+                                "%s: class probabilities must be %s like input, got %s", q->name,
                                 td_dtype_name(x->dtype), td_dtype_name(target->dtype));
         } else {
             td_shape_str(target, s1, sizeof s1);
             td_shape_str(x, s2, sizeof s2);
             if (kind == TD_SMX_CE)
-                return td_error(TD_EDTYPE, 2,
-                                "%s: a %s target of shape %s is neither int64 class indices nor class "
-                                "probabilities of input's shape %s",
-                                q->name, td_dtype_name(target->dtype), s1, s2);
-            return td_error(TD_EDTYPE, 2, "%s: target must be int64 class indices, got %s (a float target is "
-                            "not accepted here)", q->name, td_dtype_name(target->dtype));
+                return td_error(
+                    TD_EDTYPE, 2,
+                    "%s: a %s target of shape %s is neither int64 class indices nor class "
+                    "probabilities of input's shape %s",
+                    q->name, td_dtype_name(target->dtype), s1, s2);
+            return td_error(TD_EDTYPE, 2,
+                            "%s: target must be int64 class indices, got %s (a float target is "
+                            "not accepted here)",
+                            q->name, td_dtype_name(target->dtype));
         }
     } else if (target->dtype != TD_INT64) {
         return td_error(TD_EDTYPE, 2, "%s: target must be int64 class indices, got %s", q->name,
                         td_dtype_name(target->dtype));
-    } else if (target->ndim != tnd || memcmp(target->shape, tshape, sizeof(int64_t) * (size_t)tnd) != 0) {
+    } else if (target->ndim != tnd ||
+               memcmp(target->shape, tshape, sizeof(int64_t) * (size_t)tnd) != 0) {
         td_shape_str(target, s1, sizeof s1);
         td_shape_str(x, s2, sizeof s2);
         char es[160];
         shape_of(tnd, tshape, es, sizeof es);
         if (td_same_shape(target, x) && kind == TD_SMX_CE)
-            return td_error(TD_EDTYPE, 2,
-                            "%s: an int64 target of input's shape %s: class probabilities must be %s, "
-                            "class indices have shape %s", q->name, s1, td_dtype_name(x->dtype), es);
-        return td_error(TD_ESHAPE, 2, "%s: target shape %s does not match input shape %s (expected %s)",
-                        q->name, s1, s2, es);
+            return td_error(
+                TD_EDTYPE, 2,
+                "%s: an int64 target of input's shape %s: class probabilities must be %s, "
+                "class indices have shape %s",
+                q->name, s1, td_dtype_name(x->dtype), es);
+        return td_error(TD_ESHAPE, 2,
+                        "%s: target shape %s does not match input shape %s (expected %s)", q->name,
+                        s1, s2, es);
     }
     td_tensor *on[3] = {x, target, weight};
     TD_TRY(td_same_device(3, on));
     const td_backend *be = td_backend_of(x);
-    if (weight) TD_TRY(check_class_vector(q, weight, TD_SMX_IS_FOCAL(kind) ? "alpha" : "weight", x, c));
+    if (weight)
+        TD_TRY(check_class_vector(q, weight, TD_SMX_IS_FOCAL(kind) ? "alpha" : "weight", x, c));
     if (prob && o->ignore_index >= 0)
-        return td_error(TD_EINVAL, 3, "%s: ignore_index (%lld) is not supported with class-probability targets",
+        return td_error(TD_EINVAL, 3,
+                        "%s: ignore_index (%lld) is not supported with class-probability targets",
                         q->name, (long long)o->ignore_index);
 
-    td_tensor *cx = NULL, *ct = NULL, *cw = NULL, *loss = NULL, *aux0 = NULL, *aux1 = NULL, *res = NULL;
+    td_tensor *cx = NULL, *ct = NULL, *cw = NULL, *loss = NULL, *aux0 = NULL, *aux1 = NULL,
+              *res = NULL;
     td_status st = TD_OK;
     TD_CHECK(td_loss_dense(x, -1, &cx));
     TD_CHECK(td_loss_dense(target, -1, &ct));
@@ -229,9 +243,11 @@ td_status td_softmax_loss_run(const td_loss_def *q, td_tensor *const *in, const 
             double tv = 0;
             TD_CHECK(td_read_flat(ct, bad, &tv));
             position_of(ct, bad, s1, sizeof s1);
-            st = td_error(TD_ERANGE, 2, "%s: target %lld at %s is out of range for %lld classes (valid: 0 to %lld%s)",
-                          q->name, (long long)tv, s1, (long long)c, (long long)(c - 1),
-                          o->ignore_index == -100 ? ", or ignore_index -100" : ", or ignore_index");
+            st = td_error(
+                TD_ERANGE, 2,
+                "%s: target %lld at %s is out of range for %lld classes (valid: 0 to %lld%s)",
+                q->name, (long long)tv, s1, (long long)c, (long long)(c - 1),
+                o->ignore_index == -100 ? ", or ignore_index -100" : ", or ignore_index");
             goto fail;
         }
         den = TD_SMX_IS_FOCAL(kind) ? (double)count : wsum;
@@ -245,8 +261,8 @@ td_status td_softmax_loss_run(const td_loss_def *q, td_tensor *const *in, const 
     be->softmax_loss->forward(&a, td_data_ptr(loss), aux0 ? td_data_ptr(aux0) : NULL,
                               aux1 ? td_data_ptr(aux1) : NULL);
     smx_ctx fa = {a, o->reduction, den, prob, kind != TD_SMX_NLL ? cx : NULL, ct, aux0, aux1, cw};
-    TD_CHECK(td_loss_record(q, loss, o->reduction, den, prob ? 2 : 1, in, smx_backward, sizeof(smx_ctx), smx_fill,
-                            &fa, &res));
+    TD_CHECK(td_loss_record(q, loss, o->reduction, den, prob ? 2 : 1, in, smx_backward,
+                            sizeof(smx_ctx), smx_fill, &fa, &res));
     *out = res;
     res = NULL;
 fail:

@@ -12,121 +12,262 @@
 #define CTC(f) offsetof(td_ctc_loss_opts, f)
 
 /* option rows: name, type, offset(s), default, then the range */
-#define TENSOR(name, off) {name, TD_OPT_TENSOR, off, 0, 0, 0, 0, 0, NULL}
-#define INTEGER(name, off, def) {name, TD_OPT_INTEGER, off, 0, def, 0, 0, 0, NULL}
-#define BOOLEAN(name, off, def) {name, TD_OPT_BOOLEAN, off, 0, def, 0, 0, 0, NULL}
-#define NUMBER(name, off, def, ...) {name, TD_OPT_NUMBER, off, 0, def, __VA_ARGS__}
-#define REDUCTION(off, def) {"reduction", TD_OPT_REDUCTION, off, 0, def, 0, 0, 0, NULL}
+#define TENSOR(name, off)                                                                          \
+    {                                                                                              \
+        name, TD_OPT_TENSOR, off, 0, 0, 0, 0, 0, NULL                                              \
+    }
+#define INTEGER(name, off, def)                                                                    \
+    {                                                                                              \
+        name, TD_OPT_INTEGER, off, 0, def, 0, 0, 0, NULL                                           \
+    }
+#define BOOLEAN(name, off, def)                                                                    \
+    {                                                                                              \
+        name, TD_OPT_BOOLEAN, off, 0, def, 0, 0, 0, NULL                                           \
+    }
+#define NUMBER(name, off, def, ...)                                                                \
+    {                                                                                              \
+        name, TD_OPT_NUMBER, off, 0, def, __VA_ARGS__                                              \
+    }
+#define REDUCTION(off, def)                                                                        \
+    {                                                                                              \
+        "reduction", TD_OPT_REDUCTION, off, 0, def, 0, 0, 0, NULL                                  \
+    }
 
-#define ANY 0, 0, 0, NULL
-#define IN_0_1(says) TD_LO | TD_HI, 0, 1, says
+#define ANY                 0, 0, 0, NULL
+#define IN_0_1(says)        TD_LO | TD_HI, 0, 1, says
 #define FINITE_GE(lo, says) TD_LO | TD_FINITE, lo, 0, says
 
 /* inputs: name, kind, usual dims */
-#define IN2(a, ka, da, b, kb, db) 2, {{a, TD_IN_##ka, da}, {b, TD_IN_##kb, db}}
-#define IN3(a, ka, da, b, kb, db, c, kc, dc) \
-    3, {{a, TD_IN_##ka, da}, {b, TD_IN_##kb, db}, {c, TD_IN_##kc, dc}}
+#define IN2(a, ka, da, b, kb, db)                                                                  \
+    2,                                                                                             \
+    {                                                                                              \
+        {a, TD_IN_##ka, da}, { b, TD_IN_##kb, db }                                                 \
+    }
+#define IN3(a, ka, da, b, kb, db, c, kc, dc)                                                       \
+    3,                                                                                             \
+    {                                                                                              \
+        {a, TD_IN_##ka, da}, {b, TD_IN_##kb, db}, { c, TD_IN_##kc, dc }                            \
+    }
 
 static const td_loss_def table[] = {
     /* ---- softmax ---- */
-    {"cross_entropy", "CrossEntropyLoss", "CrossEntropyLossBackward", TD_LOSS_SOFTMAX, TD_SMX_CE, false,
-     IN2("input", SCORES, "N C", "target", CLASSES, "N"), false,
+    {"cross_entropy",
+     "CrossEntropyLoss",
+     "CrossEntropyLossBackward",
+     TD_LOSS_SOFTMAX,
+     TD_SMX_CE,
+     false,
+     IN2("input", SCORES, "N C", "target", CLASSES, "N"),
+     false,
      {TENSOR("weight", SMX(weight)), INTEGER("ignore_index", SMX(ignore_index), -100),
       NUMBER("label_smoothing", SMX(label_smoothing), 0, IN_0_1("in [0, 1]")),
       REDUCTION(SMX(reduction), TD_REDUCE_MEAN)},
      "-sum_c w_c t_c log softmax(input)_c over class indices or probabilities"},
-    {"nll_loss", "NLLLoss", "NllLossBackward", TD_LOSS_SOFTMAX, TD_SMX_NLL, false,
-     IN2("input", LOG_PROBS, "N C", "target", CLASSES, "N"), false,
+    {"nll_loss",
+     "NLLLoss",
+     "NllLossBackward",
+     TD_LOSS_SOFTMAX,
+     TD_SMX_NLL,
+     false,
+     IN2("input", LOG_PROBS, "N C", "target", CLASSES, "N"),
+     false,
      {TENSOR("weight", SMX(weight)), INTEGER("ignore_index", SMX(ignore_index), -100),
       REDUCTION(SMX(reduction), TD_REDUCE_MEAN)},
      "-w_y input_y, input being log-probabilities"},
-    {"focal_loss", "FocalLoss", "FocalLossBackward", TD_LOSS_SOFTMAX, TD_SMX_FOCAL, false,
-     IN2("input", SCORES, "N C", "target", CLASSES, "N"), false,
+    {"focal_loss",
+     "FocalLoss",
+     "FocalLossBackward",
+     TD_LOSS_SOFTMAX,
+     TD_SMX_FOCAL,
+     false,
+     IN2("input", SCORES, "N C", "target", CLASSES, "N"),
+     false,
      {NUMBER("gamma", SMX(gamma), 2, FINITE_GE(0, "a finite number >= 0")),
       {"alpha", TD_OPT_ALPHA, SMX(alpha), SMX(alpha_value), 1, 0, 0, 0, "a number"},
-      INTEGER("ignore_index", SMX(ignore_index), -100), REDUCTION(SMX(reduction), TD_REDUCE_MEAN)},
+      INTEGER("ignore_index", SMX(ignore_index), -100),
+      REDUCTION(SMX(reduction), TD_REDUCE_MEAN)},
      "-alpha_y (1 - p_y)^gamma log p_y, p = softmax(input)"},
-    {"poly1_cross_entropy", "Poly1CrossEntropyLoss", "Poly1CrossEntropyLossBackward", TD_LOSS_SOFTMAX,
-     TD_SMX_POLY1, false, IN2("input", SCORES, "N C", "target", CLASSES, "N"), false,
+    {"poly1_cross_entropy",
+     "Poly1CrossEntropyLoss",
+     "Poly1CrossEntropyLossBackward",
+     TD_LOSS_SOFTMAX,
+     TD_SMX_POLY1,
+     false,
+     IN2("input", SCORES, "N C", "target", CLASSES, "N"),
+     false,
      {NUMBER("epsilon", SMX(epsilon), 1, FINITE_GE(-1, "a finite number >= -1")),
       TENSOR("weight", SMX(weight)), INTEGER("ignore_index", SMX(ignore_index), -100),
       NUMBER("label_smoothing", SMX(label_smoothing), 0, IN_0_1("in [0, 1]")),
       REDUCTION(SMX(reduction), TD_REDUCE_MEAN)},
      "cross_entropy + epsilon w_y (1 - p_t)"},
 
-    {"poly1_focal_loss", "Poly1FocalLoss", "Poly1FocalLossBackward", TD_LOSS_SOFTMAX, TD_SMX_POLY1_FOCAL, false,
-     IN2("input", SCORES, "N C", "target", CLASSES, "N"), false,
+    {"poly1_focal_loss",
+     "Poly1FocalLoss",
+     "Poly1FocalLossBackward",
+     TD_LOSS_SOFTMAX,
+     TD_SMX_POLY1_FOCAL,
+     false,
+     IN2("input", SCORES, "N C", "target", CLASSES, "N"),
+     false,
      {NUMBER("epsilon", SMX(epsilon), 1, FINITE_GE(-1, "a finite number >= -1")),
       NUMBER("gamma", SMX(gamma), 2, FINITE_GE(0, "a finite number >= 0")),
       {"alpha", TD_OPT_ALPHA, SMX(alpha), SMX(alpha_value), 1, 0, 0, 0, "a number"},
-      INTEGER("ignore_index", SMX(ignore_index), -100), REDUCTION(SMX(reduction), TD_REDUCE_MEAN)},
+      INTEGER("ignore_index", SMX(ignore_index), -100),
+      REDUCTION(SMX(reduction), TD_REDUCE_MEAN)},
      "focal_loss + epsilon (1 - p_y)^(gamma + 1)"},
 
     /* ---- binary ---- */
-    {"binary_cross_entropy", "BCELoss", "BinaryCrossEntropyBackward", TD_LOSS_BINARY, TD_BIN_BCE, true,
-     IN2("input", PROBS, "N C", "target", BINARY, "N C"), false,
+    {"binary_cross_entropy",
+     "BCELoss",
+     "BinaryCrossEntropyBackward",
+     TD_LOSS_BINARY,
+     TD_BIN_BCE,
+     true,
+     IN2("input", PROBS, "N C", "target", BINARY, "N C"),
+     false,
      {TENSOR("weight", BIN(weight)), REDUCTION(BIN(reduction), TD_REDUCE_MEAN)},
      "-w (y log p + (1 - y) log(1 - p)), logs clamped at -100"},
-    {"binary_cross_entropy_with_logits", "BCEWithLogitsLoss", "BinaryCrossEntropyWithLogitsBackward",
-     TD_LOSS_BINARY, TD_BIN_BCE_LOGITS, true, IN2("input", SCORES, "N C", "target", BINARY, "N C"), false,
+    {"binary_cross_entropy_with_logits",
+     "BCEWithLogitsLoss",
+     "BinaryCrossEntropyWithLogitsBackward",
+     TD_LOSS_BINARY,
+     TD_BIN_BCE_LOGITS,
+     true,
+     IN2("input", SCORES, "N C", "target", BINARY, "N C"),
+     false,
      {TENSOR("weight", BIN(weight)), TENSOR("pos_weight", BIN(pos_weight)),
       NUMBER("label_smoothing", BIN(label_smoothing), 0, IN_0_1("label_smoothing in [0, 1]")),
       REDUCTION(BIN(reduction), TD_REDUCE_MEAN)},
      "binary_cross_entropy of sigmoid(input), computed stably"},
-    {"sigmoid_focal_loss", "SigmoidFocalLoss", "SigmoidFocalLossBackward", TD_LOSS_BINARY, TD_BIN_FOCAL,
-     false, IN2("input", SCORES, "N C", "target", BINARY, "N C"), false,
+    {"sigmoid_focal_loss",
+     "SigmoidFocalLoss",
+     "SigmoidFocalLossBackward",
+     TD_LOSS_BINARY,
+     TD_BIN_FOCAL,
+     false,
+     IN2("input", SCORES, "N C", "target", BINARY, "N C"),
+     false,
      {NUMBER("alpha", BIN(alpha), 0.25, TD_FINITE, 0, 0, "alpha finite (negative = off)"),
       NUMBER("gamma", BIN(gamma), 2, FINITE_GE(0, "gamma >= 0 (and finite)")),
       REDUCTION(BIN(reduction), TD_REDUCE_NONE)},
      "torchvision's focal loss on sigmoid(input)"},
-    {"asymmetric_loss", "AsymmetricLoss", "AsymmetricLossBackward", TD_LOSS_BINARY, TD_BIN_ASL, false,
-     IN2("input", SCORES, "N C", "target", BINARY, "N C"), false,
+    {"asymmetric_loss",
+     "AsymmetricLoss",
+     "AsymmetricLossBackward",
+     TD_LOSS_BINARY,
+     TD_BIN_ASL,
+     false,
+     IN2("input", SCORES, "N C", "target", BINARY, "N C"),
+     false,
      {NUMBER("gamma_pos", BIN(gamma_pos), 0, FINITE_GE(0, "gamma_pos >= 0 (and finite)")),
       NUMBER("gamma_neg", BIN(gamma_neg), 4, FINITE_GE(0, "gamma_neg >= 0 (and finite)")),
       NUMBER("clip", BIN(clip), 0.05, IN_0_1("clip in [0, 1]")),
       NUMBER("eps", BIN(eps), 1e-8, TD_LO_OPEN | TD_HI_OPEN, 0, 1, "eps in (0, 1)"),
       REDUCTION(BIN(reduction), TD_REDUCE_MEAN)},
      "multi-label asymmetric loss (Ridnik et al. 2021)"},
-    {"multilabel_soft_margin_loss", "MultiLabelSoftMarginLoss", "MultilabelSoftMarginLossBackward",
-     TD_LOSS_BINARY, TD_BIN_MULTILABEL, true, IN2("input", SCORES, "N C", "target", BINARY, "N C"), false,
+    {"multilabel_soft_margin_loss",
+     "MultiLabelSoftMarginLoss",
+     "MultilabelSoftMarginLossBackward",
+     TD_LOSS_BINARY,
+     TD_BIN_MULTILABEL,
+     true,
+     IN2("input", SCORES, "N C", "target", BINARY, "N C"),
+     false,
      {TENSOR("weight", BIN(weight)), REDUCTION(BIN(reduction), TD_REDUCE_MEAN)},
      "binary_cross_entropy_with_logits averaged over each row's classes"},
-    {"soft_margin_loss", "SoftMarginLoss", "SoftMarginLossBackward", TD_LOSS_BINARY, TD_BIN_SOFT_MARGIN,
-     false, IN2("input", SCORES, "N C", "target", SIGNS, "N C"), false, {REDUCTION(BIN(reduction), TD_REDUCE_MEAN)},
+    {"soft_margin_loss",
+     "SoftMarginLoss",
+     "SoftMarginLossBackward",
+     TD_LOSS_BINARY,
+     TD_BIN_SOFT_MARGIN,
+     false,
+     IN2("input", SCORES, "N C", "target", SIGNS, "N C"),
+     false,
+     {REDUCTION(BIN(reduction), TD_REDUCE_MEAN)},
      "log(1 + exp(-y x)), y = 1 or -1"},
 
     /* ---- regression ---- */
-    {"mse_loss", "MSELoss", "MseLossBackward", TD_LOSS_REGRESSION, TD_REG_MSE, true,
-     IN2("input", SCORES, "N C", "target", REAL, "N C"), false, {REDUCTION(REG(reduction), TD_REDUCE_MEAN)},
+    {"mse_loss",
+     "MSELoss",
+     "MseLossBackward",
+     TD_LOSS_REGRESSION,
+     TD_REG_MSE,
+     true,
+     IN2("input", SCORES, "N C", "target", REAL, "N C"),
+     false,
+     {REDUCTION(REG(reduction), TD_REDUCE_MEAN)},
      "(input - target)^2"},
-    {"l1_loss", "L1Loss", "L1LossBackward", TD_LOSS_REGRESSION, TD_REG_L1, true,
-     IN2("input", SCORES, "N C", "target", REAL, "N C"), false, {REDUCTION(REG(reduction), TD_REDUCE_MEAN)},
+    {"l1_loss",
+     "L1Loss",
+     "L1LossBackward",
+     TD_LOSS_REGRESSION,
+     TD_REG_L1,
+     true,
+     IN2("input", SCORES, "N C", "target", REAL, "N C"),
+     false,
+     {REDUCTION(REG(reduction), TD_REDUCE_MEAN)},
      "|input - target|"},
-    {"smooth_l1_loss", "SmoothL1Loss", "SmoothL1LossBackward", TD_LOSS_REGRESSION, TD_REG_SMOOTH_L1, true,
-     IN2("input", SCORES, "N C", "target", REAL, "N C"), false,
+    {"smooth_l1_loss",
+     "SmoothL1Loss",
+     "SmoothL1LossBackward",
+     TD_LOSS_REGRESSION,
+     TD_REG_SMOOTH_L1,
+     true,
+     IN2("input", SCORES, "N C", "target", REAL, "N C"),
+     false,
      {REDUCTION(REG(reduction), TD_REDUCE_MEAN), NUMBER("beta", REG(beta), 1, TD_LO, 0, 0, ">= 0")},
      "0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta"},
-    {"huber_loss", "HuberLoss", "HuberLossBackward", TD_LOSS_REGRESSION, TD_REG_HUBER, true,
-     IN2("input", SCORES, "N C", "target", REAL, "N C"), false,
-     {REDUCTION(REG(reduction), TD_REDUCE_MEAN), NUMBER("delta", REG(delta), 1, TD_LO_OPEN, 0, 0, "> 0")},
+    {"huber_loss",
+     "HuberLoss",
+     "HuberLossBackward",
+     TD_LOSS_REGRESSION,
+     TD_REG_HUBER,
+     true,
+     IN2("input", SCORES, "N C", "target", REAL, "N C"),
+     false,
+     {REDUCTION(REG(reduction), TD_REDUCE_MEAN),
+      NUMBER("delta", REG(delta), 1, TD_LO_OPEN, 0, 0, "> 0")},
      "0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta)"},
-    {"kl_div", "KLDivLoss", "KlDivBackward", TD_LOSS_REGRESSION, TD_REG_KL_DIV, true,
-     IN2("input", LOG_PROBS, "N C", "target", PROBS, "N C"), true,
+    {"kl_div",
+     "KLDivLoss",
+     "KlDivBackward",
+     TD_LOSS_REGRESSION,
+     TD_REG_KL_DIV,
+     true,
+     IN2("input", LOG_PROBS, "N C", "target", PROBS, "N C"),
+     true,
      {REDUCTION(REG(reduction), TD_REDUCE_MEAN), BOOLEAN("log_target", REG(log_target), 0)},
      "target (log target - input), input being log-probabilities"},
-    {"poisson_nll_loss", "PoissonNLLLoss", "PoissonNllLossBackward", TD_LOSS_REGRESSION,
-     TD_REG_POISSON_LOG, true, IN2("input", SCORES, "N C", "target", POSITIVE, "N C"), false,
+    {"poisson_nll_loss",
+     "PoissonNLLLoss",
+     "PoissonNllLossBackward",
+     TD_LOSS_REGRESSION,
+     TD_REG_POISSON_LOG,
+     true,
+     IN2("input", SCORES, "N C", "target", POSITIVE, "N C"),
+     false,
      {REDUCTION(REG(reduction), TD_REDUCE_MEAN), BOOLEAN("log_input", REG(log_input), 1),
       BOOLEAN("full", REG(full), 0), NUMBER("eps", REG(eps), 1e-8, TD_LO_OPEN, 0, 0, "> 0")},
      "exp(input) - target input (log_input), with Stirling's term when full"},
-    {"gaussian_nll_loss", "GaussianNLLLoss", "GaussianNllLossBackward", TD_LOSS_REGRESSION,
-     TD_REG_GAUSSIAN, true, IN3("input", SCORES, "N C", "target", REAL, "N C", "var", POSITIVE, "N C"), false,
+    {"gaussian_nll_loss",
+     "GaussianNLLLoss",
+     "GaussianNllLossBackward",
+     TD_LOSS_REGRESSION,
+     TD_REG_GAUSSIAN,
+     true,
+     IN3("input", SCORES, "N C", "target", REAL, "N C", "var", POSITIVE, "N C"),
+     false,
      {REDUCTION(REG(reduction), TD_REDUCE_MEAN), BOOLEAN("full", REG(full), 0),
       NUMBER("eps", REG(eps), 1e-6, TD_LO_OPEN, 0, 0, "> 0")},
      "0.5 (log var + (input - target)^2 / var)"},
 
     /* ---- ctc ---- */
-    {"ctc_loss", "CTCLoss", "CtcLossBackward", TD_LOSS_CTC, 0, false,
+    {"ctc_loss",
+     "CTCLoss",
+     "CtcLossBackward",
+     TD_LOSS_CTC,
+     0,
+     false,
      4,
      {{"log_probs", TD_IN_LOG_PROBS, "T N C"},
       {"targets", TD_IN_SEQUENCES, "N S"},
@@ -138,29 +279,65 @@ static const td_loss_def table[] = {
      "connectionist temporal classification"},
 
     /* ---- margin ---- */
-    {"multi_margin_loss", "MultiMarginLoss", "MultiMarginLossBackward", TD_LOSS_MARGIN, TD_MARGIN_MULTI,
-     false, IN2("input", SCORES, "N C", "target", CLASSES, "N"), false,
+    {"multi_margin_loss",
+     "MultiMarginLoss",
+     "MultiMarginLossBackward",
+     TD_LOSS_MARGIN,
+     TD_MARGIN_MULTI,
+     false,
+     IN2("input", SCORES, "N C", "target", CLASSES, "N"),
+     false,
      {NUMBER("p", MAR(p), 1, TD_ONE_OR_TWO, 0, 0, "1 or 2"), NUMBER("margin", MAR(margin), 1, ANY),
       TENSOR("weight", MAR(weight)), REDUCTION(MAR(reduction), TD_REDUCE_MEAN)},
      "multi-class hinge loss"},
-    {"multilabel_margin_loss", "MultiLabelMarginLoss", "MultiLabelMarginLossBackward", TD_LOSS_MARGIN,
-     TD_MARGIN_MULTILABEL, false, IN2("input", SCORES, "N C", "target", LABEL_LISTS, "N C"), false,
+    {"multilabel_margin_loss",
+     "MultiLabelMarginLoss",
+     "MultiLabelMarginLossBackward",
+     TD_LOSS_MARGIN,
+     TD_MARGIN_MULTILABEL,
+     false,
+     IN2("input", SCORES, "N C", "target", LABEL_LISTS, "N C"),
+     false,
      {REDUCTION(MAR(reduction), TD_REDUCE_MEAN)},
      "multi-label hinge loss over the listed classes"},
-    {"hinge_embedding_loss", "HingeEmbeddingLoss", "HingeEmbeddingLossBackward", TD_LOSS_MARGIN,
-     TD_MARGIN_HINGE, false, IN2("input", SCORES, "N C", "target", SIGNS, "N C"), false,
+    {"hinge_embedding_loss",
+     "HingeEmbeddingLoss",
+     "HingeEmbeddingLossBackward",
+     TD_LOSS_MARGIN,
+     TD_MARGIN_HINGE,
+     false,
+     IN2("input", SCORES, "N C", "target", SIGNS, "N C"),
+     false,
      {NUMBER("margin", MAR(margin), 1, ANY), REDUCTION(MAR(reduction), TD_REDUCE_MEAN)},
      "x where y = 1, max(0, margin - x) where y = -1"},
-    {"cosine_embedding_loss", "CosineEmbeddingLoss", "CosineEmbeddingLossBackward", TD_LOSS_MARGIN,
-     TD_MARGIN_COSINE, false, IN3("x1", SCORES, "N D", "x2", SCORES, "N D", "target", SIGNS, "N"), false,
+    {"cosine_embedding_loss",
+     "CosineEmbeddingLoss",
+     "CosineEmbeddingLossBackward",
+     TD_LOSS_MARGIN,
+     TD_MARGIN_COSINE,
+     false,
+     IN3("x1", SCORES, "N D", "x2", SCORES, "N D", "target", SIGNS, "N"),
+     false,
      {NUMBER("margin", MAR(margin), 0, ANY), REDUCTION(MAR(reduction), TD_REDUCE_MEAN)},
      "1 - cos(x1, x2) where y = 1, max(0, cos - margin) where y = -1"},
-    {"margin_ranking_loss", "MarginRankingLoss", "MarginRankingLossBackward", TD_LOSS_MARGIN,
-     TD_MARGIN_RANKING, false, IN3("x1", SCORES, "N", "x2", SCORES, "N", "target", SIGNS, "N"), false,
+    {"margin_ranking_loss",
+     "MarginRankingLoss",
+     "MarginRankingLossBackward",
+     TD_LOSS_MARGIN,
+     TD_MARGIN_RANKING,
+     false,
+     IN3("x1", SCORES, "N", "x2", SCORES, "N", "target", SIGNS, "N"),
+     false,
      {NUMBER("margin", MAR(margin), 0, ANY), REDUCTION(MAR(reduction), TD_REDUCE_MEAN)},
      "max(0, -y (x1 - x2) + margin)"},
-    {"triplet_margin_loss", "TripletMarginLoss", "TripletMarginLossBackward", TD_LOSS_MARGIN,
-     TD_MARGIN_TRIPLET, false, IN3("anchor", SCORES, "N D", "positive", SCORES, "N D", "negative", SCORES, "N D"), false,
+    {"triplet_margin_loss",
+     "TripletMarginLoss",
+     "TripletMarginLossBackward",
+     TD_LOSS_MARGIN,
+     TD_MARGIN_TRIPLET,
+     false,
+     IN3("anchor", SCORES, "N D", "positive", SCORES, "N D", "negative", SCORES, "N D"),
+     false,
      {NUMBER("margin", MAR(margin), 1, ANY),
       NUMBER("p", MAR(p), 2, TD_LO_OPEN | TD_FINITE, 0, 0, "a positive finite number"),
       NUMBER("eps", MAR(eps), 1e-6, ANY), BOOLEAN("swap", MAR(swap), 0),
@@ -176,11 +353,13 @@ static const struct {
     size_t opts_size;
     const char *range_error; /* loss, requirement, value */
 } families[TD_LOSS_NFAMILIES] = {
-    [TD_LOSS_SOFTMAX] = {td_softmax_loss_run, sizeof(td_softmax_loss_opts), "%s: %s must be %s, got %g"},
+    [TD_LOSS_SOFTMAX] = {td_softmax_loss_run, sizeof(td_softmax_loss_opts),
+                         "%s: %s must be %s, got %g"},
     [TD_LOSS_BINARY] = {td_binary_loss_run, sizeof(td_binary_loss_opts), "%s needs %.0s%s, got %g"},
     [TD_LOSS_REGRESSION] = {td_regression_loss_run, sizeof(td_regression_loss_opts),
                             "%s: %s must be %s, got %g"},
-    [TD_LOSS_MARGIN] = {td_margin_loss_run, sizeof(td_margin_loss_opts), "%s: %s must be %s, got %g"},
+    [TD_LOSS_MARGIN] = {td_margin_loss_run, sizeof(td_margin_loss_opts),
+                        "%s: %s must be %s, got %g"},
     [TD_LOSS_CTC] = {td_ctc_loss_run, sizeof(td_ctc_loss_opts), "%s: %s must be %s, got %g"},
 };
 
@@ -191,11 +370,15 @@ const td_loss_def *td_loss_at(int i) { return i >= 0 && i < N_LOSSES ? &table[i]
 const td_loss_def *td_loss_find(const char *name)
 {
     for (int i = 0; i < N_LOSSES; i++)
-        if (strcmp(table[i].name, name) == 0 || strcmp(table[i].module, name) == 0) return &table[i];
+        if (strcmp(table[i].name, name) == 0 || strcmp(table[i].module, name) == 0)
+            return &table[i];
     return NULL;
 }
 
-size_t td_loss_opts_size(td_loss_family f) { return (unsigned)f < TD_LOSS_NFAMILIES ? families[f].opts_size : 0; }
+size_t td_loss_opts_size(td_loss_family f)
+{
+    return (unsigned)f < TD_LOSS_NFAMILIES ? families[f].opts_size : 0;
+}
 
 void td_loss_defaults(const td_loss_def *d, void *opts)
 {
@@ -236,15 +419,18 @@ td_status td_loss_check_opts(const td_loss_def *d, const void *opts)
         if (o->type == TD_OPT_REDUCTION) {
             td_reduction r = *(const td_reduction *)(base + o->offset);
             if ((unsigned)r > TD_REDUCE_BATCHMEAN || (r == TD_REDUCE_BATCHMEAN && !d->batchmean))
-                return td_error(TD_EINVAL, arg, "%s: reduction '%s' is not allowed (expected %s)", d->name,
-                                td_reduction_name(r),
-                                d->batchmean ? "'none', 'mean', 'sum' or 'batchmean'" : "'none', 'mean' or 'sum'");
+                return td_error(TD_EINVAL, arg, "%s: reduction '%s' is not allowed (expected %s)",
+                                d->name, td_reduction_name(r),
+                                d->batchmean ? "'none', 'mean', 'sum' or 'batchmean'"
+                                             : "'none', 'mean' or 'sum'");
             continue;
         }
         if (!o->says) continue;
         double v = *(const double *)(base + (o->type == TD_OPT_ALPHA ? o->offset2 : o->offset));
         if (o->type == TD_OPT_ALPHA && *(td_tensor *const *)(base + o->offset)) continue;
-        if (!in_range(o, v)) return td_error(TD_EINVAL, arg, families[d->family].range_error, d->name, o->name, o->says, v);
+        if (!in_range(o, v))
+            return td_error(TD_EINVAL, arg, families[d->family].range_error, d->name, o->name,
+                            o->says, v);
     }
     return TD_OK;
 }
@@ -263,7 +449,8 @@ bool td_loss_on_device(const td_loss_def *d, td_device dev)
     }
 }
 
-td_status td_loss_run(const td_loss_def *d, td_tensor *const *inputs, const void *opts, td_tensor **out)
+td_status td_loss_run(const td_loss_def *d, td_tensor *const *inputs, const void *opts,
+                      td_tensor **out)
 {
     /* the largest family struct, for the defaults when opts is NULL */
     union {
@@ -288,7 +475,8 @@ td_status td_loss_run(const td_loss_def *d, td_tensor *const *inputs, const void
     return families[d->family].run(d, inputs, opts, out);
 }
 
-td_status td_loss_call(const char *name, td_tensor *const *inputs, const void *opts, td_tensor **out)
+td_status td_loss_call(const char *name, td_tensor *const *inputs, const void *opts,
+                       td_tensor **out)
 {
     const td_loss_def *d = td_loss_find(name);
     if (!d) return td_error(TD_EINVAL, 0, "unknown loss '%s'", name);

@@ -53,7 +53,8 @@ static td_status step_begin(step_ctx *c, const char *name, td_tensor *param, td_
                         td_dtype_name(param->dtype));
     TD_TRY(check_like(name, param, grad, 2, "grad", false));
     if (!td_backend_of(param)->optim)
-        return td_error(TD_EINVAL, 1, "%s is not implemented on %s yet", name, td_backend_of(param)->name);
+        return td_error(TD_EINVAL, 1, "%s is not implemented on %s yet", name,
+                        td_backend_of(param)->name);
     if (grad->storage == param->storage)
         return td_error(TD_EINVAL, 2, "%s: grad must not share memory with param", name);
     td_status st;
@@ -80,30 +81,37 @@ static void step_end(step_ctx *c, int nstate, td_tensor **state)
 static td_status check_number(const char *name, const char *what, double v, double lo, int arg)
 {
     if (!(v >= lo) || isinf(v))
-        return td_error(TD_EINVAL, arg, "%s: %s must be a finite number >= %g, got %g", name, what, lo, v);
+        return td_error(TD_EINVAL, arg, "%s: %s must be a finite number >= %g, got %g", name, what,
+                        lo, v);
     return TD_OK;
 }
 
-static td_status check_state(const step_ctx *c, td_tensor *t, int arg, const char *what, bool required)
+static td_status check_state(const step_ctx *c, td_tensor *t, int arg, const char *what,
+                             bool required)
 {
     if (!t) {
-        if (required) return td_error(TD_EINVAL, arg, "%s: %s is required by these options", c->name, what);
+        if (required)
+            return td_error(TD_EINVAL, arg, "%s: %s is required by these options", c->name, what);
         return TD_OK;
     }
     if (t->storage == c->param->storage || t->storage == c->grad->storage)
-        return td_error(TD_EINVAL, arg, "%s: %s must not share memory with param or grad", c->name, what);
+        return td_error(TD_EINVAL, arg, "%s: %s must not share memory with param or grad", c->name,
+                        what);
     return check_like(c->name, c->param, t, arg, what, true);
 }
 
-td_status td_sgd_step(td_tensor *param, td_tensor *grad, td_tensor *momentum_buf, const td_sgd_opts *o)
+td_status td_sgd_step(td_tensor *param, td_tensor *grad, td_tensor *momentum_buf,
+                      const td_sgd_opts *o)
 {
     const char *name = "sgd_step";
     TD_TRY(check_number(name, "lr", o->lr, 0, 4));
     TD_TRY(check_number(name, "momentum", o->momentum, 0, 4));
     TD_TRY(check_number(name, "weight_decay", o->weight_decay, 0, 4));
-    if (!isfinite(o->dampening)) return td_error(TD_EINVAL, 4, "%s: dampening must be finite", name);
+    if (!isfinite(o->dampening))
+        return td_error(TD_EINVAL, 4, "%s: dampening must be finite", name);
     if (o->nesterov && (o->momentum <= 0 || o->dampening != 0))
-        return td_error(TD_EINVAL, 4, "%s: nesterov momentum requires a momentum and zero dampening", name);
+        return td_error(TD_EINVAL, 4,
+                        "%s: nesterov momentum requires a momentum and zero dampening", name);
     step_ctx c;
     TD_TRY(step_begin(&c, name, param, grad));
     td_status st = check_state(&c, momentum_buf, 3, "momentum_buffer", o->momentum != 0);
@@ -127,8 +135,10 @@ td_status td_adam_step(td_tensor *param, td_tensor *grad, td_tensor *exp_avg, td
     TD_TRY(check_number(name, "eps", o->eps, 0, 6));
     TD_TRY(check_number(name, "weight_decay", o->weight_decay, 0, 6));
     if (!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1))
-        return td_error(TD_EINVAL, 6, "%s: betas must be in [0, 1), got (%g, %g)", name, o->beta1, o->beta2);
-    if (o->step < 1) return td_error(TD_EINVAL, 6, "%s: step must be >= 1, got %lld", name, (long long)o->step);
+        return td_error(TD_EINVAL, 6, "%s: betas must be in [0, 1), got (%g, %g)", name, o->beta1,
+                        o->beta2);
+    if (o->step < 1)
+        return td_error(TD_EINVAL, 6, "%s: step must be >= 1, got %lld", name, (long long)o->step);
     step_ctx c;
     TD_TRY(step_begin(&c, name, param, grad));
     td_status st;
@@ -136,12 +146,13 @@ td_status td_adam_step(td_tensor *param, td_tensor *grad, td_tensor *exp_avg, td
     TD_CHECK(check_state(&c, exp_avg_sq, 4, "exp_avg_sq", true));
     TD_CHECK(check_state(&c, max_exp_avg_sq, 5, "max_exp_avg_sq", o->amsgrad));
     if (exp_avg->storage == exp_avg_sq->storage ||
-        (o->amsgrad && (max_exp_avg_sq->storage == exp_avg->storage || max_exp_avg_sq->storage == exp_avg_sq->storage)))
+        (o->amsgrad && (max_exp_avg_sq->storage == exp_avg->storage ||
+                        max_exp_avg_sq->storage == exp_avg_sq->storage)))
         TD_CHECK(td_error(TD_EINVAL, 4, "%s: state tensors must not share memory", name));
     td_tensor *st_t[3] = {exp_avg, exp_avg_sq, o->amsgrad ? max_exp_avg_sq : NULL};
-    td_backend_of(param)->optim->adam(param->dtype, td_numel(param), td_data_ptr(c.work_p), td_data_ptr(c.work_g),
-                                      td_data_ptr(exp_avg), td_data_ptr(exp_avg_sq),
-                                      st_t[2] ? td_data_ptr(st_t[2]) : NULL, o);
+    td_backend_of(param)->optim->adam(
+        param->dtype, td_numel(param), td_data_ptr(c.work_p), td_data_ptr(c.work_g),
+        td_data_ptr(exp_avg), td_data_ptr(exp_avg_sq), st_t[2] ? td_data_ptr(st_t[2]) : NULL, o);
     step_end(&c, 3, st_t);
     return TD_OK;
 fail:
@@ -150,8 +161,8 @@ fail:
     return st;
 }
 
-td_status td_rmsprop_step(td_tensor *param, td_tensor *grad, td_tensor *square_avg, td_tensor *grad_avg,
-                          td_tensor *momentum_buf, const td_rmsprop_opts *o)
+td_status td_rmsprop_step(td_tensor *param, td_tensor *grad, td_tensor *square_avg,
+                          td_tensor *grad_avg, td_tensor *momentum_buf, const td_rmsprop_opts *o)
 {
     const char *name = "rmsprop_step";
     TD_TRY(check_number(name, "lr", o->lr, 0, 6));
@@ -165,8 +176,10 @@ td_status td_rmsprop_step(td_tensor *param, td_tensor *grad, td_tensor *square_a
     TD_CHECK(check_state(&c, square_avg, 3, "square_avg", true));
     TD_CHECK(check_state(&c, grad_avg, 4, "grad_avg", o->centered));
     TD_CHECK(check_state(&c, momentum_buf, 5, "momentum_buffer", o->momentum > 0));
-    td_tensor *st_t[3] = {square_avg, o->centered ? grad_avg : NULL, o->momentum > 0 ? momentum_buf : NULL};
-    if ((st_t[1] && st_t[1]->storage == square_avg->storage) || (st_t[2] && st_t[2]->storage == square_avg->storage) ||
+    td_tensor *st_t[3] = {square_avg, o->centered ? grad_avg : NULL,
+                          o->momentum > 0 ? momentum_buf : NULL};
+    if ((st_t[1] && st_t[1]->storage == square_avg->storage) ||
+        (st_t[2] && st_t[2]->storage == square_avg->storage) ||
         (st_t[1] && st_t[2] && st_t[1]->storage == st_t[2]->storage))
         TD_CHECK(td_error(TD_EINVAL, 4, "%s: state tensors must not share memory", name));
     td_backend_of(param)->optim->rmsprop(param->dtype, td_numel(param), td_data_ptr(c.work_p),
@@ -201,8 +214,8 @@ static bool like_contig(const td_tensor *param, const td_tensor *t)
 /* every param float, contiguous, on params[0]'s device with its dtype; grads
  * and the ns state lists (each required) like their param; every storage
  * written (params, states) distinct from all others and from every grad */
-static bool multi_ok(int count, td_tensor *const *params, td_tensor *const *grads, td_tensor *const *const *state,
-                     int ns)
+static bool multi_ok(int count, td_tensor *const *params, td_tensor *const *grads,
+                     td_tensor *const *const *state, int ns)
 {
     if (count < 1 || !params || !grads || !params[0]) return false;
     td_tensor *p0 = params[0];
@@ -241,8 +254,8 @@ typedef struct {
     int64_t *numel; /* count */
 } multi_args;
 
-static td_status multi_begin(multi_args *a, int count, td_tensor *const *params, td_tensor *const *grads,
-                             td_tensor *const *const *state, int ns)
+static td_status multi_begin(multi_args *a, int count, td_tensor *const *params,
+                             td_tensor *const *grads, td_tensor *const *const *state, int ns)
 {
     a->ptr = malloc((size_t)count * 5 * sizeof *a->ptr);
     a->numel = malloc((size_t)count * sizeof *a->numel);
@@ -254,13 +267,15 @@ static td_status multi_begin(multi_args *a, int count, td_tensor *const *params,
     for (int i = 0; i < count; i++) {
         a->ptr[i] = td_data_ptr(params[i]);
         a->ptr[count + i] = td_data_ptr(grads[i]);
-        for (int j = 0; j < 3; j++) a->ptr[(size_t)(2 + j) * count + i] = j < ns ? td_data_ptr(state[j][i]) : NULL;
+        for (int j = 0; j < 3; j++)
+            a->ptr[(size_t)(2 + j) * count + i] = j < ns ? td_data_ptr(state[j][i]) : NULL;
         a->numel[i] = td_numel(params[i]);
     }
     return TD_OK;
 }
 
-static void multi_end(multi_args *a, int count, td_tensor *const *params, td_tensor *const *const *state, int ns)
+static void multi_end(multi_args *a, int count, td_tensor *const *params,
+                      td_tensor *const *const *state, int ns)
 {
     for (int i = 0; i < count; i++) {
         td_bump_version(params[i]);
@@ -275,7 +290,8 @@ td_status td_sgd_step_multi(int count, td_tensor *const *params, td_tensor *cons
 {
     int ns = o->momentum != 0 ? 1 : 0;
     td_tensor *const *state[1] = {momentum_bufs};
-    const struct td_optim_kernels *k = count > 0 && params && params[0] ? td_backend_of(params[0])->optim : NULL;
+    const struct td_optim_kernels *k =
+        count > 0 && params && params[0] ? td_backend_of(params[0])->optim : NULL;
     /* the single step's option checks, on a parameter that passes its own */
     bool opts_ok = o->lr >= 0 && o->momentum >= 0 && o->weight_decay >= 0 && isfinite(o->lr) &&
                    isfinite(o->momentum) && isfinite(o->weight_decay) && isfinite(o->dampening) &&
@@ -299,20 +315,23 @@ td_status td_adam_step_multi(int count, td_tensor *const *params, td_tensor *con
 {
     int ns = o->amsgrad ? 3 : 2;
     td_tensor *const *state[3] = {exp_avgs, exp_avg_sqs, max_exp_avg_sqs};
-    const struct td_optim_kernels *k = count > 0 && params && params[0] ? td_backend_of(params[0])->optim : NULL;
-    bool opts_ok = o->lr >= 0 && o->eps >= 0 && o->weight_decay >= 0 && isfinite(o->lr) && isfinite(o->eps) &&
-                   isfinite(o->weight_decay) && o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1 &&
-                   o->step >= 1;
+    const struct td_optim_kernels *k =
+        count > 0 && params && params[0] ? td_backend_of(params[0])->optim : NULL;
+    bool opts_ok = o->lr >= 0 && o->eps >= 0 && o->weight_decay >= 0 && isfinite(o->lr) &&
+                   isfinite(o->eps) && isfinite(o->weight_decay) && o->beta1 >= 0 && o->beta1 < 1 &&
+                   o->beta2 >= 0 && o->beta2 < 1 && o->step >= 1;
     if (k && k->adam_multi && opts_ok && multi_ok(count, params, grads, state, ns)) {
         multi_args a;
         TD_TRY(multi_begin(&a, count, params, grads, state, ns));
-        k->adam_multi(params[0]->dtype, count, a.ptr, (const void *const *)(a.ptr + count), a.ptr + 2 * (size_t)count,
-                      a.ptr + 3 * (size_t)count, ns == 3 ? a.ptr + 4 * (size_t)count : NULL, a.numel, o);
+        k->adam_multi(params[0]->dtype, count, a.ptr, (const void *const *)(a.ptr + count),
+                      a.ptr + 2 * (size_t)count, a.ptr + 3 * (size_t)count,
+                      ns == 3 ? a.ptr + 4 * (size_t)count : NULL, a.numel, o);
         multi_end(&a, count, params, state, ns);
         return TD_OK;
     }
     for (int i = 0; i < count; i++)
-        TD_TRY(td_adam_step(params[i], grads[i], exp_avgs ? exp_avgs[i] : NULL, exp_avg_sqs ? exp_avg_sqs[i] : NULL,
+        TD_TRY(td_adam_step(params[i], grads[i], exp_avgs ? exp_avgs[i] : NULL,
+                            exp_avg_sqs ? exp_avg_sqs[i] : NULL,
                             max_exp_avg_sqs ? max_exp_avg_sqs[i] : NULL, o));
     return TD_OK;
 }

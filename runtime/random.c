@@ -137,11 +137,12 @@ td_status td_randn(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
     return TD_OK;
 }
 
-td_status td_randint(int64_t low, int64_t high, int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
+td_status td_randint(int64_t low, int64_t high, int ndim, const int64_t *shape, td_dtype dt,
+                     td_tensor **out)
 {
     if (high <= low)
-        return td_error(TD_EINVAL, 2, "randint: high (%lld) must be greater than low (%lld)", (long long)high,
-                        (long long)low);
+        return td_error(TD_EINVAL, 2, "randint: high (%lld) must be greater than low (%lld)",
+                        (long long)high, (long long)low);
     td_tensor *t = NULL;
     TD_TRY(td_empty(ndim, shape, dt, &t));
     int64_t n = td_numel(t);
@@ -153,7 +154,8 @@ td_status td_randint(int64_t low, int64_t high, int ndim, const int64_t *shape, 
 
 td_status td_randperm(int64_t n, td_dtype dt, td_tensor **out)
 {
-    if (n < 0) return td_error(TD_EINVAL, 1, "randperm: n must be non-negative, got %lld", (long long)n);
+    if (n < 0)
+        return td_error(TD_EINVAL, 1, "randperm: n must be non-negative, got %lld", (long long)n);
     td_tensor *t = NULL;
     TD_TRY(td_empty(1, &n, TD_INT64, &t));
     int64_t *p = td_data_ptr(t);

@@ -6,7 +6,7 @@
 #include <math.h>
 
 typedef struct {
-    int dim;     /* wrapped, or -1 for all */
+    int dim; /* wrapped, or -1 for all */
     bool keepdim;
     int64_t outer, n, inner;
     int out_ndim;
@@ -204,8 +204,8 @@ typedef struct {
 
 /* the node of fn over x, keeping x and the result v; *out = v, or v
  * released on failure */
-static td_status record_x_out(const char *name, td_backward_fn fn, td_tensor *x, const reduce_plan *pl,
-                              double p, td_tensor *v, td_tensor **out)
+static td_status record_x_out(const char *name, td_backward_fn fn, td_tensor *x,
+                              const reduce_plan *pl, double p, td_tensor *v, td_tensor **out)
 {
     td_node *node;
     x_out_ctx *c;
@@ -252,7 +252,8 @@ fail:
     return st;
 }
 
-static td_status norm_value(td_tensor *x, double p, int dim, bool all, bool keepdim, td_tensor **out)
+static td_status norm_value(td_tensor *x, double p, int dim, bool all, bool keepdim,
+                            td_tensor **out)
 {
     td_tensor *a = NULL, *b = NULL, *s = NULL;
     td_status st;
@@ -284,7 +285,8 @@ td_status td_norm(td_tensor *x, double p, int dim, bool all, bool keepdim, td_te
     reduce_plan pl;
     TD_TRY(plan(x, dim, all, keepdim, &pl));
     /* p = 1 and inf differentiate well as compositions (abs, max) */
-    if (p == 1 || isinf(p) || !td_needs_grad(1, &x)) return norm_value(x, p, dim, all, keepdim, out);
+    if (p == 1 || isinf(p) || !td_needs_grad(1, &x))
+        return norm_value(x, p, dim, all, keepdim, out);
     bool prev = td_set_grad_enabled(false);
     td_tensor *v = NULL;
     td_status st = norm_value(x, p, dim, all, keepdim, &v);
@@ -294,7 +296,6 @@ td_status td_norm(td_tensor *x, double p, int dim, bool all, bool keepdim, td_te
 }
 
 /* ---- prod ------------------------------------------------------------ */
-
 
 /* d prod / d x_i is the product of the others: out / x_i when the slice has
  * no zero; at the one zero of a slice, the product of the rest; else 0 */
@@ -307,18 +308,18 @@ static td_status prod_backward(td_node *n, td_tensor *g, td_tensor **gi)
     td_status st;
     int dim = c->r.dim;
     bool all = dim < 0;
-    TD_CHECK(unreduce(n, &c->r, c->out, &tmp[0]));               /* out, broadcastable */
-    TD_CHECK(td_binary_scalar(TD_EQ, x, 0.0, false, &tmp[1]));   /* zero mask */
-    TD_CHECK(td_sum(tmp[1], dim, all, true, &tmp[2]));            /* zeros per slice */
-    TD_CHECK(td_masked_fill(x, tmp[1], 1.0, &tmp[3]));            /* zeros -> 1 */
-    TD_CHECK(td_prod(tmp[3], dim, all, true, &tmp[4]));           /* product of non-zeros */
-    TD_CHECK(td_binary(TD_DIV, tmp[0], tmp[3], &tmp[5]));         /* out / x where x != 0 */
+    TD_CHECK(unreduce(n, &c->r, c->out, &tmp[0]));                  /* out, broadcastable */
+    TD_CHECK(td_binary_scalar(TD_EQ, x, 0.0, false, &tmp[1]));      /* zero mask */
+    TD_CHECK(td_sum(tmp[1], dim, all, true, &tmp[2]));              /* zeros per slice */
+    TD_CHECK(td_masked_fill(x, tmp[1], 1.0, &tmp[3]));              /* zeros -> 1 */
+    TD_CHECK(td_prod(tmp[3], dim, all, true, &tmp[4]));             /* product of non-zeros */
+    TD_CHECK(td_binary(TD_DIV, tmp[0], tmp[3], &tmp[5]));           /* out / x where x != 0 */
     TD_CHECK(td_binary_scalar(TD_EQ, tmp[2], 1.0, false, &tmp[6])); /* exactly one zero */
-    TD_CHECK(td_binary(TD_MUL, tmp[1], tmp[6], &tmp[7]));         /* the lone zero */
+    TD_CHECK(td_binary(TD_MUL, tmp[1], tmp[6], &tmp[7]));           /* the lone zero */
     TD_CHECK(td_where(tmp[7], tmp[4], tmp[5], &tmp[8]));
     TD_CHECK(td_binary_scalar(TD_GE, tmp[2], 1.0, false, &tmp[9]));
     TD_CHECK(td_binary_scalar(TD_EQ, tmp[7], 0.0, false, &tmp[10]));
-    TD_CHECK(td_binary(TD_MUL, tmp[9], tmp[10], &tmp[11]));       /* others of a slice with a zero */
+    TD_CHECK(td_binary(TD_MUL, tmp[9], tmp[10], &tmp[11])); /* others of a slice with a zero */
     td_tensor_release(tmp[0]);
     tmp[0] = NULL;
     TD_CHECK(td_masked_fill(tmp[8], tmp[11], 0.0, &tmp[0]));
@@ -396,13 +397,14 @@ fail:
     return st;
 }
 
-static td_status extreme(td_reduce_op op, td_tensor *x, int dim, bool all, bool keepdim, td_tensor **values,
-                         td_tensor **indices)
+static td_status extreme(td_reduce_op op, td_tensor *x, int dim, bool all, bool keepdim,
+                         td_tensor **values, td_tensor **indices)
 {
     reduce_plan p;
     TD_TRY(plan(x, dim, all, keepdim, &p));
     const char *fn = op == TD_MAX ? "max" : "min";
-    if (p.n == 0) return td_error(TD_ESHAPE, 1, "%s of an empty tensor (or an empty dim) has no value", fn);
+    if (p.n == 0)
+        return td_error(TD_ESHAPE, 1, "%s of an empty tensor (or an empty dim) has no value", fn);
     td_tensor *v, *idx = NULL;
     bool along = p.dim >= 0;
     TD_TRY(reduce_raw(op, x, &p, x->dtype, &v, along ? &idx : NULL));
@@ -437,17 +439,20 @@ static td_status extreme(td_reduce_op op, td_tensor *x, int dim, bool all, bool 
     return TD_OK;
 }
 
-td_status td_max(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **values, td_tensor **indices)
+td_status td_max(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **values,
+                 td_tensor **indices)
 {
     return extreme(TD_MAX, x, dim, all, keepdim, values, indices);
 }
 
-td_status td_min(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **values, td_tensor **indices)
+td_status td_min(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **values,
+                 td_tensor **indices)
 {
     return extreme(TD_MIN, x, dim, all, keepdim, values, indices);
 }
 
-static td_status arg_extreme(td_reduce_op op, td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out)
+static td_status arg_extreme(td_reduce_op op, td_tensor *x, int dim, bool all, bool keepdim,
+                             td_tensor **out)
 {
     reduce_plan p;
     TD_TRY(plan(x, dim, all, keepdim, &p));
@@ -523,8 +528,14 @@ fail:
     return st;
 }
 
-td_status td_softmax(td_tensor *x, int dim, td_tensor **out) { return softmax_any(x, dim, false, out); }
-td_status td_log_softmax(td_tensor *x, int dim, td_tensor **out) { return softmax_any(x, dim, true, out); }
+td_status td_softmax(td_tensor *x, int dim, td_tensor **out)
+{
+    return softmax_any(x, dim, false, out);
+}
+td_status td_log_softmax(td_tensor *x, int dim, td_tensor **out)
+{
+    return softmax_any(x, dim, true, out);
+}
 
 /* ---- gradient shaping -------------------------------------------------- */
 

@@ -84,7 +84,10 @@ typedef struct {
     td_tensor *t;
 } item;
 
-static int by_name(const void *a, const void *b) { return strcmp(((const item *)a)->name, ((const item *)b)->name); }
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const item *)a)->name, ((const item *)b)->name);
+}
 
 static int write_all(int fd, const void *p, size_t n)
 {
@@ -101,8 +104,9 @@ static int write_all(int fd, const void *p, size_t n)
 
 /* the header as JSON (sorted keys, compact), padded with spaces so that the
  * data region starts at a multiple of 8; *len is the padded length */
-static td_status make_header(const char *path, int n, const item *items, int n_meta, const char *const *keys,
-                             const char *const *values, char **out, size_t *len)
+static td_status make_header(const char *path, int n, const item *items, int n_meta,
+                             const char *const *keys, const char *const *values, char **out,
+                             size_t *len)
 {
     td_status st = TD_OK;
     json_t *root = json_object();
@@ -112,7 +116,8 @@ static td_status make_header(const char *path, int n, const item *items, int n_m
         const td_tensor *t = items[i].t;
         const char *dt = st_dtype_name(t->dtype);
         if (!dt) {
-            st = td_error(TD_EDTYPE, 0, "save: %s: tensor '%s' has dtype %s, which safetensors files do not hold",
+            st = td_error(TD_EDTYPE, 0,
+                          "save: %s: tensor '%s' has dtype %s, which safetensors files do not hold",
                           path, items[i].name, td_dtype_name(t->dtype));
             goto done;
         }
@@ -124,7 +129,8 @@ static td_status make_header(const char *path, int n, const item *items, int n_m
         json_object_set_new(entry, "data_offsets",
                             json_pack("[II]", (json_int_t)offset, (json_int_t)(offset + nbytes)));
         if (json_object_set_new(root, items[i].name, entry) != 0) {
-            st = td_error(TD_EINVAL, 0, "save: %s: tensor name '%s' is not valid UTF-8", path, items[i].name);
+            st = td_error(TD_EINVAL, 0, "save: %s: tensor name '%s' is not valid UTF-8", path,
+                          items[i].name);
             goto done;
         }
         offset += nbytes;
@@ -134,16 +140,20 @@ static td_status make_header(const char *path, int n, const item *items, int n_m
         json_object_set_new(root, "__metadata__", meta);
         for (int i = 0; i < n_meta; i++) {
             if (!keys[i] || !values[i]) {
-                st = td_error(TD_EINVAL, 0, "save: %s: metadata entry %d is missing its key or value", path, i + 1);
+                st = td_error(TD_EINVAL, 0,
+                              "save: %s: metadata entry %d is missing its key or value", path,
+                              i + 1);
                 goto done;
             }
             if (json_object_get(meta, keys[i])) {
-                st = td_error(TD_EINVAL, 0, "save: %s: metadata key '%s' appears twice", path, keys[i]);
+                st = td_error(TD_EINVAL, 0, "save: %s: metadata key '%s' appears twice", path,
+                              keys[i]);
                 goto done;
             }
             json_t *v = json_string(values[i]);
             if (!v || json_object_set_new(meta, keys[i], v) != 0) {
-                st = td_error(TD_EINVAL, 0, "save: %s: metadata '%s' is not valid UTF-8", path, keys[i]);
+                st = td_error(TD_EINVAL, 0, "save: %s: metadata '%s' is not valid UTF-8", path,
+                              keys[i]);
                 goto done;
             }
         }
@@ -189,7 +199,8 @@ static td_status write_tensor(int fd, const char *path, const item *it)
     p = copy;
 #endif
     if (n > 0 && write_all(fd, p, n * es) != 0)
-        st = td_error(TD_EIO, 0, "save: %s: writing tensor '%s' failed: %s", path, it->name, strerror(errno));
+        st = td_error(TD_EIO, 0, "save: %s: writing tensor '%s' failed: %s", path, it->name,
+                      strerror(errno));
     free(copy);
     td_tensor_release(c);
     return st;
@@ -209,8 +220,9 @@ static void sync_dir(const char *path)
     free(dir);
 }
 
-td_status td_save_safetensors(const char *path, int n, const char *const *names, td_tensor *const *tensors,
-                              int n_meta, const char *const *meta_keys, const char *const *meta_values)
+td_status td_save_safetensors(const char *path, int n, const char *const *names,
+                              td_tensor *const *tensors, int n_meta, const char *const *meta_keys,
+                              const char *const *meta_values)
 {
     if (!path || !*path) return td_error(TD_EINVAL, 1, "save: the path is empty");
     if (n < 0 || n_meta < 0) return td_error(TD_EINVAL, 2, "save: negative count");
@@ -225,7 +237,8 @@ td_status td_save_safetensors(const char *path, int n, const char *const *names,
             goto fail;
         }
         if (strcmp(names[i], "__metadata__") == 0) {
-            st = td_error(TD_EINVAL, 2, "save: %s: '__metadata__' is reserved and cannot name a tensor", path);
+            st = td_error(TD_EINVAL, 2,
+                          "save: %s: '__metadata__' is reserved and cannot name a tensor", path);
             goto fail;
         }
         items[i] = (item){names[i], tensors[i]};
@@ -233,7 +246,8 @@ td_status td_save_safetensors(const char *path, int n, const char *const *names,
     qsort(items, (size_t)n, sizeof(item), by_name);
     for (int i = 1; i < n; i++)
         if (strcmp(items[i].name, items[i - 1].name) == 0) {
-            st = td_error(TD_EINVAL, 2, "save: %s: two tensors are named '%s'", path, items[i].name);
+            st =
+                td_error(TD_EINVAL, 2, "save: %s: two tensors are named '%s'", path, items[i].name);
             goto fail;
         }
     size_t hlen = 0;
@@ -249,7 +263,8 @@ td_status td_save_safetensors(const char *path, int n, const char *const *names,
     memcpy(tmp + plen, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
     fd = mkstemp(tmp);
     if (fd < 0) {
-        st = td_error(TD_EIO, 0, "save: %s: cannot create a temporary file beside it: %s", path, strerror(errno));
+        st = td_error(TD_EIO, 0, "save: %s: cannot create a temporary file beside it: %s", path,
+                      strerror(errno));
         free(tmp);
         tmp = NULL;
         goto fail;
@@ -273,11 +288,13 @@ td_status td_save_safetensors(const char *path, int n, const char *const *names,
     int rc = close(fd);
     fd = -1;
     if (rc != 0) {
-        st = td_error(TD_EIO, 0, "save: %s: closing the temporary file failed: %s", path, strerror(errno));
+        st = td_error(TD_EIO, 0, "save: %s: closing the temporary file failed: %s", path,
+                      strerror(errno));
         goto fail;
     }
     if (rename(tmp, path) != 0) {
-        st = td_error(TD_EIO, 0, "save: %s: cannot rename the temporary file over it: %s", path, strerror(errno));
+        st = td_error(TD_EIO, 0, "save: %s: cannot rename the temporary file over it: %s", path,
+                      strerror(errno));
         goto fail;
     }
     sync_dir(path);
@@ -360,7 +377,8 @@ static const char *shape_text(const entry *e, char *buf, size_t n)
     return buf;
 }
 
-static td_status parse_entry(const char *label, const char *name, json_t *v, uint64_t data_size, entry *e)
+static td_status parse_entry(const char *label, const char *name, json_t *v, uint64_t data_size,
+                             entry *e)
 {
     e->name = name;
     if (!json_is_object(v)) return bad(label, "entry '%s' is not a JSON object", name);
@@ -374,41 +392,50 @@ static td_status parse_entry(const char *label, const char *name, json_t *v, uin
                    json_string_value(dt));
     if (!json_is_array(shape)) return bad(label, "entry '%s' has no shape array", name);
     size_t nd = json_array_size(shape);
-    if (nd > TD_MAX_DIMS) return bad(label, "entry '%s' has %zu dims; tide tensors have at most 8", name, nd);
+    if (nd > TD_MAX_DIMS)
+        return bad(label, "entry '%s' has %zu dims; tide tensors have at most 8", name, nd);
     e->ndim = (int)nd;
     /* the product of the dims (zeros counted as ones) bounds the strides */
     int64_t span = 1, numel = 1;
     for (size_t d = 0; d < nd; d++) {
         json_t *x = json_array_get(shape, d);
-        if (!json_is_integer(x)) return bad(label, "entry '%s': shape entry %zu is not an integer", name, d + 1);
+        if (!json_is_integer(x))
+            return bad(label, "entry '%s': shape entry %zu is not an integer", name, d + 1);
         json_int_t s = json_integer_value(x);
-        if (s < 0) return bad(label, "entry '%s': shape entry %zu is negative (%lld)", name, d + 1, (long long)s);
+        if (s < 0)
+            return bad(label, "entry '%s': shape entry %zu is negative (%lld)", name, d + 1,
+                       (long long)s);
         int64_t m = s > 0 ? s : 1;
-        if (span > (INT64_MAX / 8) / m) return bad(label, "entry '%s': the shape is too large", name);
+        if (span > (INT64_MAX / 8) / m)
+            return bad(label, "entry '%s': the shape is too large", name);
         span *= m;
         numel *= s;
         e->shape[d] = s;
     }
-    if (!json_is_array(offs) || json_array_size(offs) != 2 || !json_is_integer(json_array_get(offs, 0)) ||
-        !json_is_integer(json_array_get(offs, 1)))
+    if (!json_is_array(offs) || json_array_size(offs) != 2 ||
+        !json_is_integer(json_array_get(offs, 0)) || !json_is_integer(json_array_get(offs, 1)))
         return bad(label, "entry '%s': data_offsets must be two integers [begin, end]", name);
-    json_int_t b = json_integer_value(json_array_get(offs, 0)), en = json_integer_value(json_array_get(offs, 1));
+    json_int_t b = json_integer_value(json_array_get(offs, 0)),
+               en = json_integer_value(json_array_get(offs, 1));
     if (b < 0 || en < b)
-        return bad(label, "entry '%s': data_offsets [%lld, %lld) are not a range", name, (long long)b,
-                   (long long)en);
+        return bad(label, "entry '%s': data_offsets [%lld, %lld) are not a range", name,
+                   (long long)b, (long long)en);
     if ((uint64_t)en > data_size)
-        return bad(label,
-                   "entry '%s': data_offsets [%lld, %lld) run past the end of the data (%llu bytes; is the file "
-                   "truncated?)",
-                   name, (long long)b, (long long)en, (unsigned long long)data_size);
+        return bad(
+            label,
+            "entry '%s': data_offsets [%lld, %lld) run past the end of the data (%llu bytes; is the file "
+            "truncated?)",
+            name, (long long)b, (long long)en, (unsigned long long)data_size);
     e->begin = (uint64_t)b;
     e->end = (uint64_t)en;
     uint64_t need = (uint64_t)numel * td_dtype_size(e->dt);
     if (e->end - e->begin != need) {
         char buf[200];
-        return bad(label, "entry '%s': data_offsets [%lld, %lld) hold %llu bytes, but %s of shape %s needs %llu",
-                   name, (long long)b, (long long)en, (unsigned long long)(e->end - e->begin),
-                   json_string_value(dt), shape_text(e, buf, sizeof buf), (unsigned long long)need);
+        return bad(
+            label,
+            "entry '%s': data_offsets [%lld, %lld) hold %llu bytes, but %s of shape %s needs %llu",
+            name, (long long)b, (long long)en, (unsigned long long)(e->end - e->begin),
+            json_string_value(dt), shape_text(e, buf, sizeof buf), (unsigned long long)need);
     }
     return TD_OK;
 }
@@ -428,7 +455,8 @@ static td_status check_tiling(const char *label, int n, const entry *es, uint64_
     uint64_t pos = 0;
     for (int i = 0; i < n; i++) {
         if (es[i].begin < pos)
-            return bad(label, "entries '%s' and '%s' overlap (data_offsets [%llu, %llu) and [%llu, %llu))",
+            return bad(label,
+                       "entries '%s' and '%s' overlap (data_offsets [%llu, %llu) and [%llu, %llu))",
                        es[i - 1].name, es[i].name, (unsigned long long)es[i - 1].begin,
                        (unsigned long long)es[i - 1].end, (unsigned long long)es[i].begin,
                        (unsigned long long)es[i].end);
@@ -438,8 +466,8 @@ static td_status check_tiling(const char *label, int n, const entry *es, uint64_
         pos = es[i].end;
     }
     if (pos != data_size)
-        return bad(label, "bytes [%llu, %llu) at the end of the data belong to no entry", (unsigned long long)pos,
-                   (unsigned long long)data_size);
+        return bad(label, "bytes [%llu, %llu) at the end of the data belong to no entry",
+                   (unsigned long long)pos, (unsigned long long)data_size);
     return TD_OK;
 }
 
@@ -470,11 +498,14 @@ static td_status parse(const char *label, const source *src, td_safetensors *out
     if (src_read(src, 0, len8, 8) != 0) return bad(label, "read failed: %s", strerror(errno));
     uint64_t hlen = get_le64(len8);
     if (hlen > TD_SAFETENSORS_MAX_HEADER)
-        return bad(label, "header length %llu is over the limit of %u bytes (not a safetensors file?)",
+        return bad(label,
+                   "header length %llu is over the limit of %u bytes (not a safetensors file?)",
                    (unsigned long long)hlen, TD_SAFETENSORS_MAX_HEADER);
     if (hlen > src->size - 8)
-        return bad(label, "header length %llu runs past the end of the file (%llu bytes; is it truncated?)",
-                   (unsigned long long)hlen, (unsigned long long)src->size);
+        return bad(
+            label,
+            "header length %llu runs past the end of the file (%llu bytes; is it truncated?)",
+            (unsigned long long)hlen, (unsigned long long)src->size);
     uint64_t data_size = src->size - 8 - hlen;
 
     td_status st = TD_OK;
@@ -490,8 +521,8 @@ static td_status parse(const char *label, const source *src, td_safetensors *out
     json_error_t jerr;
     root = json_loadb(text, hlen, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        st = bad(label, "bad JSON in the header: %s (line %d, column %d, byte %d)", jerr.text, jerr.line,
-                 jerr.column, jerr.position);
+        st = bad(label, "bad JSON in the header: %s (line %d, column %d, byte %d)", jerr.text,
+                 jerr.line, jerr.column, jerr.position);
         goto fail;
     }
     if (!json_is_object(root)) {
@@ -503,7 +534,8 @@ static td_status parse(const char *label, const source *src, td_safetensors *out
         st = bad(label, "__metadata__ is not a JSON object");
         goto fail;
     }
-    size_t count = json_object_size(root) - (meta ? 1 : 0), mcount = meta ? json_object_size(meta) : 0;
+    size_t count = json_object_size(root) - (meta ? 1 : 0),
+           mcount = meta ? json_object_size(meta) : 0;
     es = calloc(count + 1, sizeof(entry));
     r.names = calloc(count + 1, sizeof(char *));
     r.tensors = calloc(count + 1, sizeof(td_tensor *));
@@ -575,7 +607,8 @@ fail:
     return st;
 }
 
-td_status td_parse_safetensors(const void *data, size_t size, const char *label, td_safetensors *out)
+td_status td_parse_safetensors(const void *data, size_t size, const char *label,
+                               td_safetensors *out)
 {
     source s = {data, -1, size};
     if (!data && size) return td_error(TD_EINVAL, 1, "parse_safetensors: no data");

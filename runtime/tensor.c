@@ -70,9 +70,12 @@ td_status td_check_shape(int ndim, const int64_t *shape, int arg)
 /* sizes for error messages: "1.50 GiB", "12.0 MiB", "512 bytes" */
 static const char *human(int64_t b, char *buf, size_t n)
 {
-    if (b >= ((int64_t)1 << 30)) snprintf(buf, n, "%.2f GiB", (double)b / (1 << 30));
-    else if (b >= ((int64_t)1 << 20)) snprintf(buf, n, "%.1f MiB", (double)b / (1 << 20));
-    else snprintf(buf, n, "%lld bytes", (long long)b);
+    if (b >= ((int64_t)1 << 30))
+        snprintf(buf, n, "%.2f GiB", (double)b / (1 << 30));
+    else if (b >= ((int64_t)1 << 20))
+        snprintf(buf, n, "%.1f MiB", (double)b / (1 << 20));
+    else
+        snprintf(buf, n, "%lld bytes", (long long)b);
     return buf;
 }
 
@@ -98,11 +101,12 @@ static void *device_alloc(const td_backend *be, td_device dev, size_t nbytes)
     char d[32], a[32], f[32], t[32], l[32], r[32];
     td_cuda_memory_stats ms = {0};
     td_cuda_memory(dev.index, &ms);
-    td_error(TD_ENOMEM, 0,
-             "%s out of memory: tried to allocate %s; %s free of %s, tensors hold %s (%s reserved by tide)",
-             td_device_str(dev, d, sizeof d), human((int64_t)nbytes, a, sizeof a),
-             human(ms.free_bytes, f, sizeof f), human(ms.total_bytes, t, sizeof t),
-             human(ms.live_bytes, l, sizeof l), human(ms.reserved_bytes, r, sizeof r));
+    td_error(
+        TD_ENOMEM, 0,
+        "%s out of memory: tried to allocate %s; %s free of %s, tensors hold %s (%s reserved by tide)",
+        td_device_str(dev, d, sizeof d), human((int64_t)nbytes, a, sizeof a),
+        human(ms.free_bytes, f, sizeof f), human(ms.total_bytes, t, sizeof t),
+        human(ms.live_bytes, l, sizeof l), human(ms.reserved_bytes, r, sizeof r));
     return NULL;
 }
 
@@ -140,7 +144,8 @@ td_status td_empty_on(int ndim, const int64_t *shape, td_dtype dt, td_device dev
     if (dev.type != TD_CPU) TD_TRY(td_device_check(dev));
     td_tensor *t = calloc(1, sizeof *t);
     if (!t) return td_error(TD_ENOMEM, 0, "out of memory allocating a tensor header");
-    td_status st = storage_new((size_t)td_shape_numel(ndim, shape) * td_dtype_size(dt), dev, &t->storage);
+    td_status st =
+        storage_new((size_t)td_shape_numel(ndim, shape) * td_dtype_size(dt), dev, &t->storage);
     if (st != TD_OK) {
         free(t);
         return st;
@@ -148,7 +153,8 @@ td_status td_empty_on(int ndim, const int64_t *shape, td_dtype dt, td_device dev
     t->refcount = 1;
     t->ndim = ndim;
     t->dtype = dt;
-    if (ndim) memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim); /* 0-dim: shape may be NULL */
+    if (ndim)
+        memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim); /* 0-dim: shape may be NULL */
     td_contiguous_strides(ndim, shape, t->stride);
     *out = t;
     return TD_OK;
@@ -164,11 +170,12 @@ td_status td_empty_like(const td_tensor *t, td_tensor **out)
     return td_empty_on(t->ndim, t->shape, t->dtype, td_device_of(t), out);
 }
 
-td_status td_empty_layout_on(int ndim, const int64_t *shape, td_dtype dt, td_device dev, bool channels_last,
-                            td_tensor **out)
+td_status td_empty_layout_on(int ndim, const int64_t *shape, td_dtype dt, td_device dev,
+                             bool channels_last, td_tensor **out)
 {
     if (!channels_last || ndim != 4) return td_empty_on(ndim, shape, dt, dev, out);
-    int64_t nhwc[4] = {shape[0], shape[2], shape[3], shape[1]}, c = shape[1], w = shape[3], h = shape[2];
+    int64_t nhwc[4] = {shape[0], shape[2], shape[3], shape[1]}, c = shape[1], w = shape[3],
+            h = shape[2];
     td_tensor *t;
     TD_TRY(td_empty_on(4, nhwc, dt, dev, &t));
     memcpy(t->shape, shape, 4 * sizeof *shape);
@@ -180,7 +187,8 @@ td_status td_empty_layout_on(int ndim, const int64_t *shape, td_dtype dt, td_dev
 
 td_status td_empty_as(const td_tensor *like, td_dtype dt, td_tensor **out)
 {
-    return td_empty_layout_on(like->ndim, like->shape, dt, td_device_of(like), td_keeps_channels_last(like), out);
+    return td_empty_layout_on(like->ndim, like->shape, dt, td_device_of(like),
+                              td_keeps_channels_last(like), out);
 }
 
 td_status td_dense_raw(td_tensor *t, td_dtype dt, bool channels_last, td_tensor **out)
@@ -311,7 +319,8 @@ static td_status load_device(const td_tensor *t, int64_t off, double *out)
         uint8_t u;
     } v;
     size_t es = td_dtype_size(t->dtype);
-    TD_TRY(t->storage->backend->download(t->storage->device, &v, (const char *)t->storage->data + off * (int64_t)es, es));
+    TD_TRY(t->storage->backend->download(t->storage->device, &v,
+                                         (const char *)t->storage->data + off * (int64_t)es, es));
     switch (t->dtype) {
     case TD_FLOAT32: *out = v.f; break;
     case TD_FLOAT64: *out = v.d; break;
@@ -371,7 +380,8 @@ const char *td_shape_str(const td_tensor *t, char *buf, size_t n)
 {
     size_t used = (size_t)snprintf(buf, n, "(");
     for (int i = 0; i < t->ndim && used < n; i++)
-        used += (size_t)snprintf(buf + used, n - used, i ? ",%lld" : "%lld", (long long)t->shape[i]);
+        used +=
+            (size_t)snprintf(buf + used, n - used, i ? ",%lld" : "%lld", (long long)t->shape[i]);
     if (used < n) snprintf(buf + used, n - used, ")");
     return buf;
 }
@@ -380,8 +390,9 @@ td_status td_wrap_dim(int dim, int ndim, int arg, int *out)
 {
     int n = ndim > 0 ? ndim : 1;
     if (dim < -n || dim >= n)
-        return td_error(TD_ERANGE, arg, "dim %d is out of range for a %d-dim tensor (expected [%d, %d])",
-                        dim, ndim, -n, n - 1);
+        return td_error(TD_ERANGE, arg,
+                        "dim %d is out of range for a %d-dim tensor (expected [%d, %d])", dim, ndim,
+                        -n, n - 1);
     *out = dim < 0 ? dim + n : dim;
     return TD_OK;
 }

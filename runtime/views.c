@@ -54,11 +54,13 @@ static td_status infer_shape(const td_tensor *t, int ndim, const int64_t *in, in
     char buf[128];
     if (infer >= 0) {
         if (known == 0 || n % known != 0)
-            return td_error(TD_ESHAPE, 2, "shape with -1 cannot hold %lld elements of a tensor of shape %s",
+            return td_error(TD_ESHAPE, 2,
+                            "shape with -1 cannot hold %lld elements of a tensor of shape %s",
                             (long long)n, td_shape_str(t, buf, sizeof buf));
         shape[infer] = n / known;
     } else if (known != n) {
-        return td_error(TD_ESHAPE, 2, "shape of %lld elements does not fit a tensor of shape %s (%lld elements)",
+        return td_error(TD_ESHAPE, 2,
+                        "shape of %lld elements does not fit a tensor of shape %s (%lld elements)",
                         (long long)known, td_shape_str(t, buf, sizeof buf), (long long)n);
     }
     return TD_OK;
@@ -147,7 +149,8 @@ td_status td_flatten(td_tensor *t, int start, int end, td_tensor **out)
         int64_t one = 1;
         return td_reshape(t, 1, &one, out);
     }
-    if (s > e) return td_error(TD_ERANGE, 2, "flatten: start dim %d comes after end dim %d", start, end);
+    if (s > e)
+        return td_error(TD_ERANGE, 2, "flatten: start dim %d comes after end dim %d", start, end);
     int64_t shape[TD_MAX_DIMS];
     int k = 0;
     for (int i = 0; i < s; i++) shape[k++] = t->shape[i];
@@ -248,7 +251,8 @@ td_status td_transpose(td_tensor *t, int d0, int d1, td_tensor **out)
 td_status td_t(td_tensor *t, td_tensor **out)
 {
     if (t->ndim > 2)
-        return td_error(TD_ESHAPE, 1, "t() expects a tensor of at most 2 dims, got %d; use transpose", t->ndim);
+        return td_error(TD_ESHAPE, 1,
+                        "t() expects a tensor of at most 2 dims, got %d; use transpose", t->ndim);
     if (t->ndim < 2) return td_detach_view_like(t, out);
     return td_transpose(t, 0, 1, out);
 }
@@ -346,7 +350,9 @@ td_status td_expand(td_tensor *t, int ndim, const int64_t *shape, td_tensor **ou
     for (int i = 0; i < ndim; i++) {
         int64_t want = shape[i];
         if (i < lead) {
-            if (want < 0) return td_error(TD_ESHAPE, 2, "expand: size -1 is not allowed for a new leading dim %d", i);
+            if (want < 0)
+                return td_error(TD_ESHAPE, 2,
+                                "expand: size -1 is not allowed for a new leading dim %d", i);
             s[i] = want;
             stride[i] = 0;
             continue;
@@ -381,7 +387,8 @@ static td_status copy_backward(td_node *n, td_tensor *g, td_tensor **gi)
     return td_to_dtype(g, n->in_dtype[0], gi);
 }
 
-static td_status copy_as(td_tensor *t, td_dtype dt, bool channels_last, const char *name, td_tensor **out)
+static td_status copy_as(td_tensor *t, td_dtype dt, bool channels_last, const char *name,
+                         td_tensor **out)
 {
     td_tensor *c = NULL;
     TD_TRY(td_empty_layout_on(t->ndim, t->shape, dt, td_device_of(t), channels_last, &c));
@@ -408,7 +415,9 @@ td_status td_contiguous_channels_last(td_tensor *t, td_tensor **out)
     if (t->ndim != 4) {
         char s1[160];
         td_shape_str(t, s1, sizeof s1);
-        return td_error(TD_ESHAPE, 1, "contiguous: channels_last needs a 4-dim (N, C, H, W) tensor, got shape %s", s1);
+        return td_error(TD_ESHAPE, 1,
+                        "contiguous: channels_last needs a 4-dim (N, C, H, W) tensor, got shape %s",
+                        s1);
     }
     if (td_is_channels_last(t)) {
         td_tensor_retain(t);
@@ -418,7 +427,10 @@ td_status td_contiguous_channels_last(td_tensor *t, td_tensor **out)
     return copy_as(t, t->dtype, true, "CloneBackward", out);
 }
 
-td_status td_clone(td_tensor *t, td_tensor **out) { return copy_as(t, t->dtype, false, "CloneBackward", out); }
+td_status td_clone(td_tensor *t, td_tensor **out)
+{
+    return copy_as(t, t->dtype, false, "CloneBackward", out);
+}
 
 td_status td_to_dtype(td_tensor *t, td_dtype dt, td_tensor **out)
 {
@@ -465,7 +477,8 @@ td_status td_cat(int n, td_tensor **ts, int dim, td_tensor **out)
 {
     if (n <= 0) return td_error(TD_EINVAL, 1, "cat needs at least one tensor");
     td_tensor *first = ts[0];
-    if (first->ndim == 0) return td_error(TD_ESHAPE, 1, "cat: zero-dim tensor 1 cannot be concatenated");
+    if (first->ndim == 0)
+        return td_error(TD_ESHAPE, 1, "cat: zero-dim tensor 1 cannot be concatenated");
     int d;
     TD_TRY(td_wrap_dim(dim, first->ndim, 2, &d));
     td_dtype dt = first->dtype;
@@ -474,12 +487,14 @@ td_status td_cat(int n, td_tensor **ts, int dim, td_tensor **out)
         td_tensor *t = ts[i];
         char a[128], b[128];
         if (t->ndim != first->ndim)
-            return td_error(TD_ESHAPE, 1, "cat: tensor %d has %d dims, tensor 1 has %d", i + 1, t->ndim,
-                            first->ndim);
+            return td_error(TD_ESHAPE, 1, "cat: tensor %d has %d dims, tensor 1 has %d", i + 1,
+                            t->ndim, first->ndim);
         for (int k = 0; k < t->ndim; k++)
             if (k != d && t->shape[k] != first->shape[k])
-                return td_error(TD_ESHAPE, 1, "cat: tensor %d of shape %s does not match tensor 1 of shape %s outside dim %d",
-                                i + 1, td_shape_str(t, a, sizeof a), td_shape_str(first, b, sizeof b), d);
+                return td_error(
+                    TD_ESHAPE, 1,
+                    "cat: tensor %d of shape %s does not match tensor 1 of shape %s outside dim %d",
+                    i + 1, td_shape_str(t, a, sizeof a), td_shape_str(first, b, sizeof b), d);
         dt = td_promote(dt, t->dtype);
         total += t->shape[d];
     }
@@ -535,7 +550,8 @@ td_status td_stack(int n, td_tensor **ts, int dim, td_tensor **out)
     for (int i = 1; i < n; i++)
         if (!td_same_shape(ts[i], ts[0])) {
             char a[128], b[128];
-            return td_error(TD_ESHAPE, 1, "stack: tensor %d of shape %s differs from tensor 1 of shape %s", i + 1,
+            return td_error(TD_ESHAPE, 1,
+                            "stack: tensor %d of shape %s differs from tensor 1 of shape %s", i + 1,
                             td_shape_str(ts[i], a, sizeof a), td_shape_str(ts[0], b, sizeof b));
         }
     td_tensor **u = calloc((size_t)n, sizeof *u);
@@ -553,7 +569,8 @@ td_status td_split(td_tensor *t, int64_t size, int dim, int *count, td_tensor **
     int d;
     if (t->ndim == 0) return td_error(TD_ESHAPE, 1, "split() cannot be applied to a 0-dim tensor");
     TD_TRY(td_wrap_dim(dim, t->ndim, 3, &d));
-    if (size <= 0) return td_error(TD_EINVAL, 2, "split size must be positive, got %lld", (long long)size);
+    if (size <= 0)
+        return td_error(TD_EINVAL, 2, "split size must be positive, got %lld", (long long)size);
     int64_t len = t->shape[d];
     int n = (int)(len == 0 ? 1 : (len + size - 1) / size);
     td_tensor **p = calloc((size_t)n, sizeof *p);
@@ -575,7 +592,8 @@ td_status td_split(td_tensor *t, int64_t size, int dim, int *count, td_tensor **
 td_status td_chunk(td_tensor *t, int64_t chunks, int dim, int *count, td_tensor ***pieces)
 {
     int d;
-    if (chunks <= 0) return td_error(TD_EINVAL, 2, "chunk count must be positive, got %lld", (long long)chunks);
+    if (chunks <= 0)
+        return td_error(TD_EINVAL, 2, "chunk count must be positive, got %lld", (long long)chunks);
     if (t->ndim == 0) return td_error(TD_ESHAPE, 1, "chunk() cannot be applied to a 0-dim tensor");
     TD_TRY(td_wrap_dim(dim, t->ndim, 3, &d));
     int64_t size = (t->shape[d] + chunks - 1) / chunks;

@@ -39,8 +39,10 @@ int lt_get_field(lua_State *L, td_tensor *t, const char *key)
     }
     if (strcmp(key, "grad_fn") == 0) {
         const char *name = td_grad_fn_name(t);
-        if (name) lua_pushstring(L, name);
-        else lua_pushnil(L);
+        if (name)
+            lua_pushstring(L, name);
+        else
+            lua_pushnil(L);
         return 1;
     }
     return 0; /* nil: unknown names are neither methods nor fields */
@@ -54,13 +56,16 @@ int lt_set_field(lua_State *L, td_tensor *t, const char *key)
             td_set_grad(t, NULL);
         } else {
             td_tensor *g = lt_test(L, 3);
-            if (!g) return luaL_error(L, "t.grad must be a tensor or nil, got %s", luaL_typename(L, 3));
+            if (!g)
+                return luaL_error(L, "t.grad must be a tensor or nil, got %s", luaL_typename(L, 3));
             char a[128], b[128];
             if (!td_same_shape(g, t))
-                return luaL_error(L, "assigned grad of shape %s does not match the tensor's shape %s",
+                return luaL_error(L,
+                                  "assigned grad of shape %s does not match the tensor's shape %s",
                                   td_shape_str(g, a, sizeof a), td_shape_str(t, b, sizeof b));
             if (g->dtype != t->dtype)
-                return luaL_error(L, "assigned grad of dtype %s does not match the tensor's dtype %s",
+                return luaL_error(L,
+                                  "assigned grad of dtype %s does not match the tensor's dtype %s",
                                   td_dtype_name(g->dtype), td_dtype_name(t->dtype));
             td_set_grad(t, g);
         }
@@ -98,8 +103,10 @@ static int a_backward(lua_State *L)
     bool retain = lt_opt_boolean(L, oarg, "retain_graph", 0);
     if (grad && !td_same_shape(grad, t)) {
         char a[128], b[128];
-        return luaL_argerror(L, 2, lua_pushfstring(L, "gradient of shape %s does not match the output's shape %s",
-                                                   td_shape_str(grad, a, sizeof a), td_shape_str(t, b, sizeof b)));
+        return luaL_argerror(
+            L, 2,
+            lua_pushfstring(L, "gradient of shape %s does not match the output's shape %s",
+                            td_shape_str(grad, a, sizeof a), td_shape_str(t, b, sizeof b)));
     }
     LT_CALL(L, td_backward(t, grad, retain), "backward");
     return 0;

@@ -10,7 +10,10 @@ static void opt_pair(lua_State *L, int arg, const char *name, int64_t def, int64
     } else if (tp == LUA_TNUMBER) {
         int ok;
         lua_Integer v = lua_tointegerx(L, -1, &ok);
-        if (!ok) luaL_argerror(L, arg, lua_pushfstring(L, "%s must be an integer or an {h, w} pair of integers", name));
+        if (!ok)
+            luaL_argerror(
+                L, arg,
+                lua_pushfstring(L, "%s must be an integer or an {h, w} pair of integers", name));
         out[0] = out[1] = v;
     } else if (tp == LUA_TTABLE && !luaL_testudata(L, -1, LT_TENSOR) && lua_rawlen(L, -1) == 2) {
         for (int i = 0; i < 2; i++) {
@@ -18,13 +21,17 @@ static void opt_pair(lua_State *L, int arg, const char *name, int64_t def, int64
             lua_rawgeti(L, -1, i + 1);
             lua_Integer v = lua_tointegerx(L, -1, &ok);
             if (!ok)
-                luaL_argerror(L, arg, lua_pushfstring(L, "%s must be an integer or an {h, w} pair of integers", name));
+                luaL_argerror(L, arg,
+                              lua_pushfstring(
+                                  L, "%s must be an integer or an {h, w} pair of integers", name));
             out[i] = v;
             lua_pop(L, 1);
         }
     } else {
-        luaL_argerror(L, arg, lua_pushfstring(L, "%s must be an integer or an {h, w} pair of integers, got %s",
-                                              name, luaL_typename(L, -1)));
+        luaL_argerror(L, arg,
+                      lua_pushfstring(L,
+                                      "%s must be an integer or an {h, w} pair of integers, got %s",
+                                      name, luaL_typename(L, -1)));
     }
     lua_pop(L, 1);
 }

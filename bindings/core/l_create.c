@@ -41,7 +41,8 @@ static void nest_shape(nest *s, int idx)
     lua_pushvalue(L, idx);
     while (lua_type(L, -1) == LUA_TTABLE) {
         if (s->ndim == TD_MAX_DIMS)
-            luaL_argerror(L, 1, lua_pushfstring(L, "nested table is deeper than %d levels", TD_MAX_DIMS));
+            luaL_argerror(L, 1,
+                          lua_pushfstring(L, "nested table is deeper than %d levels", TD_MAX_DIMS));
         lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
         s->shape[s->ndim++] = n;
         if (n == 0) break;
@@ -55,8 +56,9 @@ static void nest_fill(nest *s, int d)
     lua_State *L = s->L;
     lua_Integer len = (lua_Integer)lua_rawlen(L, -1);
     if (len != s->shape[d])
-        luaL_argerror(L, 1, lua_pushfstring(L, "ragged nested table: %s has length %d, expected %d", nest_pos(s, d),
-                                            (int)len, (int)s->shape[d]));
+        luaL_argerror(L, 1,
+                      lua_pushfstring(L, "ragged nested table: %s has length %d, expected %d",
+                                      nest_pos(s, d), (int)len, (int)s->shape[d]));
     luaL_checkstack(L, 4, "nested table too deep");
     for (lua_Integer i = 1; i <= len; i++) {
         int tp = lua_rawgeti(L, -1, i);
@@ -64,17 +66,26 @@ static void nest_fill(nest *s, int d)
         s->pos[d] = i;
         if (d == s->ndim - 1) {
             if (tp == LUA_TTABLE)
-                luaL_argerror(L, 1, lua_pushfstring(L, "ragged nested table: %s is a table, expected a number",
-                                                    nest_pos(s, d + 1)));
+                luaL_argerror(
+                    L, 1,
+                    lua_pushfstring(L, "ragged nested table: %s is a table, expected a number",
+                                    nest_pos(s, d + 1)));
             if (tp != LUA_TNUMBER)
-                luaL_argerror(L, 1, lua_pushfstring(L, "non-numeric entry at %s (a %s)", nest_pos(s, d + 1), tname));
+                luaL_argerror(L, 1,
+                              lua_pushfstring(L, "non-numeric entry at %s (a %s)",
+                                              nest_pos(s, d + 1), tname));
             s->buf[s->n++] = lua_tonumber(L, -1);
         } else {
             if (tp == LUA_TNUMBER)
-                luaL_argerror(L, 1, lua_pushfstring(L, "ragged nested table: %s is a number, expected a table of %d entries",
-                                                    nest_pos(s, d + 1), (int)s->shape[d + 1]));
+                luaL_argerror(
+                    L, 1,
+                    lua_pushfstring(
+                        L, "ragged nested table: %s is a number, expected a table of %d entries",
+                        nest_pos(s, d + 1), (int)s->shape[d + 1]));
             if (tp != LUA_TTABLE)
-                luaL_argerror(L, 1, lua_pushfstring(L, "non-numeric entry at %s (a %s)", nest_pos(s, d + 1), tname));
+                luaL_argerror(L, 1,
+                              lua_pushfstring(L, "non-numeric entry at %s (a %s)",
+                                              nest_pos(s, d + 1), tname));
             nest_fill(s, d + 1);
         }
         lua_pop(L, 1);
@@ -135,8 +146,9 @@ static int make_shaped(lua_State *L, const char *fname, const_fn fn, int float_o
     lt_create_opts o;
     lt_check_create_opts(L, next, &o, TD_FLOAT32);
     if (float_only && !td_dtype_is_float(o.dtype))
-        luaL_argerror(L, next, lua_pushfstring(L, "%s makes float32 or float64 tensors, not %s", fname,
-                                               td_dtype_name(o.dtype)));
+        luaL_argerror(L, next,
+                      lua_pushfstring(L, "%s makes float32 or float64 tensors, not %s", fname,
+                                      td_dtype_name(o.dtype)));
     lt_check_status(L, fn(n, shape, o.dtype, lt_new(L)), fname, NOARG);
     lt_apply_create_opts(L, &o, next);
     return 1;
@@ -218,8 +230,10 @@ static int l_arange(lua_State *L)
     /* the runtime numbers start, end, step as 1, 2, 3; with one argument,
      * end is Lua's argument 1; arguments not given are not named */
     int shift = 0, rarg = td_last_error_arg();
-    if (n == 1) shift = rarg == 2 ? -1 : NOARG;
-    else if (rarg > n) shift = NOARG;
+    if (n == 1)
+        shift = rarg == 2 ? -1 : NOARG;
+    else if (rarg > n)
+        shift = NOARG;
     lt_check_status(L, st, "arange", shift);
     lt_apply_create_opts(L, &o, n + 1);
     return 1;
@@ -271,12 +285,14 @@ static int l_randint(lua_State *L)
         sarg = 2;
     }
     if (high <= low)
-        luaL_argerror(L, sarg - 1, lua_pushfstring(L, "high (%I) must be greater than low (%I)", high, low));
+        luaL_argerror(L, sarg - 1,
+                      lua_pushfstring(L, "high (%I) must be greater than low (%I)", high, low));
     int64_t shape[TD_MAX_DIMS];
     int n = lt_check_shape(L, sarg, shape, 0, 0, NULL);
     lt_create_opts o;
     lt_check_create_opts(L, sarg + 1, &o, TD_INT64);
-    lt_check_status(L, td_randint((int64_t)low, (int64_t)high, n, shape, o.dtype, lt_new(L)), "randint", NOARG);
+    lt_check_status(L, td_randint((int64_t)low, (int64_t)high, n, shape, o.dtype, lt_new(L)),
+                    "randint", NOARG);
     lt_apply_create_opts(L, &o, sarg + 1);
     return 1;
 }

@@ -8,11 +8,11 @@
 #include <string.h>
 
 #define LT_LOADER "tide.data.Loader"
-#define LT_RNG "tide.data.Generator"
+#define LT_RNG    "tide.data.Generator"
 
 /* _mnist(dir, split, hint, fname) / _cifar10(...) -> images, labels */
-static int read_pair(lua_State *L, td_status (*load)(const char *, const char *, const char *, td_tensor **,
-                                                      td_tensor **))
+static int read_pair(lua_State *L, td_status (*load)(const char *, const char *, const char *,
+                                                     td_tensor **, td_tensor **))
 {
     const char *dir = luaL_checkstring(L, 1), *split = luaL_checkstring(L, 2);
     const char *hint = luaL_optstring(L, 3, NULL), *fname = luaL_optstring(L, 4, "data");
@@ -98,8 +98,9 @@ static int rng_weighted(lua_State *L)
     td_tensor **slot = lt_new(L);
     int64_t shape = num;
     lt_check_status(L, td_empty(1, &shape, TD_INT64, slot), "WeightedSampler", 0);
-    lt_check_status(L, td_weighted_sample(r, td_data_ptr(w), w->shape[0], num, repl, td_data_ptr(*slot)),
-                    "WeightedSampler", -100);
+    lt_check_status(
+        L, td_weighted_sample(r, td_data_ptr(w), w->shape[0], num, repl, td_data_ptr(*slot)),
+        "WeightedSampler", -100);
     return 1;
 }
 
@@ -143,7 +144,8 @@ static void read_transform(lua_State *L, int idx, td_transform *tf)
         lua_getfield(L, idx, "std");
         int n = (int)luaL_len(L, -2);
         if (n < 1 || n > TD_TF_MAX_CHANNELS || luaL_len(L, -1) != n)
-            luaL_error(L, "normalize: mean and std need the same length, 1 to %d", TD_TF_MAX_CHANNELS);
+            luaL_error(L, "normalize: mean and std need the same length, 1 to %d",
+                       TD_TF_MAX_CHANNELS);
         tf->nch = n;
         for (int c = 0; c < n; c++) {
             lua_geti(L, -2, c + 1);
@@ -188,7 +190,8 @@ static int l_loader(lua_State *L)
         o.n_transforms = (int)n;
         o.transforms = tfs;
     }
-    if (!lua_isnoneornil(L, 6)) lt_check_status(L, td_device_parse(luaL_checkstring(L, 6), &o.device), "DataLoader", -100);
+    if (!lua_isnoneornil(L, 6))
+        lt_check_status(L, td_device_parse(luaL_checkstring(L, 6), &o.device), "DataLoader", -100);
     o.pin_memory = lua_toboolean(L, 7);
     loader_box *b = lua_newuserdatauv(L, sizeof *b, 0);
     b->l = NULL;
@@ -207,8 +210,8 @@ static int loader_start(lua_State *L)
     lua_Integer key = luaL_checkinteger(L, 3);
     if (order->dtype != TD_INT64 || order->ndim != 1 || !td_is_contiguous(order))
         return luaL_argerror(L, 2, "the epoch order must be a contiguous int64 vector");
-    lt_check_status(L, td_loader_start(b->l, td_data_ptr(order), order->shape[0], (uint64_t)key), "DataLoader",
-                    -100);
+    lt_check_status(L, td_loader_start(b->l, td_data_ptr(order), order->shape[0], (uint64_t)key),
+                    "DataLoader", -100);
     return 0;
 }
 
@@ -250,11 +253,8 @@ static int loader_gc(lua_State *L)
 }
 
 static const luaL_Reg loader_methods[] = {
-    {"start", loader_start},
-    {"next", loader_next},
-    {"num_batches", loader_num_batches},
-    {"stop", loader_stop},
-    {NULL, NULL},
+    {"start", loader_start}, {"next", loader_next}, {"num_batches", loader_num_batches},
+    {"stop", loader_stop},   {NULL, NULL},
 };
 
 static void make_meta(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc)

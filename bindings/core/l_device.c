@@ -28,7 +28,10 @@ td_device lt_parse_device(lua_State *L, int arg, const char *s)
     return d;
 }
 
-void lt_check_device(lua_State *L, int arg, const char *device) { (void)lt_parse_device(L, arg, device); }
+void lt_check_device(lua_State *L, int arg, const char *device)
+{
+    (void)lt_parse_device(L, arg, device);
+}
 
 int lt_is_device_name(const char *s) { return strcmp(s, "cpu") == 0 || strncmp(s, "cuda", 4) == 0; }
 
@@ -96,9 +99,11 @@ static int d_to(lua_State *L)
             dt = lt_check_dtype(L, 2);
     } else {
         lt_check_options(L, 2, keys);
-        if (lt_opt_field(L, 2, "device") == LUA_TSTRING) dev = lt_parse_device(L, 2, lua_tostring(L, -1));
+        if (lt_opt_field(L, 2, "device") == LUA_TSTRING)
+            dev = lt_parse_device(L, 2, lua_tostring(L, -1));
         lua_pop(L, 1);
-        if (lt_opt_field(L, 2, "dtype") == LUA_TSTRING) dt = lt_parse_dtype(L, 2, lua_tostring(L, -1));
+        if (lt_opt_field(L, 2, "dtype") == LUA_TSTRING)
+            dt = lt_parse_dtype(L, 2, lua_tostring(L, -1));
         lua_pop(L, 1);
     }
     lua_settop(L, 1);
@@ -109,11 +114,7 @@ static int d_to(lua_State *L)
 }
 
 const luaL_Reg lt_device_methods[] = {
-    {"device", d_device},
-    {"cpu", d_cpu},
-    {"cuda", d_cuda},
-    {"to", d_to},
-    {NULL, NULL},
+    {"device", d_device}, {"cpu", d_cpu}, {"cuda", d_cuda}, {"to", d_to}, {NULL, NULL},
 };
 
 /* ---- tide.cuda ------------------------------------------------------------------- */
@@ -205,33 +206,153 @@ void lt_install_oom_handler(lua_State *L)
 /* device-aware: runtime paths that follow the tensors' device */
 static const char *const aware[] = {
     /* l_tensor.c */
-    "shape", "size", "stride", "dim", "numel", "dtype", "device", "is_contiguous", "storage_offset",
-    "element_size", "is_floating_point", "get", "set", "item", "close", "__gc", "__close", "__index",
+    "shape",
+    "size",
+    "stride",
+    "dim",
+    "numel",
+    "dtype",
+    "device",
+    "is_contiguous",
+    "storage_offset",
+    "element_size",
+    "is_floating_point",
+    "get",
+    "set",
+    "item",
+    "close",
+    "__gc",
+    "__close",
+    "__index",
     "__newindex",
     /* l_ops.c */
-    "add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge", "exp",
-    "log", "log1p", "sqrt", "abs", "neg", "sin", "cos", "tanh", "sigmoid", "relu", "gelu", "sign",
-    "reciprocal", "square", "clamp", "add_", "sub_", "mul_", "div_", "fill_", "zero_", "copy_", "sum",
-    "mean", "prod", "max", "min", "argmax", "argmin", "var", "std", "norm", "softmax", "log_softmax",
-    "matmul", "mm", "bmm", "addmm", "__add", "__sub", "__mul", "__div", "__pow", "__unm",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "pow",
+    "maximum",
+    "minimum",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "exp",
+    "log",
+    "log1p",
+    "sqrt",
+    "abs",
+    "neg",
+    "sin",
+    "cos",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "gelu",
+    "sign",
+    "reciprocal",
+    "square",
+    "clamp",
+    "add_",
+    "sub_",
+    "mul_",
+    "div_",
+    "fill_",
+    "zero_",
+    "copy_",
+    "sum",
+    "mean",
+    "prod",
+    "max",
+    "min",
+    "argmax",
+    "argmin",
+    "var",
+    "std",
+    "norm",
+    "softmax",
+    "log_softmax",
+    "matmul",
+    "mm",
+    "bmm",
+    "addmm",
+    "__add",
+    "__sub",
+    "__mul",
+    "__div",
+    "__pow",
+    "__unm",
     /* l_shape.c */
-    "view", "reshape", "expand", "view_as", "expand_as", "transpose", "permute", "t", "narrow", "select",
-    "squeeze", "unsqueeze", "flatten", "contiguous", "clone", "float", "double", "long", "byte", "cpu",
-    "cuda", "to", "type", "split", "chunk", "masked_fill", "cat", "stack", "where",
+    "view",
+    "reshape",
+    "expand",
+    "view_as",
+    "expand_as",
+    "transpose",
+    "permute",
+    "t",
+    "narrow",
+    "select",
+    "squeeze",
+    "unsqueeze",
+    "flatten",
+    "contiguous",
+    "clone",
+    "float",
+    "double",
+    "long",
+    "byte",
+    "cpu",
+    "cuda",
+    "to",
+    "type",
+    "split",
+    "chunk",
+    "masked_fill",
+    "cat",
+    "stack",
+    "where",
     /* l_autograd.c */
-    "backward", "requires_grad_", "zero_grad", "detach", "is_grad_enabled", "set_grad_enabled", "no_grad",
+    "backward",
+    "requires_grad_",
+    "zero_grad",
+    "detach",
+    "is_grad_enabled",
+    "set_grad_enabled",
+    "no_grad",
     "enable_grad",
     /* l_create.c: *_like make their result on the tensor's device */
-    "zeros_like", "ones_like", "full_like", "rand_like", "randn_like",
+    "zeros_like",
+    "ones_like",
+    "full_like",
+    "rand_like",
+    "randn_like",
     /* l_layers.c: composed of the ops above */
     "linear",
     /* l_conv.c, l_layers.c: cuDNN convolution and our batch norm, pooling and dropout kernels */
-    "conv2d", "batch_norm", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "dropout",
+    "conv2d",
+    "batch_norm",
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "dropout",
     /* l_module.c */
-    "is_tensor", "memory",
+    "is_tensor",
+    "memory",
     /* l_shape.c, l_layers.c, l_optim.c: CUDA kernels (the losses ask the loss table, l_loss.c) */
-    "_sgd_step", "_adam_step", "_rmsprop_step",
-    "index_select", "gather", "scatter", "scatter_add", "index_add", "embedding", "layer_norm", "leaky_relu",
+    "_sgd_step",
+    "_adam_step",
+    "_rmsprop_step",
+    "index_select",
+    "gather",
+    "scatter",
+    "scatter_add",
+    "index_add",
+    "embedding",
+    "layer_norm",
+    "leaky_relu",
     NULL,
 };
 
@@ -273,7 +394,8 @@ static int any_off_cpu(lua_State *L)
 static int gated(lua_State *L)
 {
     const luaL_Reg *r = lua_touserdata(L, lua_upvalueindex(1));
-    if (td_devices_used() && any_off_cpu(L)) return luaL_error(L, "%s is not implemented on cuda yet", r->name);
+    if (td_devices_used() && any_off_cpu(L))
+        return luaL_error(L, "%s is not implemented on cuda yet", r->name);
     return r->func(L);
 }
 

@@ -39,16 +39,20 @@ static int int_list(lua_State *L, int arg, int64_t *v, int max, const char *what
         return 1;
     }
     if (lua_type(L, arg) != LUA_TTABLE || lt_test(L, arg))
-        return luaL_argerror(L, arg, lua_pushfstring(L, "%s must be a number or a table of numbers", what));
+        return luaL_argerror(L, arg,
+                             lua_pushfstring(L, "%s must be a number or a table of numbers", what));
     int n = (int)lua_rawlen(L, arg);
     if (n < 1 || n > max)
-        return luaL_argerror(L, arg, lua_pushfstring(L, "%s must have 1 to %d entries, got %d", what, max, n));
+        return luaL_argerror(
+            L, arg, lua_pushfstring(L, "%s must have 1 to %d entries, got %d", what, max, n));
     for (int i = 0; i < n; i++) {
         lua_rawgeti(L, arg, i + 1);
         int ok;
         lua_Integer x = lua_tointegerx(L, -1, &ok);
         lua_pop(L, 1);
-        if (!ok) return luaL_argerror(L, arg, lua_pushfstring(L, "%s entry %d is not an integer", what, i + 1));
+        if (!ok)
+            return luaL_argerror(L, arg,
+                                 lua_pushfstring(L, "%s entry %d is not an integer", what, i + 1));
         v[i] = x;
     }
     return n;
@@ -76,7 +80,8 @@ static void pair_opt(lua_State *L, int arg, const char *name, int64_t *v, int64_
 
 static int l_max_pool2d(lua_State *L)
 {
-    static const char *const keys[] = {"stride", "padding", "dilation", "ceil_mode", "return_indices", NULL};
+    static const char *const keys[] = {"stride",    "padding",        "dilation",
+                                       "ceil_mode", "return_indices", NULL};
     td_tensor *x = lt_check(L, 1);
     td_pool2d_opts o;
     memset(&o, 0, sizeof o);
@@ -139,7 +144,8 @@ static int l_dropout(lua_State *L)
     lt_check_options(L, 2, keys);
     double p = lt_opt_number(L, 2, "p", 0.5);
     int training = lt_opt_boolean(L, 2, "training", 1);
-    if (lt_opt_boolean(L, 2, "inplace", 0)) return luaL_argerror(L, 2, "inplace dropout is not supported");
+    if (lt_opt_boolean(L, 2, "inplace", 0))
+        return luaL_argerror(L, 2, "inplace dropout is not supported");
     LT_CALL(L, td_dropout(x, p, training, lt_new(L)), "dropout");
     return 1;
 }

@@ -14,10 +14,13 @@ typedef union {
     td_ctc_loss_opts c;
 } any_opts;
 
-static const char *const family_names[TD_LOSS_NFAMILIES] = {"softmax", "binary", "regression", "margin", "ctc"};
-static const char *const input_kinds[] = {"scores", "log_probs", "probs", "classes", "binary", "signs",
-                                          "real", "positive", "label_lists", "sequences", "lengths"};
-static const char *const opt_types[] = {"number", "integer", "boolean", "tensor", "number or tensor", "reduction"};
+static const char *const family_names[TD_LOSS_NFAMILIES] = {"softmax", "binary", "regression",
+                                                            "margin", "ctc"};
+static const char *const input_kinds[] = {"scores",      "log_probs", "probs",  "classes",
+                                          "binary",      "signs",     "real",   "positive",
+                                          "label_lists", "sequences", "lengths"};
+static const char *const opt_types[] = {"number", "integer",          "boolean",
+                                        "tensor", "number or tensor", "reduction"};
 
 /* "weight, ignore_index, label_smoothing, reduction" */
 static const char *known_options(lua_State *L, const td_loss_def *d)
@@ -59,18 +62,24 @@ static const char *read_options(lua_State *L, const td_loss_def *d, int arg, any
         lt_box *box = luaL_testudata(L, -1, LT_TENSOR);
         switch (o->type) {
         case TD_OPT_NUMBER:
-            if (tp != LUA_TNUMBER) return lua_pushfstring(L, "option '%s' must be a number, got %s", key, luaL_typename(L, -1));
+            if (tp != LUA_TNUMBER)
+                return lua_pushfstring(L, "option '%s' must be a number, got %s", key,
+                                       luaL_typename(L, -1));
             *(double *)(base + o->offset) = lua_tonumber(L, -1);
             break;
         case TD_OPT_INTEGER: {
             int isint = 0;
             lua_Integer v = lua_tointegerx(L, -1, &isint);
-            if (!isint) return lua_pushfstring(L, "option '%s' must be an integer, got %s", key, luaL_typename(L, -1));
+            if (!isint)
+                return lua_pushfstring(L, "option '%s' must be an integer, got %s", key,
+                                       luaL_typename(L, -1));
             *(int64_t *)(base + o->offset) = (int64_t)v;
             break;
         }
         case TD_OPT_BOOLEAN:
-            if (tp != LUA_TBOOLEAN) return lua_pushfstring(L, "option '%s' must be a boolean, got %s", key, luaL_typename(L, -1));
+            if (tp != LUA_TBOOLEAN)
+                return lua_pushfstring(L, "option '%s' must be a boolean, got %s", key,
+                                       luaL_typename(L, -1));
             *(bool *)(base + o->offset) = lua_toboolean(L, -1);
             break;
         case TD_OPT_ALPHA:
@@ -78,17 +87,23 @@ static const char *read_options(lua_State *L, const td_loss_def *d, int arg, any
                 *(double *)(base + o->offset2) = lua_tonumber(L, -1);
                 break;
             }
-            if (!box) return lua_pushfstring(L, "option '%s' must be a number or a tensor, got %s", key, luaL_typename(L, -1));
+            if (!box)
+                return lua_pushfstring(L, "option '%s' must be a number or a tensor, got %s", key,
+                                       luaL_typename(L, -1));
             if (!box->t) return lua_pushfstring(L, "option '%s' is a closed tensor", key);
             *(td_tensor **)(base + o->offset) = box->t;
             break;
         case TD_OPT_TENSOR:
-            if (!box) return lua_pushfstring(L, "option '%s' must be a tensor, got %s", key, luaL_typename(L, -1));
+            if (!box)
+                return lua_pushfstring(L, "option '%s' must be a tensor, got %s", key,
+                                       luaL_typename(L, -1));
             if (!box->t) return lua_pushfstring(L, "option '%s' is a closed tensor", key);
             *(td_tensor **)(base + o->offset) = box->t;
             break;
         case TD_OPT_REDUCTION: {
-            if (tp != LUA_TSTRING) return lua_pushfstring(L, "option 'reduction' must be a string, got %s", luaL_typename(L, -1));
+            if (tp != LUA_TSTRING)
+                return lua_pushfstring(L, "option 'reduction' must be a string, got %s",
+                                       luaL_typename(L, -1));
             td_reduction r;
             if (td_reduction_parse(lua_tostring(L, -1), d->batchmean, 0, &r) != TD_OK) {
                 const char *msg = lua_pushstring(L, td_last_error());
@@ -120,7 +135,9 @@ static td_tensor *check_lengths(lua_State *L, const td_loss_def *d, int arg)
     int tp = lua_type(L, arg);
     if (tp == LUA_TNUMBER) {
         if (!lua_isinteger(L, arg))
-            loss_argerror(L, d, arg, lua_pushfstring(L, "%s must be integers, got %f", name, lua_tonumber(L, arg)));
+            loss_argerror(
+                L, d, arg,
+                lua_pushfstring(L, "%s must be integers, got %f", name, lua_tonumber(L, arg)));
         td_tensor **slot = lt_new(L);
         LT_CALL(L, td_empty(0, NULL, TD_INT64, slot), d->name);
         *(int64_t *)td_data_ptr(*slot) = (int64_t)lua_tointeger(L, arg);
@@ -136,13 +153,16 @@ static td_tensor *check_lengths(lua_State *L, const td_loss_def *d, int arg)
             if (!isint)
                 loss_argerror(L, d, arg,
                               lua_pushfstring(L, "%s[%d] must be an integer, got %s", name, (int)i,
-                                              lua_type(L, -1) == LUA_TNUMBER ? "a float" : luaL_typename(L, -1)));
+                                              lua_type(L, -1) == LUA_TNUMBER
+                                                  ? "a float"
+                                                  : luaL_typename(L, -1)));
             lua_pop(L, 1);
             v[i] = (int64_t)x;
         }
     } else {
         loss_argerror(L, d, arg,
-                      lua_pushfstring(L, "int64 tensor or list of integers expected, got %s", luaL_typename(L, arg)));
+                      lua_pushfstring(L, "int64 tensor or list of integers expected, got %s",
+                                      luaL_typename(L, arg)));
     }
     lua_replace(L, arg);
     return lt_check(L, arg);
@@ -152,7 +172,8 @@ static td_tensor *check_input(lua_State *L, const td_loss_def *d, int arg)
 {
     lt_box *b = luaL_testudata(L, arg, LT_TENSOR);
     if (!b)
-        loss_argerror(L, d, arg, lua_pushfstring(L, "tensor expected, got %s", luaL_typename(L, arg)));
+        loss_argerror(L, d, arg,
+                      lua_pushfstring(L, "tensor expected, got %s", luaL_typename(L, arg)));
     if (!b->t) loss_argerror(L, d, arg, "attempt to use a closed tensor");
     return b->t;
 }
@@ -194,8 +215,10 @@ static int l_loss_module_forward(lua_State *L)
     const td_loss_def *d = lua_touserdata(L, lua_upvalueindex(1));
     luaL_checktype(L, 1, LUA_TTABLE);
     if (lua_gettop(L) > d->n_inputs + 1)
-        return luaL_error(L, "bad argument #%d to '%s' (%s takes %d inputs; its options are given when it is made)",
-                          d->n_inputs + 1, d->module, d->module, d->n_inputs);
+        return luaL_error(
+            L,
+            "bad argument #%d to '%s' (%s takes %d inputs; its options are given when it is made)",
+            d->n_inputs + 1, d->module, d->module, d->n_inputs);
     lua_getfield(L, 1, "options");
     lua_replace(L, 1);
     lua_settop(L, d->n_inputs + 1);
@@ -211,12 +234,14 @@ static int l_loss(lua_State *L) { return run_loss(L, lua_touserdata(L, lua_upval
 static int l_loss_check_options(lua_State *L)
 {
     const td_loss_def *d = td_loss_find(luaL_checkstring(L, 1));
-    if (!d) return luaL_argerror(L, 1, lua_pushfstring(L, "no loss named '%s'", lua_tostring(L, 1)));
+    if (!d)
+        return luaL_argerror(L, 1, lua_pushfstring(L, "no loss named '%s'", lua_tostring(L, 1)));
     lua_settop(L, 2);
     any_opts opts;
     const char *msg = read_options(L, d, 2, &opts);
     if (msg) {
-        if (strncmp(msg, "unknown option", 14) == 0) lua_pushfstring(L, "%s (known: %s)", msg, known_options(L, d));
+        if (strncmp(msg, "unknown option", 14) == 0)
+            lua_pushfstring(L, "%s (known: %s)", msg, known_options(L, d));
         return 1;
     }
     if (td_loss_check_opts(d, &opts) != TD_OK) {

@@ -155,7 +155,8 @@ static int inplace(lua_State *L, td_binary_op op, const char *fname)
     lua_settop(L, 2);
     if (!other) {
         double s = check_number(L, 2);
-        td_dtype dt = td_dtype_is_float(self->dtype) || lua_isinteger(L, 2) ? self->dtype : TD_FLOAT32;
+        td_dtype dt =
+            td_dtype_is_float(self->dtype) || lua_isinteger(L, 2) ? self->dtype : TD_FLOAT32;
         td_tensor **slot = lt_new(L);
         LT_CALL(L, td_scalar(s, dt, slot), fname);
         other = *slot;
@@ -196,7 +197,8 @@ static int o_copy_(lua_State *L)
 /* ---- reductions ---------------------------------------------------------------- */
 
 /* dim at arg (nil = all) and keepdim at arg + 1 */
-static int reduce_args(lua_State *L, td_tensor *x, int arg, int *dim, bool *keepdim, const char *fname)
+static int reduce_args(lua_State *L, td_tensor *x, int arg, int *dim, bool *keepdim,
+                       const char *fname)
 {
     *keepdim = lua_toboolean(L, arg + 1);
     if (!lua_isnoneornil(L, arg + 1) && lua_type(L, arg + 1) != LUA_TBOOLEAN)
@@ -262,7 +264,8 @@ static int var_std(lua_State *L, var_fn fn, const char *fname)
     int64_t correction = 1;
     if (top >= 2 && lt_is_options(L, top)) {
         lt_check_options(L, top, keys);
-        if (lt_opt_field(L, top, "correction") != LUA_TNIL && lt_opt_field(L, top, "unbiased") != LUA_TNIL)
+        if (lt_opt_field(L, top, "correction") != LUA_TNIL &&
+            lt_opt_field(L, top, "unbiased") != LUA_TNIL)
             luaL_argerror(L, top, "give correction or unbiased, not both");
         lua_settop(L, top);
         correction = lt_opt_boolean(L, top, "unbiased", 1) ? 1 : 0;
@@ -286,7 +289,8 @@ static int o_norm(lua_State *L)
     double p = 2;
     if (lua_type(L, 2) == LUA_TSTRING) {
         const char *s = lua_tostring(L, 2);
-        if (s[0] != 'f' || s[1] != 'r' || s[2] != 'o' || s[3]) luaL_argerror(L, 2, "p must be a number or 'fro'");
+        if (s[0] != 'f' || s[1] != 'r' || s[2] != 'o' || s[3])
+            luaL_argerror(L, 2, "p must be a number or 'fro'");
     } else if (!lua_isnoneornil(L, 2)) {
         p = luaL_checknumber(L, 2);
     }
@@ -297,7 +301,8 @@ static int o_norm(lua_State *L)
     return 1;
 }
 
-static int softmax_like(lua_State *L, td_status (*fn)(td_tensor *, int, td_tensor **), const char *fname)
+static int softmax_like(lua_State *L, td_status (*fn)(td_tensor *, int, td_tensor **),
+                        const char *fname)
 {
     td_tensor *x = lt_check(L, 1);
     if (lua_isnoneornil(L, 2)) luaL_argerror(L, 2, "dim expected (softmax has no implicit dim)");
@@ -341,67 +346,27 @@ static int o_addmm(lua_State *L)
 }
 
 const luaL_Reg lt_ops_methods[] = {
-    {"add", o_add},
-    {"sub", o_sub},
-    {"mul", o_mul},
-    {"div", o_div},
-    {"pow", o_pow},
-    {"maximum", o_maximum},
-    {"minimum", o_minimum},
-    {"eq", o_eq},
-    {"ne", o_ne},
-    {"lt", o_lt},
-    {"le", o_le},
-    {"gt", o_gt},
-    {"ge", o_ge},
-    {"exp", o_exp},
-    {"log", o_log},
-    {"log1p", o_log1p},
-    {"sqrt", o_sqrt},
-    {"abs", o_abs},
-    {"neg", o_neg},
-    {"sin", o_sin},
-    {"cos", o_cos},
-    {"tanh", o_tanh},
-    {"sigmoid", o_sigmoid},
-    {"relu", o_relu},
-    {"gelu", o_gelu},
-    {"sign", o_sign},
-    {"reciprocal", o_reciprocal},
-    {"square", o_square},
-    {"clamp", o_clamp},
-    {"add_", o_add_},
-    {"sub_", o_sub_},
-    {"mul_", o_mul_},
-    {"div_", o_div_},
-    {"fill_", o_fill_},
-    {"zero_", o_zero_},
-    {"copy_", o_copy_},
-    {"sum", o_sum},
-    {"mean", o_mean},
-    {"prod", o_prod},
-    {"max", o_max},
-    {"min", o_min},
-    {"argmax", o_argmax},
-    {"argmin", o_argmin},
-    {"var", o_var},
-    {"std", o_std},
-    {"norm", o_norm},
-    {"softmax", o_softmax},
-    {"log_softmax", o_log_softmax},
-    {"matmul", o_matmul},
-    {"mm", o_mm},
-    {"bmm", o_bmm},
-    {"addmm", o_addmm},
-    {NULL, NULL},
+    {"add", o_add},         {"sub", o_sub},         {"mul", o_mul},
+    {"div", o_div},         {"pow", o_pow},         {"maximum", o_maximum},
+    {"minimum", o_minimum}, {"eq", o_eq},           {"ne", o_ne},
+    {"lt", o_lt},           {"le", o_le},           {"gt", o_gt},
+    {"ge", o_ge},           {"exp", o_exp},         {"log", o_log},
+    {"log1p", o_log1p},     {"sqrt", o_sqrt},       {"abs", o_abs},
+    {"neg", o_neg},         {"sin", o_sin},         {"cos", o_cos},
+    {"tanh", o_tanh},       {"sigmoid", o_sigmoid}, {"relu", o_relu},
+    {"gelu", o_gelu},       {"sign", o_sign},       {"reciprocal", o_reciprocal},
+    {"square", o_square},   {"clamp", o_clamp},     {"add_", o_add_},
+    {"sub_", o_sub_},       {"mul_", o_mul_},       {"div_", o_div_},
+    {"fill_", o_fill_},     {"zero_", o_zero_},     {"copy_", o_copy_},
+    {"sum", o_sum},         {"mean", o_mean},       {"prod", o_prod},
+    {"max", o_max},         {"min", o_min},         {"argmax", o_argmax},
+    {"argmin", o_argmin},   {"var", o_var},         {"std", o_std},
+    {"norm", o_norm},       {"softmax", o_softmax}, {"log_softmax", o_log_softmax},
+    {"matmul", o_matmul},   {"mm", o_mm},           {"bmm", o_bmm},
+    {"addmm", o_addmm},     {NULL, NULL},
 };
 
 const luaL_Reg lt_ops_meta[] = {
-    {"__add", o_add},
-    {"__sub", o_sub},
-    {"__mul", o_mul},
-    {"__div", o_div},
-    {"__pow", o_pow},
-    {"__unm", o_unm},
-    {NULL, NULL},
+    {"__add", o_add}, {"__sub", o_sub}, {"__mul", o_mul}, {"__div", o_div},
+    {"__pow", o_pow}, {"__unm", o_unm}, {NULL, NULL},
 };

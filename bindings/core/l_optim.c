@@ -23,10 +23,10 @@ static td_tensor *opt_tensor_arg(lua_State *L, int arg)
 
 /* the options of SGD and Adam/AdamW steps, shared by the single and the
  * list entries (which check the option names themselves, in their order) */
-static const char *const sgd_keys[] = {"lr", "momentum", "dampening", "nesterov", "weight_decay",
-                                       "maximize", "first_step", NULL};
-static const char *const adam_keys[] = {"lr", "beta1", "beta2", "eps", "weight_decay", "step",
-                                        "amsgrad", "decoupled", "maximize", NULL};
+static const char *const sgd_keys[] = {"lr",           "momentum", "dampening",  "nesterov",
+                                       "weight_decay", "maximize", "first_step", NULL};
+static const char *const adam_keys[] = {"lr",   "beta1",   "beta2",     "eps",      "weight_decay",
+                                        "step", "amsgrad", "decoupled", "maximize", NULL};
 
 static td_sgd_opts sgd_opts(lua_State *L, int idx)
 {
@@ -77,8 +77,8 @@ static int l_adam_step(lua_State *L)
 
 static int l_rmsprop_step(lua_State *L)
 {
-    static const char *const keys[] = {"lr", "alpha", "eps", "weight_decay", "momentum", "centered",
-                                       "maximize", NULL};
+    static const char *const keys[] = {"lr",       "alpha",    "eps",      "weight_decay",
+                                       "momentum", "centered", "maximize", NULL};
     td_tensor *p = lt_check(L, 1), *g = lt_check(L, 2), *sq = lt_check(L, 3);
     td_tensor *ga = opt_tensor_arg(L, 4), *buf = opt_tensor_arg(L, 5);
     lt_check_options(L, 6, keys);
@@ -101,7 +101,8 @@ static td_tensor **tensor_list(lua_State *L, int arg, int n, int nil_ok, const c
     if (nil_ok && lua_isnoneornil(L, arg)) return NULL;
     luaL_checktype(L, arg, LUA_TTABLE);
     if ((int)luaL_len(L, arg) != n)
-        luaL_error(L, "%s: argument #%d must list %d tensors, got %d", fname, arg, n, (int)luaL_len(L, arg));
+        luaL_error(L, "%s: argument #%d must list %d tensors, got %d", fname, arg, n,
+                   (int)luaL_len(L, arg));
     td_tensor **t = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *t, 0);
     for (int i = 0; i < n; i++) {
         lua_geti(L, arg, i + 1);
@@ -117,7 +118,8 @@ static int l_sgd_step_multi(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     int n = (int)luaL_len(L, 1);
     lt_check_options(L, 4, sgd_keys);
-    td_tensor **p = tensor_list(L, 1, n, 0, "_sgd_step_multi"), **g = tensor_list(L, 2, n, 0, "_sgd_step_multi");
+    td_tensor **p = tensor_list(L, 1, n, 0, "_sgd_step_multi"),
+              **g = tensor_list(L, 2, n, 0, "_sgd_step_multi");
     td_tensor **buf = tensor_list(L, 3, n, 1, "_sgd_step_multi");
     td_sgd_opts o = sgd_opts(L, 4);
     LT_CALL(L, td_sgd_step_multi(n, p, g, buf, &o), "_sgd_step");

@@ -30,16 +30,18 @@ static int l_save(lua_State *L)
     lua_pushnil(L);
     while (lua_next(L, 2)) {
         if (lua_type(L, -2) != LUA_TSTRING)
-            return luaL_argerror(L, 2, lua_pushfstring(L, "tensor names must be strings, got a %s key",
-                                                       luaL_typename(L, -2)));
+            return luaL_argerror(L, 2,
+                                 lua_pushfstring(L, "tensor names must be strings, got a %s key",
+                                                 luaL_typename(L, -2)));
         if (!tensor_at(L, -1))
-            return luaL_argerror(L, 2, lua_pushfstring(L, "'%s' is a %s, not a tensor", lua_tostring(L, -2),
-                                                       luaL_typename(L, -1)));
+            return luaL_argerror(L, 2,
+                                 lua_pushfstring(L, "'%s' is a %s, not a tensor",
+                                                 lua_tostring(L, -2), luaL_typename(L, -1)));
         lua_pop(L, 1);
         n++;
     }
-    const char **names = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);     /* 4 */
-    td_tensor **ts = lua_newuserdatauv(L, sizeof(td_tensor *) * (size_t)(n + 1), 0);    /* 5 */
+    const char **names = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);  /* 4 */
+    td_tensor **ts = lua_newuserdatauv(L, sizeof(td_tensor *) * (size_t)(n + 1), 0); /* 5 */
     int i = 0;
     lua_pushnil(L);
     while (lua_next(L, 2)) {
@@ -56,8 +58,10 @@ static int l_save(lua_State *L)
         lua_pushnil(L);
         while (lua_next(L, 6)) {
             if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-                return luaL_argerror(L, 3, lua_pushfstring(L, "metadata must map strings to strings, got %s = %s",
-                                                           luaL_typename(L, -2), luaL_typename(L, -1)));
+                return luaL_argerror(
+                    L, 3,
+                    lua_pushfstring(L, "metadata must map strings to strings, got %s = %s",
+                                    luaL_typename(L, -2), luaL_typename(L, -1)));
             lua_pop(L, 1);
             m++;
         }
@@ -115,7 +119,8 @@ static json_t *to_json(lua_State *L, int idx, int depth)
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx)) return json_integer((json_int_t)lua_tointeger(L, idx));
         if (!isfinite(lua_tonumber(L, idx))) {
-            snprintf(json_msg, sizeof json_msg, "%s cannot be stored in JSON", lua_tostring(L, idx));
+            snprintf(json_msg, sizeof json_msg, "%s cannot be stored in JSON",
+                     lua_tostring(L, idx));
             return NULL;
         }
         return json_real(lua_tonumber(L, idx));
@@ -169,7 +174,8 @@ static json_t *to_json(lua_State *L, int idx, int depth)
             snprintf(kbuf, sizeof kbuf, "%lld", (long long)lua_tointeger(L, -2));
             k = kbuf;
         } else {
-            snprintf(json_msg, sizeof json_msg, "a %s key cannot be stored in JSON", luaL_typename(L, -2));
+            snprintf(json_msg, sizeof json_msg, "a %s key cannot be stored in JSON",
+                     luaL_typename(L, -2));
             lua_pop(L, 2);
             json_decref(out);
             return NULL;
@@ -240,7 +246,8 @@ static int l_json_encode(lua_State *L)
     luaL_checkany(L, 1);
     json_t *j = to_json(L, 1, 0);
     if (!j) return luaL_argerror(L, 1, json_msg);
-    char *s = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+    char *s =
+        json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
     json_decref(j);
     if (!s) return luaL_error(L, "out of memory encoding JSON");
     lua_pushstring(L, s);
@@ -292,8 +299,10 @@ static int l_set_rng_state(lua_State *L)
         const char *h = lua_tostring(L, -1);
         int ok = h && lua_type(L, -1) == LUA_TSTRING && strlen(h) == 16;
         for (int k = 0; ok && k < 16; k++)
-            ok = (h[k] >= '0' && h[k] <= '9') || (h[k] >= 'a' && h[k] <= 'f') || (h[k] >= 'A' && h[k] <= 'F');
-        if (!ok) return luaL_argerror(L, 1, "the generator's state is four strings of 16 hex digits");
+            ok = (h[k] >= '0' && h[k] <= '9') || (h[k] >= 'a' && h[k] <= 'f') ||
+                 (h[k] >= 'A' && h[k] <= 'F');
+        if (!ok)
+            return luaL_argerror(L, 1, "the generator's state is four strings of 16 hex digits");
         s[i] = strtoull(h, NULL, 16);
         lua_pop(L, 1);
     }

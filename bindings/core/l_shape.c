@@ -192,9 +192,12 @@ static td_tensor **check_list(lua_State *L, int arg, int *n)
     for (lua_Integer i = 0; i < len; i++) {
         lua_geti(L, arg, i + 1);
         lt_box *b = luaL_testudata(L, -1, LT_TENSOR);
-        if (!b) luaL_argerror(L, arg, lua_pushfstring(L, "entry %d is a %s, expected a tensor", (int)i + 1,
-                                                      luaL_typename(L, -1)));
-        if (!b->t) luaL_argerror(L, arg, lua_pushfstring(L, "entry %d is a closed tensor", (int)i + 1));
+        if (!b)
+            luaL_argerror(L, arg,
+                          lua_pushfstring(L, "entry %d is a %s, expected a tensor", (int)i + 1,
+                                          luaL_typename(L, -1)));
+        if (!b->t)
+            luaL_argerror(L, arg, lua_pushfstring(L, "entry %d is a closed tensor", (int)i + 1));
         ts[i] = b->t;
         lua_pop(L, 1); /* still referenced by the list */
     }
@@ -277,8 +280,10 @@ static int s_scatter(lua_State *L)
     int dim = lt_check_dim(L, 2);
     td_tensor *idx = lt_check(L, 3);
     td_tensor *src = lt_test(L, 4);
-    if (src) LT_CALL(L, td_scatter(x, dim, idx, src, false, lt_new(L)), "scatter");
-    else LT_CALL(L, td_scatter_scalar(x, dim, idx, luaL_checknumber(L, 4), lt_new(L)), "scatter");
+    if (src)
+        LT_CALL(L, td_scatter(x, dim, idx, src, false, lt_new(L)), "scatter");
+    else
+        LT_CALL(L, td_scatter_scalar(x, dim, idx, luaL_checknumber(L, 4), lt_new(L)), "scatter");
     return 1;
 }
 

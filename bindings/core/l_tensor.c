@@ -16,10 +16,7 @@ static int t_gc(lua_State *L)
 }
 
 /* `local x <close> = ...` releases early; later use is an error */
-static int t_close(lua_State *L)
-{
-    return t_gc(L);
-}
+static int t_close(lua_State *L) { return t_gc(L); }
 
 static int t_tostring(lua_State *L)
 {
@@ -29,7 +26,8 @@ static int t_tostring(lua_State *L)
         return 1;
     }
     char buf[128];
-    lua_pushfstring(L, "tensor(shape=%s, dtype=%s)", td_shape_str(b->t, buf, sizeof buf), td_dtype_name(b->t->dtype));
+    lua_pushfstring(L, "tensor(shape=%s, dtype=%s)", td_shape_str(b->t, buf, sizeof buf),
+                    td_dtype_name(b->t->dtype));
     return 1;
 }
 
@@ -45,8 +43,10 @@ static int t_index(lua_State *L)
         return lt_get_field(L, lt_check(L, 1), key);
     }
     if (lua_type(L, 2) == LUA_TNUMBER)
-        return luaL_error(L, "tensors cannot be indexed with t[i]; use t:select(dim, i), t:narrow(dim, start, len), "
-                             "t:get(i, ...) or t:set(value, i, ...) (indices are 0-based)");
+        return luaL_error(
+            L,
+            "tensors cannot be indexed with t[i]; use t:select(dim, i), t:narrow(dim, start, len), "
+            "t:get(i, ...) or t:set(value, i, ...) (indices are 0-based)");
     return luaL_error(L, "tensors cannot be indexed with a %s", luaL_typename(L, 2));
 }
 
@@ -55,7 +55,8 @@ static int t_newindex(lua_State *L)
     const char *key = luaL_checkstring(L, 2);
     td_tensor *t = lt_check(L, 1);
     if (!lt_set_field(L, t, key))
-        return luaL_error(L, "cannot set field '%s' of a tensor (settable: grad, requires_grad)", key);
+        return luaL_error(L, "cannot set field '%s' of a tensor (settable: grad, requires_grad)",
+                          key);
     return 0;
 }
 
@@ -125,7 +126,8 @@ static int t_dtype(lua_State *L)
 static int t_is_contiguous(lua_State *L)
 {
     td_tensor *x = lt_check(L, 1);
-    lua_pushboolean(L, lt_opt_channels_last(L, 2, "is_contiguous") ? td_is_channels_last(x) : td_is_contiguous(x));
+    lua_pushboolean(L, lt_opt_channels_last(L, 2, "is_contiguous") ? td_is_channels_last(x)
+                                                                   : td_is_contiguous(x));
     return 1;
 }
 
@@ -152,8 +154,10 @@ static int t_is_floating_point(lua_State *L)
 /* a number as Lua sees it: integers for integer dtypes */
 static void push_value(lua_State *L, td_dtype dt, double v)
 {
-    if (!td_dtype_is_float(dt) && isfinite(v)) lua_pushinteger(L, (lua_Integer)v);
-    else lua_pushnumber(L, v);
+    if (!td_dtype_is_float(dt) && isfinite(v))
+        lua_pushinteger(L, (lua_Integer)v);
+    else
+        lua_pushnumber(L, v);
 }
 
 static int read_indices(lua_State *L, int first, int64_t *idx)
@@ -202,8 +206,10 @@ static void fill_table(lua_State *L, td_tensor *t, int d, int64_t *flat)
     int64_t n = t->shape[d];
     lua_createtable(L, (int)n, 0);
     for (int64_t i = 0; i < n; i++) {
-        if (d == t->ndim - 1) push_value(L, t->dtype, td_get_flat(t, (*flat)++));
-        else fill_table(L, t, d + 1, flat);
+        if (d == t->ndim - 1)
+            push_value(L, t->dtype, td_get_flat(t, (*flat)++));
+        else
+            fill_table(L, t, d + 1, flat);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
 }
@@ -222,10 +228,7 @@ static int t_totable(lua_State *L)
     return 1;
 }
 
-static int t_tolist(lua_State *L)
-{
-    return t_totable(L);
-}
+static int t_tolist(lua_State *L) { return t_totable(L); }
 
 const luaL_Reg lt_tensor_methods[] = {
     {"shape", t_shape},

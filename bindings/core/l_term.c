@@ -16,10 +16,17 @@ static int m_isatty(lua_State *L)
         fd = (int)luaL_checkinteger(L, 1);
     } else if (lua_type(L, 1) == LUA_TSTRING) {
         const char *name = lua_tostring(L, 1);
-        if (strcmp(name, "stdin") == 0) fd = 0;
-        else if (strcmp(name, "stdout") == 0) fd = 1;
-        else if (strcmp(name, "stderr") == 0) fd = 2;
-        else return luaL_argerror(L, 1, lua_pushfstring(L, "expected \"stdin\", \"stdout\" or \"stderr\", got \"%s\"", name));
+        if (strcmp(name, "stdin") == 0)
+            fd = 0;
+        else if (strcmp(name, "stdout") == 0)
+            fd = 1;
+        else if (strcmp(name, "stderr") == 0)
+            fd = 2;
+        else
+            return luaL_argerror(
+                L, 1,
+                lua_pushfstring(L, "expected \"stdin\", \"stdout\" or \"stderr\", got \"%s\"",
+                                name));
     } else {
         luaL_Stream *s = (luaL_Stream *)luaL_testudata(L, 1, LUA_FILEHANDLE);
         if (s && s->closef && s->f) fd = fileno(s->f);

@@ -117,27 +117,32 @@ static int64_t shape_entry(lua_State *L, int arg, int pos, int allow_neg)
     lua_Integer v = lua_tointegerx(L, -1, &isint);
     if (!isint) {
         if (pos > 0)
-            luaL_argerror(L, arg, lua_pushfstring(L, "shape entry %d must be an integer, got %s", pos,
-                                                  lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1)
-                                                                                 : luaL_typename(L, -1)));
+            luaL_argerror(L, arg,
+                          lua_pushfstring(L, "shape entry %d must be an integer, got %s", pos,
+                                          lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1)
+                                                                         : luaL_typename(L, -1)));
         luaL_argerror(L, arg, "size must be an integer");
     }
     if (v < 0 && !(allow_neg && v == -1)) {
         if (pos > 0)
-            luaL_argerror(L, arg, lua_pushfstring(L, "shape entry %d is negative (%d)", pos, (int)v));
+            luaL_argerror(L, arg,
+                          lua_pushfstring(L, "shape entry %d is negative (%d)", pos, (int)v));
         luaL_argerror(L, arg, lua_pushfstring(L, "size must be non-negative, got %d", (int)v));
     }
     lua_pop(L, 1);
     return (int64_t)v;
 }
 
-int lt_check_shape(lua_State *L, int arg, int64_t *shape, int allow_varargs, int allow_neg, int *next)
+int lt_check_shape(lua_State *L, int arg, int64_t *shape, int allow_varargs, int allow_neg,
+                   int *next)
 {
     int n = 0;
     if (lua_type(L, arg) == LUA_TTABLE && !lt_test(L, arg)) {
         lua_Integer len = luaL_len(L, arg);
         if (len > TD_MAX_DIMS)
-            luaL_argerror(L, arg, lua_pushfstring(L, "tensors have at most %d dims, got %d", TD_MAX_DIMS, (int)len));
+            luaL_argerror(
+                L, arg,
+                lua_pushfstring(L, "tensors have at most %d dims, got %d", TD_MAX_DIMS, (int)len));
         for (int i = 0; i < (int)len; i++) {
             lua_geti(L, arg, i + 1);
             shape[n++] = shape_entry(L, arg, i + 1, allow_neg);
@@ -149,7 +154,8 @@ int lt_check_shape(lua_State *L, int arg, int64_t *shape, int allow_varargs, int
         int a = arg;
         while (lua_type(L, a) == LUA_TNUMBER) {
             if (n == TD_MAX_DIMS)
-                luaL_argerror(L, a, lua_pushfstring(L, "tensors have at most %d dims", TD_MAX_DIMS));
+                luaL_argerror(L, a,
+                              lua_pushfstring(L, "tensors have at most %d dims", TD_MAX_DIMS));
             lua_pushvalue(L, a);
             shape[n++] = shape_entry(L, a, 0, allow_neg);
             a++;
@@ -176,7 +182,8 @@ td_dtype lt_parse_dtype(lua_State *L, int arg, const char *name)
     if (td_dtype_parse(name, &dt) == TD_OK) return dt; /* aliases the runtime knows */
     td_clear_error();
     return (td_dtype)luaL_argerror(
-        L, arg, lua_pushfstring(L, "unknown dtype '%s' (expected float32, float64, int64 or uint8)", name));
+        L, arg,
+        lua_pushfstring(L, "unknown dtype '%s' (expected float32, float64, int64 or uint8)", name));
 }
 
 td_dtype lt_check_dtype(lua_State *L, int arg)
@@ -184,10 +191,7 @@ td_dtype lt_check_dtype(lua_State *L, int arg)
     return lt_parse_dtype(L, arg, luaL_checkstring(L, arg));
 }
 
-int lt_is_options(lua_State *L, int arg)
-{
-    return lua_type(L, arg) == LUA_TTABLE;
-}
+int lt_is_options(lua_State *L, int arg) { return lua_type(L, arg) == LUA_TTABLE; }
 
 int lt_check_options(lua_State *L, int arg, const char *const *allowed)
 {
@@ -197,7 +201,9 @@ int lt_check_options(lua_State *L, int arg, const char *const *allowed)
     while (lua_next(L, arg)) {
         lua_pop(L, 1);
         if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_argerror(L, arg, lua_pushfstring(L, "option names must be strings, got %s", luaL_typename(L, -1)));
+            luaL_argerror(
+                L, arg,
+                lua_pushfstring(L, "option names must be strings, got %s", luaL_typename(L, -1)));
         const char *key = lua_tostring(L, -1);
         int ok = 0;
         for (const char *const *a = allowed; *a; a++)
@@ -220,9 +226,12 @@ double lt_opt_number(lua_State *L, int arg, const char *name, double def)
 {
     int tp = lt_opt_field(L, arg, name);
     double v = def;
-    if (tp == LUA_TNUMBER) v = lua_tonumber(L, -1);
+    if (tp == LUA_TNUMBER)
+        v = lua_tonumber(L, -1);
     else if (tp != LUA_TNIL)
-        luaL_argerror(L, arg, lua_pushfstring(L, "option '%s' must be a number, got %s", name, luaL_typename(L, -1)));
+        luaL_argerror(
+            L, arg,
+            lua_pushfstring(L, "option '%s' must be a number, got %s", name, luaL_typename(L, -1)));
     lua_pop(L, 1);
     return v;
 }
@@ -233,8 +242,12 @@ td_tensor *lt_opt_tensor(lua_State *L, int arg, const char *name)
     td_tensor *t = NULL;
     if (tp != LUA_TNIL) {
         lt_box *b = luaL_testudata(L, -1, LT_TENSOR);
-        if (!b) luaL_argerror(L, arg, lua_pushfstring(L, "option '%s' must be a tensor, got %s", name, luaL_typename(L, -1)));
-        if (!b->t) luaL_argerror(L, arg, lua_pushfstring(L, "option '%s' is a closed tensor", name));
+        if (!b)
+            luaL_argerror(L, arg,
+                          lua_pushfstring(L, "option '%s' must be a tensor, got %s", name,
+                                          luaL_typename(L, -1)));
+        if (!b->t)
+            luaL_argerror(L, arg, lua_pushfstring(L, "option '%s' is a closed tensor", name));
         t = b->t;
     }
     lua_pop(L, 1);
@@ -244,7 +257,9 @@ td_tensor *lt_opt_tensor(lua_State *L, int arg, const char *name)
 bool lt_opt_channels_last(lua_State *L, int arg, const char *fn)
 {
     if (!lua_isnoneornil(L, arg) && lua_type(L, arg) != LUA_TTABLE)
-        luaL_argerror(L, arg, lua_pushfstring(L, "%s: options must be a table, got %s", fn, luaL_typename(L, arg)));
+        luaL_argerror(
+            L, arg,
+            lua_pushfstring(L, "%s: options must be a table, got %s", fn, luaL_typename(L, arg)));
     int tp = lt_opt_field(L, arg, "memory_format");
     bool cl = false;
     if (tp != LUA_TNIL) {
@@ -252,9 +267,11 @@ bool lt_opt_channels_last(lua_State *L, int arg, const char *fn)
         if (v && strcmp(v, "channels_last") == 0)
             cl = true;
         else if (!v || strcmp(v, "contiguous_format") != 0)
-            luaL_argerror(L, arg, lua_pushfstring(L, "%s: memory_format must be \"contiguous_format\" or "
-                                                     "\"channels_last\", got %s", fn,
-                                                  v ? v : luaL_typename(L, -1)));
+            luaL_argerror(L, arg,
+                          lua_pushfstring(L,
+                                          "%s: memory_format must be \"contiguous_format\" or "
+                                          "\"channels_last\", got %s",
+                                          fn, v ? v : luaL_typename(L, -1)));
     }
     lua_pop(L, 1);
     return cl;
@@ -267,9 +284,12 @@ td_reduction lt_opt_reduction(lua_State *L, int arg, const char *def, int allow_
     if (tp == LUA_TSTRING)
         name = lua_tostring(L, -1);
     else if (tp != LUA_TNIL)
-        luaL_argerror(L, arg, lua_pushfstring(L, "option 'reduction' must be a string, got %s", luaL_typename(L, -1)));
+        luaL_argerror(L, arg,
+                      lua_pushfstring(L, "option 'reduction' must be a string, got %s",
+                                      luaL_typename(L, -1)));
     td_reduction r;
-    if (td_reduction_parse(name, allow_batchmean, 0, &r) != TD_OK) luaL_argerror(L, arg, td_last_error());
+    if (td_reduction_parse(name, allow_batchmean, 0, &r) != TD_OK)
+        luaL_argerror(L, arg, td_last_error());
     lua_pop(L, 1);
     return r;
 }
@@ -282,8 +302,9 @@ lua_Integer lt_opt_integer(lua_State *L, int arg, const char *name, lua_Integer 
     if (tp != LUA_TNIL) {
         v = lua_tointegerx(L, -1, &isint);
         if (!isint)
-            luaL_argerror(L, arg, lua_pushfstring(L, "option '%s' must be an integer, got %s", name,
-                                                  luaL_typename(L, -1)));
+            luaL_argerror(L, arg,
+                          lua_pushfstring(L, "option '%s' must be an integer, got %s", name,
+                                          luaL_typename(L, -1)));
     }
     lua_pop(L, 1);
     return v;
@@ -293,9 +314,12 @@ int lt_opt_boolean(lua_State *L, int arg, const char *name, int def)
 {
     int tp = lt_opt_field(L, arg, name);
     int v = def;
-    if (tp == LUA_TBOOLEAN) v = lua_toboolean(L, -1);
+    if (tp == LUA_TBOOLEAN)
+        v = lua_toboolean(L, -1);
     else if (tp != LUA_TNIL)
-        luaL_argerror(L, arg, lua_pushfstring(L, "option '%s' must be a boolean, got %s", name, luaL_typename(L, -1)));
+        luaL_argerror(L, arg,
+                      lua_pushfstring(L, "option '%s' must be a boolean, got %s", name,
+                                      luaL_typename(L, -1)));
     lua_pop(L, 1);
     return v;
 }
@@ -317,14 +341,18 @@ void lt_check_create_opts(lua_State *L, int arg, lt_create_opts *o, td_dtype def
     if (!lt_check_options(L, arg, create_keys)) return;
     if (lt_opt_field(L, arg, "dtype") != LUA_TNIL) {
         if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_argerror(L, arg, lua_pushfstring(L, "option 'dtype' must be a string, got %s", luaL_typename(L, -1)));
+            luaL_argerror(L, arg,
+                          lua_pushfstring(L, "option 'dtype' must be a string, got %s",
+                                          luaL_typename(L, -1)));
         o->dtype = lt_parse_dtype(L, arg, lua_tostring(L, -1));
         o->has_dtype = 1;
     }
     lua_pop(L, 1);
     if (lt_opt_field(L, arg, "device") != LUA_TNIL) {
         if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_argerror(L, arg, lua_pushfstring(L, "option 'device' must be a string, got %s", luaL_typename(L, -1)));
+            luaL_argerror(L, arg,
+                          lua_pushfstring(L, "option 'device' must be a string, got %s",
+                                          luaL_typename(L, -1)));
         o->device = lt_parse_device(L, arg, lua_tostring(L, -1));
         o->has_device = 1;
     }

@@ -48,7 +48,8 @@ void lt_check_status(lua_State *L, td_status st, const char *fname, int shift);
 /* a shape from a table at arg, or from the numbers starting at arg
  * (varargs form, when allow_varargs); returns ndim, sets *next to the first
  * argument after the shape. allow_neg permits -1 (view/reshape). */
-int lt_check_shape(lua_State *L, int arg, int64_t *shape, int allow_varargs, int allow_neg, int *next);
+int lt_check_shape(lua_State *L, int arg, int64_t *shape, int allow_varargs, int allow_neg,
+                   int *next);
 /* a 0-based dim; negative allowed (the runtime wraps it) */
 int lt_check_dim(lua_State *L, int arg);
 /* a dtype name */

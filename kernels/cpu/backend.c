@@ -15,11 +15,11 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-#define ALIGN 64
-#define LARGE ((size_t)1 << 20)
-#define HUGE_PAGE ((size_t)2 << 20)
+#define ALIGN         64
+#define LARGE         ((size_t)1 << 20)
+#define HUGE_PAGE     ((size_t)2 << 20)
 #define CACHE_MIN_CAP ((size_t)256 << 20)
-#define CACHE_SLOTS 512
+#define CACHE_SLOTS   512
 
 typedef struct {
     void *p;

@@ -11,10 +11,14 @@ static inline int64_t to_i64_f(double v) { return td_cpu_f2i(v); }
 static inline int64_t to_i64_i(int64_t v) { return v; }
 
 /* value of src element converted to dst type D; S is the source type */
-#define CONVERT(D, S, v)                                                         \
-    ((D)_Generic((D)0, float: (v), double: (v),                                  \
-                 default: _Generic((S)0, float: to_i64_f((double)(v)),          \
-                                   double: to_i64_f((double)(v)), default: (v))))
+#define CONVERT(D, S, v)                                                                           \
+    ((D) _Generic((D)0, float                                                                      \
+                  : (v), double                                                                    \
+                  : (v), default                                                                   \
+                  : _Generic((S)0, float                                                           \
+                             : to_i64_f((double)(v)), double                                       \
+                             : to_i64_f((double)(v)), default                                      \
+                             : (v))))
 
 typedef struct {
     td_dtype dst, src;
@@ -80,7 +84,7 @@ static void fill_loop(void *ctx, char **p, const int64_t *s, int64_t n)
     int64_t sd = s[0];
     TD_CPU_DISPATCH(c->dt, {
         T *d = (T *)p[0];
-        T v = _Generic((T)0, float: (T)c->f, double: (T)c->f, default: (T)c->i);
+        T v = _Generic((T)0, float : (T)c->f, double : (T)c->f, default : (T)c->i);
         if (sd == 1) {
             for (int64_t i = 0; i < n; i++) d[i] = v;
         } else {

@@ -26,13 +26,13 @@ void td_cpu_reduce(td_reduce_op op, td_tensor *out, td_tensor *idx, const td_ten
                    int64_t outer, int64_t n, int64_t inner);
 void td_cpu_softmax(td_tensor *out, const td_tensor *x, int64_t outer, int64_t n, int64_t inner,
                     bool log);
-void td_cpu_softmax_backward(td_tensor *gx, const td_tensor *y, const td_tensor *gy,
-                             int64_t outer, int64_t n, int64_t inner, bool log);
+void td_cpu_softmax_backward(td_tensor *gx, const td_tensor *y, const td_tensor *gy, int64_t outer,
+                             int64_t n, int64_t inner, bool log);
 
-td_status td_cpu_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, int64_t n,
-                      int64_t k, double alpha, const void *a, int64_t lda, int64_t stride_a,
-                      const void *b, int64_t ldb, int64_t stride_b, double beta, void *c,
-                      int64_t ldc, int64_t stride_c);
+td_status td_cpu_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                      double alpha, const void *a, int64_t lda, int64_t stride_a, const void *b,
+                      int64_t ldb, int64_t stride_b, double beta, void *c, int64_t ldc,
+                      int64_t stride_c);
 
 void td_cpu_index_select(td_tensor *out, const td_tensor *x, int dim, const td_tensor *index);
 void td_cpu_index_add(td_tensor *out, int dim, const td_tensor *index, const td_tensor *src);
@@ -55,6 +55,7 @@ extern const struct td_optim_kernels td_cpu_optim;
 /* 2-d pooling on channels-last (N, H, W, C) data (nn_pool_nhwc.c): the
  * layers table's pool2d and pool2d_backward when a->channels_last */
 void td_cpu_pool2d_nhwc(const td_pool2d_args *a, const void *x, void *y, int64_t *idx);
-void td_cpu_pool2d_nhwc_backward(const td_pool2d_args *a, const void *gy, const int64_t *idx, void *gx);
+void td_cpu_pool2d_nhwc_backward(const td_pool2d_args *a, const void *gy, const int64_t *idx,
+                                 void *gx);
 
 #endif

@@ -22,7 +22,7 @@
 #pragma GCC diagnostic ignored "-Wtype-limits"
 
 /* float32 exp is ours (vectorises); float64 keeps libm's */
-#define EXPV(x) _Generic((x), float: td_cpu_expf, default: exp)(x)
+#define EXPV(x) _Generic((x), float : td_cpu_expf, default : exp)(x)
 
 static inline float sigmoidf_(float x)
 {
@@ -34,13 +34,13 @@ static inline double sigmoidd_(double x)
     double e = exp(-fabs(x)), r = 1.0 / (1.0 + e);
     return x >= 0 ? r : e * r;
 }
-#define SIGMOID(x) _Generic((x), float: sigmoidf_, default: sigmoidd_)(x)
+#define SIGMOID(x)   _Generic((x), float : sigmoidf_, default : sigmoidd_)(x)
 
-#define SQRT1_2 0.70710678118654752440
+#define SQRT1_2      0.70710678118654752440
 #define INV_SQRT_2PI 0.39894228040143267794
 /* exact erf form, as PyTorch's default gelu */
 #define GELU(x) ((T)0.5 * (x) * ((T)1 + erf((x) * (T)SQRT1_2)))
-#define GELU_GRAD(x) \
+#define GELU_GRAD(x)                                                                               \
     ((T)0.5 * ((T)1 + erf((x) * (T)SQRT1_2)) + (x) * (T)INV_SQRT_2PI * exp((T)-0.5 * (x) * (x)))
 #define SIGN(x) ((T)(((x) > 0) - ((x) < 0)))
 /* relu keeps NaN, as PyTorch's clamp_min does */
@@ -54,38 +54,38 @@ typedef struct {
     bool has_y;
 } unary_ctx;
 
-#define UNARY_LOOP(EXPR)                                                        \
-    do {                                                                        \
-        if (so == 1 && sa == 1)                                                 \
-            for (int64_t i = 0; i < n; i++) {                                   \
-                T x = a[i];                                                     \
-                o[i] = (EXPR);                                                  \
-            }                                                                   \
-        else                                                                    \
-            for (int64_t i = 0; i < n; i++) {                                   \
-                T x = a[i * sa];                                                \
-                o[i * so] = (EXPR);                                             \
-            }                                                                   \
+#define UNARY_LOOP(EXPR)                                                                           \
+    do {                                                                                           \
+        if (so == 1 && sa == 1)                                                                    \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                T x = a[i];                                                                        \
+                o[i] = (EXPR);                                                                     \
+            }                                                                                      \
+        else                                                                                       \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                T x = a[i * sa];                                                                   \
+                o[i * so] = (EXPR);                                                                \
+            }                                                                                      \
     } while (0)
 
-#define UNARY_FLOAT_CASES                                  \
-    switch (op) {                                          \
-    case TD_EXP: UNARY_LOOP(EXPV(x)); break;               \
-    case TD_LOG: UNARY_LOOP(log(x)); break;                \
-    case TD_LOG1P: UNARY_LOOP(log1p(x)); break;            \
-    case TD_SQRT: UNARY_LOOP(sqrt(x)); break;              \
-    case TD_ABS: UNARY_LOOP(fabs(x)); break;               \
-    case TD_NEG: UNARY_LOOP(-x); break;                    \
-    case TD_SIN: UNARY_LOOP(sin(x)); break;                \
-    case TD_COS: UNARY_LOOP(cos(x)); break;                \
-    case TD_TANH: UNARY_LOOP(tanh(x)); break;              \
-    case TD_SIGMOID: UNARY_LOOP(SIGMOID(x)); break;        \
-    case TD_RELU: UNARY_LOOP(RELU(x)); break;              \
-    case TD_GELU: UNARY_LOOP(GELU(x)); break;              \
-    case TD_SIGN: UNARY_LOOP(SIGN(x)); break;              \
-    case TD_RECIPROCAL: UNARY_LOOP((T)1 / x); break;       \
-    case TD_SQUARE: UNARY_LOOP(x * x); break;              \
-    default: break;                                        \
+#define UNARY_FLOAT_CASES                                                                          \
+    switch (op) {                                                                                  \
+    case TD_EXP: UNARY_LOOP(EXPV(x)); break;                                                       \
+    case TD_LOG: UNARY_LOOP(log(x)); break;                                                        \
+    case TD_LOG1P: UNARY_LOOP(log1p(x)); break;                                                    \
+    case TD_SQRT: UNARY_LOOP(sqrt(x)); break;                                                      \
+    case TD_ABS: UNARY_LOOP(fabs(x)); break;                                                       \
+    case TD_NEG: UNARY_LOOP(-x); break;                                                            \
+    case TD_SIN: UNARY_LOOP(sin(x)); break;                                                        \
+    case TD_COS: UNARY_LOOP(cos(x)); break;                                                        \
+    case TD_TANH: UNARY_LOOP(tanh(x)); break;                                                      \
+    case TD_SIGMOID: UNARY_LOOP(SIGMOID(x)); break;                                                \
+    case TD_RELU: UNARY_LOOP(RELU(x)); break;                                                      \
+    case TD_GELU: UNARY_LOOP(GELU(x)); break;                                                      \
+    case TD_SIGN: UNARY_LOOP(SIGN(x)); break;                                                      \
+    case TD_RECIPROCAL: UNARY_LOOP((T)1 / x); break;                                               \
+    case TD_SQUARE: UNARY_LOOP(x *x); break;                                                       \
+    default: break;                                                                                \
     }
 
 static void unary_f32(void *ctx, char **p, const int64_t *s, int64_t n)
@@ -109,14 +109,14 @@ static void unary_f64(void *ctx, char **p, const int64_t *s, int64_t n)
 }
 
 /* integer results wrap: arithmetic goes through uint64_t, which C defines */
-#define UNARY_INT_CASES                                                        \
-    switch (op) {                                                              \
-    case TD_ABS: UNARY_LOOP(x < 0 ? (T)(0 - (uint64_t)x) : x); break;          \
-    case TD_NEG: UNARY_LOOP((T)(0 - (uint64_t)x)); break;                      \
-    case TD_RELU: UNARY_LOOP(RELU(x)); break;                                  \
-    case TD_SIGN: UNARY_LOOP(SIGN(x)); break;                                  \
-    case TD_SQUARE: UNARY_LOOP((T)((uint64_t)x * (uint64_t)x)); break;         \
-    default: UNARY_LOOP((T)td_cpu_f2i(unary_scalar(op, (double)x))); break;    \
+#define UNARY_INT_CASES                                                                            \
+    switch (op) {                                                                                  \
+    case TD_ABS: UNARY_LOOP(x < 0 ? (T)(0 - (uint64_t)x) : x); break;                              \
+    case TD_NEG: UNARY_LOOP((T)(0 - (uint64_t)x)); break;                                          \
+    case TD_RELU: UNARY_LOOP(RELU(x)); break;                                                      \
+    case TD_SIGN: UNARY_LOOP(SIGN(x)); break;                                                      \
+    case TD_SQUARE: UNARY_LOOP((T)((uint64_t)x * (uint64_t)x)); break;                             \
+    default: UNARY_LOOP((T)td_cpu_f2i(unary_scalar(op, (double)x))); break;                        \
     }
 
 /* the front-end sends integers only for the ops above; anything else is
@@ -162,7 +162,11 @@ static void unary_u8(void *ctx, char **p, const int64_t *s, int64_t n)
 static int64_t unary_grain(td_unary_op op)
 {
     switch (op) {
-    case TD_ABS: case TD_NEG: case TD_RELU: case TD_SIGN: case TD_SQUARE: return TD_CPU_GRAIN;
+    case TD_ABS:
+    case TD_NEG:
+    case TD_RELU:
+    case TD_SIGN:
+    case TD_SQUARE: return TD_CPU_GRAIN;
     default: return TD_CPU_GRAIN_COSTLY;
     }
 }
@@ -179,66 +183,76 @@ void td_cpu_unary(td_unary_op op, td_tensor *out, const td_tensor *x)
 
 /* ---- unary_grad ------------------------------------------------------ */
 
-#define GRAD_LOOP(EXPR)                                                         \
-    do {                                                                        \
-        if (so == 1 && sx == 1 && sy == 1 && sg == 1)                           \
-            for (int64_t i = 0; i < n; i++) {                                   \
-                T x = px[i], y = py[i], g = pg[i];                              \
-                (void)x, (void)y;                                               \
-                o[i] = (EXPR);                                                  \
-            }                                                                   \
-        else                                                                    \
-            for (int64_t i = 0; i < n; i++) {                                   \
-                T x = px[i * sx], y = py[i * sy], g = pg[i * sg];               \
-                (void)x, (void)y;                                               \
-                o[i * so] = (EXPR);                                             \
-            }                                                                   \
+#define GRAD_LOOP(EXPR)                                                                            \
+    do {                                                                                           \
+        if (so == 1 && sx == 1 && sy == 1 && sg == 1)                                              \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                T x = px[i], y = py[i], g = pg[i];                                                 \
+                (void)x, (void)y;                                                                  \
+                o[i] = (EXPR);                                                                     \
+            }                                                                                      \
+        else                                                                                       \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                T x = px[i * sx], y = py[i * sy], g = pg[i * sg];                                  \
+                (void)x, (void)y;                                                                  \
+                o[i * so] = (EXPR);                                                                \
+            }                                                                                      \
     } while (0)
 
 /* where y was not given, it is recomputed from x */
-#define GRAD_CASES                                                               \
-    switch (op) {                                                                \
-    case TD_EXP:                                                                 \
-        if (hy) GRAD_LOOP(g * y);                                                \
-        else GRAD_LOOP(g * EXPV(x));                                             \
-        break;                                                                   \
-    case TD_LOG: GRAD_LOOP(g / x); break;                                        \
-    case TD_LOG1P: GRAD_LOOP(g / (1 + x)); break;                                \
-    case TD_SQRT:                                                                \
-        if (hy) GRAD_LOOP(g / (2 * y));                                          \
-        else GRAD_LOOP(g / (2 * sqrt(x)));                                       \
-        break;                                                                   \
-    case TD_ABS: GRAD_LOOP(g * SIGN(x)); break;                                  \
-    case TD_NEG: GRAD_LOOP(-g); break;                                           \
-    case TD_SIN: GRAD_LOOP(g * cos(x)); break;                                   \
-    case TD_COS: GRAD_LOOP(-g * sin(x)); break;                                  \
-    case TD_TANH:                                                                \
-        if (hy) GRAD_LOOP(g * (1 - y * y));                                      \
-        else GRAD_LOOP(g * (1 - tanh(x) * tanh(x)));                             \
-        break;                                                                   \
-    case TD_SIGMOID:                                                             \
-        if (hy) GRAD_LOOP(g * y * (1 - y));                                      \
-        else GRAD_LOOP(g * SIGMOID(x) * (1 - SIGMOID(x)));                       \
-        break;                                                                   \
-    case TD_RELU: GRAD_LOOP(x > 0 ? g : (T)0); break;                            \
-    case TD_GELU: GRAD_LOOP(g * GELU_GRAD(x)); break;                            \
-    case TD_SIGN: GRAD_LOOP(g * 0); break;                                       \
-    case TD_RECIPROCAL:                                                          \
-        if (hy) GRAD_LOOP(-g * y * y);                                           \
-        else GRAD_LOOP(-g / (x * x));                                            \
-        break;                                                                   \
-    case TD_SQUARE: GRAD_LOOP(2 * x * g); break;                                 \
-    default: break;                                                              \
+#define GRAD_CASES                                                                                 \
+    switch (op) {                                                                                  \
+    case TD_EXP:                                                                                   \
+        if (hy)                                                                                    \
+            GRAD_LOOP(g *y);                                                                       \
+        else                                                                                       \
+            GRAD_LOOP(g *EXPV(x));                                                                 \
+        break;                                                                                     \
+    case TD_LOG: GRAD_LOOP(g / x); break;                                                          \
+    case TD_LOG1P: GRAD_LOOP(g / (1 + x)); break;                                                  \
+    case TD_SQRT:                                                                                  \
+        if (hy)                                                                                    \
+            GRAD_LOOP(g / (2 * y));                                                                \
+        else                                                                                       \
+            GRAD_LOOP(g / (2 * sqrt(x)));                                                          \
+        break;                                                                                     \
+    case TD_ABS: GRAD_LOOP(g *SIGN(x)); break;                                                     \
+    case TD_NEG: GRAD_LOOP(-g); break;                                                             \
+    case TD_SIN: GRAD_LOOP(g *cos(x)); break;                                                      \
+    case TD_COS: GRAD_LOOP(-g *sin(x)); break;                                                     \
+    case TD_TANH:                                                                                  \
+        if (hy)                                                                                    \
+            GRAD_LOOP(g *(1 - y * y));                                                             \
+        else                                                                                       \
+            GRAD_LOOP(g *(1 - tanh(x) * tanh(x)));                                                 \
+        break;                                                                                     \
+    case TD_SIGMOID:                                                                               \
+        if (hy)                                                                                    \
+            GRAD_LOOP(g *y *(1 - y));                                                              \
+        else                                                                                       \
+            GRAD_LOOP(g *SIGMOID(x) * (1 - SIGMOID(x)));                                           \
+        break;                                                                                     \
+    case TD_RELU: GRAD_LOOP(x > 0 ? g : (T)0); break;                                              \
+    case TD_GELU: GRAD_LOOP(g *GELU_GRAD(x)); break;                                               \
+    case TD_SIGN: GRAD_LOOP(g * 0); break;                                                         \
+    case TD_RECIPROCAL:                                                                            \
+        if (hy)                                                                                    \
+            GRAD_LOOP(-g *y *y);                                                                   \
+        else                                                                                       \
+            GRAD_LOOP(-g / (x * x));                                                               \
+        break;                                                                                     \
+    case TD_SQUARE: GRAD_LOOP(2 * x * g); break;                                                   \
+    default: break;                                                                                \
     }
 
-#define GRAD_BODY(TYPE)                                                 \
-    typedef TYPE T;                                                     \
-    const unary_ctx *c = ctx;                                           \
-    td_unary_op op = c->op;                                             \
-    bool hy = c->has_y;                                                 \
-    T *o = (T *)p[0];                                                   \
-    const T *px = (const T *)p[1], *py = (const T *)p[2], *pg = (const T *)p[3]; \
-    int64_t so = s[0], sx = s[1], sy = s[2], sg = s[3];                 \
+#define GRAD_BODY(TYPE)                                                                            \
+    typedef TYPE T;                                                                                \
+    const unary_ctx *c = ctx;                                                                      \
+    td_unary_op op = c->op;                                                                        \
+    bool hy = c->has_y;                                                                            \
+    T *o = (T *)p[0];                                                                              \
+    const T *px = (const T *)p[1], *py = (const T *)p[2], *pg = (const T *)p[3];                   \
+    int64_t so = s[0], sx = s[1], sy = s[2], sg = s[3];                                            \
     GRAD_CASES
 
 static void grad_f32(void *ctx, char **p, const int64_t *s, int64_t n) { GRAD_BODY(float) }
@@ -261,54 +275,56 @@ typedef struct {
 } binary_ctx;
 
 /* the three fast shapes: all contiguous, and one side a broadcast scalar */
-#define BIN_LOOP(OT, EXPR)                                                      \
-    do {                                                                        \
-        OT *o = (OT *)p[0];                                                     \
-        if (so == 1 && sa == 1 && sb == 1) {                                    \
-            for (int64_t i = 0; i < n; i++) {                                   \
-                T a = pa[i], b = pb[i];                                         \
-                o[i] = (OT)(EXPR);                                              \
-            }                                                                   \
-        } else if (so == 1 && sa == 1 && sb == 0) {                             \
-            T b = pb[0];                                                        \
-            for (int64_t i = 0; i < n; i++) {                                   \
-                T a = pa[i];                                                    \
-                o[i] = (OT)(EXPR);                                              \
-            }                                                                   \
-        } else if (so == 1 && sa == 0 && sb == 1) {                             \
-            T a = pa[0];                                                        \
-            for (int64_t i = 0; i < n; i++) {                                   \
-                T b = pb[i];                                                    \
-                o[i] = (OT)(EXPR);                                              \
-            }                                                                   \
-        } else {                                                                \
-            for (int64_t i = 0; i < n; i++) {                                   \
-                T a = pa[i * sa], b = pb[i * sb];                               \
-                o[i * so] = (OT)(EXPR);                                         \
-            }                                                                   \
-        }                                                                       \
+#define BIN_LOOP(OT, EXPR)                                                                         \
+    do {                                                                                           \
+        OT *o = (OT *)p[0];                                                                        \
+        if (so == 1 && sa == 1 && sb == 1) {                                                       \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                T a = pa[i], b = pb[i];                                                            \
+                o[i] = (OT)(EXPR);                                                                 \
+            }                                                                                      \
+        } else if (so == 1 && sa == 1 && sb == 0) {                                                \
+            T b = pb[0];                                                                           \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                T a = pa[i];                                                                       \
+                o[i] = (OT)(EXPR);                                                                 \
+            }                                                                                      \
+        } else if (so == 1 && sa == 0 && sb == 1) {                                                \
+            T a = pa[0];                                                                           \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                T b = pb[i];                                                                       \
+                o[i] = (OT)(EXPR);                                                                 \
+            }                                                                                      \
+        } else {                                                                                   \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                T a = pa[i * sa], b = pb[i * sb];                                                  \
+                o[i * so] = (OT)(EXPR);                                                            \
+            }                                                                                      \
+        }                                                                                          \
     } while (0)
 
-#define BIN_COMPARE_CASES                                 \
-    case TD_EQ: BIN_LOOP(uint8_t, a == b); break;         \
-    case TD_NE: BIN_LOOP(uint8_t, a != b); break;         \
-    case TD_LT: BIN_LOOP(uint8_t, a < b); break;          \
-    case TD_LE: BIN_LOOP(uint8_t, a <= b); break;         \
-    case TD_GT: BIN_LOOP(uint8_t, a > b); break;          \
+#define BIN_COMPARE_CASES                                                                          \
+    case TD_EQ: BIN_LOOP(uint8_t, a == b); break;                                                  \
+    case TD_NE: BIN_LOOP(uint8_t, a != b); break;                                                  \
+    case TD_LT: BIN_LOOP(uint8_t, a < b); break;                                                   \
+    case TD_LE: BIN_LOOP(uint8_t, a <= b); break;                                                  \
+    case TD_GT: BIN_LOOP(uint8_t, a > b); break;                                                   \
     case TD_GE: BIN_LOOP(uint8_t, a >= b); break;
 
 /* maximum/minimum propagate NaN from either side */
-#define BIN_FLOAT_CASES                                                 \
-    switch (op) {                                                       \
-    case TD_ADD: BIN_LOOP(T, a + b); break;                             \
-    case TD_SUB: BIN_LOOP(T, a - b); break;                             \
-    case TD_MUL: BIN_LOOP(T, a * b); break;                             \
-    case TD_DIV: BIN_LOOP(T, a / b); break;                             \
-    case TD_POW: BIN_LOOP(T, pow(a, b)); break;                         \
-    case TD_MAXIMUM: BIN_LOOP(T, (a > b || a != a) ? a : b); break;     \
-    case TD_MINIMUM: BIN_LOOP(T, (a < b || a != a) ? a : b); break;     \
-    BIN_COMPARE_CASES                                                   \
-    default: break;                                                     \
+#define BIN_FLOAT_CASES                                                                            \
+    switch (op) {                                                                                  \
+    case TD_ADD: BIN_LOOP(T, a + b); break;                                                        \
+    case TD_SUB: BIN_LOOP(T, a - b); break;                                                        \
+    case TD_MUL: BIN_LOOP(T, a *b); break;                                                         \
+    case TD_DIV: BIN_LOOP(T, a / b); break;                                                        \
+    case TD_POW: BIN_LOOP(T, pow(a, b)); break;                                                    \
+    case TD_MAXIMUM: BIN_LOOP(T, (a > b || a != a) ? a : b); break;                                \
+    case TD_MINIMUM:                                                                               \
+        BIN_LOOP(T, (a < b || a != a) ? a : b);                                                    \
+        break;                                                                                     \
+        BIN_COMPARE_CASES                                                                          \
+    default: break;                                                                                \
     }
 
 static int64_t ipow(int64_t base, int64_t e)
@@ -327,30 +343,44 @@ static int64_t idiv(int64_t a, int64_t b)
     return a / b;
 }
 
-#define BIN_INT_CASES                                                           \
-    switch (op) {                                                               \
-    case TD_ADD: BIN_LOOP(T, (uint64_t)a + (uint64_t)b); break;                 \
-    case TD_SUB: BIN_LOOP(T, (uint64_t)a - (uint64_t)b); break;                 \
-    case TD_MUL: BIN_LOOP(T, (uint64_t)a * (uint64_t)b); break;                 \
-    case TD_DIV: BIN_LOOP(T, idiv(a, b)); break;                                \
-    case TD_POW: BIN_LOOP(T, ipow(a, b)); break;                                \
-    case TD_MAXIMUM: BIN_LOOP(T, a > b ? a : b); break;                         \
-    case TD_MINIMUM: BIN_LOOP(T, a < b ? a : b); break;                         \
-    BIN_COMPARE_CASES                                                           \
-    default: break;                                                             \
+#define BIN_INT_CASES                                                                              \
+    switch (op) {                                                                                  \
+    case TD_ADD: BIN_LOOP(T, (uint64_t)a + (uint64_t)b); break;                                    \
+    case TD_SUB: BIN_LOOP(T, (uint64_t)a - (uint64_t)b); break;                                    \
+    case TD_MUL: BIN_LOOP(T, (uint64_t)a *(uint64_t)b); break;                                     \
+    case TD_DIV: BIN_LOOP(T, idiv(a, b)); break;                                                   \
+    case TD_POW: BIN_LOOP(T, ipow(a, b)); break;                                                   \
+    case TD_MAXIMUM: BIN_LOOP(T, a > b ? a : b); break;                                            \
+    case TD_MINIMUM:                                                                               \
+        BIN_LOOP(T, a < b ? a : b);                                                                \
+        break;                                                                                     \
+        BIN_COMPARE_CASES                                                                          \
+    default: break;                                                                                \
     }
 
-#define BIN_BODY(TYPE, CASES)                                           \
-    typedef TYPE T;                                                     \
-    td_binary_op op = ((const binary_ctx *)ctx)->op;                    \
-    const T *pa = (const T *)p[1], *pb = (const T *)p[2];               \
-    int64_t so = s[0], sa = s[1], sb = s[2];                            \
+#define BIN_BODY(TYPE, CASES)                                                                      \
+    typedef TYPE T;                                                                                \
+    td_binary_op op = ((const binary_ctx *)ctx)->op;                                               \
+    const T *pa = (const T *)p[1], *pb = (const T *)p[2];                                          \
+    int64_t so = s[0], sa = s[1], sb = s[2];                                                       \
     CASES
 
-static void binary_f32(void *ctx, char **p, const int64_t *s, int64_t n) { BIN_BODY(float, BIN_FLOAT_CASES) }
-static void binary_f64(void *ctx, char **p, const int64_t *s, int64_t n) { BIN_BODY(double, BIN_FLOAT_CASES) }
-static void binary_i64(void *ctx, char **p, const int64_t *s, int64_t n) { BIN_BODY(int64_t, BIN_INT_CASES) }
-static void binary_u8(void *ctx, char **p, const int64_t *s, int64_t n) { BIN_BODY(uint8_t, BIN_INT_CASES) }
+static void binary_f32(void *ctx, char **p, const int64_t *s, int64_t n)
+{
+    BIN_BODY(float, BIN_FLOAT_CASES)
+}
+static void binary_f64(void *ctx, char **p, const int64_t *s, int64_t n)
+{
+    BIN_BODY(double, BIN_FLOAT_CASES)
+}
+static void binary_i64(void *ctx, char **p, const int64_t *s, int64_t n)
+{
+    BIN_BODY(int64_t, BIN_INT_CASES)
+}
+static void binary_u8(void *ctx, char **p, const int64_t *s, int64_t n)
+{
+    BIN_BODY(uint8_t, BIN_INT_CASES)
+}
 
 void td_cpu_binary(td_binary_op op, td_tensor *out, const td_tensor *a, const td_tensor *b)
 {
@@ -371,13 +401,13 @@ typedef struct {
 } clamp_ctx;
 
 /* NaN fails both tests and so stays NaN */
-#define CLAMP_LOOP(lo, hi)                                                      \
-    do {                                                                        \
-        for (int64_t i = 0; i < n; i++) {                                       \
-            T v = a[i * sa];                                                    \
-            v = v < lo ? lo : v;                                                \
-            o[i * so] = v > hi ? hi : v;                                        \
-        }                                                                       \
+#define CLAMP_LOOP(lo, hi)                                                                         \
+    do {                                                                                           \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            T v = a[i * sa];                                                                       \
+            v = v < lo ? lo : v;                                                                   \
+            o[i * so] = v > hi ? hi : v;                                                           \
+        }                                                                                          \
     } while (0)
 
 static int64_t int_bound(double v, int64_t min, int64_t max)
@@ -420,12 +450,12 @@ void td_cpu_clamp(td_tensor *out, const td_tensor *x, double lo, double hi)
 /* ---- where ----------------------------------------------------------- */
 
 /* moves bits only, so the element size is all that matters */
-#define WHERE_LOOP(W)                                                           \
-    do {                                                                        \
-        W *o = (W *)p[0];                                                       \
-        const uint8_t *c = (const uint8_t *)p[1];                               \
-        const W *a = (const W *)p[2], *b = (const W *)p[3];                     \
-        for (int64_t i = 0; i < n; i++) o[i * s[0]] = c[i * s[1]] ? a[i * s[2]] : b[i * s[3]]; \
+#define WHERE_LOOP(W)                                                                              \
+    do {                                                                                           \
+        W *o = (W *)p[0];                                                                          \
+        const uint8_t *c = (const uint8_t *)p[1];                                                  \
+        const W *a = (const W *)p[2], *b = (const W *)p[3];                                        \
+        for (int64_t i = 0; i < n; i++) o[i * s[0]] = c[i * s[1]] ? a[i * s[2]] : b[i * s[3]];     \
     } while (0)
 
 static void where_loop(void *ctx, char **p, const int64_t *s, int64_t n)

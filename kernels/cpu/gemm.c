@@ -16,14 +16,14 @@ static int64_t fix_ld(int64_t ld, int64_t rows, int64_t cols)
 }
 
 /* k == 0: the product is empty and C = beta C; beta 0 overwrites NaN too */
-#define SCALE_C(T)                                                       \
-    do {                                                                 \
-        for (int64_t bi = 0; bi < batch; bi++) {                         \
-            T *cb = (T *)c + bi * stride_c;                              \
-            for (int64_t i = 0; i < m; i++)                              \
-                for (int64_t j = 0; j < n; j++)                          \
-                    cb[i * ldc + j] = beta == 0 ? 0 : (T)(beta * cb[i * ldc + j]); \
-        }                                                                \
+#define SCALE_C(T)                                                                                 \
+    do {                                                                                           \
+        for (int64_t bi = 0; bi < batch; bi++) {                                                   \
+            T *cb = (T *)c + bi * stride_c;                                                        \
+            for (int64_t i = 0; i < m; i++)                                                        \
+                for (int64_t j = 0; j < n; j++)                                                    \
+                    cb[i * ldc + j] = beta == 0 ? 0 : (T)(beta * cb[i * ldc + j]);                 \
+        }                                                                                          \
     } while (0)
 
 static void gemm_i64(bool ta, bool tb, int64_t m, int64_t n, int64_t k, int64_t alpha,
@@ -45,10 +45,10 @@ static void gemm_i64(bool ta, bool tb, int64_t m, int64_t n, int64_t k, int64_t 
     }
 }
 
-td_status td_cpu_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, int64_t n,
-                      int64_t k, double alpha, const void *a, int64_t lda, int64_t stride_a,
-                      const void *b, int64_t ldb, int64_t stride_b, double beta, void *c,
-                      int64_t ldc, int64_t stride_c)
+td_status td_cpu_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                      double alpha, const void *a, int64_t lda, int64_t stride_a, const void *b,
+                      int64_t ldb, int64_t stride_b, double beta, void *c, int64_t ldc,
+                      int64_t stride_c)
 {
     if (batch <= 0 || m == 0 || n == 0) return TD_OK;
     ldc = fix_ld(ldc, m, n);
@@ -65,19 +65,21 @@ td_status td_cpu_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, i
     ldb = tb ? fix_ld(ldb, n, k) : fix_ld(ldb, k, n);
     for (int64_t i = 0; i < batch; i++) {
         if (dt == TD_FLOAT32) {
-            dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, (float)alpha,
-                                          (const float *)a + i * stride_a, lda,
-                                          (const float *)b + i * stride_b, ldb, (float)beta,
-                                          (float *)c + i * stride_c, ldc);
+            dnnl_status_t st =
+                dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, (float)alpha,
+                           (const float *)a + i * stride_a, lda, (const float *)b + i * stride_b,
+                           ldb, (float)beta, (float *)c + i * stride_c, ldc);
             if (st != dnnl_success)
-                return td_error(TD_EINVAL, 0, "oneDNN sgemm failed (status %d) for m=%lld n=%lld k=%lld",
-                                (int)st, (long long)m, (long long)n, (long long)k);
+                return td_error(TD_EINVAL, 0,
+                                "oneDNN sgemm failed (status %d) for m=%lld n=%lld k=%lld", (int)st,
+                                (long long)m, (long long)n, (long long)k);
         } else if (dt == TD_FLOAT64) {
             if (m > INT_MAX || n > INT_MAX || k > INT_MAX || lda > INT_MAX || ldb > INT_MAX ||
                 ldc > INT_MAX)
                 return td_error(TD_ESHAPE, 0, "float64 matmul dims exceed OpenBLAS's 32-bit limit");
-            cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                        (int)m, (int)n, (int)k, alpha, (const double *)a + i * stride_a, (int)lda,
+            cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                        tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha,
+                        (const double *)a + i * stride_a, (int)lda,
                         (const double *)b + i * stride_b, (int)ldb, beta,
                         (double *)c + i * stride_c, (int)ldc);
         } else if (dt == TD_INT64) {

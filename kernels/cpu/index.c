@@ -53,12 +53,12 @@ typedef struct {
 } index_ctx;
 
 /* p: out, src (dim stride 0), index */
-#define READ_LOOP(W)                                                                   \
-    do {                                                                               \
-        W *o = (W *)p[0];                                                              \
-        const W *x = (const W *)p[1];                                                  \
-        const int64_t *ix = (const int64_t *)p[2];                                     \
-        for (int64_t i = 0; i < n; i++) o[i * s[0]] = x[i * s[1] + ix[i * s[2]] * ds]; \
+#define READ_LOOP(W)                                                                               \
+    do {                                                                                           \
+        W *o = (W *)p[0];                                                                          \
+        const W *x = (const W *)p[1];                                                              \
+        const int64_t *ix = (const int64_t *)p[2];                                                 \
+        for (int64_t i = 0; i < n; i++) o[i * s[0]] = x[i * s[1] + ix[i * s[2]] * ds];             \
     } while (0)
 
 static void read_loop(void *ctx, char **p, const int64_t *s, int64_t n)

@@ -4,7 +4,8 @@
 #include <omp.h>
 
 /* dims visited in the order perm gives (outermost first) */
-static void iter_init_order(td_cpu_iter *it, int nop, const td_tensor *const *ts, const int *perm, int nperm)
+static void iter_init_order(td_cpu_iter *it, int nop, const td_tensor *const *ts, const int *perm,
+                            int nperm)
 {
     const td_tensor *t0 = ts[0];
     int nd = 0;
@@ -62,8 +63,7 @@ void td_cpu_iter_init_any_order(td_cpu_iter *it, int nop, const td_tensor *const
     iter_init_order(it, nop, ts, perm, n);
 }
 
-void td_cpu_iter_range(const td_cpu_iter *it, int64_t begin, int64_t end, td_cpu_loop fn,
-                       void *ctx)
+void td_cpu_iter_range(const td_cpu_iter *it, int64_t begin, int64_t end, td_cpu_loop fn, void *ctx)
 {
     int last = it->ndim - 1, nop = it->nop;
     int64_t idx[TD_MAX_DIMS], rem = begin, s[TD_CPU_MAX_OPS];

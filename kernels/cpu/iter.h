@@ -17,10 +17,10 @@
 #define TD_CPU_ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* below these many elements a parallel region costs more than it saves */
-#define TD_CPU_GRAIN 32768
+#define TD_CPU_GRAIN        32768
 #define TD_CPU_GRAIN_COSTLY 4096
 
-#define TD_CPU_MAX_OPS 4
+#define TD_CPU_MAX_OPS      4
 
 static inline size_t td_cpu_elsize(td_dtype dt)
 {
@@ -36,23 +36,35 @@ static inline char *td_cpu_ptr(const td_tensor *t)
  * float ones only (TD_CPU_FLOAT_DISPATCH, for kernels whose front-ends
  * admit nothing else and whose bodies only make sense in floating point;
  * another dtype runs nothing). */
-#define TD_CPU_DISPATCH(dt, ...)                                    \
-    switch (dt) {                                                   \
-    TD_CPU_FLOAT_CASES(__VA_ARGS__)                                 \
-    case TD_INT64: { typedef int64_t T; __VA_ARGS__ } break;        \
-    case TD_UINT8: { typedef uint8_t T; __VA_ARGS__ } break;        \
-    default: break;                                                 \
+#define TD_CPU_DISPATCH(dt, ...)                                                                   \
+    switch (dt) {                                                                                  \
+        TD_CPU_FLOAT_CASES(__VA_ARGS__)                                                            \
+    case TD_INT64: {                                                                               \
+        typedef int64_t T;                                                                         \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
+    case TD_UINT8: {                                                                               \
+        typedef uint8_t T;                                                                         \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
+    default: break;                                                                                \
     }
 
-#define TD_CPU_FLOAT_DISPATCH(dt, ...)                              \
-    switch (dt) {                                                   \
-    TD_CPU_FLOAT_CASES(__VA_ARGS__)                                 \
-    default: break;                                                 \
+#define TD_CPU_FLOAT_DISPATCH(dt, ...)                                                             \
+    switch (dt) {                                                                                  \
+        TD_CPU_FLOAT_CASES(__VA_ARGS__)                                                            \
+    default: break;                                                                                \
     }
 
-#define TD_CPU_FLOAT_CASES(...)                                     \
-    case TD_FLOAT32: { typedef float T; __VA_ARGS__ } break;        \
-    case TD_FLOAT64: { typedef double T; __VA_ARGS__ } break;
+#define TD_CPU_FLOAT_CASES(...)                                                                    \
+    case TD_FLOAT32: {                                                                             \
+        typedef float T;                                                                           \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
+    case TD_FLOAT64: {                                                                             \
+        typedef double T;                                                                          \
+        __VA_ARGS__                                                                                \
+    } break;
 
 /* C's float-to-int conversion is undefined out of range; x86 gives
  * INT64_MIN there, and so do we, without the undefined behaviour. */

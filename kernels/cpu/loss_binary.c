@@ -28,13 +28,13 @@ static inline float log1p01f(float e)
     return 2.0f * s * p;
 }
 
-#define EXPF(v) _Generic((v), float: td_cpu_expf, default: exp)(v)
-#define LOG1P01(v) _Generic((v), float: log1p01f, default: log1p)(v)
-#define LOGT(v) _Generic((v), float: logf, default: log)(v)
-#define EXPT(v) _Generic((v), float: expf, default: exp)(v)
-#define POWT(a, b) _Generic((a), float: powf, default: pow)(a, b)
+#define EXPF(v)    _Generic((v), float : td_cpu_expf, default : exp)(v)
+#define LOG1P01(v) _Generic((v), float : log1p01f, default : log1p)(v)
+#define LOGT(v)    _Generic((v), float : logf, default : log)(v)
+#define EXPT(v)    _Generic((v), float : expf, default : exp)(v)
+#define POWT(a, b) _Generic((a), float : powf, default : pow)(a, b)
 
-#define PTR(t) ((t) ? (void *)td_cpu_ptr(t) : NULL)
+#define PTR(t)     ((t) ? (void *)td_cpu_ptr(t) : NULL)
 
 static int threads_for(int64_t n, int64_t grain) { return td_cpu_threads_for(n, grain); }
 
@@ -52,7 +52,8 @@ static int64_t bce(const td_binary_loss_args *a, int64_t n, td_tensor *loss, td_
         const T *p = PTR(x), *yv = PTR(y), *wv = PTR(w);
         T *l = PTR(loss), *gx = PTR(dx), *gy = PTR(dy);
         T sc = (T)a->scale;
-        _Pragma("omp parallel for num_threads(nt) if (parallel : nt > 1) schedule(static) reduction(min : bad)")
+        _Pragma(
+            "omp parallel for num_threads(nt) if (parallel : nt > 1) schedule(static) reduction(min : bad)")
         for (int64_t i = 0; i < n; i++) {
             T pv = p[i], t = yv[i], ww = wv ? wv[i] : (T)1;
             if (!(pv >= 0 && pv <= 1)) {
@@ -85,43 +86,44 @@ static int64_t bce(const td_binary_loss_args *a, int64_t n, td_tensor *loss, td_
  * vectorises. A float32 function taking the flag at run time (the OpenMP
  * loop is outlined before inlining could make it a constant) ran five times
  * slower with weights (8192 x 1000, forward + backward: 56 against 11 ms). */
-#define BCEL_LOOP(T, HW, HPW, WDX, WDY)                                                      \
-    do {                                                                                     \
-        _Pragma("omp parallel for simd num_threads(nt) if (parallel : nt > 1) schedule(static)")       \
-        for (int64_t i = 0; i < n; i++) {                                                    \
-            T xv = xp[i], yy = yp[i] * keep + half;                                          \
-            T ax = xv < 0 ? -xv : xv;                                                        \
-            T e = EXPF(-ax), lp = LOG1P01(e), r = (T)1 / ((T)1 + e);                         \
-            T sg = xv >= 0 ? r : e * r;                                                      \
-            T spn = (xv < 0 ? -xv : (T)0) + lp, spx = (xv > 0 ? xv : (T)0) + lp;            \
-            T ww = HW ? wp[i] : (T)1;                                                        \
-            if (HPW) {                                                                       \
-                T pv = pwp[i];                                                               \
-                l[i] = ww * (((T)1 - yy) * spx + pv * yy * spn);                             \
-                if (WDX) gx[i] = sc * ww * ((pv * yy + (T)1 - yy) * sg - pv * yy);           \
-                if (WDY) gy[i] = sc * keep * ww * (pv * spn - spx);                          \
-            } else {                                                                         \
-                l[i] = ww * (((T)1 - yy) * spx + yy * spn);                                  \
-                if (WDX) gx[i] = sc * ww * (sg - yy);                                        \
-                if (WDY) gy[i] = -sc * keep * ww * xv;                                       \
-            }                                                                                \
-        }                                                                                    \
+#define BCEL_LOOP(T, HW, HPW, WDX, WDY)                                                            \
+    do {                                                                                           \
+        _Pragma("omp parallel for simd num_threads(nt) if (parallel : nt > 1) schedule(static)")   \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            T xv = xp[i], yy = yp[i] * keep + half;                                                \
+            T ax = xv < 0 ? -xv : xv;                                                              \
+            T e = EXPF(-ax), lp = LOG1P01(e), r = (T)1 / ((T)1 + e);                               \
+            T sg = xv >= 0 ? r : e * r;                                                            \
+            T spn = (xv < 0 ? -xv : (T)0) + lp, spx = (xv > 0 ? xv : (T)0) + lp;                   \
+            T ww = HW ? wp[i] : (T)1;                                                              \
+            if (HPW) {                                                                             \
+                T pv = pwp[i];                                                                     \
+                l[i] = ww * (((T)1 - yy) * spx + pv * yy * spn);                                   \
+                if (WDX) gx[i] = sc * ww * ((pv * yy + (T)1 - yy) * sg - pv * yy);                 \
+                if (WDY) gy[i] = sc * keep * ww * (pv * spn - spx);                                \
+            } else {                                                                               \
+                l[i] = ww * (((T)1 - yy) * spx + yy * spn);                                        \
+                if (WDX) gx[i] = sc * ww * (sg - yy);                                              \
+                if (WDY) gy[i] = -sc * keep * ww * xv;                                             \
+            }                                                                                      \
+        }                                                                                          \
     } while (0)
 
 /* the benchmark's case, float32 without weights: one vectorised pass, with
  * and without the gradient (no branch in the loop, so it vectorises) */
-#define BCEL_F32_BODY(GX)                                                     \
-    for (int64_t i = 0; i < n; i++) {                                         \
-        float xv = xp[i], yy = yp[i] * keep + half;                           \
-        float ax = xv < 0 ? -xv : xv;                                         \
-        float e = td_cpu_expf(-ax), lp = log1p01f(e), r = 1.0f / (1.0f + e);  \
-        float spn = (xv < 0 ? -xv : 0.0f) + lp, spx = (xv > 0 ? xv : 0.0f) + lp; \
-        l[i] = (1.0f - yy) * spx + yy * spn;                                  \
-        GX;                                                                   \
+#define BCEL_F32_BODY(GX)                                                                          \
+    for (int64_t i = 0; i < n; i++) {                                                              \
+        float xv = xp[i], yy = yp[i] * keep + half;                                                \
+        float ax = xv < 0 ? -xv : xv;                                                              \
+        float e = td_cpu_expf(-ax), lp = log1p01f(e), r = 1.0f / (1.0f + e);                       \
+        float spn = (xv < 0 ? -xv : 0.0f) + lp, spx = (xv > 0 ? xv : 0.0f) + lp;                   \
+        l[i] = (1.0f - yy) * spx + yy * spn;                                                       \
+        GX;                                                                                        \
     }
 
-static void bce_logits_f32_plain(int64_t n, float *restrict l, float *restrict gx, const float *restrict xp,
-                                 const float *restrict yp, float sc, float keep, float half, int nt)
+static void bce_logits_f32_plain(int64_t n, float *restrict l, float *restrict gx,
+                                 const float *restrict xp, const float *restrict yp, float sc,
+                                 float keep, float half, int nt)
 {
     if (gx) {
 #pragma omp parallel for simd num_threads(nt) if (parallel : nt > 1) schedule(static)
@@ -143,8 +145,8 @@ static int64_t bce_logits(const td_binary_loss_args *a, int64_t n, td_tensor *lo
         T sc = (T)a->scale, keep = (T)(1 - a->smoothing), half = (T)(a->smoothing / 2);
         /* the common cases get loops of their own, free of branches */
         if (x->dtype == TD_FLOAT32 && !w && !pw && !gy)
-            bce_logits_f32_plain(n, (float *)l, (float *)gx, (const float *)xp, (const float *)yp, (float)sc,
-                                 (float)keep, (float)half, nt);
+            bce_logits_f32_plain(n, (float *)l, (float *)gx, (const float *)xp, (const float *)yp,
+                                 (float)sc, (float)keep, (float)half, nt);
         else if (!pw)
             BCEL_LOOP(T, wp != NULL, 0, gx != NULL, gy != NULL);
         else
@@ -160,9 +162,9 @@ static int64_t bce_logits(const td_binary_loss_args *a, int64_t n, td_tensor *lo
  * d/dx = a_t q^g [(sigmoid(x) - y) + g ce (1-2y) sigmoid(x) sigmoid(-x) / q],
  * and s t / q = exp(logsig(x) + logsig(-x) - log q) <= 1, so nothing
  * overflows and no power of 0 is negative: finite for any x and g. */
-static int64_t sigmoid_focal(const td_binary_loss_args *a, int64_t n, td_tensor *loss, td_tensor *dx,
-                             td_tensor *dy, const td_tensor *x, const td_tensor *y, const td_tensor *w,
-                             const td_tensor *pw)
+static int64_t sigmoid_focal(const td_binary_loss_args *a, int64_t n, td_tensor *loss,
+                             td_tensor *dx, td_tensor *dy, const td_tensor *x, const td_tensor *y,
+                             const td_tensor *w, const td_tensor *pw)
 {
     (void)dy, (void)w, (void)pw;
     int64_t bad = INT64_MAX;
@@ -171,7 +173,8 @@ static int64_t sigmoid_focal(const td_binary_loss_args *a, int64_t n, td_tensor 
         const T *xp = PTR(x), *yp = PTR(y);
         T *l = PTR(loss), *gx = PTR(dx);
         T sc = (T)a->scale, g = (T)a->gamma, al = (T)a->alpha;
-        _Pragma("omp parallel for num_threads(nt) if (parallel : nt > 1) schedule(static) reduction(min : bad)")
+        _Pragma(
+            "omp parallel for num_threads(nt) if (parallel : nt > 1) schedule(static) reduction(min : bad)")
         for (int64_t i = 0; i < n; i++) {
             T xv = xp[i], yy = yp[i];
             if (!(yy >= 0 && yy <= 1)) {
@@ -265,8 +268,8 @@ static int64_t asymmetric(const td_binary_loss_args *a, int64_t n, td_tensor *lo
 
 /* ---- soft_margin_loss: softplus(-y x), d/dx = -y sigmoid(-y x) ------------ */
 static int64_t soft_margin(const td_binary_loss_args *a, int64_t n, td_tensor *loss, td_tensor *dx,
-                           td_tensor *dy, const td_tensor *x, const td_tensor *y, const td_tensor *w,
-                           const td_tensor *pw)
+                           td_tensor *dy, const td_tensor *x, const td_tensor *y,
+                           const td_tensor *w, const td_tensor *pw)
 {
     (void)dy, (void)w, (void)pw;
     int nt = threads_for(n, TD_CPU_GRAIN_COSTLY);

@@ -16,8 +16,8 @@
 #include <omp.h>
 
 /* libm's exp and log at T's precision, as std::exp / std::log are */
-#define EXP(x) _Generic((x), float: expf, default: exp)(x)
-#define LOG(x) _Generic((x), float: logf, default: log)(x)
+#define EXP(x) _Generic((x), float : expf, default : exp)(x)
+#define LOG(x) _Generic((x), float : logf, default : log)(x)
 
 /* label s of the extended sequence of a target tg */
 static inline int64_t prime(const int64_t *tg, int64_t s, int64_t blank)
@@ -35,16 +35,17 @@ static int threads_for(const td_ctc_plan *p)
 /* ---- forward ------------------------------------------------------------ */
 
 /* sample b's alpha table and loss */
-static void forward_sample(td_tensor *nll, td_tensor *elem, td_tensor *log_alpha, const td_tensor *log_probs,
-                           const td_tensor *targets, const td_ctc_plan *p, bool zero_infinity, bool divide,
-                           int64_t b)
+static void forward_sample(td_tensor *nll, td_tensor *elem, td_tensor *log_alpha,
+                           const td_tensor *log_probs, const td_tensor *targets,
+                           const td_ctc_plan *p, bool zero_infinity, bool divide, int64_t b)
 {
     const int64_t L = 2 * p->S + 1, st0 = log_probs->stride[0], st1 = log_probs->stride[1],
                   st2 = log_probs->stride[2];
     const int64_t *tgd = (const int64_t *)td_cpu_ptr(targets);
     TD_CPU_FLOAT_DISPATCH(log_probs->dtype, {
         const T *lpd = (const T *)td_cpu_ptr(log_probs);
-        T *nd = (T *)td_cpu_ptr(nll), *ed = (T *)td_cpu_ptr(elem), *lad = (T *)td_cpu_ptr(log_alpha);
+        T *nd = (T *)td_cpu_ptr(nll), *ed = (T *)td_cpu_ptr(elem),
+          *lad = (T *)td_cpu_ptr(log_alpha);
         const T neginf = -INFINITY;
         {
             const int64_t il = p->input_len[b], tl = p->target_len[b], blank = p->blank;
@@ -79,8 +80,8 @@ static void forward_sample(td_tensor *nll, td_tensor *elem, td_tensor *log_alpha
                             la3 = neginf;
                         }
                         if (lamax == neginf) lamax = 0;
-                        cur[s] = LOG(EXP(la1 - lamax) + EXP(la2 - lamax) + EXP(la3 - lamax)) + lamax +
-                                 lp[t * st0 + c * st2];
+                        cur[s] = LOG(EXP(la1 - lamax) + EXP(la2 - lamax) + EXP(la3 - lamax)) +
+                                 lamax + lp[t * st0 + c * st2];
                     }
                 }
                 const T *last = la + (il - 1) * L;
@@ -101,8 +102,9 @@ static void forward_sample(td_tensor *nll, td_tensor *elem, td_tensor *log_alpha
     })
 }
 
-static void forward(td_tensor *nll, td_tensor *elem, td_tensor *log_alpha, const td_tensor *log_probs,
-                    const td_tensor *targets, const td_ctc_plan *p, bool zero_infinity, bool divide)
+static void forward(td_tensor *nll, td_tensor *elem, td_tensor *log_alpha,
+                    const td_tensor *log_probs, const td_tensor *targets, const td_ctc_plan *p,
+                    bool zero_infinity, bool divide)
 {
     int nt = threads_for(p);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
@@ -114,9 +116,10 @@ static void forward(td_tensor *nll, td_tensor *elem, td_tensor *log_alpha, const
 
 /* sample b's beta table and its slice grad[:, b, :] */
 static void backward_sample(td_tensor *grad, td_tensor *log_beta, const td_tensor *grad_out,
-                            td_reduction reduction, const td_tensor *log_probs, const td_tensor *targets,
-                            const td_tensor *nll, const td_tensor *log_alpha, const td_ctc_plan *p,
-                            bool zero_infinity, int64_t b)
+                            td_reduction reduction, const td_tensor *log_probs,
+                            const td_tensor *targets, const td_tensor *nll,
+                            const td_tensor *log_alpha, const td_ctc_plan *p, bool zero_infinity,
+                            int64_t b)
 {
     const int64_t L = 2 * p->S + 1, N = p->N, C = p->C, st0 = log_probs->stride[0],
                   st1 = log_probs->stride[1], st2 = log_probs->stride[2];
@@ -167,8 +170,8 @@ static void backward_sample(td_tensor *grad, td_tensor *log_beta, const td_tenso
                             lb3 = neginf;
                         }
                         if (lbmax == neginf) lbmax = 0;
-                        cur[s] = LOG(EXP(lb1 - lbmax) + EXP(lb2 - lbmax) + EXP(lb3 - lbmax)) + lbmax +
-                                 lp[t * st0 + c * st2];
+                        cur[s] = LOG(EXP(lb1 - lbmax) + EXP(lb2 - lbmax) + EXP(lb3 - lbmax)) +
+                                 lbmax + lp[t * st0 + c * st2];
                         T lab = la[t * L + s] + cur[s], lcab = gt[c];
                         if (lcab == neginf) {
                             lcab = lab;
@@ -201,9 +204,10 @@ static void backward_sample(td_tensor *grad, td_tensor *log_beta, const td_tenso
     })
 }
 
-static void backward(td_tensor *grad, td_tensor *log_beta, const td_tensor *grad_out, td_reduction reduction,
-                     const td_tensor *log_probs, const td_tensor *targets, const td_tensor *nll,
-                     const td_tensor *log_alpha, const td_ctc_plan *p, bool zero_infinity)
+static void backward(td_tensor *grad, td_tensor *log_beta, const td_tensor *grad_out,
+                     td_reduction reduction, const td_tensor *log_probs, const td_tensor *targets,
+                     const td_tensor *nll, const td_tensor *log_alpha, const td_ctc_plan *p,
+                     bool zero_infinity)
 {
     int nt = threads_for(p);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)

@@ -12,13 +12,13 @@
 #include <omp.h>
 #include <stdlib.h>
 
-#define PTR(T, t) ((T *)td_cpu_ptr(t))
+#define PTR(T, t)  ((T *)td_cpu_ptr(t))
 #define CPTR(T, t) ((const T *)td_cpu_ptr(t))
 
 /* the gradient of sample i's loss: gy holds one value or one per sample */
 #define GY(i) ((double)gyp[gy_one ? 0 : (i)] * scale)
-#define GY_SETUP(T)                      \
-    const T *gyp = CPTR(T, gy);          \
+#define GY_SETUP(T)                                                                                \
+    const T *gyp = CPTR(T, gy);                                                                    \
     bool gy_one = td_numel(gy) == 1
 
 static int threads(int64_t work) { return td_cpu_threads_for(work, TD_CPU_GRAIN_COSTLY); }
@@ -33,7 +33,7 @@ static void multi_margin(td_tensor *out, const td_tensor *x, const td_tensor *ta
     TD_CPU_FLOAT_DISPATCH(x->dtype, {
         const T *xp = CPTR(T, x), *wp = weight ? CPTR(T, weight) : NULL;
         T *op = PTR(T, out);
-_Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
+        _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
         for (int64_t r = 0; r < n; r++) {
             const T *row = xp + r * c;
             int64_t y = tg[r];
@@ -60,7 +60,7 @@ static void multi_margin_backward(td_tensor *gx, const td_tensor *gy, double sca
         const T *xp = CPTR(T, x), *wp = weight ? CPTR(T, weight) : NULL;
         T *gp = PTR(T, gx);
         GY_SETUP(T);
-_Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
+        _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
         for (int64_t r = 0; r < n; r++) {
             const T *row = xp + r * c;
             T *grow = gp + r * c;
@@ -101,10 +101,10 @@ static void multilabel_margin(td_tensor *out, const td_tensor *x, const td_tenso
     TD_CPU_FLOAT_DISPATCH(x->dtype, {
         const T *xp = CPTR(T, x);
         T *op = PTR(T, out);
-_Pragma("omp parallel num_threads(nt) if (nt > 1)")
+        _Pragma("omp parallel num_threads(nt) if (nt > 1)")
         {
             unsigned char *mark = malloc((size_t)(c > 0 ? c : 1));
-_Pragma("omp for schedule(static)")
+            _Pragma("omp for schedule(static)")
             for (int64_t r = 0; r < n; r++) {
                 const T *row = xp + r * c;
                 const int64_t *t = tg + r * c;
@@ -139,11 +139,11 @@ static void multilabel_margin_backward(td_tensor *gx, const td_tensor *gy, doubl
         const T *xp = CPTR(T, x);
         T *gp = PTR(T, gx);
         GY_SETUP(T);
-_Pragma("omp parallel num_threads(nt) if (nt > 1)")
+        _Pragma("omp parallel num_threads(nt) if (nt > 1)")
         {
             unsigned char *mark = malloc((size_t)(c > 0 ? c : 1));
             double *acc = malloc(sizeof(double) * (size_t)(c > 0 ? c : 1));
-_Pragma("omp for schedule(static)")
+            _Pragma("omp for schedule(static)")
             for (int64_t r = 0; r < n; r++) {
                 const T *row = xp + r * c;
                 const int64_t *t = tg + r * c;
@@ -183,7 +183,7 @@ static void hinge_embedding(td_tensor *out, const td_tensor *x, const td_tensor 
     TD_CPU_FLOAT_DISPATCH(x->dtype, {
         const T *xp = CPTR(T, x), *yp = CPTR(T, y);
         T *op = PTR(T, out);
-_Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
+        _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
         for (int64_t i = 0; i < n; i++) {
             T v = xp[i], t = yp[i], m = (T)(margin - (double)v);
             T hinge = m > 0 ? m : (m != m ? m : 0);
@@ -201,7 +201,7 @@ static void hinge_embedding_backward(td_tensor *gx, const td_tensor *gy, double 
         const T *xp = CPTR(T, x), *yp = CPTR(T, y);
         T *gp = PTR(T, gx);
         GY_SETUP(T);
-_Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
+        _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
         for (int64_t i = 0; i < n; i++) {
             T t = yp[i], m = (T)(margin - (double)xp[i]);
             double d = (t != -1 ? 1.0 : 0.0) - ((t != 1 && m >= 0) ? 1.0 : 0.0);
@@ -218,20 +218,20 @@ typedef struct {
     double dot, s1, s2, denom, cos;
 } cos_parts;
 
-#define COS_ROW(u, v, d, cp)                                          \
-    do {                                                              \
-        double dot_ = 0, s1_ = 0, s2_ = 0;                            \
-        for (int64_t k = 0; k < (d); k++) {                           \
-            double a_ = (u)[k], b_ = (v)[k];                          \
-            dot_ += a_ * b_;                                          \
-            s1_ += a_ * a_;                                           \
-            s2_ += b_ * b_;                                           \
-        }                                                             \
-        (cp).dot = dot_;                                              \
-        (cp).s1 = s1_ + COS_EPS;                                      \
-        (cp).s2 = s2_ + COS_EPS;                                      \
-        (cp).denom = sqrt((cp).s1 * (cp).s2);                         \
-        (cp).cos = dot_ / (cp).denom;                                 \
+#define COS_ROW(u, v, d, cp)                                                                       \
+    do {                                                                                           \
+        double dot_ = 0, s1_ = 0, s2_ = 0;                                                         \
+        for (int64_t k = 0; k < (d); k++) {                                                        \
+            double a_ = (u)[k], b_ = (v)[k];                                                       \
+            dot_ += a_ * b_;                                                                       \
+            s1_ += a_ * a_;                                                                        \
+            s2_ += b_ * b_;                                                                        \
+        }                                                                                          \
+        (cp).dot = dot_;                                                                           \
+        (cp).s1 = s1_ + COS_EPS;                                                                   \
+        (cp).s2 = s2_ + COS_EPS;                                                                   \
+        (cp).denom = sqrt((cp).s1 * (cp).s2);                                                      \
+        (cp).cos = dot_ / (cp).denom;                                                              \
     } while (0)
 
 static void cosine_embedding(td_tensor *out, const td_tensor *x1, const td_tensor *x2,
@@ -241,7 +241,7 @@ static void cosine_embedding(td_tensor *out, const td_tensor *x1, const td_tenso
     TD_CPU_FLOAT_DISPATCH(x1->dtype, {
         const T *ap = CPTR(T, x1), *bp = CPTR(T, x2), *yp = CPTR(T, y);
         T *op = PTR(T, out);
-_Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
+        _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
         for (int64_t r = 0; r < n; r++) {
             cos_parts cp;
             COS_ROW(ap + r * d, bp + r * d, d, cp);
@@ -264,7 +264,7 @@ static void cosine_embedding_backward(td_tensor *g1, td_tensor *g2, const td_ten
         const T *ap = CPTR(T, x1), *bp = CPTR(T, x2), *yp = CPTR(T, y);
         T *g1p = g1 ? PTR(T, g1) : NULL, *g2p = g2 ? PTR(T, g2) : NULL;
         GY_SETUP(T);
-_Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
+        _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
         for (int64_t r = 0; r < n; r++) {
             const T *a = ap + r * d, *b = bp + r * d;
             cos_parts cp;
@@ -293,7 +293,7 @@ static void margin_ranking(td_tensor *out, const td_tensor *x1, const td_tensor 
     TD_CPU_FLOAT_DISPATCH(x1->dtype, {
         const T *ap = CPTR(T, x1), *bp = CPTR(T, x2), *yp = CPTR(T, y);
         T *op = PTR(T, out);
-_Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
+        _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
         for (int64_t i = 0; i < n; i++) {
             T z = -yp[i] * (ap[i] - bp[i]) + (T)margin;
             op[i] = z > 0 ? z : (z != z ? z : 0);
@@ -301,16 +301,16 @@ _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
     })
 }
 
-static void margin_ranking_backward(td_tensor *g1, td_tensor *g2, const td_tensor *gy,
-                                    double scale, const td_tensor *x1, const td_tensor *x2,
-                                    const td_tensor *y, double margin, int64_t n)
+static void margin_ranking_backward(td_tensor *g1, td_tensor *g2, const td_tensor *gy, double scale,
+                                    const td_tensor *x1, const td_tensor *x2, const td_tensor *y,
+                                    double margin, int64_t n)
 {
     int nt = td_cpu_threads_for(n, TD_CPU_GRAIN);
     TD_CPU_FLOAT_DISPATCH(x1->dtype, {
         const T *ap = CPTR(T, x1), *bp = CPTR(T, x2), *yp = CPTR(T, y);
         T *g1p = g1 ? PTR(T, g1) : NULL, *g2p = g2 ? PTR(T, g2) : NULL;
         GY_SETUP(T);
-_Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
+        _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
         for (int64_t i = 0; i < n; i++) {
             T z = -yp[i] * (ap[i] - bp[i]) + (T)margin;
             double g = z >= 0 ? -(double)yp[i] * GY(i) : 0.0;
@@ -323,14 +323,14 @@ _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
 /* ---- triplet_margin ---------------------------------------------------- */
 
 /* |u - v + eps|_p */
-#define DIST(u, v, d, np, eps, out)                                   \
-    do {                                                              \
-        double s_ = 0;                                                \
-        for (int64_t k = 0; k < (d); k++) {                           \
-            double e_ = (double)(u)[k] - (double)(v)[k] + (eps);      \
-            s_ += (np) == 2 ? e_ * e_ : (np) == 1 ? fabs(e_) : pow(fabs(e_), (np)); \
-        }                                                             \
-        (out) = (np) == 2 ? sqrt(s_) : (np) == 1 ? s_ : pow(s_, 1.0 / (np)); \
+#define DIST(u, v, d, np, eps, out)                                                                \
+    do {                                                                                           \
+        double s_ = 0;                                                                             \
+        for (int64_t k = 0; k < (d); k++) {                                                        \
+            double e_ = (double)(u)[k] - (double)(v)[k] + (eps);                                   \
+            s_ += (np) == 2 ? e_ * e_ : (np) == 1 ? fabs(e_) : pow(fabs(e_), (np));                \
+        }                                                                                          \
+        (out) = (np) == 2 ? sqrt(s_) : (np) == 1 ? s_ : pow(s_, 1.0 / (np));                       \
     } while (0)
 
 /* d |e|_p / d e_k, with |e|_p = dist (0 where dist is 0, as PyTorch) */
@@ -351,7 +351,7 @@ static void triplet_margin(td_tensor *out, const td_tensor *a, const td_tensor *
     TD_CPU_FLOAT_DISPATCH(a->dtype, {
         const T *ap = CPTR(T, a), *pp = CPTR(T, p), *qp = CPTR(T, q);
         T *op = PTR(T, out);
-_Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
+        _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
         for (int64_t r = 0; r < n; r++) {
             const T *ar = ap + r * d, *pr = pp + r * d, *qr = qp + r * d;
             double dp, dn, ds;
@@ -378,7 +378,7 @@ static void triplet_margin_backward(td_tensor *ga, td_tensor *gp, td_tensor *gq,
         T *gap = ga ? PTR(T, ga) : NULL, *gpp = gp ? PTR(T, gp) : NULL;
         T *gqp = gq ? PTR(T, gq) : NULL;
         GY_SETUP(T);
-_Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
+        _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
         for (int64_t r = 0; r < n; r++) {
             const T *ar = ap + r * d, *pr = pp + r * d, *qr = qp + r * d;
             double dp, dn, ds = 0, wn = 1, ws = 0;
@@ -388,8 +388,10 @@ _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
             if (swap) {
                 DIST(pr, qr, d, np, eps, ds);
                 /* min's gradient: to the smaller, half each on a tie */
-                if (ds < dn) wn = 0, ws = 1, dneg = ds;
-                else if (ds == dn) wn = 0.5, ws = 0.5;
+                if (ds < dn)
+                    wn = 0, ws = 1, dneg = ds;
+                else if (ds == dn)
+                    wn = 0.5, ws = 0.5;
             }
             double z = margin + dp - dneg;
             double g = z >= 0 ? GY(r) : 0.0;

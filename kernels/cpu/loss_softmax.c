@@ -243,15 +243,16 @@ TD_CPU_ALWAYS_INLINE void rzero_d(double *g, int64_t c, int64_t cs)
     for (int64_t j = 0; j < c; j++) g[j * cs] = 0;
 }
 
-#define PICK(x, name) _Generic((x), float *: name##_f, const float *: name##_f, default: name##_d)
-#define RMAX(x, ...) PICK(x, rmax)(x, __VA_ARGS__)
-#define RSUMEXP(x, ...) PICK(x, rsumexp)(x, __VA_ARGS__)
-#define RSUMEXP2(x, ...) PICK(x, rsumexp2)(x, __VA_ARGS__)
-#define RSMOOTH(x, ...) PICK(x, rsmooth)(x, __VA_ARGS__)
-#define RPROB(x, ...) PICK(x, rprob)(x, __VA_ARGS__)
-#define RGRAD(g, ...) PICK(g, rgrad)(g, __VA_ARGS__)
+#define PICK(x, name)                                                                              \
+    _Generic((x), float * : name##_f, const float * : name##_f, default : name##_d)
+#define RMAX(x, ...)       PICK(x, rmax)(x, __VA_ARGS__)
+#define RSUMEXP(x, ...)    PICK(x, rsumexp)(x, __VA_ARGS__)
+#define RSUMEXP2(x, ...)   PICK(x, rsumexp2)(x, __VA_ARGS__)
+#define RSMOOTH(x, ...)    PICK(x, rsmooth)(x, __VA_ARGS__)
+#define RPROB(x, ...)      PICK(x, rprob)(x, __VA_ARGS__)
+#define RGRAD(g, ...)      PICK(g, rgrad)(g, __VA_ARGS__)
 #define RGRAD_PROB(g, ...) PICK(g, rgrad_prob)(g, __VA_ARGS__)
-#define RZERO(g, ...) PICK(g, rzero)(g, __VA_ARGS__)
+#define RZERO(g, ...)      PICK(g, rzero)(g, __VA_ARGS__)
 
 /* ---- target check -------------------------------------------------------- */
 
@@ -265,7 +266,9 @@ static int64_t check_targets(const td_smx_args *a, int64_t *count, double *wsum)
         if (y == a->ignore_index) continue;
         if (y < 0 || y >= a->c) return r;
         cnt++;
-        if (a->weight) ws += a->dtype == TD_FLOAT32 ? ((const float *)a->weight)[y] : ((const double *)a->weight)[y];
+        if (a->weight)
+            ws += a->dtype == TD_FLOAT32 ? ((const float *)a->weight)[y]
+                                         : ((const double *)a->weight)[y];
     }
     *count = cnt;
     *wsum = a->weight ? ws : (double)cnt;
@@ -274,8 +277,8 @@ static int64_t check_targets(const td_smx_args *a, int64_t *count, double *wsum)
 
 /* ---- forward ------------------------------------------------------------- */
 
-TD_CPU_ALWAYS_INLINE void fwd_row(const td_smx_args *a, int64_t r, int64_t cs, void *loss, void *aux0,
-                                  void *aux1)
+TD_CPU_ALWAYS_INLINE void fwd_row(const td_smx_args *a, int64_t r, int64_t cs, void *loss,
+                                  void *aux0, void *aux1)
 {
     int64_t c = a->c, i = r / a->inner, k = r - i * a->inner;
     int64_t base = i * c * a->inner + k;
@@ -284,7 +287,7 @@ TD_CPU_ALWAYS_INLINE void fwd_row(const td_smx_args *a, int64_t r, int64_t cs, v
         const T *w = (const T *)a->weight;
         T *L = (T *)loss + r;
         T *st = aux0 ? (T *)aux0 + 2 * r : NULL; /* (row max, log of the sum) */
-        if (a->prob) { /* CE with class probabilities */
+        if (a->prob) {                           /* CE with class probabilities */
             const T *t = (const T *)a->prob + base;
             T m = RMAX(x, c, cs);
             T ls = (T)log((double)RSUMEXP(x, c, cs, m));
@@ -315,7 +318,8 @@ TD_CPU_ALWAYS_INLINE void fwd_row(const td_smx_args *a, int64_t r, int64_t cs, v
             double ls = log((double)s), ls2 = log((double)s2);
             /* log p_y; when y holds the max, s = 1 + s2 and log1p keeps p_y ~ 1 exact */
             double logp = xy == (double)m ? -log1p((double)s2) : (xy - (double)m) - ls;
-            double l1mp = ls2 - ls; /* log(1 - p_y) without cancellation; -inf when p_y rounds to 1 */
+            double l1mp =
+                ls2 - ls; /* log(1 - p_y) without cancellation; -inf when p_y rounds to 1 */
             double g = a->gamma;
             double pw = g == 0 ? 1.0 : exp(g * l1mp);
             double al = a->alpha ? (double)((const T *)a->alpha)[y] : a->alpha_scalar;
@@ -344,7 +348,8 @@ TD_CPU_ALWAYS_INLINE void fwd_row(const td_smx_args *a, int64_t r, int64_t cs, v
     })
 }
 
-static void fwd_rows(const td_smx_args *a, int64_t r0, int64_t r1, void *loss, void *aux0, void *aux1)
+static void fwd_rows(const td_smx_args *a, int64_t r0, int64_t r1, void *loss, void *aux0,
+                     void *aux1)
 {
     if (a->inner == 1)
         for (int64_t r = r0; r < r1; r++) fwd_row(a, r, 1, loss, aux0, aux1);
@@ -430,7 +435,8 @@ static void bwd_rows(const td_smx_args *a, int64_t r0, int64_t r1, double wtotal
     if (a->inner == 1)
         for (int64_t r = r0; r < r1; r++) bwd_row(a, r, 1, wtotal, aux0, aux1, gy, scale, gx, gt);
     else
-        for (int64_t r = r0; r < r1; r++) bwd_row(a, r, a->inner, wtotal, aux0, aux1, gy, scale, gx, gt);
+        for (int64_t r = r0; r < r1; r++)
+            bwd_row(a, r, a->inner, wtotal, aux0, aux1, gy, scale, gx, gt);
 }
 
 static void backward(const td_smx_args *a, const void *aux0, const void *aux1, const void *gy,
@@ -442,7 +448,8 @@ static void backward(const td_smx_args *a, const void *aux0, const void *aux1, c
     if (a->weight) {
         wtotal = 0;
         for (int64_t j = 0; j < a->c; j++)
-            wtotal += a->dtype == TD_FLOAT32 ? ((const float *)a->weight)[j] : ((const double *)a->weight)[j];
+            wtotal += a->dtype == TD_FLOAT32 ? ((const float *)a->weight)[j]
+                                             : ((const double *)a->weight)[j];
     }
     int nt = td_cpu_threads_for(rows * a->c, TD_CPU_GRAIN_COSTLY);
     if (nt <= 1) {

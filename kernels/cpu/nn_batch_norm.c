@@ -16,7 +16,8 @@
 /* ---- per channel ------------------------------------------------------ */
 
 /* float64: the mean, then the squares about it (two passes); the reference */
-static void bn_stats_f64(const double *x, int64_t n, int64_t c, int64_t inner, double *mean, double *var)
+static void bn_stats_f64(const double *x, int64_t n, int64_t c, int64_t inner, double *mean,
+                         double *var)
 {
 #pragma omp parallel for schedule(static) if (n * c * inner >= TD_CPU_GRAIN)
     for (int64_t ch = 0; ch < c; ch++) {
@@ -58,7 +59,8 @@ static inline v4d load4(const float *p)
 
 static inline double hsum(v4d v) { return (v[0] + v[1]) + (v[2] + v[3]); }
 
-static void bn_stats_f32(const float *x, int64_t n, int64_t c, int64_t inner, double *mean, double *var)
+static void bn_stats_f32(const float *x, int64_t n, int64_t c, int64_t inner, double *mean,
+                         double *var)
 {
 #pragma omp parallel for schedule(static) if (n * c * inner >= TD_CPU_GRAIN)
     for (int64_t ch = 0; ch < c; ch++) {
@@ -87,24 +89,24 @@ static void bn_stats_f32(const float *x, int64_t n, int64_t c, int64_t inner, do
     }
 }
 
-#define BN_APPLY(T)                                                                  \
-    do {                                                                             \
-        const T *xp = x;                                                             \
-        T *yp = y;                                                                   \
-        _Pragma("omp parallel for schedule(static) if (n * c * inner >= TD_CPU_GRAIN)") \
-        for (int64_t r = 0; r < n * c; r++) {                                        \
-            int64_t ch = r % c;                                                      \
-            T a = (T)scale[ch], b = (T)shift[ch];                                    \
-            const T *xr = xp + r * inner;                                            \
-            T *yr = yp + r * inner;                                                  \
-            for (int64_t j = 0; j < inner; j++) yr[j] = xr[j] * a + b;               \
-        }                                                                            \
+#define BN_APPLY(T)                                                                                \
+    do {                                                                                           \
+        const T *xp = x;                                                                           \
+        T *yp = y;                                                                                 \
+        _Pragma("omp parallel for schedule(static) if (n * c * inner >= TD_CPU_GRAIN)")            \
+        for (int64_t r = 0; r < n * c; r++) {                                                      \
+            int64_t ch = r % c;                                                                    \
+            T a = (T)scale[ch], b = (T)shift[ch];                                                  \
+            const T *xr = xp + r * inner;                                                          \
+            T *yr = yp + r * inner;                                                                \
+            for (int64_t j = 0; j < inner; j++) yr[j] = xr[j] * a + b;                             \
+        }                                                                                          \
     } while (0)
 
 /* float64: the sums of gy and gy (x - mean) per channel, then gx; the reference */
 static void bn_backward_f64(const double *x, const double *gy, double *gx, int64_t n, int64_t c,
-                            int64_t inner, const double *mean, const double *invstd, const double *gs,
-                            bool training, double *sum_gy, double *sum_gy_xhat)
+                            int64_t inner, const double *mean, const double *invstd,
+                            const double *gs, bool training, double *sum_gy, double *sum_gy_xhat)
 {
     double cnt = (double)(n * inner);
 #pragma omp parallel for schedule(static) if (n * c * inner >= TD_CPU_GRAIN)
@@ -140,8 +142,8 @@ static void bn_backward_f64(const double *x, const double *gy, double *gx, int64
 /* float32 backward's gx = A gy + D (x - mf) + E, in float: the channel's
  * A, D, E and mf = float(mean) from its sums (sgx = sum gy xhat), x - mean
  * taken about mf and the rest of the mean folded into E */
-static inline void bn_coefs_f32(double m, double is, double k, double sg, double sgx, double cnt, bool training,
-                                float *A, float *D, float *E, float *mf)
+static inline void bn_coefs_f32(double m, double is, double k, double sg, double sgx, double cnt,
+                                bool training, float *A, float *D, float *E, float *mf)
 {
     double mg = training ? sg / cnt : 0, mx = training ? sgx / cnt : 0;
     double dd = -k * is * mx;
@@ -153,9 +155,9 @@ static inline void bn_coefs_f32(double m, double is, double k, double sg, double
 
 /* float32: the sums in double over 8 lanes, then gx = A gy + D (x - mean)
  * + E in float with per-channel A, D, E (bn_coefs_f32) */
-static void bn_backward_f32(const float *x, const float *gy, float *gx, int64_t n, int64_t c, int64_t inner,
-                            const double *mean, const double *invstd, const double *gs, bool training,
-                            double *sum_gy, double *sum_gy_xhat)
+static void bn_backward_f32(const float *x, const float *gy, float *gx, int64_t n, int64_t c,
+                            int64_t inner, const double *mean, const double *invstd,
+                            const double *gs, bool training, double *sum_gy, double *sum_gy_xhat)
 {
     double cnt = (double)(n * inner);
 #pragma omp parallel for schedule(static) if (n * c * inner >= TD_CPU_GRAIN)
@@ -201,10 +203,10 @@ static void bn_backward_f32(const float *x, const float *gy, float *gx, int64_t 
  * chunk order; the chunks depend on n and c only, so the bits do not depend
  * on the thread count. */
 
-#define BN_CHUNK_MIN 8192 /* values per chunk at least: a smaller task costs more than it saves */
-#define BN_CHUNK_ROWS 16  /* rows per chunk at least: adding the slots is then 1/8 of reading x */
-#define BN_CHUNKS_MAX 64  /* chunks at most, so the slots stay small: 128 c doubles */
-#define BN_BLOCK 256      /* channels per block of the slots' sum and of apply's scale and shift */
+#define BN_CHUNK_MIN  8192 /* values per chunk at least: a smaller task costs more than it saves */
+#define BN_CHUNK_ROWS 16   /* rows per chunk at least: adding the slots is then 1/8 of reading x */
+#define BN_CHUNKS_MAX 64   /* chunks at most, so the slots stay small: 128 c doubles */
+#define BN_BLOCK      256  /* channels per block of the slots' sum and of apply's scale and shift */
 
 /* rows per chunk (*count chunks); c >= 1 */
 static int64_t bn_chunk_rows(int64_t n, int64_t c, int64_t *count)
@@ -230,7 +232,8 @@ typedef void (*bn_chunk_fn)(const bn_rows_ctx *a, int64_t r0, int64_t r1, double
 
 /* t1 (and t2 when not NULL) = fn's sums over all n rows, from part (2 c
  * doubles per chunk) added in chunk order */
-static void bn_rows_sum(bn_chunk_fn fn, const bn_rows_ctx *a, int64_t n, double *part, double *t1, double *t2)
+static void bn_rows_sum(bn_chunk_fn fn, const bn_rows_ctx *a, int64_t n, double *part, double *t1,
+                        double *t2)
 {
     const int64_t c = a->c;
     int64_t count, rows = bn_chunk_rows(n, c, &count);
@@ -296,7 +299,8 @@ static void chunk_shifted_f32(const bn_rows_ctx *a, int64_t r0, int64_t r1, doub
 }
 
 /* float64 statistics' first pass (the sums) and second (squares about the mean) */
-static void chunk_sum_f64(const bn_rows_ctx *a, int64_t r0, int64_t r1, double *restrict s1, double *restrict s2)
+static void chunk_sum_f64(const bn_rows_ctx *a, int64_t r0, int64_t r1, double *restrict s1,
+                          double *restrict s2)
 {
     (void)s2;
     const double *x = a->x;
@@ -319,7 +323,8 @@ static void chunk_sqdev_f64(const bn_rows_ctx *a, int64_t r0, int64_t r1, double
 }
 
 /* float64 backward's sums of gy and gy (x - mean), 4 rows pairwise */
-static void chunk_grad_f64(const bn_rows_ctx *a, int64_t r0, int64_t r1, double *restrict s1, double *restrict s2)
+static void chunk_grad_f64(const bn_rows_ctx *a, int64_t r0, int64_t r1, double *restrict s1,
+                           double *restrict s2)
 {
     const double *x = a->x, *g = a->g, *m = a->m;
     const int64_t c = a->c;
@@ -373,7 +378,8 @@ static void chunk_grad_f32(const bn_rows_ctx *a, int64_t r0, int64_t r1, double 
 }
 
 /* false when the slots cannot be allocated (or there is nothing to sum) */
-static bool bn_rows_stats(td_dtype dt, const void *x, int64_t n, int64_t c, double *mean, double *var)
+static bool bn_rows_stats(td_dtype dt, const void *x, int64_t n, int64_t c, double *mean,
+                          double *var)
 {
     if (n <= 0 || c <= 0) return false;
     int64_t count;
@@ -465,9 +471,9 @@ static void bn_rows_gx(td_dtype dt, const void *x, const void *gy, void *gx, int
     }
 }
 
-static bool bn_rows_backward(td_dtype dt, const void *x, const void *gy, void *gx, int64_t n, int64_t c,
-                             const double *mean, const double *invstd, const double *gs, bool training,
-                             double *sum_gy, double *sum_gy_xhat)
+static bool bn_rows_backward(td_dtype dt, const void *x, const void *gy, void *gx, int64_t n,
+                             int64_t c, const double *mean, const double *invstd, const double *gs,
+                             bool training, double *sum_gy, double *sum_gy_xhat)
 {
     if (n <= 0 || c <= 0) return false;
     int64_t count;
@@ -483,7 +489,8 @@ static bool bn_rows_backward(td_dtype dt, const void *x, const void *gy, void *g
     if (mf)
         for (int64_t j = 0; j < c; j++) mf[j] = (float)mean[j];
     bn_rows_ctx a = {x, gy, mean, c, mf};
-    bn_rows_sum(dt == TD_FLOAT32 ? chunk_grad_f32 : chunk_grad_f64, &a, n, part, sum_gy, sum_gy_xhat);
+    bn_rows_sum(dt == TD_FLOAT32 ? chunk_grad_f32 : chunk_grad_f64, &a, n, part, sum_gy,
+                sum_gy_xhat);
     if (mf) /* sum gy (x - mean) = sum gy (x - mf) + (mf - mean) sum gy */
         for (int64_t j = 0; j < c; j++) sum_gy_xhat[j] += ((double)mf[j] - mean[j]) * sum_gy[j];
     free(mf);
@@ -493,8 +500,8 @@ static bool bn_rows_backward(td_dtype dt, const void *x, const void *gy, void *g
         if (dt == TD_FLOAT32) {
             float *A = (float *)coef, *D = A + c, *E = D + c, *mf = E + c;
             for (int64_t j = 0; j < c; j++)
-                bn_coefs_f32(mean[j], invstd[j], gs[j], sum_gy[j], sum_gy_xhat[j], cnt, training, A + j, D + j,
-                             E + j, mf + j);
+                bn_coefs_f32(mean[j], invstd[j], gs[j], sum_gy[j], sum_gy_xhat[j], cnt, training,
+                             A + j, D + j, E + j, mf + j);
         } else {
             for (int64_t j = 0; j < c; j++) {
                 coef[j] = training ? sum_gy[j] / cnt : 0;
@@ -534,7 +541,8 @@ void td_cpu_bn_backward(td_dtype dt, const void *x, const void *gy, void *gx, in
                         int64_t inner, const double *mean, const double *invstd, const double *gs,
                         bool training, double *sum_gy, double *sum_gy_xhat)
 {
-    if (inner == 1 && bn_rows_backward(dt, x, gy, gx, n, c, mean, invstd, gs, training, sum_gy, sum_gy_xhat))
+    if (inner == 1 &&
+        bn_rows_backward(dt, x, gy, gx, n, c, mean, invstd, gs, training, sum_gy, sum_gy_xhat))
         return;
     if (dt == TD_FLOAT32)
         bn_backward_f32(x, gy, gx, n, c, inner, mean, invstd, gs, training, sum_gy, sum_gy_xhat);

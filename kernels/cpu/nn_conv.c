@@ -2,7 +2,8 @@
  * (nn_conv_dnnl.c), float64 through the direct loops (nn_conv_direct.c). */
 #include "cpu.h"
 
-static td_status forward(const td_conv_args *a, const void *x, const void *w, const void *b, void *y)
+static td_status forward(const td_conv_args *a, const void *x, const void *w, const void *b,
+                         void *y)
 {
     if (a->dtype == TD_FLOAT32) return td_conv_dnnl_forward(a, x, w, b, y);
     return td_conv_direct_forward(a, x, w, b, y);
@@ -14,14 +15,15 @@ static td_status backward_data(const td_conv_args *a, const void *gy, const void
     return td_conv_direct_backward_data(a, gy, w, gx);
 }
 
-static td_status backward_weights(const td_conv_args *a, const void *x, const void *gy, void *gw, void *gb)
+static td_status backward_weights(const td_conv_args *a, const void *x, const void *gy, void *gw,
+                                  void *gb)
 {
     if (a->dtype == TD_FLOAT32) return td_conv_dnnl_backward_weights(a, x, gy, gw, gb);
     return td_conv_direct_backward_weights(a, x, gy, gw, gb);
 }
 
-static td_status backward(const td_conv_args *a, const void *x, const void *w, const void *gy, void *gx, void *gw,
-                          void *gb)
+static td_status backward(const td_conv_args *a, const void *x, const void *w, const void *gy,
+                          void *gx, void *gw, void *gb)
 {
     if (a->dtype == TD_FLOAT32) return td_conv_dnnl_backward(a, x, w, gy, gx, gw, gb);
     td_status st = TD_OK;

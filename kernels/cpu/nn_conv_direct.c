@@ -26,8 +26,8 @@ static int64_t cost(const td_conv_args *a)
     return a->n * a->o * a->oh * a->ow * (a->c / a->groups) * a->kh * a->kw;
 }
 
-td_status td_conv_direct_forward(const td_conv_args *a, const double *x, const double *w, const double *b,
-                                 double *y)
+td_status td_conv_direct_forward(const td_conv_args *a, const double *x, const double *w,
+                                 const double *b, double *y)
 {
     int64_t cg = a->c / a->groups, og = a->o / a->groups, plane = a->oh * a->ow;
     int nt = td_cpu_threads_for(cost(a), TD_CPU_GRAIN_COSTLY);
@@ -47,7 +47,8 @@ td_status td_conv_direct_forward(const td_conv_args *a, const double *x, const d
                     valid_range(kj, a->sw, a->pw, a->dw, a->w, a->ow, &xlo, &xhi);
                     double wv = wp[ki * a->kw + kj];
                     for (int64_t oy = ylo; oy < yhi; oy++) {
-                        const double *xr = xp + (oy * a->sh - a->ph + ki * a->dh) * a->w - a->pw + kj * a->dw;
+                        const double *xr =
+                            xp + (oy * a->sh - a->ph + ki * a->dh) * a->w - a->pw + kj * a->dw;
                         double *yr = yp + oy * a->ow;
                         for (int64_t ox = xlo; ox < xhi; ox++) yr[ox] += wv * xr[ox * a->sw];
                     }
@@ -58,7 +59,8 @@ td_status td_conv_direct_forward(const td_conv_args *a, const double *x, const d
     return TD_OK;
 }
 
-td_status td_conv_direct_backward_data(const td_conv_args *a, const double *gy, const double *w, double *gx)
+td_status td_conv_direct_backward_data(const td_conv_args *a, const double *gy, const double *w,
+                                       double *gx)
 {
     int64_t cg = a->c / a->groups, og = a->o / a->groups, plane = a->oh * a->ow;
     int nt = td_cpu_threads_for(cost(a), TD_CPU_GRAIN_COSTLY);
@@ -79,7 +81,8 @@ td_status td_conv_direct_backward_data(const td_conv_args *a, const double *gy, 
                     valid_range(kj, a->sw, a->pw, a->dw, a->w, a->ow, &xlo, &xhi);
                     double wv = wp[ki * a->kw + kj];
                     for (int64_t oy = ylo; oy < yhi; oy++) {
-                        double *gr = gp + (oy * a->sh - a->ph + ki * a->dh) * a->w - a->pw + kj * a->dw;
+                        double *gr =
+                            gp + (oy * a->sh - a->ph + ki * a->dh) * a->w - a->pw + kj * a->dw;
                         const double *yr = yp + oy * a->ow;
                         for (int64_t ox = xlo; ox < xhi; ox++) gr[ox * a->sw] += wv * yr[ox];
                     }
@@ -90,8 +93,8 @@ td_status td_conv_direct_backward_data(const td_conv_args *a, const double *gy, 
     return TD_OK;
 }
 
-td_status td_conv_direct_backward_weights(const td_conv_args *a, const double *x, const double *gy, double *gw,
-                                          double *gb)
+td_status td_conv_direct_backward_weights(const td_conv_args *a, const double *x, const double *gy,
+                                          double *gw, double *gb)
 {
     int64_t cg = a->c / a->groups, og = a->o / a->groups, plane = a->oh * a->ow;
     int nt = td_cpu_threads_for(cost(a), TD_CPU_GRAIN_COSTLY);
@@ -111,7 +114,8 @@ td_status td_conv_direct_backward_weights(const td_conv_args *a, const double *x
                         const double *xp = x + (ni * a->c + g * cg + ci) * a->h * a->w;
                         const double *yp = gy + (ni * a->o + oc) * plane;
                         for (int64_t oy = ylo; oy < yhi; oy++) {
-                            const double *xr = xp + (oy * a->sh - a->ph + ki * a->dh) * a->w - a->pw + kj * a->dw;
+                            const double *xr =
+                                xp + (oy * a->sh - a->ph + ki * a->dh) * a->w - a->pw + kj * a->dw;
                             const double *yr = yp + oy * a->ow;
                             for (int64_t ox = xlo; ox < xhi; ox++) s += xr[ox * a->sw] * yr[ox];
                         }

@@ -24,7 +24,12 @@
 #include <string.h>
 
 enum { K_FWD, K_BWD_DATA, K_BWD_WEIGHTS };
-enum { S_DATA, S_WEIGHTS, S_DST, NSLOT }; /* src or diff_src, weights or diff_weights, dst or diff_dst */
+enum {
+    S_DATA,
+    S_WEIGHTS,
+    S_DST,
+    NSLOT
+}; /* src or diff_src, weights or diff_weights, dst or diff_dst */
 
 typedef struct {
     int64_t kind, has_bias;
@@ -35,7 +40,8 @@ typedef struct {
     conv_key key;
     dnnl_primitive_t prim;
     dnnl_memory_desc_t user_md[NSLOT], prim_md[NSLOT], bias_md;
-    dnnl_primitive_t reorder[NSLOT]; /* user -> prim for inputs, prim -> user for outputs; NULL = same layout */
+    dnnl_primitive_t
+        reorder[NSLOT]; /* user -> prim for inputs, prim -> user for outputs; NULL = same layout */
     size_t prim_size[NSLOT];
     dnnl_memory_desc_t scratch_md;
     size_t scratch_size;
@@ -56,13 +62,13 @@ static td_status dnnl_fail(dnnl_status_t s, const char *what)
                     "conv2d: oneDNN %s failed (status %d)", what, (int)s);
 }
 
-#define DN(call, what)                                          \
-    do {                                                        \
-        dnnl_status_t dn_s_ = (call);                           \
-        if (dn_s_ != dnnl_success) {                            \
-            st = dnnl_fail(dn_s_, what);                        \
-            goto fail;                                          \
-        }                                                       \
+#define DN(call, what)                                                                             \
+    do {                                                                                           \
+        dnnl_status_t dn_s_ = (call);                                                              \
+        if (dn_s_ != dnnl_success) {                                                               \
+            st = dnnl_fail(dn_s_, what);                                                           \
+            goto fail;                                                                             \
+        }                                                                                          \
     } while (0)
 
 static td_status ensure_engine(void)
@@ -89,7 +95,8 @@ static void entry_free(conv_entry *e)
 }
 
 /* user (our layout) descriptors of x, w, y */
-static dnnl_status_t user_mds(const conv_key *k, dnnl_memory_desc_t md[NSLOT], dnnl_memory_desc_t *bias)
+static dnnl_status_t user_mds(const conv_key *k, dnnl_memory_desc_t md[NSLOT],
+                              dnnl_memory_desc_t *bias)
 {
     dnnl_dims_t xd = {k->n, k->c, k->h, k->w};
     int64_t oh = (k->h + 2 * k->ph - k->dh * (k->kh - 1) - 1) / k->sh + 1;
@@ -111,27 +118,28 @@ static dnnl_status_t user_mds(const conv_key *k, dnnl_memory_desc_t md[NSLOT], d
 
 /* "any"-layout descriptors of the same shapes, except channels-last
  * activations, which the primitive takes as they are */
-static dnnl_status_t any_mds(const conv_key *k, const dnnl_memory_desc_t user[NSLOT], dnnl_memory_desc_t any[NSLOT])
+static dnnl_status_t any_mds(const conv_key *k, const dnnl_memory_desc_t user[NSLOT],
+                             dnnl_memory_desc_t any[NSLOT])
 {
     for (int i = 0; i < NSLOT; i++) {
         if (k->channels_last && i != S_WEIGHTS) {
             any[i] = user[i];
             continue;
         }
-        dnnl_status_t s = dnnl_memory_desc_init_by_tag(&any[i], user[i].ndims, user[i].dims, dnnl_f32,
-                                                       dnnl_format_tag_any);
+        dnnl_status_t s = dnnl_memory_desc_init_by_tag(&any[i], user[i].ndims, user[i].dims,
+                                                       dnnl_f32, dnnl_format_tag_any);
         if (s != dnnl_success) return s;
     }
     return dnnl_success;
 }
 
-static dnnl_status_t fwd_desc(const conv_key *k, const dnnl_memory_desc_t any[NSLOT], const dnnl_memory_desc_t *bias,
-                              dnnl_convolution_desc_t *d)
+static dnnl_status_t fwd_desc(const conv_key *k, const dnnl_memory_desc_t any[NSLOT],
+                              const dnnl_memory_desc_t *bias, dnnl_convolution_desc_t *d)
 {
     dnnl_dims_t strides = {k->sh, k->sw}, dil = {k->dh - 1, k->dw - 1}, pad = {k->ph, k->pw};
-    return dnnl_dilated_convolution_forward_desc_init(d, dnnl_forward_training, dnnl_convolution_direct,
-                                                      &any[S_DATA], &any[S_WEIGHTS], bias, &any[S_DST],
-                                                      strides, dil, pad, pad);
+    return dnnl_dilated_convolution_forward_desc_init(
+        d, dnnl_forward_training, dnnl_convolution_direct, &any[S_DATA], &any[S_WEIGHTS], bias,
+        &any[S_DST], strides, dil, pad, pad);
 }
 
 static td_status entry_build(const conv_key *k, conv_entry **out)
@@ -152,22 +160,25 @@ static td_status entry_build(const conv_key *k, conv_entry **out)
     dnnl_dims_t strides = {k->sh, k->sw}, dil = {k->dh - 1, k->dw - 1}, pad = {k->ph, k->pw};
     if (k->kind == K_FWD) {
         DN(fwd_desc(k, any, bias, &d), "forward descriptor");
-        DN(dnnl_primitive_desc_create(&pd, &d, attr, g.engine, NULL), "forward primitive descriptor");
+        DN(dnnl_primitive_desc_create(&pd, &d, attr, g.engine, NULL),
+           "forward primitive descriptor");
     } else {
         dnnl_convolution_desc_t fd;
         DN(fwd_desc(k, any, bias, &fd), "forward descriptor");
-        DN(dnnl_primitive_desc_create(&hint, &fd, NULL, g.engine, NULL), "forward primitive descriptor");
+        DN(dnnl_primitive_desc_create(&hint, &fd, NULL, g.engine, NULL),
+           "forward primitive descriptor");
         if (k->kind == K_BWD_DATA)
-            DN(dnnl_dilated_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &any[S_DATA],
-                                                                &any[S_WEIGHTS], &any[S_DST], strides, dil,
-                                                                pad, pad),
+            DN(dnnl_dilated_convolution_backward_data_desc_init(
+                   &d, dnnl_convolution_direct, &any[S_DATA], &any[S_WEIGHTS], &any[S_DST], strides,
+                   dil, pad, pad),
                "backward data descriptor");
         else
-            DN(dnnl_dilated_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &any[S_DATA],
-                                                                   &any[S_WEIGHTS], bias, &any[S_DST],
-                                                                   strides, dil, pad, pad),
+            DN(dnnl_dilated_convolution_backward_weights_desc_init(
+                   &d, dnnl_convolution_direct, &any[S_DATA], &any[S_WEIGHTS], bias, &any[S_DST],
+                   strides, dil, pad, pad),
                "backward weights descriptor");
-        DN(dnnl_primitive_desc_create(&pd, &d, attr, g.engine, hint), "backward primitive descriptor");
+        DN(dnnl_primitive_desc_create(&pd, &d, attr, g.engine, hint),
+           "backward primitive descriptor");
     }
     static const dnnl_query_t q[3][NSLOT] = {
         {dnnl_query_src_md, dnnl_query_weights_md, dnnl_query_dst_md},
@@ -178,17 +189,20 @@ static td_status entry_build(const conv_key *k, conv_entry **out)
     for (int i = 0; i < NSLOT; i++) {
         const dnnl_memory_desc_t *pm = dnnl_primitive_desc_query_md(pd, q[k->kind][i], 0);
         if (!pm) {
-            st = td_error(TD_EINVAL, 0, "conv2d: oneDNN gave no memory descriptor for argument %d", i);
+            st = td_error(TD_EINVAL, 0, "conv2d: oneDNN gave no memory descriptor for argument %d",
+                          i);
             goto fail;
         }
         e->prim_md[i] = *pm;
         e->prim_size[i] = dnnl_memory_desc_get_size(pm);
         if (dnnl_memory_desc_equal(pm, &e->user_md[i])) continue;
         if (is_out[k->kind][i])
-            DN(dnnl_reorder_primitive_desc_create(&rpd, pm, g.engine, &e->user_md[i], g.engine, NULL),
+            DN(dnnl_reorder_primitive_desc_create(&rpd, pm, g.engine, &e->user_md[i], g.engine,
+                                                  NULL),
                "reorder descriptor");
         else
-            DN(dnnl_reorder_primitive_desc_create(&rpd, &e->user_md[i], g.engine, pm, g.engine, NULL),
+            DN(dnnl_reorder_primitive_desc_create(&rpd, &e->user_md[i], g.engine, pm, g.engine,
+                                                  NULL),
                "reorder descriptor");
         DN(dnnl_primitive_create(&e->reorder[i], rpd), "reorder creation");
         dnnl_primitive_desc_destroy(rpd);
@@ -241,7 +255,8 @@ typedef struct {
 /* run the primitive of `kind` on our buffers ptr[slot] (and bias, or NULL);
  * call with the lock held. sh, when not NULL, lends or receives the
  * reordered diff_dst. */
-static td_status run_locked(int kind, const td_conv_args *a, void *ptr[NSLOT], void *bias, shared_dst *sh)
+static td_status run_locked(int kind, const td_conv_args *a, void *ptr[NSLOT], void *bias,
+                            shared_dst *sh)
 {
     static const int arg_id[3][NSLOT] = {
         {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
@@ -249,8 +264,9 @@ static td_status run_locked(int kind, const td_conv_args *a, void *ptr[NSLOT], v
         {DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_DST},
     };
     static const bool is_out[3][NSLOT] = {{0, 0, 1}, {1, 0, 0}, {0, 1, 0}};
-    conv_key k = {kind, bias != NULL, a->n, a->c, a->h, a->w, a->o, a->kh, a->kw,
-                  a->sh, a->sw, a->ph, a->pw, a->dh, a->dw, a->groups, a->channels_last};
+    conv_key k = {
+        kind,  bias != NULL, a->n,  a->c,  a->h,  a->w,  a->o,      a->kh,           a->kw,
+        a->sh, a->sw,        a->ph, a->pw, a->dh, a->dw, a->groups, a->channels_last};
     td_status st = TD_OK;
     dnnl_memory_t umem[NSLOT] = {0}, pmem[NSLOT] = {0}, bmem = NULL, smem = NULL;
     void *pbuf[NSLOT] = {0}, *sbuf = NULL;
@@ -262,11 +278,13 @@ static td_status run_locked(int kind, const td_conv_args *a, void *ptr[NSLOT], v
         DN(dnnl_memory_create(&umem[i], &e->user_md[i], g.engine, ptr[i]), "memory creation");
         dnnl_memory_t use = umem[i];
         if (e->reorder[i]) {
-            bool lent = sh && i == S_DST && sh->buf && dnnl_memory_desc_equal(&sh->md, &e->prim_md[i]);
+            bool lent =
+                sh && i == S_DST && sh->buf && dnnl_memory_desc_equal(&sh->md, &e->prim_md[i]);
             if (!lent) {
                 pbuf[i] = td_cpu_alloc(e->prim_size[i]);
                 if (!pbuf[i]) {
-                    st = td_error(TD_ENOMEM, 0, "conv2d: out of memory for a %zu-byte blocked buffer",
+                    st = td_error(TD_ENOMEM, 0,
+                                  "conv2d: out of memory for a %zu-byte blocked buffer",
                                   e->prim_size[i]);
                     goto fail;
                 }
@@ -294,7 +312,8 @@ static td_status run_locked(int kind, const td_conv_args *a, void *ptr[NSLOT], v
     if (e->scratch_size > 0) {
         sbuf = td_cpu_alloc(e->scratch_size);
         if (!sbuf) {
-            st = td_error(TD_ENOMEM, 0, "conv2d: out of memory for a %zu-byte scratchpad", e->scratch_size);
+            st = td_error(TD_ENOMEM, 0, "conv2d: out of memory for a %zu-byte scratchpad",
+                          e->scratch_size);
             goto fail;
         }
         DN(dnnl_memory_create(&smem, &e->scratch_md, g.engine, sbuf), "memory creation");
@@ -352,20 +371,22 @@ static void bias_grad(const td_conv_args *a, const float *gy, float *gb)
     }
 }
 
-td_status td_conv_dnnl_forward(const td_conv_args *a, const float *x, const float *w, const float *b, float *y)
+td_status td_conv_dnnl_forward(const td_conv_args *a, const float *x, const float *w,
+                               const float *b, float *y)
 {
     void *p[NSLOT] = {(void *)x, (void *)w, y};
     return run(K_FWD, a, p, (void *)b);
 }
 
-td_status td_conv_dnnl_backward_data(const td_conv_args *a, const float *gy, const float *w, float *gx)
+td_status td_conv_dnnl_backward_data(const td_conv_args *a, const float *gy, const float *w,
+                                     float *gx)
 {
     void *p[NSLOT] = {gx, (void *)w, (void *)gy};
     return run(K_BWD_DATA, a, p, NULL);
 }
 
-td_status td_conv_dnnl_backward_weights(const td_conv_args *a, const float *x, const float *gy, float *gw,
-                                        float *gb)
+td_status td_conv_dnnl_backward_weights(const td_conv_args *a, const float *x, const float *gy,
+                                        float *gw, float *gb)
 {
     if (!gw) {
         bias_grad(a, gy, gb);
@@ -375,8 +396,8 @@ td_status td_conv_dnnl_backward_weights(const td_conv_args *a, const float *x, c
     return run(K_BWD_WEIGHTS, a, p, gb);
 }
 
-td_status td_conv_dnnl_backward(const td_conv_args *a, const float *x, const float *w, const float *gy, float *gx,
-                                float *gw, float *gb)
+td_status td_conv_dnnl_backward(const td_conv_args *a, const float *x, const float *w,
+                                const float *gy, float *gx, float *gw, float *gb)
 {
     shared_dst sh = {.buf = NULL};
     td_status st = TD_OK;

@@ -12,10 +12,7 @@
 /* the update of a few dozen flops per element: worth threads sooner */
 #define OPTIM_GRAIN (TD_CPU_GRAIN / 4)
 
-static int optim_threads(int64_t n)
-{
-    return td_cpu_threads_for(n, OPTIM_GRAIN);
-}
+static int optim_threads(int64_t n) { return td_cpu_threads_for(n, OPTIM_GRAIN); }
 
 /* One function per type rather than one macro for both, so that a debugger
  * steps through them; each pair must stay in step, the same arithmetic in
@@ -75,7 +72,8 @@ static void sgd_f64(int64_t n, double *restrict p, const double *restrict g, dou
     }
 }
 
-static void cpu_sgd(td_dtype dt, int64_t n, void *param, const void *grad, void *buf, const td_sgd_opts *o)
+static void cpu_sgd(td_dtype dt, int64_t n, void *param, const void *grad, void *buf,
+                    const td_sgd_opts *o)
 {
     if (dt == TD_FLOAT32)
         sgd_f32(n, param, grad, buf, o);
@@ -147,8 +145,8 @@ static void adam_f64(int64_t n, double *restrict p, const double *restrict g, do
     }
 }
 
-static void cpu_adam(td_dtype dt, int64_t n, void *param, const void *grad, void *exp_avg, void *exp_avg_sq,
-                     void *max_sq, const td_adam_opts *o)
+static void cpu_adam(td_dtype dt, int64_t n, void *param, const void *grad, void *exp_avg,
+                     void *exp_avg_sq, void *max_sq, const td_adam_opts *o)
 {
     if (dt == TD_FLOAT32)
         adam_f32(n, param, grad, exp_avg, exp_avg_sq, max_sq, o);
@@ -191,8 +189,9 @@ static void rmsprop_f32(int64_t n, float *restrict p, const float *restrict g, f
     }
 }
 
-static void rmsprop_f64(int64_t n, double *restrict p, const double *restrict g, double *restrict sq,
-                        double *restrict ga, double *restrict b, const td_rmsprop_opts *o)
+static void rmsprop_f64(int64_t n, double *restrict p, const double *restrict g,
+                        double *restrict sq, double *restrict ga, double *restrict b,
+                        const td_rmsprop_opts *o)
 {
     double lr = o->lr, a = o->alpha, c = 1.0 - o->alpha, eps = o->eps;
     double wd = o->weight_decay, mom = o->momentum, sgn = o->maximize ? -1.0 : 1.0;
@@ -222,8 +221,8 @@ static void rmsprop_f64(int64_t n, double *restrict p, const double *restrict g,
     }
 }
 
-static void cpu_rmsprop(td_dtype dt, int64_t n, void *param, const void *grad, void *square_avg, void *grad_avg,
-                        void *buf, const td_rmsprop_opts *o)
+static void cpu_rmsprop(td_dtype dt, int64_t n, void *param, const void *grad, void *square_avg,
+                        void *grad_avg, void *buf, const td_rmsprop_opts *o)
 {
     if (dt == TD_FLOAT32)
         rmsprop_f32(n, param, grad, square_avg, grad_avg, buf, o);

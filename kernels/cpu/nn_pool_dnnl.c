@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 typedef struct {
     int64_t n, c, h, w, oh, ow, kh, kw, sh, sw, ph, pw, pr_h, pr_w, include_pad, nhwc;
 } pool_key;
@@ -89,8 +88,8 @@ static bool make_key(const td_pool2d_args *a, pool_key *k)
     /* PyTorch divides by the window clipped at the padding's end; oneDNN by kh kw */
     if (include_pad && (ph > 0 || pw > 0) && (pr_h > ph || pr_w > pw)) return false;
     if (!include_pad || (ph == 0 && pw == 0)) include_pad = false;
-    *k = (pool_key){a->n, a->c, a->h, a->w, a->oh, a->ow, kh, kw, sh, sw, ph, pw, pr_h, pr_w, include_pad,
-                    a->channels_last};
+    *k = (pool_key){a->n, a->c, a->h, a->w, a->oh, a->ow, kh,          kw,
+                    sh,   sw,   ph,   pw,   pr_h,  pr_w,  include_pad, a->channels_last};
     return true;
 }
 
@@ -103,26 +102,29 @@ static pool_entry *entry_build(const pool_key *k)
     dnnl_dims_t xd = {k->n, k->c, k->h, k->w}, yd = {k->n, k->c, k->oh, k->ow};
     dnnl_dims_t strides = {k->sh, k->sw}, kernel = {k->kh, k->kw}, dil = {0, 0};
     dnnl_dims_t pl = {k->ph, k->pw}, pr = {k->pr_h, k->pr_w};
-    dnnl_alg_kind_t alg = k->include_pad ? dnnl_pooling_avg_include_padding : dnnl_pooling_avg_exclude_padding;
+    dnnl_alg_kind_t alg =
+        k->include_pad ? dnnl_pooling_avg_include_padding : dnnl_pooling_avg_exclude_padding;
     dnnl_pooling_v2_desc_t fd, bd;
     dnnl_format_tag_t tag = k->nhwc ? dnnl_nhwc : dnnl_nchw;
-    bool ok = dnnl_memory_desc_init_by_tag(&e->src_md, 4, xd, dnnl_f32, tag) == dnnl_success &&
-              dnnl_memory_desc_init_by_tag(&e->dst_md, 4, yd, dnnl_f32, tag) == dnnl_success &&
-              dnnl_pooling_v2_forward_desc_init(&fd, dnnl_forward_training, alg, &e->src_md, &e->dst_md, strides,
-                                                kernel, dil, pl, pr) == dnnl_success &&
-              dnnl_primitive_desc_create(&fpd, &fd, NULL, g.engine, NULL) == dnnl_success &&
-              dnnl_primitive_create(&e->fwd, fpd) == dnnl_success &&
-              dnnl_pooling_v2_backward_desc_init(&bd, alg, &e->src_md, &e->dst_md, strides, kernel, dil, pl,
-                                                 pr) == dnnl_success &&
-              dnnl_primitive_desc_create(&bpd, &bd, NULL, g.engine, fpd) == dnnl_success &&
-              dnnl_primitive_create(&e->bwd, bpd) == dnnl_success;
+    bool ok =
+        dnnl_memory_desc_init_by_tag(&e->src_md, 4, xd, dnnl_f32, tag) == dnnl_success &&
+        dnnl_memory_desc_init_by_tag(&e->dst_md, 4, yd, dnnl_f32, tag) == dnnl_success &&
+        dnnl_pooling_v2_forward_desc_init(&fd, dnnl_forward_training, alg, &e->src_md, &e->dst_md,
+                                          strides, kernel, dil, pl, pr) == dnnl_success &&
+        dnnl_primitive_desc_create(&fpd, &fd, NULL, g.engine, NULL) == dnnl_success &&
+        dnnl_primitive_create(&e->fwd, fpd) == dnnl_success &&
+        dnnl_pooling_v2_backward_desc_init(&bd, alg, &e->src_md, &e->dst_md, strides, kernel, dil,
+                                           pl, pr) == dnnl_success &&
+        dnnl_primitive_desc_create(&bpd, &bd, NULL, g.engine, fpd) == dnnl_success &&
+        dnnl_primitive_create(&e->bwd, bpd) == dnnl_success;
     /* the plain layouts were asked for, so no reorder can be needed */
     if (ok) {
         const dnnl_memory_desc_t *s = dnnl_primitive_desc_query_md(fpd, dnnl_query_src_md, 0);
         const dnnl_memory_desc_t *d = dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0);
-        const dnnl_memory_desc_t *ws = dnnl_primitive_desc_query_md(fpd, dnnl_query_workspace_md, 0);
-        ok = s && d && dnnl_memory_desc_equal(s, &e->src_md) && dnnl_memory_desc_equal(d, &e->dst_md) &&
-             (!ws || ws->ndims == 0);
+        const dnnl_memory_desc_t *ws =
+            dnnl_primitive_desc_query_md(fpd, dnnl_query_workspace_md, 0);
+        ok = s && d && dnnl_memory_desc_equal(s, &e->src_md) &&
+             dnnl_memory_desc_equal(d, &e->dst_md) && (!ws || ws->ndims == 0);
     }
     if (fpd) dnnl_primitive_desc_destroy(fpd);
     if (bpd) dnnl_primitive_desc_destroy(bpd);
@@ -153,12 +155,16 @@ static bool run(const td_pool2d_args *a, bool backward, const float *in, float *
     dnnl_memory_t src = NULL, dst = NULL;
     pthread_mutex_lock(&g.lock);
     pool_entry *e = ensure_engine() ? entry_get(&k) : NULL;
-    if (e && dnnl_memory_create(&src, &e->src_md, g.engine, backward ? out : (void *)in) == dnnl_success &&
-        dnnl_memory_create(&dst, &e->dst_md, g.engine, backward ? (void *)in : out) == dnnl_success) {
+    if (e &&
+        dnnl_memory_create(&src, &e->src_md, g.engine, backward ? out : (void *)in) ==
+            dnnl_success &&
+        dnnl_memory_create(&dst, &e->dst_md, g.engine, backward ? (void *)in : out) ==
+            dnnl_success) {
         dnnl_exec_arg_t args[2] = {{backward ? DNNL_ARG_DIFF_SRC : DNNL_ARG_SRC, src},
                                    {backward ? DNNL_ARG_DIFF_DST : DNNL_ARG_DST, dst}};
-        done = dnnl_primitive_execute(backward ? e->bwd : e->fwd, g.stream, 2, args) == dnnl_success &&
-               dnnl_stream_wait(g.stream) == dnnl_success;
+        done =
+            dnnl_primitive_execute(backward ? e->bwd : e->fwd, g.stream, 2, args) == dnnl_success &&
+            dnnl_stream_wait(g.stream) == dnnl_success;
     }
     if (src) dnnl_memory_destroy(src);
     if (dst) dnnl_memory_destroy(dst);
@@ -166,6 +172,12 @@ static bool run(const td_pool2d_args *a, bool backward, const float *in, float *
     return done;
 }
 
-bool td_pool_dnnl_forward(const td_pool2d_args *a, const float *x, float *y) { return run(a, false, x, y); }
+bool td_pool_dnnl_forward(const td_pool2d_args *a, const float *x, float *y)
+{
+    return run(a, false, x, y);
+}
 
-bool td_pool_dnnl_backward(const td_pool2d_args *a, const float *gy, float *gx) { return run(a, true, gy, gx); }
+bool td_pool_dnnl_backward(const td_pool2d_args *a, const float *gy, float *gx)
+{
+    return run(a, true, gy, gx);
+}

@@ -34,8 +34,8 @@
 
 /* a max pool's window along one axis: [*lo, *hi) stepping by d, *lo moved
  * to the first tap inside the input; empty when every tap is padding */
-static inline void max_range(int64_t o, int64_t s, int64_t p, int64_t k, int64_t d, int64_t in, int64_t *lo,
-                             int64_t *hi)
+static inline void max_range(int64_t o, int64_t s, int64_t p, int64_t k, int64_t d, int64_t in,
+                             int64_t *lo, int64_t *hi)
 {
     int64_t b = o * s - p, e = b + (k - 1) * d + 1;
     if (e > in) e = in;
@@ -57,14 +57,15 @@ static int64_t channel_block(int64_t n, int64_t c)
 
 /* one max-pool tap over a row of channels, the reference's order: a NaN
  * wins, else a strictly bigger value (a tie keeps the earlier tap) */
-#define MAX_STEP_ROW(name, T)                                                                                \
-    static inline void name(T *restrict m, int64_t *restrict k, const T *restrict v, int64_t p, int64_t n) \
-    {                                                                                                        \
-        for (int64_t i = 0; i < n; i++) {                                                                    \
-            bool t = v[i] > m[i] || v[i] != v[i];                                                            \
-            m[i] = t ? v[i] : m[i];                                                                          \
-            k[i] = t ? p : k[i];                                                                             \
-        }                                                                                                    \
+#define MAX_STEP_ROW(name, T)                                                                      \
+    static inline void name(T *restrict m, int64_t *restrict k, const T *restrict v, int64_t p,    \
+                            int64_t n)                                                             \
+    {                                                                                              \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            bool t = v[i] > m[i] || v[i] != v[i];                                                  \
+            m[i] = t ? v[i] : m[i];                                                                \
+            k[i] = t ? p : k[i];                                                                   \
+        }                                                                                          \
     }
 MAX_STEP_ROW(max_step_f32, float)
 MAX_STEP_ROW(max_step_f64, double)
@@ -79,10 +80,10 @@ static inline void sum_row_f64(double *restrict s, const double *restrict v, int
     for (int64_t i = 0; i < n; i++) s[i] += v[i];
 }
 
-#define ADD_ROW(name, T)                                                      \
-    static inline void name(T *restrict d, const T *restrict g, int64_t n)    \
-    {                                                                         \
-        for (int64_t i = 0; i < n; i++) d[i] += g[i];                         \
+#define ADD_ROW(name, T)                                                                           \
+    static inline void name(T *restrict d, const T *restrict g, int64_t n)                         \
+    {                                                                                              \
+        for (int64_t i = 0; i < n; i++) d[i] += g[i];                                              \
     }
 ADD_ROW(add_row_f32, float)
 ADD_ROW(add_row_f64, double)

@@ -17,8 +17,8 @@ static inline void adaptive_range(int64_t o, int64_t in, int64_t out, int64_t *s
  * adaptive average pool, and the divisor of its sum (PyTorch's: with
  * count_include_pad the window clipped to the padded input, else the
  * elements inside the input) */
-static inline double avg_window(const td_pool2d_args *a, int64_t oy, int64_t ox, int64_t *hs, int64_t *he,
-                                int64_t *ws, int64_t *we)
+static inline double avg_window(const td_pool2d_args *a, int64_t oy, int64_t ox, int64_t *hs,
+                                int64_t *he, int64_t *ws, int64_t *we)
 {
     const int64_t H = a->h, W = a->w;
     if (a->kind != TD_POOL_AVG) {

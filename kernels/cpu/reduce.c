@@ -16,7 +16,7 @@
 #pragma GCC diagnostic ignored "-Wtype-limits" /* shared int64/uint8 code */
 
 #define BLOCK 4096
-#define TILE 64
+#define TILE  64
 
 typedef struct {
     td_reduce_op op;
@@ -49,7 +49,8 @@ static double psum_f64(const double *x, int64_t n)
         int64_t i = 0;
         for (; i + 8 <= n; i += 8)
             for (int j = 0; j < 8; j++) acc[j] += x[i + j];
-        double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        double s =
+            ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
         for (; i < n; i++) s += x[i];
         return s;
     }
@@ -239,8 +240,12 @@ static void float_sum_item(const reduce_args *r, int64_t o, int64_t c0, int w, i
 
 static inline bool isnan_f(float v) { return v != v; }
 static inline bool isnan_d(double v) { return v != v; }
-static inline bool isnan_i(int64_t v) { (void)v; return false; }
-#define ISNAN(v) _Generic((v), float: isnan_f, double: isnan_d, default: isnan_i)(v)
+static inline bool isnan_i(int64_t v)
+{
+    (void)v;
+    return false;
+}
+#define ISNAN(v) _Generic((v), float : isnan_f, double : isnan_d, default : isnan_i)(v)
 
 /* the first NaN wins, as does the first of equal extremes */
 static void extreme_item(const reduce_args *r, int64_t o, int64_t c0, int w)

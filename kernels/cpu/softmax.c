@@ -17,8 +17,8 @@
 
 /* the forward's arguments are x - max <= 0; the backward's are whatever
  * y it is given */
-#define EXPV(x) _Generic((x), float: td_cpu_expf_nonpos, default: exp)(x)
-#define EXPV_ANY(x) _Generic((x), float: td_cpu_expf, default: exp)(x)
+#define EXPV(x)     _Generic((x), float : td_cpu_expf_nonpos, default : exp)(x)
+#define EXPV_ANY(x) _Generic((x), float : td_cpu_expf, default : exp)(x)
 
 /* ---- float32 rows ----------------------------------------------------- */
 
@@ -89,7 +89,8 @@ static void softmax_tile(const sm_args *r, int64_t o, int64_t c0, int w)
         for (int j = 0; j < w; j++) s[j] = r->log ? log(s[j]) : 1 / s[j];
         for (int64_t i = 0; i < n; i++)
             for (int j = 0; j < w; j++)
-                y[i * inner + j] = r->log ? (x[i * inner + j] - m[j]) - s[j] : y[i * inner + j] * s[j];
+                y[i * inner + j] =
+                    r->log ? (x[i * inner + j] - m[j]) - s[j] : y[i * inner + j] * s[j];
     })
 }
 
@@ -144,8 +145,8 @@ void td_cpu_softmax(td_tensor *out, const td_tensor *x, int64_t outer, int64_t n
     run_tiles(&r, false);
 }
 
-void td_cpu_softmax_backward(td_tensor *gx, const td_tensor *y, const td_tensor *gy,
-                             int64_t outer, int64_t n, int64_t inner, bool log)
+void td_cpu_softmax_backward(td_tensor *gx, const td_tensor *y, const td_tensor *gy, int64_t outer,
+                             int64_t n, int64_t inner, bool log)
 {
     if (outer * n * inner == 0) return;
     if (y->dtype == TD_FLOAT32 && inner == 1) {

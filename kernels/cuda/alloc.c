@@ -23,7 +23,7 @@
 #include <string.h>
 
 #define MAX_DEVICES 64
-#define NCLASSES 256
+#define NCLASSES    256
 
 /* ---- devices ------------------------------------------------------------ */
 
@@ -74,7 +74,8 @@ void td_cuda_note_error(int err, const char *where)
 {
     pthread_mutex_lock(&err_lock);
     if (!pending[0])
-        snprintf(pending, sizeof pending, "CUDA error in %s: %s", where, cudaGetErrorString((cudaError_t)err));
+        snprintf(pending, sizeof pending, "CUDA error in %s: %s", where,
+                 cudaGetErrorString((cudaError_t)err));
     pthread_mutex_unlock(&err_lock);
 }
 
@@ -97,7 +98,7 @@ td_status td_cuda_pending_error(void)
 
 static int size_class(size_t n)
 {
-    if (n <= 4096) return n == 0 ? 0 : (int)((n - 1) / 512); /* 0..7: 512..4096 */
+    if (n <= 4096) return n == 0 ? 0 : (int)((n - 1) / 512);   /* 0..7: 512..4096 */
     int k = 63 - __builtin_clzll((unsigned long long)(n - 1)); /* 2^k < n <= 2^(k+1) */
     size_t base = (size_t)1 << k, quarter = base / 4;
     int q = (int)((n - 1 - base) / quarter); /* 0..3 */
@@ -228,8 +229,8 @@ td_status td_cuda_stats(int device, td_cuda_memory_stats *out)
     memset(out, 0, sizeof *out);
     int n = td_cuda_count(NULL);
     if (device < 0 || device >= n)
-        return td_error(TD_EINVAL, 1, "device 'cuda:%d' is not available (%d CUDA device%s here)", device, n,
-                        n == 1 ? "" : "s");
+        return td_error(TD_EINVAL, 1, "device 'cuda:%d' is not available (%d CUDA device%s here)",
+                        device, n, n == 1 ? "" : "s");
     device_pool *d = pool_of(device);
     pthread_mutex_lock(&d->lock);
     out->live_bytes = d->live;
@@ -250,16 +251,16 @@ td_status td_cuda_stats(int device, td_cuda_memory_stats *out)
 
 /* ---- copies to and from the host ------------------------------------------------ */
 
-static td_status copy_bytes(int device, void *dst, const void *src, size_t nbytes, enum cudaMemcpyKind kind,
-                            const char *what)
+static td_status copy_bytes(int device, void *dst, const void *src, size_t nbytes,
+                            enum cudaMemcpyKind kind, const char *what)
 {
     TD_TRY(td_cuda_pending_error());
     td_cuda_use(device);
     cudaError_t e = cudaMemcpy(dst, src, nbytes, kind);
     if (e != cudaSuccess) {
         (void)cudaGetLastError();
-        return td_error(TD_EINVAL, 0, "CUDA error copying %zu bytes %s cuda:%d: %s", nbytes, what, device,
-                        cudaGetErrorString(e));
+        return td_error(TD_EINVAL, 0, "CUDA error copying %zu bytes %s cuda:%d: %s", nbytes, what,
+                        device, cudaGetErrorString(e));
     }
     return TD_OK;
 }
@@ -316,7 +317,8 @@ td_status td_cuda_stream_sync(int device)
     cudaError_t e = cudaStreamSynchronize(0);
     if (e != cudaSuccess) {
         (void)cudaGetLastError();
-        return td_error(TD_EINVAL, 0, "CUDA error waiting for cuda:%d: %s", device, cudaGetErrorString(e));
+        return td_error(TD_EINVAL, 0, "CUDA error waiting for cuda:%d: %s", device,
+                        cudaGetErrorString(e));
     }
     return TD_OK;
 }

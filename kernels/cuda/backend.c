@@ -17,7 +17,8 @@ static cublasHandle_t handles[MAX_DEVICES];
 
 static td_status handle_for(int device, cublasHandle_t *out)
 {
-    if (device < 0 || device >= MAX_DEVICES) return td_error(TD_EINVAL, 0, "matmul: bad CUDA device %d", device);
+    if (device < 0 || device >= MAX_DEVICES)
+        return td_error(TD_EINVAL, 0, "matmul: bad CUDA device %d", device);
     pthread_mutex_lock(&handle_lock);
     cublasStatus_t s = CUBLAS_STATUS_SUCCESS;
     if (!handles[device]) {
@@ -48,12 +49,14 @@ static td_status device_of_ptr(const void *p, int *device)
 
 /* row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the
  * operands swap places and keep their transpose flags */
-td_status td_cuda_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
-                       double alpha, const void *a, int64_t lda, int64_t stride_a, const void *b,
-                       int64_t ldb, int64_t stride_b, double beta, void *c, int64_t ldc, int64_t stride_c)
+td_status td_cuda_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, int64_t n,
+                       int64_t k, double alpha, const void *a, int64_t lda, int64_t stride_a,
+                       const void *b, int64_t ldb, int64_t stride_b, double beta, void *c,
+                       int64_t ldc, int64_t stride_c)
 {
     if (dt != TD_FLOAT32 && dt != TD_FLOAT64)
-        return td_error(TD_EDTYPE, 1, "matmul of %s tensors is not implemented on cuda yet", td_dtype_name(dt));
+        return td_error(TD_EDTYPE, 1, "matmul of %s tensors is not implemented on cuda yet",
+                        td_dtype_name(dt));
     if (batch == 0 || m == 0 || n == 0) return TD_OK;
     int device = 0;
     TD_TRY(device_of_ptr(c, &device));
@@ -62,8 +65,8 @@ td_status td_cuda_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, 
     size_t es = td_dtype_size(dt);
     if (k == 0 && beta == 0) { /* nothing to multiply: C is zero */
         for (int64_t i = 0; i < batch; i++) {
-            cudaError_t e = cudaMemset2D((char *)c + i * stride_c * (int64_t)es, (size_t)ldc * es, 0,
-                                         (size_t)n * es, (size_t)m);
+            cudaError_t e = cudaMemset2D((char *)c + i * stride_c * (int64_t)es, (size_t)ldc * es,
+                                         0, (size_t)n * es, (size_t)m);
             if (e != cudaSuccess) {
                 (void)cudaGetLastError();
                 return td_error(TD_EINVAL, 0, "matmul: %s", cudaGetErrorString(e));
@@ -77,14 +80,15 @@ td_status td_cuda_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, 
     cublasStatus_t s;
     if (dt == TD_FLOAT32) {
         float fa = (float)alpha, fb = (float)beta;
-        s = cublasSgemmStridedBatched_64(h, opb, opa, n, m, k, &fa, b, ldb, stride_b, a, lda, stride_a, &fb, c,
-                                         ldc, stride_c, batch);
+        s = cublasSgemmStridedBatched_64(h, opb, opa, n, m, k, &fa, b, ldb, stride_b, a, lda,
+                                         stride_a, &fb, c, ldc, stride_c, batch);
     } else {
-        s = cublasDgemmStridedBatched_64(h, opb, opa, n, m, k, &alpha, b, ldb, stride_b, a, lda, stride_a, &beta,
-                                         c, ldc, stride_c, batch);
+        s = cublasDgemmStridedBatched_64(h, opb, opa, n, m, k, &alpha, b, ldb, stride_b, a, lda,
+                                         stride_a, &beta, c, ldc, stride_c, batch);
     }
     if (s != CUBLAS_STATUS_SUCCESS)
-        return td_error(TD_EINVAL, 0, "matmul: cuBLAS failed on cuda:%d: %s", device, cublasGetStatusString(s));
+        return td_error(TD_EINVAL, 0, "matmul: cuBLAS failed on cuda:%d: %s", device,
+                        cublasGetStatusString(s));
     return TD_OK;
 }
 

@@ -57,12 +57,12 @@ inline Iter make_iter(int n, const td_tensor *const *ts)
     }
     it.ndim = w;
     for (int k = 0; k < n; k++)
-        it.data[k] = (char *)ts[k]->storage->data + ts[k]->offset * (int64_t)td_dtype_size(ts[k]->dtype);
+        it.data[k] =
+            (char *)ts[k]->storage->data + ts[k]->offset * (int64_t)td_dtype_size(ts[k]->dtype);
     return it;
 }
 
-template <int N>
-__device__ inline void offsets(const Iter &it, int64_t i, int64_t *off)
+template <int N> __device__ inline void offsets(const Iter &it, int64_t i, int64_t *off)
 {
     for (int k = 0; k < N; k++) off[k] = 0;
     if (it.ndim == 1) {
@@ -78,8 +78,7 @@ __device__ inline void offsets(const Iter &it, int64_t i, int64_t *off)
 
 /* grid-stride loop over the iterator's elements; f(off) gets the element
  * offsets (in elements) of the N operands */
-template <int N, typename F>
-__global__ void ew_kernel(Iter it, F f)
+template <int N, typename F> __global__ void ew_kernel(Iter it, F f)
 {
     int64_t step = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < it.numel; i += step) {
@@ -101,8 +100,7 @@ inline void check_launch(const char *what)
     if (e != cudaSuccess) td_cuda_note_error(e, what);
 }
 
-template <int N, typename F>
-inline void launch(const Iter &it, F f, const char *what)
+template <int N, typename F> inline void launch(const Iter &it, F f, const char *what)
 {
     if (it.numel == 0) return;
     ew_kernel<N><<<blocks_for(it.numel), THREADS>>>(it, f);
@@ -111,9 +109,15 @@ inline void launch(const Iter &it, F f, const char *what)
 
 /* ---- dtypes ----------------------------------------------------------------- */
 
-template <typename T> struct is_float { static constexpr bool value = false; };
-template <> struct is_float<float> { static constexpr bool value = true; };
-template <> struct is_float<double> { static constexpr bool value = true; };
+template <typename T> struct is_float {
+    static constexpr bool value = false;
+};
+template <> struct is_float<float> {
+    static constexpr bool value = true;
+};
+template <> struct is_float<double> {
+    static constexpr bool value = true;
+};
 
 /* C leaves out-of-range float-to-int undefined; the CPU backend gives
  * INT64_MIN there (as x86 does), and so do we */
@@ -122,8 +126,7 @@ __host__ __device__ inline int64_t f2i(double v)
     return (v >= -9223372036854775808.0 && v < 9223372036854775808.0) ? (int64_t)v : INT64_MIN;
 }
 
-template <typename D, typename S>
-__device__ inline D convert(S v)
+template <typename D, typename S> __device__ inline D convert(S v)
 {
     if constexpr (is_float<D>::value)
         return (D)v;
@@ -137,40 +140,39 @@ __device__ inline D convert(S v)
  * for float64, else float). Macros, as the CPU's TD_CPU_DISPATCH: they take
  * a block of statements, kernel launches and all, which a template cannot
  * without wrapping every caller's block in a lambda. */
-#define TDC_DISPATCH(dt, ...)                  \
-    switch (dt) {                              \
-    case TD_FLOAT32: {                         \
-        typedef float T;                       \
-        __VA_ARGS__;                           \
-    } break;                                   \
-    case TD_FLOAT64: {                         \
-        typedef double T;                      \
-        __VA_ARGS__;                           \
-    } break;                                   \
-    case TD_INT64: {                           \
-        typedef int64_t T;                     \
-        __VA_ARGS__;                           \
-    } break;                                   \
-    default: {                                 \
-        typedef uint8_t T;                     \
-        __VA_ARGS__;                           \
-    } break;                                   \
+#define TDC_DISPATCH(dt, ...)                                                                      \
+    switch (dt) {                                                                                  \
+    case TD_FLOAT32: {                                                                             \
+        typedef float T;                                                                           \
+        __VA_ARGS__;                                                                               \
+    } break;                                                                                       \
+    case TD_FLOAT64: {                                                                             \
+        typedef double T;                                                                          \
+        __VA_ARGS__;                                                                               \
+    } break;                                                                                       \
+    case TD_INT64: {                                                                               \
+        typedef int64_t T;                                                                         \
+        __VA_ARGS__;                                                                               \
+    } break;                                                                                       \
+    default: {                                                                                     \
+        typedef uint8_t T;                                                                         \
+        __VA_ARGS__;                                                                               \
+    } break;                                                                                       \
     }
 
-#define TDC_FLOAT_DISPATCH(dt, ...)            \
-    if ((dt) == TD_FLOAT64) {                  \
-        typedef double T;                      \
-        __VA_ARGS__;                           \
-    } else {                                   \
-        typedef float T;                       \
-        __VA_ARGS__;                           \
+#define TDC_FLOAT_DISPATCH(dt, ...)                                                                \
+    if ((dt) == TD_FLOAT64) {                                                                      \
+        typedef double T;                                                                          \
+        __VA_ARGS__;                                                                               \
+    } else {                                                                                       \
+        typedef float T;                                                                           \
+        __VA_ARGS__;                                                                               \
     }
 
 /* the device of the tensor the kernel writes */
 inline void use_device_of(const td_tensor *t) { td_cuda_use(t->storage->device); }
 
-template <typename T>
-__device__ inline T *at(const Iter &it, int k, int64_t off)
+template <typename T> __device__ inline T *at(const Iter &it, int k, int64_t off)
 {
     return (T *)it.data[k] + off;
 }

@@ -41,29 +41,29 @@
 
 /* ---- loading ------------------------------------------------------------------ */
 
-#define CUDNN_FUNCS(X)                                                                           \
-    X(cudnnGetVersion)                                                                           \
-    X(cudnnGetErrorString)                                                                       \
-    X(cudnnCreate)                                                                               \
-    X(cudnnCreateTensorDescriptor)                                                               \
-    X(cudnnSetTensor4dDescriptor)                                                                \
-    X(cudnnDestroyTensorDescriptor)                                                              \
-    X(cudnnCreateFilterDescriptor)                                                               \
-    X(cudnnSetFilter4dDescriptor)                                                                \
-    X(cudnnDestroyFilterDescriptor)                                                              \
-    X(cudnnCreateConvolutionDescriptor)                                                          \
-    X(cudnnSetConvolution2dDescriptor)                                                           \
-    X(cudnnSetConvolutionGroupCount)                                                             \
-    X(cudnnSetConvolutionMathType)                                                               \
-    X(cudnnDestroyConvolutionDescriptor)                                                         \
-    X(cudnnGetConvolutionForwardWorkspaceSize)                                                   \
-    X(cudnnFindConvolutionForwardAlgorithmEx)                                                    \
-    X(cudnnConvolutionForward)                                                                   \
-    X(cudnnGetConvolutionBackwardDataWorkspaceSize)                                              \
-    X(cudnnFindConvolutionBackwardDataAlgorithmEx)                                               \
-    X(cudnnConvolutionBackwardData)                                                              \
-    X(cudnnGetConvolutionBackwardFilterWorkspaceSize)                                            \
-    X(cudnnFindConvolutionBackwardFilterAlgorithmEx)                                             \
+#define CUDNN_FUNCS(X)                                                                             \
+    X(cudnnGetVersion)                                                                             \
+    X(cudnnGetErrorString)                                                                         \
+    X(cudnnCreate)                                                                                 \
+    X(cudnnCreateTensorDescriptor)                                                                 \
+    X(cudnnSetTensor4dDescriptor)                                                                  \
+    X(cudnnDestroyTensorDescriptor)                                                                \
+    X(cudnnCreateFilterDescriptor)                                                                 \
+    X(cudnnSetFilter4dDescriptor)                                                                  \
+    X(cudnnDestroyFilterDescriptor)                                                                \
+    X(cudnnCreateConvolutionDescriptor)                                                            \
+    X(cudnnSetConvolution2dDescriptor)                                                             \
+    X(cudnnSetConvolutionGroupCount)                                                               \
+    X(cudnnSetConvolutionMathType)                                                                 \
+    X(cudnnDestroyConvolutionDescriptor)                                                           \
+    X(cudnnGetConvolutionForwardWorkspaceSize)                                                     \
+    X(cudnnFindConvolutionForwardAlgorithmEx)                                                      \
+    X(cudnnConvolutionForward)                                                                     \
+    X(cudnnGetConvolutionBackwardDataWorkspaceSize)                                                \
+    X(cudnnFindConvolutionBackwardDataAlgorithmEx)                                                 \
+    X(cudnnConvolutionBackwardData)                                                                \
+    X(cudnnGetConvolutionBackwardFilterWorkspaceSize)                                              \
+    X(cudnnFindConvolutionBackwardFilterAlgorithmEx)                                               \
     X(cudnnConvolutionBackwardFilter)
 
 #define FIELD(f) __typeof__(&f) f;
@@ -91,24 +91,27 @@ static void load(void)
     if (!h && TIDE_CUDNN_DIR[0]) h = dlopen(TIDE_CUDNN_DIR "/libcudnn.so.9", RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         const char *e = dlerror();
-        snprintf(load_error, sizeof load_error, "conv2d on cuda needs cuDNN 9 (libcudnn.so.9 on the library path): %s",
+        snprintf(load_error, sizeof load_error,
+                 "conv2d on cuda needs cuDNN 9 (libcudnn.so.9 on the library path): %s",
                  e ? e : "not found");
         return;
     }
-#define LOOKUP(f)                                                                                       \
-    {                                                                                                   \
-        void *s = dlsym(h, #f);                                                                         \
-        if (!s) {                                                                                       \
-            snprintf(load_error, sizeof load_error, "the loaded cuDNN lacks %s (tide wants cuDNN 9)", #f); \
-            return;                                                                                     \
-        }                                                                                               \
-        memcpy(&dnn.f, &s, sizeof s);                                                                   \
+#define LOOKUP(f)                                                                                  \
+    {                                                                                              \
+        void *s = dlsym(h, #f);                                                                    \
+        if (!s) {                                                                                  \
+            snprintf(load_error, sizeof load_error,                                                \
+                     "the loaded cuDNN lacks %s (tide wants cuDNN 9)", #f);                        \
+            return;                                                                                \
+        }                                                                                          \
+        memcpy(&dnn.f, &s, sizeof s);                                                              \
     }
     CUDNN_FUNCS(LOOKUP)
 #undef LOOKUP
     size_t v = dnn.cudnnGetVersion();
     if (v < 90000 || v >= 100000) {
-        snprintf(load_error, sizeof load_error, "tide wants cuDNN 9, the loaded libcudnn.so.9 says version %zu", v);
+        snprintf(load_error, sizeof load_error,
+                 "tide wants cuDNN 9, the loaded libcudnn.so.9 says version %zu", v);
         return;
     }
     loaded_version = v;
@@ -128,10 +131,10 @@ static td_status dnn_fail(cudnnStatus_t s, const char *what)
     return td_error(TD_EINVAL, 0, "conv2d: cuDNN %s failed: %s", what, dnn.cudnnGetErrorString(s));
 }
 
-#define DNN_TRY(call, what)                                    \
-    do {                                                       \
-        cudnnStatus_t dnn_s_ = (call);                         \
-        if (dnn_s_ != CUDNN_STATUS_SUCCESS) return dnn_fail(dnn_s_, what); \
+#define DNN_TRY(call, what)                                                                        \
+    do {                                                                                           \
+        cudnnStatus_t dnn_s_ = (call);                                                             \
+        if (dnn_s_ != CUDNN_STATUS_SUCCESS) return dnn_fail(dnn_s_, what);                         \
     } while (0)
 
 /* ---- handles, one per device ---------------------------------------------------- */
@@ -142,7 +145,8 @@ static cudnnHandle_t handles[MAX_DEVICES];
 /* lock held */
 static td_status handle_for(int device, cudnnHandle_t *out)
 {
-    if (device < 0 || device >= MAX_DEVICES) return td_error(TD_EINVAL, 0, "conv2d: bad CUDA device %d", device);
+    if (device < 0 || device >= MAX_DEVICES)
+        return td_error(TD_EINVAL, 0, "conv2d: bad CUDA device %d", device);
     if (!handles[device]) {
         td_cuda_use(device);
         cudnnStatus_t s = dnn.cudnnCreate(&handles[device]);
@@ -177,7 +181,7 @@ static plan *plans;
 
 static void make_key(const td_conv_args *a, int64_t n, int device, int64_t *k)
 {
-    int64_t v[KEY_LEN] = {device, a->dtype, n,     a->c,  a->h,  a->w,  a->o,  a->kh,     a->kw,
+    int64_t v[KEY_LEN] = {device, a->dtype, n,     a->c,  a->h,  a->w,  a->o,      a->kh,     a->kw,
                           a->sh,  a->sw,    a->ph, a->pw, a->dh, a->dw, a->groups, allow_tf32};
     memcpy(k, v, sizeof v);
 }
@@ -189,18 +193,22 @@ static td_status describe(plan *p, const td_conv_args *a, int64_t n)
     DNN_TRY(dnn.cudnnCreateTensorDescriptor(&p->yd), "descriptor");
     DNN_TRY(dnn.cudnnCreateFilterDescriptor(&p->wd), "descriptor");
     DNN_TRY(dnn.cudnnCreateConvolutionDescriptor(&p->cd), "descriptor");
-    DNN_TRY(dnn.cudnnSetTensor4dDescriptor(p->xd, CUDNN_TENSOR_NCHW, dt, (int)n, (int)a->c, (int)a->h, (int)a->w),
+    DNN_TRY(dnn.cudnnSetTensor4dDescriptor(p->xd, CUDNN_TENSOR_NCHW, dt, (int)n, (int)a->c,
+                                           (int)a->h, (int)a->w),
             "input descriptor");
-    DNN_TRY(dnn.cudnnSetTensor4dDescriptor(p->yd, CUDNN_TENSOR_NCHW, dt, (int)n, (int)a->o, (int)a->oh, (int)a->ow),
+    DNN_TRY(dnn.cudnnSetTensor4dDescriptor(p->yd, CUDNN_TENSOR_NCHW, dt, (int)n, (int)a->o,
+                                           (int)a->oh, (int)a->ow),
             "output descriptor");
-    DNN_TRY(dnn.cudnnSetFilter4dDescriptor(p->wd, dt, CUDNN_TENSOR_NCHW, (int)a->o, (int)(a->c / a->groups),
-                                           (int)a->kh, (int)a->kw),
+    DNN_TRY(dnn.cudnnSetFilter4dDescriptor(p->wd, dt, CUDNN_TENSOR_NCHW, (int)a->o,
+                                           (int)(a->c / a->groups), (int)a->kh, (int)a->kw),
             "weight descriptor");
-    DNN_TRY(dnn.cudnnSetConvolution2dDescriptor(p->cd, (int)a->ph, (int)a->pw, (int)a->sh, (int)a->sw, (int)a->dh,
-                                                (int)a->dw, CUDNN_CROSS_CORRELATION, dt),
+    DNN_TRY(dnn.cudnnSetConvolution2dDescriptor(p->cd, (int)a->ph, (int)a->pw, (int)a->sh,
+                                                (int)a->sw, (int)a->dh, (int)a->dw,
+                                                CUDNN_CROSS_CORRELATION, dt),
             "convolution descriptor");
     DNN_TRY(dnn.cudnnSetConvolutionGroupCount(p->cd, (int)a->groups), "group count");
-    cudnnMathType_t math = a->dtype == TD_FLOAT32 && allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+    cudnnMathType_t math =
+        a->dtype == TD_FLOAT32 && allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
     DNN_TRY(dnn.cudnnSetConvolutionMathType(p->cd, math), "math type");
     return TD_OK;
 }
@@ -259,22 +267,24 @@ static size_t ws_size(cudnnHandle_t h, const plan *p, int dir, int algo)
     size_t s = 0;
     cudnnStatus_t st;
     if (dir == FWD)
-        st = dnn.cudnnGetConvolutionForwardWorkspaceSize(h, p->xd, p->wd, p->cd, p->yd, (cudnnConvolutionFwdAlgo_t)algo,
-                                                         &s);
+        st = dnn.cudnnGetConvolutionForwardWorkspaceSize(h, p->xd, p->wd, p->cd, p->yd,
+                                                         (cudnnConvolutionFwdAlgo_t)algo, &s);
     else if (dir == BWD_DATA)
-        st = dnn.cudnnGetConvolutionBackwardDataWorkspaceSize(h, p->wd, p->yd, p->cd, p->xd,
-                                                              (cudnnConvolutionBwdDataAlgo_t)algo, &s);
+        st = dnn.cudnnGetConvolutionBackwardDataWorkspaceSize(
+            h, p->wd, p->yd, p->cd, p->xd, (cudnnConvolutionBwdDataAlgo_t)algo, &s);
     else
-        st = dnn.cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p->xd, p->yd, p->cd, p->wd,
-                                                                (cudnnConvolutionBwdFilterAlgo_t)algo, &s);
+        st = dnn.cudnnGetConvolutionBackwardFilterWorkspaceSize(
+            h, p->xd, p->yd, p->cd, p->wd, (cudnnConvolutionBwdFilterAlgo_t)algo, &s);
     return st == CUDNN_STATUS_SUCCESS ? s : SIZE_MAX;
 }
 
-static const int algo_count[NDIR] = {CUDNN_CONVOLUTION_FWD_ALGO_COUNT, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+static const int algo_count[NDIR] = {CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                     CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
                                      CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT};
 /* deterministic algorithms that need no or little workspace, for when the
  * search fails */
-static const int fallback_algo[NDIR] = {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1,
+static const int fallback_algo[NDIR] = {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+                                        CUDNN_CONVOLUTION_BWD_DATA_ALGO_1,
                                         CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1};
 
 typedef struct {
@@ -306,20 +316,22 @@ static td_status choose(cudnnHandle_t h, plan *p, int dir, const void *a, const 
     if (dir == FWD) {
         cudnnConvolutionFwdAlgoPerf_t r[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
         s = dnn.cudnnFindConvolutionForwardAlgorithmEx(h, p->xd, a, p->wd, b, p->cd, p->yd, out,
-                                                       CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &cnt, r, ws, need);
+                                                       CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &cnt, r,
+                                                       ws, need);
         for (int i = 0; s == CUDNN_STATUS_SUCCESS && i < cnt && i < 8; i++)
             f[i] = (found){(int)r[i].algo, r[i].status, r[i].memory, r[i].determinism};
     } else if (dir == BWD_DATA) {
         cudnnConvolutionBwdDataAlgoPerf_t r[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-        s = dnn.cudnnFindConvolutionBackwardDataAlgorithmEx(h, p->wd, a, p->yd, b, p->cd, p->xd, out,
-                                                            CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &cnt, r, ws, need);
+        s = dnn.cudnnFindConvolutionBackwardDataAlgorithmEx(
+            h, p->wd, a, p->yd, b, p->cd, p->xd, out, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &cnt,
+            r, ws, need);
         for (int i = 0; s == CUDNN_STATUS_SUCCESS && i < cnt && i < 8; i++)
             f[i] = (found){(int)r[i].algo, r[i].status, r[i].memory, r[i].determinism};
     } else {
         cudnnConvolutionBwdFilterAlgoPerf_t r[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-        s = dnn.cudnnFindConvolutionBackwardFilterAlgorithmEx(h, p->xd, a, p->yd, b, p->cd, p->wd, out,
-                                                              CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &cnt, r, ws,
-                                                              need);
+        s = dnn.cudnnFindConvolutionBackwardFilterAlgorithmEx(
+            h, p->xd, a, p->yd, b, p->cd, p->wd, out, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &cnt,
+            r, ws, need);
         for (int i = 0; s == CUDNN_STATUS_SUCCESS && i < cnt && i < 8; i++)
             f[i] = (found){(int)r[i].algo, r[i].status, r[i].memory, r[i].determinism};
     }
@@ -339,8 +351,11 @@ static td_status choose(cudnnHandle_t h, plan *p, int dir, const void *a, const 
         best = fallback_algo[dir];
         best_ws = ws_size(h, p, dir, best);
         if (best_ws == SIZE_MAX)
-            return td_error(TD_EINVAL, 0, "conv2d: cuDNN has no algorithm for this convolution (%s)",
-                            dir == FWD ? "forward" : dir == BWD_DATA ? "backward data" : "backward weights");
+            return td_error(TD_EINVAL, 0,
+                            "conv2d: cuDNN has no algorithm for this convolution (%s)",
+                            dir == FWD        ? "forward"
+                            : dir == BWD_DATA ? "backward data"
+                                              : "backward weights");
     }
     p->algo[dir] = best;
     p->ws[dir] = best_ws;
@@ -353,23 +368,26 @@ static td_status choose(cudnnHandle_t h, plan *p, int dir, const void *a, const 
 typedef struct {
     int device;
     cudnnHandle_t h;
-    int64_t step;                     /* images per slice */
-    int64_t xs, ys;                   /* elements per image of x and y */
+    int64_t step;   /* images per slice */
+    int64_t xs, ys; /* elements per image of x and y */
 } run_ctx;
 
 static td_status start(const td_conv_args *a, const void *any, run_ctx *r)
 {
     TD_TRY(td_cudnn_load());
     r->device = td_cuda_device_of_ptr(any);
-    if (r->device < 0) return td_error(TD_EINVAL, 0, "conv2d: an operand is not in CUDA device memory");
+    if (r->device < 0)
+        return td_error(TD_EINVAL, 0, "conv2d: an operand is not in CUDA device memory");
     TD_TRY(td_cuda_pending_error());
     td_cuda_use(r->device);
     r->xs = a->c * a->h * a->w;
     r->ys = a->o * a->oh * a->ow;
     int64_t per = r->xs > r->ys ? r->xs : r->ys;
     if (per > INT_MAX || a->o * (a->c / a->groups) * a->kh * a->kw > INT_MAX)
-        return td_error(TD_ESHAPE, 1, "conv2d: one image (%lld input, %lld output elements) is too large for cuDNN",
-                        (long long)r->xs, (long long)r->ys);
+        return td_error(
+            TD_ESHAPE, 1,
+            "conv2d: one image (%lld input, %lld output elements) is too large for cuDNN",
+            (long long)r->xs, (long long)r->ys);
     r->step = INT_MAX / per;
     if (r->step > a->n) r->step = a->n;
     pthread_mutex_lock(&lock);
@@ -381,8 +399,8 @@ static td_status start(const td_conv_args *a, const void *any, run_ctx *r)
 static size_t es(const td_conv_args *a) { return a->dtype == TD_FLOAT64 ? 8 : 4; }
 
 /* the plan for a slice, its algorithm for dir chosen on these buffers */
-static td_status ready(const td_conv_args *a, run_ctx *r, int64_t n, int dir, const void *in1, const void *in2,
-                       void *out, plan **p)
+static td_status ready(const td_conv_args *a, run_ctx *r, int64_t n, int dir, const void *in1,
+                       const void *in2, void *out, plan **p)
 {
     pthread_mutex_lock(&lock);
     td_status st = plan_for(a, n, r->device, p);
@@ -398,12 +416,14 @@ static td_status workspace(const plan *p, int dir, void **ws)
     if (!p->ws[dir]) return TD_OK;
     *ws = td_cuda_alloc(p->device, p->ws[dir]);
     if (!*ws)
-        return td_error(TD_ENOMEM, 0, "cuda:%d out of memory: conv2d's cuDNN workspace of %zu bytes", p->device,
+        return td_error(TD_ENOMEM, 0,
+                        "cuda:%d out of memory: conv2d's cuDNN workspace of %zu bytes", p->device,
                         p->ws[dir]);
     return TD_OK;
 }
 
-static td_status forward(const td_conv_args *a, const void *x, const void *w, const void *b, void *y)
+static td_status forward(const td_conv_args *a, const void *x, const void *w, const void *b,
+                         void *y)
 {
     run_ctx r;
     TD_TRY(start(a, x, &r));
@@ -420,8 +440,8 @@ static td_status forward(const td_conv_args *a, const void *x, const void *w, co
         TD_TRY(ready(a, &r, n, FWD, xi, w, yi, &p));
         TD_TRY(workspace(p, FWD, &ws));
         cudnnStatus_t s = dnn.cudnnConvolutionForward(r.h, one, p->xd, xi, p->wd, w, p->cd,
-                                                      (cudnnConvolutionFwdAlgo_t)p->algo[FWD], ws, p->ws[FWD], zero,
-                                                      p->yd, yi);
+                                                      (cudnnConvolutionFwdAlgo_t)p->algo[FWD], ws,
+                                                      p->ws[FWD], zero, p->yd, yi);
         if (ws) td_cuda_free(p->device, ws, p->ws[FWD]);
         if (s != CUDNN_STATUS_SUCCESS) return dnn_fail(s, "forward");
     }
@@ -445,16 +465,17 @@ static td_status backward_data(const td_conv_args *a, const void *gy, const void
         void *ws = NULL;
         TD_TRY(ready(a, &r, n, BWD_DATA, w, gyi, gxi, &p));
         TD_TRY(workspace(p, BWD_DATA, &ws));
-        cudnnStatus_t s = dnn.cudnnConvolutionBackwardData(r.h, one, p->wd, w, p->yd, gyi, p->cd,
-                                                           (cudnnConvolutionBwdDataAlgo_t)p->algo[BWD_DATA], ws,
-                                                           p->ws[BWD_DATA], zero, p->xd, gxi);
+        cudnnStatus_t s = dnn.cudnnConvolutionBackwardData(
+            r.h, one, p->wd, w, p->yd, gyi, p->cd, (cudnnConvolutionBwdDataAlgo_t)p->algo[BWD_DATA],
+            ws, p->ws[BWD_DATA], zero, p->xd, gxi);
         if (ws) td_cuda_free(p->device, ws, p->ws[BWD_DATA]);
         if (s != CUDNN_STATUS_SUCCESS) return dnn_fail(s, "backward data");
     }
     return td_cuda_pending_error();
 }
 
-static td_status backward_weights(const td_conv_args *a, const void *x, const void *gy, void *gw, void *gb)
+static td_status backward_weights(const td_conv_args *a, const void *x, const void *gy, void *gw,
+                                  void *gb)
 {
     run_ctx r;
     TD_TRY(start(a, gy, &r));
@@ -480,9 +501,10 @@ static td_status backward_weights(const td_conv_args *a, const void *x, const vo
         st = ready(a, &r, n, BWD_FILTER, xi, gyi, i > 0 ? scratch : gw, &p);
         if (st == TD_OK) st = workspace(p, BWD_FILTER, &ws);
         if (st != TD_OK) break;
-        cudnnStatus_t s = dnn.cudnnConvolutionBackwardFilter(r.h, one, p->xd, xi, p->yd, gyi, p->cd,
-                                                             (cudnnConvolutionBwdFilterAlgo_t)p->algo[BWD_FILTER],
-                                                             ws, p->ws[BWD_FILTER], i > 0 ? one : zero, p->wd, gw);
+        cudnnStatus_t s = dnn.cudnnConvolutionBackwardFilter(
+            r.h, one, p->xd, xi, p->yd, gyi, p->cd,
+            (cudnnConvolutionBwdFilterAlgo_t)p->algo[BWD_FILTER], ws, p->ws[BWD_FILTER],
+            i > 0 ? one : zero, p->wd, gw);
         if (ws) td_cuda_free(p->device, ws, p->ws[BWD_FILTER]);
         if (s != CUDNN_STATUS_SUCCESS) st = dnn_fail(s, "backward weights");
     }
@@ -490,8 +512,8 @@ static td_status backward_weights(const td_conv_args *a, const void *x, const vo
     return st != TD_OK ? st : td_cuda_pending_error();
 }
 
-static td_status backward(const td_conv_args *a, const void *x, const void *w, const void *gy, void *gx, void *gw,
-                          void *gb)
+static td_status backward(const td_conv_args *a, const void *x, const void *w, const void *gy,
+                          void *gx, void *gw, void *gb)
 {
     if (gx) TD_TRY(backward_data(a, gy, w, gx));
     if (gw || gb) TD_TRY(backward_weights(a, x, gy, gw, gb));

@@ -11,10 +11,10 @@ extern "C" {
 }
 #endif
 
-#define TD_TRY(expr)                                \
-    do {                                            \
-        td_status td_try_st_ = (expr);              \
-        if (td_try_st_ != TD_OK) return td_try_st_; \
+#define TD_TRY(expr)                                                                               \
+    do {                                                                                           \
+        td_status td_try_st_ = (expr);                                                             \
+        if (td_try_st_ != TD_OK) return td_try_st_;                                                \
     } while (0)
 
 #ifdef __cplusplus
@@ -60,9 +60,10 @@ void td_cuda_unary_grad(td_unary_op op, td_tensor *gx, const td_tensor *x, const
 void td_cuda_binary(td_binary_op op, td_tensor *out, const td_tensor *a, const td_tensor *b);
 void td_cuda_clamp(td_tensor *out, const td_tensor *x, double lo, double hi);
 void td_cuda_where(td_tensor *out, const td_tensor *cond, const td_tensor *a, const td_tensor *b);
-void td_cuda_reduce(td_reduce_op op, td_tensor *out, td_tensor *idx, const td_tensor *x, int64_t outer,
-                    int64_t n, int64_t inner);
-void td_cuda_softmax(td_tensor *out, const td_tensor *x, int64_t outer, int64_t n, int64_t inner, bool log);
+void td_cuda_reduce(td_reduce_op op, td_tensor *out, td_tensor *idx, const td_tensor *x,
+                    int64_t outer, int64_t n, int64_t inner);
+void td_cuda_softmax(td_tensor *out, const td_tensor *x, int64_t outer, int64_t n, int64_t inner,
+                     bool log);
 void td_cuda_softmax_backward(td_tensor *gx, const td_tensor *y, const td_tensor *gy, int64_t outer,
                               int64_t n, int64_t inner, bool log);
 
@@ -76,12 +77,14 @@ extern const struct td_optim_kernels td_cuda_optim;
 void td_cuda_index_select(td_tensor *out, const td_tensor *x, int dim, const td_tensor *index);
 void td_cuda_index_add(td_tensor *out, int dim, const td_tensor *index, const td_tensor *src);
 void td_cuda_gather(td_tensor *out, const td_tensor *x, int dim, const td_tensor *index);
-void td_cuda_scatter(td_tensor *out, int dim, const td_tensor *index, const td_tensor *src, bool accumulate);
+void td_cuda_scatter(td_tensor *out, int dim, const td_tensor *index, const td_tensor *src,
+                     bool accumulate);
 
 /* cuBLAS (backend.c) */
-td_status td_cuda_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
-                       double alpha, const void *a, int64_t lda, int64_t stride_a, const void *b,
-                       int64_t ldb, int64_t stride_b, double beta, void *c, int64_t ldc, int64_t stride_c);
+td_status td_cuda_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, int64_t n,
+                       int64_t k, double alpha, const void *a, int64_t lda, int64_t stride_a,
+                       const void *b, int64_t ldb, int64_t stride_b, double beta, void *c,
+                       int64_t ldc, int64_t stride_c);
 
 #ifdef __cplusplus
 }

@@ -12,8 +12,7 @@ using namespace tdc;
 namespace {
 
 /* x < 0, without the warning about unsigned types */
-template <typename T>
-__device__ inline bool neg(T x)
+template <typename T> __device__ inline bool neg(T x)
 {
     if constexpr (std::is_signed<T>::value)
         return x < (T)0;
@@ -23,18 +22,19 @@ __device__ inline bool neg(T x)
 
 /* ---- copy and fill ------------------------------------------------------------ */
 
-template <typename D, typename S>
-struct CopyOp {
+template <typename D, typename S> struct CopyOp {
     __device__ void operator()(const Iter &it, const int64_t *off) const
     {
         *at<D>(it, 0, off[0]) = convert<D>(*at<S>(it, 1, off[1]));
     }
 };
 
-template <typename W>
-struct FillOp {
+template <typename W> struct FillOp {
     W v;
-    __device__ void operator()(const Iter &it, const int64_t *off) const { *at<W>(it, 0, off[0]) = v; }
+    __device__ void operator()(const Iter &it, const int64_t *off) const
+    {
+        *at<W>(it, 0, off[0]) = v;
+    }
 };
 
 /* ---- unary ---------------------------------------------------------------------- */
@@ -60,36 +60,28 @@ __device__ inline double d_erf(double x) { return erf(x); }
 __device__ inline float d_pow(float a, float b) { return powf(a, b); }
 __device__ inline double d_pow(double a, double b) { return pow(a, b); }
 
-template <typename T>
-__device__ inline T sigmoid(T x)
+template <typename T> __device__ inline T sigmoid(T x)
 {
     T e = d_exp(-d_abs(x)), r = (T)1 / ((T)1 + e);
     return x >= 0 ? r : e * r;
 }
 
-#define SQRT1_2 0.70710678118654752440
+#define SQRT1_2      0.70710678118654752440
 #define INV_SQRT_2PI 0.39894228040143267794
 
-template <typename T>
-__device__ inline T gelu(T x)
+template <typename T> __device__ inline T gelu(T x)
 {
     return (T)0.5 * x * ((T)1 + d_erf(x * (T)SQRT1_2));
 }
 
-template <typename T>
-__device__ inline T gelu_grad(T x)
+template <typename T> __device__ inline T gelu_grad(T x)
 {
     return (T)0.5 * ((T)1 + d_erf(x * (T)SQRT1_2)) + x * (T)INV_SQRT_2PI * d_exp((T)-0.5 * x * x);
 }
 
-template <typename T>
-__device__ inline T sign(T x)
-{
-    return (T)((x > 0) - (x < 0));
-}
+template <typename T> __device__ inline T sign(T x) { return (T)((x > 0) - (x < 0)); }
 
-template <typename T>
-__device__ inline T unary_float(td_unary_op op, T x)
+template <typename T> __device__ inline T unary_float(td_unary_op op, T x)
 {
     switch (op) {
     case TD_EXP: return d_exp(x);
@@ -111,8 +103,7 @@ __device__ inline T unary_float(td_unary_op op, T x)
     }
 }
 
-template <typename T>
-__device__ inline T unary_int(td_unary_op op, T x)
+template <typename T> __device__ inline T unary_int(td_unary_op op, T x)
 {
     switch (op) {
     case TD_ABS: return neg(x) ? (T)(0 - (uint64_t)x) : x;
@@ -124,8 +115,7 @@ __device__ inline T unary_int(td_unary_op op, T x)
     }
 }
 
-template <typename T>
-struct UnaryOp {
+template <typename T> struct UnaryOp {
     td_unary_op op;
     __device__ void operator()(const Iter &it, const int64_t *off) const
     {
@@ -138,8 +128,7 @@ struct UnaryOp {
 };
 
 /* gx = g * op'(x); y = op(x) where has_y, else recomputed */
-template <typename T>
-__device__ inline T unary_grad(td_unary_op op, bool hy, T x, T y, T g)
+template <typename T> __device__ inline T unary_grad(td_unary_op op, bool hy, T x, T y, T g)
 {
     switch (op) {
     case TD_EXP: return g * (hy ? y : d_exp(x));
@@ -167,8 +156,7 @@ __device__ inline T unary_grad(td_unary_op op, bool hy, T x, T y, T g)
     }
 }
 
-template <typename T>
-struct UnaryGradOp {
+template <typename T> struct UnaryGradOp {
     td_unary_op op;
     bool hy;
     __device__ void operator()(const Iter &it, const int64_t *off) const
@@ -196,8 +184,7 @@ __device__ inline int64_t idiv(int64_t a, int64_t b)
     return a / b;
 }
 
-template <typename T>
-__device__ inline T arith(td_binary_op op, T a, T b)
+template <typename T> __device__ inline T arith(td_binary_op op, T a, T b)
 {
     if constexpr (is_float<T>::value) {
         switch (op) {
@@ -224,8 +211,7 @@ __device__ inline T arith(td_binary_op op, T a, T b)
     }
 }
 
-template <typename T>
-__device__ inline uint8_t compare(td_binary_op op, T a, T b)
+template <typename T> __device__ inline uint8_t compare(td_binary_op op, T a, T b)
 {
     switch (op) {
     case TD_EQ: return a == b;
@@ -237,8 +223,7 @@ __device__ inline uint8_t compare(td_binary_op op, T a, T b)
     }
 }
 
-template <typename T>
-struct BinaryOp {
+template <typename T> struct BinaryOp {
     td_binary_op op;
     __device__ void operator()(const Iter &it, const int64_t *off) const
     {
@@ -247,8 +232,7 @@ struct BinaryOp {
     }
 };
 
-template <typename T>
-struct CompareOp {
+template <typename T> struct CompareOp {
     td_binary_op op;
     __device__ void operator()(const Iter &it, const int64_t *off) const
     {
@@ -260,8 +244,7 @@ struct CompareOp {
 /* ---- clamp, where ------------------------------------------------------------------ */
 
 /* NaN fails both tests and stays NaN */
-template <typename T>
-struct ClampOp {
+template <typename T> struct ClampOp {
     T lo, hi;
     __device__ void operator()(const Iter &it, const int64_t *off) const
     {
@@ -272,11 +255,11 @@ struct ClampOp {
 };
 
 /* moves bits only: the element size is all that matters */
-template <typename W>
-struct WhereOp {
+template <typename W> struct WhereOp {
     __device__ void operator()(const Iter &it, const int64_t *off) const
     {
-        *at<W>(it, 0, off[0]) = *at<uint8_t>(it, 1, off[1]) ? *at<W>(it, 2, off[2]) : *at<W>(it, 3, off[3]);
+        *at<W>(it, 0, off[0]) =
+            *at<uint8_t>(it, 1, off[1]) ? *at<W>(it, 2, off[2]) : *at<W>(it, 3, off[3]);
     }
 };
 
@@ -324,8 +307,8 @@ extern "C" void td_cuda_unary(td_unary_op op, td_tensor *out, const td_tensor *x
     TDC_DISPATCH(x->dtype, launch<2>(it, UnaryOp<T>{op}, "unary"));
 }
 
-extern "C" void td_cuda_unary_grad(td_unary_op op, td_tensor *gx, const td_tensor *x, const td_tensor *y,
-                                   const td_tensor *gy)
+extern "C" void td_cuda_unary_grad(td_unary_op op, td_tensor *gx, const td_tensor *x,
+                                   const td_tensor *y, const td_tensor *gy)
 {
     use_device_of(gx);
     const td_tensor *ts[4] = {gx, x, y ? y : x, gy};
@@ -333,7 +316,8 @@ extern "C" void td_cuda_unary_grad(td_unary_op op, td_tensor *gx, const td_tenso
     TDC_FLOAT_DISPATCH(gx->dtype, launch<4>(it, UnaryGradOp<T>{op, y != NULL}, "unary_grad"));
 }
 
-extern "C" void td_cuda_binary(td_binary_op op, td_tensor *out, const td_tensor *a, const td_tensor *b)
+extern "C" void td_cuda_binary(td_binary_op op, td_tensor *out, const td_tensor *a,
+                               const td_tensor *b)
 {
     use_device_of(out);
     const td_tensor *ts[3] = {out, a, b};
@@ -364,7 +348,8 @@ extern "C" void td_cuda_clamp(td_tensor *out, const td_tensor *x, double lo, dou
     });
 }
 
-extern "C" void td_cuda_where(td_tensor *out, const td_tensor *cond, const td_tensor *a, const td_tensor *b)
+extern "C" void td_cuda_where(td_tensor *out, const td_tensor *cond, const td_tensor *a,
+                              const td_tensor *b)
 {
     use_device_of(out);
     const td_tensor *ts[4] = {out, cond, a, b};

@@ -19,10 +19,10 @@ namespace {
 struct Geo {
     int ndim, dim;
     int64_t numel;
-    int64_t shape[TD_MAX_DIMS];   /* the shape the threads run over */
-    int64_t ostride[TD_MAX_DIMS]; /* out's (or the written tensor's) strides */
-    int64_t xstride[TD_MAX_DIMS]; /* the read tensor's strides */
-    int64_t istride[TD_MAX_DIMS]; /* the index's strides */
+    int64_t shape[TD_MAX_DIMS];             /* the shape the threads run over */
+    int64_t ostride[TD_MAX_DIMS];           /* out's (or the written tensor's) strides */
+    int64_t xstride[TD_MAX_DIMS];           /* the read tensor's strides */
+    int64_t istride[TD_MAX_DIMS];           /* the index's strides */
     int64_t xdim_stride, odim_stride, span; /* span: entries scanned along dim */
     int64_t ooff, xoff, ioff;
 };
@@ -40,8 +40,7 @@ inline Geo make_geo(const td_tensor *over, int dim)
     return g;
 }
 
-template <typename T>
-__device__ inline void add_or_set(T *t, T v, bool acc)
+template <typename T> __device__ inline void add_or_set(T *t, T v, bool acc)
 {
     if (!acc)
         *t = v;
@@ -52,8 +51,7 @@ __device__ inline void add_or_set(T *t, T v, bool acc)
 }
 
 /* out[e] = x[..., index[c_dim], ...] (index 1-D along dim) */
-template <typename W>
-__global__ void select_kernel(Geo g, W *out, const W *x, const int64_t *ix)
+template <typename W> __global__ void select_kernel(Geo g, W *out, const W *x, const int64_t *ix)
 {
     int64_t step = (int64_t)gridDim.x * blockDim.x;
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < g.numel; e += step) {
@@ -69,8 +67,7 @@ __global__ void select_kernel(Geo g, W *out, const W *x, const int64_t *ix)
 }
 
 /* out (index's shape)[e] = x[..., index[e], ...] */
-template <typename W>
-__global__ void gather_kernel(Geo g, W *out, const W *x, const int64_t *ix)
+template <typename W> __global__ void gather_kernel(Geo g, W *out, const W *x, const int64_t *ix)
 {
     int64_t step = (int64_t)gridDim.x * blockDim.x;
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < g.numel; e += step) {
@@ -130,15 +127,25 @@ __global__ void index_add_kernel(Geo g, T *out, const T *src, const int64_t *ix)
         }
         T *t = out + oo;
         for (int64_t i = 0; i < g.span; i++)
-            if (ix[g.ioff + i * g.istride[0]] == j) add_or_set(t, src[so + i * g.xdim_stride], true);
+            if (ix[g.ioff + i * g.istride[0]] == j)
+                add_or_set(t, src[so + i * g.xdim_stride], true);
     }
 }
 
-#define WIDTH_DISPATCH(es, ...)                    \
-    switch (es) {                                  \
-    case 1: { typedef uint8_t W; __VA_ARGS__; } break;  \
-    case 4: { typedef uint32_t W; __VA_ARGS__; } break; \
-    default: { typedef uint64_t W; __VA_ARGS__; } break; \
+#define WIDTH_DISPATCH(es, ...)                                                                    \
+    switch (es) {                                                                                  \
+    case 1: {                                                                                      \
+        typedef uint8_t W;                                                                         \
+        __VA_ARGS__;                                                                               \
+    } break;                                                                                       \
+    case 4: {                                                                                      \
+        typedef uint32_t W;                                                                        \
+        __VA_ARGS__;                                                                               \
+    } break;                                                                                       \
+    default: {                                                                                     \
+        typedef uint64_t W;                                                                        \
+        __VA_ARGS__;                                                                               \
+    } break;                                                                                       \
     }
 
 /* a 0-dim tensor as one element of a 1-dim one */
@@ -164,7 +171,8 @@ void cuda_index_select(td_tensor *out_, const td_tensor *x_, int dim, const td_t
     g.xdim_stride = x.stride[dim];
     g.ooff = out.offset, g.xoff = x.offset, g.ioff = index.offset;
     WIDTH_DISPATCH(td_dtype_size(x.dtype), {
-        select_kernel<W><<<blocks_for(g.numel), THREADS>>>(g, (W *)out.storage->data, (const W *)x.storage->data,
+        select_kernel<W><<<blocks_for(g.numel), THREADS>>>(g, (W *)out.storage->data,
+                                                           (const W *)x.storage->data,
                                                            (const int64_t *)index.storage->data);
     });
     check_launch("index_select");
@@ -181,13 +189,15 @@ void cuda_gather(td_tensor *out_, const td_tensor *x_, int dim, const td_tensor 
     g.xdim_stride = x.stride[dim];
     g.ooff = out.offset, g.xoff = x.offset, g.ioff = index.offset;
     WIDTH_DISPATCH(td_dtype_size(x.dtype), {
-        gather_kernel<W><<<blocks_for(g.numel), THREADS>>>(g, (W *)out.storage->data, (const W *)x.storage->data,
+        gather_kernel<W><<<blocks_for(g.numel), THREADS>>>(g, (W *)out.storage->data,
+                                                           (const W *)x.storage->data,
                                                            (const int64_t *)index.storage->data);
     });
     check_launch("gather");
 }
 
-void cuda_scatter(td_tensor *out_, int dim, const td_tensor *index_, const td_tensor *src_, bool accumulate)
+void cuda_scatter(td_tensor *out_, int dim, const td_tensor *index_, const td_tensor *src_,
+                  bool accumulate)
 {
     td_tensor out = as_1d(out_), index = as_1d(index_), src = as_1d(src_);
     Geo g = make_geo(&index, dim);
@@ -202,8 +212,9 @@ void cuda_scatter(td_tensor *out_, int dim, const td_tensor *index_, const td_te
     g.xdim_stride = src.stride[dim];
     g.ooff = out.offset, g.xoff = src.offset, g.ioff = index.offset;
     TDC_DISPATCH(out.dtype, {
-        scatter_kernel<T><<<blocks_for(g.numel), THREADS>>>(g, (T *)out.storage->data, (const T *)src.storage->data,
-                                                            (const int64_t *)index.storage->data, accumulate);
+        scatter_kernel<T><<<blocks_for(g.numel), THREADS>>>(
+            g, (T *)out.storage->data, (const T *)src.storage->data,
+            (const int64_t *)index.storage->data, accumulate);
     });
     check_launch("scatter");
 }
@@ -220,7 +231,8 @@ void cuda_index_add(td_tensor *out_, int dim, const td_tensor *index_, const td_
     g.xdim_stride = src.stride[dim];
     g.ooff = out.offset, g.xoff = src.offset, g.ioff = index.offset;
     TDC_DISPATCH(out.dtype, {
-        index_add_kernel<T><<<blocks_for(g.numel), THREADS>>>(g, (T *)out.storage->data, (const T *)src.storage->data,
+        index_add_kernel<T><<<blocks_for(g.numel), THREADS>>>(g, (T *)out.storage->data,
+                                                              (const T *)src.storage->data,
                                                               (const int64_t *)index.storage->data);
     });
     check_launch("index_add");
@@ -237,7 +249,8 @@ void td_cuda_gather(td_tensor *out, const td_tensor *x, int dim, const td_tensor
 {
     cuda_gather(out, x, dim, index);
 }
-void td_cuda_scatter(td_tensor *out, int dim, const td_tensor *index, const td_tensor *src, bool accumulate)
+void td_cuda_scatter(td_tensor *out, int dim, const td_tensor *index, const td_tensor *src,
+                     bool accumulate)
 {
     cuda_scatter(out, dim, index, src, accumulate);
 }

@@ -18,13 +18,11 @@ namespace {
 
 enum Kind { BCE, BCEL, SFOCAL, ASL, SOFT };
 
-template <typename T>
-struct BinArgs {
+template <typename T> struct BinArgs {
     T sc, keep, half, g, al, gp, gn, clip, leps;
 };
 
-template <typename T>
-__device__ inline void stable(T xv, T &e, T &lp, T &r, T &spn, T &spx)
+template <typename T> __device__ inline void stable(T xv, T &e, T &lp, T &r, T &spn, T &spx)
 {
     T ax = xv < 0 ? -xv : xv;
     e = dexp<T>(-ax);
@@ -35,8 +33,8 @@ __device__ inline void stable(T xv, T &e, T &lp, T &r, T &spn, T &spx)
 }
 
 template <typename T>
-__global__ void bin_kernel(Kind kind, int64_t n, BinArgs<T> k, T *l, T *gx, T *gy, const T *xp, const T *yp,
-                           const T *wp, const T *pwp, unsigned long long *bad)
+__global__ void bin_kernel(Kind kind, int64_t n, BinArgs<T> k, T *l, T *gx, T *gy, const T *xp,
+                           const T *yp, const T *wp, const T *pwp, unsigned long long *bad)
 {
     int64_t step = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
@@ -144,14 +142,14 @@ __global__ void bin_kernel(Kind kind, int64_t n, BinArgs<T> k, T *l, T *gx, T *g
     }
 }
 
-template <typename T>
-const T *ptr(const td_tensor *t)
+template <typename T> const T *ptr(const td_tensor *t)
 {
     return t ? (const T *)td_data_ptr(t) : nullptr;
 }
 
-int64_t run(Kind kind, const td_binary_loss_args *a, int64_t n, td_tensor *loss, td_tensor *dx, td_tensor *dy,
-            const td_tensor *x, const td_tensor *y, const td_tensor *w, const td_tensor *pw)
+int64_t run(Kind kind, const td_binary_loss_args *a, int64_t n, td_tensor *loss, td_tensor *dx,
+            td_tensor *dy, const td_tensor *x, const td_tensor *y, const td_tensor *w,
+            const td_tensor *pw)
 {
     if (n == 0) return -1;
     use_device_of(loss);
@@ -163,12 +161,18 @@ int64_t run(Kind kind, const td_binary_loss_args *a, int64_t n, td_tensor *loss,
         cudaMemsetAsync(bad, 0xff, sizeof(unsigned long long));
     }
     TDC_FLOAT_DISPATCH(x->dtype, {
-        BinArgs<T> k = {(T)a->scale,     (T)(1 - a->smoothing), (T)(a->smoothing / 2),
-                        (T)a->gamma,     (T)a->alpha,           (T)a->gamma_pos,
-                        (T)a->gamma_neg, (T)a->clip,            kind == ASL ? (T)log(a->eps) : (T)0};
-        bin_kernel<T><<<blocks_for(n), THREADS>>>(kind, n, k, (T *)td_data_ptr(loss), dx ? (T *)td_data_ptr(dx) : nullptr,
-                                                  dy ? (T *)td_data_ptr(dy) : nullptr, ptr<T>(x), ptr<T>(y),
-                                                  ptr<T>(w), ptr<T>(pw), bad);
+        BinArgs<T> k = {(T)a->scale,
+                        (T)(1 - a->smoothing),
+                        (T)(a->smoothing / 2),
+                        (T)a->gamma,
+                        (T)a->alpha,
+                        (T)a->gamma_pos,
+                        (T)a->gamma_neg,
+                        (T)a->clip,
+                        kind == ASL ? (T)log(a->eps) : (T)0};
+        bin_kernel<T><<<blocks_for(n), THREADS>>>(
+            kind, n, k, (T *)td_data_ptr(loss), dx ? (T *)td_data_ptr(dx) : nullptr,
+            dy ? (T *)td_data_ptr(dy) : nullptr, ptr<T>(x), ptr<T>(y), ptr<T>(w), ptr<T>(pw), bad);
     });
     check_launch("binary loss");
     if (!checks) return -1;
@@ -183,28 +187,32 @@ int64_t bce(const td_binary_loss_args *a, int64_t n, td_tensor *loss, td_tensor 
     return run(BCE, a, n, loss, dx, dy, x, y, w, pw);
 }
 
-int64_t bce_logits(const td_binary_loss_args *a, int64_t n, td_tensor *loss, td_tensor *dx, td_tensor *dy,
-                   const td_tensor *x, const td_tensor *y, const td_tensor *w, const td_tensor *pw)
+int64_t bce_logits(const td_binary_loss_args *a, int64_t n, td_tensor *loss, td_tensor *dx,
+                   td_tensor *dy, const td_tensor *x, const td_tensor *y, const td_tensor *w,
+                   const td_tensor *pw)
 {
     return run(BCEL, a, n, loss, dx, dy, x, y, w, pw);
 }
 
-int64_t sigmoid_focal(const td_binary_loss_args *a, int64_t n, td_tensor *loss, td_tensor *dx, td_tensor *dy,
-                      const td_tensor *x, const td_tensor *y, const td_tensor *w, const td_tensor *pw)
+int64_t sigmoid_focal(const td_binary_loss_args *a, int64_t n, td_tensor *loss, td_tensor *dx,
+                      td_tensor *dy, const td_tensor *x, const td_tensor *y, const td_tensor *w,
+                      const td_tensor *pw)
 {
     (void)dy, (void)w, (void)pw;
     return run(SFOCAL, a, n, loss, dx, nullptr, x, y, nullptr, nullptr);
 }
 
-int64_t asymmetric(const td_binary_loss_args *a, int64_t n, td_tensor *loss, td_tensor *dx, td_tensor *dy,
-                   const td_tensor *x, const td_tensor *y, const td_tensor *w, const td_tensor *pw)
+int64_t asymmetric(const td_binary_loss_args *a, int64_t n, td_tensor *loss, td_tensor *dx,
+                   td_tensor *dy, const td_tensor *x, const td_tensor *y, const td_tensor *w,
+                   const td_tensor *pw)
 {
     (void)dy, (void)w, (void)pw;
     return run(ASL, a, n, loss, dx, nullptr, x, y, nullptr, nullptr);
 }
 
-int64_t soft_margin(const td_binary_loss_args *a, int64_t n, td_tensor *loss, td_tensor *dx, td_tensor *dy,
-                    const td_tensor *x, const td_tensor *y, const td_tensor *w, const td_tensor *pw)
+int64_t soft_margin(const td_binary_loss_args *a, int64_t n, td_tensor *loss, td_tensor *dx,
+                    td_tensor *dy, const td_tensor *x, const td_tensor *y, const td_tensor *w,
+                    const td_tensor *pw)
 {
     (void)dy, (void)w, (void)pw;
     return run(SOFT, a, n, loss, dx, nullptr, x, y, nullptr, nullptr);
@@ -212,7 +220,8 @@ int64_t soft_margin(const td_binary_loss_args *a, int64_t n, td_tensor *loss, td
 
 /* one thread per row; the row's sum runs in order, as on the CPU */
 template <typename T>
-__global__ void mlsm_kernel(int64_t rows, int64_t C, T sc, T *l, T *gx, T *gy, const T *xp, const T *yp, const T *wp)
+__global__ void mlsm_kernel(int64_t rows, int64_t C, T sc, T *l, T *gx, T *gy, const T *xp,
+                            const T *yp, const T *wp)
 {
     T invc = (T)1 / (T)C;
     int64_t step = (int64_t)gridDim.x * blockDim.x;
@@ -230,19 +239,18 @@ __global__ void mlsm_kernel(int64_t rows, int64_t C, T sc, T *l, T *gx, T *gy, c
     }
 }
 
-int64_t multilabel_soft_margin(const td_binary_loss_args *a, int64_t n, td_tensor *loss, td_tensor *dx,
-                               td_tensor *dy, const td_tensor *x, const td_tensor *y, const td_tensor *w,
-                               const td_tensor *pw)
+int64_t multilabel_soft_margin(const td_binary_loss_args *a, int64_t n, td_tensor *loss,
+                               td_tensor *dx, td_tensor *dy, const td_tensor *x, const td_tensor *y,
+                               const td_tensor *w, const td_tensor *pw)
 {
     (void)pw;
     int64_t C = a->cols, rows = C > 0 ? n / C : 0;
     if (rows == 0) return -1;
     use_device_of(loss);
     TDC_FLOAT_DISPATCH(x->dtype, {
-        mlsm_kernel<T><<<blocks_for(rows), THREADS>>>(rows, C, (T)a->scale, (T *)td_data_ptr(loss),
-                                                      dx ? (T *)td_data_ptr(dx) : nullptr,
-                                                      dy ? (T *)td_data_ptr(dy) : nullptr, ptr<T>(x), ptr<T>(y),
-                                                      ptr<T>(w));
+        mlsm_kernel<T><<<blocks_for(rows), THREADS>>>(
+            rows, C, (T)a->scale, (T *)td_data_ptr(loss), dx ? (T *)td_data_ptr(dx) : nullptr,
+            dy ? (T *)td_data_ptr(dy) : nullptr, ptr<T>(x), ptr<T>(y), ptr<T>(w));
     });
     check_launch("multilabel_soft_margin_loss");
     return -1;

@@ -35,8 +35,8 @@ struct Geo {
 };
 
 template <typename T>
-__global__ void ctc_forward_kernel(T *nd, T *ed, T *lad, const T *lpd, const int64_t *tgd, Lens lens, Geo g,
-                                   bool zero_infinity, bool divide)
+__global__ void ctc_forward_kernel(T *nd, T *ed, T *lad, const T *lpd, const int64_t *tgd,
+                                   Lens lens, Geo g, bool zero_infinity, bool divide)
 {
     const int64_t b = blockIdx.x;
     const int64_t il = lens.il[b], tl = lens.tl[b], blank = g.blank, L = g.L;
@@ -71,8 +71,8 @@ __global__ void ctc_forward_kernel(T *nd, T *ed, T *lad, const T *lpd, const int
                     la3 = neginf;
                 }
                 if (lamax == neginf) lamax = 0;
-                cur[s] = dlog(dexp<T>(la1 - lamax) + dexp<T>(la2 - lamax) + dexp<T>(la3 - lamax)) + lamax +
-                         lp[t * g.st0 + c * g.st2];
+                cur[s] = dlog(dexp<T>(la1 - lamax) + dexp<T>(la2 - lamax) + dexp<T>(la3 - lamax)) +
+                         lamax + lp[t * g.st0 + c * g.st2];
             }
             __syncthreads();
         }
@@ -100,12 +100,13 @@ __global__ void ctc_forward_kernel(T *nd, T *ed, T *lad, const T *lpd, const int
 }
 
 template <typename T>
-__global__ void ctc_backward_kernel(T *gd, T *lbd, const T *god, int64_t gst, td_reduction reduction, const T *lpd,
-                                    const int64_t *tgd, const T *nd, const T *lad, Lens lens, Geo g,
-                                    bool zero_infinity)
+__global__ void ctc_backward_kernel(T *gd, T *lbd, const T *god, int64_t gst,
+                                    td_reduction reduction, const T *lpd, const int64_t *tgd,
+                                    const T *nd, const T *lad, Lens lens, Geo g, bool zero_infinity)
 {
     const int64_t b = blockIdx.x;
-    const int64_t il = lens.il[b], tl = lens.tl[b], blank = g.blank, L = g.L, C = g.C, NC = g.N * g.C;
+    const int64_t il = lens.il[b], tl = lens.tl[b], blank = g.blank, L = g.L, C = g.C,
+                  NC = g.N * g.C;
     const int64_t *tg = tgd + lens.off[b];
     const T *lp = lpd + b * g.st1, *la = lad + b * g.T * L;
     T *gb = gd + b * C, *lb = lbd + b * g.T * L;
@@ -118,7 +119,9 @@ __global__ void ctc_backward_kernel(T *gd, T *lbd, const T *god, int64_t gst, td
         const int64_t tlast = il - 1;
         if (threadIdx.x == 0) {
             lb[tlast * L + 2 * tl] = lp[tlast * g.st0 + blank * g.st2];
-            if (tl > 0) lb[tlast * L + 2 * tl - 1] = lp[tlast * g.st0 + prime(tg, 2 * tl - 1, blank) * g.st2];
+            if (tl > 0)
+                lb[tlast * L + 2 * tl - 1] =
+                    lp[tlast * g.st0 + prime(tg, 2 * tl - 1, blank) * g.st2];
         }
         __syncthreads();
         for (int64_t t = il - 2; t >= 0; t--) {
@@ -140,8 +143,8 @@ __global__ void ctc_backward_kernel(T *gd, T *lbd, const T *god, int64_t gst, td
                     lb3 = neginf;
                 }
                 if (lbmax == neginf) lbmax = 0;
-                cur[s] = dlog(dexp<T>(lb1 - lbmax) + dexp<T>(lb2 - lbmax) + dexp<T>(lb3 - lbmax)) + lbmax +
-                         lp[t * g.st0 + c * g.st2];
+                cur[s] = dlog(dexp<T>(lb1 - lbmax) + dexp<T>(lb2 - lbmax) + dexp<T>(lb3 - lbmax)) +
+                         lbmax + lp[t * g.st0 + c * g.st2];
             }
             __syncthreads();
         }
@@ -191,7 +194,8 @@ struct DevLens {
     Scratch s;
     Lens lens;
     bool ok;
-    explicit DevLens(const td_ctc_plan *p) : s(sizeof(int64_t) * (size_t)(3 * p->N)), lens{}, ok(false)
+    explicit DevLens(const td_ctc_plan *p)
+        : s(sizeof(int64_t) * (size_t)(3 * p->N)), lens{}, ok(false)
     {
         if (!s.p) return;
         int64_t *d = s.as<int64_t>();
@@ -206,7 +210,8 @@ struct DevLens {
 
 Geo geo_of(const td_ctc_plan *p, const td_tensor *lp)
 {
-    return Geo{p->T, p->N, p->C, 2 * p->S + 1, p->blank, lp->stride[0], lp->stride[1], lp->stride[2]};
+    return Geo{p->T,     p->N,          p->C,          2 * p->S + 1,
+               p->blank, lp->stride[0], lp->stride[1], lp->stride[2]};
 }
 
 void ctc_forward(td_tensor *nll, td_tensor *elem, td_tensor *log_alpha, const td_tensor *log_probs,
@@ -220,15 +225,16 @@ void ctc_forward(td_tensor *nll, td_tensor *elem, td_tensor *log_alpha, const td
     TDC_FLOAT_DISPATCH(log_probs->dtype, {
         ctc_forward_kernel<T><<<row_blocks(p->N), CTC_THREADS>>>(
             (T *)td_data_ptr(nll), (T *)td_data_ptr(elem), (T *)td_data_ptr(log_alpha),
-            (const T *)td_data_ptr(log_probs), (const int64_t *)td_data_ptr(targets), dl.lens, g, zero_infinity,
-            divide);
+            (const T *)td_data_ptr(log_probs), (const int64_t *)td_data_ptr(targets), dl.lens, g,
+            zero_infinity, divide);
     });
     check_launch("ctc_loss");
 }
 
-void ctc_backward(td_tensor *grad, td_tensor *log_beta, const td_tensor *grad_out, td_reduction reduction,
-                  const td_tensor *log_probs, const td_tensor *targets, const td_tensor *nll,
-                  const td_tensor *log_alpha, const td_ctc_plan *p, bool zero_infinity)
+void ctc_backward(td_tensor *grad, td_tensor *log_beta, const td_tensor *grad_out,
+                  td_reduction reduction, const td_tensor *log_probs, const td_tensor *targets,
+                  const td_tensor *nll, const td_tensor *log_alpha, const td_ctc_plan *p,
+                  bool zero_infinity)
 {
     if (p->N == 0) return;
     use_device_of(grad);
@@ -238,8 +244,9 @@ void ctc_backward(td_tensor *grad, td_tensor *log_beta, const td_tensor *grad_ou
     int64_t gst = grad_out->ndim ? grad_out->stride[0] : 0;
     TDC_FLOAT_DISPATCH(log_probs->dtype, {
         ctc_backward_kernel<T><<<row_blocks(p->N), CTC_THREADS>>>(
-            (T *)td_data_ptr(grad), (T *)td_data_ptr(log_beta), (const T *)td_data_ptr(grad_out), gst, reduction,
-            (const T *)td_data_ptr(log_probs), (const int64_t *)td_data_ptr(targets), (const T *)td_data_ptr(nll),
+            (T *)td_data_ptr(grad), (T *)td_data_ptr(log_beta), (const T *)td_data_ptr(grad_out),
+            gst, reduction, (const T *)td_data_ptr(log_probs),
+            (const int64_t *)td_data_ptr(targets), (const T *)td_data_ptr(nll),
             (const T *)td_data_ptr(log_alpha), dl.lens, g, zero_infinity);
     });
     check_launch("ctc_loss backward");

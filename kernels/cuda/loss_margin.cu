@@ -18,36 +18,33 @@ using namespace tdc;
 
 namespace {
 
-template <typename T>
-const T *cptr(const td_tensor *t)
+template <typename T> const T *cptr(const td_tensor *t)
 {
     return t ? (const T *)td_data_ptr(t) : nullptr;
 }
 
-template <typename T>
-T *mptr(td_tensor *t)
-{
-    return t ? (T *)td_data_ptr(t) : nullptr;
-}
+template <typename T> T *mptr(td_tensor *t) { return t ? (T *)td_data_ptr(t) : nullptr; }
 
 /* the gradient of sample i's loss: gy holds one value or one per sample */
-template <typename T>
-__device__ inline double gy_at(const T *gy, bool one, int64_t i, double scale)
+template <typename T> __device__ inline double gy_at(const T *gy, bool one, int64_t i, double scale)
 {
     return (double)gy[one ? 0 : i] * scale;
 }
 
-#define GRID_LOOP(i, n) \
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
+#define GRID_LOOP(i, n)                                                                            \
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                      \
+         i += (int64_t)gridDim.x * blockDim.x)
 
 /* ---- target range check ---------------------------------------------------- */
 
-__global__ void range_kernel(const int64_t *t, int64_t n, int64_t lo, int64_t hi, unsigned long long *bad)
+__global__ void range_kernel(const int64_t *t, int64_t n, int64_t lo, int64_t hi,
+                             unsigned long long *bad)
 {
     GRID_LOOP(i, n)
     {
         int64_t v = t[i];
-        if (v < lo || v >= hi) atomicMin(bad, (unsigned long long)i); /* integers: any order gives the smallest */
+        if (v < lo || v >= hi)
+            atomicMin(bad, (unsigned long long)i); /* integers: any order gives the smallest */
     }
 }
 
@@ -58,7 +55,8 @@ int64_t check_range(const td_tensor *target, int64_t n, int64_t lo, int64_t hi)
     Scratch s(sizeof(unsigned long long));
     if (!s.p) return -1;
     cudaMemsetAsync(s.p, 0xff, sizeof(unsigned long long));
-    range_kernel<<<blocks_for(n), THREADS>>>(cptr<int64_t>(target), n, lo, hi, s.as<unsigned long long>());
+    range_kernel<<<blocks_for(n), THREADS>>>(cptr<int64_t>(target), n, lo, hi,
+                                             s.as<unsigned long long>());
     check_launch("margin loss target check");
     unsigned long long h = ~0ULL;
     if (td_cuda_download(s.device, &h, s.p, sizeof h) != TD_OK) return -1;
@@ -68,8 +66,8 @@ int64_t check_range(const td_tensor *target, int64_t n, int64_t lo, int64_t hi)
 /* ---- multi_margin ---------------------------------------------------------- */
 
 template <typename T>
-__global__ void multi_margin_kernel(T *op, const T *xp, const int64_t *tg, const T *wp, int p, double margin,
-                                    int64_t n, int64_t c)
+__global__ void multi_margin_kernel(T *op, const T *xp, const int64_t *tg, const T *wp, int p,
+                                    double margin, int64_t n, int64_t c)
 {
     GRID_LOOP(r, n)
     {
@@ -86,14 +84,14 @@ __global__ void multi_margin_kernel(T *op, const T *xp, const int64_t *tg, const
     }
 }
 
-void multi_margin(td_tensor *out, const td_tensor *x, const td_tensor *target, const td_tensor *weight, int p,
-                  double margin, int64_t n, int64_t c)
+void multi_margin(td_tensor *out, const td_tensor *x, const td_tensor *target,
+                  const td_tensor *weight, int p, double margin, int64_t n, int64_t c)
 {
     if (n == 0) return;
     use_device_of(out);
     TDC_FLOAT_DISPATCH(x->dtype, {
-        multi_margin_kernel<T><<<blocks_for(n), THREADS>>>(mptr<T>(out), cptr<T>(x), cptr<int64_t>(target),
-                                                           cptr<T>(weight), p, margin, n, c);
+        multi_margin_kernel<T><<<blocks_for(n), THREADS>>>(
+            mptr<T>(out), cptr<T>(x), cptr<int64_t>(target), cptr<T>(weight), p, margin, n, c);
     });
     check_launch("multi_margin_loss");
 }
@@ -101,7 +99,8 @@ void multi_margin(td_tensor *out, const td_tensor *x, const td_tensor *target, c
 /* one thread per element; the target's entry sums the others' in order */
 template <typename T>
 __global__ void multi_margin_bwd_kernel(T *gp, const T *gy, bool gy_one, double scale, const T *xp,
-                                        const int64_t *tg, const T *wp, int p, double margin, int64_t n, int64_t c)
+                                        const int64_t *tg, const T *wp, int p, double margin,
+                                        int64_t n, int64_t c)
 {
     GRID_LOOP(e, n * c)
     {
@@ -126,15 +125,15 @@ __global__ void multi_margin_bwd_kernel(T *gp, const T *gy, bool gy_one, double 
 }
 
 void multi_margin_backward(td_tensor *gx, const td_tensor *gy, double scale, const td_tensor *x,
-                           const td_tensor *target, const td_tensor *weight, int p, double margin, int64_t n,
-                           int64_t c)
+                           const td_tensor *target, const td_tensor *weight, int p, double margin,
+                           int64_t n, int64_t c)
 {
     if (n * c == 0) return;
     use_device_of(gx);
     TDC_FLOAT_DISPATCH(x->dtype, {
-        multi_margin_bwd_kernel<T><<<blocks_for(n * c), THREADS>>>(mptr<T>(gx), cptr<T>(gy), td_numel(gy) == 1,
-                                                                   scale, cptr<T>(x), cptr<int64_t>(target),
-                                                                   cptr<T>(weight), p, margin, n, c);
+        multi_margin_bwd_kernel<T><<<blocks_for(n * c), THREADS>>>(
+            mptr<T>(gx), cptr<T>(gy), td_numel(gy) == 1, scale, cptr<T>(x), cptr<int64_t>(target),
+            cptr<T>(weight), p, margin, n, c);
     });
     check_launch("multi_margin_loss backward");
 }
@@ -143,7 +142,8 @@ void multi_margin_backward(td_tensor *gx, const td_tensor *gy, double scale, con
 
 /* one thread per row: mark (N, C) flags the listed classes, len (N) the
  * list's length (up to the first negative entry) */
-__global__ void mark_kernel(unsigned char *mark, int64_t *len, const int64_t *tg, int64_t n, int64_t c)
+__global__ void mark_kernel(unsigned char *mark, int64_t *len, const int64_t *tg, int64_t n,
+                            int64_t c)
 {
     GRID_LOOP(r, n)
     {
@@ -183,8 +183,9 @@ __global__ void multilabel_kernel(T *op, const T *xp, const int64_t *tg, const u
  * unlisted k) pair whose hinge is active, j outer and k inner: the same
  * additions in the same order give the same bits */
 template <typename T>
-__global__ void multilabel_bwd_kernel(T *gp, const T *gy, bool gy_one, double scale, const T *xp, const int64_t *tg,
-                                      const unsigned char *mark, const int64_t *len, int64_t n, int64_t c)
+__global__ void multilabel_bwd_kernel(T *gp, const T *gy, bool gy_one, double scale, const T *xp,
+                                      const int64_t *tg, const unsigned char *mark,
+                                      const int64_t *len, int64_t n, int64_t c)
 {
     GRID_LOOP(e, n * c)
     {
@@ -213,7 +214,8 @@ __global__ void multilabel_bwd_kernel(T *gp, const T *gy, bool gy_one, double sc
     }
 }
 
-void multilabel_margin(td_tensor *out, const td_tensor *x, const td_tensor *target, int64_t n, int64_t c)
+void multilabel_margin(td_tensor *out, const td_tensor *x, const td_tensor *target, int64_t n,
+                       int64_t c)
 {
     if (n == 0) return;
     use_device_of(out);
@@ -223,14 +225,14 @@ void multilabel_margin(td_tensor *out, const td_tensor *x, const td_tensor *targ
     unsigned char *mark = (unsigned char *)(len + n + 1);
     mark_kernel<<<blocks_for(n), THREADS>>>(mark, len, cptr<int64_t>(target), n, c);
     TDC_FLOAT_DISPATCH(x->dtype, {
-        multilabel_kernel<T><<<blocks_for(n), THREADS>>>(mptr<T>(out), cptr<T>(x), cptr<int64_t>(target), mark, len,
-                                                         n, c);
+        multilabel_kernel<T><<<blocks_for(n), THREADS>>>(mptr<T>(out), cptr<T>(x),
+                                                         cptr<int64_t>(target), mark, len, n, c);
     });
     check_launch("multilabel_margin_loss");
 }
 
-void multilabel_margin_backward(td_tensor *gx, const td_tensor *gy, double scale, const td_tensor *x,
-                                const td_tensor *target, int64_t n, int64_t c)
+void multilabel_margin_backward(td_tensor *gx, const td_tensor *gy, double scale,
+                                const td_tensor *x, const td_tensor *target, int64_t n, int64_t c)
 {
     if (n * c == 0) return;
     use_device_of(gx);
@@ -240,8 +242,9 @@ void multilabel_margin_backward(td_tensor *gx, const td_tensor *gy, double scale
     unsigned char *mark = (unsigned char *)(len + n + 1);
     mark_kernel<<<blocks_for(n), THREADS>>>(mark, len, cptr<int64_t>(target), n, c);
     TDC_FLOAT_DISPATCH(x->dtype, {
-        multilabel_bwd_kernel<T><<<blocks_for(n * c), THREADS>>>(mptr<T>(gx), cptr<T>(gy), td_numel(gy) == 1, scale,
-                                                                 cptr<T>(x), cptr<int64_t>(target), mark, len, n, c);
+        multilabel_bwd_kernel<T>
+            <<<blocks_for(n * c), THREADS>>>(mptr<T>(gx), cptr<T>(gy), td_numel(gy) == 1, scale,
+                                             cptr<T>(x), cptr<int64_t>(target), mark, len, n, c);
     });
     check_launch("multilabel_margin_loss backward");
 }
@@ -260,8 +263,8 @@ __global__ void hinge_kernel(T *op, const T *xp, const T *yp, double margin, int
 }
 
 template <typename T>
-__global__ void hinge_bwd_kernel(T *gp, const T *gy, bool gy_one, double scale, const T *xp, const T *yp,
-                                 double margin, int64_t n)
+__global__ void hinge_bwd_kernel(T *gp, const T *gy, bool gy_one, double scale, const T *xp,
+                                 const T *yp, double margin, int64_t n)
 {
     GRID_LOOP(i, n)
     {
@@ -271,12 +274,14 @@ __global__ void hinge_bwd_kernel(T *gp, const T *gy, bool gy_one, double scale, 
     }
 }
 
-void hinge_embedding(td_tensor *out, const td_tensor *x, const td_tensor *y, double margin, int64_t n)
+void hinge_embedding(td_tensor *out, const td_tensor *x, const td_tensor *y, double margin,
+                     int64_t n)
 {
     if (n == 0) return;
     use_device_of(out);
     TDC_FLOAT_DISPATCH(x->dtype, {
-        hinge_kernel<T><<<blocks_for(n), THREADS>>>(mptr<T>(out), cptr<T>(x), cptr<T>(y), margin, n);
+        hinge_kernel<T>
+            <<<blocks_for(n), THREADS>>>(mptr<T>(out), cptr<T>(x), cptr<T>(y), margin, n);
     });
     check_launch("hinge_embedding_loss");
 }
@@ -287,8 +292,8 @@ void hinge_embedding_backward(td_tensor *gx, const td_tensor *gy, double scale, 
     if (n == 0) return;
     use_device_of(gx);
     TDC_FLOAT_DISPATCH(x->dtype, {
-        hinge_bwd_kernel<T><<<blocks_for(n), THREADS>>>(mptr<T>(gx), cptr<T>(gy), td_numel(gy) == 1, scale,
-                                                        cptr<T>(x), cptr<T>(y), margin, n);
+        hinge_bwd_kernel<T><<<blocks_for(n), THREADS>>>(mptr<T>(gx), cptr<T>(gy), td_numel(gy) == 1,
+                                                        scale, cptr<T>(x), cptr<T>(y), margin, n);
     });
     check_launch("hinge_embedding_loss backward");
 }
@@ -301,8 +306,7 @@ struct CosParts {
     double dot, s1, s2, denom, cos;
 };
 
-template <typename T>
-__device__ inline CosParts cos_row(const T *u, const T *v, int64_t d)
+template <typename T> __device__ inline CosParts cos_row(const T *u, const T *v, int64_t d)
 {
     double dot = 0, s1 = 0, s2 = 0;
     for (int64_t k = 0; k < d; k++) {
@@ -321,7 +325,8 @@ __device__ inline CosParts cos_row(const T *u, const T *v, int64_t d)
 }
 
 template <typename T>
-__global__ void cosine_kernel(T *op, const T *ap, const T *bp, const T *yp, double margin, int64_t n, int64_t d)
+__global__ void cosine_kernel(T *op, const T *ap, const T *bp, const T *yp, double margin,
+                              int64_t n, int64_t d)
 {
     GRID_LOOP(r, n)
     {
@@ -342,8 +347,9 @@ struct CosRow {
 };
 
 template <typename T>
-__global__ void cosine_rows_kernel(CosRow *rows, const T *gy, bool gy_one, double scale, const T *ap, const T *bp,
-                                   const T *yp, double margin, int64_t n, int64_t d)
+__global__ void cosine_rows_kernel(CosRow *rows, const T *gy, bool gy_one, double scale,
+                                   const T *ap, const T *bp, const T *yp, double margin, int64_t n,
+                                   int64_t d)
 {
     GRID_LOOP(r, n)
     {
@@ -359,7 +365,8 @@ __global__ void cosine_rows_kernel(CosRow *rows, const T *gy, bool gy_one, doubl
 }
 
 template <typename T>
-__global__ void cosine_bwd_kernel(T *g1p, T *g2p, const CosRow *rows, const T *ap, const T *bp, int64_t n, int64_t d)
+__global__ void cosine_bwd_kernel(T *g1p, T *g2p, const CosRow *rows, const T *ap, const T *bp,
+                                  int64_t n, int64_t d)
 {
     GRID_LOOP(e, n * d)
     {
@@ -370,31 +377,33 @@ __global__ void cosine_bwd_kernel(T *g1p, T *g2p, const CosRow *rows, const T *a
     }
 }
 
-void cosine_embedding(td_tensor *out, const td_tensor *x1, const td_tensor *x2, const td_tensor *y, double margin,
-                      int64_t n, int64_t d)
+void cosine_embedding(td_tensor *out, const td_tensor *x1, const td_tensor *x2, const td_tensor *y,
+                      double margin, int64_t n, int64_t d)
 {
     if (n == 0) return;
     use_device_of(out);
     TDC_FLOAT_DISPATCH(x1->dtype, {
-        cosine_kernel<T><<<blocks_for(n), THREADS>>>(mptr<T>(out), cptr<T>(x1), cptr<T>(x2), cptr<T>(y), margin, n,
-                                                     d);
+        cosine_kernel<T><<<blocks_for(n), THREADS>>>(mptr<T>(out), cptr<T>(x1), cptr<T>(x2),
+                                                     cptr<T>(y), margin, n, d);
     });
     check_launch("cosine_embedding_loss");
 }
 
-void cosine_embedding_backward(td_tensor *g1, td_tensor *g2, const td_tensor *gy, double scale, const td_tensor *x1,
-                               const td_tensor *x2, const td_tensor *y, double margin, int64_t n, int64_t d)
+void cosine_embedding_backward(td_tensor *g1, td_tensor *g2, const td_tensor *gy, double scale,
+                               const td_tensor *x1, const td_tensor *x2, const td_tensor *y,
+                               double margin, int64_t n, int64_t d)
 {
     if (n == 0 || (!g1 && !g2)) return;
     use_device_of(g1 ? g1 : g2);
     Scratch s(sizeof(CosRow) * (size_t)n);
     if (!s.p) return;
     TDC_FLOAT_DISPATCH(x1->dtype, {
-        cosine_rows_kernel<T><<<blocks_for(n), THREADS>>>(s.as<CosRow>(), cptr<T>(gy), td_numel(gy) == 1, scale,
-                                                          cptr<T>(x1), cptr<T>(x2), cptr<T>(y), margin, n, d);
+        cosine_rows_kernel<T><<<blocks_for(n), THREADS>>>(s.as<CosRow>(), cptr<T>(gy),
+                                                          td_numel(gy) == 1, scale, cptr<T>(x1),
+                                                          cptr<T>(x2), cptr<T>(y), margin, n, d);
         if (d > 0)
-            cosine_bwd_kernel<T><<<blocks_for(n * d), THREADS>>>(mptr<T>(g1), mptr<T>(g2), s.as<CosRow>(),
-                                                                 cptr<T>(x1), cptr<T>(x2), n, d);
+            cosine_bwd_kernel<T><<<blocks_for(n * d), THREADS>>>(
+                mptr<T>(g1), mptr<T>(g2), s.as<CosRow>(), cptr<T>(x1), cptr<T>(x2), n, d);
     });
     check_launch("cosine_embedding_loss backward");
 }
@@ -402,7 +411,8 @@ void cosine_embedding_backward(td_tensor *g1, td_tensor *g2, const td_tensor *gy
 /* ---- margin_ranking -------------------------------------------------------------- */
 
 template <typename T>
-__global__ void ranking_kernel(T *op, const T *ap, const T *bp, const T *yp, double margin, int64_t n)
+__global__ void ranking_kernel(T *op, const T *ap, const T *bp, const T *yp, double margin,
+                               int64_t n)
 {
     GRID_LOOP(i, n)
     {
@@ -412,8 +422,8 @@ __global__ void ranking_kernel(T *op, const T *ap, const T *bp, const T *yp, dou
 }
 
 template <typename T>
-__global__ void ranking_bwd_kernel(T *g1p, T *g2p, const T *gy, bool gy_one, double scale, const T *ap, const T *bp,
-                                   const T *yp, double margin, int64_t n)
+__global__ void ranking_bwd_kernel(T *g1p, T *g2p, const T *gy, bool gy_one, double scale,
+                                   const T *ap, const T *bp, const T *yp, double margin, int64_t n)
 {
     GRID_LOOP(i, n)
     {
@@ -424,25 +434,28 @@ __global__ void ranking_bwd_kernel(T *g1p, T *g2p, const T *gy, bool gy_one, dou
     }
 }
 
-void margin_ranking(td_tensor *out, const td_tensor *x1, const td_tensor *x2, const td_tensor *y, double margin,
-                    int64_t n)
+void margin_ranking(td_tensor *out, const td_tensor *x1, const td_tensor *x2, const td_tensor *y,
+                    double margin, int64_t n)
 {
     if (n == 0) return;
     use_device_of(out);
     TDC_FLOAT_DISPATCH(x1->dtype, {
-        ranking_kernel<T><<<blocks_for(n), THREADS>>>(mptr<T>(out), cptr<T>(x1), cptr<T>(x2), cptr<T>(y), margin, n);
+        ranking_kernel<T><<<blocks_for(n), THREADS>>>(mptr<T>(out), cptr<T>(x1), cptr<T>(x2),
+                                                      cptr<T>(y), margin, n);
     });
     check_launch("margin_ranking_loss");
 }
 
-void margin_ranking_backward(td_tensor *g1, td_tensor *g2, const td_tensor *gy, double scale, const td_tensor *x1,
-                             const td_tensor *x2, const td_tensor *y, double margin, int64_t n)
+void margin_ranking_backward(td_tensor *g1, td_tensor *g2, const td_tensor *gy, double scale,
+                             const td_tensor *x1, const td_tensor *x2, const td_tensor *y,
+                             double margin, int64_t n)
 {
     if (n == 0 || (!g1 && !g2)) return;
     use_device_of(g1 ? g1 : g2);
     TDC_FLOAT_DISPATCH(x1->dtype, {
-        ranking_bwd_kernel<T><<<blocks_for(n), THREADS>>>(mptr<T>(g1), mptr<T>(g2), cptr<T>(gy), td_numel(gy) == 1,
-                                                          scale, cptr<T>(x1), cptr<T>(x2), cptr<T>(y), margin, n);
+        ranking_bwd_kernel<T><<<blocks_for(n), THREADS>>>(mptr<T>(g1), mptr<T>(g2), cptr<T>(gy),
+                                                          td_numel(gy) == 1, scale, cptr<T>(x1),
+                                                          cptr<T>(x2), cptr<T>(y), margin, n);
     });
     check_launch("margin_ranking_loss backward");
 }
@@ -472,8 +485,8 @@ __device__ inline double dnorm(double e, double dist, double np)
 }
 
 template <typename T>
-__global__ void triplet_kernel(T *op, const T *ap, const T *pp, const T *qp, double margin, double np, double eps,
-                               bool swap, int64_t n, int64_t d)
+__global__ void triplet_kernel(T *op, const T *ap, const T *pp, const T *qp, double margin,
+                               double np, double eps, bool swap, int64_t n, int64_t d)
 {
     GRID_LOOP(r, n)
     {
@@ -493,9 +506,9 @@ struct TripRow {
 };
 
 template <typename T>
-__global__ void triplet_rows_kernel(TripRow *rows, const T *gy, bool gy_one, double scale, const T *ap, const T *pp,
-                                    const T *qp, double margin, double np, double eps, bool swap, int64_t n,
-                                    int64_t d)
+__global__ void triplet_rows_kernel(TripRow *rows, const T *gy, bool gy_one, double scale,
+                                    const T *ap, const T *pp, const T *qp, double margin, double np,
+                                    double eps, bool swap, int64_t n, int64_t d)
 {
     GRID_LOOP(r, n)
     {
@@ -522,8 +535,9 @@ __global__ void triplet_rows_kernel(TripRow *rows, const T *gy, bool gy_one, dou
 }
 
 template <typename T>
-__global__ void triplet_bwd_kernel(T *gap, T *gpp, T *gqp, const TripRow *rows, const T *ap, const T *pp,
-                                   const T *qp, double np, double eps, int64_t n, int64_t d)
+__global__ void triplet_bwd_kernel(T *gap, T *gpp, T *gqp, const TripRow *rows, const T *ap,
+                                   const T *pp, const T *qp, double np, double eps, int64_t n,
+                                   int64_t d)
 {
     GRID_LOOP(e, n * d)
     {
@@ -540,21 +554,22 @@ __global__ void triplet_bwd_kernel(T *gap, T *gpp, T *gqp, const TripRow *rows, 
     }
 }
 
-void triplet_margin(td_tensor *out, const td_tensor *a, const td_tensor *p, const td_tensor *q, double margin,
-                    double np, double eps, bool swap, int64_t n, int64_t d)
+void triplet_margin(td_tensor *out, const td_tensor *a, const td_tensor *p, const td_tensor *q,
+                    double margin, double np, double eps, bool swap, int64_t n, int64_t d)
 {
     if (n == 0) return;
     use_device_of(out);
     TDC_FLOAT_DISPATCH(a->dtype, {
-        triplet_kernel<T><<<blocks_for(n), THREADS>>>(mptr<T>(out), cptr<T>(a), cptr<T>(p), cptr<T>(q), margin, np,
-                                                      eps, swap, n, d);
+        triplet_kernel<T><<<blocks_for(n), THREADS>>>(mptr<T>(out), cptr<T>(a), cptr<T>(p),
+                                                      cptr<T>(q), margin, np, eps, swap, n, d);
     });
     check_launch("triplet_margin_loss");
 }
 
-void triplet_margin_backward(td_tensor *ga, td_tensor *gp, td_tensor *gq, const td_tensor *gy, double scale,
-                             const td_tensor *a, const td_tensor *p, const td_tensor *q, double margin, double np,
-                             double eps, bool swap, int64_t n, int64_t d)
+void triplet_margin_backward(td_tensor *ga, td_tensor *gp, td_tensor *gq, const td_tensor *gy,
+                             double scale, const td_tensor *a, const td_tensor *p,
+                             const td_tensor *q, double margin, double np, double eps, bool swap,
+                             int64_t n, int64_t d)
 {
     td_tensor *any = ga ? ga : gp ? gp : gq;
     if (n == 0 || !any) return;
@@ -562,13 +577,13 @@ void triplet_margin_backward(td_tensor *ga, td_tensor *gp, td_tensor *gq, const 
     Scratch s(sizeof(TripRow) * (size_t)n);
     if (!s.p) return;
     TDC_FLOAT_DISPATCH(a->dtype, {
-        triplet_rows_kernel<T><<<blocks_for(n), THREADS>>>(s.as<TripRow>(), cptr<T>(gy), td_numel(gy) == 1, scale,
-                                                           cptr<T>(a), cptr<T>(p), cptr<T>(q), margin, np, eps, swap,
-                                                           n, d);
+        triplet_rows_kernel<T><<<blocks_for(n), THREADS>>>(
+            s.as<TripRow>(), cptr<T>(gy), td_numel(gy) == 1, scale, cptr<T>(a), cptr<T>(p),
+            cptr<T>(q), margin, np, eps, swap, n, d);
         if (d > 0)
-            triplet_bwd_kernel<T><<<blocks_for(n * d), THREADS>>>(mptr<T>(ga), mptr<T>(gp), mptr<T>(gq),
-                                                                  s.as<TripRow>(), cptr<T>(a), cptr<T>(p),
-                                                                  cptr<T>(q), np, eps, n, d);
+            triplet_bwd_kernel<T><<<blocks_for(n * d), THREADS>>>(
+                mptr<T>(ga), mptr<T>(gp), mptr<T>(gq), s.as<TripRow>(), cptr<T>(a), cptr<T>(p),
+                cptr<T>(q), np, eps, n, d);
     });
     check_launch("triplet_margin_loss backward");
 }
@@ -576,8 +591,8 @@ void triplet_margin_backward(td_tensor *ga, td_tensor *gp, td_tensor *gq, const 
 } // namespace
 
 extern "C" const struct td_margin_loss_kernels td_cuda_margin_loss = {
-    multi_margin,      multi_margin_backward,     multilabel_margin, multilabel_margin_backward,
-    hinge_embedding,   hinge_embedding_backward,  cosine_embedding,  cosine_embedding_backward,
-    margin_ranking,    margin_ranking_backward,   triplet_margin,    triplet_margin_backward,
+    multi_margin,    multi_margin_backward,    multilabel_margin, multilabel_margin_backward,
+    hinge_embedding, hinge_embedding_backward, cosine_embedding,  cosine_embedding_backward,
+    margin_ranking,  margin_ranking_backward,  triplet_margin,    triplet_margin_backward,
     check_range,
 };

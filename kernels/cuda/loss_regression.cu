@@ -15,20 +15,14 @@ namespace {
 constexpr double LOG_2PI = 1.83787706640934548356;
 constexpr double TWO_PI = 6.28318530717958647692;
 
-template <typename T>
-__device__ inline T sgnf(T x)
-{
-    return (T)((x > 0) - (x < 0));
-}
+template <typename T> __device__ inline T sgnf(T x) { return (T)((x > 0) - (x < 0)); }
 
-template <typename T>
-__device__ inline T stirling(T y, bool full)
+template <typename T> __device__ inline T stirling(T y, bool full)
 {
     return full && y > 1 ? y * dlog(y) - y + (T)0.5 * dlog((T)TWO_PI * y) : (T)0;
 }
 
-template <typename T>
-struct RegFwd {
+template <typename T> struct RegFwd {
     td_regression_op op;
     T prm;
     bool full;
@@ -41,7 +35,9 @@ struct RegFwd {
         case TD_REG_SMOOTH_L1:
             o = dabs(x - y) < prm ? (T)0.5 * (x - y) * (x - y) / prm : dabs(x - y) - (T)0.5 * prm;
             break;
-        case TD_REG_HUBER: o = dabs(x - y) < prm ? (T)0.5 * (x - y) * (x - y) : prm * (dabs(x - y) - (T)0.5 * prm); break;
+        case TD_REG_HUBER:
+            o = dabs(x - y) < prm ? (T)0.5 * (x - y) * (x - y) : prm * (dabs(x - y) - (T)0.5 * prm);
+            break;
         case TD_REG_KL_DIV: o = (y == 0 ? (T)0 : y * dlog(y)) - y * x; break;
         case TD_REG_KL_DIV_LOG: o = dexp<T>(y) * (y - x); break;
         case TD_REG_POISSON_LOG: o = dexp<T>(x) - y * x + stirling(y, full); break;
@@ -58,17 +54,18 @@ struct RegFwd {
     }
 };
 
-void reg_forward(const td_regression_args *a, td_tensor *out, const td_tensor *x, const td_tensor *y,
-                 const td_tensor *v)
+void reg_forward(const td_regression_args *a, td_tensor *out, const td_tensor *x,
+                 const td_tensor *y, const td_tensor *v)
 {
     use_device_of(out);
     const td_tensor *ts[4] = {out, x, y, v ? v : y};
     Iter it = make_iter(4, ts);
-    TDC_FLOAT_DISPATCH(out->dtype, { launch<4>(it, RegFwd<T>{a->op, (T)a->param, a->full}, "regression loss"); });
+    TDC_FLOAT_DISPATCH(out->dtype, {
+        launch<4>(it, RegFwd<T>{a->op, (T)a->param, a->full}, "regression loss");
+    });
 }
 
-template <typename T>
-struct RegBwd {
+template <typename T> struct RegBwd {
     td_regression_op op;
     td_regression_wrt wrt;
     T prm, scale;
@@ -89,9 +86,12 @@ struct RegBwd {
         case TD_REG_HUBER: r = sgn * (dabs(x - y) < prm ? (x - y) : prm * sgnf(x - y)); break;
         case TD_REG_KL_DIV: r = tgt ? (y != 0 ? dlog(y) : (T)0) + y / y - x : -y; break;
         case TD_REG_KL_DIV_LOG: r = tgt ? dexp<T>(y) * (y - x) + dexp<T>(y) : -dexp<T>(y); break;
-        case TD_REG_POISSON_LOG: r = tgt ? (full && y > 1 ? dlog(y) + (T)0.5 / y : (T)0) - x : dexp<T>(x) - y; break;
+        case TD_REG_POISSON_LOG:
+            r = tgt ? (full && y > 1 ? dlog(y) + (T)0.5 / y : (T)0) - x : dexp<T>(x) - y;
+            break;
         case TD_REG_POISSON:
-            r = tgt ? (full && y > 1 ? dlog(y) + (T)0.5 / y : (T)0) - dlog(x + prm) : (T)1 - y / (x + prm);
+            r = tgt ? (full && y > 1 ? dlog(y) + (T)0.5 / y : (T)0) - dlog(x + prm)
+                    : (T)1 - y / (x + prm);
             break;
         default: { /* gaussian: x is d, y is var */
             T v = y < prm ? prm : y;
@@ -102,19 +102,19 @@ struct RegBwd {
     }
 };
 
-void reg_backward(const td_regression_args *a, td_regression_wrt wrt, td_tensor *gin, const td_tensor *g,
-                  const td_tensor *x, const td_tensor *y)
+void reg_backward(const td_regression_args *a, td_regression_wrt wrt, td_tensor *gin,
+                  const td_tensor *g, const td_tensor *x, const td_tensor *y)
 {
     use_device_of(gin);
     const td_tensor *ts[4] = {gin, g, x, y};
     Iter it = make_iter(4, ts);
     TDC_FLOAT_DISPATCH(gin->dtype, {
-        launch<4>(it, RegBwd<T>{a->op, wrt, (T)a->param, (T)a->scale, a->full}, "regression loss backward");
+        launch<4>(it, RegBwd<T>{a->op, wrt, (T)a->param, (T)a->scale, a->full},
+                  "regression loss backward");
     });
 }
 
-template <typename T>
-__global__ void below_kernel(Iter it, T bound, unsigned long long *count)
+template <typename T> __global__ void below_kernel(Iter it, T bound, unsigned long long *count)
 {
     unsigned long long k = 0;
     int64_t step = (int64_t)gridDim.x * blockDim.x;
@@ -136,7 +136,8 @@ int64_t reg_count_below(const td_tensor *x, double bound)
     if (!s.p) return 0;
     cudaMemsetAsync(s.p, 0, sizeof(unsigned long long));
     TDC_FLOAT_DISPATCH(x->dtype, {
-        below_kernel<T><<<blocks_for(it.numel), THREADS>>>(it, (T)bound, s.as<unsigned long long>());
+        below_kernel<T>
+            <<<blocks_for(it.numel), THREADS>>>(it, (T)bound, s.as<unsigned long long>());
     });
     check_launch("regression loss check");
     unsigned long long h = 0;

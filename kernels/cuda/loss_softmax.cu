@@ -19,20 +19,18 @@ using namespace tdc;
 
 namespace {
 
-template <typename T>
-struct Part {
-    T m, s, s2;  /* running max, sum of exp(x - m), and the same over j != y */
-    double a, b; /* linear sums: sum w x and sum w (smoothing), sum w t' x and sum w t' (prob targets) */
+template <typename T> struct Part {
+    T m, s, s2; /* running max, sum of exp(x - m), and the same over j != y */
+    double a,
+        b; /* linear sums: sum w x and sum w (smoothing), sum w t' x and sum w t' (prob targets) */
 };
 
-template <typename T>
-__device__ inline T scaled(T s, T m, T to)
+template <typename T> __device__ inline T scaled(T s, T m, T to)
 {
     return s == (T)0 ? (T)0 : s * dexp<T>(m - to); /* an empty partial stays 0, never 0 * NaN */
 }
 
-template <typename T>
-struct Comb {
+template <typename T> struct Comb {
     __device__ Part<T> operator()(Part<T> p, Part<T> q) const
     {
         Part<T> r;
@@ -45,8 +43,7 @@ struct Comb {
     }
 };
 
-template <typename T>
-__device__ inline void push(Part<T> &p, T x, bool other)
+template <typename T> __device__ inline void push(Part<T> &p, T x, bool other)
 {
     if (x > p.m) {
         T f = dexp<T>(p.m - x);
@@ -82,7 +79,8 @@ constexpr long long NONE = 0x7fffffffffffffffLL;
 constexpr int CHK_THREADS = 256, CHK_BLOCKS = 1024;
 
 template <typename T>
-__global__ void check_partials(const int64_t *t, int64_t rows, int64_t c, int64_t ignore, const T *w, Chk *part)
+__global__ void check_partials(const int64_t *t, int64_t rows, int64_t c, int64_t ignore,
+                               const T *w, Chk *part)
 {
     __shared__ Chk sh[CHK_THREADS];
     Chk acc = {NONE, 0, 0.0};
@@ -123,7 +121,8 @@ int64_t cuda_check_targets(const td_smx_args *a, int64_t *count, double *wsum)
     if (!s.p) return -1;
     Chk *part = s.as<Chk>();
     TDC_FLOAT_DISPATCH(a->dtype, {
-        check_partials<T><<<nb, CHK_THREADS>>>(a->target, rows, a->c, a->ignore_index, (const T *)a->weight, part);
+        check_partials<T><<<nb, CHK_THREADS>>>(a->target, rows, a->c, a->ignore_index,
+                                               (const T *)a->weight, part);
     });
     check_final<<<1, CHK_THREADS>>>(part, nb, part + nb);
     check_launch("cross_entropy target check");
@@ -137,8 +136,7 @@ int64_t cuda_check_targets(const td_smx_args *a, int64_t *count, double *wsum)
 
 /* ---- forward ------------------------------------------------------------------------ */
 
-template <typename T>
-__global__ void nll_forward(td_smx_args a, T *loss)
+template <typename T> __global__ void nll_forward(td_smx_args a, T *loss)
 {
     int64_t rows = a.n * a.inner, step = (int64_t)gridDim.x * blockDim.x;
     const T *w = (const T *)a.weight;
@@ -155,8 +153,7 @@ __global__ void nll_forward(td_smx_args a, T *loss)
     }
 }
 
-template <typename T>
-__global__ void smx_forward(td_smx_args a, T *loss, T *aux0, T *aux1)
+template <typename T> __global__ void smx_forward(td_smx_args a, T *loss, T *aux0, T *aux1)
 {
     extern __shared__ __align__(16) unsigned char smem[];
     Part<T> *sh = (Part<T> *)smem;
@@ -255,8 +252,8 @@ void cuda_forward(const td_smx_args *a, void *loss, void *aux0, void *aux1)
             nll_forward<T><<<blocks_for(rows), THREADS>>>(*a, (T *)loss);
         } else {
             int nt = row_threads(a->c);
-            smx_forward<T><<<row_blocks(rows), nt, sizeof(Part<T>) * (size_t)nt>>>(*a, (T *)loss, (T *)aux0,
-                                                                                  (T *)aux1);
+            smx_forward<T><<<row_blocks(rows), nt, sizeof(Part<T>) * (size_t)nt>>>(
+                *a, (T *)loss, (T *)aux0, (T *)aux1);
         }
     });
     check_launch("softmax loss forward");
@@ -264,8 +261,7 @@ void cuda_forward(const td_smx_args *a, void *loss, void *aux0, void *aux1)
 
 /* ---- backward ----------------------------------------------------------------------- */
 
-template <typename T>
-__global__ void weight_total(const T *w, int64_t c, double *out)
+template <typename T> __global__ void weight_total(const T *w, int64_t c, double *out)
 {
     __shared__ double sh[THREADS];
     double acc = 0;
@@ -275,13 +271,13 @@ __global__ void weight_total(const T *w, int64_t c, double *out)
 }
 
 /* one thread per element of gx: 0, or -g w_y at the target */
-template <typename T>
-__global__ void nll_backward(td_smx_args a, const T *gy, double scale, T *gx)
+template <typename T> __global__ void nll_backward(td_smx_args a, const T *gy, double scale, T *gx)
 {
     int64_t total = a.n * a.c * a.inner, step = (int64_t)gridDim.x * blockDim.x, ci = a.c * a.inner;
     const T *w = (const T *)a.weight;
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += step) {
-        int64_t i = e / ci, rem = e - i * ci, j = rem / a.inner, k = rem - j * a.inner, r = i * a.inner + k;
+        int64_t i = e / ci, rem = e - i * ci, j = rem / a.inner, k = rem - j * a.inner,
+                r = i * a.inner + k;
         int64_t y = a.target[r];
         T v = 0;
         if (y != a.ignore_index && j == y) {
@@ -294,8 +290,8 @@ __global__ void nll_backward(td_smx_args a, const T *gy, double scale, T *gx)
 }
 
 template <typename T>
-__global__ void smx_backward(td_smx_args a, const T *aux0, const T *aux1, const T *gy, double scale, T *gx,
-                             T *gtp, const double *wtotal_p)
+__global__ void smx_backward(td_smx_args a, const T *aux0, const T *aux1, const T *gy, double scale,
+                             T *gx, T *gtp, const double *wtotal_p)
 {
     const int64_t c = a.c, cs = a.inner, rows = a.n * a.inner;
     const T *w = (const T *)a.weight;
@@ -349,15 +345,16 @@ __global__ void smx_backward(td_smx_args a, const T *aux0, const T *aux1, const 
     }
 }
 
-void cuda_backward(const td_smx_args *a, const void *aux0, const void *aux1, const void *gy, double scale, void *gx,
-                   void *gt)
+void cuda_backward(const td_smx_args *a, const void *aux0, const void *aux1, const void *gy,
+                   double scale, void *gx, void *gt)
 {
     int64_t rows = a->n * a->inner;
     if (rows == 0) return;
     if (!use_device_of_ptr(gx, "softmax loss backward")) return;
     TDC_FLOAT_DISPATCH(a->dtype, {
         if (a->kind == TD_SMX_NLL) {
-            nll_backward<T><<<blocks_for(rows * a->c), THREADS>>>(*a, (const T *)gy, scale, (T *)gx);
+            nll_backward<T>
+                <<<blocks_for(rows * a->c), THREADS>>>(*a, (const T *)gy, scale, (T *)gx);
         } else {
             Scratch wt(a->weight ? sizeof(double) : 0);
             const double *wtp = nullptr;
@@ -365,8 +362,8 @@ void cuda_backward(const td_smx_args *a, const void *aux0, const void *aux1, con
                 weight_total<T><<<1, THREADS>>>((const T *)a->weight, a->c, wt.as<double>());
                 wtp = wt.as<double>();
             }
-            smx_backward<T><<<row_blocks(rows), row_threads(a->c)>>>(*a, (const T *)aux0, (const T *)aux1,
-                                                                     (const T *)gy, scale, (T *)gx, (T *)gt, wtp);
+            smx_backward<T><<<row_blocks(rows), row_threads(a->c)>>>(
+                *a, (const T *)aux0, (const T *)aux1, (const T *)gy, scale, (T *)gx, (T *)gt, wtp);
         }
     });
     check_launch("softmax loss backward");

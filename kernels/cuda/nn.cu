@@ -77,8 +77,8 @@ enum { SUM_SHIFTED = 0, SUM_GRAD_X = 1, SUM_GRAD = 2 };
  * SUM_SHIFTED: d and d^2 with d = x - x[first of the channel];
  * SUM_GRAD_X: g and g (x - mean[ch]); SUM_GRAD: g */
 template <typename T, int MODE>
-__global__ void chan_partial(const T *x, const T *g, const double *mean, int64_t n, int64_t c, int64_t inner,
-                             int64_t chunks, int64_t per, double *part)
+__global__ void chan_partial(const T *x, const T *g, const double *mean, int64_t n, int64_t c,
+                             int64_t inner, int64_t chunks, int64_t per, double *part)
 {
     __shared__ double sh[2 * THREADS];
     int64_t ch = blockIdx.x / chunks, k = blockIdx.x - ch * chunks;
@@ -162,8 +162,7 @@ unsigned grid_for(int64_t n) { return blocks_for(n); }
 /* the channel of flat element i of (n, c, inner); I = uint32_t when the
  * tensor has fewer than 2^32 elements (a 64-bit division costs several
  * times a 32-bit one, and these kernels would otherwise be bound by it) */
-template <typename I>
-__device__ inline int64_t channel_of(int64_t i, int64_t c, int64_t inner)
+template <typename I> __device__ inline int64_t channel_of(int64_t i, int64_t c, int64_t inner)
 {
     return (int64_t)(((I)i / (I)inner) % (I)c);
 }
@@ -171,8 +170,8 @@ __device__ inline int64_t channel_of(int64_t i, int64_t c, int64_t inner)
 /* ---- batch norm ------------------------------------------------------------------------ */
 
 template <typename T>
-__global__ void stats_final(const T *x, const double *part, int64_t c, int64_t inner, int64_t chunks, double cnt,
-                            double *mean, double *var)
+__global__ void stats_final(const T *x, const double *part, int64_t c, int64_t inner,
+                            int64_t chunks, double cnt, double *mean, double *var)
 {
     int64_t ch = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (ch >= c) return;
@@ -183,24 +182,27 @@ __global__ void stats_final(const T *x, const double *part, int64_t c, int64_t i
     var[ch] = v > 0 ? v : 0;
 }
 
-void bn_stats(td_dtype dt, const void *x, int64_t n, int64_t c, int64_t inner, double *mean, double *var)
+void bn_stats(td_dtype dt, const void *x, int64_t n, int64_t c, int64_t inner, double *mean,
+              double *var)
 {
     if (n * inner == 0 || c == 0 || !use_ptr(x, "batch_norm")) return;
     int64_t m = n * inner, chunks = chunks_for(m, c), per = (m + chunks - 1) / chunks;
     Scratch part(2 * c * chunks);
     if (!part.p) return;
     TDC_FLOAT_DISPATCH(dt, {
-        chan_partial<T, SUM_SHIFTED><<<(unsigned)(c * chunks), THREADS>>>((const T *)x, nullptr, nullptr, n, c, inner,
-                                                                          chunks, per, part.p);
-        stats_final<T><<<grid_for(c), THREADS>>>((const T *)x, part.p, c, inner, chunks, (double)m, mean, var);
+        chan_partial<T, SUM_SHIFTED><<<(unsigned)(c * chunks), THREADS>>>(
+            (const T *)x, nullptr, nullptr, n, c, inner, chunks, per, part.p);
+        stats_final<T><<<grid_for(c), THREADS>>>((const T *)x, part.p, c, inner, chunks, (double)m,
+                                                 mean, var);
     });
     check_launch("batch_norm statistics");
 }
 
 template <typename T>
-__global__ void bn_finalize_k(int64_t c, bool training, double cnt, double mom, double eps, double *mean,
-                              double *var, T *rm, int64_t rms, T *rv, int64_t rvs, const T *w, int64_t wst,
-                              const T *b, int64_t bst, double *invstd, double *gs, double *shift)
+__global__ void bn_finalize_k(int64_t c, bool training, double cnt, double mom, double eps,
+                              double *mean, double *var, T *rm, int64_t rms, T *rv, int64_t rvs,
+                              const T *w, int64_t wst, const T *b, int64_t bst, double *invstd,
+                              double *gs, double *shift)
 {
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= c) return;
@@ -218,31 +220,30 @@ __global__ void bn_finalize_k(int64_t c, bool training, double cnt, double mom, 
     shift[i] = bv - mean[i] * gs[i];
 }
 
-template <typename T>
-T *vec_ptr(const td_tensor *t)
+template <typename T> T *vec_ptr(const td_tensor *t)
 {
     return t ? (T *)((char *)t->storage->data + t->offset * (int64_t)sizeof(T)) : nullptr;
 }
 
 int64_t vec_stride(const td_tensor *t) { return t ? t->stride[0] : 0; }
 
-void bn_finalize(td_dtype dt, int64_t c, bool training, double cnt, double momentum, double eps, double *mean,
-                 double *var, td_tensor *rm, td_tensor *rv, const td_tensor *weight, const td_tensor *bias,
-                 double *invstd, double *gs, double *shift)
+void bn_finalize(td_dtype dt, int64_t c, bool training, double cnt, double momentum, double eps,
+                 double *mean, double *var, td_tensor *rm, td_tensor *rv, const td_tensor *weight,
+                 const td_tensor *bias, double *invstd, double *gs, double *shift)
 {
     if (c == 0 || !use_ptr(mean, "batch_norm")) return;
     TDC_FLOAT_DISPATCH(dt, {
-        bn_finalize_k<T><<<grid_for(c), THREADS>>>(c, training, cnt, momentum, eps, mean, var, vec_ptr<T>(rm),
-                                                   vec_stride(rm), vec_ptr<T>(rv), vec_stride(rv), vec_ptr<T>(weight),
-                                                   vec_stride(weight), vec_ptr<T>(bias), vec_stride(bias), invstd, gs,
-                                                   shift);
+        bn_finalize_k<T><<<grid_for(c), THREADS>>>(
+            c, training, cnt, momentum, eps, mean, var, vec_ptr<T>(rm), vec_stride(rm),
+            vec_ptr<T>(rv), vec_stride(rv), vec_ptr<T>(weight), vec_stride(weight),
+            vec_ptr<T>(bias), vec_stride(bias), invstd, gs, shift);
     });
     check_launch("batch_norm running statistics");
 }
 
 template <typename T, typename I>
-__global__ void bn_apply_k(const T *x, T *y, int64_t total, int64_t c, int64_t inner, const double *scale,
-                           const double *shift)
+__global__ void bn_apply_k(const T *x, T *y, int64_t total, int64_t c, int64_t inner,
+                           const double *scale, const double *shift)
 {
     int64_t step = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += step) {
@@ -251,16 +252,18 @@ __global__ void bn_apply_k(const T *x, T *y, int64_t total, int64_t c, int64_t i
     }
 }
 
-void bn_apply(td_dtype dt, const void *x, void *y, int64_t n, int64_t c, int64_t inner, const double *scale,
-              const double *shift)
+void bn_apply(td_dtype dt, const void *x, void *y, int64_t n, int64_t c, int64_t inner,
+              const double *scale, const double *shift)
 {
     int64_t total = n * c * inner;
     if (total == 0 || !use_ptr(y, "batch_norm")) return;
     TDC_FLOAT_DISPATCH(dt, {
         if (total <= (int64_t)UINT32_MAX)
-            bn_apply_k<T, uint32_t><<<grid_for(total), THREADS>>>((const T *)x, (T *)y, total, c, inner, scale, shift);
+            bn_apply_k<T, uint32_t>
+                <<<grid_for(total), THREADS>>>((const T *)x, (T *)y, total, c, inner, scale, shift);
         else
-            bn_apply_k<T, uint64_t><<<grid_for(total), THREADS>>>((const T *)x, (T *)y, total, c, inner, scale, shift);
+            bn_apply_k<T, uint64_t>
+                <<<grid_for(total), THREADS>>>((const T *)x, (T *)y, total, c, inner, scale, shift);
     });
     check_launch("batch_norm apply");
 }
@@ -268,9 +271,9 @@ void bn_apply(td_dtype dt, const void *x, void *y, int64_t n, int64_t c, int64_t
 /* coef per channel: {A, D, E, mean as float, ...} for float, {k, mg, mx,
  * mean, invstd} for double, as the CPU's two formulas */
 template <typename T>
-__global__ void bwd_final(const double *part, int64_t c, int64_t chunks, double cnt, const double *mean,
-                          const double *invstd, const double *gs, bool training, double *sum_gy,
-                          double *sum_gy_xhat, double *coef)
+__global__ void bwd_final(const double *part, int64_t c, int64_t chunks, double cnt,
+                          const double *mean, const double *invstd, const double *gs, bool training,
+                          double *sum_gy, double *sum_gy_xhat, double *coef)
 {
     int64_t ch = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (ch >= c) return;
@@ -300,7 +303,8 @@ __global__ void bwd_final(const double *part, int64_t c, int64_t chunks, double 
 }
 
 template <typename T, typename I>
-__global__ void bwd_gx(const T *x, const T *gy, T *gx, int64_t total, int64_t c, int64_t inner, const double *coef)
+__global__ void bwd_gx(const T *x, const T *gy, T *gx, int64_t total, int64_t c, int64_t inner,
+                       const double *coef)
 {
     int64_t step = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += step) {
@@ -315,25 +319,27 @@ __global__ void bwd_gx(const T *x, const T *gy, T *gx, int64_t total, int64_t c,
     }
 }
 
-void bn_backward(td_dtype dt, const void *x, const void *gy, void *gx, int64_t n, int64_t c, int64_t inner,
-                 const double *mean, const double *invstd, const double *gs, bool training, double *sum_gy,
-                 double *sum_gy_xhat)
+void bn_backward(td_dtype dt, const void *x, const void *gy, void *gx, int64_t n, int64_t c,
+                 int64_t inner, const double *mean, const double *invstd, const double *gs,
+                 bool training, double *sum_gy, double *sum_gy_xhat)
 {
     if (c == 0 || !use_ptr(mean, "batch_norm backward")) return;
-    int64_t m = n * inner, chunks = chunks_for(m, c), per = (m + chunks - 1) / chunks, total = m * c;
+    int64_t m = n * inner, chunks = chunks_for(m, c), per = (m + chunks - 1) / chunks,
+            total = m * c;
     Scratch part(2 * c * chunks), coef(gx ? 5 * c : 1);
     if (!part.p || !coef.p) return;
     TDC_FLOAT_DISPATCH(dt, {
-        chan_partial<T, SUM_GRAD_X><<<(unsigned)(c * chunks), THREADS>>>((const T *)x, (const T *)gy, mean, n, c,
-                                                                         inner, chunks, per, part.p);
-        bwd_final<T><<<grid_for(c), THREADS>>>(part.p, c, chunks, (double)m, mean, invstd, gs, training, sum_gy,
-                                               sum_gy_xhat, gx ? coef.p : nullptr);
+        chan_partial<T, SUM_GRAD_X><<<(unsigned)(c * chunks), THREADS>>>(
+            (const T *)x, (const T *)gy, mean, n, c, inner, chunks, per, part.p);
+        bwd_final<T><<<grid_for(c), THREADS>>>(part.p, c, chunks, (double)m, mean, invstd, gs,
+                                               training, sum_gy, sum_gy_xhat,
+                                               gx ? coef.p : nullptr);
         if (gx && total > 0 && total <= (int64_t)UINT32_MAX)
-            bwd_gx<T, uint32_t><<<grid_for(total), THREADS>>>((const T *)x, (const T *)gy, (T *)gx, total, c, inner,
-                                                              coef.p);
+            bwd_gx<T, uint32_t><<<grid_for(total), THREADS>>>((const T *)x, (const T *)gy, (T *)gx,
+                                                              total, c, inner, coef.p);
         else if (gx && total > 0)
-            bwd_gx<T, uint64_t><<<grid_for(total), THREADS>>>((const T *)x, (const T *)gy, (T *)gx, total, c, inner,
-                                                              coef.p);
+            bwd_gx<T, uint64_t><<<grid_for(total), THREADS>>>((const T *)x, (const T *)gy, (T *)gx,
+                                                              total, c, inner, coef.p);
     });
     check_launch("batch_norm backward");
 }
@@ -358,7 +364,8 @@ __global__ void sum_final(const double *part, int64_t c, int64_t chunks, T *out)
     out[ch] = (T)s1;
 }
 
-/* ---- pooling ------------------------------------------------------------------------------------- */
+/* ---- pooling
+ * ------------------------------------------------------------------------------------- */
 
 __device__ inline void adaptive_range(int64_t o, int64_t in, int64_t out, int64_t *s, int64_t *e)
 {
@@ -367,8 +374,8 @@ __device__ inline void adaptive_range(int64_t o, int64_t in, int64_t out, int64_
 }
 
 /* the clipped window of an average (or adaptive) pool output and its divisor, as the CPU */
-__device__ inline double avg_window(const td_pool2d_args &a, int64_t oy, int64_t ox, int64_t *hs, int64_t *he,
-                                    int64_t *ws, int64_t *we)
+__device__ inline double avg_window(const td_pool2d_args &a, int64_t oy, int64_t ox, int64_t *hs,
+                                    int64_t *he, int64_t *ws, int64_t *we)
 {
     int64_t H = a.h, W = a.w;
     if (a.kind == TD_POOL_AVG) {
@@ -429,8 +436,8 @@ __global__ void pool_fwd(td_pool2d_args a, const T *x, T *y, int64_t *idx, int64
 
 /* the outputs along one axis whose window may hold input position i:
  * [lo, hi], a superset that the caller checks exactly */
-__device__ inline void out_range(int64_t i, int64_t pad, int64_t span, int64_t stride, int64_t nout, int64_t *lo,
-                                 int64_t *hi)
+__device__ inline void out_range(int64_t i, int64_t pad, int64_t span, int64_t stride, int64_t nout,
+                                 int64_t *lo, int64_t *hi)
 {
     int64_t num = i + pad - span + 1; /* the first output whose window ends at or after i */
     *lo = num <= 0 ? 0 : (num + stride - 1) / stride;
@@ -499,7 +506,8 @@ void pool2d_backward(const td_pool2d_args *a, const void *gy, const int64_t *idx
     check_launch("pool2d backward");
 }
 
-/* ---- dropout ---------------------------------------------------------------------------------- */
+/* ---- dropout ----------------------------------------------------------------------------------
+ */
 
 template <typename T>
 __global__ void dropout_k(T *out, const T *x, int64_t n, uint64_t key, uint64_t thr, T scale)
@@ -522,20 +530,24 @@ void dropout(td_dtype dt, void *out, const void *x, int64_t n, uint64_t key, dou
 
 } // namespace
 
-extern "C" void td_cuda_add_channel(td_dtype dt, void *y, const void *b, int64_t n, int64_t c, int64_t inner)
+extern "C" void td_cuda_add_channel(td_dtype dt, void *y, const void *b, int64_t n, int64_t c,
+                                    int64_t inner)
 {
     int64_t total = n * c * inner;
     if (total == 0 || !use_ptr(y, "conv2d bias")) return;
     TDC_FLOAT_DISPATCH(dt, {
         if (total <= (int64_t)UINT32_MAX)
-            add_channel_k<T, uint32_t><<<grid_for(total), THREADS>>>((T *)y, (const T *)b, total, c, inner);
+            add_channel_k<T, uint32_t>
+                <<<grid_for(total), THREADS>>>((T *)y, (const T *)b, total, c, inner);
         else
-            add_channel_k<T, uint64_t><<<grid_for(total), THREADS>>>((T *)y, (const T *)b, total, c, inner);
+            add_channel_k<T, uint64_t>
+                <<<grid_for(total), THREADS>>>((T *)y, (const T *)b, total, c, inner);
     });
     check_launch("conv2d bias");
 }
 
-extern "C" void td_cuda_channel_sum(td_dtype dt, const void *g, void *out, int64_t n, int64_t c, int64_t inner)
+extern "C" void td_cuda_channel_sum(td_dtype dt, const void *g, void *out, int64_t n, int64_t c,
+                                    int64_t inner)
 {
     if (c == 0 || !use_ptr(out, "conv2d bias gradient")) return;
     int64_t m = n * inner, chunks = chunks_for(m, c), per = (m + chunks - 1) / chunks;
@@ -547,8 +559,8 @@ extern "C" void td_cuda_channel_sum(td_dtype dt, const void *g, void *out, int64
     Scratch part(2 * c * chunks);
     if (!part.p) return;
     TDC_FLOAT_DISPATCH(dt, {
-        chan_partial<T, SUM_GRAD><<<(unsigned)(c * chunks), THREADS>>>(nullptr, (const T *)g, nullptr, n, c, inner,
-                                                                       chunks, per, part.p);
+        chan_partial<T, SUM_GRAD><<<(unsigned)(c * chunks), THREADS>>>(
+            nullptr, (const T *)g, nullptr, n, c, inner, chunks, per, part.p);
         sum_final<T><<<grid_for(c), THREADS>>>(part.p, c, chunks, (T *)out);
     });
     check_launch("conv2d bias gradient");

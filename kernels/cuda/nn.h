@@ -26,7 +26,8 @@ int td_cuda_device_of_ptr(const void *p);
 /* nn.cu helpers the conv entries share: y (n, c, inner) += b[c], and
  * out[c] = the sum of g (n, c, inner) over n and inner, in a fixed order */
 void td_cuda_add_channel(td_dtype dt, void *y, const void *b, int64_t n, int64_t c, int64_t inner);
-void td_cuda_channel_sum(td_dtype dt, const void *g, void *out, int64_t n, int64_t c, int64_t inner);
+void td_cuda_channel_sum(td_dtype dt, const void *g, void *out, int64_t n, int64_t c,
+                         int64_t inner);
 
 #ifdef __cplusplus
 }

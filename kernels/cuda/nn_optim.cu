@@ -14,17 +14,21 @@ using namespace tdc;
 
 namespace {
 
-template <typename T>
-struct SgdK {
+template <typename T> struct SgdK {
     T lr, wd, mom, damp, sgn;
     bool use_wd, first, nesterov;
 };
 
-template <typename T>
-SgdK<T> sgd_coeffs(const td_sgd_opts *o)
+template <typename T> SgdK<T> sgd_coeffs(const td_sgd_opts *o)
 {
-    return {(T)o->lr, (T)o->weight_decay, (T)o->momentum, (T)(1.0 - o->dampening),
-            o->maximize ? (T)-1 : (T)1, o->weight_decay != 0, o->first_step, o->nesterov};
+    return {(T)o->lr,
+            (T)o->weight_decay,
+            (T)o->momentum,
+            (T)(1.0 - o->dampening),
+            o->maximize ? (T)-1 : (T)1,
+            o->weight_decay != 0,
+            o->first_step,
+            o->nesterov};
 }
 
 /* element i of one SGD step; b (the momentum buffer) may be NULL */
@@ -41,14 +45,15 @@ __device__ __forceinline__ void sgd_element(int64_t i, T *p, const T *g, T *b, c
     p[i] -= k.lr * d;
 }
 
-template <typename T>
-__global__ void sgd_kernel(int64_t n, T *p, const T *g, T *b, SgdK<T> k)
+template <typename T> __global__ void sgd_kernel(int64_t n, T *p, const T *g, T *b, SgdK<T> k)
 {
     int64_t step = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) sgd_element(i, p, g, b, k);
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step)
+        sgd_element(i, p, g, b, k);
 }
 
-void cuda_sgd(td_dtype dt, int64_t n, void *param, const void *grad, void *buf, const td_sgd_opts *o)
+void cuda_sgd(td_dtype dt, int64_t n, void *param, const void *grad, void *buf,
+              const td_sgd_opts *o)
 {
     if (n == 0 || !use_device_of_ptr(param, "sgd_step")) return;
     TDC_FLOAT_DISPATCH(dt, {
@@ -58,15 +63,13 @@ void cuda_sgd(td_dtype dt, int64_t n, void *param, const void *grad, void *buf, 
     check_launch("sgd_step");
 }
 
-template <typename T>
-struct AdamK {
+template <typename T> struct AdamK {
     T step_size, bc2s, eps, b1, c1, b2, c2, wd, decay, sgn;
     bool coupled, decoupled;
 };
 
 /* the bias corrections and weight decay of this step, in double, cast once */
-template <typename T>
-AdamK<T> adam_coeffs(const td_adam_opts *o)
+template <typename T> AdamK<T> adam_coeffs(const td_adam_opts *o)
 {
     double bc1 = 1.0 - pow(o->beta1, (double)o->step);
     double bc2 = 1.0 - pow(o->beta2, (double)o->step);
@@ -86,7 +89,8 @@ AdamK<T> adam_coeffs(const td_adam_opts *o)
 
 /* element i of one Adam/AdamW step; vmax (amsgrad) may be NULL */
 template <typename T>
-__device__ __forceinline__ void adam_element(int64_t i, T *p, const T *g, T *m, T *v, T *vmax, const AdamK<T> &k)
+__device__ __forceinline__ void adam_element(int64_t i, T *p, const T *g, T *m, T *v, T *vmax,
+                                             const AdamK<T> &k)
 {
     T pv = p[i], gv = k.sgn * g[i];
     if (k.decoupled) pv *= k.decay;
@@ -111,20 +115,19 @@ __global__ void adam_kernel(int64_t n, T *p, const T *g, T *m, T *v, T *vmax, Ad
         adam_element(i, p, g, m, v, vmax, k);
 }
 
-void cuda_adam(td_dtype dt, int64_t n, void *param, const void *grad, void *exp_avg, void *exp_avg_sq,
-               void *max_sq, const td_adam_opts *o)
+void cuda_adam(td_dtype dt, int64_t n, void *param, const void *grad, void *exp_avg,
+               void *exp_avg_sq, void *max_sq, const td_adam_opts *o)
 {
     if (n == 0 || !use_device_of_ptr(param, "adam_step")) return;
     TDC_FLOAT_DISPATCH(dt, {
         AdamK<T> k = adam_coeffs<T>(o);
-        adam_kernel<T><<<blocks_for(n), THREADS>>>(n, (T *)param, (const T *)grad, (T *)exp_avg, (T *)exp_avg_sq,
-                                                   (T *)max_sq, k);
+        adam_kernel<T><<<blocks_for(n), THREADS>>>(n, (T *)param, (const T *)grad, (T *)exp_avg,
+                                                   (T *)exp_avg_sq, (T *)max_sq, k);
     });
     check_launch("adam_step");
 }
 
-template <typename T>
-struct RmsK {
+template <typename T> struct RmsK {
     T lr, a, c, eps, wd, mom, sgn;
     bool use_wd;
 };
@@ -156,15 +159,16 @@ __global__ void rmsprop_kernel(int64_t n, T *p, const T *g, T *sq, T *ga, T *b, 
     }
 }
 
-void cuda_rmsprop(td_dtype dt, int64_t n, void *param, const void *grad, void *square_avg, void *grad_avg, void *buf,
-                  const td_rmsprop_opts *o)
+void cuda_rmsprop(td_dtype dt, int64_t n, void *param, const void *grad, void *square_avg,
+                  void *grad_avg, void *buf, const td_rmsprop_opts *o)
 {
     if (n == 0 || !use_device_of_ptr(param, "rmsprop_step")) return;
     TDC_FLOAT_DISPATCH(dt, {
-        RmsK<T> k = {(T)o->lr,          (T)o->alpha,    (T)(1.0 - o->alpha),        (T)o->eps,
-                     (T)o->weight_decay, (T)o->momentum, o->maximize ? (T)-1 : (T)1, o->weight_decay != 0};
-        rmsprop_kernel<T><<<blocks_for(n), THREADS>>>(n, (T *)param, (const T *)grad, (T *)square_avg,
-                                                      (T *)grad_avg, (T *)buf, k);
+        RmsK<T> k = {
+            (T)o->lr,           (T)o->alpha,    (T)(1.0 - o->alpha),        (T)o->eps,
+            (T)o->weight_decay, (T)o->momentum, o->maximize ? (T)-1 : (T)1, o->weight_decay != 0};
+        rmsprop_kernel<T><<<blocks_for(n), THREADS>>>(n, (T *)param, (const T *)grad,
+                                                      (T *)square_avg, (T *)grad_avg, (T *)buf, k);
     });
     check_launch("rmsprop_step");
 }
@@ -182,8 +186,7 @@ constexpr int MT_TENSORS = 24;
 constexpr int MT_BLOCKS = 320;
 constexpr int64_t MT_CHUNK = 65536;
 
-template <typename T>
-struct MtArgs {
+template <typename T> struct MtArgs {
     T *p[MT_TENSORS];
     const T *g[MT_TENSORS];
     T *s0[MT_TENSORS], *s1[MT_TENSORS], *s2[MT_TENSORS];
@@ -194,17 +197,16 @@ struct MtArgs {
 
 /* a tensor's state pointers are NULL where the step has no such state
  * (mt_pack fills them so), which is what the element functions test */
-template <typename T>
-__global__ void sgd_multi_kernel(MtArgs<T> a, SgdK<T> k)
+template <typename T> __global__ void sgd_multi_kernel(MtArgs<T> a, SgdK<T> k)
 {
     int t = a.tensor[blockIdx.x];
     int64_t start = (int64_t)a.chunk[blockIdx.x] * MT_CHUNK;
     int64_t end = start + MT_CHUNK < a.n[t] ? start + MT_CHUNK : a.n[t];
-    for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) sgd_element(i, a.p[t], a.g[t], a.s0[t], k);
+    for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x)
+        sgd_element(i, a.p[t], a.g[t], a.s0[t], k);
 }
 
-template <typename T>
-__global__ void adam_multi_kernel(MtArgs<T> a, AdamK<T> k)
+template <typename T> __global__ void adam_multi_kernel(MtArgs<T> a, AdamK<T> k)
 {
     int t = a.tensor[blockIdx.x];
     int64_t start = (int64_t)a.chunk[blockIdx.x] * MT_CHUNK;
@@ -215,8 +217,8 @@ __global__ void adam_multi_kernel(MtArgs<T> a, AdamK<T> k)
 
 /* packs tensors 0..count-1 into launches of launch(args, nblocks) */
 template <typename T, typename L>
-void mt_pack(int count, void *const *param, const void *const *grad, void *const *s0, void *const *s1,
-             void *const *s2, const int64_t *numel, L launch)
+void mt_pack(int count, void *const *param, const void *const *grad, void *const *s0,
+             void *const *s1, void *const *s2, const int64_t *numel, L launch)
 {
     MtArgs<T> a;
     memset(&a, 0, sizeof a);
@@ -252,8 +254,8 @@ void mt_pack(int count, void *const *param, const void *const *grad, void *const
     if (nb > 0) launch(a, nb);
 }
 
-void cuda_sgd_multi(td_dtype dt, int count, void *const *param, const void *const *grad, void *const *buf,
-                    const int64_t *numel, const td_sgd_opts *o)
+void cuda_sgd_multi(td_dtype dt, int count, void *const *param, const void *const *grad,
+                    void *const *buf, const int64_t *numel, const td_sgd_opts *o)
 {
     if (count == 0 || !use_device_of_ptr(param[0], "sgd_step")) return;
     TDC_FLOAT_DISPATCH(dt, {
@@ -265,25 +267,23 @@ void cuda_sgd_multi(td_dtype dt, int count, void *const *param, const void *cons
     });
 }
 
-void cuda_adam_multi(td_dtype dt, int count, void *const *param, const void *const *grad, void *const *exp_avg,
-                     void *const *exp_avg_sq, void *const *max_sq, const int64_t *numel, const td_adam_opts *o)
+void cuda_adam_multi(td_dtype dt, int count, void *const *param, const void *const *grad,
+                     void *const *exp_avg, void *const *exp_avg_sq, void *const *max_sq,
+                     const int64_t *numel, const td_adam_opts *o)
 {
     if (count == 0 || !use_device_of_ptr(param[0], "adam_step")) return;
     TDC_FLOAT_DISPATCH(dt, {
         AdamK<T> k = adam_coeffs<T>(o);
-        mt_pack<T>(count, param, grad, exp_avg, exp_avg_sq, max_sq, numel, [&](const MtArgs<T> &a, int nb) {
-            adam_multi_kernel<T><<<nb, THREADS>>>(a, k);
-            check_launch("adam_step");
-        });
+        mt_pack<T>(count, param, grad, exp_avg, exp_avg_sq, max_sq, numel,
+                   [&](const MtArgs<T> &a, int nb) {
+                       adam_multi_kernel<T><<<nb, THREADS>>>(a, k);
+                       check_launch("adam_step");
+                   });
     });
 }
 
 } // namespace
 
 extern "C" const struct td_optim_kernels td_cuda_optim = {
-    cuda_sgd,
-    cuda_adam,
-    cuda_rmsprop,
-    cuda_sgd_multi,
-    cuda_adam_multi,
+    cuda_sgd, cuda_adam, cuda_rmsprop, cuda_sgd_multi, cuda_adam_multi,
 };

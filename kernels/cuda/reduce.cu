@@ -23,8 +23,7 @@ __device__ inline float d_exp(float x) { return expf(x); }
 __device__ inline double d_exp(double x) { return exp(x); }
 __device__ inline double d_log(double x) { return log(x); }
 
-template <typename T>
-__device__ inline bool is_nan(T v)
+template <typename T> __device__ inline bool is_nan(T v)
 {
     if constexpr (is_float<T>::value)
         return v != v;
@@ -33,13 +32,14 @@ __device__ inline bool is_nan(T v)
 }
 
 struct Mul {
-    template <typename A>
-    __device__ A operator()(A a, A b) const { return a * b; }
+    template <typename A> __device__ A operator()(A a, A b) const { return a * b; }
 };
 /* NaN wins */
 struct MaxNan {
-    template <typename A>
-    __device__ A operator()(A a, A b) const { return (b > a || is_nan(b)) ? b : a; }
+    template <typename A> __device__ A operator()(A a, A b) const
+    {
+        return (b > a || is_nan(b)) ? b : a;
+    }
 };
 
 /* ---- sum and prod ---------------------------------------------------------------- */
@@ -52,7 +52,8 @@ __global__ void rows_sum_prod(const T *x, T *out, int64_t outer, int64_t n, bool
     for (int64_t r = blockIdx.x; r < outer; r += gridDim.x) {
         const T *row = x + r * n;
         A acc = sum ? (A)0 : (A)1;
-        for (int64_t i = threadIdx.x; i < n; i += blockDim.x) acc = sum ? acc + (A)row[i] : acc * (A)row[i];
+        for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+            acc = sum ? acc + (A)row[i] : acc * (A)row[i];
         acc = sum ? tree_reduce(acc, sh, Sum{}) : tree_reduce(acc, sh, Mul{});
         if (threadIdx.x == 0) out[r] = convert<T>(acc);
     }
@@ -89,7 +90,8 @@ __device__ inline bool beats(bool want_max, T v1, int64_t i1, T v2, int64_t i2)
 }
 
 template <typename T>
-__device__ inline void put_extreme(td_reduce_op op, void *out, int64_t *idx, int64_t pos, T v, int64_t i)
+__device__ inline void put_extreme(td_reduce_op op, void *out, int64_t *idx, int64_t pos, T v,
+                                   int64_t i)
 {
     if (i == NONE) { /* n == 0 */
         v = (T)0;
@@ -104,7 +106,8 @@ __device__ inline void put_extreme(td_reduce_op op, void *out, int64_t *idx, int
 }
 
 template <typename T>
-__global__ void rows_extreme(td_reduce_op op, const T *x, void *out, int64_t *idx, int64_t outer, int64_t n)
+__global__ void rows_extreme(td_reduce_op op, const T *x, void *out, int64_t *idx, int64_t outer,
+                             int64_t n)
 {
     __shared__ T sv[THREADS];
     __shared__ int64_t si[THREADS];
@@ -135,8 +138,8 @@ __global__ void rows_extreme(td_reduce_op op, const T *x, void *out, int64_t *id
 }
 
 template <typename T>
-__global__ void cols_extreme(td_reduce_op op, const T *x, void *out, int64_t *idx, int64_t outer, int64_t n,
-                             int64_t inner)
+__global__ void cols_extreme(td_reduce_op op, const T *x, void *out, int64_t *idx, int64_t outer,
+                             int64_t n, int64_t inner)
 {
     bool want_max = op == TD_MAX || op == TD_ARGMAX;
     int64_t total = outer * inner, step = (int64_t)gridDim.x * blockDim.x;
@@ -197,21 +200,24 @@ __global__ void cols_softmax(const T *x, T *y, int64_t outer, int64_t n, int64_t
             for (int64_t i = 0; i < n; i++) y[base + i * inner] = (x[base + i * inner] - m) - ls;
         } else {
             T inv = (T)(1.0 / s);
-            for (int64_t i = 0; i < n; i++) y[base + i * inner] = d_exp(x[base + i * inner] - m) * inv;
+            for (int64_t i = 0; i < n; i++)
+                y[base + i * inner] = d_exp(x[base + i * inner] - m) * inv;
         }
     }
 }
 
 /* softmax: gx = y (gy - sum(gy y)); log_softmax: gx = gy - exp(y) sum(gy) */
 template <typename T>
-__global__ void rows_softmax_back(T *gx, const T *y, const T *gy, int64_t outer, int64_t n, bool log)
+__global__ void rows_softmax_back(T *gx, const T *y, const T *gy, int64_t outer, int64_t n,
+                                  bool log)
 {
     __shared__ double ssum[THREADS];
     for (int64_t r = blockIdx.x; r < outer; r += gridDim.x) {
         const T *yr = y + r * n, *gr = gy + r * n;
         T *gxr = gx + r * n;
         double s = 0;
-        for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += log ? (double)gr[i] : (double)gr[i] * yr[i];
+        for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+            s += log ? (double)gr[i] : (double)gr[i] * yr[i];
         T st = (T)tree_reduce(s, ssum, Sum{});
         for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
             gxr[i] = log ? gr[i] - d_exp(yr[i]) * st : yr[i] * (gr[i] - st);
@@ -219,8 +225,8 @@ __global__ void rows_softmax_back(T *gx, const T *y, const T *gy, int64_t outer,
 }
 
 template <typename T>
-__global__ void cols_softmax_back(T *gx, const T *y, const T *gy, int64_t outer, int64_t n, int64_t inner,
-                                  bool log)
+__global__ void cols_softmax_back(T *gx, const T *y, const T *gy, int64_t outer, int64_t n,
+                                  int64_t inner, bool log)
 {
     int64_t total = outer * inner, step = (int64_t)gridDim.x * blockDim.x;
     for (int64_t id = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; id < total; id += step) {
@@ -238,14 +244,12 @@ __global__ void cols_softmax_back(T *gx, const T *y, const T *gy, int64_t outer,
     }
 }
 
-template <typename T>
-const T *cptr(const td_tensor *t)
+template <typename T> const T *cptr(const td_tensor *t)
 {
     return (const T *)((const char *)t->storage->data + t->offset * (int64_t)sizeof(T));
 }
 
-template <typename T>
-T *ptr(td_tensor *t)
+template <typename T> T *ptr(td_tensor *t)
 {
     return (T *)((char *)t->storage->data + t->offset * (int64_t)sizeof(T));
 }
@@ -256,7 +260,7 @@ unsigned grid_row_blocks(int64_t outer) { return (unsigned)(outer > 65535 ? 6553
 template <typename T>
 void sum_prod(const td_tensor *x, td_tensor *out, int64_t outer, int64_t n, int64_t inner, bool sum)
 {
-    typedef typename std::conditional<is_float<T>::value, T, uint64_t>::type P; /* products */
+    typedef typename std::conditional<is_float<T>::value, T, uint64_t>::type P;      /* products */
     typedef typename std::conditional<is_float<T>::value, double, uint64_t>::type S; /* sums */
     const T *px = cptr<T>(x);
     T *po = ptr<T>(out);
@@ -267,22 +271,25 @@ void sum_prod(const td_tensor *x, td_tensor *out, int64_t outer, int64_t n, int6
             rows_sum_prod<T, P><<<grid_row_blocks(outer), THREADS>>>(px, po, outer, n, false);
     } else {
         if (sum)
-            cols_sum_prod<T, S><<<blocks_for(outer * inner), THREADS>>>(px, po, outer, n, inner, true);
+            cols_sum_prod<T, S>
+                <<<blocks_for(outer * inner), THREADS>>>(px, po, outer, n, inner, true);
         else
-            cols_sum_prod<T, P><<<blocks_for(outer * inner), THREADS>>>(px, po, outer, n, inner, false);
+            cols_sum_prod<T, P>
+                <<<blocks_for(outer * inner), THREADS>>>(px, po, outer, n, inner, false);
     }
 }
 
 template <typename T>
-void extreme(td_reduce_op op, const td_tensor *x, td_tensor *out, td_tensor *idx, int64_t outer, int64_t n,
-             int64_t inner)
+void extreme(td_reduce_op op, const td_tensor *x, td_tensor *out, td_tensor *idx, int64_t outer,
+             int64_t n, int64_t inner)
 {
     void *po = (char *)out->storage->data + out->offset * (int64_t)td_dtype_size(out->dtype);
     int64_t *pi = idx ? ptr<int64_t>(idx) : NULL;
     if (inner == 1)
         rows_extreme<T><<<grid_row_blocks(outer), THREADS>>>(op, cptr<T>(x), po, pi, outer, n);
     else
-        cols_extreme<T><<<blocks_for(outer * inner), THREADS>>>(op, cptr<T>(x), po, pi, outer, n, inner);
+        cols_extreme<T>
+            <<<blocks_for(outer * inner), THREADS>>>(op, cptr<T>(x), po, pi, outer, n, inner);
 }
 
 } // namespace
@@ -300,31 +307,34 @@ extern "C" void td_cuda_reduce(td_reduce_op op, td_tensor *out, td_tensor *idx, 
     check_launch("reduce");
 }
 
-extern "C" void td_cuda_softmax(td_tensor *out, const td_tensor *x, int64_t outer, int64_t n, int64_t inner,
-                                bool log)
+extern "C" void td_cuda_softmax(td_tensor *out, const td_tensor *x, int64_t outer, int64_t n,
+                                int64_t inner, bool log)
 {
     if (outer == 0 || inner == 0 || n == 0) return;
     use_device_of(out);
     TDC_FLOAT_DISPATCH(x->dtype, {
         if (inner == 1)
-            rows_softmax<T><<<grid_row_blocks(outer), THREADS>>>(cptr<T>(x), ptr<T>(out), outer, n, log);
+            rows_softmax<T>
+                <<<grid_row_blocks(outer), THREADS>>>(cptr<T>(x), ptr<T>(out), outer, n, log);
         else
-            cols_softmax<T><<<blocks_for(outer * inner), THREADS>>>(cptr<T>(x), ptr<T>(out), outer, n, inner, log);
+            cols_softmax<T><<<blocks_for(outer * inner), THREADS>>>(cptr<T>(x), ptr<T>(out), outer,
+                                                                    n, inner, log);
     });
     check_launch("softmax");
 }
 
-extern "C" void td_cuda_softmax_backward(td_tensor *gx, const td_tensor *y, const td_tensor *gy, int64_t outer,
-                                         int64_t n, int64_t inner, bool log)
+extern "C" void td_cuda_softmax_backward(td_tensor *gx, const td_tensor *y, const td_tensor *gy,
+                                         int64_t outer, int64_t n, int64_t inner, bool log)
 {
     if (outer == 0 || inner == 0 || n == 0) return;
     use_device_of(gx);
     TDC_FLOAT_DISPATCH(y->dtype, {
         if (inner == 1)
-            rows_softmax_back<T><<<grid_row_blocks(outer), THREADS>>>(ptr<T>(gx), cptr<T>(y), cptr<T>(gy), outer, n, log);
+            rows_softmax_back<T><<<grid_row_blocks(outer), THREADS>>>(ptr<T>(gx), cptr<T>(y),
+                                                                      cptr<T>(gy), outer, n, log);
         else
-            cols_softmax_back<T><<<blocks_for(outer * inner), THREADS>>>(ptr<T>(gx), cptr<T>(y), cptr<T>(gy), outer,
-                                                                         n, inner, log);
+            cols_softmax_back<T><<<blocks_for(outer * inner), THREADS>>>(
+                ptr<T>(gx), cptr<T>(y), cptr<T>(gy), outer, n, inner, log);
     });
     check_launch("softmax_backward");
 }

@@ -18,8 +18,7 @@ namespace tdc {
 
 /* the halving tree over a block's partials (blockDim.x a power of two);
  * every thread gets the result */
-template <typename A, typename F>
-__device__ A tree_reduce(A v, A *sh, F f)
+template <typename A, typename F> __device__ A tree_reduce(A v, A *sh, F f)
 {
     sh[threadIdx.x] = v;
     __syncthreads();
@@ -33,8 +32,7 @@ __device__ A tree_reduce(A v, A *sh, F f)
 }
 
 struct Sum {
-    template <typename A>
-    __device__ A operator()(A a, A b) const { return a + b; }
+    template <typename A> __device__ A operator()(A a, A b) const { return a + b; }
 };
 
 /* threads for one row of c elements: a power of two in [32, 512] */
@@ -77,9 +75,12 @@ struct Scratch {
     int device;
     size_t nbytes;
     void *p;
-    Scratch(size_t n) : device(current_device()), nbytes(n ? n : 1), p(td_cuda_alloc(device, nbytes))
+    Scratch(size_t n)
+        : device(current_device()), nbytes(n ? n : 1), p(td_cuda_alloc(device, nbytes))
     {
-        if (!p) td_cuda_note_error((int)cudaErrorMemoryAllocation, "scratch for a loss or index kernel");
+        if (!p)
+            td_cuda_note_error((int)cudaErrorMemoryAllocation,
+                               "scratch for a loss or index kernel");
     }
     ~Scratch()
     {
@@ -87,23 +88,16 @@ struct Scratch {
     }
     Scratch(const Scratch &) = delete;
     Scratch &operator=(const Scratch &) = delete;
-    template <typename T>
-    T *as() const { return (T *)p; }
+    template <typename T> T *as() const { return (T *)p; }
 };
 
-template <typename T>
-__device__ inline T dexp(T x);
-template <>
-__device__ inline float dexp<float>(float x) { return expf(x); }
-template <>
-__device__ inline double dexp<double>(double x) { return exp(x); }
+template <typename T> __device__ inline T dexp(T x);
+template <> __device__ inline float dexp<float>(float x) { return expf(x); }
+template <> __device__ inline double dexp<double>(double x) { return exp(x); }
 
-template <typename T>
-__device__ inline T dsqrt(T x);
-template <>
-__device__ inline float dsqrt<float>(float x) { return sqrtf(x); }
-template <>
-__device__ inline double dsqrt<double>(double x) { return sqrt(x); }
+template <typename T> __device__ inline T dsqrt(T x);
+template <> __device__ inline float dsqrt<float>(float x) { return sqrtf(x); }
+template <> __device__ inline double dsqrt<double>(double x) { return sqrt(x); }
 
 __device__ inline float dlog(float x) { return logf(x); }
 __device__ inline double dlog(double x) { return log(x); }

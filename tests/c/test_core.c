@@ -10,7 +10,7 @@
 #include "tide/tide.h"
 
 #define OK(call) ck_assert_int_eq((call), TD_OK)
-#define TOL 1e-12
+#define TOL      1e-12
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -63,17 +63,21 @@ static void check_values(const td_tensor *t, int64_t n, const double *want, doub
 #define check_error(...) check_error_at(__LINE__, __VA_ARGS__)
 #define check_fails(...) check_fails_at(__LINE__, __VA_ARGS__)
 
-static void check_fails_at(int line, td_status st, td_status code, const char *part1, const char *part2)
+static void check_fails_at(int line, td_status st, td_status code, const char *part1,
+                           const char *part2)
 {
-    ck_assert_msg(st == code, "line %d: status %d, expected %d (%s)", line, (int)st, (int)code, td_last_error());
+    ck_assert_msg(st == code, "line %d: status %d, expected %d (%s)", line, (int)st, (int)code,
+                  td_last_error());
     const char *m = td_last_error();
     if (part1) ck_assert_msg(strstr(m, part1) != NULL, "line %d: '%s' not in: %s", line, part1, m);
     if (part2) ck_assert_msg(strstr(m, part2) != NULL, "line %d: '%s' not in: %s", line, part2, m);
 }
 
-static void check_error_at(int line, td_status st, td_status code, int arg, const char *part1, const char *part2)
+static void check_error_at(int line, td_status st, td_status code, int arg, const char *part1,
+                           const char *part2)
 {
-    ck_assert_msg(st == code, "line %d: status %d, expected %d (%s)", line, (int)st, (int)code, td_last_error());
+    ck_assert_msg(st == code, "line %d: status %d, expected %d (%s)", line, (int)st, (int)code,
+                  td_last_error());
     ck_assert_msg(td_last_error_arg() == arg, "line %d: argument %d named, expected %d (%s)", line,
                   td_last_error_arg(), arg, td_last_error());
     const char *m = td_last_error();
@@ -444,8 +448,9 @@ START_TEST(test_unary)
         {TD_TANH, {tanh(-1.5), 0, tanh(0.5), tanh(2)}},
         {TD_SIGMOID, {1 / (1 + exp(1.5)), 0.5, 1 / (1 + exp(-0.5)), 1 / (1 + exp(-2))}},
         {TD_RELU, {0, 0, 0.5, 2}},
-        {TD_GELU, {-1.5 * 0.5 * erfc(1.5 / sqrt(2)), 0, 0.5 * 0.5 * erfc(-0.5 / sqrt(2)),
-                   2 * 0.5 * erfc(-2 / sqrt(2))}},
+        {TD_GELU,
+         {-1.5 * 0.5 * erfc(1.5 / sqrt(2)), 0, 0.5 * 0.5 * erfc(-0.5 / sqrt(2)),
+          2 * 0.5 * erfc(-2 / sqrt(2))}},
         {TD_SIGN, {-1, 0, 1, 1}},
         {TD_SQUARE, {2.25, 0, 0.25, 4}},
     };
@@ -727,7 +732,8 @@ START_TEST(test_linalg)
     double av[6] = {1, 2, 3, 4, 5, 6}, bv[6] = {1, 0, 0, 1, 1, 1};
     for (int k = 0; k < 2; k++) {
         td_dtype dt = k == 0 ? TD_FLOAT64 : TD_FLOAT32;
-        td_tensor *a = mk(2, (int64_t[]){2, 3}, dt, av), *b = mk(2, (int64_t[]){3, 2}, dt, bv), *out = NULL;
+        td_tensor *a = mk(2, (int64_t[]){2, 3}, dt, av), *b = mk(2, (int64_t[]){3, 2}, dt, bv),
+                  *out = NULL;
         OK(td_mm(a, b, &out));
         ck_assert_int_eq(out->dtype, dt);
         check_shape(out, 2, (int64_t[]){2, 2});

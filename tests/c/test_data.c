@@ -40,7 +40,8 @@ static size_t idx3(uint8_t *buf, uint32_t n, uint32_t h, uint32_t w)
 static void expect_error(td_status st, const char *needle)
 {
     ck_assert_int_ne(st, TD_OK);
-    ck_assert_msg(strstr(td_last_error(), needle), "error '%s' lacks '%s'", td_last_error(), needle);
+    ck_assert_msg(strstr(td_last_error(), needle), "error '%s' lacks '%s'", td_last_error(),
+                  needle);
 }
 
 START_TEST(test_idx_parse)
@@ -57,7 +58,8 @@ START_TEST(test_idx_parse)
     ck_assert_int_eq(p[17], (7 * 1 + 7) % 256); /* image 1, pixel 7 */
     td_tensor_release(t);
 
-    expect_error(td_idx_parse(buf, n - 1, "x.idx", &t), "x.idx: truncated: the header promises 30 bytes");
+    expect_error(td_idx_parse(buf, n - 1, "x.idx", &t),
+                 "x.idx: truncated: the header promises 30 bytes");
     ck_assert_ptr_null(t);
     expect_error(td_idx_parse(buf, 3, "x.idx", &t), "x.idx: truncated IDX file");
     expect_error(td_idx_parse(buf, 10, "x.idx", &t), "truncated IDX header");
@@ -72,7 +74,8 @@ START_TEST(test_idx_parse)
     buf[3] = 9;
     expect_error(td_idx_parse(buf, n, "x.idx", &t), "9 dims");
     /* dims whose product overflows */
-    uint8_t big[16] = {0, 0, 8, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    uint8_t big[16] = {0,    0,    8,    3,    0xff, 0xff, 0xff, 0xff,
+                       0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     expect_error(td_idx_parse(big, sizeof big, "big", &t), "big: truncated");
     /* zero images is a valid, empty file */
     n = idx3(buf, 0, 28, 28);
@@ -88,7 +91,8 @@ START_TEST(test_cifar_parse)
     uint8_t *buf = malloc(n);
     for (size_t r = 0; r < 3; r++) {
         buf[r * TD_CIFAR_RECORD] = (uint8_t)(9 - r);
-        for (size_t k = 0; k < 3072; k++) buf[r * TD_CIFAR_RECORD + 1 + k] = (uint8_t)((r + k) % 251);
+        for (size_t k = 0; k < 3072; k++)
+            buf[r * TD_CIFAR_RECORD + 1 + k] = (uint8_t)((r + k) % 251);
     }
     td_tensor *im = NULL, *lb = NULL;
     OK(td_cifar10_parse(buf, n, "b.bin", &im, &lb));
@@ -108,7 +112,8 @@ START_TEST(test_cifar_parse)
     ck_assert_ptr_null(im);
     expect_error(td_cifar10_parse(buf, 0, "b.bin", &im, &lb), "empty file");
     buf[TD_CIFAR_RECORD] = 10;
-    expect_error(td_cifar10_parse(buf, n, "b.bin", &im, &lb), "label 10 of record 1 is outside [0, 10)");
+    expect_error(td_cifar10_parse(buf, n, "b.bin", &im, &lb),
+                 "label 10 of record 1 is outside [0, 10)");
     free(buf);
 }
 END_TEST
@@ -162,7 +167,8 @@ START_TEST(test_loader_epoch)
     OK(td_loader_next(l, &bx, &by)); /* still the end */
     ck_assert_ptr_null(bx);
     int64_t bad[2] = {0, 10};
-    expect_error(td_loader_start(l, bad, 2, 0), "sample index 10 (position 1 of the epoch) is outside [0, 10)");
+    expect_error(td_loader_start(l, bad, 2, 0),
+                 "sample index 10 (position 1 of the epoch) is outside [0, 10)");
     td_loader_free(l);
 
     td_loader_opts od = {.batch_size = 4, .drop_last = true};
@@ -184,7 +190,8 @@ START_TEST(test_loader_stop_anywhere)
     td_memory(&before);
     td_tensor *x, *y;
     counting(1000, &x, &y);
-    td_transform tf[2] = {{.kind = TD_TF_RANDOM_HFLIP, .p = 0.5}, {.kind = TD_TF_NORMALIZE, .nch = 1, .mean = {0.5}, .std = {0.25}}};
+    td_transform tf[2] = {{.kind = TD_TF_RANDOM_HFLIP, .p = 0.5},
+                          {.kind = TD_TF_NORMALIZE, .nch = 1, .mean = {0.5}, .std = {0.25}}};
     td_loader_opts o = {.batch_size = 7, .n_transforms = 2, .transforms = tf};
     td_loader *l;
     OK(td_loader_new(x, y, &o, &l));
@@ -197,8 +204,8 @@ START_TEST(test_loader_stop_anywhere)
             td_tensor *bx, *by;
             OK(td_loader_next(l, &bx, &by));
             ck_assert_ptr_nonnull(bx);
-            ck_assert_float_eq_tol(((float *)td_data_ptr(bx))[0], ((float)((order[b * 7]) % 256) / 255.0f - 0.5f) / 0.25f,
-                                   1e-5);
+            ck_assert_float_eq_tol(((float *)td_data_ptr(bx))[0],
+                                   ((float)((order[b * 7]) % 256) / 255.0f - 0.5f) / 0.25f, 1e-5);
             td_tensor_release(bx);
             td_tensor_release(by);
         }
@@ -228,7 +235,8 @@ START_TEST(test_loader_thread_error)
     for (int i = 0; i < 20; i++) order[i] = i;
     OK(td_loader_start(l, order, 20, 0));
     td_tensor *bx, *by;
-    expect_error(td_loader_next(l, &bx, &by), "normalize has 3 means and stds but the batch has 2 channels");
+    expect_error(td_loader_next(l, &bx, &by),
+                 "normalize has 3 means and stds but the batch has 2 channels");
     ck_assert_ptr_null(bx);
     td_loader_free(l);
     /* a crop that does not fit is refused on the thread too */
@@ -236,7 +244,8 @@ START_TEST(test_loader_thread_error)
     o.transforms = &crop;
     OK(td_loader_new(x, y, &o, &l));
     OK(td_loader_start(l, order, 20, 0));
-    expect_error(td_loader_next(l, &bx, &by), "random_crop of 5x5 does not fit a 2x2 image with padding 1");
+    expect_error(td_loader_next(l, &bx, &by),
+                 "random_crop of 5x5 does not fit a 2x2 image with padding 1");
     td_loader_free(l);
     td_tensor_release(x);
     td_tensor_release(y);
@@ -259,7 +268,8 @@ START_TEST(test_generator)
     int64_t n = 200000, *out = malloc((size_t)n * sizeof *out), count[5] = {0};
     OK(td_weighted_sample(&a, w, 5, n, true, out));
     for (int64_t i = 0; i < n; i++) count[out[i]]++;
-    for (int k = 0; k < 4; k++) ck_assert_double_eq_tol((double)count[k] / n, (k + 1) / 10.0, 0.006);
+    for (int k = 0; k < 4; k++)
+        ck_assert_double_eq_tol((double)count[k] / n, (k + 1) / 10.0, 0.006);
     ck_assert_int_eq(count[4], 0);
     /* without replacement: a permutation of the non-zero ones */
     OK(td_weighted_sample(&a, w, 5, 4, false, out));
@@ -267,7 +277,8 @@ START_TEST(test_generator)
     for (int i = 0; i < 4; i++) seen[out[i]]++;
     ck_assert_int_eq(seen[4], 0);
     for (int k = 0; k < 4; k++) ck_assert_int_eq(seen[k], 1);
-    expect_error(td_weighted_sample(&a, w, 5, 5, false, out), "cannot draw 5 samples without replacement");
+    expect_error(td_weighted_sample(&a, w, 5, 5, false, out),
+                 "cannot draw 5 samples without replacement");
     double bad[2] = {1, NAN};
     expect_error(td_weighted_sample(&a, bad, 2, 1, true, out), "weight 1 is nan");
     free(out);

@@ -83,8 +83,9 @@ static td_tensor view(const td_tensor *t, int ndim, const int64_t *shape, const 
     return v;
 }
 
-#define CLOSE(a, b, tol) ck_assert_msg(fabs((double)(a) - (double)(b)) <= (tol), \
-                                       "%s = %.9g, expected %.9g", #a, (double)(a), (double)(b))
+#define CLOSE(a, b, tol)                                                                           \
+    ck_assert_msg(fabs((double)(a) - (double)(b)) <= (tol), "%s = %.9g, expected %.9g", #a,        \
+                  (double)(a), (double)(b))
 
 /* ---- allocator ------------------------------------------------------- */
 
@@ -292,7 +293,7 @@ START_TEST(binary_broadcast)
     for (int i = 0; i < 6; i++) CLOSE(at(o, i), want[i], 0);
     /* a scalar broadcast on the left, a transposed operand on the right */
     int64_t zst[2] = {0, 0}, tsh[2] = {2, 3}, tst[2] = {1, 2};
-    td_tensor s = view(b, 2, sh, zst, 1); /* 20 everywhere */
+    td_tensor s = view(b, 2, sh, zst, 1);    /* 20 everywhere */
     td_tensor at_ = view(a, 2, tsh, tst, 0); /* a viewed (3,2) transposed to (2,3) */
     be->binary(TD_SUB, o, &s, &at_);
     double want2[6] = {19, 17, 15, 18, 16, 14};
@@ -460,10 +461,10 @@ static void check_sum_threads(td_dtype dt, int64_t outer, int64_t n, int64_t inn
 
 START_TEST(sum_deterministic)
 {
-    check_sum_threads(TD_FLOAT32, 1, 3000001, 1);   /* one giant row: blocks on threads */
-    check_sum_threads(TD_FLOAT32, 1, 200000, 3);    /* few columns, long rows */
-    check_sum_threads(TD_FLOAT32, 3, 50000, 70);    /* column tiles */
-    check_sum_threads(TD_FLOAT64, 1000, 333, 1);    /* many short rows */
+    check_sum_threads(TD_FLOAT32, 1, 3000001, 1); /* one giant row: blocks on threads */
+    check_sum_threads(TD_FLOAT32, 1, 200000, 3);  /* few columns, long rows */
+    check_sum_threads(TD_FLOAT32, 3, 50000, 70);  /* column tiles */
+    check_sum_threads(TD_FLOAT64, 1000, 333, 1);  /* many short rows */
     check_sum_threads(TD_FLOAT64, 2, 9000, 130);
 }
 END_TEST
@@ -474,7 +475,7 @@ START_TEST(max_min_arg)
     int64_t shape[3] = {2, 4, 2};
     td_tensor *x = make(TD_FLOAT32, 3, shape), *o = make2(TD_FLOAT32, 2, 2),
               *ix = make2(TD_INT64, 2, 2);
-    double v[16] = {1, 5, 3, 5, 3, 2, 0, NAN,   /* o=0: col0 1,3,3,0  col1 5,5,2,NaN */
+    double v[16] = {1,  5, 3,  5, 3,  2, 0,  NAN, /* o=0: col0 1,3,3,0  col1 5,5,2,NaN */
                     -1, 0, -1, 0, -2, 0, -3, 0};
     fill_from(x, v);
     be->reduce(TD_MAX, o, ix, x, 2, 4, 2);
@@ -613,8 +614,8 @@ static void check_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, 
     fill_random(b, -3, 3);
     fill_random(c, -3, 3);
     be->copy(c0, c);
-    ck_assert_int_eq(be->gemm(dt, batch, ta, tb, m, n, k, alpha, base(a), lda, sa, base(b), ldb,
-                              sb, beta, base(c), ldc, sc),
+    ck_assert_int_eq(be->gemm(dt, batch, ta, tb, m, n, k, alpha, base(a), lda, sa, base(b), ldb, sb,
+                              beta, base(c), ldc, sc),
                      TD_OK);
     for (int64_t q = 0; q < batch; q++)
         for (int64_t i = 0; i < m; i++)
@@ -639,7 +640,7 @@ START_TEST(gemm_against_loop)
             check_gemm(dts[d], 3, t & 1, t & 2, 5, 7, 4, 1, 0);
             check_gemm(dts[d], 2, t & 1, t & 2, 3, 2, 6, 2, 1);
         }
-    check_gemm(TD_FLOAT32, 1, false, false, 1, 9, 5, 1, 0); /* a single row */
+    check_gemm(TD_FLOAT32, 1, false, false, 1, 9, 5, 1, 0);   /* a single row */
     check_gemm(TD_FLOAT32, 2, false, false, 3, 4, 0, 1, 0.5); /* k = 0: C = beta C */
     check_gemm(TD_FLOAT64, 1, true, false, 64, 80, 100, 0.5, 0);
 }
@@ -675,7 +676,8 @@ END_TEST
 
 START_TEST(gather_scatter)
 {
-    td_tensor *x = make2(TD_FLOAT64, 3, 4), *ix = make2(TD_INT64, 2, 2), *o = make2(TD_FLOAT64, 2, 2);
+    td_tensor *x = make2(TD_FLOAT64, 3, 4), *ix = make2(TD_INT64, 2, 2),
+              *o = make2(TD_FLOAT64, 2, 2);
     double v[12] = {0, 1, 2, 3, 10, 11, 12, 13, 20, 21, 22, 23}, iv[4] = {3, 0, 1, 1};
     fill_from(x, v);
     fill_from(ix, iv);
@@ -707,7 +709,8 @@ END_TEST
 
 START_TEST(index_add_duplicates)
 {
-    td_tensor *o = make2(TD_FLOAT32, 3, 2), *src = make2(TD_FLOAT32, 4, 2), *ix = make1(TD_INT64, 4);
+    td_tensor *o = make2(TD_FLOAT32, 3, 2), *src = make2(TD_FLOAT32, 4, 2),
+              *ix = make1(TD_INT64, 4);
     double sv[8] = {1, 2, 3, 4, 5, 6, 7, 8}, iv[4] = {2, 0, 2, 2};
     fill_from(src, sv);
     fill_from(ix, iv);

@@ -156,7 +156,8 @@ START_TEST(test_loss_help_by_module)
     /* a module or qualified name finds the loss through the loss table:
        its options with their defaults, then its docs section */
     char out[16384];
-    ck_assert_int_eq(run("printf '?tide.nn.FocalLoss\\n?F.nll_loss\\n' | " TIDE_BIN, out, sizeof out), 0);
+    ck_assert_int_eq(
+        run("printf '?tide.nn.FocalLoss\\n?F.nll_loss\\n' | " TIDE_BIN, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "tide.nn.FocalLoss{options}") != NULL, "got: %s", out);
     ck_assert_msg(strstr(out, "gamma            default 2") != NULL, "got: %s", out);
     ck_assert_msg(strstr(out, "## focal_loss") != NULL, "got: %s", out);

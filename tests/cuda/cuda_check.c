@@ -73,15 +73,18 @@ void expect_close_keep_tol(const char *what, const td_tensor *cpu, td_tensor *g,
     for (int64_t i = 0; i < n; i++) {
         double a = td_get_flat(cpu, i), b = td_get_flat(h, i);
         if (!td_dtype_is_float(cpu->dtype)) {
-            ck_assert_msg(a == b, "%s: element %lld is %g on cuda, %g on cpu", what, (long long)i, b, a);
+            ck_assert_msg(a == b, "%s: element %lld is %g on cuda, %g on cpu", what, (long long)i,
+                          b, a);
             continue;
         }
         if (isnan(a) || isnan(b)) {
-            ck_assert_msg(isnan(a) && isnan(b), "%s: element %lld is %g on cuda, %g on cpu", what, (long long)i, b, a);
+            ck_assert_msg(isnan(a) && isnan(b), "%s: element %lld is %g on cuda, %g on cpu", what,
+                          (long long)i, b, a);
             continue;
         }
         if (isinf(a) || isinf(b)) {
-            ck_assert_msg(a == b, "%s: element %lld is %g on cuda, %g on cpu", what, (long long)i, b, a);
+            ck_assert_msg(a == b, "%s: element %lld is %g on cuda, %g on cpu", what, (long long)i,
+                          b, a);
             continue;
         }
         err += (a - b) * (a - b);
@@ -101,19 +104,27 @@ void expect_close_tol(const char *what, const td_tensor *cpu, td_tensor *g, doub
     td_tensor_release(g);
 }
 
-void expect_close(const char *what, const td_tensor *cpu, td_tensor *g) { expect_close_tol(what, cpu, g, 0); }
-void expect_close_keep(const char *what, const td_tensor *cpu, td_tensor *g) { expect_close_keep_tol(what, cpu, g, 0); }
+void expect_close(const char *what, const td_tensor *cpu, td_tensor *g)
+{
+    expect_close_tol(what, cpu, g, 0);
+}
+void expect_close_keep(const char *what, const td_tensor *cpu, td_tensor *g)
+{
+    expect_close_keep_tol(what, cpu, g, 0);
+}
 
 void same_bits(const char *what, td_tensor *a, td_tensor *b)
 {
     td_tensor *ha = host(a), *hb = host(b);
     size_t nbytes = (size_t)td_numel(ha) * td_dtype_size(ha->dtype);
-    ck_assert_msg(memcmp(td_data_ptr(ha), td_data_ptr(hb), nbytes) == 0, "%s: two runs differ", what);
+    ck_assert_msg(memcmp(td_data_ptr(ha), td_data_ptr(hb), nbytes) == 0, "%s: two runs differ",
+                  what);
     td_tensor_release(ha);
     td_tensor_release(hb);
 }
 
-void parity_tol(const char *what, op_fn f, const void *ctx, int n, td_tensor **cin, unsigned grad_mask, double tol)
+void parity_tol(const char *what, op_fn f, const void *ctx, int n, td_tensor **cin,
+                unsigned grad_mask, double tol)
 {
     td_tensor *ci[8] = {0}, *gi[8] = {0}, *oc = NULL, *og = NULL;
     for (int i = 0; i < n; i++) {
@@ -135,8 +146,10 @@ void parity_tol(const char *what, op_fn f, const void *ctx, int n, td_tensor **c
             gy = randn(oc->dtype, oc->ndim, oc->shape);
             ggy = gpu(gy);
         }
-        ck_assert_msg(td_backward(oc, gy, false) == TD_OK, "%s backward on cpu: %s", what, td_last_error());
-        ck_assert_msg(td_backward(og, ggy, false) == TD_OK, "%s backward on cuda: %s", what, td_last_error());
+        ck_assert_msg(td_backward(oc, gy, false) == TD_OK, "%s backward on cpu: %s", what,
+                      td_last_error());
+        ck_assert_msg(td_backward(og, ggy, false) == TD_OK, "%s backward on cuda: %s", what,
+                      td_last_error());
         for (int i = 0; i < n; i++) {
             if (!(grad_mask & (1u << i)) || !ci[i]) continue;
             char w2[200];
@@ -170,7 +183,8 @@ void same_error(const char *what, op_fn f, const void *ctx, int n, td_tensor **c
     snprintf(msg, sizeof msg, "%s", td_last_error());
     td_clear_error();
     ck_assert_msg(f(ctx, gi, &o) != TD_OK, "%s: cuda accepted it", what);
-    ck_assert_msg(strcmp(msg, td_last_error()) == 0, "%s: cuda says '%s', the cpu '%s'", what, td_last_error(), msg);
+    ck_assert_msg(strcmp(msg, td_last_error()) == 0, "%s: cuda says '%s', the cpu '%s'", what,
+                  td_last_error(), msg);
     td_clear_error();
     ck_assert_int_eq(td_cuda_synchronize(), TD_OK);
     for (int i = 0; i < n; i++) td_tensor_release(gi[i]);
@@ -191,8 +205,10 @@ void check_guards(const char *what, td_tensor *buf, int64_t n)
     td_tensor *h = host(buf);
     const float *p = td_data_ptr(h);
     for (int64_t i = 0; i < GUARD; i++) {
-        ck_assert_msg(p[i] == SENTINEL, "%s: wrote %lld elements before its output", what, (long long)(GUARD - i));
-        ck_assert_msg(p[GUARD + n + i] == SENTINEL, "%s: wrote past its output (element %lld)", what, (long long)i);
+        ck_assert_msg(p[i] == SENTINEL, "%s: wrote %lld elements before its output", what,
+                      (long long)(GUARD - i));
+        ck_assert_msg(p[GUARD + n + i] == SENTINEL, "%s: wrote past its output (element %lld)",
+                      what, (long long)i);
     }
     td_tensor_release(h);
 }

@@ -42,7 +42,7 @@ void same_bits(const char *what, td_tensor *a, td_tensor *b);
 
 /* a CUDA float32 buffer of GUARD + n + GUARD sentinels, and the view of its
  * middle; check_guards fails when a kernel wrote outside that view */
-#define GUARD 1024
+#define GUARD    1024
 #define SENTINEL 12345.0
 td_tensor *guarded(int64_t n, td_tensor **view);
 void check_guards(const char *what, td_tensor *buf, int64_t n);
@@ -53,7 +53,8 @@ typedef td_status (*op_fn)(const void *ctx, td_tensor **in, td_tensor **out);
 /* runs f on the CPU inputs and on their CUDA copies, compares the result,
  * then (grad_mask: the inputs to differentiate) backpropagates the same
  * random upstream gradient on both and compares every gradient */
-void parity_tol(const char *what, op_fn f, const void *ctx, int n, td_tensor **cin, unsigned grad_mask, double tol);
+void parity_tol(const char *what, op_fn f, const void *ctx, int n, td_tensor **cin,
+                unsigned grad_mask, double tol);
 void parity(const char *what, op_fn f, const void *ctx, int n, td_tensor **cin, unsigned grad_mask);
 
 /* the same call on both devices fails with the same message */

@@ -43,7 +43,8 @@ START_TEST(round_trip_and_memory)
     /* a mix of devices is refused by name */
     td_tensor *r = NULL;
     ck_assert_int_ne(td_binary(TD_ADD, x, g, &r), TD_OK);
-    ck_assert_str_eq(td_last_error(), "expected all tensors on the same device, got cpu and cuda:0");
+    ck_assert_str_eq(td_last_error(),
+                     "expected all tensors on the same device, got cpu and cuda:0");
     td_clear_error();
     /* a freed block comes back from the cache */
     void *p = g->storage->data;
@@ -64,13 +65,15 @@ START_TEST(copy_every_dtype_pair_strided)
     int64_t s[3] = {4, 5, 6};
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++) {
-            td_tensor *x = randn(all_dtypes[i], 3, s), *xt = NULL, *g = gpu(x), *gt = NULL, *c = NULL, *d = NULL;
+            td_tensor *x = randn(all_dtypes[i], 3, s), *xt = NULL, *g = gpu(x), *gt = NULL,
+                      *c = NULL, *d = NULL;
             ck_assert_int_eq(td_transpose(x, 0, 2, &xt), TD_OK);
             ck_assert_int_eq(td_transpose(g, 0, 2, &gt), TD_OK);
             ck_assert_int_eq(td_cast_raw(xt, all_dtypes[j], &c), TD_OK); /* strided source, cast */
             ck_assert_int_eq(td_cast_raw(gt, all_dtypes[j], &d), TD_OK);
             char what[64];
-            snprintf(what, sizeof what, "copy %s -> %s", td_dtype_name(all_dtypes[i]), td_dtype_name(all_dtypes[j]));
+            snprintf(what, sizeof what, "copy %s -> %s", td_dtype_name(all_dtypes[i]),
+                     td_dtype_name(all_dtypes[j]));
             expect_close(what, c, d);
             td_tensor_release(c);
             td_tensor_release(xt);
@@ -131,7 +134,8 @@ START_TEST(unary_ops_and_grads)
                 ck_assert_int_eq(td_empty_like(g, &gxg), TD_OK);
                 td_cpu_backend()->unary_grad((td_unary_op)op, gxc, x, with_y ? yc : NULL, gy);
                 td_backend_of(g)->unary_grad((td_unary_op)op, gxg, g, with_y ? yg : NULL, ggy);
-                snprintf(what, sizeof what, "unary_grad %d %s y=%d", op, td_dtype_name(float_dtypes[d]), with_y);
+                snprintf(what, sizeof what, "unary_grad %d %s y=%d", op,
+                         td_dtype_name(float_dtypes[d]), with_y);
                 expect_close(what, gxc, gxg);
                 td_tensor_release(gxc);
             }
@@ -194,7 +198,8 @@ START_TEST(clamp_where_masked_fill)
     for (int d = 0; d < 4; d++) {
         td_dtype dt = all_dtypes[d];
         td_tensor *x = randn(dt, 2, s), *y = randn(dt, 2, s), *gx = gpu(x), *gy = gpu(y);
-        td_tensor *c1 = NULL, *c2 = NULL, *m1 = NULL, *m2 = NULL, *w1 = NULL, *w2 = NULL, *f1 = NULL, *f2 = NULL;
+        td_tensor *c1 = NULL, *c2 = NULL, *m1 = NULL, *m2 = NULL, *w1 = NULL, *w2 = NULL,
+                  *f1 = NULL, *f2 = NULL;
         ck_assert_int_eq(td_clamp(x, -0.5, 20.25, &c1), TD_OK);
         ck_assert_int_eq(td_clamp(gx, -0.5, 20.25, &c2), TD_OK);
         expect_close("clamp", c1, c2);
@@ -231,8 +236,10 @@ static td_status min_indices(td_tensor *x, int dim, bool all, bool keep, td_tens
 
 START_TEST(reductions_every_dim)
 {
-    static const reduce_fn fns[] = {td_sum, td_mean, td_prod, max_values, min_indices, td_argmax, td_argmin};
-    static const char *names[] = {"sum", "mean", "prod", "max", "min (indices)", "argmax", "argmin"};
+    static const reduce_fn fns[] = {td_sum,      td_mean,   td_prod,  max_values,
+                                    min_indices, td_argmax, td_argmin};
+    static const char *names[] = {"sum",           "mean",   "prod",  "max",
+                                  "min (indices)", "argmax", "argmin"};
     int64_t s[3] = {7, 300, 9}, s1[1] = {5000};
     for (int d = 0; d < 3; d++) {
         td_dtype dt = all_dtypes[d];
@@ -306,7 +313,8 @@ START_TEST(softmax_forward_backward)
         for (int log = 0; log < 2; log++)
             for (int dim = 0; dim < 3; dim++) {
                 td_tensor *x = randn(float_dtypes[d], 3, s), *big = NULL;
-                ck_assert_int_eq(td_binary_scalar(TD_MUL, x, 1e3, false, &big), TD_OK); /* large logits */
+                ck_assert_int_eq(td_binary_scalar(TD_MUL, x, 1e3, false, &big),
+                                 TD_OK); /* large logits */
                 td_tensor *gx = gpu(big), *yc = NULL, *yg = NULL;
                 ck_assert_int_eq((log ? td_log_softmax : td_softmax)(big, dim, &yc), TD_OK);
                 ck_assert_int_eq((log ? td_log_softmax : td_softmax)(gx, dim, &yg), TD_OK);
@@ -319,12 +327,14 @@ START_TEST(softmax_forward_backward)
                 int64_t outer = 1, inner = 1;
                 for (int i = 0; i < dim; i++) outer *= s[i];
                 for (int i = dim + 1; i < 3; i++) inner *= s[i];
-                td_tensor *gy = randn(float_dtypes[d], 3, s), *ggy = gpu(gy), *gxc = NULL, *gxg = NULL;
+                td_tensor *gy = randn(float_dtypes[d], 3, s), *ggy = gpu(gy), *gxc = NULL,
+                          *gxg = NULL;
                 ck_assert_int_eq(td_empty_like(yc, &gxc), TD_OK);
                 ck_assert_int_eq(td_empty_like(yg, &gxg), TD_OK);
                 td_cpu_backend()->softmax_backward(gxc, yc, gy, outer, s[dim], inner, log);
                 td_backend_of(yg)->softmax_backward(gxg, yg, ggy, outer, s[dim], inner, log);
-                snprintf(what, sizeof what, "%s backward dim %d", log ? "log_softmax" : "softmax", dim);
+                snprintf(what, sizeof what, "%s backward dim %d", log ? "log_softmax" : "softmax",
+                         dim);
                 expect_close(what, gxc, gxg);
                 td_tensor *ts[] = {x, big, gx, yc, yg, gy, ggy, gxc};
                 for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) td_tensor_release(ts[i]);
@@ -332,14 +342,17 @@ START_TEST(softmax_forward_backward)
 }
 END_TEST
 
-/* ---- matmul through cuBLAS -------------------------------------------------------------------- */
+/* ---- matmul through cuBLAS --------------------------------------------------------------------
+ */
 
 START_TEST(matmul_shapes_and_views)
 {
     for (int d = 0; d < 2; d++) {
         td_dtype dt = float_dtypes[d];
-        int64_t sa[2] = {37, 61}, sb[2] = {61, 29}, sba[3] = {5, 37, 61}, sbb[3] = {5, 61, 29}, sv[1] = {61};
-        td_tensor *a = randn(dt, 2, sa), *b = randn(dt, 2, sb), *ba = randn(dt, 3, sba), *bb = randn(dt, 3, sbb);
+        int64_t sa[2] = {37, 61}, sb[2] = {61, 29}, sba[3] = {5, 37, 61}, sbb[3] = {5, 61, 29},
+                sv[1] = {61};
+        td_tensor *a = randn(dt, 2, sa), *b = randn(dt, 2, sb), *ba = randn(dt, 3, sba),
+                  *bb = randn(dt, 3, sbb);
         td_tensor *v = randn(dt, 1, sv);
         td_tensor *ga = gpu(a), *gb = gpu(b), *gba = gpu(ba), *gbb = gpu(bb), *gv = gpu(v);
         td_tensor *rc = NULL, *rg = NULL, *t1 = NULL, *t2 = NULL, *t3 = NULL, *t4 = NULL;
@@ -375,7 +388,8 @@ START_TEST(matmul_shapes_and_views)
 }
 END_TEST
 
-/* ---- autograd on the device ---------------------------------------------------------------------- */
+/* ---- autograd on the device
+ * ---------------------------------------------------------------------- */
 
 START_TEST(gradient_flows_back_to_the_cpu_leaf)
 {
@@ -402,8 +416,8 @@ START_TEST(gradient_flows_back_to_the_cpu_leaf)
 }
 END_TEST
 
-/* ---- guards: no write outside the output ------------------------------------------------------------- */
-
+/* ---- guards: no write outside the output
+ * ------------------------------------------------------------- */
 
 START_TEST(guards_around_outputs)
 {
@@ -442,7 +456,8 @@ START_TEST(guards_around_outputs)
 }
 END_TEST
 
-/* ---- determinism: the same bits twice ------------------------------------------------------------------ */
+/* ---- determinism: the same bits twice
+ * ------------------------------------------------------------------ */
 
 START_TEST(deterministic_reductions)
 {
@@ -493,7 +508,4 @@ static Suite *cuda_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_cuda_suite(cuda_suite, 1234, NULL);
-}
+int main(void) { return run_cuda_suite(cuda_suite, 1234, NULL); }

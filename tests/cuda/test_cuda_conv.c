@@ -28,15 +28,16 @@ static const td_dtype float_dtypes[] = {TD_FLOAT32, TD_FLOAT64};
 typedef td_status (*layer_fn)(td_tensor **in, const void *ctx, td_tensor **out);
 
 typedef struct {
-    td_tensor *y;           /* the CUDA output */
-    td_tensor *in[MAX_IN];  /* the CUDA inputs (leaves) */
+    td_tensor *y;          /* the CUDA output */
+    td_tensor *in[MAX_IN]; /* the CUDA inputs (leaves) */
 } gpu_run;
 
 /* runs f on cpu_in (leaves; those requiring grad get gradients) and on
  * their copies on the GPU; compares the outputs and, through the loss
  * sum(y * r) with the same random r, every gradient. Returns the GPU run
  * for further checks (release with drop_run). */
-static gpu_run compare_op(const char *what, int nin, td_tensor **cpu_in, layer_fn f, const void *ctx)
+static gpu_run compare_op(const char *what, int nin, td_tensor **cpu_in, layer_fn f,
+                          const void *ctx)
 {
     gpu_run g = {0};
     char buf[160];
@@ -61,8 +62,10 @@ static gpu_run compare_op(const char *what, int nin, td_tensor **cpu_in, layer_f
         ck_assert_int_eq(td_binary(TD_MUL, g.y, rg, &pg), TD_OK);
         ck_assert_int_eq(td_sum(pc, 0, true, false, &lc), TD_OK);
         ck_assert_int_eq(td_sum(pg, 0, true, false, &lg), TD_OK);
-        ck_assert_msg(td_backward(lc, NULL, false) == TD_OK, "%s backward on cpu: %s", what, td_last_error());
-        ck_assert_msg(td_backward(lg, NULL, false) == TD_OK, "%s backward on cuda: %s", what, td_last_error());
+        ck_assert_msg(td_backward(lc, NULL, false) == TD_OK, "%s backward on cpu: %s", what,
+                      td_last_error());
+        ck_assert_msg(td_backward(lg, NULL, false) == TD_OK, "%s backward on cuda: %s", what,
+                      td_last_error());
         for (int i = 0; i < nin; i++) {
             if (!cpu_in[i] || !cpu_in[i]->requires_grad) continue;
             snprintf(buf, sizeof buf, "%s: gradient of input %d", what, i);
@@ -105,14 +108,14 @@ typedef struct {
 } conv_case;
 
 static const conv_case conv_cases[] = {
-    {2, 3, 9, 11, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, true},     /* same padding */
-    {3, 8, 16, 16, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, false},  /* strided, as ResNet's downsampling */
-    {2, 6, 12, 10, 9, 3, 2, 1, 2, 2, 0, 2, 3, 3, true},    /* groups, dilation, uneven everything */
-    {2, 8, 10, 10, 8, 3, 3, 1, 1, 1, 1, 1, 1, 8, true},    /* depthwise */
-    {4, 16, 8, 8, 32, 1, 1, 2, 2, 0, 0, 1, 1, 1, false},   /* 1x1 shortcut */
-    {1, 3, 32, 32, 64, 7, 7, 2, 2, 3, 3, 1, 1, 1, false},  /* ImageNet stem */
-    {5, 4, 7, 7, 6, 5, 5, 1, 1, 0, 0, 1, 1, 2, true},      /* kernel nearly the input */
-    {2, 3, 5, 5, 2, 3, 3, 3, 3, 2, 2, 2, 2, 1, true},      /* padding beyond the dilated reach */
+    {2, 3, 9, 11, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, true},    /* same padding */
+    {3, 8, 16, 16, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, false}, /* strided, as ResNet's downsampling */
+    {2, 6, 12, 10, 9, 3, 2, 1, 2, 2, 0, 2, 3, 3, true},   /* groups, dilation, uneven everything */
+    {2, 8, 10, 10, 8, 3, 3, 1, 1, 1, 1, 1, 1, 8, true},   /* depthwise */
+    {4, 16, 8, 8, 32, 1, 1, 2, 2, 0, 0, 1, 1, 1, false},  /* 1x1 shortcut */
+    {1, 3, 32, 32, 64, 7, 7, 2, 2, 3, 3, 1, 1, 1, false}, /* ImageNet stem */
+    {5, 4, 7, 7, 6, 5, 5, 1, 1, 0, 0, 1, 1, 2, true},     /* kernel nearly the input */
+    {2, 3, 5, 5, 2, 3, 3, 3, 3, 2, 2, 2, 2, 1, true},     /* padding beyond the dilated reach */
 };
 
 static td_status conv_op(td_tensor **in, const void *ctx, td_tensor **out)
@@ -132,8 +135,10 @@ START_TEST(conv2d_shapes_options_and_gradients)
     for (int d = 0; d < 2; d++)
         for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; i++) {
             const conv_case *k = &conv_cases[i];
-            int64_t xs[4] = {k->n, k->c, k->h, k->w}, ws[4] = {k->o, k->c / k->groups, k->kh, k->kw}, bs[1] = {k->o};
-            td_tensor *in[3] = {leaf(float_dtypes[d], 4, xs, true), leaf(float_dtypes[d], 4, ws, true),
+            int64_t xs[4] = {k->n, k->c, k->h, k->w},
+                    ws[4] = {k->o, k->c / k->groups, k->kh, k->kw}, bs[1] = {k->o};
+            td_tensor *in[3] = {leaf(float_dtypes[d], 4, xs, true),
+                                leaf(float_dtypes[d], 4, ws, true),
                                 k->bias ? leaf(float_dtypes[d], 1, bs, true) : NULL};
             char what[96];
             snprintf(what, sizeof what, "conv2d case %zu %s", i, td_dtype_name(float_dtypes[d]));
@@ -148,11 +153,14 @@ START_TEST(conv2d_only_some_gradients)
 {
     /* weights frozen: backward data alone; input a constant: backward weights alone */
     const conv_case *k = &conv_cases[2];
-    int64_t xs[4] = {k->n, k->c, k->h, k->w}, ws[4] = {k->o, k->c / k->groups, k->kh, k->kw}, bs[1] = {k->o};
+    int64_t xs[4] = {k->n, k->c, k->h, k->w}, ws[4] = {k->o, k->c / k->groups, k->kh, k->kw},
+            bs[1] = {k->o};
     for (int which = 0; which < 2; which++) {
-        td_tensor *in[3] = {leaf(TD_FLOAT32, 4, xs, which == 0), leaf(TD_FLOAT32, 4, ws, which == 1),
+        td_tensor *in[3] = {leaf(TD_FLOAT32, 4, xs, which == 0),
+                            leaf(TD_FLOAT32, 4, ws, which == 1),
                             leaf(TD_FLOAT32, 1, bs, which == 1)};
-        gpu_run g = compare_op(which ? "conv2d weights only" : "conv2d input only", 3, in, conv_op, k);
+        gpu_run g =
+            compare_op(which ? "conv2d weights only" : "conv2d input only", 3, in, conv_op, k);
         drop_run(&g, 3);
         for (int j = 0; j < 3; j++) td_tensor_release(in[j]);
     }
@@ -163,7 +171,8 @@ START_TEST(conv2d_unbatched_and_empty_batch)
 {
     conv_case k = {0, 3, 6, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, true};
     int64_t xs3[3] = {3, 6, 6}, xs0[4] = {0, 3, 6, 6}, ws[4] = {4, 3, 3, 3}, bs[1] = {4};
-    td_tensor *in[3] = {leaf(TD_FLOAT32, 3, xs3, true), leaf(TD_FLOAT32, 4, ws, true), leaf(TD_FLOAT32, 1, bs, true)};
+    td_tensor *in[3] = {leaf(TD_FLOAT32, 3, xs3, true), leaf(TD_FLOAT32, 4, ws, true),
+                        leaf(TD_FLOAT32, 1, bs, true)};
     gpu_run g = compare_op("conv2d unbatched (C, H, W)", 3, in, conv_op, &k);
     drop_run(&g, 3);
     td_tensor_release(in[0]);
@@ -180,7 +189,8 @@ START_TEST(conv2d_mixed_devices_refused)
     td_tensor *x = randn(TD_FLOAT32, 4, xs), *w = randn(TD_FLOAT32, 4, ws), *gx = gpu(x), *y = NULL;
     td_conv2d_opts o = TD_CONV2D_OPTS_DEFAULT;
     ck_assert_int_ne(td_conv2d(gx, w, &o, &y), TD_OK);
-    ck_assert_str_eq(td_last_error(), "expected all tensors on the same device, got cuda:0 and cpu");
+    ck_assert_str_eq(td_last_error(),
+                     "expected all tensors on the same device, got cuda:0 and cpu");
     td_clear_error();
     td_tensor *ts[] = {x, w, gx};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) td_tensor_release(ts[i]);
@@ -191,7 +201,8 @@ START_TEST(conv2d_deterministic)
 {
     const conv_case *k = &conv_cases[1];
     int64_t xs[4] = {k->n, k->c, k->h, k->w}, ws[4] = {k->o, k->c / k->groups, k->kh, k->kw};
-    td_tensor *x = randn(TD_FLOAT32, 4, xs), *w = randn(TD_FLOAT32, 4, ws), *gx = gpu(x), *gw = gpu(w);
+    td_tensor *x = randn(TD_FLOAT32, 4, xs), *w = randn(TD_FLOAT32, 4, ws), *gx = gpu(x),
+              *gw = gpu(w);
     td_tensor *ys[2] = {0}, *gxs[2] = {0}, *gws[2] = {0};
     for (int run = 0; run < 2; run++) {
         td_tensor *lx = NULL, *lw = NULL, *s = NULL;
@@ -244,7 +255,8 @@ START_TEST(batch_norm_train_eval_running_stats)
     for (int d = 0; d < 2; d++)
         for (int s = 0; s < 3; s++)
             for (int mode = 0; mode < 4; mode++) {
-                /* 0 train affine, 1 train without running stats or affine, 2 eval, 3 train far from 0 */
+                /* 0 train affine, 1 train without running stats or affine, 2 eval, 3 train far from
+                 * 0 */
                 td_dtype dt = float_dtypes[d];
                 int64_t c = shapes[s][1];
                 bn_case k = {mode != 2, 0.1 + 0.2 * mode, 1e-5};
@@ -268,7 +280,8 @@ START_TEST(batch_norm_train_eval_running_stats)
                     in[0] = dx;
                 }
                 char what[96];
-                snprintf(what, sizeof what, "batch_norm %dd mode %d %s", nds[s], mode, td_dtype_name(dt));
+                snprintf(what, sizeof what, "batch_norm %dd mode %d %s", nds[s], mode,
+                         td_dtype_name(dt));
                 gpu_run g = compare_op(what, 5, in, bn_op, &k);
                 if (in[3]) {
                     char w2[128];
@@ -309,7 +322,8 @@ END_TEST
 START_TEST(batch_norm_deterministic)
 {
     int64_t xs[4] = {32, 16, 17, 17}, c = 16;
-    td_tensor *x = randn(TD_FLOAT32, 4, xs), *gx = gpu(x), *w = randn(TD_FLOAT32, 1, &c), *gw = gpu(w);
+    td_tensor *x = randn(TD_FLOAT32, 4, xs), *gx = gpu(x), *w = randn(TD_FLOAT32, 1, &c),
+              *gw = gpu(w);
     td_tensor *ys[2] = {0}, *gxs[2] = {0}, *gws[2] = {0};
     for (int run = 0; run < 2; run++) {
         td_tensor *lx = NULL, *lw = NULL, *s = NULL;
@@ -354,8 +368,10 @@ static td_status pool_op(td_tensor **in, const void *ctx, td_tensor **out)
 }
 
 /* kernel, stride, padding, dilation, ceil_mode, count_include_pad */
-#define P(kh, kw, sh, sw, ph, pw, dh, dw, ceil, inc) \
-    {{kh, kw}, {sh, sw}, {ph, pw}, {dh, dw}, ceil, inc}
+#define P(kh, kw, sh, sw, ph, pw, dh, dw, ceil, inc)                                               \
+    {                                                                                              \
+        {kh, kw}, {sh, sw}, {ph, pw}, {dh, dw}, ceil, inc                                          \
+    }
 static const td_pool2d_opts max_cases[] = {
     P(2, 2, 2, 2, 0, 0, 1, 1, false, true), /* the common 2x2 */
     P(3, 3, 2, 2, 1, 1, 1, 1, false, true), /* ResNet's stem: overlapping windows */
@@ -365,12 +381,9 @@ static const td_pool2d_opts max_cases[] = {
     P(5, 5, 1, 1, 2, 2, 1, 1, false, true), /* every input in 25 windows */
 };
 static const td_pool2d_opts avg_cases[] = {
-    P(2, 2, 2, 2, 0, 0, 1, 1, false, true),
-    P(3, 3, 2, 2, 1, 1, 1, 1, false, true),
-    P(3, 3, 2, 2, 1, 1, 1, 1, false, false),
-    P(3, 3, 2, 2, 1, 1, 1, 1, true, true),
-    P(3, 3, 2, 2, 1, 1, 1, 1, true, false),
-    P(4, 3, 3, 2, 2, 1, 1, 1, true, false),
+    P(2, 2, 2, 2, 0, 0, 1, 1, false, true),  P(3, 3, 2, 2, 1, 1, 1, 1, false, true),
+    P(3, 3, 2, 2, 1, 1, 1, 1, false, false), P(3, 3, 2, 2, 1, 1, 1, 1, true, true),
+    P(3, 3, 2, 2, 1, 1, 1, 1, true, false),  P(4, 3, 3, 2, 2, 1, 1, 1, true, false),
     P(3, 3, 1, 1, 1, 1, 1, 1, false, true),
 };
 #undef P
@@ -441,7 +454,8 @@ START_TEST(max_pool_ties_and_nan)
         for (size_t i = 0; i < sizeof max_cases / sizeof *max_cases; i++) {
             pool_case k = {0, max_cases[i], 0, 0};
             char what[96];
-            snprintf(what, sizeof what, "max_pool2d ties and NaN case %zu %s", i, td_dtype_name(float_dtypes[d]));
+            snprintf(what, sizeof what, "max_pool2d ties and NaN case %zu %s", i,
+                     td_dtype_name(float_dtypes[d]));
             td_tensor_release(x->grad);
             x->grad = NULL;
             pool_check(what, &k, x);
@@ -495,7 +509,8 @@ START_TEST(dropout_same_mask_as_cpu)
         for (int i = 0; i < 3; i++) {
             uint64_t key = 0x1234567890abcdefull + (uint64_t)i;
             td_cpu_backend()->layers->dropout(dt, td_data_ptr(yc), td_data_ptr(x), n, key, ps[i]);
-            td_backend_for(GPU)->layers->dropout(dt, td_data_ptr(yg), td_data_ptr(gx), n, key, ps[i]);
+            td_backend_for(GPU)->layers->dropout(dt, td_data_ptr(yg), td_data_ptr(gx), n, key,
+                                                 ps[i]);
             expect_close_keep("dropout", yc, yg);
         }
         td_tensor *ts[] = {x, gx, yc, yg};
@@ -506,32 +521,34 @@ END_TEST
 
 /* ---- guards: no write outside the output ----------------------------------------------------- */
 
-
 START_TEST(guards_around_outputs)
 {
     const td_backend *be = td_backend_for(GPU);
     /* conv: y, then gx, gw, gb */
     td_conv_args a = {TD_FLOAT32, 3, 4, 9, 8, 6, 3, 3, 5, 4, 2, 2, 1, 1, 1, 1, 2, false};
     int64_t xs[4] = {3, 4, 9, 8}, ws[4] = {6, 2, 3, 3}, ys[4] = {3, 6, 5, 4}, o = 6;
-    td_tensor *x = randn(TD_FLOAT32, 4, xs), *w = randn(TD_FLOAT32, 4, ws), *b = randn(TD_FLOAT32, 1, &o);
+    td_tensor *x = randn(TD_FLOAT32, 4, xs), *w = randn(TD_FLOAT32, 4, ws),
+              *b = randn(TD_FLOAT32, 1, &o);
     td_tensor *gy = randn(TD_FLOAT32, 4, ys);
     td_tensor *gxx = gpu(x), *gww = gpu(w), *gb = gpu(b), *ggy = gpu(gy), *v = NULL, *buf = NULL;
     int64_t ny = 3 * 6 * 5 * 4, nx = 3 * 4 * 9 * 8, nw = 6 * 2 * 3 * 3;
     buf = guarded(ny, &v);
-    ck_assert_int_eq(be->conv->forward(&a, td_data_ptr(gxx), td_data_ptr(gww), td_data_ptr(gb), td_data_ptr(v)),
-                     TD_OK);
+    ck_assert_int_eq(
+        be->conv->forward(&a, td_data_ptr(gxx), td_data_ptr(gww), td_data_ptr(gb), td_data_ptr(v)),
+        TD_OK);
     check_guards("conv2d forward", buf, ny);
     td_tensor_release(v);
     td_tensor_release(buf);
     buf = guarded(nx, &v);
-    ck_assert_int_eq(be->conv->backward_data(&a, td_data_ptr(ggy), td_data_ptr(gww), td_data_ptr(v)), TD_OK);
+    ck_assert_int_eq(
+        be->conv->backward_data(&a, td_data_ptr(ggy), td_data_ptr(gww), td_data_ptr(v)), TD_OK);
     check_guards("conv2d backward data", buf, nx);
     td_tensor_release(v);
     td_tensor_release(buf);
     buf = guarded(nw, &v);
     td_tensor *v2 = NULL, *buf2 = guarded(o, &v2);
-    ck_assert_int_eq(be->conv->backward_weights(&a, td_data_ptr(gxx), td_data_ptr(ggy), td_data_ptr(v),
-                                                td_data_ptr(v2)),
+    ck_assert_int_eq(be->conv->backward_weights(&a, td_data_ptr(gxx), td_data_ptr(ggy),
+                                                td_data_ptr(v), td_data_ptr(v2)),
                      TD_OK);
     check_guards("conv2d backward weights", buf, nw);
     check_guards("conv2d bias gradient", buf2, o);
@@ -541,7 +558,8 @@ START_TEST(guards_around_outputs)
     /* pooling: y (and the argmax), then gx */
     int64_t ps[4] = {2, 3, 11, 10};
     td_tensor *px = randn(TD_FLOAT32, 4, ps), *gpx = gpu(px);
-    td_pool2d_args pa = {TD_POOL_MAX, TD_FLOAT32, 2, 3, 11, 10, 6, 5, 3, 3, 2, 2, 1, 1, 1, 1, true, false};
+    td_pool2d_args pa = {TD_POOL_MAX, TD_FLOAT32, 2, 3, 11, 10, 6, 5,    3,
+                         3,           2,          2, 1, 1,  1,  1, true, false};
     int64_t npy = 2 * 3 * 6 * 5, npx = 2 * 3 * 11 * 10;
     int64_t is[1] = {npy};
     td_tensor *idx = NULL;
@@ -549,10 +567,12 @@ START_TEST(guards_around_outputs)
     for (int kind = 0; kind < 3; kind++) {
         pa.kind = (td_pool_kind)kind;
         buf = guarded(npy, &v);
-        be->layers->pool2d(&pa, td_data_ptr(gpx), td_data_ptr(v), kind == 0 ? td_data_ptr(idx) : NULL);
+        be->layers->pool2d(&pa, td_data_ptr(gpx), td_data_ptr(v),
+                           kind == 0 ? td_data_ptr(idx) : NULL);
         check_guards("pool2d", buf, npy);
         td_tensor *g2 = NULL, *gbuf = guarded(npx, &g2);
-        be->layers->pool2d_backward(&pa, td_data_ptr(v), kind == 0 ? td_data_ptr(idx) : NULL, td_data_ptr(g2));
+        be->layers->pool2d_backward(&pa, td_data_ptr(v), kind == 0 ? td_data_ptr(idx) : NULL,
+                                    td_data_ptr(g2));
         check_guards("pool2d backward", gbuf, npx);
         td_tensor_release(g2);
         td_tensor_release(gbuf);
@@ -565,7 +585,8 @@ START_TEST(guards_around_outputs)
     td_tensor *sc = NULL, *sh = NULL;
     ck_assert_int_eq(td_full_on(1, &three, 2.0, TD_FLOAT64, GPU, &sc), TD_OK);
     ck_assert_int_eq(td_full_on(1, &three, 0.5, TD_FLOAT64, GPU, &sh), TD_OK);
-    be->layers->bn_apply(TD_FLOAT32, td_data_ptr(gpx), td_data_ptr(v), 2, 3, 110, td_data_ptr(sc), td_data_ptr(sh));
+    be->layers->bn_apply(TD_FLOAT32, td_data_ptr(gpx), td_data_ptr(v), 2, 3, 110, td_data_ptr(sc),
+                         td_data_ptr(sh));
     check_guards("batch_norm apply", buf, npx);
     td_tensor *ts2[] = {v, buf, sc, sh, px, gpx, idx};
     for (size_t i = 0; i < sizeof ts2 / sizeof *ts2; i++) td_tensor_release(ts2[i]);

@@ -49,7 +49,8 @@ static void same_bits_twice(const char *what, op_fn f, const void *ctx, int n, t
         gi[0]->grad = (td_tensor_release(gi[0]->grad), NULL);
     }
     size_t nb = (size_t)td_numel(g[0]) * td_dtype_size(g[0]->dtype);
-    ck_assert_msg(memcmp(td_data_ptr(g[0]), td_data_ptr(g[1]), nb) == 0, "%s: gradients of two runs differ", what);
+    ck_assert_msg(memcmp(td_data_ptr(g[0]), td_data_ptr(g[1]), nb) == 0,
+                  "%s: gradients of two runs differ", what);
     ck_assert_msg(memcmp(td_data_ptr(o[0]), td_data_ptr(o[1]), td_dtype_size(o[0]->dtype)) == 0,
                   "%s: values of two runs differ", what);
     for (int k = 0; k < 2; k++) {
@@ -75,7 +76,8 @@ static td_status run_mg(const void *ctx, td_tensor **in, td_tensor **out)
     const mg_case *c = ctx;
     switch (c->op) {
     case 0: {
-        td_multi_margin_opts o = {.p = c->p, .margin = c->margin, .weight = in[2], .reduction = c->red};
+        td_multi_margin_opts o = {
+            .p = c->p, .margin = c->margin, .weight = in[2], .reduction = c->red};
         return td_multi_margin_loss(in[0], in[1], &o, out);
     }
     case 1: {
@@ -95,7 +97,8 @@ static td_status run_mg(const void *ctx, td_tensor **in, td_tensor **out)
         return td_margin_ranking_loss(in[0], in[1], in[2], &o, out);
     }
     default: {
-        td_triplet_margin_opts o = {.margin = c->margin, .p = c->np, .eps = 1e-6, .swap = c->swap, .reduction = c->red};
+        td_triplet_margin_opts o = {
+            .margin = c->margin, .p = c->np, .eps = 1e-6, .swap = c->swap, .reduction = c->red};
         return td_triplet_margin_loss(in[0], in[1], in[2], &o, out);
     }
     }
@@ -134,7 +137,8 @@ START_TEST(margin_losses_every_option)
                             td_tensor *wt = w ? uniform(dt, 1, &C, 0.2, 2) : NULL;
                             mg_case c = {0, r, p, m ? 0.3 : 1.0, 0, false};
                             td_tensor *in[3] = {x, t, wt};
-                            snprintf(what, sizeof what, "multi_margin %s %s p %d margin %g weight %d unbatched %d",
+                            snprintf(what, sizeof what,
+                                     "multi_margin %s %s p %d margin %g weight %d unbatched %d",
                                      td_dtype_name(dt), td_reduction_name(r), p, c.margin, w, ub);
                             parity(what, run_mg, &c, 3, in, 1u);
                             td_tensor_release(x);
@@ -146,13 +150,14 @@ START_TEST(margin_losses_every_option)
                 td_tensor *x = ub ? randn(dt, 1, &C) : randn(dt, 2, nc);
                 td_tensor *t0 = multilabel_targets(ub ? 4 : N, C), *t = NULL;
                 if (ub)
-                    ck_assert_int_eq(td_make_view(t0, 1, &C, &t0->stride[1], t0->offset + 3 * C, &t), TD_OK);
+                    ck_assert_int_eq(
+                        td_make_view(t0, 1, &C, &t0->stride[1], t0->offset + 3 * C, &t), TD_OK);
                 else
                     t = (td_tensor_retain(t0), t0);
                 mg_case c = {1, r, 0, 0, 0, false};
                 td_tensor *in[2] = {x, t};
-                snprintf(what, sizeof what, "multilabel_margin %s %s unbatched %d", td_dtype_name(dt),
-                         td_reduction_name(r), ub);
+                snprintf(what, sizeof what, "multilabel_margin %s %s unbatched %d",
+                         td_dtype_name(dt), td_reduction_name(r), ub);
                 parity(what, run_mg, &c, 2, in, 1u);
                 td_tensor_release(x);
                 td_tensor_release(t);
@@ -171,8 +176,8 @@ START_TEST(margin_losses_every_option)
                     if (lab == 2) y = signs(dt, 1, &C); /* broadcast over rows */
                     mg_case c = {2, r, 0, m ? 0.5 : 1.0, 0, false};
                     td_tensor *in[2] = {x, y};
-                    snprintf(what, sizeof what, "hinge_embedding %s %s margin %g labels %d", td_dtype_name(dt),
-                             td_reduction_name(r), c.margin, lab);
+                    snprintf(what, sizeof what, "hinge_embedding %s %s margin %g labels %d",
+                             td_dtype_name(dt), td_reduction_name(r), c.margin, lab);
                     parity(what, run_mg, &c, 2, in, 1u);
                     td_tensor_release(x);
                     td_tensor_release(y);
@@ -186,8 +191,8 @@ START_TEST(margin_losses_every_option)
                     if (!ub) ck_assert_int_eq(td_set(y, 1, (int64_t[]){5}, 0.0), TD_OK);
                     mg_case c = {3, r, 0, m ? -0.2 : 0.0, 0, false};
                     td_tensor *in[3] = {a, b, y};
-                    snprintf(what, sizeof what, "cosine_embedding %s %s margin %g unbatched %d", td_dtype_name(dt),
-                             td_reduction_name(r), c.margin, ub);
+                    snprintf(what, sizeof what, "cosine_embedding %s %s margin %g unbatched %d",
+                             td_dtype_name(dt), td_reduction_name(r), c.margin, ub);
                     parity(what, run_mg, &c, 3, in, 3u);
                     td_tensor_release(a);
                     td_tensor_release(b);
@@ -202,8 +207,8 @@ START_TEST(margin_losses_every_option)
                     td_tensor *y = bc ? signs(dt, 2, nd) : signs(dt, 1, &n1);
                     mg_case c = {4, r, 0, m ? 0.5 : 0.0, 0, false};
                     td_tensor *in[3] = {a, b, y};
-                    snprintf(what, sizeof what, "margin_ranking %s %s margin %g broadcast %d", td_dtype_name(dt),
-                             td_reduction_name(r), c.margin, bc);
+                    snprintf(what, sizeof what, "margin_ranking %s %s margin %g broadcast %d",
+                             td_dtype_name(dt), td_reduction_name(r), c.margin, bc);
                     parity(what, run_mg, &c, 3, in, 3u);
                     td_tensor_release(a);
                     td_tensor_release(b);
@@ -219,7 +224,8 @@ START_TEST(margin_losses_every_option)
                         td_tensor *q = ub ? randn(dt, 1, &D) : randn(dt, 2, nd);
                         mg_case c = {5, r, 0, sw ? 0.5 : 1.0, nps[k], sw != 0};
                         td_tensor *in[3] = {a, p, q};
-                        snprintf(what, sizeof what, "triplet_margin %s %s p %g swap %d unbatched %d",
+                        snprintf(what, sizeof what,
+                                 "triplet_margin %s %s p %g swap %d unbatched %d",
                                  td_dtype_name(dt), td_reduction_name(r), nps[k], sw, ub);
                         parity(what, run_mg, &c, 3, in, 7u);
                         td_tensor_release(a);
@@ -303,7 +309,8 @@ START_TEST(ctc_every_option)
         for (int red = 0; red < 3; red++)
             for (int zi = 0; zi < 2; zi++)
                 for (int bl = 0; bl < 2; bl++)
-                    for (int layout = 0; layout < 3; layout++) { /* padded, concatenated, unbatched */
+                    for (int layout = 0; layout < 3;
+                         layout++) { /* padded, concatenated, unbatched */
                         td_dtype dt = float_dtypes[d];
                         int64_t blank = bl ? C - 1 : 0, lo = bl ? 0 : 1, hi = bl ? C - 1 : C;
                         td_tensor *lp = NULL, *tg = NULL, *il = NULL, *tl = NULL;
@@ -311,25 +318,31 @@ START_TEST(ctc_every_option)
                             int64_t s2[2] = {T, C}, s1 = 4;
                             lp = log_probs(dt, 2, s2);
                             tg = randint(lo, hi, 1, &s1);
-                            ck_assert_int_eq(td_set(tg, 1, (int64_t[]){2}, td_get_flat(tg, 1)), TD_OK); /* a repeat */
+                            ck_assert_int_eq(td_set(tg, 1, (int64_t[]){2}, td_get_flat(tg, 1)),
+                                             TD_OK); /* a repeat */
                             il = longs(1, (double[]){11});
                             tl = longs(1, (double[]){4});
                         } else {
                             lp = log_probs(dt, 3, shape);
                             int64_t ps[2] = {N, S}, cat = 5 + 2 + 0 + 5 + 3;
                             tg = layout == 0 ? randint(lo, hi, 2, ps) : randint(lo, hi, 1, &cat);
-                            /* sample 0 repeats a label; sample 3 (5 labels, 4 steps) cannot align */
+                            /* sample 0 repeats a label; sample 3 (5 labels, 4 steps) cannot align
+                             */
                             if (layout == 0)
-                                ck_assert_int_eq(td_set(tg, 2, (int64_t[]){0, 2}, td_get_flat(tg, 1)), TD_OK);
+                                ck_assert_int_eq(
+                                    td_set(tg, 2, (int64_t[]){0, 2}, td_get_flat(tg, 1)), TD_OK);
                             else
-                                ck_assert_int_eq(td_set(tg, 1, (int64_t[]){2}, td_get_flat(tg, 1)), TD_OK);
+                                ck_assert_int_eq(td_set(tg, 1, (int64_t[]){2}, td_get_flat(tg, 1)),
+                                                 TD_OK);
                             il = longs(N, il_v);
                             tl = longs(N, tl_v);
                         }
                         ctc_case c = {{blank, reductions[red], zi != 0}};
                         td_tensor *in[4] = {lp, tg, il, tl};
-                        snprintf(what, sizeof what, "ctc_loss %s %s zero_infinity %d blank %lld layout %d",
-                                 td_dtype_name(dt), td_reduction_name(c.o.reduction), zi, (long long)blank, layout);
+                        snprintf(what, sizeof what,
+                                 "ctc_loss %s %s zero_infinity %d blank %lld layout %d",
+                                 td_dtype_name(dt), td_reduction_name(c.o.reduction), zi,
+                                 (long long)blank, layout);
                         parity(what, run_ctc, &c, 4, in, 1u);
                         td_tensor *ts[] = {lp, tg, il, tl};
                         for (int i = 0; i < 4; i++) td_tensor_release(ts[i]);
@@ -380,7 +393,4 @@ static Suite *loss2_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_cuda_suite(loss2_suite, 2718, NULL);
-}
+int main(void) { return run_cuda_suite(loss2_suite, 2718, NULL); }

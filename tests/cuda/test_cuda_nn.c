@@ -42,7 +42,10 @@ static td_status run_smx(const void *ctx, td_tensor **in, td_tensor **out)
     const smx_case *c = ctx;
     switch (c->kind) {
     case TD_SMX_CE: {
-        td_cross_entropy_opts o = {.weight = in[2], .ignore_index = c->ignore, .label_smoothing = c->smoothing, .reduction = c->red};
+        td_cross_entropy_opts o = {.weight = in[2],
+                                   .ignore_index = c->ignore,
+                                   .label_smoothing = c->smoothing,
+                                   .reduction = c->red};
         return td_cross_entropy(in[0], in[1], &o, out);
     }
     case TD_SMX_NLL: {
@@ -50,11 +53,19 @@ static td_status run_smx(const void *ctx, td_tensor **in, td_tensor **out)
         return td_nll_loss(in[0], in[1], &o, out);
     }
     case TD_SMX_FOCAL: {
-        td_focal_loss_opts o = {.gamma = c->gamma, .alpha = in[2], .alpha_value = c->alpha_value, .ignore_index = c->ignore, .reduction = c->red};
+        td_focal_loss_opts o = {.gamma = c->gamma,
+                                .alpha = in[2],
+                                .alpha_value = c->alpha_value,
+                                .ignore_index = c->ignore,
+                                .reduction = c->red};
         return td_focal_loss(in[0], in[1], &o, out);
     }
     default: {
-        td_poly1_cross_entropy_opts o = {.epsilon = c->epsilon, .weight = in[2], .ignore_index = c->ignore, .label_smoothing = c->smoothing, .reduction = c->red};
+        td_poly1_cross_entropy_opts o = {.epsilon = c->epsilon,
+                                         .weight = in[2],
+                                         .ignore_index = c->ignore,
+                                         .label_smoothing = c->smoothing,
+                                         .reduction = c->red};
         return td_poly1_cross_entropy(in[0], in[1], &o, out);
     }
     }
@@ -78,8 +89,10 @@ START_TEST(softmax_losses_every_option)
                         int64_t c = s[1], ts[3] = {s[0], nd > 2 ? s[2] : 0, nd > 2 ? s[3] : 0};
                         bool weighted = opt & 1, ignoring = opt & 2;
                         smx_case k = {(td_smx_kind)kind, reductions[red], -100, 0, 2.0, 1.0, 1.0};
-                        if (kind == TD_SMX_CE || kind == TD_SMX_POLY1) k.smoothing = opt == 3 ? 0.1 : 0;
-                        if (kind == TD_SMX_FOCAL) k.gamma = opt == 1 ? 0.5 : 2.0, k.alpha_value = opt == 2 ? 0.25 : 1;
+                        if (kind == TD_SMX_CE || kind == TD_SMX_POLY1)
+                            k.smoothing = opt == 3 ? 0.1 : 0;
+                        if (kind == TD_SMX_FOCAL)
+                            k.gamma = opt == 1 ? 0.5 : 2.0, k.alpha_value = opt == 2 ? 0.25 : 1;
                         if (ignoring) k.ignore = 2; /* a real class: it still sits in the softmax */
                         td_tensor *x = scaled(randn(dt, nd, s), sh == 1 ? 30 : 3);
                         if (kind == TD_SMX_NLL) {
@@ -92,8 +105,9 @@ START_TEST(softmax_losses_every_option)
                         td_tensor *w = weighted ? uniform(dt, 1, &c, 0.2, 2.0) : NULL;
                         td_tensor *in[3] = {x, t, w};
                         char what[160];
-                        snprintf(what, sizeof what, "%s %s shape %d reduction %s option %d", smx_names[kind],
-                                 td_dtype_name(dt), sh, td_reduction_name(k.red), opt);
+                        snprintf(what, sizeof what, "%s %s shape %d reduction %s option %d",
+                                 smx_names[kind], td_dtype_name(dt), sh, td_reduction_name(k.red),
+                                 opt);
                         parity(what, run_smx, &k, 3, in, 1u);
                         td_tensor_release(x);
                         td_tensor_release(t);
@@ -110,7 +124,8 @@ START_TEST(cross_entropy_probability_targets)
             for (int opt = 0; opt < 3; opt++) {
                 td_dtype dt = float_dtypes[d];
                 bool kdim = opt == 2;
-                td_tensor *x = scaled(randn(dt, kdim ? 3 : 2, kdim ? sk : s), 4), *r = randn(dt, kdim ? 3 : 2, kdim ? sk : s);
+                td_tensor *x = scaled(randn(dt, kdim ? 3 : 2, kdim ? sk : s), 4),
+                          *r = randn(dt, kdim ? 3 : 2, kdim ? sk : s);
                 td_tensor *p = NULL;
                 ck_assert_int_eq(td_softmax(r, 1, &p), TD_OK);
                 int64_t c = kdim ? sk[1] : s[1];
@@ -118,8 +133,8 @@ START_TEST(cross_entropy_probability_targets)
                 smx_case k = {TD_SMX_CE, reductions[red], -100, opt == 0 ? 0.0 : 0.2, 0, 0, 1};
                 td_tensor *in[3] = {x, p, w};
                 char what[128];
-                snprintf(what, sizeof what, "cross_entropy prob targets %s %s option %d", td_dtype_name(dt),
-                         td_reduction_name(k.red), opt);
+                snprintf(what, sizeof what, "cross_entropy prob targets %s %s option %d",
+                         td_dtype_name(dt), td_reduction_name(k.red), opt);
                 parity(what, run_smx, &k, 3, in, 3u); /* gradients for the logits and the targets */
                 td_tensor *ts[] = {x, r, p, w};
                 for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) td_tensor_release(ts[i]);
@@ -136,7 +151,8 @@ START_TEST(softmax_losses_extremes_and_errors)
         td_tensor *x = scaled(randn(dt, 2, s), 1e4), *t = randint(0, 9, 1, &n);
         for (int kind = 0; kind < 4; kind++) {
             if (kind == TD_SMX_NLL) continue;
-            smx_case k = {(td_smx_kind)kind, TD_REDUCE_NONE, -100, kind == TD_SMX_CE ? 0.1 : 0, 0.5, 1, 1};
+            smx_case k = {
+                (td_smx_kind)kind, TD_REDUCE_NONE, -100, kind == TD_SMX_CE ? 0.1 : 0, 0.5, 1, 1};
             td_tensor *in[3] = {x, t, NULL};
             char what[96];
             snprintf(what, sizeof what, "%s at +-1e4 %s", smx_names[kind], td_dtype_name(dt));
@@ -167,9 +183,11 @@ END_TEST
 START_TEST(softmax_losses_deterministic)
 {
     int64_t s[2] = {512, 1000}, n = 512;
-    td_tensor *x = randn(TD_FLOAT32, 2, s), *t = randint(0, 1000, 1, &n), *gx = gpu(x), *gt = gpu(t);
+    td_tensor *x = randn(TD_FLOAT32, 2, s), *t = randint(0, 1000, 1, &n), *gx = gpu(x),
+              *gt = gpu(t);
     for (int kind = 0; kind < 4; kind++) {
-        smx_case k = {(td_smx_kind)kind, TD_REDUCE_MEAN, -100, kind == TD_SMX_CE ? 0.1 : 0, 2, 1, 1};
+        smx_case k = {
+            (td_smx_kind)kind, TD_REDUCE_MEAN, -100, kind == TD_SMX_CE ? 0.1 : 0, 2, 1, 1};
         td_tensor *r[2] = {NULL, NULL}, *g[2] = {NULL, NULL};
         for (int run = 0; run < 2; run++) {
             td_tensor *leaf = NULL;
@@ -195,8 +213,8 @@ END_TEST
 /* ---- regression losses ------------------------------------------------------------ */
 
 typedef struct {
-    int op; /* 0 mse, 1 l1, 2 smooth_l1, 3 huber, 4 kl_div, 5 kl_div log_target, 6 poisson log_input,
-               7 poisson, 8 gaussian */
+    int op; /* 0 mse, 1 l1, 2 smooth_l1, 3 huber, 4 kl_div, 5 kl_div log_target, 6 poisson
+               log_input, 7 poisson, 8 gaussian */
     td_reduction red;
     bool full;
 } reg_case;
@@ -205,15 +223,44 @@ static td_status run_reg(const void *ctx, td_tensor **in, td_tensor **out)
 {
     const reg_case *c = ctx;
     switch (c->op) {
-    case 0: { td_mse_loss_opts o = {.reduction = c->red}; return td_mse_loss(in[0], in[1], &o, out); }
-    case 1: { td_l1_loss_opts o = {.reduction = c->red}; return td_l1_loss(in[0], in[1], &o, out); }
-    case 2: { td_smooth_l1_loss_opts o = {.reduction = c->red, .beta = 0.5}; return td_smooth_l1_loss(in[0], in[1], &o, out); }
-    case 3: { td_huber_loss_opts o = {.reduction = c->red, .delta = 0.7}; return td_huber_loss(in[0], in[1], &o, out); }
-    case 4: { td_kl_div_opts o = {.reduction = c->red, .log_target = false}; return td_kl_div(in[0], in[1], &o, out); }
-    case 5: { td_kl_div_opts o = {.reduction = c->red, .log_target = true}; return td_kl_div(in[0], in[1], &o, out); }
-    case 6: { td_poisson_nll_loss_opts o = {.reduction = c->red, .log_input = true, .full = c->full, .eps = 1e-8}; return td_poisson_nll_loss(in[0], in[1], &o, out); }
-    case 7: { td_poisson_nll_loss_opts o = {.reduction = c->red, .log_input = false, .full = c->full, .eps = 1e-8}; return td_poisson_nll_loss(in[0], in[1], &o, out); }
-    default: { td_gaussian_nll_loss_opts o = {.reduction = c->red, .full = c->full, .eps = 1e-6}; return td_gaussian_nll_loss(in[0], in[1], in[2], &o, out); }
+    case 0: {
+        td_mse_loss_opts o = {.reduction = c->red};
+        return td_mse_loss(in[0], in[1], &o, out);
+    }
+    case 1: {
+        td_l1_loss_opts o = {.reduction = c->red};
+        return td_l1_loss(in[0], in[1], &o, out);
+    }
+    case 2: {
+        td_smooth_l1_loss_opts o = {.reduction = c->red, .beta = 0.5};
+        return td_smooth_l1_loss(in[0], in[1], &o, out);
+    }
+    case 3: {
+        td_huber_loss_opts o = {.reduction = c->red, .delta = 0.7};
+        return td_huber_loss(in[0], in[1], &o, out);
+    }
+    case 4: {
+        td_kl_div_opts o = {.reduction = c->red, .log_target = false};
+        return td_kl_div(in[0], in[1], &o, out);
+    }
+    case 5: {
+        td_kl_div_opts o = {.reduction = c->red, .log_target = true};
+        return td_kl_div(in[0], in[1], &o, out);
+    }
+    case 6: {
+        td_poisson_nll_loss_opts o = {
+            .reduction = c->red, .log_input = true, .full = c->full, .eps = 1e-8};
+        return td_poisson_nll_loss(in[0], in[1], &o, out);
+    }
+    case 7: {
+        td_poisson_nll_loss_opts o = {
+            .reduction = c->red, .log_input = false, .full = c->full, .eps = 1e-8};
+        return td_poisson_nll_loss(in[0], in[1], &o, out);
+    }
+    default: {
+        td_gaussian_nll_loss_opts o = {.reduction = c->red, .full = c->full, .eps = 1e-6};
+        return td_gaussian_nll_loss(in[0], in[1], in[2], &o, out);
+    }
     }
 }
 
@@ -230,25 +277,32 @@ START_TEST(regression_losses)
                     td_tensor *x, *y, *var = NULL;
                     /* v = 1: a broadcast target (or var without the last dim), and `full` */
                     const int64_t *ys = v && op != 8 ? sb : s;
-                    if (op == 7) x = uniform(dt, 2, s, 0.1, 3);
-                    else x = randn(dt, 2, s);
-                    if (op == 4) y = uniform(dt, 2, ys, 0.01, 1);
-                    else if (op == 6 || op == 7) y = uniform(dt, 2, ys, 0, 5);
-                    else y = randn(dt, 2, ys);
-                    if (op == 4 && v) ck_assert_int_eq(td_set(y, 2, (int64_t[]){0, 3}, 0.0), TD_OK); /* y = 0 */
+                    if (op == 7)
+                        x = uniform(dt, 2, s, 0.1, 3);
+                    else
+                        x = randn(dt, 2, s);
+                    if (op == 4)
+                        y = uniform(dt, 2, ys, 0.01, 1);
+                    else if (op == 6 || op == 7)
+                        y = uniform(dt, 2, ys, 0, 5);
+                    else
+                        y = randn(dt, 2, ys);
+                    if (op == 4 && v)
+                        ck_assert_int_eq(td_set(y, 2, (int64_t[]){0, 3}, 0.0), TD_OK); /* y = 0 */
                     if (op == 8) var = v ? uniform(dt, 1, s1, 0.1, 2) : uniform(dt, 2, s, 1e-7, 2);
                     reg_case c = {op, r, v == 1};
                     td_tensor *in[3] = {x, y, var};
                     char what[96];
-                    snprintf(what, sizeof what, "regression %d %s %s variant %d", op, td_dtype_name(dt),
-                             td_reduction_name(r), v);
+                    snprintf(what, sizeof what, "regression %d %s %s variant %d", op,
+                             td_dtype_name(dt), td_reduction_name(r), v);
                     parity(what, run_reg, &c, 3, in, op == 8 ? 7u : 3u);
                     td_tensor_release(x);
                     td_tensor_release(y);
                     td_tensor_release(var);
                 }
     /* a negative variance: the same error on both devices */
-    td_tensor *x = randn(TD_FLOAT32, 2, s), *y = randn(TD_FLOAT32, 2, s), *var = randn(TD_FLOAT32, 2, s);
+    td_tensor *x = randn(TD_FLOAT32, 2, s), *y = randn(TD_FLOAT32, 2, s),
+              *var = randn(TD_FLOAT32, 2, s);
     reg_case c = {8, TD_REDUCE_MEAN, false};
     td_tensor *in[3] = {x, y, var};
     same_error("gaussian_nll_loss negative var", run_reg, &c, 3, in);
@@ -261,9 +315,10 @@ END_TEST
 /* ---- binary losses ------------------------------------------------------------- */
 
 typedef struct {
-    int op; /* 0 bce, 1 bce_logits, 2 sigmoid_focal, 3 asymmetric, 4 soft_margin, 5 multilabel_soft_margin */
+    int op; /* 0 bce, 1 bce_logits, 2 sigmoid_focal, 3 asymmetric, 4 soft_margin, 5
+               multilabel_soft_margin */
     td_reduction red;
-    int v;  /* variant: options on or off */
+    int v; /* variant: options on or off */
 } bin_case;
 
 /* in: x, y, weight, pos_weight */
@@ -271,20 +326,34 @@ static td_status run_bin(const void *ctx, td_tensor **in, td_tensor **out)
 {
     const bin_case *c = ctx;
     switch (c->op) {
-    case 0: { td_bce_opts o = {.weight = in[2], .reduction = c->red}; return td_binary_cross_entropy(in[0], in[1], &o, out); }
+    case 0: {
+        td_bce_opts o = {.weight = in[2], .reduction = c->red};
+        return td_binary_cross_entropy(in[0], in[1], &o, out);
+    }
     case 1: {
-        td_bce_logits_opts o = {.weight = in[2], .pos_weight = in[3], .label_smoothing = c->v ? 0.1 : 0, .reduction = c->red};
+        td_bce_logits_opts o = {.weight = in[2],
+                                .pos_weight = in[3],
+                                .label_smoothing = c->v ? 0.1 : 0,
+                                .reduction = c->red};
         return td_binary_cross_entropy_with_logits(in[0], in[1], &o, out);
     }
     case 2: {
-        td_sigmoid_focal_opts o = {.alpha = c->v ? -1 : 0.25, .gamma = c->v ? 0.5 : 2, .reduction = c->red};
+        td_sigmoid_focal_opts o = {
+            .alpha = c->v ? -1 : 0.25, .gamma = c->v ? 0.5 : 2, .reduction = c->red};
         return td_sigmoid_focal_loss(in[0], in[1], &o, out);
     }
     case 3: {
-        td_asymmetric_opts o = {.gamma_pos = c->v ? 1 : 0, .gamma_neg = 4, .clip = c->v ? 0 : 0.05, .eps = 1e-8, .reduction = c->red};
+        td_asymmetric_opts o = {.gamma_pos = c->v ? 1 : 0,
+                                .gamma_neg = 4,
+                                .clip = c->v ? 0 : 0.05,
+                                .eps = 1e-8,
+                                .reduction = c->red};
         return td_asymmetric_loss(in[0], in[1], &o, out);
     }
-    case 4: { td_soft_margin_opts o = {.reduction = c->red}; return td_soft_margin_loss(in[0], in[1], &o, out); }
+    case 4: {
+        td_soft_margin_opts o = {.reduction = c->red};
+        return td_soft_margin_loss(in[0], in[1], &o, out);
+    }
     default: {
         td_multilabel_soft_margin_opts o = {.weight = in[2], .reduction = c->red};
         return td_multilabel_soft_margin_loss(in[0], in[1], &o, out);
@@ -300,7 +369,8 @@ START_TEST(binary_losses)
             for (int red = 0; red < 3; red++)
                 for (int v = 0; v < 2; v++) {
                     td_dtype dt = float_dtypes[d];
-                    td_tensor *x = op == 0 ? uniform(dt, 2, s, 0.001, 0.999) : scaled(randn(dt, 2, s), 4);
+                    td_tensor *x =
+                        op == 0 ? uniform(dt, 2, s, 0.001, 0.999) : scaled(randn(dt, 2, s), 4);
                     td_tensor *y, *w = NULL, *pw = NULL;
                     if (op == 4) {
                         td_tensor *r = randn(dt, 2, s), *sg = NULL;
@@ -312,12 +382,14 @@ START_TEST(binary_losses)
                     }
                     if (v && (op == 0 || op == 1 || op == 5)) w = uniform(dt, 1, &sc, 0.2, 2);
                     if (v && op == 1) pw = uniform(dt, 1, &sc, 0.5, 3);
-                    if (op == 0 && v) ck_assert_int_eq(td_set(x, 2, (int64_t[]){1, 1}, 0.0), TD_OK); /* log clamp */
+                    if (op == 0 && v)
+                        ck_assert_int_eq(td_set(x, 2, (int64_t[]){1, 1}, 0.0),
+                                         TD_OK); /* log clamp */
                     bin_case c = {op, reductions[red], v};
                     td_tensor *in[4] = {x, y, w, pw};
                     char what[96];
-                    snprintf(what, sizeof what, "binary loss %d %s %s variant %d", op, td_dtype_name(dt),
-                             td_reduction_name(c.red), v);
+                    snprintf(what, sizeof what, "binary loss %d %s %s variant %d", op,
+                             td_dtype_name(dt), td_reduction_name(c.red), v);
                     /* bce's gradient at p = 0 is -1e12 w: compare in relative terms */
                     parity(what, run_bin, &c, 4, in, op == 0 || op == 1 || op == 5 ? 3u : 1u);
                     td_tensor *ts[] = {x, y, w, pw};
@@ -406,7 +478,8 @@ START_TEST(index_ops_with_duplicates)
 END_TEST
 
 typedef struct {
-    int op; /* 0 embedding, 1 embedding with padding_idx, 2 layer_norm, 3 layer_norm affine, 4 leaky_relu */
+    int op; /* 0 embedding, 1 embedding with padding_idx, 2 layer_norm, 3 layer_norm affine, 4
+               leaky_relu */
 } layer_case;
 
 static td_status run_layer(const void *ctx, td_tensor **in, td_tensor **out)
@@ -451,7 +524,8 @@ START_TEST(index_guards_and_determinism)
 {
     const td_backend *be = td_backend_for(GPU);
     int64_t s[2] = {40, 50}, n = 40 * 30, is[2] = {40, 30}, total = n + 2048;
-    td_tensor *x = randn(TD_FLOAT32, 2, s), *gx = gpu(x), *ix = randint(0, 50, 2, is), *gix = gpu(ix);
+    td_tensor *x = randn(TD_FLOAT32, 2, s), *gx = gpu(x), *ix = randint(0, 50, 2, is),
+              *gix = gpu(ix);
     td_tensor *buf = NULL, *o = NULL, *ov = NULL;
     ck_assert_int_eq(td_full_on(1, &total, 12345.0, TD_FLOAT32, GPU, &buf), TD_OK);
     ck_assert_int_eq(td_narrow(buf, 0, 1024, n, &o), TD_OK);
@@ -461,14 +535,16 @@ START_TEST(index_guards_and_determinism)
     td_tensor *h = host(buf);
     const float *p = td_data_ptr(h);
     for (int64_t i = 0; i < 1024; i++)
-        ck_assert_msg(p[i] == 12345.0f && p[1024 + n + i] == 12345.0f, "gather wrote outside its output");
+        ck_assert_msg(p[i] == 12345.0f && p[1024 + n + i] == 12345.0f,
+                      "gather wrote outside its output");
     td_tensor_release(h);
     /* scatter_add of many duplicates: the same bits twice, and the CPU's */
     int64_t big[2] = {64, 4096}, bi[2] = {64, 4096}, zs[2] = {64, 8};
     td_tensor *src = randn(TD_FLOAT32, 2, big), *bix = randint(0, 8, 2, bi), *z = NULL;
     ck_assert_int_eq(td_zeros(2, zs, TD_FLOAT32, &z), TD_OK);
     td_tensor *gsrc = gpu(src), *gbix = gpu(bix), *gz = gpu(z), *r[2] = {NULL, NULL}, *rc = NULL;
-    for (int run = 0; run < 2; run++) ck_assert_int_eq(td_scatter(gz, 1, gbix, gsrc, true, &r[run]), TD_OK);
+    for (int run = 0; run < 2; run++)
+        ck_assert_int_eq(td_scatter(gz, 1, gbix, gsrc, true, &r[run]), TD_OK);
     same_bits("scatter_add", r[0], r[1]);
     ck_assert_int_eq(td_scatter(z, 1, bix, src, true, &rc), TD_OK);
     td_tensor_retain(r[0]);
@@ -498,19 +574,23 @@ static void optim_run(const char *what, int which, td_dtype dt, const void *opts
             td_sgd_opts o = *(const td_sgd_opts *)opts;
             o.first_step = it == 0;
             ck_assert_msg(td_sgd_step(p, g, st[0], &o) == TD_OK, "%s: %s", what, td_last_error());
-            ck_assert_msg(td_sgd_step(gp, gg, gst[0], &o) == TD_OK, "%s: %s", what, td_last_error());
+            ck_assert_msg(td_sgd_step(gp, gg, gst[0], &o) == TD_OK, "%s: %s", what,
+                          td_last_error());
         } break;
         case 1: {
             td_adam_opts o = *(const td_adam_opts *)opts;
             o.step = it + 1;
-            ck_assert_msg(td_adam_step(p, g, st[0], st[1], st[2], &o) == TD_OK, "%s: %s", what, td_last_error());
-            ck_assert_msg(td_adam_step(gp, gg, gst[0], gst[1], gst[2], &o) == TD_OK, "%s: %s", what, td_last_error());
+            ck_assert_msg(td_adam_step(p, g, st[0], st[1], st[2], &o) == TD_OK, "%s: %s", what,
+                          td_last_error());
+            ck_assert_msg(td_adam_step(gp, gg, gst[0], gst[1], gst[2], &o) == TD_OK, "%s: %s", what,
+                          td_last_error());
         } break;
         default: {
             const td_rmsprop_opts *o = opts;
-            ck_assert_msg(td_rmsprop_step(p, g, st[0], st[1], st[2], o) == TD_OK, "%s: %s", what, td_last_error());
-            ck_assert_msg(td_rmsprop_step(gp, gg, gst[0], gst[1], gst[2], o) == TD_OK, "%s: %s", what,
+            ck_assert_msg(td_rmsprop_step(p, g, st[0], st[1], st[2], o) == TD_OK, "%s: %s", what,
                           td_last_error());
+            ck_assert_msg(td_rmsprop_step(gp, gg, gst[0], gst[1], gst[2], o) == TD_OK, "%s: %s",
+                          what, td_last_error());
         } break;
         }
         td_tensor_release(g);
@@ -531,18 +611,22 @@ START_TEST(optimizer_steps)
 {
     for (int d = 0; d < 2; d++) {
         td_dtype dt = float_dtypes[d];
-        td_sgd_opts sgd[4] = {TD_SGD_OPTS_DEFAULT, TD_SGD_OPTS_DEFAULT, TD_SGD_OPTS_DEFAULT, TD_SGD_OPTS_DEFAULT};
+        td_sgd_opts sgd[4] = {TD_SGD_OPTS_DEFAULT, TD_SGD_OPTS_DEFAULT, TD_SGD_OPTS_DEFAULT,
+                              TD_SGD_OPTS_DEFAULT};
         sgd[0].lr = 0.1;
         sgd[1].lr = 0.05, sgd[1].momentum = 0.9, sgd[1].dampening = 0.1, sgd[1].weight_decay = 1e-2;
         sgd[2].lr = 0.05, sgd[2].momentum = 0.9, sgd[2].nesterov = true, sgd[2].weight_decay = 5e-4;
         sgd[3].lr = 0.05, sgd[3].momentum = 0.5, sgd[3].maximize = true;
         for (int i = 0; i < 4; i++) optim_run("sgd", 0, dt, &sgd[i]);
-        td_adam_opts adam[4] = {TD_ADAM_OPTS_DEFAULT, TD_ADAM_OPTS_DEFAULT, TD_ADAM_OPTS_DEFAULT, TD_ADAM_OPTS_DEFAULT};
-        adam[1].weight_decay = 1e-2;                         /* Adam, L2 in the gradient */
+        td_adam_opts adam[4] = {TD_ADAM_OPTS_DEFAULT, TD_ADAM_OPTS_DEFAULT, TD_ADAM_OPTS_DEFAULT,
+                                TD_ADAM_OPTS_DEFAULT};
+        adam[1].weight_decay = 1e-2;                           /* Adam, L2 in the gradient */
         adam[2].weight_decay = 1e-2, adam[2].decoupled = true; /* AdamW */
-        adam[3].weight_decay = 1e-2, adam[3].decoupled = true, adam[3].amsgrad = true, adam[3].maximize = true;
+        adam[3].weight_decay = 1e-2, adam[3].decoupled = true, adam[3].amsgrad = true,
+        adam[3].maximize = true;
         for (int i = 0; i < 4; i++) optim_run("adam", 1, dt, &adam[i]);
-        td_rmsprop_opts rms[3] = {TD_RMSPROP_OPTS_DEFAULT, TD_RMSPROP_OPTS_DEFAULT, TD_RMSPROP_OPTS_DEFAULT};
+        td_rmsprop_opts rms[3] = {TD_RMSPROP_OPTS_DEFAULT, TD_RMSPROP_OPTS_DEFAULT,
+                                  TD_RMSPROP_OPTS_DEFAULT};
         rms[1].centered = true, rms[1].weight_decay = 1e-3;
         rms[2].centered = true, rms[2].momentum = 0.9;
         for (int i = 0; i < 3; i++) optim_run("rmsprop", 2, dt, &rms[i]);
@@ -578,16 +662,18 @@ static void multi_run(const char *what, int which, td_dtype dt, const void *opts
             td_sgd_opts o = *(const td_sgd_opts *)opts;
             o.first_step = it == 0;
             for (int i = 0; i < nt; i++)
-                ck_assert_msg(td_sgd_step(p[i], g[i], st[0][i], &o) == TD_OK, "%s: %s", what, td_last_error());
-            ck_assert_msg(td_sgd_step_multi(nt, gp, gg, gst[0], &o) == TD_OK, "%s: %s", what, td_last_error());
+                ck_assert_msg(td_sgd_step(p[i], g[i], st[0][i], &o) == TD_OK, "%s: %s", what,
+                              td_last_error());
+            ck_assert_msg(td_sgd_step_multi(nt, gp, gg, gst[0], &o) == TD_OK, "%s: %s", what,
+                          td_last_error());
         } else {
             td_adam_opts o = *(const td_adam_opts *)opts;
             o.step = it + 1;
             for (int i = 0; i < nt; i++)
-                ck_assert_msg(td_adam_step(p[i], g[i], st[0][i], st[1][i], st[2][i], &o) == TD_OK, "%s: %s", what,
-                              td_last_error());
-            ck_assert_msg(td_adam_step_multi(nt, gp, gg, gst[0], gst[1], gst[2], &o) == TD_OK, "%s: %s", what,
-                          td_last_error());
+                ck_assert_msg(td_adam_step(p[i], g[i], st[0][i], st[1][i], st[2][i], &o) == TD_OK,
+                              "%s: %s", what, td_last_error());
+            ck_assert_msg(td_adam_step_multi(nt, gp, gg, gst[0], gst[1], gst[2], &o) == TD_OK,
+                          "%s: %s", what, td_last_error());
         }
         for (int i = 0; i < nt; i++) {
             td_tensor_release(g[i]);
@@ -600,7 +686,8 @@ static void multi_run(const char *what, int which, td_dtype dt, const void *opts
         expect_close_tol(w2, p[i], gp[i], 0);
         td_tensor_release(p[i]);
         for (int j = 0; j < 3; j++) {
-            snprintf(w2, sizeof w2, "%s multi %s: state %d of param %d after 4 steps", what, td_dtype_name(dt), j, i);
+            snprintf(w2, sizeof w2, "%s multi %s: state %d of param %d after 4 steps", what,
+                     td_dtype_name(dt), j, i);
             expect_close_tol(w2, st[j][i], gst[j][i], 0);
             td_tensor_release(st[j][i]);
         }
@@ -618,8 +705,9 @@ START_TEST(optimizer_multi_tensor_steps)
         sgd[2].lr = 0.05, sgd[2].momentum = 0.9, sgd[2].nesterov = true, sgd[2].maximize = true;
         for (int i = 0; i < 3; i++) multi_run("sgd", 0, dt, &sgd[i], nt);
         td_adam_opts adam[3] = {TD_ADAM_OPTS_DEFAULT, TD_ADAM_OPTS_DEFAULT, TD_ADAM_OPTS_DEFAULT};
-        adam[1].weight_decay = 1e-2;                                                           /* Adam, L2 */
-        adam[2].weight_decay = 1e-2, adam[2].decoupled = true, adam[2].amsgrad = true; /* AdamW, amsgrad */
+        adam[1].weight_decay = 1e-2; /* Adam, L2 */
+        adam[2].weight_decay = 1e-2, adam[2].decoupled = true,
+        adam[2].amsgrad = true; /* AdamW, amsgrad */
         for (int i = 0; i < 3; i++) multi_run("adam", 1, dt, &adam[i], nt);
     }
 }
@@ -647,7 +735,4 @@ static Suite *nn_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_cuda_suite(nn_suite, 4321, NULL);
-}
+int main(void) { return run_cuda_suite(nn_suite, 4321, NULL); }

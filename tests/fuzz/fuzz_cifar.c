@@ -15,13 +15,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     int64_t n = im->shape[0];
-    if ((size_t)n * TD_CIFAR_RECORD != size || lb->shape[0] != n || im->ndim != 4 || im->shape[1] != 3)
+    if ((size_t)n * TD_CIFAR_RECORD != size || lb->shape[0] != n || im->ndim != 4 ||
+        im->shape[1] != 3)
         __builtin_trap();
     const int64_t *l = td_data_ptr(lb);
     const uint8_t *p = td_data_ptr(im);
     for (int64_t i = 0; i < n; i++) {
         if (l[i] < 0 || l[i] > 9 || l[i] != data[(size_t)i * TD_CIFAR_RECORD]) __builtin_trap();
-        if (memcmp(p + (size_t)i * 3072, data + (size_t)i * TD_CIFAR_RECORD + 1, 3072) != 0) __builtin_trap();
+        if (memcmp(p + (size_t)i * 3072, data + (size_t)i * TD_CIFAR_RECORD + 1, 3072) != 0)
+            __builtin_trap();
     }
     td_tensor_release(im);
     td_tensor_release(lb);

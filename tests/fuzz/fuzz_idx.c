@@ -17,7 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (t->dtype != TD_UINT8 || t->ndim != data[3]) __builtin_trap();
     size_t header = 4 + 4 * (size_t)t->ndim;
     if (header + (size_t)td_numel(t) != size) __builtin_trap();
-    if (td_numel(t) && memcmp(td_data_ptr(t), data + header, (size_t)td_numel(t)) != 0) __builtin_trap();
+    if (td_numel(t) && memcmp(td_data_ptr(t), data + header, (size_t)td_numel(t)) != 0)
+        __builtin_trap();
     td_tensor_release(t);
     return 0;
 }

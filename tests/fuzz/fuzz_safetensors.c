@@ -15,7 +15,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char path[64];
     snprintf(path, sizeof path, "/tmp/fuzz_safetensors.%d", (int)getpid());
     if (td_save_safetensors(path, s.n, (const char *const *)s.names, s.tensors, s.n_meta,
-                            (const char *const *)s.meta_keys, (const char *const *)s.meta_values) == TD_OK) {
+                            (const char *const *)s.meta_keys,
+                            (const char *const *)s.meta_values) == TD_OK) {
         td_safetensors back;
         if (td_load_safetensors(path, &back) != TD_OK) __builtin_trap();
         if (back.n != s.n || back.n_meta != s.n_meta) __builtin_trap();

@@ -13,7 +13,10 @@ typedef struct {
     int64_t groups;
 } td_conv2d_opts;
 
-#define TD_CONV2D_OPTS_DEFAULT {NULL, {1, 1}, {0, 0}, {1, 1}, 1}
+#define TD_CONV2D_OPTS_DEFAULT                                                                     \
+    {                                                                                              \
+        NULL, {1, 1}, {0, 0}, {1, 1}, 1                                                            \
+    }
 
 /* y = conv2d(x, w) + bias, as PyTorch's F.conv2d: x (N, C, H, W),
  * w (O, C/groups, kH, kW), y (N, O, OH, OW) with

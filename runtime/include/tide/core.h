@@ -22,13 +22,13 @@ extern "C" {
 
 typedef enum {
     TD_OK = 0,
-    TD_EINVAL,   /* bad value or option */
-    TD_ESHAPE,   /* shapes that do not fit */
-    TD_EDTYPE,   /* wrong dtype */
-    TD_ERANGE,   /* dim or index out of range */
-    TD_ENOMEM,   /* allocation failed */
-    TD_EGRAD,    /* autograd misuse */
-    TD_EIO,      /* files */
+    TD_EINVAL, /* bad value or option */
+    TD_ESHAPE, /* shapes that do not fit */
+    TD_EDTYPE, /* wrong dtype */
+    TD_ERANGE, /* dim or index out of range */
+    TD_ENOMEM, /* allocation failed */
+    TD_EGRAD,  /* autograd misuse */
+    TD_EIO,    /* files */
 } td_status;
 
 typedef enum { TD_FLOAT32 = 0, TD_FLOAT64, TD_INT64, TD_UINT8, TD_NDTYPES } td_dtype;
@@ -94,13 +94,37 @@ void *td_data_ptr(const td_tensor *t); /* at offset */
 
 /* ---- op codes the backend table takes --------------------------------- */
 typedef enum {
-    TD_EXP, TD_LOG, TD_LOG1P, TD_SQRT, TD_ABS, TD_NEG, TD_SIN, TD_COS, TD_TANH,
-    TD_SIGMOID, TD_RELU, TD_GELU, TD_SIGN, TD_RECIPROCAL, TD_SQUARE,
+    TD_EXP,
+    TD_LOG,
+    TD_LOG1P,
+    TD_SQRT,
+    TD_ABS,
+    TD_NEG,
+    TD_SIN,
+    TD_COS,
+    TD_TANH,
+    TD_SIGMOID,
+    TD_RELU,
+    TD_GELU,
+    TD_SIGN,
+    TD_RECIPROCAL,
+    TD_SQUARE,
     TD_NUNARY
 } td_unary_op;
 typedef enum {
-    TD_ADD, TD_SUB, TD_MUL, TD_DIV, TD_POW, TD_MAXIMUM, TD_MINIMUM,
-    TD_EQ, TD_NE, TD_LT, TD_LE, TD_GT, TD_GE,
+    TD_ADD,
+    TD_SUB,
+    TD_MUL,
+    TD_DIV,
+    TD_POW,
+    TD_MAXIMUM,
+    TD_MINIMUM,
+    TD_EQ,
+    TD_NE,
+    TD_LT,
+    TD_LE,
+    TD_GT,
+    TD_GE,
     TD_NBINARY
 } td_binary_op;
 typedef enum { TD_SUM, TD_PROD, TD_MAX, TD_MIN, TD_ARGMAX, TD_ARGMIN } td_reduce_op;

@@ -34,8 +34,8 @@ td_status td_read_file(const char *path, uint8_t **buf, size_t *n);
 /* MNIST-style directory: {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz];
  * split "train" or "test"; images (N, 1, H, W) uint8, labels (N) int64 in
  * [0, 10). missing_hint (may be NULL) is appended to a missing-file error. */
-td_status td_mnist_load(const char *dir, const char *split, const char *missing_hint, td_tensor **images,
-                        td_tensor **labels);
+td_status td_mnist_load(const char *dir, const char *split, const char *missing_hint,
+                        td_tensor **images, td_tensor **labels);
 
 /* ---- CIFAR-10 binary batches ------------------------------------------ */
 #define TD_CIFAR_RECORD 3073
@@ -44,8 +44,8 @@ td_status td_mnist_load(const char *dir, const char *split, const char *missing_
 td_status td_cifar10_parse(const uint8_t *buf, size_t n, const char *name, td_tensor **images,
                            td_tensor **labels);
 /* data_batch_1..5.bin ("train") or test_batch.bin ("test") under dir */
-td_status td_cifar10_load(const char *dir, const char *split, const char *missing_hint, td_tensor **images,
-                          td_tensor **labels);
+td_status td_cifar10_load(const char *dir, const char *split, const char *missing_hint,
+                          td_tensor **images, td_tensor **labels);
 
 /* ---- transforms applied by the loader thread, in order ----------------- */
 typedef enum { TD_TF_NORMALIZE, TD_TF_RANDOM_CROP, TD_TF_RANDOM_HFLIP } td_transform_kind;
@@ -63,7 +63,8 @@ typedef struct {
  * channels on dim 1); random choices come from counter hashes of (key,
  * first + sample) so they do not depend on timing. random_crop gives a new
  * tensor in *out (the input is left alone); the others return x retained. */
-td_status td_transform_apply(const td_transform *tf, td_tensor *x, uint64_t key, int64_t first, td_tensor **out);
+td_status td_transform_apply(const td_transform *tf, td_tensor *x, uint64_t key, int64_t first,
+                             td_tensor **out);
 
 /* ---- the DataLoader ---------------------------------------------------- */
 typedef struct td_loader td_loader;
@@ -86,7 +87,8 @@ typedef struct {
 /* images (N, ...) of any dtype, labels (N, ...) of any dtype; both are made
  * contiguous and retained. uint8 images become float32 in [0, 1], other
  * dtypes are copied as they are; transforms need float32 (B, C, H, W). */
-td_status td_loader_new(td_tensor *images, td_tensor *labels, const td_loader_opts *o, td_loader **out);
+td_status td_loader_new(td_tensor *images, td_tensor *labels, const td_loader_opts *o,
+                        td_loader **out);
 /* batches in an epoch of len samples */
 int64_t td_loader_num_batches(const td_loader *l, int64_t len);
 /* stop any running epoch and start one over order[0..len) (copied; every

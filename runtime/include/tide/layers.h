@@ -16,15 +16,18 @@ typedef struct {
     bool training;
     double momentum, eps;
 } td_batch_norm_opts;
-#define TD_BATCH_NORM_OPTS_DEFAULT {NULL, NULL, false, 0.1, 1e-5}
+#define TD_BATCH_NORM_OPTS_DEFAULT                                                                 \
+    {                                                                                              \
+        NULL, NULL, false, 0.1, 1e-5                                                               \
+    }
 /* x (N, C) or (N, C, *); running_mean / running_var (C), updated in place
  * when training (either may be NULL then) */
 td_status td_batch_norm(td_tensor *x, td_tensor *running_mean, td_tensor *running_var,
                         const td_batch_norm_opts *o, td_tensor **out);
 
 /* normalise over the last `nd` dims, which must equal shape[0..nd) */
-td_status td_layer_norm(td_tensor *x, int nd, const int64_t *shape, td_tensor *weight, td_tensor *bias,
-                        double eps, td_tensor **out);
+td_status td_layer_norm(td_tensor *x, int nd, const int64_t *shape, td_tensor *weight,
+                        td_tensor *bias, double eps, td_tensor **out);
 
 typedef struct {
     int64_t kernel[2], stride[2], padding[2], dilation[2];
@@ -40,7 +43,7 @@ td_status td_dropout(td_tensor *x, double p, bool training, td_tensor **out);
 td_status td_leaky_relu(td_tensor *x, double negative_slope, td_tensor **out);
 /* rows of weight (V, D) at int64 indices of any shape; padding_idx < 0 = none
  * (after wrapping a negative one) */
-td_status td_embedding(td_tensor *indices, td_tensor *weight, bool has_padding_idx, int64_t padding_idx,
-                       td_tensor **out);
+td_status td_embedding(td_tensor *indices, td_tensor *weight, bool has_padding_idx,
+                       int64_t padding_idx, td_tensor **out);
 
 #endif

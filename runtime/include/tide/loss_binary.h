@@ -16,13 +16,17 @@
 typedef td_binary_loss_opts td_bce_opts, td_bce_logits_opts, td_sigmoid_focal_opts,
     td_multilabel_soft_margin_opts, td_asymmetric_opts, td_soft_margin_opts;
 
-td_status td_binary_cross_entropy(td_tensor *p, td_tensor *y, const td_bce_opts *o, td_tensor **out);
-td_status td_binary_cross_entropy_with_logits(td_tensor *x, td_tensor *y, const td_bce_logits_opts *o,
-                                              td_tensor **out);
-td_status td_sigmoid_focal_loss(td_tensor *x, td_tensor *y, const td_sigmoid_focal_opts *o, td_tensor **out);
-td_status td_multilabel_soft_margin_loss(td_tensor *x, td_tensor *y, const td_multilabel_soft_margin_opts *o,
-                                         td_tensor **out);
-td_status td_asymmetric_loss(td_tensor *x, td_tensor *y, const td_asymmetric_opts *o, td_tensor **out);
-td_status td_soft_margin_loss(td_tensor *x, td_tensor *y, const td_soft_margin_opts *o, td_tensor **out);
+td_status td_binary_cross_entropy(td_tensor *p, td_tensor *y, const td_bce_opts *o,
+                                  td_tensor **out);
+td_status td_binary_cross_entropy_with_logits(td_tensor *x, td_tensor *y,
+                                              const td_bce_logits_opts *o, td_tensor **out);
+td_status td_sigmoid_focal_loss(td_tensor *x, td_tensor *y, const td_sigmoid_focal_opts *o,
+                                td_tensor **out);
+td_status td_multilabel_soft_margin_loss(td_tensor *x, td_tensor *y,
+                                         const td_multilabel_soft_margin_opts *o, td_tensor **out);
+td_status td_asymmetric_loss(td_tensor *x, td_tensor *y, const td_asymmetric_opts *o,
+                             td_tensor **out);
+td_status td_soft_margin_loss(td_tensor *x, td_tensor *y, const td_soft_margin_opts *o,
+                              td_tensor **out);
 
 #endif

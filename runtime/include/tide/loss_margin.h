@@ -12,8 +12,9 @@
 #include "tide/losses.h"
 
 /* the options of each (td_margin_loss_opts; defaults in the loss table) */
-typedef td_margin_loss_opts td_multi_margin_opts, td_multilabel_margin_opts, td_hinge_embedding_opts,
-    td_cosine_embedding_opts, td_margin_ranking_opts, td_triplet_margin_opts;
+typedef td_margin_loss_opts td_multi_margin_opts, td_multilabel_margin_opts,
+    td_hinge_embedding_opts, td_cosine_embedding_opts, td_margin_ranking_opts,
+    td_triplet_margin_opts;
 
 /* input (N, C) or (C), target int64 (N) or, for (C), () or (1) */
 td_status td_multi_margin_loss(td_tensor *input, td_tensor *target, const td_multi_margin_opts *o,

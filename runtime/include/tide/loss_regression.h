@@ -22,15 +22,17 @@ typedef td_regression_loss_opts td_mse_loss_opts, td_l1_loss_opts, td_smooth_l1_
 
 /* var (gaussian_nll_loss) has input's shape, or input's with the last dim
  * 1, or input's without the last dim (one variance per sample) */
-td_status td_mse_loss(td_tensor *input, td_tensor *target, const td_mse_loss_opts *o, td_tensor **out);
-td_status td_l1_loss(td_tensor *input, td_tensor *target, const td_l1_loss_opts *o, td_tensor **out);
+td_status td_mse_loss(td_tensor *input, td_tensor *target, const td_mse_loss_opts *o,
+                      td_tensor **out);
+td_status td_l1_loss(td_tensor *input, td_tensor *target, const td_l1_loss_opts *o,
+                     td_tensor **out);
 td_status td_smooth_l1_loss(td_tensor *input, td_tensor *target, const td_smooth_l1_loss_opts *o,
                             td_tensor **out);
 td_status td_huber_loss(td_tensor *input, td_tensor *target, const td_huber_loss_opts *o,
                         td_tensor **out);
 td_status td_kl_div(td_tensor *input, td_tensor *target, const td_kl_div_opts *o, td_tensor **out);
-td_status td_poisson_nll_loss(td_tensor *input, td_tensor *target, const td_poisson_nll_loss_opts *o,
-                              td_tensor **out);
+td_status td_poisson_nll_loss(td_tensor *input, td_tensor *target,
+                              const td_poisson_nll_loss_opts *o, td_tensor **out);
 td_status td_gaussian_nll_loss(td_tensor *input, td_tensor *target, td_tensor *var,
                                const td_gaussian_nll_loss_opts *o, td_tensor **out);
 

@@ -22,7 +22,8 @@ typedef td_softmax_loss_opts td_cross_entropy_opts, td_nll_loss_opts, td_focal_l
 td_status td_cross_entropy(td_tensor *input, td_tensor *target, const td_cross_entropy_opts *o,
                            td_tensor **out);
 /* -w_y input_y, input being log-probabilities */
-td_status td_nll_loss(td_tensor *input, td_tensor *target, const td_nll_loss_opts *o, td_tensor **out);
+td_status td_nll_loss(td_tensor *input, td_tensor *target, const td_nll_loss_opts *o,
+                      td_tensor **out);
 /* -alpha_y (1 - p_y)^gamma log p_y, p = softmax(input) */
 td_status td_focal_loss(td_tensor *input, td_tensor *target, const td_focal_loss_opts *o,
                         td_tensor **out);

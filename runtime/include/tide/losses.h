@@ -86,32 +86,32 @@ typedef struct {
 } td_loss_input;
 
 #define TD_LOSS_MAX_INPUTS 4
-#define TD_LOSS_MAX_OPTS 8
+#define TD_LOSS_MAX_OPTS   8
 
 typedef struct td_loss_def {
-    const char *name;       /* "cross_entropy": tide.F.cross_entropy */
-    const char *module;     /* "CrossEntropyLoss": tide.nn.CrossEntropyLoss */
-    const char *node;       /* "CrossEntropyLossBackward": its autograd node */
+    const char *name;   /* "cross_entropy": tide.F.cross_entropy */
+    const char *module; /* "CrossEntropyLoss": tide.nn.CrossEntropyLoss */
+    const char *node;   /* "CrossEntropyLossBackward": its autograd node */
     td_loss_family family;
-    int kind;               /* the family's own kind */
-    bool target_grad;       /* a gradient flows to the second input too */
+    int kind;         /* the family's own kind */
+    bool target_grad; /* a gradient flows to the second input too */
     int n_inputs;
     td_loss_input inputs[TD_LOSS_MAX_INPUTS];
-    bool batchmean;         /* "batchmean" is a reduction here */
+    bool batchmean;                     /* "batchmean" is a reduction here */
     td_loss_opt opts[TD_LOSS_MAX_OPTS]; /* ended by a NULL name */
-    const char *summary;    /* one line, for help */
+    const char *summary;                /* one line, for help */
 } td_loss_def;
 
 /* ---- one options struct per family ----------------------------------------- */
 
 typedef struct {
-    td_tensor *weight;      /* (C) class weights; NULL = all 1 */
-    td_tensor *alpha;       /* focal: (C) per-class alpha, or NULL to use alpha_value */
-    double alpha_value;     /* focal: one alpha for every class */
+    td_tensor *weight;  /* (C) class weights; NULL = all 1 */
+    td_tensor *alpha;   /* focal: (C) per-class alpha, or NULL to use alpha_value */
+    double alpha_value; /* focal: one alpha for every class */
     int64_t ignore_index;
     double label_smoothing;
-    double gamma;           /* focal */
-    double epsilon;         /* poly */
+    double gamma;   /* focal */
+    double epsilon; /* poly */
     td_reduction reduction;
 } td_softmax_loss_opts;
 
@@ -119,7 +119,7 @@ typedef struct {
     td_tensor *weight;     /* broadcasts to input */
     td_tensor *pos_weight; /* broadcasts on the last (class) dim */
     double label_smoothing;
-    double alpha, gamma;   /* sigmoid focal; alpha negative = off */
+    double alpha, gamma;                    /* sigmoid focal; alpha negative = off */
     double gamma_pos, gamma_neg, clip, eps; /* asymmetric */
     td_reduction reduction;
 } td_binary_loss_opts;
@@ -134,7 +134,7 @@ typedef struct {
 } td_regression_loss_opts;
 
 typedef struct {
-    double p;          /* multi_margin: 1 or 2; triplet: the norm degree */
+    double p; /* multi_margin: 1 or 2; triplet: the norm degree */
     double margin;
     td_tensor *weight; /* multi_margin: (C) */
     double eps;        /* triplet */
@@ -167,9 +167,11 @@ bool td_loss_on_device(const td_loss_def *d, td_device dev);
 /* the loss on its inputs (d->n_inputs of them) with opts (the family's
  * struct; NULL = the defaults): options checked, then the family's
  * front-end, one autograd node */
-td_status td_loss_run(const td_loss_def *d, td_tensor *const *inputs, const void *opts, td_tensor **out);
+td_status td_loss_run(const td_loss_def *d, td_tensor *const *inputs, const void *opts,
+                      td_tensor **out);
 /* td_loss_run by name */
-td_status td_loss_call(const char *name, td_tensor *const *inputs, const void *opts, td_tensor **out);
+td_status td_loss_call(const char *name, td_tensor *const *inputs, const void *opts,
+                       td_tensor **out);
 
 #include "tide/loss_binary.h"
 #include "tide/loss_ctc.h"

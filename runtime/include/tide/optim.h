@@ -13,14 +13,21 @@
 
 #include "tide/tide.h" /* td_sgd_opts, td_adam_opts, td_rmsprop_opts (tide/core.h) */
 
-#define TD_SGD_OPTS_DEFAULT {1e-3, 0.0, 0.0, 0.0, false, false, true}
+#define TD_SGD_OPTS_DEFAULT                                                                        \
+    {                                                                                              \
+        1e-3, 0.0, 0.0, 0.0, false, false, true                                                    \
+    }
 
 /* d_p = +-grad + wd param; buf = momentum buf + (1 - dampening) d_p (= d_p
  * on the first step); d_p = nesterov ? d_p + momentum buf : buf;
  * param -= lr d_p. momentum_buf may be NULL when momentum == 0. */
-td_status td_sgd_step(td_tensor *param, td_tensor *grad, td_tensor *momentum_buf, const td_sgd_opts *o);
+td_status td_sgd_step(td_tensor *param, td_tensor *grad, td_tensor *momentum_buf,
+                      const td_sgd_opts *o);
 
-#define TD_ADAM_OPTS_DEFAULT {1e-3, 0.9, 0.999, 1e-8, 0.0, 1, false, false, false}
+#define TD_ADAM_OPTS_DEFAULT                                                                       \
+    {                                                                                              \
+        1e-3, 0.9, 0.999, 1e-8, 0.0, 1, false, false, false                                        \
+    }
 
 /* max_exp_avg_sq is required when amsgrad, ignored otherwise */
 td_status td_adam_step(td_tensor *param, td_tensor *grad, td_tensor *exp_avg, td_tensor *exp_avg_sq,
@@ -38,10 +45,13 @@ td_status td_adam_step_multi(int count, td_tensor *const *params, td_tensor *con
                              td_tensor *const *exp_avgs, td_tensor *const *exp_avg_sqs,
                              td_tensor *const *max_exp_avg_sqs, const td_adam_opts *o);
 
-#define TD_RMSPROP_OPTS_DEFAULT {1e-2, 0.99, 1e-8, 0.0, 0.0, false, false}
+#define TD_RMSPROP_OPTS_DEFAULT                                                                    \
+    {                                                                                              \
+        1e-2, 0.99, 1e-8, 0.0, 0.0, false, false                                                   \
+    }
 
 /* grad_avg is required when centered, momentum_buf when momentum > 0 */
-td_status td_rmsprop_step(td_tensor *param, td_tensor *grad, td_tensor *square_avg, td_tensor *grad_avg,
-                          td_tensor *momentum_buf, const td_rmsprop_opts *o);
+td_status td_rmsprop_step(td_tensor *param, td_tensor *grad, td_tensor *square_avg,
+                          td_tensor *grad_avg, td_tensor *momentum_buf, const td_rmsprop_opts *o);
 
 #endif

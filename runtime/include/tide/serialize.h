@@ -34,8 +34,9 @@ typedef struct {
  * path, so path holds either its old content or the whole new file. Names
  * must be distinct and not "__metadata__". Any tensor layout is accepted;
  * the file holds it contiguous. */
-td_status td_save_safetensors(const char *path, int n, const char *const *names, td_tensor *const *tensors,
-                              int n_meta, const char *const *meta_keys, const char *const *meta_values);
+td_status td_save_safetensors(const char *path, int n, const char *const *names,
+                              td_tensor *const *tensors, int n_meta, const char *const *meta_keys,
+                              const char *const *meta_values);
 
 /* read a whole file with a strict check of the header; errors name the
  * file and the entry. *out is filled only on success. */
@@ -43,7 +44,8 @@ td_status td_load_safetensors(const char *path, td_safetensors *out);
 
 /* the same reader over a buffer in memory; label names it in errors (the
  * fuzz target's entry point) */
-td_status td_parse_safetensors(const void *data, size_t size, const char *label, td_safetensors *out);
+td_status td_parse_safetensors(const void *data, size_t size, const char *label,
+                               td_safetensors *out);
 
 /* release everything a successful load put in *st, and zero it */
 void td_safetensors_free(td_safetensors *st);

@@ -80,8 +80,8 @@ bool td_is_channels_last(const td_tensor *t);
  * CUDA tensors never (the CUDA kernels write contiguous outputs) */
 bool td_keeps_channels_last(const td_tensor *t);
 /* channels-last when channels_last and ndim == 4, else contiguous */
-td_status td_empty_layout_on(int ndim, const int64_t *shape, td_dtype dt, td_device dev, bool channels_last,
-                            td_tensor **out);
+td_status td_empty_layout_on(int ndim, const int64_t *shape, td_dtype dt, td_device dev,
+                             bool channels_last, td_tensor **out);
 /* like's shape on like's device, channels-last when td_keeps_channels_last(like) */
 td_status td_empty_as(const td_tensor *like, td_dtype dt, td_tensor **out);
 /* t of dtype dt laid out as a kernel reads it: channels-last when
@@ -102,13 +102,15 @@ td_status td_full(int ndim, const int64_t *shape, double value, td_dtype dt, td_
 td_status td_zeros(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out);
 td_status td_ones(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out);
 td_status td_scalar(double value, td_dtype dt, td_tensor **out);
-td_status td_from_data(int ndim, const int64_t *shape, td_dtype dt, const double *values, td_tensor **out);
+td_status td_from_data(int ndim, const int64_t *shape, td_dtype dt, const double *values,
+                       td_tensor **out);
 td_status td_arange(double start, double end, double step, td_dtype dt, td_tensor **out);
 td_status td_linspace(double start, double end, int64_t steps, td_dtype dt, td_tensor **out);
 td_status td_eye(int64_t n, int64_t m, td_dtype dt, td_tensor **out);
 td_status td_rand(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out);
 td_status td_randn(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out);
-td_status td_randint(int64_t low, int64_t high, int ndim, const int64_t *shape, td_dtype dt, td_tensor **out);
+td_status td_randint(int64_t low, int64_t high, int ndim, const int64_t *shape, td_dtype dt,
+                     td_tensor **out);
 td_status td_randperm(int64_t n, td_dtype dt, td_tensor **out);
 void td_manual_seed(uint64_t seed);
 uint64_t td_random_u64(void);
@@ -125,7 +127,8 @@ td_status td_squeeze(td_tensor *t, int dim, bool all, td_tensor **out);
 td_status td_unsqueeze(td_tensor *t, int dim, td_tensor **out);
 td_status td_expand(td_tensor *t, int ndim, const int64_t *shape, td_tensor **out);
 td_status td_flatten(td_tensor *t, int start, int end, td_tensor **out);
-td_status td_contiguous(td_tensor *t, td_tensor **out); /* same tensor, retained, when already contiguous */
+td_status td_contiguous(td_tensor *t,
+                        td_tensor **out); /* same tensor, retained, when already contiguous */
 /* a channels-last copy, recorded (the same tensor, retained, when already channels-last) */
 td_status td_contiguous_channels_last(td_tensor *t, td_tensor **out);
 td_status td_clone(td_tensor *t, td_tensor **out);
@@ -133,7 +136,8 @@ td_status td_to_dtype(td_tensor *t, td_dtype dt, td_tensor **out);
 td_status td_detach(td_tensor *t, td_tensor **out);
 td_status td_cat(int n, td_tensor **ts, int dim, td_tensor **out);
 td_status td_stack(int n, td_tensor **ts, int dim, td_tensor **out);
-/* split into pieces of `size` along dim; *pieces is malloc'd, caller frees array and releases each */
+/* split into pieces of `size` along dim; *pieces is malloc'd, caller frees array and releases each
+ */
 td_status td_split(td_tensor *t, int64_t size, int dim, int *count, td_tensor ***pieces);
 td_status td_chunk(td_tensor *t, int64_t chunks, int dim, int *count, td_tensor ***pieces);
 /* normalise a possibly negative dim; arg is the argument number for errors */
@@ -142,7 +146,8 @@ td_status td_wrap_dim(int dim, int ndim, int arg, int *out);
 /* ---- elementwise ----------------------------------------------------- */
 td_status td_unary(td_unary_op op, td_tensor *x, td_tensor **out);
 td_status td_binary(td_binary_op op, td_tensor *a, td_tensor *b, td_tensor **out);
-td_status td_binary_scalar(td_binary_op op, td_tensor *a, double s, bool scalar_first, td_tensor **out);
+td_status td_binary_scalar(td_binary_op op, td_tensor *a, double s, bool scalar_first,
+                           td_tensor **out);
 td_status td_pow_scalar(td_tensor *x, double p, td_tensor **out);
 td_status td_clamp(td_tensor *x, double lo, double hi, td_tensor **out); /* +-inf = no bound */
 td_status td_where(td_tensor *cond, td_tensor *a, td_tensor *b, td_tensor **out);
@@ -157,12 +162,16 @@ td_status td_broadcast_shape(const td_tensor *a, const td_tensor *b, int *ndim, 
 td_status td_sum(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out);
 td_status td_mean(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out);
 td_status td_prod(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out);
-td_status td_var(td_tensor *x, int dim, bool all, bool keepdim, int64_t correction, td_tensor **out);
-td_status td_std(td_tensor *x, int dim, bool all, bool keepdim, int64_t correction, td_tensor **out);
+td_status td_var(td_tensor *x, int dim, bool all, bool keepdim, int64_t correction,
+                 td_tensor **out);
+td_status td_std(td_tensor *x, int dim, bool all, bool keepdim, int64_t correction,
+                 td_tensor **out);
 td_status td_norm(td_tensor *x, double p, int dim, bool all, bool keepdim, td_tensor **out);
 /* values and 0-based indices; indices may be NULL */
-td_status td_max(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **values, td_tensor **indices);
-td_status td_min(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **values, td_tensor **indices);
+td_status td_max(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **values,
+                 td_tensor **indices);
+td_status td_min(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **values,
+                 td_tensor **indices);
 td_status td_argmax(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out);
 td_status td_argmin(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out);
 td_status td_softmax(td_tensor *x, int dim, td_tensor **out);
@@ -174,13 +183,15 @@ td_status td_sum_to_shape(td_tensor *g, int ndim, const int64_t *shape, td_tenso
 td_status td_mm(td_tensor *a, td_tensor *b, td_tensor **out);
 td_status td_bmm(td_tensor *a, td_tensor *b, td_tensor **out);
 td_status td_matmul(td_tensor *a, td_tensor *b, td_tensor **out);
-td_status td_addmm(td_tensor *input, td_tensor *a, td_tensor *b, double beta, double alpha, td_tensor **out);
+td_status td_addmm(td_tensor *input, td_tensor *a, td_tensor *b, double beta, double alpha,
+                   td_tensor **out);
 
 /* ---- indexing -------------------------------------------------------- */
 td_status td_index_select(td_tensor *x, int dim, td_tensor *index, td_tensor **out);
 td_status td_gather(td_tensor *x, int dim, td_tensor *index, td_tensor **out);
 /* out = copy of x with src scattered (accumulate = add instead of copy) */
-td_status td_scatter(td_tensor *x, int dim, td_tensor *index, td_tensor *src, bool accumulate, td_tensor **out);
+td_status td_scatter(td_tensor *x, int dim, td_tensor *index, td_tensor *src, bool accumulate,
+                     td_tensor **out);
 td_status td_scatter_scalar(td_tensor *x, int dim, td_tensor *index, double value, td_tensor **out);
 td_status td_index_add(td_tensor *x, int dim, td_tensor *index, td_tensor *src, td_tensor **out);
 
