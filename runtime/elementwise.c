@@ -219,9 +219,7 @@ static td_status record_binary(td_binary_op op, td_tensor *a, td_tensor *b, td_t
     if (is_comparison(op) || !td_dtype_is_float(out->dtype) || !td_needs_grad(2, in)) return TD_OK;
     td_node *node;
     TD_TRY(td_node_new("BinaryBackward", binary_backward, 2, in, &node));
-    static const char *names[] = {"AddBackward", "SubBackward",     "MulBackward",    "DivBackward",
-                                  "PowBackward", "MaximumBackward", "MinimumBackward"};
-    node->name = names[op];
+    node->name = td_binary_def(op)->node;
     binary_ctx *c = NULL;
     td_status st = TD_NODE_CTX(node, &c);
     if (st == TD_OK) c->op = op;
@@ -290,11 +288,6 @@ static bool keeps_int(td_unary_op op)
     return op == TD_ABS || op == TD_NEG || op == TD_RELU || op == TD_SIGN || op == TD_SQUARE;
 }
 
-static const char *unary_names[TD_NUNARY] = {
-    "ExpBackward",  "LogBackward",  "Log1pBackward", "SqrtBackward",       "AbsBackward",
-    "NegBackward",  "SinBackward",  "CosBackward",   "TanhBackward",       "SigmoidBackward",
-    "ReluBackward", "GeluBackward", "SignBackward",  "ReciprocalBackward", "SquareBackward"};
-
 /* ops whose derivative is cheapest from their output save only that (so an
  * in-place change of their input stays legal); the rest save the input */
 static bool grad_from_output(td_unary_op op)
@@ -341,7 +334,7 @@ td_status td_unary(td_unary_op op, td_tensor *x, td_tensor **out)
     if (td_dtype_is_float(dt) && td_needs_grad(1, &x)) {
         td_node *node;
         unary_ctx *c = NULL;
-        st = td_node_new(unary_names[op], unary_backward, 1, &x, &node);
+        st = td_node_new(td_unary_def(op)->node, unary_backward, 1, &x, &node);
         if (st == TD_OK) {
             st = TD_NODE_CTX(node, &c);
             if (st == TD_OK) {

@@ -98,27 +98,54 @@ static int o_unm(lua_State *L)
 
 /* ---- elementwise: unary -------------------------------------------------------- */
 
-static int unary(lua_State *L, td_unary_op op, const char *fname)
+/* every unary row of the op table, as tide.name(x) and x:name(); and the
+ * table itself, as tide.op_table() */
+static int unary(lua_State *L)
 {
-    LT_CALL(L, td_unary(op, lt_check(L, 1), lt_new(L)), fname);
+    const td_op_def *d = lua_touserdata(L, lua_upvalueindex(1));
+    LT_CALL(L, td_unary((td_unary_op)d->op, lt_check(L, 1), lt_new(L)), d->name);
     return 1;
 }
 
-static int o_exp(lua_State *L) { return unary(L, TD_EXP, "exp"); }
-static int o_log(lua_State *L) { return unary(L, TD_LOG, "log"); }
-static int o_log1p(lua_State *L) { return unary(L, TD_LOG1P, "log1p"); }
-static int o_sqrt(lua_State *L) { return unary(L, TD_SQRT, "sqrt"); }
-static int o_abs(lua_State *L) { return unary(L, TD_ABS, "abs"); }
-static int o_neg(lua_State *L) { return unary(L, TD_NEG, "neg"); }
-static int o_sin(lua_State *L) { return unary(L, TD_SIN, "sin"); }
-static int o_cos(lua_State *L) { return unary(L, TD_COS, "cos"); }
-static int o_tanh(lua_State *L) { return unary(L, TD_TANH, "tanh"); }
-static int o_sigmoid(lua_State *L) { return unary(L, TD_SIGMOID, "sigmoid"); }
-static int o_relu(lua_State *L) { return unary(L, TD_RELU, "relu"); }
-static int o_gelu(lua_State *L) { return unary(L, TD_GELU, "gelu"); }
-static int o_sign(lua_State *L) { return unary(L, TD_SIGN, "sign"); }
-static int o_reciprocal(lua_State *L) { return unary(L, TD_RECIPROCAL, "reciprocal"); }
-static int o_square(lua_State *L) { return unary(L, TD_SQUARE, "square"); }
+/* op_table(): every row as {name, node, arity, domain, summary} */
+static int op_table(lua_State *L)
+{
+    static const char *const domains[] = {"real", "positive", "off_kink"};
+    lua_createtable(L, td_op_count(), 0);
+    for (int i = 0; i < td_op_count(); i++) {
+        const td_op_def *d = td_op_at(i);
+        lua_createtable(L, 0, 5);
+        lua_pushstring(L, d->name);
+        lua_setfield(L, -2, "name");
+        if (d->node) {
+            lua_pushstring(L, d->node);
+            lua_setfield(L, -2, "node");
+        }
+        lua_pushinteger(L, d->arity);
+        lua_setfield(L, -2, "arity");
+        lua_pushstring(L, domains[d->domain]);
+        lua_setfield(L, -2, "domain");
+        lua_pushstring(L, d->summary);
+        lua_setfield(L, -2, "summary");
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+void lt_register_unary_ops(lua_State *L, int module, int methods)
+{
+    lua_pushcfunction(L, op_table);
+    lua_setfield(L, module, "op_table");
+    for (int i = 0; i < td_op_count(); i++) {
+        const td_op_def *d = td_op_at(i);
+        if (d->arity != 1) continue;
+        lua_pushlightuserdata(L, (void *)d);
+        lua_pushcclosure(L, unary, 1);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, methods, d->name);
+        lua_setfield(L, module, d->name);
+    }
+}
 
 /* clamp(x, min, max) with nil meaning unbounded, or clamp(x, {min=, max=}) */
 static int o_clamp(lua_State *L)
@@ -350,12 +377,7 @@ const luaL_Reg lt_ops_methods[] = {
     {"div", o_div},         {"pow", o_pow},         {"maximum", o_maximum},
     {"minimum", o_minimum}, {"eq", o_eq},           {"ne", o_ne},
     {"lt", o_lt},           {"le", o_le},           {"gt", o_gt},
-    {"ge", o_ge},           {"exp", o_exp},         {"log", o_log},
-    {"log1p", o_log1p},     {"sqrt", o_sqrt},       {"abs", o_abs},
-    {"neg", o_neg},         {"sin", o_sin},         {"cos", o_cos},
-    {"tanh", o_tanh},       {"sigmoid", o_sigmoid}, {"relu", o_relu},
-    {"gelu", o_gelu},       {"sign", o_sign},       {"reciprocal", o_reciprocal},
-    {"square", o_square},   {"clamp", o_clamp},     {"add_", o_add_},
+    {"ge", o_ge},           {"clamp", o_clamp},     {"add_", o_add_},
     {"sub_", o_sub_},       {"mul_", o_mul_},       {"div_", o_div_},
     {"fill_", o_fill_},     {"zero_", o_zero_},     {"copy_", o_copy_},
     {"sum", o_sum},         {"mean", o_mean},       {"prod", o_prod},

@@ -110,10 +110,13 @@ extern const luaL_Reg lt_cuda_funcs[];     /* tide.cuda */
 void lt_account(lua_State *L);
 
 /* ---- registration (one table per file) ---------------------------------- */
-extern const luaL_Reg lt_tensor_methods[];   /* l_tensor.c */
-extern const luaL_Reg lt_tensor_meta[];      /* l_tensor.c: __gc, __index, ... */
-extern const luaL_Reg lt_create_funcs[];     /* l_create.c (module only) */
-extern const luaL_Reg lt_ops_methods[];      /* l_ops.c */
+extern const luaL_Reg lt_tensor_methods[]; /* l_tensor.c */
+extern const luaL_Reg lt_tensor_meta[];    /* l_tensor.c: __gc, __index, ... */
+extern const luaL_Reg lt_create_funcs[];   /* l_create.c (module only) */
+extern const luaL_Reg lt_ops_methods[];    /* l_ops.c */
+/* the unary rows of the op table into the module and the methods, and
+ * op_table() into the module (l_ops.c) */
+void lt_register_unary_ops(lua_State *L, int module, int methods);
 extern const luaL_Reg lt_ops_meta[];         /* l_ops.c: __add, ... */
 extern const luaL_Reg lt_shape_methods[];    /* l_shape.c */
 extern const luaL_Reg lt_shape_funcs[];      /* l_shape.c (module only) */

@@ -144,6 +144,32 @@ td_status td_chunk(td_tensor *t, int64_t chunks, int dim, int *count, td_tensor 
 td_status td_wrap_dim(int dim, int ndim, int arg, int *out);
 
 /* ---- elementwise ----------------------------------------------------- */
+/* The elementwise op table: one row per unary or binary op, the only home
+ * of its Lua name and its autograd node's name. The binding registers the
+ * unary rows (tide.exp, x:exp()), the runtime names nodes from it, and the
+ * table-driven tests (tests/lua/op_table_spec.lua, tests/cuda/op_parity.lua)
+ * walk it with samples from each row's domain. */
+typedef enum {
+    TD_DOMAIN_REAL,     /* any real */
+    TD_DOMAIN_POSITIVE, /* > 0 (log, sqrt, reciprocal; pow's base) */
+    TD_DOMAIN_OFF_KINK, /* away from 0, where the derivative jumps (abs, relu, sign) */
+} td_op_domain;
+typedef struct {
+    const char *name;    /* "exp" */
+    const char *node;    /* "ExpBackward"; NULL where there is no gradient */
+    int arity;           /* 1 or 2 */
+    int op;              /* its td_unary_op or td_binary_op */
+    td_op_domain domain; /* of its inputs, for samples */
+    const char *summary; /* one line, for help */
+} td_op_def;
+int td_op_count(void);
+const td_op_def *td_op_at(int i);
+/* NULL when name is no elementwise op */
+const td_op_def *td_op_find(const char *name);
+/* the row of a unary or binary op */
+const td_op_def *td_unary_def(td_unary_op op);
+const td_op_def *td_binary_def(td_binary_op op);
+
 td_status td_unary(td_unary_op op, td_tensor *x, td_tensor **out);
 td_status td_binary(td_binary_op op, td_tensor *a, td_tensor *b, td_tensor **out);
 td_status td_binary_scalar(td_binary_op op, td_tensor *a, double s, bool scalar_first,

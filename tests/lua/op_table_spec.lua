@@ -1,0 +1,72 @@
+-- Every row of the elementwise op table (tide.op_table(), from
+-- runtime/op_table.c) gets the same checks without test code of its own:
+-- its function and method, a mention in docs/tensor.md, its autograd node's
+-- name, a float64 gradcheck on samples from its domain, and the same bits
+-- at 1 and 2 threads.
+package.path = "tests/lua/?.lua;" .. package.path
+local tide = require "tide"
+local H = require "helpers"
+
+-- a sample of the row's domain
+local function sample(row, shape, dtype)
+    local x = tide.randn(shape, {dtype = dtype})
+    if row.domain == "positive" then return x:abs() + 0.5 end
+    -- away from 0, where abs, relu and sign have a kink
+    if row.domain == "off_kink" then return x:sign() * (x:abs() + 0.1) end
+    return x
+end
+
+local function call(row, args) return tide[row.name](table.unpack(args, 1, row.arity)) end
+
+describe("the op table", function()
+    local docs = H.read_file("docs/tensor.md")
+    local rows = tide.op_table()
+
+    it("has every unary and binary op once", function()
+        assert.is_true(#rows >= 28)
+        local seen = {}
+        for _, row in ipairs(rows) do
+            assert.is_nil(seen[row.name], row.name .. " twice")
+            seen[row.name] = true
+        end
+    end)
+
+    for _, row in ipairs(rows) do
+        describe(row.name, function()
+            it("is a function and a method, and is in docs/tensor.md", function()
+                assert.is_function(tide[row.name])
+                local x = tide.ones{2}
+                assert.is_function(x[row.name])
+                assert.truthy(docs:find("`" .. row.name .. "`", 1, true) or docs:find("Tensor:" .. row.name, 1, true),
+                              row.name .. " is not in docs/tensor.md")
+            end)
+
+            it("names its node and passes gradcheck in float64", function()
+                tide.manual_seed(1)
+                local args = {}
+                for i = 1, row.arity do args[i] = sample(row, {3, 4}, "float64"):requires_grad_() end
+                local y = call(row, args)
+                if not row.node then
+                    assert.is_false(y.requires_grad)
+                    return
+                end
+                assert.are.equal(row.node, y.grad_fn)
+                assert.is_true(tide.gradcheck(function(...) return call(row, {...}) end, args))
+            end)
+
+            it("gives the same bits at 1 and 2 threads", function()
+                local prev = tide.get_num_threads()
+                local results = {}
+                for _, threads in ipairs({1, 2}) do
+                    tide.set_num_threads(threads)
+                    tide.manual_seed(2)
+                    local args = {}
+                    for i = 1, row.arity do args[i] = sample(row, {257, 1031}, "float32") end
+                    results[threads] = call(row, args)
+                end
+                tide.set_num_threads(prev)
+                assert.is_true(H.same_values(results[1], results[2]))
+            end)
+        end)
+    end
+end)
