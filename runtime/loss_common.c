@@ -1,6 +1,5 @@
 /* What every loss front-end shares: reduction names, the deterministic
- * sum of a per-element loss buffer, dense copies for the kernels, and the
- * end of every loss (reduction and autograd node). */
+ * sum of a per-element loss buffer, and the end of every loss (reduction and autograd node). */
 #include "loss_family.h"
 
 static const char *names[] = {"none", "mean", "sum", "batchmean"};
@@ -24,12 +23,7 @@ td_status td_loss_reduce_raw(td_tensor *elem, td_reduction r, double divisor, td
 {
     td_tensor *c = NULL, *s = NULL;
     td_status st = TD_OK;
-    if (td_is_contiguous(elem)) {
-        TD_CHECK(td_make_view(elem, elem->ndim, elem->shape, elem->stride, elem->offset, &c));
-    } else {
-        TD_CHECK(td_empty_like(elem, &c));
-        td_backend_of(elem)->copy(c, elem);
-    }
+    TD_CHECK(td_dense_raw(elem, elem->dtype, false, &c));
     TD_CHECK(td_empty_on(0, NULL, elem->dtype, td_device_of(elem), &s));
     td_backend_of(elem)->reduce(TD_SUM, s, NULL, c, 1, td_numel(c), 1);
     if (r == TD_REDUCE_MEAN || r == TD_REDUCE_BATCHMEAN) {
@@ -62,16 +56,6 @@ td_status td_read_flat(const td_tensor *t, int64_t i, double *out)
     td_status st = td_item(one, out);
     td_tensor_release(one);
     return st;
-}
-
-td_status td_loss_dense(td_tensor *t, int dt, td_tensor **out)
-{
-    td_dtype want = dt < 0 ? t->dtype : (td_dtype)dt;
-    if (t->dtype == want && td_is_contiguous(t))
-        return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
-    TD_TRY(td_empty_on(t->ndim, t->shape, want, td_device_of(t), out));
-    td_backend_of(t)->copy(*out, t);
-    return TD_OK;
 }
 
 td_status td_loss_record(const td_loss_def *d, td_tensor *elem, td_reduction r, double divisor,

@@ -54,8 +54,4 @@ td_status td_loss_record(const td_loss_def *d, td_tensor *elem, td_reduction r, 
                          int n, td_tensor *const *inputs, td_backward_fn bw, size_t ctx_size,
                          td_loss_fill_fn fill, const void *arg, td_tensor **out);
 
-/* t as the kernels read it: contiguous, of dtype dt (t's own when dt < 0),
- * a view when it already is, recording nothing */
-td_status td_loss_dense(td_tensor *t, int dt, td_tensor **out);
-
 #endif

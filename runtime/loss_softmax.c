@@ -208,9 +208,9 @@ td_status td_softmax_loss_run(const td_loss_def *q, td_tensor *const *in, const 
     td_tensor *cx = NULL, *ct = NULL, *cw = NULL, *loss = NULL, *aux0 = NULL, *aux1 = NULL,
               *res = NULL;
     td_status st = TD_OK;
-    TD_CHECK(td_loss_dense(x, -1, &cx));
-    TD_CHECK(td_loss_dense(target, -1, &ct));
-    if (weight) TD_CHECK(td_loss_dense(weight, -1, &cw));
+    TD_CHECK(td_dense_raw(x, x->dtype, false, &cx));
+    TD_CHECK(td_dense_raw(target, target->dtype, false, &ct));
+    if (weight) TD_CHECK(td_dense_raw(weight, weight->dtype, false, &cw));
     td_smx_args a = {0};
     a.kind = kind;
     a.dtype = x->dtype;

@@ -452,14 +452,7 @@ bool td_loss_on_device(const td_loss_def *d, td_device dev)
 td_status td_loss_run(const td_loss_def *d, td_tensor *const *inputs, const void *opts,
                       td_tensor **out)
 {
-    /* the largest family struct, for the defaults when opts is NULL */
-    union {
-        td_softmax_loss_opts s;
-        td_binary_loss_opts b;
-        td_regression_loss_opts r;
-        td_margin_loss_opts m;
-        td_ctc_loss_opts c;
-    } def;
+    td_any_loss_opts def; /* the defaults when opts is NULL */
     if (!opts) {
         td_loss_defaults(d, &def);
         opts = &def;

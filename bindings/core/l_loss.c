@@ -6,14 +6,6 @@
 
 #include <string.h>
 
-typedef union {
-    td_softmax_loss_opts s;
-    td_binary_loss_opts b;
-    td_regression_loss_opts r;
-    td_margin_loss_opts m;
-    td_ctc_loss_opts c;
-} any_opts;
-
 static const char *const family_names[TD_LOSS_NFAMILIES] = {"softmax", "binary", "regression",
                                                             "margin", "ctc"};
 static const char *const input_kinds[] = {"scores",      "log_probs", "probs",  "classes",
@@ -44,7 +36,7 @@ static const td_loss_opt *find_option(const td_loss_def *d, const char *key)
 
 /* the options table at arg into opts (defaults first); NULL, or the
  * message of the first bad option (pushed on the stack) */
-static const char *read_options(lua_State *L, const td_loss_def *d, int arg, any_opts *opts)
+static const char *read_options(lua_State *L, const td_loss_def *d, int arg, td_any_loss_opts *opts)
 {
     td_loss_defaults(d, opts);
     if (lua_isnoneornil(L, arg)) return NULL;
@@ -198,7 +190,7 @@ static int run_loss(lua_State *L, const td_loss_def *d)
     td_tensor *in[TD_LOSS_MAX_INPUTS] = {NULL};
     for (int i = 0; i < d->n_inputs; i++)
         if (d->inputs[i].kind != TD_IN_LENGTHS) in[i] = check_input(L, d, i + 1);
-    any_opts opts;
+    td_any_loss_opts opts;
     const char *msg = read_options(L, d, oarg, &opts);
     if (msg) return loss_argerror(L, d, oarg, msg);
     lua_settop(L, oarg);
@@ -237,7 +229,7 @@ static int l_loss_check_options(lua_State *L)
     if (!d)
         return luaL_argerror(L, 1, lua_pushfstring(L, "no loss named '%s'", lua_tostring(L, 1)));
     lua_settop(L, 2);
-    any_opts opts;
+    td_any_loss_opts opts;
     const char *msg = read_options(L, d, 2, &opts);
     if (msg) {
         if (strncmp(msg, "unknown option", 14) == 0)
@@ -330,15 +322,12 @@ static int l_loss_table(lua_State *L)
 
 void lt_register_losses(lua_State *L)
 {
+    lua_newtable(L); /* loss_module_forward */
     for (int i = 0; i < td_loss_count(); i++) {
         const td_loss_def *d = td_loss_at(i);
         lua_pushlightuserdata(L, (void *)d);
         lua_pushcclosure(L, l_loss, 1);
-        lua_setfield(L, -2, d->name);
-    }
-    lua_newtable(L);
-    for (int i = 0; i < td_loss_count(); i++) {
-        const td_loss_def *d = td_loss_at(i);
+        lua_setfield(L, -3, d->name);
         lua_pushlightuserdata(L, (void *)d);
         lua_pushcclosure(L, l_loss_module_forward, 1);
         lua_setfield(L, -2, d->name);

@@ -97,7 +97,7 @@ int luaopen_tide_core(lua_State *L)
     int methods = lua_gettop(L);
     add_methods(L, module, methods, lt_tensor_methods);
     add_methods(L, module, methods, lt_ops_methods);
-    lt_register_unary_ops(L, module, methods);
+    lt_register_op_table(L, module, methods);
     add_methods(L, module, methods, lt_shape_methods);
     add_methods(L, module, methods, lt_autograd_methods);
     add_methods(L, module, methods, lt_device_methods);

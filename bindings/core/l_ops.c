@@ -132,7 +132,7 @@ static int op_table(lua_State *L)
     return 1;
 }
 
-void lt_register_unary_ops(lua_State *L, int module, int methods)
+void lt_register_op_table(lua_State *L, int module, int methods)
 {
     lua_pushcfunction(L, op_table);
     lua_setfield(L, module, "op_table");

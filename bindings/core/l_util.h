@@ -116,7 +116,7 @@ extern const luaL_Reg lt_create_funcs[];   /* l_create.c (module only) */
 extern const luaL_Reg lt_ops_methods[];    /* l_ops.c */
 /* the unary rows of the op table into the module and the methods, and
  * op_table() into the module (l_ops.c) */
-void lt_register_unary_ops(lua_State *L, int module, int methods);
+void lt_register_op_table(lua_State *L, int module, int methods);
 extern const luaL_Reg lt_ops_meta[];         /* l_ops.c: __add, ... */
 extern const luaL_Reg lt_shape_methods[];    /* l_shape.c */
 extern const luaL_Reg lt_shape_funcs[];      /* l_shape.c (module only) */

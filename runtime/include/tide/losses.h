@@ -148,6 +148,16 @@ typedef struct {
     bool zero_infinity;
 } td_ctc_loss_opts;
 
+/* room for any family's options (a caller that does not know the family
+ * ahead, as the binding) */
+typedef union {
+    td_softmax_loss_opts softmax;
+    td_binary_loss_opts binary;
+    td_regression_loss_opts regression;
+    td_margin_loss_opts margin;
+    td_ctc_loss_opts ctc;
+} td_any_loss_opts;
+
 /* the struct a family's losses take (any of the above) */
 size_t td_loss_opts_size(td_loss_family f);
 
