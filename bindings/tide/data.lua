@@ -1,5 +1,5 @@
--- tide.data: datasets, the DataLoader, transforms, imbalance and
--- weighted sampling. The readers and the prefetch thread are C
+-- tide.data: datasets, the DataLoader, transforms, imbalance, weighted
+-- and distributed sampling. The readers and the prefetch thread are C
 -- (runtime/data_*.c, bindings/core/l_data.c); this file checks options and
 -- gives them their Lua shape. See docs/data.md.
 local M = {}
@@ -335,6 +335,118 @@ function M.install(tide, core)
         return s
     end
 
+    -------------------------------------------------------- distributed
+    -- PyTorch's DistributedSampler: each of num_replicas ranks takes every
+    -- num_replicas-th index (from its rank on) of one order of the data set
+    -- that every rank computes alike
+    local DistributedSampler = {}
+    DistributedSampler.__index = DistributedSampler
+    DistributedSampler.__name = "tide.data.DistributedSampler"
+    function DistributedSampler.__len(s) return s.num_samples end
+    function DistributedSampler.__tostring(s)
+        return string.format("DistributedSampler(rank %d of %d, %d of %d samples, %s, seed %d, epoch %d%s)",
+            s.rank, s.num_replicas, s.num_samples, s.n, s.shuffle and "shuffled" or "in order", s.seed, s.epoch,
+            s.drop_last and ", drop_last" or "")
+    end
+
+    -- this epoch's indices for this rank (an int64 tensor, 0-based)
+    function DistributedSampler:indices()
+        local n, total = self.n, self.total_size
+        local order
+        if self.shuffle then
+            -- the same seed and epoch give the same permutation on every rank
+            order = core._generator(self.seed + self.epoch):permutation(n):totable()
+        else
+            order = {}
+            for i = 1, n do order[i] = i - 1 end
+        end
+        -- pad by repeating the order from its start (as often as needed),
+        -- or drop the tail, to total_size
+        for i = n + 1, total do order[i] = order[(i - 1) % n + 1] end
+        local mine = {}
+        for i = self.rank + 1, total, self.num_replicas do mine[#mine + 1] = order[i] end
+        if #mine == 0 then return tide.tensor({ 0 }, "int64"):narrow(0, 0, 0) end
+        return tide.tensor(mine, "int64")
+    end
+
+    -- an epoch number as an integer >= 0, or nil
+    local function epoch_value(e)
+        local v = type(e) == "number" and math.tointeger(e) or nil
+        if v and v >= 0 then return v end
+        return nil
+    end
+
+    function DistributedSampler:set_epoch(epoch)
+        local e = epoch_value(epoch)
+        if e == nil then
+            fail("DistributedSampler", "set_epoch needs a non-negative integer epoch, got %s", tostring(epoch))
+        end
+        self.epoch = e
+    end
+
+    -- the world from tide.distributed when it is there and initialized
+    -- (it may be absent: never an error then), else one process, rank 0
+    local function default_world()
+        local ok, d = pcall(function() return tide.distributed end)
+        if not ok or type(d) ~= "table" or type(d.is_initialized) ~= "function" then return 1, 0 end
+        local ok2, init = pcall(d.is_initialized)
+        if not ok2 or not init then return 1, 0 end
+        return d.world_size(), d.rank()
+    end
+
+    local function dataset_size(ds)
+        if type(ds) == "table" and is_tensor(ds.images) then return ds.images:size(0) end
+        local mt = getmetatable(ds)
+        if type(ds) == "table" or (type(mt) == "table" and mt.__len) then
+            local n = #ds
+            if math.type(n) == "integer" and n >= 0 then return n end
+        elseif math.type(ds) == "integer" and ds >= 0 then
+            return ds
+        end
+        fail("DistributedSampler", "expected a dataset (or its size, a non-negative integer), got %s", type(ds))
+    end
+
+    local distributed_opts = set("num_replicas", "rank", "shuffle", "seed", "drop_last")
+    function data.DistributedSampler(ds, opts)
+        local n = dataset_size(ds)
+        opts = check_options("DistributedSampler", opts, distributed_opts)
+        local world, rank
+        if opts.num_replicas == nil or opts.rank == nil then world, rank = default_world() end
+        local w = opt_integer("DistributedSampler", opts, "num_replicas", nil, 1)
+        if w == nil then
+            if math.type(world) ~= "integer" or world < 1 then
+                fail("DistributedSampler", "tide.distributed.world_size() gave %s, not a positive integer",
+                    tostring(world))
+            end
+            w = world
+        end
+        local r = opt_integer("DistributedSampler", opts, "rank", nil, 0)
+        if r == nil then
+            if math.type(rank) ~= "integer" or rank < 0 then
+                fail("DistributedSampler", "tide.distributed.rank() gave %s, not a non-negative integer",
+                    tostring(rank))
+            end
+            r = rank
+        end
+        if r >= w then
+            fail("DistributedSampler", "option 'rank' must be in [0, %d) (num_replicas is %d), got %d", w, w, r)
+        end
+        local drop_last = opt_boolean("DistributedSampler", opts, "drop_last", false)
+        local num_samples
+        if drop_last then num_samples = n // w else num_samples = (n + w - 1) // w end
+        return setmetatable({
+            n = n,
+            num_replicas = w,
+            rank = r,
+            shuffle = opt_boolean("DistributedSampler", opts, "shuffle", true),
+            seed = opt_integer("DistributedSampler", opts, "seed", 0),
+            drop_last = drop_last,
+            num_samples = num_samples,
+            total_size = num_samples * w,
+            epoch = 0,
+        }, DistributedSampler)
+    end
+
     ------------------------------------------------------------- transforms
     local T = {}
     data.transforms = T
@@ -496,6 +608,16 @@ function M.install(tide, core)
     function DataLoader.__call(self, _, ctl)
         if ctl == nil then self._step = start(self) end
         return self._step()
+    end
+
+    -- loader:set_epoch(e): passed on to the sampler's set_epoch (as
+    -- DistributedSampler's), so its order changes with the epoch; without
+    -- such a sampler it does nothing
+    function DataLoader:set_epoch(epoch)
+        local e = epoch_value(epoch)
+        if e == nil then fail("DataLoader", "set_epoch needs a non-negative integer epoch, got %s", tostring(epoch)) end
+        local s = self.sampler
+        if s ~= nil and type(s.set_epoch) == "function" then s:set_epoch(e) end
     end
 
     function DataLoader:close() self._c:stop() end
