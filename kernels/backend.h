@@ -18,6 +18,7 @@
 #include "nn_conv.h"
 #include "nn_layers.h"
 #include "nn_optim.h"
+#include "nccl.h"
 
 struct td_backend {
     const char *name;
@@ -109,6 +110,10 @@ struct td_backend {
     const struct td_conv_kernels *conv;
     const struct td_layers_kernels *layers;
     const struct td_optim_kernels *optim;
+
+    /* collectives across processes (kernels/nccl.h); NULL on the CPU,
+     * whose tensors go through MPI in the runtime */
+    const struct td_nccl_kernels *nccl;
 };
 
 /* The CUDA backend's table (kernels/cuda/backend.c): the runtime's one way

@@ -289,6 +289,48 @@ static td_status accumulate(td_node *n)
     return td_binary_(TD_ADD, leaf->grad, g);
 }
 
+static td_grad_listener *listeners;
+static int n_listeners;
+
+td_status td_grad_listen(const td_grad_listener *l)
+{
+    td_grad_listener *v = realloc(listeners, sizeof *v * (size_t)(n_listeners + 1));
+    if (!v) return td_error(TD_ENOMEM, 0, "out of memory");
+    listeners = v;
+    listeners[n_listeners++] = *l;
+    return TD_OK;
+}
+
+void td_grad_unlisten(void *ud)
+{
+    for (int i = 0; i < n_listeners; i++)
+        if (listeners[i].ud == ud) {
+            memmove(listeners + i, listeners + i + 1,
+                    sizeof *listeners * (size_t)(n_listeners - i - 1));
+            n_listeners--;
+            i--;
+        }
+    if (!n_listeners) {
+        free(listeners);
+        listeners = NULL;
+    }
+}
+
+static td_status tell_grad(td_tensor *leaf)
+{
+    for (int i = 0; i < n_listeners; i++) TD_TRY(listeners[i].on_grad(listeners[i].ud, leaf));
+    return TD_OK;
+}
+
+static td_status tell_end(td_status st)
+{
+    for (int i = 0; i < n_listeners; i++) {
+        td_status s = listeners[i].on_end(listeners[i].ud, st == TD_OK);
+        if (st == TD_OK) st = s;
+    }
+    return st;
+}
+
 static td_status run_node(td_node *n)
 {
     if (n->released)
@@ -367,9 +409,10 @@ td_status td_backward(td_tensor *root, td_tensor *grad, bool retain_graph)
         st = td_error(TD_ENOMEM, 0, "out of memory in backward");
     while (st == TD_OK && ready.len) {
         td_node *n = ready.v[--ready.len];
-        if (!n->backward)
+        if (!n->backward) {
             st = accumulate(n);
-        else if (n->pending)
+            if (st == TD_OK && n->leaf && n->pending && n_listeners) st = tell_grad(n->leaf);
+        } else if (n->pending)
             st = run_node(n);
         td_tensor_release(n->pending);
         n->pending = NULL;
@@ -392,6 +435,7 @@ td_status td_backward(td_tensor *root, td_tensor *grad, bool retain_graph)
     free(all.v);
     free(ready.v);
     td_tensor_release(seed);
+    if (n_listeners) st = tell_end(st);
     td_set_grad_enabled(prev);
     return st;
 }

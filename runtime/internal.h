@@ -122,4 +122,16 @@ void td_node_release(td_node *n);
 /* gradient of input i, summed to its shape and cast to its dtype */
 td_status td_grad_to_input(td_node *n, int i, td_tensor *g, td_tensor **out);
 
+/* Listeners told, during every backward, when a leaf's .grad has just been
+ * written (on_grad), and when the backward ends (on_end, with whether it
+ * succeeded; the backward fails with on_end's error). The data-parallel
+ * reducer starts its all-reduces from them. */
+typedef struct {
+    td_status (*on_grad)(void *ud, td_tensor *leaf);
+    td_status (*on_end)(void *ud, bool ok);
+    void *ud;
+} td_grad_listener;
+td_status td_grad_listen(const td_grad_listener *l);
+void td_grad_unlisten(void *ud);
+
 #endif

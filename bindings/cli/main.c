@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "tide/tide.h"
 
 /* Defined by the binding in bindings/core/, linked into this executable. */
 extern int luaopen_tide_core(lua_State *L);
@@ -60,7 +61,12 @@ int tide_report(lua_State *L, int status)
 {
     if (status != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
-        fprintf(stderr, "%s: %s\n", TIDE_PROGNAME, msg ? msg : "(error object is not a string)");
+        if (td_dist_world_size() > 1) /* under mpirun: which rank failed */
+            fprintf(stderr, "%s: rank %d: %s\n", TIDE_PROGNAME, td_dist_rank(),
+                    msg ? msg : "(error object is not a string)");
+        else
+            fprintf(stderr, "%s: %s\n", TIDE_PROGNAME,
+                    msg ? msg : "(error object is not a string)");
         fflush(stderr);
         lua_pop(L, 1);
     }
@@ -362,6 +368,9 @@ int main(int argc, char **argv)
     int status = lua_pcall(L, 2, 1, 0);
     int ok = lua_toboolean(L, -1);
     tide_report(L, status);
+    /* a failing rank ends the whole job, or the others would wait for it
+     * in their next collective until the timeout */
+    if (!(status == LUA_OK && ok)) td_dist_abort(1);
     lua_close(L);
     return (status == LUA_OK && ok) ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -132,6 +132,9 @@ int luaopen_tide_core(lua_State *L)
     lua_newtable(L);
     luaL_setfuncs(L, lt_cuda_funcs, 0);
     lua_setfield(L, -2, "cuda");
+    lt_push_distributed(L);
+    lua_setfield(L, -2, "distributed");
+    td_threads_init();
     lt_install_oom_handler(L);
     lua_pushliteral(L, TD_VERSION);
     lua_setfield(L, -2, "version");

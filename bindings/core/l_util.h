@@ -129,6 +129,7 @@ extern const luaL_Reg lt_conv_funcs[], lt_layers_funcs[], lt_optim_funcs[], lt_d
     lt_serialize_funcs[];
 /* terminal queries (l_term.c, module only) */
 extern const luaL_Reg lt_term_funcs[];
+void lt_push_distributed(lua_State *L); /* l_distributed.c: the tide.core.distributed table */
 
 /* l_tensor.c: with the metatable and then the methods table on the stack,
  * pops the methods and sets metatable.__index */

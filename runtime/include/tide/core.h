@@ -129,6 +129,10 @@ typedef enum {
 } td_binary_op;
 typedef enum { TD_SUM, TD_PROD, TD_MAX, TD_MIN, TD_ARGMAX, TD_ARGMIN } td_reduce_op;
 
+/* a collective's reduction (tide.distributed); AVG is a SUM divided by the
+ * number of ranks, float dtypes only */
+typedef enum { TD_DIST_SUM, TD_DIST_AVG, TD_DIST_MAX, TD_DIST_MIN, TD_DIST_PROD } td_dist_op;
+
 /* a loss's reduction (the CTC backward scales its gradient by it) */
 typedef enum { TD_REDUCE_NONE, TD_REDUCE_MEAN, TD_REDUCE_SUM, TD_REDUCE_BATCHMEAN } td_reduction;
 

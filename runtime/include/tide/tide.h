@@ -234,6 +234,8 @@ void td_set_grad(td_tensor *t, td_tensor *grad); /* retains grad; NULL clears */
 /* ---- threads --------------------------------------------------------- */
 void td_set_num_threads(int n);
 int td_get_num_threads(void);
+/* the default under an MPI launcher: the node's cores shared among its ranks */
+void td_threads_init(void);
 
 #include "tide/losses.h"
 #include "tide/conv.h"
@@ -241,5 +243,6 @@ int td_get_num_threads(void);
 #include "tide/optim.h"
 #include "tide/data.h"
 #include "tide/serialize.h"
+#include "tide/distributed.h"
 
 #endif
