@@ -133,6 +133,7 @@ static const td_backend cuda_backend = {
     .optim = &td_cuda_optim,
     .margin_loss = &td_cuda_margin_loss,
     .ctc_loss = &td_cuda_ctc_loss,
+    .nccl = &td_cuda_nccl,
 };
 
 const td_backend *td_cuda_backend(void) { return &cuda_backend; }

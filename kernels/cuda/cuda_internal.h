@@ -74,6 +74,8 @@ extern const struct td_regression_loss_kernels td_cuda_regression_loss;
 extern const struct td_margin_loss_kernels td_cuda_margin_loss;
 extern const struct td_ctc_loss_kernels td_cuda_ctc_loss;
 extern const struct td_optim_kernels td_cuda_optim;
+/* NCCL, opened with dlopen on first use (nccl.c) */
+extern const struct td_nccl_kernels td_cuda_nccl;
 void td_cuda_index_select(td_tensor *out, const td_tensor *x, int dim, const td_tensor *index);
 void td_cuda_index_add(td_tensor *out, int dim, const td_tensor *index, const td_tensor *src);
 void td_cuda_gather(td_tensor *out, const td_tensor *x, int dim, const td_tensor *index);

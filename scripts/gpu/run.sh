@@ -19,6 +19,9 @@
 # them), then the CPU suite. cuDNN 9 (libcudnn.so.9 and its sub-libraries,
 # about 500 MB) is not packed either: conv2d opens it from the GPU
 # machine's library path, and tests/cuda/test_cuda_conv fails without it.
+# NCCL (libnccl.so.2) is not packed either: tide.distributed opens it at
+# run time. Where the system has none of these, run-tests.sh takes them
+# from PyTorch's pip wheels (python3's site-packages/nvidia/*/lib).
 #
 # The pack holds the built `tide` and test programs, the Lua files (tide's
 # own, the specs, reference data, busted and its modules), and every shared
@@ -39,7 +42,7 @@ host=""
 case "${1:-}" in
 --pack-only) mode=pack; shift ;;
 --ssh) mode=ssh; host="${2:?--ssh needs a host}"; shift 2 ;;
--h | --help) sed -n '2,30p' "${BASH_SOURCE[0]}"; exit 0 ;;
+-h | --help) sed -n '2,36p' "${BASH_SOURCE[0]}"; exit 0 ;;
 esac
 build="$(cd "${1:-$root/build}" && pwd)"
 limit=$((64 << 20))
@@ -90,6 +93,24 @@ export TIDE_PATH="$here/src/?.lua;$here/src/?/init.lua;$here/src/models/?.lua"
 export LUA_PATH="$here/lua/share/?.lua;$here/lua/share/?/init.lua;;"
 export LUA_CPATH="$here/lua/lib/?.so;;"
 export CK_FORK=no
+# the CUDA libraries the system lacks, from PyTorch's pip wheels where this
+# machine has them (site-packages/nvidia/<name>/lib): NCCL (dlopen'ed by
+# tide.distributed), cuBLAS, cuDNN, cudart
+has_lib() { # name: on the loader's cache or in a folder of LD_LIBRARY_PATH
+    ldconfig -p 2> /dev/null | grep -q " $1 " && return 0
+    local d; IFS=: read -ra dirs <<< "$LD_LIBRARY_PATH"
+    for d in "${dirs[@]}"; do [ -n "$d" ] && [ -e "$d/$1" ] && return 0; done
+    return 1
+}
+site="$(python3 -c 'import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))' 2> /dev/null || true)"
+if [ -n "$site" ]; then
+    for lib in libnccl.so.2 libcublas.so.13 libcublasLt.so.13 libcudnn.so.9 libcudart.so.13; do
+        has_lib "$lib" && continue
+        for f in "$site"/nvidia/*/lib/"$lib"; do
+            [ -e "$f" ] && { LD_LIBRARY_PATH="${LD_LIBRARY_PATH%:}:$(dirname "$f")"; echo "using $f"; break; }
+        done
+    done
+fi
 cd "$here/src"
 command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 fails=0
@@ -106,6 +127,8 @@ run cuda.parity "$here/bin/tests/test_cuda"
 for t in "$here"/bin/tests/test_cuda_*; do
     [ -x "$t" ] && run "cuda.$(basename "$t" | sed 's/^test_cuda_//')" "$t"
 done
+# tide.distributed on NCCL, one rank (libnccl.so.2 from the library path)
+run cuda.nccl "$here/bin/tide" tests/cuda/nccl.lua
 # the GPU benchmarks (scripts/bench/gpu_*.lua; PyTorch's side where this
 # machine's /usr/bin/python3 has torch, else tide's numbers alone);
 # TIDE_GPU_BENCH=0 leaves them out
