@@ -125,7 +125,9 @@ for _, dtype in ipairs({"float64", "float32"}) do
         local p = m1:parameters()[1]:clone()
         local g = dist.all_gather(p)
         for r = 1, R - 1 do
-            if (g:select(0, r) - g:select(0, 0)):abs():max():item() ~= 0 then fail("rank %d's parameters differ from rank 0's", r) end
+            if (g:select(0, r) - g:select(0, 0)):abs():max():item() ~= 0 then
+                fail("rank %d's parameters differ from rank 0's", r)
+            end
         end
     end
 end
