@@ -104,8 +104,12 @@ local function same_bits(a, b)
 end
 
 for _, dtype in ipairs({"float64", "float32"}) do
-    local tol = dtype == "float64" and 1e-12 or 1e-5
     for _, kind in ipairs({"sgd", "adamw"}) do
+        local tol = dtype == "float64" and 1e-12 or 1e-5
+        -- the same amplification (see make_opt) grows with the number of
+        -- partial sums: at 4 ranks float32 AdamW lands near 1e-5 (8.7e-6
+        -- here, 1.7e-5 in the sanitizer build); SGD stays at 1e-7
+        if dtype == "float32" and kind == "adamw" and R > 2 then tol = 1e-4 end
         local ref = reference(dtype, kind)
         local m1, ddp = distributed(dtype, kind, false)
         local d = max_diff(ref, m1)
