@@ -86,9 +86,10 @@ function M.install(tide, core)
         end)
         -- backward makes the last layers' gradients first: their buckets
         -- come first, so their all-reduces start while it goes on
-        local params, all = {}, model:parameters()
+        local params, all, seen = {}, model:parameters(), {}
         for i = #all, 1, -1 do
-            if all[i].requires_grad then params[#params + 1] = all[i] end
+            if all[i].requires_grad and not seen[all[i]] then params[#params + 1] = all[i] end
+            seen[all[i]] = true
         end
         rawset(self, "_reducer", cd._reducer(params, cap * 1024 * 1024))
     end
