@@ -22,6 +22,18 @@ assert(dist.local_size() <= R)
 ok, err = pcall(dist.init)
 assert(not ok and err:find("already initialized", 1, true), err)
 
+-- the ranks on this machine share its cores, unless told otherwise
+if not os.getenv("OMP_NUM_THREADS") then
+    local p = io.popen("nproc --all")
+    local cores = tonumber(p:read("l"))
+    p:close()
+    local share = math.max(1, cores // dist.local_size())
+    if tide.get_num_threads() > share then
+        error(string.format("rank %d: %d threads, more than %d cores / %d ranks", r, tide.get_num_threads(),
+                            cores, dist.local_size()))
+    end
+end
+
 local function fail(fmt, ...) error(string.format("rank %d: " .. fmt, r, ...), 2) end
 
 local function check_values(what, t, expect)

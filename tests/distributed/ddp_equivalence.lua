@@ -84,9 +84,18 @@ local function distributed(dtype, kind, accumulate)
     return model, ddp
 end
 
+-- over the parameters and the float buffers (batch-norm running statistics)
+local function tensors(m)
+    local list = m:parameters()
+    for _, b in ipairs(m:buffers()) do
+        if b:dtype() == "float32" or b:dtype() == "float64" then list[#list + 1] = b end
+    end
+    return list
+end
+
 local function max_diff(a, b)
-    local pa, pb = a:parameters(), b:parameters()
-    if #pa ~= #pb then fail("%d parameters against %d", #pa, #pb) end
+    local pa, pb = tensors(a), tensors(b)
+    if #pa ~= #pb then fail("%d parameters and buffers against %d", #pa, #pb) end
     local worst = 0
     for i = 1, #pa do
         local d = (pa[i] - pb[i]):abs():max():item()
