@@ -11,7 +11,9 @@
 --
 -- The parts, under experiment/: flags (the command line), log (files and
 -- metrics.jsonl), factories (data, models, optimizers, evaluation), tables,
--- runner (the Experiment, its variants and the classifier loop), report.
+-- runner (the Experiment, its variants and the classifier loop), report,
+-- and dist (several processes under mpirun: rank 0 writes and prints, the
+-- others get what it reads; see docs/experiment.md, "Several processes").
 local E = require "tide.experiment.api"
 
 for _, part in ipairs({"flags", "log", "factories", "tables", "runner", "report"}) do

@@ -2,7 +2,8 @@
 -- On a terminal one line is redrawn with \r; when the stream is not a
 -- terminal (a log file, a pipe, CI) a plain line is written every
 -- `interval` seconds and at close. TIDE_PROGRESS=bar|plain|off overrides
--- the detection.
+-- the detection. Under mpirun only rank 0 draws (the others' bars are off
+-- unless given a mode).
 local core = require "tide.core"
 
 local P = {}
@@ -50,6 +51,12 @@ local function stream_is_tty(stream)
     return false
 end
 
+-- a rank other than 0 of a job started by mpirun: its bars are off
+local function other_rank()
+    local d = core.distributed
+    return type(d) == "table" and d.is_initialized() and d.rank() ~= 0
+end
+
 -- ## new{total, desc, unit = "it", stream = io.stdout, interval, mode, clock, width = 30, order}
 function P.new(opts)
     opts = opts or {}
@@ -66,7 +73,9 @@ function P.new(opts)
         argfail("new", 1, "stream must be a file or a table with a write method")
     end
     local mode = opts.mode
-    if mode == nil then
+    if mode == nil and other_rank() then
+        mode = "off"
+    elseif mode == nil then
         local env = os.getenv("TIDE_PROGRESS")
         if env and env ~= "" then
             if env ~= "bar" and env ~= "plain" and env ~= "off" then

@@ -111,12 +111,14 @@ end
 
 local function is_loader(x) return type(x) == "table" and type(x.iter) == "function" end
 
--- a DataLoader over a data set (or the loader itself)
+-- a DataLoader over a data set (or the loader itself); opts.sampler (a
+-- DistributedSampler, say) replaces shuffle
 function E.loader(ds, opts)
     if is_loader(ds) then return ds end
     opts = opts or {}
     return tide.data.DataLoader(ds, {batch_size = opts.batch_size or 500, shuffle = opts.shuffle or false,
-                                     transform = opts.transform, seed = opts.seed, drop_last = opts.drop_last})
+                                     transform = opts.transform, seed = opts.seed, drop_last = opts.drop_last,
+                                     sampler = opts.sampler})
 end
 
 -- Runs model (in evaluation mode, without gradients) over a loader or a

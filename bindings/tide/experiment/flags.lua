@@ -3,6 +3,7 @@
 -- configuration that define its results.
 local tide = require "tide"
 local E = require "tide.experiment.api"
+local dist = require "tide.experiment.dist"
 
 local M = {}
 
@@ -15,7 +16,8 @@ local COMMON = {
     {name = "epochs", type = "integer", min = 1, meta = "N", help = "epochs per variant"},
     {name = "subset", type = "integer", min = 0, meta = "N",
      help = "train on the first N training images (0: all)"},
-    {name = "batch_size", type = "integer", min = 1, meta = "N", help = "training batch size"},
+    {name = "batch_size", type = "integer", min = 1, meta = "N",
+     help = "training batch size (under mpirun the global one, split over the processes)"},
     {name = "lr", type = "number", positive = true, meta = "X", help = "learning rate"},
     {name = "model", type = "string", meta = "NAME", help = "model from tide.models"},
     {name = "device", type = "string", meta = "DEV", help = "cpu or cuda"},
@@ -263,17 +265,26 @@ function E.parse_args(argv, spec)
 end
 
 -- Parses argv (the script's `arg`); --help prints the usage and exits 0,
--- a bad flag prints `<name>: <message>` to stderr and exits 2. Sets the
--- thread count and the seed.
+-- a bad flag prints `<name>: <message>` to stderr and exits 2. Started
+-- by mpirun, it first starts tide.distributed (experiment/dist.lua), and
+-- only rank 0 prints. Sets the thread count and the seed.
 function E.parse(argv, spec)
+    dist.setup()
     local cfg, msg, code = E.parse_args(argv, spec)
     if not cfg then
-        if code == 0 then
-            io.stdout:write(msg)
-        else
-            io.stderr:write(msg, "\n")
+        if dist.main() then
+            if code == 0 then
+                io.stdout:write(msg)
+            else
+                io.stderr:write(msg, "\n")
+            end
         end
         os.exit(code)
+    end
+    -- several ranks on a machine with several GPUs: each its own one
+    -- (the settings key keeps "cuda", so every rank agrees on it)
+    if dist.active() and cfg.device == "cuda" and tide.cuda.device_count() > 1 then
+        cfg.device = string.format("cuda:%d", tide.distributed.local_rank() % tide.cuda.device_count())
     end
     tide.set_num_threads(cfg.threads)
     tide.manual_seed(cfg.seed)
@@ -289,6 +300,8 @@ function E.settings(cfg)
     for k, v in pairs(cfg) do
         if type(k) == "string" and k:sub(1, 1) ~= "_" and not NOT_SETTINGS[k] then s[k] = v end
     end
+    -- which GPU a rank of several took does not change the results
+    if type(s.device) == "string" and s.device:match("^cuda:%d+$") then s.device = "cuda" end
     return s
 end
 

@@ -97,28 +97,36 @@ local function encode_record(rec)
 end
 E.encode_record = encode_record
 
--- Reads a metrics.jsonl: the list of records, in file order.
-function E.read_jsonl(path)
+-- the records of a metrics.jsonl's text (nil: none), in order; path
+-- names the file in errors
+local function parse_jsonl(text, path)
     local out = {}
-    local f = io.open(path, "r")
-    if not f then return out end
+    if not text then return out end
     local lineno = 0
-    for line in f:lines() do
+    for line in text:gmatch("([^\n]*)\n?") do
         lineno = lineno + 1
         if line:match("%S") then
             local ok, rec = pcall(cjson.decode, line)
             if not ok or type(rec) ~= "table" then
-                f:close()
                 error(string.format("experiment: %s:%d is not a JSON object", path, lineno), 0)
             end
             out[#out + 1] = from_json(rec)
         end
     end
-    f:close()
     return out
+end
+
+-- Reads a metrics.jsonl: the list of records, in file order.
+function E.read_jsonl(path)
+    local f = io.open(path, "r")
+    if not f then return {} end
+    local text = f:read("a")
+    f:close()
+    return parse_jsonl(text, path)
 end
 
 M.shell_quote, M.exists, M.mkdir_p, M.read_file, M.write_atomic = shell_quote, exists, mkdir_p, read_file, write_atomic
 M.encode_record = encode_record
+M.parse_jsonl = parse_jsonl
 
 return M

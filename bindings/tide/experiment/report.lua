@@ -4,6 +4,7 @@ local tide = require "tide"
 local E = require "tide.experiment.api"
 local flags = require "tide.experiment.flags"
 local log = require "tide.experiment.log"
+local dist = require "tide.experiment.dist"
 
 local format_default = flags.format_default
 local read_file, shell_quote, write_atomic = log.read_file, log.shell_quote, log.write_atomic
@@ -27,8 +28,10 @@ function Experiment:series(field, variants)
 end
 
 -- A line chart of one field per epoch: {field, file (under out), title,
--- ylabel, variants, logy}; returns the written path.
+-- ylabel, variants, logy}; returns the written path (under mpirun, rank 0
+-- draws it and the others return the path).
 function Experiment:plot_curves(opts)
+    if not self.main then return self:path(opts.file or (opts.field .. ".png")) end
     return tide.plot.lines{path = self:path(opts.file or (opts.field .. ".png")), title = opts.title or opts.field,
                            xlabel = opts.xlabel or "epoch", ylabel = opts.ylabel or opts.field,
                            series = self:series(opts.field, opts.variants), logy = opts.logy}
@@ -38,6 +41,7 @@ end
 -- and result.labels): {file, title, variants, bins = 15}.
 function Experiment:plot_reliability(opts)
     opts = opts or {}
+    if not self.main then return self:path(opts.file or "reliability.png") end
     local series = {}
     for _, name in ipairs(opts.variants or self.order) do
         local r = self.results[name]
@@ -67,6 +71,7 @@ end
 
 local function command_line(cfg)
     local parts = {"tide", cfg._script or "recipe"}
+    if dist.active() then table.insert(parts, 1, string.format("mpirun -np %d", dist.world())) end
     for _, a in ipairs(cfg._argv or {}) do
         parts[#parts + 1] = a:match("^[%w%-_=./,:]+$") and a or shell_quote(a)
     end
@@ -75,9 +80,10 @@ end
 
 -- Writes <out>/report.md: title, text, the tables, the plots, notes, the
 -- settings, the machine; prints the tables and the paths. Returns the
--- report's path.
+-- report's path. Under mpirun rank 0 writes it; every rank returns the path.
 function Experiment:report(opts)
     opts = opts or {}
+    if not self.main then return self:path("report.md") end
     local cfg = self.cfg
     local tables = {}
     if opts.table then tables[#tables + 1] = opts.table end
@@ -134,6 +140,11 @@ function Experiment:report(opts)
     add(string.format("- CPU: %s, %d logical cores; tide used %d thread%s", cpu, cores, tide.get_num_threads(),
                       tide.get_num_threads() == 1 and "" or "s"))
     add(string.format("- device: %s", cfg.device or "cpu"))
+    if dist.active() then
+        add(string.format("- processes: %d under mpirun (tide.distributed on %s), each with the threads above; "
+                          .. "the classifier loop splits every global batch and the data over them "
+                          .. "(DistributedDataParallel, SyncBatchNorm)", dist.world(), tide.distributed.backend()))
+    end
     add(string.format("- tide %s on %s", tostring(tide.version), _VERSION))
     add(string.format("- seed: %s", tostring(cfg.seed)))
     add(string.format("- date: %s", os.date("!%Y-%m-%d %H:%M UTC")))

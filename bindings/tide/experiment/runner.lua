@@ -7,20 +7,25 @@ local E = require "tide.experiment.api"
 local flags = require "tide.experiment.flags"
 local log = require "tide.experiment.log"
 local factories = require "tide.experiment.factories"
+local dist = require "tide.experiment.dist"
 
 local cjson = log.cjson
 local canon = flags.canon
 local exists, mkdir_p, read_file, write_atomic = log.exists, log.mkdir_p, log.read_file, log.write_atomic
+local parse_jsonl = log.parse_jsonl
 local encode_record = log.encode_record
 local is_loader = factories.is_loader
 
 local Experiment = {}
 Experiment.__index = Experiment
 
--- A new experiment writing to cfg.out (created when missing).
+-- A new experiment writing to cfg.out (created when missing). Under
+-- mpirun every rank makes one: rank 0 writes the files, and the others
+-- get what it reads (see experiment/dist.lua).
 function E.new(cfg, opts)
     opts = opts or {}
     if type(cfg) ~= "table" then caller.error("bad argument #1 to 'new' (cfg table expected)") end
+    dist.setup()
     local self = setmetatable({}, Experiment)
     self.cfg = cfg
     self.name = opts.name or cfg._name or "experiment"
@@ -30,10 +35,11 @@ function E.new(cfg, opts)
     self.results, self.order = {}, {}
     self.histories = {}
     self.loaded = {}
-    mkdir_p(self.out .. "/checkpoints")
+    self.main = dist.main()
+    if self.main then mkdir_p(self.out .. "/checkpoints") end
     self.jsonl = self.out .. "/metrics.jsonl"
     self.state_path = self.out .. "/state.json"
-    local text = read_file(self.state_path)
+    local text = dist.read_shared(self.state_path)
     local state
     if text then
         local ok, v = pcall(cjson.decode, text)
@@ -44,8 +50,9 @@ function E.new(cfg, opts)
     return self
 end
 
+-- a line on stdout (rank 0 only)
 function Experiment:say(...)
-    if not self.quiet then print(...) end
+    if not self.quiet and self.main then print(...) end
 end
 
 -- <out>/<name>
@@ -55,7 +62,7 @@ function Experiment:checkpoint_path(variant) return self.out .. "/checkpoints/" 
 function Experiment:result_path(variant) return self.out .. "/checkpoints/" .. variant .. ".result.safetensors" end
 
 function Experiment:_save_state()
-    write_atomic(self.state_path, cjson.encode(self.state) .. "\n")
+    if self.main then write_atomic(self.state_path, cjson.encode(self.state) .. "\n") end
 end
 
 -- Appends one record to metrics.jsonl (variant defaults to the running
@@ -63,20 +70,24 @@ end
 function Experiment:log(rec)
     rec.variant = rec.variant or self.current
     if rec.variant == nil then caller.error("experiment:log: the record names no variant") end
-    local f, err = io.open(self.jsonl, "a")
-    if not f then error("experiment: cannot append to '" .. self.jsonl .. "': " .. tostring(err), 0) end
-    f:write(encode_record(rec), "\n")
-    f:close()
+    local line = encode_record(rec)
+    if self.main then
+        local f, err = io.open(self.jsonl, "a")
+        if not f then error("experiment: cannot append to '" .. self.jsonl .. "': " .. tostring(err), 0) end
+        f:write(line, "\n")
+        f:close()
+    end
     local h = self.histories[rec.variant] or {}
     h[#h + 1] = rec
     self.histories[rec.variant] = h
     return rec
 end
 
--- The records of a variant in metrics.jsonl, in epoch order.
+-- The records of a variant in metrics.jsonl, in epoch order (as rank 0
+-- reads the file: under mpirun every rank calls it at the same point).
 function Experiment:history(variant)
     local h = {}
-    for _, r in ipairs(E.read_jsonl(self.jsonl)) do
+    for _, r in ipairs(parse_jsonl(dist.read_shared(self.jsonl), self.jsonl)) do
         if r.variant == variant then h[#h + 1] = r end
     end
     table.sort(h, function(a, b) return (a.epoch or 0) < (b.epoch or 0) end)
@@ -84,8 +95,17 @@ function Experiment:history(variant)
 end
 
 -- drops a variant's lines from metrics.jsonl (those after epoch `after`
--- when given)
+-- when given), and from its history in memory
 function Experiment:_drop_lines(variant, after)
+    local h = self.histories[variant]
+    if h then
+        local keep = {}
+        for _, r in ipairs(h) do
+            if after ~= nil and (tonumber(r.epoch) or 0) <= after then keep[#keep + 1] = r end
+        end
+        self.histories[variant] = keep
+    end
+    if not self.main then return end
     local text = read_file(self.jsonl)
     if not text then return end
     local keep, dropped = {}, false
@@ -116,6 +136,13 @@ local function storable(v, seen)
     return out
 end
 
+-- the extra table of a variant's stored result: true, extra or false, message
+local function load_result(path)
+    local ok, e, extra = pcall(tide.checkpoint.load, path, {rng = false})
+    if ok then return true, extra end
+    return false, e
+end
+
 local function check_variant_name(name)
     if type(name) ~= "string" or not name:match("^[%w_.+-]+$") then
         caller.error("experiment: a variant name is letters, digits and _ . + - (got '" .. tostring(name) .. "')")
@@ -139,8 +166,15 @@ function Experiment:variant(name, opts, fn)
     local key = canon(settings)
     local st = self.state.variants[name]
     local result
-    if not self.cfg.fresh and st and st.key == key and st.done and exists(self:result_path(name)) then
-        local ok, _, extra = pcall(tide.checkpoint.load, self:result_path(name), {rng = false})
+    if not self.cfg.fresh and st and st.key == key and st.done then
+        -- rank 0 decides whether the stored result can be loaded; the
+        -- others then load it too
+        local ok, extra
+        if self.main and exists(self:result_path(name)) then ok, extra = load_result(self:result_path(name)) end
+        if dist.bcast_bool(ok) and not self.main then
+            ok, extra = load_result(self:result_path(name))
+            if not ok then error("experiment: " .. tostring(extra), 0) end
+        end
         if ok then
             result = extra or {}
             result.skipped = true
@@ -156,8 +190,10 @@ function Experiment:variant(name, opts, fn)
         if not st or st.key ~= key or self.cfg.fresh or st.done then
             -- a new start: nothing of an earlier run of this variant is kept
             self:_drop_lines(name)
-            os.remove(self:checkpoint_path(name))
-            os.remove(self:result_path(name))
+            if self.main then
+                os.remove(self:checkpoint_path(name))
+                os.remove(self:result_path(name))
+            end
             st = {key = key, done = false}
             self.state.variants[name] = st
             self:_save_state()
@@ -175,7 +211,7 @@ function Experiment:variant(name, opts, fn)
         for k, v in pairs(result) do
             if k ~= "history" and k ~= "model" and k ~= "optimizer" then keep[k] = storable(v) end
         end
-        tide.checkpoint.save(self:result_path(name), {extra = keep, rng = false})
+        if self.main then tide.checkpoint.save(self:result_path(name), {extra = keep, rng = false}) end
         result.history = result.history or self:history(name)
         st.done = true
         self:_save_state()
@@ -191,8 +227,36 @@ local function build(x, ...)
     return x
 end
 
+-- Under mpirun, the test set split over the ranks: {loader, per, n} for
+-- this rank's contiguous part (per = ceil(n / ranks) rows, fewer for the
+-- last), or nil where it is not split (one process, a DataLoader given as
+-- the test set, or too few samples for every rank to get some)
+local function test_part(test, batch_size, transform)
+    if not dist.active() or is_loader(test) or type(test) ~= "table" or not tide.is_tensor(test.images) then
+        return nil
+    end
+    local n, w = #test, dist.world()
+    local per = (n + w - 1) // w
+    if (w - 1) * per >= n then return nil end
+    local first = dist.rank() * per
+    local part = tide.data.subset(test, tide.arange(first, math.min(n, first + per)))
+    return {loader = E.loader(part, {batch_size = batch_size, transform = transform}), per = per, n = n}
+end
+
+-- the model's logits and labels over the whole test set: each rank runs
+-- its part, and every rank gets all of them in order
+local function evaluate_test(model, test_loader, part, device)
+    if not part then return E.evaluate(model, test_loader, {device = device}) end
+    local logits, labels = E.evaluate(model, part.loader, {device = device})
+    return dist.gather_rows(logits, part.n, part.per), dist.gather_rows(labels, part.n, part.per)
+end
+
 -- The standard classifier loop, as a variant (opts.variant) or inside
--- one. See docs/experiment.md for the options.
+-- one. See docs/experiment.md for the options, and its "Several
+-- processes" for what changes under mpirun: DDP over SyncBatchNorm, the
+-- training data and the global batch split over the ranks, the test set
+-- split and gathered, the epoch's numbers summed over the ranks, rank 0
+-- writing.
 function Experiment:train_classifier(opts)
     if not self.current then
         local variant = opts.variant
@@ -232,32 +296,68 @@ function Experiment:train_classifier(opts)
     if not train then caller.error("experiment:train_classifier: no training data (train = ...)") end
     local train_tf = opts.transform or data.train_transform
     local test_tf = opts.test_transform or data.test_transform or opts.transform
-    local loader = E.loader(train, {batch_size = opts.batch_size or cfg.batch_size, shuffle = true,
-                                    seed = cfg.seed or 0, transform = train_tf, drop_last = opts.drop_last})
+    -- several processes: the batch size is the global one, each rank takes
+    -- its share of it from its share of the data (a DistributedSampler
+    -- whose first epoch has the single-process loader's order, so the
+    -- first epoch's global batches are a single process's)
+    local world, rank = dist.world(), dist.rank()
+    local batch = opts.batch_size or cfg.batch_size
+    local sampler
+    if dist.active() and not is_loader(train) then
+        if batch % world ~= 0 then
+            caller.error(string.format("experiment:train_classifier: the batch size %d is the global batch of "
+                                       .. "the %d processes, so it must be a multiple of %d (each process takes "
+                                       .. "an equal share); use --batch-size %d or %d, say",
+                                       batch, world, world, math.max(world, batch - batch % world),
+                                       batch - batch % world + world))
+        end
+        batch = batch // world
+        sampler = tide.data.DistributedSampler(train, {shuffle = true, seed = cfg.seed or 0})
+    end
+    local loader = E.loader(train, {batch_size = batch, shuffle = sampler == nil, sampler = sampler,
+                                    seed = (cfg.seed or 0) + rank, transform = train_tf,
+                                    drop_last = opts.drop_last})
     local total, unit = #loader, "batch"
     if not is_loader(train) then
-        total, unit = #train, "img"
-        if opts.drop_last then total = #loader * (opts.batch_size or cfg.batch_size) end
+        total, unit = sampler and #sampler * world or #train, "img"
+        if opts.drop_last then total = #loader * batch * world end
     end
-    local test_loader = test and E.loader(test, {batch_size = opts.eval_batch_size or 500, transform = test_tf})
+    local eval_batch = opts.eval_batch_size or 500
+    local part = test and test_part(test, eval_batch, test_tf)
+    local test_loader = test and not part and E.loader(test, {batch_size = eval_batch, transform = test_tf})
 
-    -- resume an interrupted run of this variant from its last checkpoint
+    -- resume an interrupted run of this variant from its last checkpoint;
+    -- rank 0 decides (0: none, -1: unusable, e: resume after epoch e)
     local ckpt = self:checkpoint_path(variant)
     local start = 1
-    if opts.checkpoint ~= false and exists(ckpt) then
-        local ok, e, extra = pcall(tide.checkpoint.load, ckpt, {model = model, optimizer = optimizer})
-        if ok and math.type(e) == "integer" and e >= 1 and e <= epochs then
+    if opts.checkpoint ~= false then
+        local code, why, extra = 0, nil, nil
+        if self.main and exists(ckpt) then
+            local ok, e, x = pcall(tide.checkpoint.load, ckpt, {model = model, optimizer = optimizer})
+            if ok and math.type(e) == "integer" and e >= 1 and e <= epochs then
+                code, extra = e, x
+            else
+                code = -1
+                if not ok then why = tostring(e) end
+            end
+        end
+        code = dist.bcast_int(code)
+        if code >= 1 then
+            if not self.main then
+                local _, x = tide.checkpoint.load(ckpt, {model = model, optimizer = optimizer})
+                extra = x
+            end
             if scheduler and extra and extra.scheduler then scheduler:load_state_dict(extra.scheduler) end
-            self:_drop_lines(variant, e)
-            start = e + 1
+            self:_drop_lines(variant, code)
+            start = code + 1
             -- the loader's generator: one started epoch per finished one
-            for _ = 1, e do for _ in loader:iter() do break end end -- luacheck: ignore 512
-            self:say(string.format("%s: resuming after epoch %d from %s", variant, e, ckpt))
-        else
+            for _ = 1, code do for _ in loader:iter() do break end end -- luacheck: ignore 512
+            self:say(string.format("%s: resuming after epoch %d from %s", variant, code, ckpt))
+        elseif code == -1 then
             -- unreadable or from another run: start over
-            os.remove(ckpt)
+            if self.main then os.remove(ckpt) end
             self:_drop_lines(variant)
-            if not ok then self:say(string.format("%s: ignoring %s (%s)", variant, ckpt, tostring(e))) end
+            if why then self:say(string.format("%s: ignoring %s (%s)", variant, ckpt, why)) end
             model = build(opts.model)
             if device ~= "cpu" then model:to(device) end
             optimizer = opts.optimizer and build(opts.optimizer, model) or E.optimizer(cfg, model)
@@ -265,19 +365,35 @@ function Experiment:train_classifier(opts)
         end
     end
 
+    -- several processes: batch norm over the global batch, and gradients
+    -- averaged over the ranks; `model` stays the plain module (checkpoints,
+    -- callbacks and the result hold it, as in one process)
+    local net = model
+    if dist.active() then
+        model = tide.nn.SyncBatchNorm.convert(model)
+        net = tide.nn.DistributedDataParallel(model)
+    end
+
     local logits, labels
     for epoch = start, epochs do
+        -- epochs count from 0 for the sampler, as PyTorch's
+        if sampler then
+            sampler:set_epoch(epoch - 1)
+        elseif dist.active() and type(loader.set_epoch) == "function" then
+            loader:set_epoch(epoch - 1)
+        end
+        local mode = opts.progress or self.progress
+        if not self.main then mode = "off" end
         local bar = tide.progress.new{total = total, desc = string.format("%s %d/%d", variant, epoch, epochs),
-                                      unit = unit, order = {"loss", "acc"},
-                                      mode = opts.progress or self.progress}
-        model:train()
+                                      unit = unit, order = {"loss", "acc"}, mode = mode}
+        net:train()
         local seen, loss_sum, correct = 0, 0, 0
         local t0 = tide.clock()
         local lr = optimizer.param_groups and optimizer.param_groups[1].lr
         for x, y in loader:iter() do
             if device ~= "cpu" then x, y = x:to(device), y:to(device) end
             optimizer:zero_grad()
-            local out = model(x)
+            local out = net(x)
             local loss = loss_fn(out, y, epoch)
             loss:backward()
             if opts.before_step then opts.before_step(model, epoch) end
@@ -291,16 +407,21 @@ function Experiment:train_classifier(opts)
                 correct = correct + acc_fn(out:detach(), y) * n
                 stats.acc = correct / seen
             end
-            bar:update(unit == "img" and n or 1, stats)
+            bar:update(unit == "img" and n * world or 1, stats)
         end
         bar:close()
         if scheduler and not per_batch then scheduler:step() end
         local seconds = tide.clock() - t0
+        if dist.active() then
+            -- the epoch's numbers over every rank's batches
+            local sums = dist.all_reduce({seen, loss_sum, correct}, "sum")
+            seen, loss_sum, correct = sums[1], sums[2], sums[3]
+        end
         local rec = {variant = variant, epoch = epoch, train_loss = loss_sum / seen, seconds = seconds, lr = lr}
         if acc_fn then rec.train_acc = correct / seen end
-        if test_loader then
+        if test then
             local t1 = tide.clock()
-            logits, labels = E.evaluate(model, test_loader, {device = device})
+            logits, labels = evaluate_test(model, test_loader, part, device)
             tide.no_grad(function() rec.test_loss = eval_loss(logits, labels, epoch):item() end)
             if acc_fn then rec.test_acc = acc_fn(logits, labels) end
             if calibration then
@@ -309,30 +430,42 @@ function Experiment:train_classifier(opts)
             end
             rec.eval_seconds = tide.clock() - t1
         end
+        if dist.active() then
+            -- the times of the slowest rank
+            local t = dist.all_reduce({rec.seconds, rec.eval_seconds or 0}, "max")
+            rec.seconds = t[1]
+            if rec.eval_seconds then rec.eval_seconds = t[2] end
+        end
         if opts.on_epoch then
             local more = opts.on_epoch(rec, model, epoch, logits, labels)
             if type(more) == "table" then for k, v in pairs(more) do rec[k] = v end end
         end
         self:log(rec)
-        if opts.checkpoint ~= false then
+        if opts.checkpoint ~= false and self.main then
             tide.checkpoint.save(ckpt, {model = model, optimizer = optimizer, epoch = epoch,
                                         extra = scheduler and {scheduler = scheduler:state_dict()} or nil})
         end
-        if not self.quiet then
+        if not self.quiet and self.main then
             local parts = {string.format("%s epoch %d/%d: train loss %.4f", variant, epoch, epochs, rec.train_loss)}
             if rec.train_acc then parts[#parts + 1] = string.format("acc %.2f%%", 100 * rec.train_acc) end
             if rec.test_acc then parts[#parts + 1] = string.format("test acc %.2f%%", 100 * rec.test_acc) end
             if rec.ece then parts[#parts + 1] = string.format("ECE %.4f", rec.ece) end
-            parts[#parts + 1] = string.format("%.1f s", seconds)
+            parts[#parts + 1] = string.format("%.1f s", rec.seconds)
             print(table.concat(parts, ", "))
         end
     end
     if loader ~= train then loader:close() end
     if test_loader and test_loader ~= test then test_loader:close() end
-    if test_loader and logits == nil then
-        logits, labels = E.evaluate(model, test_loader, {device = device})
+    if test and logits == nil then
+        logits, labels = evaluate_test(model, test_loader, part, device)
     end
+    if part then part.loader:close() end
     model:evaluate()
+    -- the wrapper's gradient reducer stops listening to backward passes
+    if net ~= model then
+        local reducer = rawget(net, "_reducer")
+        if reducer and reducer.close then reducer:close() end
+    end
     local history = self:history(variant)
     local secs = 0
     for _, r in ipairs(history) do secs = secs + (r.seconds or 0) end
