@@ -107,6 +107,7 @@ function M.install(tide, core)
     -- accumulate, and the next backward outside averages the sum
     function DDP:no_sync(fn)
         if type(fn) ~= "function" then argerror("no_sync", 1, "function expected, got " .. type(fn)) end
+        if self._closed then return fn() end
         self._reducer:set_sync(false)
         local res = table.pack(pcall(fn))
         self._reducer:set_sync(true)
@@ -115,11 +116,21 @@ function M.install(tide, core)
     end
 
     -- the number of gradient buckets
-    function DDP:buckets() return self._reducer:buckets() end
+    function DDP:buckets() return self._closed and 0 or self._reducer:buckets() end
+
+    -- stops averaging for good: backward passes through the model are
+    -- then a single process's (the reducer's buffers are freed)
+    function DDP:close()
+        if not self._closed then self._reducer:close() end
+        rawset(self, "_closed", true)
+    end
 
     -- of the last backward: seconds spent waiting for all-reduces after it
     -- ended, and seconds the all-reduces took
-    function DDP:comm_timing() return self._reducer:timing() end
+    function DDP:comm_timing()
+        if self._closed then return 0, 0 end
+        return self._reducer:timing()
+    end
 
     function DDP:extra_repr()
         return string.format("bucket_cap_mb=%g, broadcast_buffers=%s, buckets=%d, world_size=%d",

@@ -95,6 +95,10 @@ describe("tide.distributed in a world of one", function()
         end
         local wait_s, comm_s = ddp:comm_timing()
         assert.is_true(wait_s >= 0 and comm_s >= 0)
+        ddp:close()
+        ddp:close()
+        assert.are.equal(0, ddp:buckets())
+        F.cross_entropy(ddp(x), y):backward() -- a plain backward now
     end)
 
     it("names the wrapped model's keys under module.", function()

@@ -462,10 +462,7 @@ function Experiment:train_classifier(opts)
     if part then part.loader:close() end
     model:evaluate()
     -- the wrapper's gradient reducer stops listening to backward passes
-    if net ~= model then
-        local reducer = rawget(net, "_reducer")
-        if reducer and reducer.close then reducer:close() end
-    end
+    if net ~= model then net:close() end
     local history = self:history(variant)
     local secs = 0
     for _, r in ipairs(history) do secs = secs + (r.seconds or 0) end
