@@ -2,7 +2,8 @@
 # Run every benchmark in scripts/bench/ and print one table: benchmark,
 # tide, pytorch, ratio, goal. PyTorch runs in the same invocation at the
 # same thread count (Debian's python3-torch; without it, tide's numbers
-# only). Usage: scripts/bench/run.sh [threads]; `make bench` calls it.
+# only); allreduce and ddp run 2 ranks under mpirun, against MPI_Allreduce
+# and 1 process. Usage: scripts/bench/run.sh [threads]; `make bench` calls it.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,13 +21,38 @@ rows="$(mktemp)"
 trap 'rm -f "$rows"' EXIT
 export TIDE_BENCH_ROWS="$rows"
 
+# the distributed ones (allreduce, ddp) run 2 ranks under mpirun, and
+# allreduce against a C program that CMake builds beside tide with MPI
+mpi_skip=""
+if ! command -v mpirun >/dev/null 2>&1; then
+    mpi_skip="no mpirun (apt-get install openmpi-bin)"
+elif [ ! -x "$(dirname "$tide")/bench_allreduce_mpi" ]; then
+    mpi_skip="$(dirname "$tide")/bench_allreduce_mpi is not built (tide was built without MPI)"
+fi
+
 status=0
 cd "$root"
 for bench in "$here"/*.lua; do
     name="$(basename "$bench" .lua)"
     [ "$name" = benchlib ] && continue
     echo "== $name"
-    if ! "$tide" "$bench" $threads; then
+    case "$name" in
+    allreduce | ddp)
+        if [ -n "$mpi_skip" ]; then
+            echo "skipped: $mpi_skip"
+            echo
+            continue
+        fi
+        ;;
+    esac
+    if [ "$name" = allreduce ]; then
+        # its driver: the C baseline and tide, a few runs each
+        run=(env TIDE="$tide" "$here/allreduce.sh")
+    else
+        run=("$tide" "$bench")
+        if [ -n "$threads" ]; then run+=("$threads"); fi
+    fi
+    if ! "${run[@]}"; then
         echo "run.sh: $name failed" >&2
         printf '%s\t%s\t%s\t%s\t%s\n' "$name" "FAILED" "-" "-" "-" >> "$rows"
         status=1
