@@ -101,9 +101,9 @@ static double timeout_s;
 typedef struct {
     int32_t active; /* inside a collective now */
     int32_t pad;
-    uint64_t seq;   /* the collective's number on this rank, from 1 */
-    double since;   /* when it was entered (this rank's clock) */
-    char what[160]; /* td_coll_describe of it, or of the last one */
+    uint64_t seq;    /* the collective's number on this rank, from 1 */
+    double since;    /* when it was entered (this rank's clock) */
+    td_coll_sig sig; /* that collective, or the last one (described only when needed) */
 } where_t;
 static where_t here;
 static pthread_mutex_t here_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -159,7 +159,8 @@ static void time_out(const where_t *w)
     where_t *got = calloc((size_t)n_ranks, sizeof *got);
     char *answered = calloc((size_t)n_ranks, 1);
     if (!got || !answered) {
-        fprintf(stderr, "tide: rank %d: %s timed out after %g s\n", my_rank, w->what, timeout_s);
+        fprintf(stderr, "tide: rank %d: collective #%llu timed out after %g s\n", my_rank,
+                (unsigned long long)w->seq, timeout_s);
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     int64_t q = (int64_t)w->seq;
@@ -183,22 +184,25 @@ static void time_out(const where_t *w)
             nap(1000000);
         }
     }
-    char msg[4096];
+    char msg[4096], what[200], other[200];
+    td_coll_describe(&w->sig, what, sizeof what);
     int k =
         snprintf(msg, sizeof msg,
                  "tide.distributed: rank %d waited more than %g s in %s (its collective #%llu); "
                  "ranks that did not arrive:",
-                 my_rank, timeout_s, w->what, (unsigned long long)w->seq);
+                 my_rank, timeout_s, what, (unsigned long long)w->seq);
     int missing = 0, lower_waiting = 0;
     for (int r = 0; r < n_ranks && (size_t)k < sizeof msg - 200; r++) {
         if (r == my_rank) continue;
         const where_t *o = &got[r];
-        bool same = answered[r] && o->active && o->seq == w->seq && !strcmp(o->what, w->what);
+        bool same = answered[r] && o->active && o->seq == w->seq &&
+                    !memcmp(&o->sig, &w->sig, sizeof o->sig);
         if (same) {
             if (r < my_rank) lower_waiting = 1;
             continue;
         }
         missing++;
+        td_coll_describe(&o->sig, other, sizeof other);
         if (!answered[r])
             k += snprintf(msg + k, sizeof msg - (size_t)k,
                           "%s rank %d (no answer: it ended, crashed or is stuck in C code)",
@@ -206,13 +210,13 @@ static void time_out(const where_t *w)
         else if (o->active)
             k += snprintf(msg + k, sizeof msg - (size_t)k,
                           "%s rank %d (waiting in %s, its collective #%llu)",
-                          missing > 1 ? ";" : "", r, o->what, (unsigned long long)o->seq);
+                          missing > 1 ? ";" : "", r, other, (unsigned long long)o->seq);
         else
             k += snprintf(msg + k, sizeof msg - (size_t)k,
                           "%s rank %d (busy outside any collective after %llu of them; the last "
                           "was %s)",
                           missing > 1 ? ";" : "", r, (unsigned long long)o->seq,
-                          o->seq ? o->what : "none");
+                          o->seq ? other : "none");
     }
     if (!missing)
         snprintf(msg + k, sizeof msg - (size_t)k,
@@ -286,7 +290,7 @@ static void enter(const td_coll_sig *s)
     here.active = 1;
     here.seq++;
     here.since = now();
-    td_coll_describe(s, here.what, sizeof here.what);
+    here.sig = *s;
     pthread_mutex_unlock(&here_mu);
 }
 
