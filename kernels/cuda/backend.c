@@ -1,16 +1,165 @@
 /* The CUDA backend table, and GEMM through cuBLAS. An entry left NULL is
  * an op CUDA does not have: the runtime (and for the losses the loss
- * table) answers "<op> is not implemented on cuda yet" before reaching it. */
+ * table) answers "<op> is not implemented on cuda yet" before reaching it.
+ *
+ * cuBLAS is opened with dlopen on the first matmul, not linked: linked,
+ * libcublas and the libcublasLt it needs (half a gigabyte, with static
+ * initialisers) were mapped and run by every `tide`, GPU or not, for
+ * about 350 ms and 220 MB of startup. The entry points keep the header's
+ * prototypes (__typeof__), so a changed signature is a compile error
+ * here; the names are the real symbols, not cublas_v2.h's macros
+ * (cublasCreate is cublasCreate_v2). The loader tries the plain name
+ * (LD_LIBRARY_PATH, the loader's cache), then the toolkit's folder CMake
+ * found it in (TIDE_CUBLAS_DIR), then each entry of TIDE_CUBLAS_PATH
+ * (colon-separated, each libcublas.so.13 itself or the folder that holds
+ * it). libcublasLt comes with it: libcublas finds it beside itself. */
 #include "cuda_internal.h"
 #include "nn.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include <dlfcn.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#ifndef TIDE_CUBLAS_DIR
+#define TIDE_CUBLAS_DIR ""
+#endif
 
 #define MAX_DEVICES 64
 
-/* ---- cuBLAS ---------------------------------------------------------------- */
+/* ---- loading cuBLAS ---------------------------------------------------------- */
+
+/* the soname tide was built against: cublas_api.h's major version */
+#define CUBLAS_LIB_NAME "libcublas.so.13"
+_Static_assert(CUBLAS_VER_MAJOR == 13, "CUBLAS_LIB_NAME names another cuBLAS than cublas_v2.h's");
+#define CUBLAS_HOW_TO_FIX                                                                          \
+    "install CUDA 13's cuBLAS (the toolkit, libcublas-13-0, or pip install nvidia-cublas) and "    \
+    "put its lib folder on LD_LIBRARY_PATH, or set TIDE_CUBLAS_PATH to " CUBLAS_LIB_NAME           \
+    " or the folder holding it"
+
+#define CUBLAS_FUNCS(X)                                                                            \
+    X(cublasGetProperty)                                                                           \
+    X(cublasGetStatusString)                                                                       \
+    X(cublasCreate_v2)                                                                             \
+    X(cublasSgemmStridedBatched_64)                                                                \
+    X(cublasDgemmStridedBatched_64)
+
+#define FIELD(f) __typeof__(&f) f;
+static struct {
+    CUBLAS_FUNCS(FIELD)
+} blas;
+#undef FIELD
+
+static pthread_once_t load_once = PTHREAD_ONCE_INIT;
+static char load_error[2048];  /* why not, when not loaded */
+static int loaded_version;     /* e.g. 130100, 0 when not loaded */
+static char loaded_from[1024]; /* the path that opened */
+
+/* appends "; <message>" to load_error (the first without "; ") */
+__attribute__((format(printf, 1, 2))) static void note(const char *fmt, ...)
+{
+    size_t n = strlen(load_error);
+    if (n + 3 >= sizeof load_error) return;
+    if (n > 0) {
+        memcpy(load_error + n, "; ", 3);
+        n += 2;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(load_error + n, sizeof load_error - n, fmt, ap);
+    va_end(ap);
+}
+
+static void *try_open(const char *path)
+{
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (h) snprintf(loaded_from, sizeof loaded_from, "%s", path);
+    if (!h) {
+        const char *e = dlerror();
+        if (e && strstr(e, path))
+            note("%s", e);
+        else
+            note("%s: %s", path, e ? e : "not found");
+    }
+    return h;
+}
+
+/* each entry of TIDE_CUBLAS_PATH: the library itself or its folder */
+static void *open_from_env(void)
+{
+    const char *env = getenv("TIDE_CUBLAS_PATH");
+    if (!env || !*env) {
+        note("TIDE_CUBLAS_PATH is not set");
+        return NULL;
+    }
+    char *list = strdup(env);
+    if (!list) return NULL;
+    void *h = NULL;
+    char *save = NULL;
+    for (char *p = strtok_r(list, ":", &save); p && !h; p = strtok_r(NULL, ":", &save)) {
+        struct stat st;
+        char path[sizeof loaded_from];
+        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            snprintf(path, sizeof path, "%s/" CUBLAS_LIB_NAME, p);
+        else
+            snprintf(path, sizeof path, "%s", p);
+        h = try_open(path);
+    }
+    free(list);
+    return h;
+}
+
+static void load(void)
+{
+    load_error[0] = '\0';
+    void *h = try_open(CUBLAS_LIB_NAME);
+    if (!h && TIDE_CUBLAS_DIR[0]) h = try_open(TIDE_CUBLAS_DIR "/" CUBLAS_LIB_NAME);
+    if (!h) h = open_from_env();
+    if (!h) {
+        note("%s", CUBLAS_HOW_TO_FIX);
+        return;
+    }
+    load_error[0] = '\0'; /* the earlier tries' failures are not the answer */
+#define LOOKUP(f)                                                                                  \
+    {                                                                                              \
+        void *s = dlsym(h, #f);                                                                    \
+        if (!s) {                                                                                  \
+            snprintf(load_error, sizeof load_error, "%s lacks %s", loaded_from, #f);               \
+            return;                                                                                \
+        }                                                                                          \
+        memcpy(&blas.f, &s, sizeof s);                                                             \
+    }
+    CUBLAS_FUNCS(LOOKUP)
+#undef LOOKUP
+    int major = 0, minor = 0, patch = 0;
+    if (blas.cublasGetProperty(MAJOR_VERSION, &major) != CUBLAS_STATUS_SUCCESS ||
+        blas.cublasGetProperty(MINOR_VERSION, &minor) != CUBLAS_STATUS_SUCCESS ||
+        blas.cublasGetProperty(PATCH_LEVEL, &patch) != CUBLAS_STATUS_SUCCESS ||
+        major != CUBLAS_VER_MAJOR) {
+        snprintf(load_error, sizeof load_error, "%s says version %d.%d.%d", loaded_from, major,
+                 minor, patch);
+        return;
+    }
+    loaded_version = major * 10000 + minor * 100 + patch;
+}
+
+td_status td_cublas_load(void)
+{
+    pthread_once(&load_once, load);
+    if (!loaded_version)
+        return td_error(TD_EINVAL, 0, "matmul on cuda needs cuBLAS 13 (" CUBLAS_LIB_NAME "): %s",
+                        load_error);
+    return TD_OK;
+}
+
+int td_cublas_version(void) { return loaded_version; }
+
+/* ---- handles, one per device ------------------------------------------------- */
 
 static pthread_mutex_t handle_lock = PTHREAD_MUTEX_INITIALIZER;
 static cublasHandle_t handles[MAX_DEVICES];
@@ -19,18 +168,19 @@ static td_status handle_for(int device, cublasHandle_t *out)
 {
     if (device < 0 || device >= MAX_DEVICES)
         return td_error(TD_EINVAL, 0, "matmul: bad CUDA device %d", device);
+    TD_TRY(td_cublas_load());
     pthread_mutex_lock(&handle_lock);
     cublasStatus_t s = CUBLAS_STATUS_SUCCESS;
     if (!handles[device]) {
         td_cuda_use(device);
-        s = cublasCreate(&handles[device]);
+        s = blas.cublasCreate_v2(&handles[device]);
         if (s != CUBLAS_STATUS_SUCCESS) handles[device] = NULL;
     }
     *out = handles[device];
     pthread_mutex_unlock(&handle_lock);
     if (s != CUBLAS_STATUS_SUCCESS)
         return td_error(TD_EINVAL, 0, "matmul: could not start cuBLAS on cuda:%d: %s", device,
-                        cublasGetStatusString(s));
+                        blas.cublasGetStatusString(s));
     return TD_OK;
 }
 
@@ -80,15 +230,15 @@ td_status td_cuda_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, 
     cublasStatus_t s;
     if (dt == TD_FLOAT32) {
         float fa = (float)alpha, fb = (float)beta;
-        s = cublasSgemmStridedBatched_64(h, opb, opa, n, m, k, &fa, b, ldb, stride_b, a, lda,
-                                         stride_a, &fb, c, ldc, stride_c, batch);
+        s = blas.cublasSgemmStridedBatched_64(h, opb, opa, n, m, k, &fa, b, ldb, stride_b, a, lda,
+                                              stride_a, &fb, c, ldc, stride_c, batch);
     } else {
-        s = cublasDgemmStridedBatched_64(h, opb, opa, n, m, k, &alpha, b, ldb, stride_b, a, lda,
-                                         stride_a, &beta, c, ldc, stride_c, batch);
+        s = blas.cublasDgemmStridedBatched_64(h, opb, opa, n, m, k, &alpha, b, ldb, stride_b, a,
+                                              lda, stride_a, &beta, c, ldc, stride_c, batch);
     }
     if (s != CUBLAS_STATUS_SUCCESS)
         return td_error(TD_EINVAL, 0, "matmul: cuBLAS failed on cuda:%d: %s", device,
-                        cublasGetStatusString(s));
+                        blas.cublasGetStatusString(s));
     return TD_OK;
 }
 

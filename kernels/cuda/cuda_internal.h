@@ -82,7 +82,12 @@ void td_cuda_gather(td_tensor *out, const td_tensor *x, int dim, const td_tensor
 void td_cuda_scatter(td_tensor *out, int dim, const td_tensor *index, const td_tensor *src,
                      bool accumulate);
 
-/* cuBLAS (backend.c) */
+/* cuBLAS (backend.c), loaded on first use: TD_OK when libcublas.so.13
+ * and every entry tide calls were found, else the error says where it
+ * looked and how to fix it. Needs no GPU: tests call it on the build
+ * machine. The version is e.g. 130100 (13.1.0), 0 before a load. */
+td_status td_cublas_load(void);
+int td_cublas_version(void);
 td_status td_cuda_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, int64_t n,
                        int64_t k, double alpha, const void *a, int64_t lda, int64_t stride_a,
                        const void *b, int64_t ldb, int64_t stride_b, double beta, void *c,

@@ -11,9 +11,11 @@
  * - determinism: reductions and softmax run twice give the same bits
  *
  * Exits 77 (ctest's SKIP_RETURN_CODE) where no GPU is usable, so such a
- * run reports itself skipped, never passed. */
+ * run reports itself skipped, never passed; cuBLAS (opened on first use)
+ * must load even then, or the run fails. */
 #include "internal.h"
 #include "cuda_check.h"
+#include "cuda/cuda_internal.h"
 
 #include <check.h>
 #include <math.h>
@@ -345,6 +347,13 @@ END_TEST
 /* ---- matmul through cuBLAS --------------------------------------------------------------------
  */
 
+START_TEST(cublas_is_loaded)
+{
+    ck_assert_msg(td_cublas_load() == TD_OK, "%s", td_last_error());
+    ck_assert_int_ge(td_cublas_version(), 130000);
+}
+END_TEST
+
 START_TEST(matmul_shapes_and_views)
 {
     for (int d = 0; d < 2; d++) {
@@ -500,6 +509,7 @@ static Suite *cuda_suite(void)
     tcase_add_test(tc, reductions_every_dim);
     tcase_add_test(tc, extremes_ties_and_nan);
     tcase_add_test(tc, softmax_forward_backward);
+    tcase_add_test(tc, cublas_is_loaded);
     tcase_add_test(tc, matmul_shapes_and_views);
     tcase_add_test(tc, gradient_flows_back_to_the_cpu_leaf);
     tcase_add_test(tc, guards_around_outputs);
@@ -508,4 +518,15 @@ static Suite *cuda_suite(void)
     return s;
 }
 
-int main(void) { return run_cuda_suite(cuda_suite, 1234, NULL); }
+int main(void)
+{
+    /* every machine that built the backend must be able to open cuBLAS */
+    if (td_cublas_load() != TD_OK) {
+        printf("FAILED: %s\n", td_last_error());
+        return EXIT_FAILURE;
+    }
+    int v = td_cublas_version();
+    char note[64];
+    snprintf(note, sizeof note, "(cuBLAS %d.%d.%d loads)", v / 10000, v / 100 % 100, v % 100);
+    return run_cuda_suite(cuda_suite, 1234, note);
+}
