@@ -23,7 +23,7 @@ bench-deps:
 	    deps/install.sh deps/bench-packages.txt; \
 	else \
 	    deps/install.sh deps/bench-packages.txt 2>/dev/null || \
-	    echo "note: python3-torch is not installed; benchmarks print tide's numbers only"; \
+	    echo "note: python3-torch or libtcmalloc-minimal4 is not installed; benchmarks print what they can"; \
 	fi
 
 build:

@@ -14,8 +14,7 @@ local SHAPES = {{64, 64, 32, 32}, {64, 128, 16, 16}, {64, 256, 8, 8}, {64, 512, 
 local threads = B.threads(arg)
 print(string.format("batch_norm float32, training, %d threads", threads))
 
-local torch, why = B.torch("batchnorm_torch.py", {threads})
-if not torch then print("note: " .. why .. "; tide's numbers only") end
+local pt = B.baseline("batchnorm_torch.py", {threads})
 
 tide.manual_seed(0)
 for _, s in ipairs(SHAPES) do
@@ -39,13 +38,18 @@ for _, s in ipairs(SHAPES) do
                 local _ <close> = tide.F.batch_norm(x, rm, rv, opts)
             end, {warmup = 3, repeats = 7, inner = 5})
         end)
-        B.row("bn fwd " .. key, fwd, torch and torch["fwd_" .. key], "ms", false, 1)
+        -- forward reads x and writes y: 2 * numel * 4 bytes (the per-channel
+        -- weight, bias and statistics, a few KB, are left out); a kernel
+        -- that reads x once for the statistics and once to normalise does 3
+        local numel = s[1] * s[2] * s[3] * s[4]
+        B.row("bn fwd " .. key, fwd, pt:get("fwd_" .. key), "ms", false, 1, {bytes = 2 * numel * 4})
         x.requires_grad = true -- a leaf in its layout (clone would be contiguous)
         local fb = B.time(function()
             x.grad, w.grad, b.grad = nil, nil, nil
             local y <close> = tide.F.batch_norm(x, rm, rv, opts)
             y:backward(gy)
         end, {warmup = 2, repeats = 7, inner = 3})
-        B.row("bn fwd+bwd " .. key, fb, torch and torch["fb_" .. key], "ms", false, 1)
+        -- plus the backward, which reads x and gy and writes dx: 5 * numel * 4 bytes
+        B.row("bn fwd+bwd " .. key, fb, pt:get("fb_" .. key), "ms", false, 1, {bytes = 5 * numel * 4})
     end
 end

@@ -11,12 +11,13 @@ local B = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "script
 
 local threads = B.threads(arg)
 local n, c, o, hw, k = 128, 32, 64, 14, 3
-local flops = 2 * n * o * hw * hw * c * k * k -- padding 1 keeps 14x14
+-- forward: 2 * N * K * C * R * S * P * Q FLOP (N n, K o, C c, R = S = k,
+-- P = Q = hw: padding 1 keeps 14x14); the bias add's N*K*P*Q never binds
+local flops = 2 * n * o * hw * hw * c * k * k
 print(string.format("conv2d float32 (%d,%d,%d,%d) * (%d,%d,%d,%d), padding 1, %d threads, %.3f GFLOP per forward",
                     n, c, hw, hw, o, c, k, k, threads, flops / 1e9))
 
-local torch, why = B.torch("conv_torch.py", {threads, n, c, o, hw, k})
-if not torch then print("note: " .. why .. "; tide's numbers only") end
+local pt = B.baseline("conv_torch.py", {threads, n, c, o, hw, k})
 
 tide.manual_seed(0)
 local x <close> = tide.randn({n, c, hw, hw})
@@ -25,9 +26,9 @@ local b <close> = tide.randn({o})
 local fwd = B.time(function()
     local _ <close> = tide.conv2d(x, w, {bias = b, padding = 1})
 end, {warmup = 3, repeats = 7, inner = 5})
-B.row("conv2d forward", flops / fwd / 1e9, torch and torch.forward and flops / torch.forward / 1e9,
-      "GFLOP/s", true, 2)
-B.row("conv2d forward (time)", fwd, torch and torch.forward, "ms", false)
+B.row("conv2d forward", flops / fwd / 1e9, pt:get("forward", function(s) return flops / s / 1e9 end),
+      "GFLOP/s", true, 2, {flop = flops})
+B.row("conv2d forward (time)", fwd, pt:get("forward"), "ms", false, nil, {flop = flops})
 
 local xg <close> = x:clone()
 xg.requires_grad = true
@@ -42,4 +43,7 @@ local fb = B.time(function()
     local l <close> = (y * gy):sum()
     l:backward()
 end, {warmup = 2, repeats = 5, inner = 2})
-B.row("conv2d forward+backward", fb, torch and torch.forward_backward, "ms", false)
+-- forward + the backward of data and of weight (each as many FLOP as the
+-- forward): 3x the forward; (y * gy):sum() and the bias gradient, a few
+-- MFLOP, are left out
+B.row("conv2d forward+backward", fb, pt:get("forward_backward"), "ms", false, nil, {flop = 3 * flops})

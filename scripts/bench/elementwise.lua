@@ -10,8 +10,7 @@ local threads = B.threads(arg)
 local sizes = {1 << 20, 64 << 20}
 print(string.format("elementwise float32, out of place, %d threads", threads))
 
-local torch, why = B.torch("elementwise_torch.py", {threads, table.concat(sizes, ",")})
-if not torch then print("note: " .. why .. "; tide's numbers only") end
+local pt = B.baseline("elementwise_torch.py", {threads, table.concat(sizes, ",")})
 
 local function label(n) return n >= (1 << 20) and string.format("%dM", n >> 20) or tostring(n) end
 
@@ -26,6 +25,8 @@ for _, n in ipairs(sizes) do
     local mul = B.time(function()
         local _ <close> = a * b
     end, {warmup = 3, repeats = 7, inner = inner})
-    B.row("add " .. label(n) .. " (time/op)", add, torch and torch["add_" .. n], "ms", false, 0.7)
-    B.row("mul " .. label(n) .. " (time/op)", mul, torch and torch["mul_" .. n], "ms", false, 0.7)
+    -- a + b of n float32: read 2n, write n = 3n * 4 bytes (n FLOP, which never binds)
+    local work = {bytes = 3 * n * 4}
+    B.row("add " .. label(n) .. " (time/op)", add, pt:get("add_" .. n), "ms", false, 0.7, work)
+    B.row("mul " .. label(n) .. " (time/op)", mul, pt:get("mul_" .. n), "ms", false, 0.7, work)
 end

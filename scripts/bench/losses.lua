@@ -12,8 +12,7 @@ local F = tide.F
 
 local threads = B.threads(arg)
 print(string.format("losses float32, forward + backward, %d threads", threads))
-local torch, why = B.torch("losses_torch.py", {threads})
-if not torch then print("note: " .. why .. "; tide's numbers only") end
+local pt = B.baseline("losses_torch.py", {threads})
 
 tide.manual_seed(0)
 
@@ -39,7 +38,10 @@ if have("cross_entropy") then
         local y = tide.randint(0, c, {n})
         local t = B.time(stepper(x, function() return F.cross_entropy(x, y) end), {inner = inner})
         local key = string.format("ce_%dx%d", n, c)
-        B.row(string.format("cross_entropy %dx%d", n, c), t, torch and torch[key], "ms", false, goal)
+        -- read the logits and the int64 targets, write the logits' gradient:
+        -- (2 * n * c) * 4 + n * 8 bytes
+        B.row(string.format("cross_entropy %dx%d", n, c), t, pt:get(key), "ms", false, goal,
+              {bytes = 2 * n * c * 4 + n * 8})
     end
 end
 
@@ -48,12 +50,16 @@ if have("binary_cross_entropy_with_logits") then
     local y = tide.rand({8192, 1000}):gt(0.5):float()
     local t = B.time(stepper(x, function() return F.binary_cross_entropy_with_logits(x, y) end),
                      {inner = 5})
-    B.row("bce_with_logits 8192x1000", t, torch and torch.bce_8192x1000, "ms", false, 0.3)
+    -- read the logits and the float32 targets, write the gradient: 3 * n * c * 4 bytes
+    B.row("bce_with_logits 8192x1000", t, pt:get("bce_8192x1000"), "ms", false, 0.3,
+          {bytes = 3 * 8192 * 1000 * 4})
 end
 
 if have("focal_loss") then
     local x = tide.randn({8192, 1000}, {requires_grad = true})
     local y = tide.randint(0, 1000, {8192})
     local t = B.time(stepper(x, function() return F.focal_loss(x, y, {gamma = 2}) end), {inner = 5})
-    B.row("focal_loss 8192x1000", t, torch and torch.focal_8192x1000, "ms", false, 0.15)
+    -- as cross_entropy: (2 * n * c) * 4 + n * 8 bytes
+    B.row("focal_loss 8192x1000", t, pt:get("focal_8192x1000"), "ms", false, 0.15,
+          {bytes = 2 * 8192 * 1000 * 4 + 8192 * 8})
 end

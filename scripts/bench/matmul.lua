@@ -9,8 +9,7 @@ local threads = B.threads(arg)
 local sizes = {1024, 4096}
 print(string.format("matmul float32, %d threads", threads))
 
-local torch, why = B.torch("matmul_torch.py", {threads, table.concat(sizes, ",")})
-if not torch then print("note: " .. why .. "; tide's numbers only") end
+local pt = B.baseline("matmul_torch.py", {threads, table.concat(sizes, ",")})
 
 tide.manual_seed(0)
 for _, n in ipairs(sizes) do
@@ -20,7 +19,8 @@ for _, n in ipairs(sizes) do
     local s = B.time(function()
         local _ <close> = a:matmul(b)
     end, {warmup = 2, repeats = 5, inner = inner})
-    local gflops = 2 * n ^ 3 / s / 1e9
-    B.row(string.format("matmul %dx%d GFLOP/s", n, n), gflops,
-          torch and torch["gflops_" .. n], "GFLOP/s", true, 1.8)
+    -- (n,n) x (n,n): 2 * n^3 FLOP (its 3 * n^2 * 4 bytes never bind)
+    local flop = 2 * n ^ 3
+    B.row(string.format("matmul %dx%d GFLOP/s", n, n), flop / s / 1e9,
+          pt:get("gflops_" .. n), "GFLOP/s", true, 1.8, {flop = flop})
 end

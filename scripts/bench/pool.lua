@@ -18,8 +18,7 @@ local B = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "script
 local threads = B.threads(arg)
 print(string.format("pooling float32, %d threads", threads))
 
-local torch, why = B.torch("pool_torch.py", {threads})
-if not torch then print("note: " .. why .. "; tide's numbers only") end
+local pt = B.baseline("pool_torch.py", {threads})
 
 -- keep these in step with pool_torch.py
 local shapes = { { 128, 32, 28, 28 }, { 128, 64, 14, 14 }, { 64, 512, 4, 4 } }
@@ -38,10 +37,22 @@ for _, op in ipairs(ops) do
             local xl <close> = lay[1] == "cl" and x:contiguous { memory_format = "channels_last" } or x:clone()
             local key = string.format("%s_%dx%dx%dx%d_%s", op[1], s[1], s[2], s[3], s[4], lay[1])
             local label = string.format("%s %dx%dx%dx%d %s", op[2], s[1], s[2], s[3], s[4], lay[2])
+            -- in and out: the elements of x and of y; forward reads x and
+            -- writes y: (in + out) * 4 bytes. The backward reads gy and
+            -- writes dx, (out + in) * 4 more; where a max pool finds its
+            -- argmax (indices saved, or x read again) is not counted
+            local nin = s[1] * s[2] * s[3] * s[4]
+            local nout
+            do
+                local y <close> = op[3](xl)
+                local ys = y:shape()
+                nout = ys[1] * ys[2] * ys[3] * ys[4]
+            end
             local fwd = B.time(function()
                 local _ <close> = op[3](xl)
             end, { warmup = 3, repeats = 7, inner = 5 })
-            B.row(label .. " fwd", fwd, torch and torch[key .. "_fwd"], "ms", false, lay[1] == "cl" and 1 or nil)
+            B.row(label .. " fwd", fwd, pt:get(key .. "_fwd"), "ms", false, lay[1] == "cl" and 1 or nil,
+                  { bytes = (nin + nout) * 4 })
             -- a leaf in the layout (clone would give a contiguous tensor)
             local xg <close> = (lay[1] == "cl" and x:contiguous { memory_format = "channels_last" } or x:clone())
                 :detach()
@@ -55,7 +66,7 @@ for _, op in ipairs(ops) do
                 local y <close> = op[3](xg)
                 y:backward(gyl)
             end, { warmup = 3, repeats = 7, inner = 3 })
-            B.row(label .. " fwd+bwd", fb, torch and torch[key .. "_fb"], "ms", false)
+            B.row(label .. " fwd+bwd", fb, pt:get(key .. "_fb"), "ms", false, nil, { bytes = 2 * (nin + nout) * 4 })
         end
     end
 end

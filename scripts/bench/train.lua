@@ -20,6 +20,42 @@ local B = dofile(here .. "/benchlib.lua")
 local DATA_DIR = "/usr/share/datasets/fashion-mnist"
 local CASES = {"mlp", "smallcnn", "resnet18"}
 local GOAL = {mlp = 0.3, smallcnn = 0.5, resnet18 = 0.5}
+local EPOCH_SAMPLES = 60000 -- Fashion-MNIST's training split, or the random stand-in
+
+-- The FLOP of one training step on one sample, from the layers that do
+-- the arithmetic, each {cin, cout, k, hw} (a k x k convolution with hw x hw
+-- outputs, so its stride is in hw; a linear layer is {in, out, 1, 1}):
+-- forward 2 * cin * cout * k * k * hw * hw each; backward 2x the forward
+-- (input and weight gradients) less the input gradient of the first layer,
+-- which nothing needs. Batch norm, ReLU, pooling, the loss and the
+-- optimizer, a few FLOP an element, are left out.
+local function step_flop(layers)
+    local fwd = 0
+    for _, l in ipairs(layers) do fwd = fwd + 2 * l[1] * l[2] * l[3] * l[3] * l[4] * l[4] end
+    local first = layers[1]
+    return 3 * fwd - 2 * first[1] * first[2] * first[3] * first[3] * first[4] * first[4]
+end
+
+-- keep in step with models/ (mlp, smallcnn, resnet18 with the CIFAR stem)
+local LAYERS = {
+    mlp = {{784, 256, 1, 1}, {256, 256, 1, 1}, {256, 10, 1, 1}},
+    smallcnn = {{1, 32, 3, 28}, {32, 64, 3, 14}, {64, 128, 3, 7}, {128, 10, 1, 1}},
+    resnet18 = {{3, 64, 3, 32}},
+}
+do
+    local r = LAYERS.resnet18
+    for _ = 1, 4 do r[#r + 1] = {64, 64, 3, 32} end
+    -- layers 2 to 4: a strided block with a 1x1 downsample, then a plain one
+    for _, s in ipairs({{64, 128, 16}, {128, 256, 8}, {256, 512, 4}}) do
+        local cin, cout, hw = s[1], s[2], s[3]
+        r[#r + 1] = {cin, cout, 3, hw}
+        r[#r + 1] = {cout, cout, 3, hw}
+        r[#r + 1] = {cin, cout, 1, hw}
+        r[#r + 1] = {cout, cout, 3, hw}
+        r[#r + 1] = {cout, cout, 3, hw}
+    end
+    r[#r + 1] = {512, 10, 1, 1}
+end
 
 local threads, steps, only
 do
@@ -145,14 +181,15 @@ local data_dir = have_data() and DATA_DIR or ""
 for _, case in ipairs(CASES) do
     local n = steps or (case == "resnet18" and 5 or nil)
     local t = tide_child(case, n)
-    local pt, why = B.torch("train_torch.py", {threads, case, n or 0, data_dir})
-    if not pt then print("note: " .. why .. "; tide's numbers only") end
+    local pt = B.baseline("train_torch.py", {threads, case, n or 0, data_dir})
     if case == "resnet18" then
-        B.row("resnet18 cifar step b64", t.step, pt and pt.step, "ms", false, GOAL[case])
+        B.row("resnet18 cifar step b64", t.step, pt:get("step"), "ms", false, GOAL[case],
+              {flop = 64 * step_flop(LAYERS.resnet18)})
     else
         local how = steps and string.format(" (%d steps, extrap.)", steps) or ""
-        B.row(case .. " epoch b128" .. how, t.epoch, pt and pt.epoch, "s", false, GOAL[case])
+        B.row(case .. " epoch b128" .. how, t.epoch, pt:get("epoch"), "s", false, GOAL[case],
+              {flop = EPOCH_SAMPLES * step_flop(LAYERS[case])})
     end
-    B.row(case .. " peak RSS", t.vmhwm_kb and t.vmhwm_kb / 1024, pt and pt.vmhwm_kb and pt.vmhwm_kb / 1024,
+    B.row(case .. " peak RSS", t.vmhwm_kb and t.vmhwm_kb / 1024, pt:get("vmhwm_kb", function(kb) return kb / 1024 end),
           "MiB", false, 1.0)
 end
