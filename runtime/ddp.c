@@ -15,7 +15,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct {
     td_tensor *flat;  /* every parameter's gradient, end to end */
@@ -40,13 +39,6 @@ struct td_ddp {
     bool sync, active;
     double wait_s, comm_s;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static const entry *sort_base;
 static int by_param(const void *a, const void *b)
@@ -136,7 +128,7 @@ static td_status on_end(void *ud, bool ok)
     /* buckets whose parameters took no part start now, in order */
     for (; d->next_launch < d->n_buckets && st == TD_OK; d->next_launch++)
         st = launch(d, &d->b[d->next_launch]);
-    double t0 = now_s(), comm = 0;
+    double t0 = td_dist_now(), comm = 0;
     for (int k = 0; k < d->n_buckets && st == TD_OK; k++) {
         bucket *bk = &d->b[k];
         if (!bk->work) continue;
@@ -145,7 +137,7 @@ static td_status on_end(void *ud, bool ok)
         td_dist_work_times(bk->work, &a, &b);
         comm += b - a;
     }
-    d->wait_s = now_s() - t0;
+    d->wait_s = td_dist_now() - t0;
     d->comm_s = comm;
     bool prev = td_set_grad_enabled(false);
     for (int i = 0; i < d->n && st == TD_OK; i++) {

@@ -43,6 +43,8 @@ td_status td_mpi_init(double timeout, int *rank, int *world, int *local_rank, in
  * at a time (the front-end serialises). AVG arrives here as SUM. */
 td_status td_mpi_run(const td_coll *c, const char *fname);
 void td_mpi_finalize(void);
+/* monotonic seconds, for the timeout and the reducer's timings */
+double td_dist_now(void);
 /* when the engine started and ended a handle's work (0 for NCCL's) */
 struct td_dist_work;
 void td_dist_work_times(const struct td_dist_work *w, double *start, double *end);

@@ -110,13 +110,6 @@ static pthread_mutex_t here_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t watchdog;
 static atomic_bool watchdog_on, watchdog_stop;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void nap(long ns)
 {
     struct timespec ts = {0, ns};
@@ -167,8 +160,8 @@ static void time_out(const where_t *w)
     for (int r = 0; r < n_ranks; r++)
         if (r != my_rank) MPI_Send(&q, 1, MPI_INT64_T, r, TAG_QUERY, diag_comm);
     int pending = n_ranks - 1;
-    double until = now() + 2.0;
-    while (pending > 0 && now() < until) {
+    double until = td_dist_now() + 2.0;
+    while (pending > 0 && td_dist_now() < until) {
         int flag = 0;
         MPI_Status st;
         MPI_Iprobe(MPI_ANY_SOURCE, TAG_REPLY, diag_comm, &flag, &st);
@@ -224,8 +217,8 @@ static void time_out(const where_t *w)
     /* one message per job: the lowest waiting rank speaks, the others
      * give it time to */
     if (lower_waiting) {
-        double until2 = now() + 5.0;
-        while (now() < until2) {
+        double until2 = td_dist_now() + 5.0;
+        while (td_dist_now() < until2) {
             serve_queries();
             nap(10000000);
         }
@@ -243,7 +236,7 @@ static void *watch(void *arg)
     while (!atomic_load(&watchdog_stop)) {
         serve_queries();
         where_t w = snapshot();
-        if (w.active && now() - w.since > timeout_s) time_out(&w);
+        if (w.active && td_dist_now() - w.since > timeout_s) time_out(&w);
         nap(20000000);
     }
     return NULL;
@@ -289,7 +282,7 @@ static void enter(const td_coll_sig *s)
     pthread_mutex_lock(&here_mu);
     here.active = 1;
     here.seq++;
-    here.since = now();
+    here.since = td_dist_now();
     here.sig = *s;
     pthread_mutex_unlock(&here_mu);
 }

@@ -94,7 +94,7 @@ static void self_run(const td_coll *c)
         if (c->recv != c->send) memcpy(c->recv, c->send, (size_t)c->count * c->elem);
 }
 
-static double now_s(void)
+double td_dist_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -109,15 +109,28 @@ void td_dist_work_times(const td_dist_work *w, double *start, double *end)
 
 static void execute(td_dist_work *w)
 {
-    w->t_start = now_s();
+    w->t_start = td_dist_now();
     td_clear_error();
     w->st = S.mpi ? td_mpi_run(&w->c, w->fname) : TD_OK;
     if (!S.mpi) self_run(&w->c);
-    w->t_end = now_s();
+    w->t_end = td_dist_now();
     if (w->st != TD_OK) {
         snprintf(w->msg, sizeof w->msg, "%s", td_last_error());
         w->arg = td_last_error_arg();
     }
+}
+
+/* called and returning with q_mu held: w runs with the lock released,
+ * marked busy so nothing else starts meanwhile */
+static void run_exclusive(td_dist_work *w)
+{
+    q_busy = true;
+    pthread_mutex_unlock(&q_mu);
+    execute(w);
+    pthread_mutex_lock(&q_mu);
+    q_busy = false;
+    w->done = true;
+    pthread_cond_broadcast(&q_cv);
 }
 
 static void *comm_main(void *arg)
@@ -130,13 +143,7 @@ static void *comm_main(void *arg)
         td_dist_work *w = q_head;
         q_head = w->next;
         if (!q_head) q_tail = NULL;
-        q_busy = true;
-        pthread_mutex_unlock(&q_mu);
-        execute(w);
-        pthread_mutex_lock(&q_mu);
-        q_busy = false;
-        w->done = true;
-        pthread_cond_broadcast(&q_cv);
+        run_exclusive(w);
     }
     pthread_mutex_unlock(&q_mu);
     return NULL;
@@ -147,13 +154,7 @@ static td_status submit(td_dist_work *w, bool async)
 {
     pthread_mutex_lock(&q_mu);
     if (!async && !q_head && !q_busy) {
-        q_busy = true;
-        pthread_mutex_unlock(&q_mu);
-        execute(w);
-        pthread_mutex_lock(&q_mu);
-        q_busy = false;
-        w->done = true;
-        pthread_cond_broadcast(&q_cv);
+        run_exclusive(w);
         pthread_mutex_unlock(&q_mu);
         return TD_OK;
     }
