@@ -20,11 +20,9 @@
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #ifndef TIDE_CUBLAS_DIR
 #define TIDE_CUBLAS_DIR ""
@@ -60,71 +58,12 @@ static char load_error[2048];  /* why not, when not loaded */
 static int loaded_version;     /* e.g. 130100, 0 when not loaded */
 static char loaded_from[1024]; /* the path that opened */
 
-/* appends "; <message>" to load_error (the first without "; ") */
-__attribute__((format(printf, 1, 2))) static void note(const char *fmt, ...)
-{
-    size_t n = strlen(load_error);
-    if (n + 3 >= sizeof load_error) return;
-    if (n > 0) {
-        memcpy(load_error + n, "; ", 3);
-        n += 2;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(load_error + n, sizeof load_error - n, fmt, ap);
-    va_end(ap);
-}
-
-static void *try_open(const char *path)
-{
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (h) snprintf(loaded_from, sizeof loaded_from, "%s", path);
-    if (!h) {
-        const char *e = dlerror();
-        if (e && strstr(e, path))
-            note("%s", e);
-        else
-            note("%s: %s", path, e ? e : "not found");
-    }
-    return h;
-}
-
-/* each entry of TIDE_CUBLAS_PATH: the library itself or its folder */
-static void *open_from_env(void)
-{
-    const char *env = getenv("TIDE_CUBLAS_PATH");
-    if (!env || !*env) {
-        note("TIDE_CUBLAS_PATH is not set");
-        return NULL;
-    }
-    char *list = strdup(env);
-    if (!list) return NULL;
-    void *h = NULL;
-    char *save = NULL;
-    for (char *p = strtok_r(list, ":", &save); p && !h; p = strtok_r(NULL, ":", &save)) {
-        struct stat st;
-        char path[sizeof loaded_from];
-        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
-            snprintf(path, sizeof path, "%s/" CUBLAS_LIB_NAME, p);
-        else
-            snprintf(path, sizeof path, "%s", p);
-        h = try_open(path);
-    }
-    free(list);
-    return h;
-}
-
 static void load(void)
 {
-    load_error[0] = '\0';
-    void *h = try_open(CUBLAS_LIB_NAME);
-    if (!h && TIDE_CUBLAS_DIR[0]) h = try_open(TIDE_CUBLAS_DIR "/" CUBLAS_LIB_NAME);
-    if (!h) h = open_from_env();
-    if (!h) {
-        note("%s", CUBLAS_HOW_TO_FIX);
-        return;
-    }
-    load_error[0] = '\0'; /* the earlier tries' failures are not the answer */
+    void *h =
+        td_cuda_dlopen(CUBLAS_LIB_NAME, TIDE_CUBLAS_DIR, "TIDE_CUBLAS_PATH", CUBLAS_HOW_TO_FIX,
+                       load_error, sizeof load_error, loaded_from, sizeof loaded_from);
+    if (!h) return;
 #define LOOKUP(f)                                                                                  \
     {                                                                                              \
         void *s = dlsym(h, #f);                                                                    \

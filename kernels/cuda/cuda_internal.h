@@ -97,4 +97,13 @@ td_status td_cuda_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, 
 }
 #endif
 
+/* dlopen of a CUDA library that may be missing (kernels/cuda/dl_open.c):
+ * its plain name (LD_LIBRARY_PATH, the loader's cache), then dir/name when
+ * dir is not empty, then each entry of the environment variable env (the
+ * library itself or its folder, colon-separated). NULL when none opens,
+ * with why (why_n bytes) listing each try and then fix; else path (may be
+ * NULL) holds what opened and why is empty. */
+void *td_cuda_dlopen(const char *name, const char *dir, const char *env, const char *fix, char *why,
+                     size_t why_n, char *path, size_t path_n);
+
 #endif

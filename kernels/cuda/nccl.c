@@ -26,11 +26,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 /* ---- NCCL's ABI (nccl.h, NCCL 2.x) ------------------------------------------- */
@@ -94,68 +92,11 @@ static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static char load_error[1024]; /* why not, when not loaded */
 static bool loaded;
 
-/* appends "; <message>" to load_error (the first without "; ") */
-__attribute__((format(printf, 1, 2))) static void note(const char *fmt, ...)
-{
-    size_t n = strlen(load_error);
-    if (n + 3 >= sizeof load_error) return;
-    if (n > 0) {
-        memcpy(load_error + n, "; ", 3);
-        n += 2;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(load_error + n, sizeof load_error - n, fmt, ap);
-    va_end(ap);
-}
-
-static void *try_open(const char *path)
-{
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        const char *e = dlerror();
-        if (e && strstr(e, path))
-            note("%s", e);
-        else
-            note("%s: %s", path, e ? e : "not found");
-    }
-    return h;
-}
-
-/* each entry of TIDE_NCCL_PATH: the library itself or its folder */
-static void *open_from_env(void)
-{
-    const char *env = getenv("TIDE_NCCL_PATH");
-    if (!env || !*env) {
-        note("TIDE_NCCL_PATH is not set");
-        return NULL;
-    }
-    char *list = strdup(env);
-    if (!list) return NULL;
-    void *h = NULL;
-    char *save = NULL;
-    for (char *p = strtok_r(list, ":", &save); p && !h; p = strtok_r(NULL, ":", &save)) {
-        struct stat st;
-        char path[4096];
-        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
-            snprintf(path, sizeof path, "%s/" LIB_NAME, p);
-        else
-            snprintf(path, sizeof path, "%s", p);
-        h = try_open(path);
-    }
-    free(list);
-    return h;
-}
-
 static void load(void)
 {
-    load_error[0] = '\0';
-    void *h = try_open(LIB_NAME);
-    if (!h) h = open_from_env();
-    if (!h) {
-        note("%s", HOW_TO_FIX);
-        return;
-    }
+    void *h = td_cuda_dlopen(LIB_NAME, NULL, "TIDE_NCCL_PATH", HOW_TO_FIX, load_error,
+                             sizeof load_error, NULL, 0);
+    if (!h) return;
 #define LOOKUP(name, ret, args)                                                                    \
     {                                                                                              \
         void *s = dlsym(h, #name);                                                                 \
@@ -331,89 +272,63 @@ static td_status check_count(int64_t count, const char *what)
     return TD_OK;
 }
 
-static td_status nccl_all_reduce(void *buf, int64_t count, td_dtype dt, td_dist_op op)
+/* The collectives' common part: the arguments checked and mapped, then
+ * the lock taken and the communicator found ready; on TD_OK the caller
+ * makes its one NCCL call and hands the result to issued(), which
+ * releases the lock. op is NULL for the collectives that do not reduce. */
+static td_status begin(const char *what, int64_t count, td_dtype dt, const td_dist_op *op,
+                       ncclDataType_t *t, ncclRedOp_t *o)
 {
-    const char *what = "all-reduce";
-    NEED_NCCL("all-reduce");
-    ncclDataType_t t = ncclFloat32;
-    ncclRedOp_t o = ncclSum;
+    NEED_NCCL(what);
     TD_TRY(check_count(count, what));
-    TD_TRY(to_nccl_dtype(dt, what, &t));
-    TD_TRY(to_nccl_op(op, dt, what, &o));
+    TD_TRY(to_nccl_dtype(dt, what, t));
+    if (op) TD_TRY(to_nccl_op(*op, dt, what, o));
     pthread_mutex_lock(&lock);
     td_status st = ready(what);
-    if (st == TD_OK) {
-        ncclResult_t r = nc.ncclAllReduce(buf, buf, (size_t)count, t, o, comm, stream);
-        if (r != ncclSuccess)
-            st = nccl_fail(r, what);
-        else
-            last_op = what;
-    }
+    if (st != TD_OK) pthread_mutex_unlock(&lock);
+    return st;
+}
+
+static td_status issued(const char *what, ncclResult_t r)
+{
+    td_status st = r == ncclSuccess ? TD_OK : nccl_fail(r, what);
+    if (st == TD_OK) last_op = what;
     pthread_mutex_unlock(&lock);
     return st;
+}
+
+static td_status nccl_all_reduce(void *buf, int64_t count, td_dtype dt, td_dist_op op)
+{
+    ncclDataType_t t = ncclFloat32;
+    ncclRedOp_t o = ncclSum;
+    TD_TRY(begin("all-reduce", count, dt, &op, &t, &o));
+    return issued("all-reduce", nc.ncclAllReduce(buf, buf, (size_t)count, t, o, comm, stream));
 }
 
 static td_status nccl_broadcast(void *buf, int64_t count, td_dtype dt, int root)
 {
-    const char *what = "broadcast";
-    NEED_NCCL("broadcast");
     ncclDataType_t t = ncclFloat32;
-    TD_TRY(check_count(count, what));
-    TD_TRY(to_nccl_dtype(dt, what, &t));
-    pthread_mutex_lock(&lock);
-    td_status st = ready(what);
-    if (st == TD_OK) {
-        ncclResult_t r = nc.ncclBroadcast(buf, buf, (size_t)count, t, root, comm, stream);
-        if (r != ncclSuccess)
-            st = nccl_fail(r, what);
-        else
-            last_op = what;
-    }
-    pthread_mutex_unlock(&lock);
-    return st;
+    ncclRedOp_t o = ncclSum;
+    TD_TRY(begin("broadcast", count, dt, NULL, &t, &o));
+    return issued("broadcast", nc.ncclBroadcast(buf, buf, (size_t)count, t, root, comm, stream));
 }
 
 static td_status nccl_all_gather(const void *send, void *recv, int64_t count, td_dtype dt)
 {
-    const char *what = "all-gather";
-    NEED_NCCL("all-gather");
     ncclDataType_t t = ncclFloat32;
-    TD_TRY(check_count(count, what));
-    TD_TRY(to_nccl_dtype(dt, what, &t));
-    pthread_mutex_lock(&lock);
-    td_status st = ready(what);
-    if (st == TD_OK) {
-        ncclResult_t r = nc.ncclAllGather(send, recv, (size_t)count, t, comm, stream);
-        if (r != ncclSuccess)
-            st = nccl_fail(r, what);
-        else
-            last_op = what;
-    }
-    pthread_mutex_unlock(&lock);
-    return st;
+    ncclRedOp_t o = ncclSum;
+    TD_TRY(begin("all-gather", count, dt, NULL, &t, &o));
+    return issued("all-gather", nc.ncclAllGather(send, recv, (size_t)count, t, comm, stream));
 }
 
 static td_status nccl_reduce_scatter(const void *send, void *recv, int64_t count, td_dtype dt,
                                      td_dist_op op)
 {
-    const char *what = "reduce-scatter";
-    NEED_NCCL("reduce-scatter");
     ncclDataType_t t = ncclFloat32;
     ncclRedOp_t o = ncclSum;
-    TD_TRY(check_count(count, what));
-    TD_TRY(to_nccl_dtype(dt, what, &t));
-    TD_TRY(to_nccl_op(op, dt, what, &o));
-    pthread_mutex_lock(&lock);
-    td_status st = ready(what);
-    if (st == TD_OK) {
-        ncclResult_t r = nc.ncclReduceScatter(send, recv, (size_t)count, t, o, comm, stream);
-        if (r != ncclSuccess)
-            st = nccl_fail(r, what);
-        else
-            last_op = what;
-    }
-    pthread_mutex_unlock(&lock);
-    return st;
+    TD_TRY(begin("reduce-scatter", count, dt, &op, &t, &o));
+    return issued("reduce-scatter",
+                  nc.ncclReduceScatter(send, recv, (size_t)count, t, o, comm, stream));
 }
 
 /* ---- events and waiting ------------------------------------------------------ */
