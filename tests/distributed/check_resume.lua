@@ -14,8 +14,9 @@ if not mode2 then
     io.stderr:write("usage: tide tests/distributed/check_resume.lua DIR REF1 exact|close REF2 exact|close\n")
     os.exit(2)
 end
-local failures = {}
-local function fail(fmt, ...) failures[#failures + 1] = string.format(fmt, ...) end
+-- the failure list every recipe checker shares
+local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/../recipes/checklib.lua")
+local failures, fail = C.failures, C.fail
 
 -- epoch -> record of variant ce; a failure for a repeated epoch
 local function records(d)

@@ -30,15 +30,9 @@ if not stdout_path then
     os.exit(2)
 end
 
-local failures = {}
-local function fail(fmt, ...) failures[#failures + 1] = string.format(fmt, ...) end
-local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("a")
-    f:close()
-    return s
-end
+-- the failure list and file reading every recipe checker shares
+local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/../recipes/checklib.lua")
+local failures, fail, read = C.failures, C.fail, C.read
 
 -- the folder's files
 local p = io.popen("ls -A '" .. dist_dir .. "'")
