@@ -95,8 +95,8 @@ function M.time(fn, opts)
 end
 
 -- the `key value` lines of a command's output as a table (values as
--- numbers where they parse), and all its lines
-local function run_keys(cmd)
+-- numbers where they parse), and all its lines; nil when it cannot start
+function M.run_keys(cmd)
     local p = io.popen(cmd, "r")
     if not p then return nil, {} end
     local out, lines = {}, {}
@@ -116,7 +116,7 @@ function M.torch(script, args, preload)
     if not readable(M.python) then return nil, M.python .. " not found" end
     local cmd = string.format("%s%s %s/%s %s 2>&1", preload and ("LD_PRELOAD=" .. preload .. " ") or "",
                               M.python, M.dir, script, table.concat(args or {}, " "))
-    local out, lines = run_keys(cmd)
+    local out, lines = M.run_keys(cmd)
     if not out then return nil, "cannot run " .. cmd end
     if out.error == "no_torch" then return nil, "PyTorch (python3-torch) is not installed" end
     if not out.ok then
@@ -204,7 +204,7 @@ function M.measure_limits(threads)
         L.triad_why = M.triad .. " is not built"
         return L
     end
-    local out, lines = run_keys(string.format("OMP_NUM_THREADS=%d %s 2>&1", threads, M.triad))
+    local out, lines = M.run_keys(string.format("OMP_NUM_THREADS=%d %s 2>&1", threads, M.triad))
     if out and type(out.triad_gbs) == "number" then
         L.triad_n, L.triad_gbs = out.n, out.triad_gbs
     else

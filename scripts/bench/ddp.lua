@@ -152,14 +152,7 @@ local function ddp_child(mpirun)
     local root = io.popen("id -u"):read("l") == "0"
         and "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " or ""
     local cmd = string.format("%s%s -np 2 %s %s/ddp.lua --steps %d 2>&1", root, mpirun, exe, here, steps)
-    local p = assert(io.popen(cmd, "r"))
-    local out, lines = {}, {}
-    for line in p:lines() do
-        lines[#lines + 1] = line
-        local k, v = line:match("^(%S+)%s+(%S+)%s*$")
-        if k then out[k] = tonumber(v) or v end
-    end
-    p:close()
+    local out, lines = assert(B.run_keys(cmd))
     if not out.ok then error("ddp.lua: the mpirun run failed:\n" .. table.concat(lines, "\n"), 0) end
     return out
 end

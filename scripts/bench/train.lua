@@ -154,14 +154,7 @@ local function tide_child(case, n)
     local exe = arg[-1] or os.getenv("TIDE") or "build/tide"
     local cmd = string.format("%s %s/train.lua %d --case %s%s 2>&1", exe, here, threads, case,
                               n and (" --steps " .. n) or "")
-    local p = assert(io.popen(cmd, "r"))
-    local out, lines = {}, {}
-    for line in p:lines() do
-        lines[#lines + 1] = line
-        local k, v = line:match("^(%S+)%s+(%S+)%s*$")
-        if k then out[k] = tonumber(v) or v end
-    end
-    p:close()
+    local out, lines = assert(B.run_keys(cmd))
     if not out.ok then
         error("train.lua: the tide " .. case .. " run failed:\n" .. table.concat(lines, "\n"))
     end
