@@ -57,7 +57,13 @@ static td_status reduce_raw(td_reduce_op op, td_tensor *x, const reduce_plan *p,
     td_tensor *cx = NULL, *v = NULL, *idx = NULL;
     td_status st;
     bool arg = op == TD_ARGMAX || op == TD_ARGMIN;
-    TD_CHECK(contiguous_raw(x, dt, &cx));
+    if (p->dim < 0 && !arg && x->dtype == dt && td_is_channels_last(x)) {
+        /* a whole channels-last tensor: its storage in memory order, as
+         * PyTorch sums it, rather than an NCHW copy first (6x slower) */
+        int64_t numel = td_numel(x), one = 1;
+        TD_CHECK(td_make_view(x, 1, &numel, &one, x->offset, &cx));
+    } else
+        TD_CHECK(contiguous_raw(x, dt, &cx));
     TD_CHECK(td_empty_on(p->out_ndim, p->out_shape, arg ? TD_INT64 : dt, td_device_of(x), &v));
     if (indices) TD_CHECK(td_empty_on(p->out_ndim, p->out_shape, TD_INT64, td_device_of(x), &idx));
     td_backend_of(x)->reduce(op, v, idx, cx, p->outer, p->n, p->inner);

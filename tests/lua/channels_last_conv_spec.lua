@@ -69,6 +69,25 @@ describe("channels-last tensors", function()
         assert.is_true(x.grad:is_contiguous(CL))
     end)
 
+    it("whole-tensor reductions read a channels-last tensor in memory order", function()
+        -- integers, so every order of summation gives the same exact value
+        local x = (tide.randn({3, 5, 4, 6}) * 8):long():to("float32")
+        local c = x:contiguous(CL)
+        local total = 0
+        for _, v in ipairs(x:flatten():totable()) do total = total + v end
+        assert.equal(total, c:sum():item())
+        assert.is_true(math.abs(total / x:numel() - c:mean():item()) < 1e-6)
+        assert.equal(x:max():item(), c:max():item())
+        assert.equal(x:min():item(), c:min():item())
+        -- argmax counts in NCHW order, whatever the layout
+        assert.equal(x:argmax():item(), c:argmax():item())
+        -- the gradient of a sum keeps flowing to the leaf
+        local l = c:detach()
+        l.requires_grad = true
+        l:sum():backward()
+        assert.equal(x:numel(), l.grad:sum():item())
+    end)
+
     it("rejects a bad memory_format and a tensor that is not 4-dim", function()
         local x = tide.randn({2, 3})
         local e = H.error_of(function() return x:contiguous{memory_format = "nhwc"} end)

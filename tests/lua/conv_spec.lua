@@ -108,6 +108,12 @@ describe("conv2d: oneDNN float32 against the direct float64 path", function()
         { { 3, 8, 11, 7 }, { 12, 4, 3, 3 }, { groups = 2, dilation = 2, padding = { 2, 1 } } },
         { { 5, 24, 6, 6 }, { 48, 24, 1, 1 }, {} },
         { { 1, 3, 17, 15 }, { 8, 3, 5, 5 }, { stride = { 2, 3 }, padding = 2 } },
+        -- 3x3 stride 1 from 32 channels: Winograd in all three directions,
+        -- then with the weight gradient direct (6x6), then channel counts
+        -- Winograd may not take (its fallback to the direct kernels)
+        { { 4, 32, 10, 10 }, { 32, 32, 3, 3 }, { padding = 1 } },
+        { { 2, 64, 6, 6 }, { 48, 64, 3, 3 }, { padding = 1 } },
+        { { 3, 40, 8, 9 }, { 36, 40, 3, 3 }, {} },
     }
     -- max |a - b| over max |b|, one number per tensor
     local function rel(a, b)
