@@ -14,6 +14,7 @@
 
 #include "cpu.h"
 #include "iter.h"
+#include "stream.h"
 
 #include <tgmath.h>
 
@@ -272,6 +273,7 @@ void td_cpu_unary_grad(td_unary_op op, td_tensor *gx, const td_tensor *x, const 
 
 typedef struct {
     td_binary_op op;
+    bool stream; /* an output past the cache: streaming stores (stream.c) */
 } binary_ctx;
 
 /* the three fast shapes: all contiguous, and one side a broadcast scalar */
@@ -367,6 +369,11 @@ static int64_t idiv(int64_t a, int64_t b)
 
 static void binary_f32(void *ctx, char **p, const int64_t *s, int64_t n)
 {
+    const binary_ctx *c = ctx;
+    if (c->stream && s[0] == 1 &&
+        td_cpu_stream_binary_f32(c->op, (float *)p[0], (const float *)p[1], s[1],
+                                 (const float *)p[2], s[2], n))
+        return;
     BIN_BODY(float, BIN_FLOAT_CASES)
 }
 static void binary_f64(void *ctx, char **p, const int64_t *s, int64_t n)
@@ -388,7 +395,8 @@ void td_cpu_binary(td_binary_op op, td_tensor *out, const td_tensor *a, const td
     const td_tensor *ts[3] = {out, a, b};
     td_cpu_iter it;
     td_cpu_iter_init_any_order(&it, 3, ts);
-    binary_ctx c = {op};
+    binary_ctx c = {op, out->dtype == TD_FLOAT32 &&
+                            (size_t)it.numel * sizeof(float) >= td_cpu_stream_min_bytes()};
     int64_t grain = op == TD_POW ? TD_CPU_GRAIN_COSTLY : TD_CPU_GRAIN;
     td_cpu_iter_run(&it, grain, loops[a->dtype], &c);
 }
