@@ -56,6 +56,12 @@ struct td_softmax_loss_kernels {
      * the same for prob targets. Ignored rows get exactly 0. */
     void (*backward)(const td_smx_args *a, const void *aux0, const void *aux1, const void *gy,
                      double scale, void *gx, void *gt);
+    /* forward, and in the same pass over each row (while it is in cache)
+     * the backward with gy NULL and no gt: what a reduced loss's backward
+     * will ask for, written before it asks. NULL in a backend that runs the
+     * two apart. */
+    void (*forward_grad)(const td_smx_args *a, void *loss, void *aux0, void *aux1, double scale,
+                         void *gx);
 };
 
 #endif

@@ -139,6 +139,19 @@ td_status td_node_keep(td_node *n, td_tensor *t, td_tensor **slot)
     return TD_OK;
 }
 
+td_tensor *td_node_take(td_node *n, td_tensor **slot)
+{
+    for (int i = 0; i < n->n_saved; i++)
+        if (n->saved[i].slot == slot && n->saved[i].t) {
+            td_tensor *t = n->saved[i].t;
+            n->saved[i].t = NULL;
+            n->saved[i].slot = NULL;
+            *slot = NULL;
+            return t;
+        }
+    return NULL;
+}
+
 td_status td_node_finish(td_node *n, td_status st, td_tensor *out)
 {
     if (st != TD_OK) {

@@ -113,6 +113,11 @@ td_status td_node_ctx(td_node *n, size_t size, void **out);
  * the node's context: checked for in-place changes before backward runs,
  * released with the graph (and *slot set to NULL then) */
 td_status td_node_keep(td_node *n, td_tensor *t, td_tensor **slot);
+/* hand a tensor kept in *slot over to the caller, reference and all, and
+ * forget it (*slot NULL, no longer checked or released): a gradient the
+ * forward computed, which backward gives away once; a later backward of a
+ * retained graph finds *slot NULL. NULL when nothing is kept there. */
+td_tensor *td_node_take(td_node *n, td_tensor **slot);
 /* the usual end of recording: on st == TD_OK attach node to out (stealing
  * it), else release node; returns st */
 td_status td_node_finish(td_node *n, td_status st, td_tensor *out);

@@ -16,6 +16,7 @@ typedef struct {
     double den;                                   /* the mean's divisor */
     bool prob;                                    /* class-probability targets */
     td_tensor *x, *target, *aux0, *aux1, *weight; /* saved; x NULL for nll_loss */
+    td_tensor *gx; /* input's gradient for a seed of 1, written by the forward; or NULL */
 } smx_ctx;
 
 static void shape_of(int ndim, const int64_t *shape, char *buf, size_t n)
@@ -75,6 +76,19 @@ static td_status smx_backward(td_node *nd, td_tensor *g, td_tensor **gi)
     }
     td_reduction red = c->reduction;
     td_tensor *aux0 = c->aux0, *aux1 = c->aux1;
+    if (c->gx) { /* the forward wrote it: scale it by the seed unless that is 1 */
+        double seed = 1;
+        TD_TRY(td_read_flat(g, 0, &seed));
+        td_tensor *pre = td_node_take(nd, &((smx_ctx *)nd->ctx)->gx);
+        td_status st = TD_OK;
+        if (seed == 1) {
+            gi[0] = pre;
+            return TD_OK;
+        }
+        st = td_binary_scalar(TD_MUL, pre, seed, false, &gi[0]);
+        td_tensor_release(pre);
+        return st;
+    }
 
     td_tensor *cg = NULL, *gx = NULL, *gt = NULL;
     td_status st = TD_OK;
@@ -120,8 +134,8 @@ static td_status smx_fill(td_node *node, void *ctx, const void *arg)
     smx_ctx *k = ctx;
     *k = *f;
     k->a.x = NULL, k->a.target = NULL, k->a.prob = NULL, k->a.weight = NULL, k->a.alpha = NULL;
-    td_tensor **keep[5] = {&k->x, &k->target, &k->aux0, &k->aux1, &k->weight};
-    for (int i = 0; i < 5; i++) {
+    td_tensor **keep[6] = {&k->x, &k->target, &k->aux0, &k->aux1, &k->weight, &k->gx};
+    for (int i = 0; i < 6; i++) {
         td_tensor *t = *keep[i];
         *keep[i] = NULL;
         if (t) TD_TRY(td_node_keep(node, t, keep[i]));
@@ -206,7 +220,7 @@ td_status td_softmax_loss_run(const td_loss_def *q, td_tensor *const *in, const 
                         q->name, (long long)o->ignore_index);
 
     td_tensor *cx = NULL, *ct = NULL, *cw = NULL, *loss = NULL, *aux0 = NULL, *aux1 = NULL,
-              *res = NULL;
+              *res = NULL, *gx = NULL;
     td_status st = TD_OK;
     TD_CHECK(td_dense_raw(x, x->dtype, false, &cx));
     TD_CHECK(td_dense_raw(target, target->dtype, false, &ct));
@@ -258,9 +272,23 @@ td_status td_softmax_loss_run(const td_loss_def *q, td_tensor *const *in, const 
     int64_t rows2 = 2 * rows;
     if (has_aux0) TD_CHECK(td_empty_on(1, &rows2, x->dtype, dev, &aux0));
     if (has_aux1) TD_CHECK(td_empty_on(1, &rows, x->dtype, dev, &aux1));
-    be->softmax_loss->forward(&a, td_data_ptr(loss), aux0 ? td_data_ptr(aux0) : NULL,
-                              aux1 ? td_data_ptr(aux1) : NULL);
-    smx_ctx fa = {a, o->reduction, den, prob, kind != TD_SMX_NLL ? cx : NULL, ct, aux0, aux1, cw};
+    /* A reduced loss whose input wants a gradient gets it now, in the
+     * forward's pass over the logits (see forward_grad); a target that
+     * wants one too (class probabilities) takes the two-pass way. */
+    td_tensor *tg[1] = {target};
+    bool fuse = be->softmax_loss->forward_grad && o->reduction != TD_REDUCE_NONE &&
+                td_needs_grad(1, &x) && !(prob && td_needs_grad(1, tg));
+    if (fuse) {
+        TD_CHECK(td_empty_on(x->ndim, x->shape, x->dtype, dev, &gx));
+        be->softmax_loss->forward_grad(
+            &a, td_data_ptr(loss), aux0 ? td_data_ptr(aux0) : NULL, aux1 ? td_data_ptr(aux1) : NULL,
+            o->reduction == TD_REDUCE_MEAN ? 1 / den : 1, td_data_ptr(gx));
+    } else {
+        be->softmax_loss->forward(&a, td_data_ptr(loss), aux0 ? td_data_ptr(aux0) : NULL,
+                                  aux1 ? td_data_ptr(aux1) : NULL);
+    }
+    smx_ctx fa = {a,  o->reduction, den,  prob, kind != TD_SMX_NLL ? cx : NULL,
+                  ct, aux0,         aux1, cw,   gx};
     TD_CHECK(td_loss_record(q, loss, o->reduction, den, prob ? 2 : 1, in, smx_backward,
                             sizeof(smx_ctx), smx_fill, &fa, &res));
     *out = res;
@@ -272,6 +300,7 @@ fail:
     td_tensor_release(loss);
     td_tensor_release(aux0);
     td_tensor_release(aux1);
+    td_tensor_release(gx);
     td_tensor_release(res);
     return st;
 }

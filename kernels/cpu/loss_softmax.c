@@ -19,6 +19,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <string.h>
 
 /* ---- vectorised row loops, one per float type --------------------------- */
 
@@ -439,18 +440,23 @@ static void bwd_rows(const td_smx_args *a, int64_t r0, int64_t r1, double wtotal
             bwd_row(a, r, a->inner, wtotal, aux0, aux1, gy, scale, gx, gt);
 }
 
+/* sum_j w_j, or C without weights */
+static double class_weight_total(const td_smx_args *a)
+{
+    if (!a->weight) return (double)a->c;
+    double w = 0;
+    for (int64_t j = 0; j < a->c; j++)
+        w +=
+            a->dtype == TD_FLOAT32 ? ((const float *)a->weight)[j] : ((const double *)a->weight)[j];
+    return w;
+}
+
 static void backward(const td_smx_args *a, const void *aux0, const void *aux1, const void *gy,
                      double scale, void *gx, void *gt)
 {
     int64_t rows = a->n * a->inner;
     if (rows == 0) return;
-    double wtotal = (double)a->c;
-    if (a->weight) {
-        wtotal = 0;
-        for (int64_t j = 0; j < a->c; j++)
-            wtotal += a->dtype == TD_FLOAT32 ? ((const float *)a->weight)[j]
-                                             : ((const double *)a->weight)[j];
-    }
+    double wtotal = class_weight_total(a);
     int nt = td_cpu_threads_for(rows * a->c, TD_CPU_GRAIN_COSTLY);
     if (nt <= 1) {
         bwd_rows(a, 0, rows, wtotal, aux0, aux1, gy, scale, gx, gt);
@@ -464,8 +470,232 @@ static void backward(const td_smx_args *a, const void *aux0, const void *aux1, c
     }
 }
 
+/* ---- forward and backward fused ----------------------------------------- */
+
+/* The common case, float32 cross-entropy on (N, C) with class indices,
+ * with one exp per logit instead of two: the exponentials e_j = exp(x_j -
+ * m) are kept as they are summed, and the gradient is then A e_j / s - B
+ * w_j (the separate backward's A exp((x_j - m) - ls) - B w_j, rounded once
+ * more or less: within 2 ulps of it). Built for AVX-512 too, taken where
+ * the CPU has it: twice the lanes for the exponentials, 1.5x faster on Zen
+ * 5. (Streaming stores of the gradient, tried, gained nothing measurable.) */
+__attribute__((target_clones("arch=x86-64-v4", "default"))) static void
+fwd_grad_ce_row_f32(const td_smx_args *a, int64_t r, double wtotal, float *loss, float *aux0,
+                    double scale, float *gx)
+{
+    int64_t c = a->c, y = a->target[r];
+    const float *x = (const float *)a->x + r * c;
+    const float *w = a->weight;
+    float *g = gx + r * c, *st = aux0 + 2 * r;
+    if (y == a->ignore_index) {
+        loss[r] = 0;
+        st[0] = st[1] = 0;
+        memset(g, 0, sizeof(float) * (size_t)c);
+        return;
+    }
+    float m = td_cpu_row_max_f32(x, c), s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < c; j++) {
+        float e = td_cpu_expf_nonpos(x[j] - m);
+        g[j] = e;
+        s += e;
+    }
+    double wy = w ? (double)w[y] : 1.0, xy = (double)x[y];
+    double ls = log((double)s), e = a->smoothing;
+    double l = (1 - e) * wy * (((double)m - xy) + ls);
+    if (e > 0) l += e / (double)c * (double)rsmooth_f(x, w, c, 1, m, (float)ls);
+    loss[r] = (float)l;
+    st[0] = m, st[1] = (float)ls;
+    double A = (1 - e) * wy + e * wtotal / (double)c, D = (1 - e) * wy;
+    float k = (float)(scale * A / (double)s), b = (float)(scale * e / (double)c);
+    if (w) {
+#pragma omp simd
+        for (int64_t j = 0; j < c; j++) g[j] = k * g[j] - b * w[j];
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < c; j++) g[j] = k * g[j] - b;
+    }
+    g[y] = (float)((double)g[y] - scale * D);
+}
+
+/* Focal loss (and poly1 on focal) on (N, C) float32 the same way: the
+ * exponentials kept in the gradient's row give both sums, and the
+ * gradient -gg e_j / s2 off the target (the separate backward's -gg
+ * exp((x_j - m) - ls2)). The per-row scalars are fwd_row's. */
+__attribute__((target_clones("arch=x86-64-v4", "default"))) static void
+fwd_grad_focal_row_f32(const td_smx_args *a, int64_t r, float *loss, float *aux0, float *aux1,
+                       double scale, float *gx)
+{
+    int64_t c = a->c, y = a->target[r];
+    const float *x = (const float *)a->x + r * c;
+    float *g = gx + r * c, *st = aux0 + 2 * r;
+    if (y == a->ignore_index) {
+        loss[r] = 0;
+        st[0] = st[1] = 0;
+        aux1[r] = 0;
+        memset(g, 0, sizeof(float) * (size_t)c);
+        return;
+    }
+    float m = td_cpu_row_max_f32(x, c), s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < c; j++) {
+        float e = td_cpu_expf_nonpos(x[j] - m);
+        g[j] = e;
+        s += e;
+    }
+    float s2 = s - g[y], xy = x[y];
+    /* as rsumexp2: the sum without the target's term, not s minus it,
+     * where that would cancel (the target near the max) */
+    if (s2 < 0.5f * s) {
+        s2 = 0;
+        for (int64_t j = 0; j < c; j++) s2 += j == y ? 0.0f : g[j];
+    }
+    double ls = log((double)s), ls2 = log((double)s2);
+    double logp = (double)xy == (double)m ? -log1p((double)s2) : ((double)xy - (double)m) - ls;
+    double l1mp = ls2 - ls;
+    double gm = a->gamma;
+    double pw = gm == 0 ? 1.0 : exp(gm * l1mp);
+    double al = a->alpha ? (double)((const float *)a->alpha)[y] : a->alpha_scalar;
+    double p = exp(logp);
+    double l = -al * pw * logp, gg = al * pw * (gm * p * logp - exp(l1mp));
+    if (TD_SMX_IS_POLY(a->kind)) {
+        l += a->epsilon * pw * exp(l1mp);
+        gg -= a->epsilon * (gm + 1) * p * pw * exp(l1mp);
+    }
+    loss[r] = (float)l;
+    st[0] = m, st[1] = (float)ls2;
+    aux1[r] = (float)gg;
+    double ggs = scale * (double)(float)gg;
+    if (s2 == 0) {
+        memset(g, 0, sizeof(float) * (size_t)c);
+    } else {
+        float k = (float)(-ggs / (double)s2);
+#pragma omp simd
+        for (int64_t j = 0; j < c; j++) g[j] = k * g[j];
+    }
+    g[y] = (float)ggs;
+}
+
+/* The same for a few classes (C <= FEW), eight rows at a time: a row of
+ * ten logits leaves most of a vector idle and spends its time on the
+ * per-row work, so the eight rows are transposed into t[class][row] and
+ * every step runs across rows. Each row's arithmetic is the row
+ * function's, in the same order, but for the vectorised sum of
+ * exponentials, which here adds the classes one by one. */
+enum { FEW = 16, LANES = 8 };
+__attribute__((target_clones("arch=x86-64-v4", "default"))) static void
+fwd_grad_ce_few_f32(const td_smx_args *a, int64_t r0, double wtotal, float *loss, float *aux0,
+                    double scale, float *gx)
+{
+    int64_t c = a->c;
+    const float *xb = (const float *)a->x + r0 * c;
+    const float *w = a->weight;
+    float *gb = gx + r0 * c;
+    double e = a->smoothing;
+    float t[FEW][LANES], m[LANES], s[LANES], k[LANES];
+    for (int l = 0; l < LANES; l++)
+        for (int64_t j = 0; j < c; j++) t[j][l] = xb[l * c + j];
+    for (int l = 0; l < LANES; l++) m[l] = -INFINITY, s[l] = 0;
+    for (int64_t j = 0; j < c; j++)
+#pragma omp simd
+        for (int l = 0; l < LANES; l++) m[l] = t[j][l] > m[l] ? t[j][l] : m[l];
+    for (int64_t j = 0; j < c; j++)
+#pragma omp simd
+        for (int l = 0; l < LANES; l++) {
+            float ex = td_cpu_expf_nonpos(t[j][l] - m[l]);
+            t[j][l] = ex;
+            s[l] += ex;
+        }
+    double D[LANES];
+    for (int l = 0; l < LANES; l++) {
+        int64_t r = r0 + l, y = a->target[r];
+        float *st = aux0 + 2 * r;
+        if (y == a->ignore_index) {
+            loss[r] = 0, st[0] = st[1] = 0, k[l] = 0, D[l] = 0;
+            continue;
+        }
+        const float *x = xb + l * c;
+        double wy = w ? (double)w[y] : 1.0, ls = log((double)s[l]);
+        double lr = (1 - e) * wy * (((double)m[l] - (double)x[y]) + ls);
+        if (e > 0) lr += e / (double)c * (double)rsmooth_f(x, w, c, 1, m[l], (float)ls);
+        loss[r] = (float)lr;
+        st[0] = m[l], st[1] = (float)ls;
+        k[l] = (float)(scale * ((1 - e) * wy + e * wtotal / (double)c) / (double)s[l]);
+        D[l] = (1 - e) * wy;
+    }
+    float b = (float)(scale * e / (double)c);
+    for (int64_t j = 0; j < c; j++) {
+        float bj = w ? b * w[j] : b;
+#pragma omp simd
+        for (int l = 0; l < LANES; l++) t[j][l] = k[l] * t[j][l] - bj;
+    }
+    for (int l = 0; l < LANES; l++) {
+        int64_t y = a->target[r0 + l];
+        float *g = gb + l * c;
+        if (y == a->ignore_index) {
+            memset(g, 0, sizeof(float) * (size_t)c);
+            continue;
+        }
+        for (int64_t j = 0; j < c; j++) g[j] = t[j][l];
+        g[y] = (float)((double)g[y] - scale * D[l]);
+    }
+}
+
+static void fwd_grad_rows(const td_smx_args *a, int64_t r0, int64_t r1, double wtotal, void *loss,
+                          void *aux0, void *aux1, double scale, void *gx)
+{
+    if (a->kind == TD_SMX_CE && a->dtype == TD_FLOAT32 && a->inner == 1 && !a->prob) {
+        int64_t r = r0;
+        if (a->c <= FEW)
+            for (; r + LANES <= r1; r += LANES)
+                fwd_grad_ce_few_f32(a, r, wtotal, loss, aux0, scale, gx);
+        for (; r < r1; r++) fwd_grad_ce_row_f32(a, r, wtotal, loss, aux0, scale, gx);
+        return;
+    }
+    if (TD_SMX_IS_FOCAL(a->kind) && a->dtype == TD_FLOAT32 && a->inner == 1) {
+        for (int64_t r = r0; r < r1; r++) fwd_grad_focal_row_f32(a, r, loss, aux0, aux1, scale, gx);
+        return;
+    }
+    if (a->inner == 1)
+        for (int64_t r = r0; r < r1; r++) {
+            fwd_row(a, r, 1, loss, aux0, aux1);
+            bwd_row(a, r, 1, wtotal, aux0, aux1, NULL, scale, gx, NULL);
+        }
+    else
+        for (int64_t r = r0; r < r1; r++) {
+            fwd_row(a, r, a->inner, loss, aux0, aux1);
+            bwd_row(a, r, a->inner, wtotal, aux0, aux1, NULL, scale, gx, NULL);
+        }
+}
+
+/* Each row's logits are read once from memory for both: (8192, 1000)
+ * float32 moves 65 MB instead of the 98 MB of a forward pass and a
+ * backward pass. Row by row the arithmetic is that of forward() and
+ * backward() (float32 cross-entropy on (N, C): fwd_grad_ce_row_f32). A K-dim input
+ * (inner > 1) has its rows interleaved in memory; it is fused too, but
+ * gains little. */
+static void forward_grad(const td_smx_args *a, void *loss, void *aux0, void *aux1, double scale,
+                         void *gx)
+{
+    int64_t rows = a->n * a->inner;
+    if (rows == 0) return;
+    double wtotal = class_weight_total(a);
+    int nt = td_cpu_threads_for(rows * a->c, TD_CPU_GRAIN_COSTLY);
+    if (nt <= 1) {
+        fwd_grad_rows(a, 0, rows, wtotal, loss, aux0, aux1, scale, gx);
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num(), n = omp_get_num_threads();
+        int64_t r0 = rows * t / n, r1 = rows * (t + 1) / n;
+        fwd_grad_rows(a, r0, r1, wtotal, loss, aux0, aux1, scale, gx);
+    }
+}
+
 const struct td_softmax_loss_kernels td_cpu_softmax_loss = {
     .check_targets = check_targets,
     .forward = forward,
     .backward = backward,
+    .forward_grad = forward_grad,
 };

@@ -371,8 +371,10 @@ void cuda_backward(const td_smx_args *a, const void *aux0, const void *aux1, con
 
 } // namespace
 
+/* forward_grad NULL: the runtime runs forward and backward apart here */
 extern "C" const struct td_softmax_loss_kernels td_cuda_softmax_loss = {
     cuda_check_targets,
     cuda_forward,
     cuda_backward,
+    nullptr,
 };

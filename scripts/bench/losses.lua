@@ -3,8 +3,9 @@
 --   cross_entropy at (8192, 1000), (128, 10), (65536, 10);
 --   binary_cross_entropy_with_logits at (8192, 1000);
 --   focal_loss at (8192, 1000) against PyTorch's composite formula.
--- Goals: <= 0.3x PyTorch's time at (8192, 1000), <= 0.2x at (128, 10),
--- focal <= 0.15x of the composite. `tide scripts/bench/losses.lua [threads]`
+-- Goals: cross_entropy <= 0.25x PyTorch's time at (8192, 1000), <= 0.2x at
+-- (128, 10), <= 0.35x at (65536, 10); focal <= 0.35x of the composite.
+-- `tide scripts/bench/losses.lua [threads]`
 local tide = require "tide"
 local B = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "scripts/bench")
                  .. "/benchlib.lua")
@@ -32,7 +33,7 @@ local function have(name)
 end
 
 if have("cross_entropy") then
-    for _, case in ipairs({{8192, 1000, 5, 0.3}, {128, 10, 2000, 0.2}, {65536, 10, 20}}) do
+    for _, case in ipairs({{8192, 1000, 5, 0.25}, {128, 10, 2000, 0.2}, {65536, 10, 20, 0.35}}) do
         local n, c, inner, goal = case[1], case[2], case[3], case[4]
         local x = tide.randn({n, c}, {requires_grad = true})
         local y = tide.randint(0, c, {n})
@@ -60,6 +61,6 @@ if have("focal_loss") then
     local y = tide.randint(0, 1000, {8192})
     local t = B.time(stepper(x, function() return F.focal_loss(x, y, {gamma = 2}) end), {inner = 5})
     -- as cross_entropy: (2 * n * c) * 4 + n * 8 bytes
-    B.row("focal_loss 8192x1000", t, pt:get("focal_8192x1000"), "ms", false, 0.15,
+    B.row("focal_loss 8192x1000", t, pt:get("focal_8192x1000"), "ms", false, 0.35,
           {bytes = 2 * 8192 * 1000 * 4 + 8192 * 8})
 end

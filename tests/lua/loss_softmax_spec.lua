@@ -304,6 +304,107 @@ describe("softmax losses: threads", function()
     end)
 end)
 
+describe("softmax losses: gradient written by the forward", function()
+    -- A reduced loss whose input wants a gradient computes it in the
+    -- forward's pass (one exp per logit for float32 cross-entropy, eight
+    -- rows at a time below 17 classes); reduction = "none" followed by the
+    -- reduction runs the separate backward kernel. The two must agree to a
+    -- few float32 ulps of the largest gradient.
+    local function grads(f, x, y, o, seed, reduce)
+        local xa = x:detach()
+        xa.requires_grad = true
+        local l = f(xa, y, o)
+        ;(l * seed):backward()
+        local xb = x:detach()
+        xb.requires_grad = true
+        local ob = { reduction = "none" }
+        for k, v in pairs(o) do if k ~= "reduction" then ob[k] = v end end
+        local lb = reduce(f(xb, y, ob))
+        ;(lb * seed):backward()
+        return l, lb, xa.grad, xb.grad
+    end
+    local function close(a, b, ulps)
+        local d = (a:double() - b:double()):abs():max():item()
+        local m = b:double():abs():max():item()
+        assert(d <= ulps * 1.2e-7 * math.max(m, 1e-30), string.format("differ by %g (max %g)", d, m))
+    end
+    tide.manual_seed(21)
+    for _, c in ipairs({ 10, 3, 16, 17, 1000 }) do
+        -- 37 rows: four blocks of eight and a tail of five
+        local n = 37
+        local x = tide.randn({ n, c }) * 3
+        local y = tide.randint(0, c, { n })
+        y:narrow(0, 5, 1):fill_(-100) -- one ignored row
+        local w = tide.rand({ c }) + 0.5
+        for oi, o in ipairs({
+            {},
+            { weight = w },
+            { label_smoothing = 0.2 },
+            { weight = w, label_smoothing = 0.1, reduction = "sum" },
+        }) do
+            local name = string.format("cross_entropy C = %d, options %d", c, oi)
+            it(name .. " agrees with the separate backward", function()
+                for _, seed in ipairs({ 1, -2.5 }) do
+                    local l, lb, ga, gb = grads(F.cross_entropy, x, y, o, seed, function(t)
+                        if o.reduction == "sum" then return t:sum() end
+                        if o.weight then
+                            local wy = w:index_select(0, y:clamp(0, c - 1)) * y:ne(-100):float()
+                            return t:sum() / wy:sum()
+                        end
+                        return t:sum() / (n - 1)
+                    end)
+                    close(l, lb, 8)
+                    close(ga, gb, 8)
+                    assert.equal(0, ga:narrow(0, 5, 1):abs():max():item())
+                end
+            end)
+        end
+    end
+    it("focal_loss and float64 cross_entropy agree too", function()
+        local x = tide.randn({ 33, 12 }) * 2
+        local y = tide.randint(0, 12, { 33 })
+        local l, lb, ga, gb = grads(F.focal_loss, x, y, { gamma = 2 }, 1, function(t) return t:mean() end)
+        close(l, lb, 8)
+        close(ga, gb, 8)
+        -- 300 classes, an ignored row, per-class alpha, a target at the max
+        local xw = tide.randn({ 19, 300 }) * 4
+        local yw = tide.randint(0, 300, { 19 })
+        yw:narrow(0, 2, 1):fill_(-100)
+        xw:narrow(0, 3, 1):narrow(1, yw:narrow(0, 3, 1):item(), 1):fill_(40)
+        local alpha = tide.rand({ 300 })
+        for _, f in ipairs({ F.focal_loss, F.poly1_focal_loss }) do
+            l, lb, ga, gb = grads(f, xw, yw, { gamma = 1.5, alpha = alpha }, -3, function(t)
+                return t:sum() / 18
+            end)
+            close(l, lb, 8)
+            close(ga, gb, 8)
+        end
+        local xd = tide.randn({ 9, 7 }, "float64")
+        local yd = tide.randint(0, 7, { 9 })
+        l, lb, ga, gb = grads(F.cross_entropy, xd, yd, {}, 1, function(t) return t:mean() end)
+        assert(math.abs(l:item() - lb:item()) < 1e-15)
+        assert((ga - gb):abs():max():item() < 1e-16)
+    end)
+    it("a retained graph gives the same gradient on its second backward", function()
+        local x = tide.randn({ 20, 10 }, { requires_grad = true })
+        local y = tide.randint(0, 10, { 20 })
+        local l = F.cross_entropy(x, y)
+        l:backward(nil, { retain_graph = true })
+        local first = x.grad:clone()
+        l:backward()
+        close(x.grad, first * 2, 8)
+        -- and a loss that is never backpropagated frees its gradient with the graph
+        local before = tide.memory().live
+        do
+            local xs = tide.randn({ 256, 1000 }, { requires_grad = true })
+            local _ = F.cross_entropy(xs, tide.randint(0, 1000, { 256 }))
+        end
+        collectgarbage()
+        collectgarbage()
+        assert.is_true(tide.memory().live <= before + 4096)
+    end)
+end)
+
 describe("softmax losses: nn modules", function()
     it("nn.<Name>Loss{opts}(x, y) equals F.<name>(x, y, opts)", function()
         tide.manual_seed(5)
