@@ -26,6 +26,10 @@
 void td_memory_note_alloc(size_t n);
 void td_memory_note_free(size_t n);
 const td_backend *td_cpu_backend(void);
+/* the thread count the CPU kernels take at their next call (0: leave it),
+ * and taking it now (kernels/cpu/iter.c; runtime/threads.c sets it) */
+void td_cpu_set_thread_target(int n);
+int td_cpu_threads_sync(void);
 const td_backend *td_backend_of(const td_tensor *t);
 /* the backend of a device (NULL for CUDA in a build without it) */
 const td_backend *td_backend_for(td_device dev);

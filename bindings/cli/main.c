@@ -5,6 +5,7 @@
      tide -e CODE           run CODE (repeatable), -l mod requires mod
      tide -i script.lua     REPL after the script
      tide -                 run stdin as a script
+     tide --threads N ...   kernels on N threads (TIDE_NUM_THREADS)
      tide                   the REPL (also when stdin is not a terminal) */
 
 #include <lauxlib.h>
@@ -24,7 +25,7 @@
 extern int luaopen_tide_core(lua_State *L);
 
 /* Option bits found by collect_args. */
-enum { HAS_ERROR = 1, HAS_I = 2, HAS_V = 4, HAS_E = 8, HAS_H = 16 };
+enum { HAS_ERROR = 1, HAS_I = 2, HAS_V = 4, HAS_E = 8, HAS_H = 16, HAS_THREADS = 32 };
 
 static void print_usage(FILE *out)
 {
@@ -35,12 +36,14 @@ static void print_usage(FILE *out)
           "  -l mod    require library 'mod' into global 'mod'\n"
           "  -v        show version information\n"
           "  -W        turn warnings on\n"
+          "  --threads N  run kernels on N threads (default: the free cores)\n"
           "  -h        show this help\n"
           "  --        stop handling options\n"
           "  -         stop handling options and execute stdin\n"
           "With no script and no -e or -v, tide starts the REPL.\n"
           "Environment: TIDE_PATH (where tide's Lua files are), TIDE_DOC_DIR\n"
-          "(docs for ?name), TIDE_HISTORY (REPL history, default ~/.tide_history).\n",
+          "(docs for ?name), TIDE_HISTORY (REPL history, default ~/.tide_history),\n"
+          "TIDE_NUM_THREADS (as --threads).\n",
           out);
 }
 
@@ -200,6 +203,16 @@ static void setup_lazy_global(lua_State *L)
 
 /* --- the command line, as lua.c reads it --- */
 
+/* --threads N: TIDE_NUM_THREADS for the runtime, which reads it when
+   tide's core loads (runtime/threads.c); 0 when N is not a count */
+static int set_threads(const char *v)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (end == v || *end || n < 1 || n > td_max_threads()) return 0;
+    return setenv("TIDE_NUM_THREADS", v, 1) == 0;
+}
+
 /* Reads the options; *first becomes the index of the script (argc when
    there is none). */
 static int collect_args(char **argv, int *first)
@@ -212,6 +225,15 @@ static int collect_args(char **argv, int *first)
         case '-':
             if (strcmp(argv[i], "--help") == 0) {
                 args |= HAS_H;
+                break;
+            }
+            if (strncmp(argv[i], "--threads", 9) == 0 &&
+                (argv[i][9] == '\0' || argv[i][9] == '=')) {
+                const char *v = argv[i][9] == '=' ? argv[i] + 10 : argv[++i];
+                if (!v || !set_threads(v)) {
+                    *first = i;
+                    return HAS_ERROR | HAS_THREADS;
+                }
                 break;
             }
             if (argv[i][2] != '\0') return HAS_ERROR;
@@ -323,6 +345,13 @@ static int pmain(lua_State *L)
     char **argv = (char **)lua_touserdata(L, 2);
     int script;
     int args = collect_args(argv, &script);
+    if (args == (HAS_ERROR | HAS_THREADS)) {
+        fprintf(stderr, "%s: --threads needs a thread count from 1 to %d (4 per online CPU)%s%s\n",
+                TIDE_PROGNAME, td_max_threads(), argv[script] ? ", got " : "",
+                argv[script] ? argv[script] : "");
+        print_usage(stderr);
+        return 0;
+    }
     if (args == HAS_ERROR) {
         const char *opt = argv[script];
         if ((opt[1] == 'e' || opt[1] == 'l') && opt[2] == '\0')

@@ -22,6 +22,11 @@ static int m_set_num_threads(lua_State *L)
 {
     lua_Integer n = luaL_checkinteger(L, 1);
     if (n < 1) luaL_argerror(L, 1, "number of threads must be at least 1");
+    if (n > td_max_threads())
+        return luaL_argerror(
+            L, 1,
+            lua_pushfstring(L, "%I threads is more than 4 per online CPU (at most %d here)", n,
+                            td_max_threads()));
     td_set_num_threads((int)n);
     return 0;
 }

@@ -51,6 +51,7 @@ td_status td_cpu_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, i
                       int64_t stride_c)
 {
     if (batch <= 0 || m == 0 || n == 0) return TD_OK;
+    td_cpu_threads_sync(); /* dnnl_sgemm reads the count at each call */
     ldc = fix_ld(ldc, m, n);
     if (k == 0) {
         switch (dt) {

@@ -95,10 +95,23 @@ void td_cpu_iter_range(const td_cpu_iter *it, int64_t begin, int64_t end, td_cpu
     }
 }
 
+/* set by the runtime's free-core monitor (another thread), taken by the
+ * thread that calls a kernel: OpenMP's count is per calling thread */
+static int thread_target;
+
+void td_cpu_set_thread_target(int n) { __atomic_store_n(&thread_target, n, __ATOMIC_RELAXED); }
+
+int td_cpu_threads_sync(void)
+{
+    int n = __atomic_load_n(&thread_target, __ATOMIC_RELAXED);
+    if (n > 0 && !omp_in_parallel() && omp_get_max_threads() != n) omp_set_num_threads(n);
+    return omp_get_max_threads();
+}
+
 int td_cpu_threads_for(int64_t work, int64_t grain)
 {
     if (grain <= 0 || work < grain || omp_in_parallel()) return 1;
-    int64_t nt = omp_get_max_threads(), want = work / (grain / 2 > 0 ? grain / 2 : 1);
+    int64_t nt = td_cpu_threads_sync(), want = work / (grain / 2 > 0 ? grain / 2 : 1);
     return (int)(want < nt ? (want > 1 ? want : 1) : nt);
 }
 

@@ -99,6 +99,10 @@ void td_cpu_iter_range(const td_cpu_iter *it, int64_t begin, int64_t end, td_cpu
 void td_cpu_iter_run(const td_cpu_iter *it, int64_t grain, td_cpu_loop fn, void *ctx);
 /* threads worth using for `work` units of `grain` each */
 int td_cpu_threads_for(int64_t work, int64_t grain);
+/* take the thread count the runtime last asked for (runtime/threads.c)
+ * and return the count: called before work that oneDNN parallelises */
+int td_cpu_threads_sync(void);
+void td_cpu_set_thread_target(int n);
 
 /* Cephes-style expf: range reduction by ln 2 and a degree-6 polynomial,
  * about 1 ulp; branch-free so loops over it vectorise. Results below

@@ -17,6 +17,7 @@
  * scratchpad and cached primitives are never used by two threads at once
  * (oneDNN parallelises each call itself with OpenMP). */
 #include "cpu.h"
+#include "iter.h"
 #include "lru.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -35,6 +36,7 @@ enum {
 typedef struct {
     int64_t kind, has_bias;
     int64_t n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, groups, channels_last;
+    int64_t threads; /* oneDNN splits the work for the count at creation */
 } conv_key;
 
 typedef struct {
@@ -307,9 +309,24 @@ static td_status run_locked(int kind, const td_conv_args *a, void *ptr[NSLOT], v
         {DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_DST},
     };
     static const bool is_out[3][NSLOT] = {{0, 0, 1}, {1, 0, 0}, {0, 1, 0}};
-    conv_key k = {
-        kind,  bias != NULL, a->n,  a->c,  a->h,  a->w,  a->o,      a->kh,           a->kw,
-        a->sh, a->sw,        a->ph, a->pw, a->dh, a->dw, a->groups, a->channels_last};
+    conv_key k = {kind,
+                  bias != NULL,
+                  a->n,
+                  a->c,
+                  a->h,
+                  a->w,
+                  a->o,
+                  a->kh,
+                  a->kw,
+                  a->sh,
+                  a->sw,
+                  a->ph,
+                  a->pw,
+                  a->dh,
+                  a->dw,
+                  a->groups,
+                  a->channels_last,
+                  td_cpu_threads_sync()};
     td_status st = TD_OK;
     dnnl_memory_t umem[NSLOT] = {0}, pmem[NSLOT] = {0}, bmem = NULL, smem = NULL;
     void *pbuf[NSLOT] = {0};

@@ -232,10 +232,18 @@ const char *td_grad_fn_name(const td_tensor *t);
 void td_set_grad(td_tensor *t, td_tensor *grad); /* retains grad; NULL clears */
 
 /* ---- threads --------------------------------------------------------- */
+/* a fixed count from now on (the caller keeps n within td_max_threads) */
 void td_set_num_threads(int n);
 int td_get_num_threads(void);
-/* the default under an MPI launcher: the node's cores shared among its ranks */
+/* the most threads set_num_threads and TIDE_NUM_THREADS take: 4 per online CPU */
+int td_max_threads(void);
+/* the default (runtime/threads.c): TIDE_NUM_THREADS, else OMP_NUM_THREADS,
+ * else every core we may use (under an MPI launcher the node's cores
+ * shared among its ranks), following the cores other processes leave
+ * free unless TIDE_FOLLOW_FREE_CORES=0 */
 void td_threads_init(void);
+/* whether the count follows free cores (no count was given) */
+bool td_threads_follow_free_cores(void);
 
 #include "tide/losses.h"
 #include "tide/conv.h"
