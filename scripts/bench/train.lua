@@ -9,8 +9,8 @@
 -- `tide scripts/bench/train.lua [threads] [--steps N] [--case mlp|smallcnn|resnet18]`
 -- --steps N times N steps after the warm-up and extrapolates the epoch from
 -- them (the output says so); without it the epochs run in full and the
--- resnet18 step is timed over 5 steps. Goals: MLP <= 0.3x, smallcnn <= 0.5x,
--- resnet18 step <= 0.5x PyTorch's time, peak memory below PyTorch's.
+-- resnet18 step is timed over 5 steps. Goals: MLP <= 0.3x, smallcnn <= 0.45x,
+-- resnet18 step <= 0.6x PyTorch's time, peak memory below PyTorch's.
 -- Without Fashion-MNIST under /usr/share/datasets/fashion-mnist both sides
 -- train on 60000 random float32 images made in memory.
 local tide = require "tide"
@@ -19,7 +19,7 @@ local B = dofile(here .. "/benchlib.lua")
 
 local DATA_DIR = "/usr/share/datasets/fashion-mnist"
 local CASES = {"mlp", "smallcnn", "resnet18"}
-local GOAL = {mlp = 0.3, smallcnn = 0.5, resnet18 = 0.5}
+local GOAL = {mlp = 0.3, smallcnn = 0.45, resnet18 = 0.6}
 local EPOCH_SAMPLES = 60000 -- Fashion-MNIST's training split, or the random stand-in
 
 -- The FLOP of one training step on one sample, from the layers that do
