@@ -60,7 +60,7 @@ describe("thread count", function()
         assert.truthy(e:find("at least 1", 1, true), e)
     end)
 
-    it("follows the cores a busy process leaves free, and pins on set_num_threads", function()
+    it("follows the cores a busy process leaves free", function()
         local n = cores()
         if n < 2 then
             print("# skipped: one core, nothing to follow")
@@ -80,22 +80,34 @@ describe("thread count", function()
             io.write(table.concat(seen, " "))
         ]]
         local busy = "(sleep 0.8; timeout 1.6 sh -c 'while :; do :; done') & "
-        local out, rc = run("", "", code, busy)
-        assert.equal(0, rc, out)
-        local seen = {}
-        for v in out:gmatch("%d+") do seen[#seen + 1] = tonumber(v) end
-        assert.equal(40, #seen, out)
-        -- before: every core (two of them spin here: this process is itself
-        -- busy, which the monitor counts as its own)
-        assert.equal(n, seen[6], out)
-        -- during (from 0.8 s; two 200 ms windows to agree, one more for slack)
-        local low = math.huge
-        for i = 16, 24 do low = math.min(low, seen[i]) end
-        assert.equal(n - 1, low, out)
-        -- after (from 2.4 s)
-        assert.equal(n, seen[40], out)
-        -- set_num_threads pins it, busy or not
-        out, rc = run("", "", [[
+        -- whatever else runs on the machine moves the count too: a try
+        -- that did not start on every core says nothing, and is retried
+        local tries, last = 0, nil
+        for _ = 1, 4 do
+            local out, rc = run("", "", code, busy)
+            assert.equal(0, rc, out)
+            local seen = {}
+            for v in out:gmatch("%d+") do seen[#seen + 1] = tonumber(v) end
+            assert.equal(40, #seen, out)
+            last = out
+            if seen[6] == n then
+                tries = tries + 1
+                -- during (from 0.8 s; two 200 ms windows to agree, and slack)
+                local low = math.huge
+                for i = 16, 24 do low = math.min(low, seen[i]) end
+                -- after (from 2.4 s)
+                if low == n - 1 and seen[40] == n then return end
+            end
+        end
+        if tries == 0 then
+            print("# skipped: the machine was never quiet: " .. last)
+            return
+        end
+        error("the count did not follow the busy process: " .. last)
+    end)
+
+    it("set_num_threads pins it, busy or not", function()
+        local out, rc = run("", "", [[
             local tide = require "tide"
             tide.set_num_threads(2)
             local t0 = tide.clock()
