@@ -290,10 +290,15 @@ static bool keeps_int(td_unary_op op)
 
 /* ops whose derivative is cheapest from their output save only that (so an
  * in-place change of their input stays legal); the rest save the input */
+/* ops whose backward reads the output rather than the input. relu is one
+ * though its kernel reads "x > 0": relu(x) > 0 exactly when x > 0 (NaN
+ * neither), and keeping the output, as PyTorch's threshold_backward does,
+ * lets the input go (in a conv-bn-relu block the next layer keeps the
+ * output anyway): resnet18's step holds one activation less per ReLU. */
 static bool grad_from_output(td_unary_op op)
 {
     return op == TD_EXP || op == TD_SQRT || op == TD_TANH || op == TD_SIGMOID ||
-           op == TD_RECIPROCAL;
+           op == TD_RECIPROCAL || op == TD_RELU;
 }
 
 typedef struct {
