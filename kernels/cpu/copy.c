@@ -58,6 +58,66 @@ static void memcpy_parallel(char *d, const char *s, size_t nbytes)
     }
 }
 
+/* dst[i * dld + j] = src[j * sld + i], i < rows, j < cols, 4-byte
+ * elements: 8x8 tiles transposed in registers, so both sides move whole
+ * cache lines; the ragged edges element by element */
+static void transpose4(uint32_t *restrict dst, int64_t dld, const uint32_t *restrict src,
+                       int64_t sld, int64_t rows, int64_t cols)
+{
+    int64_t r8 = rows & ~(int64_t)7, c8 = cols & ~(int64_t)7;
+    for (int64_t i = 0; i < r8; i += 8) {
+        for (int64_t j = 0; j < c8; j += 8) {
+            __m256 v[8], t[8];
+            for (int k = 0; k < 8; k++)
+                v[k] = _mm256_loadu_ps((const float *)src + (j + k) * sld + i);
+            for (int k = 0; k < 8; k += 2) {
+                t[k] = _mm256_unpacklo_ps(v[k], v[k + 1]);
+                t[k + 1] = _mm256_unpackhi_ps(v[k], v[k + 1]);
+            }
+            for (int k = 0; k < 8; k += 4) {
+                v[k] = _mm256_shuffle_ps(t[k], t[k + 2], _MM_SHUFFLE(1, 0, 1, 0));
+                v[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], _MM_SHUFFLE(3, 2, 3, 2));
+                v[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], _MM_SHUFFLE(1, 0, 1, 0));
+                v[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], _MM_SHUFFLE(3, 2, 3, 2));
+            }
+            for (int k = 0; k < 4; k++) {
+                float *d0 = (float *)dst + (i + k) * dld + j, *d1 = d0 + 4 * dld;
+                _mm256_storeu_ps(d0, _mm256_permute2f128_ps(v[k], v[k + 4], 0x20));
+                _mm256_storeu_ps(d1, _mm256_permute2f128_ps(v[k], v[k + 4], 0x31));
+            }
+        }
+        for (int64_t ii = i; ii < i + 8; ii++)
+            for (int64_t j = c8; j < cols; j++) dst[ii * dld + j] = src[j * sld + ii];
+    }
+    for (int64_t i = r8; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) dst[i * dld + j] = src[j * sld + i];
+}
+
+/* A copy between two dense layouts of one 4-byte dtype that is a batch of
+ * 2-d transposes (NCHW <-> channels-last: per image, (C, HW) <-> (HW, C)):
+ * the strided loop reads one element per cache line and ran at 16 GB/s
+ * (6.4 MB in 0.8 ms); tiles read and write whole lines. Returns false for
+ * any other copy. */
+static bool copy_transposed(const td_cpu_iter *it)
+{
+    if (it->elsize[0] != 4 || it->ndim < 2 || it->ndim > 3) return false;
+    int in = it->ndim - 1, mid = it->ndim - 2;
+    const int64_t *sd = it->stride[0], *ss = it->stride[1];
+    if (sd[in] != 1 || ss[mid] != 1 || ss[in] <= 1 || sd[mid] <= 1) return false;
+    int64_t batch = it->ndim == 3 ? it->shape[0] : 1, rows = it->shape[mid], cols = it->shape[in];
+    int64_t bd = it->ndim == 3 ? sd[0] : 0, bs = it->ndim == 3 ? ss[0] : 0;
+    /* split the rows of every image into bands of 64 among the threads */
+    int64_t bands = (rows + 63) / 64, jobs = batch * bands;
+    int nt = td_cpu_threads_for(it->numel, TD_CPU_GRAIN);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t q = 0; q < jobs; q++) {
+        int64_t b = q / bands, r0 = (q % bands) * 64, nr = rows - r0 < 64 ? rows - r0 : 64;
+        transpose4((uint32_t *)it->data[0] + b * bd + r0 * sd[mid], sd[mid],
+                   (const uint32_t *)it->data[1] + b * bs + r0, ss[in], nr, cols);
+    }
+    return true;
+}
+
 void td_cpu_copy(td_tensor *dst, const td_tensor *src)
 {
     const td_tensor *ts[2] = {dst, src};
@@ -68,6 +128,7 @@ void td_cpu_copy(td_tensor *dst, const td_tensor *src)
         memcpy_parallel(it.data[0], it.data[1], (size_t)it.numel * (size_t)it.elsize[0]);
         return;
     }
+    if (dst->dtype == src->dtype && copy_transposed(&it)) return;
     copy_ctx c = {dst->dtype, src->dtype};
     td_cpu_iter_run(&it, TD_CPU_GRAIN, copy_loop, &c);
 }

@@ -26,6 +26,32 @@ describe("channels-last tensors", function()
         assert.is_true(same_bits(c:contiguous(), x))
     end)
 
+    it("layout changes move every element, at tile edges too (the tiled transpose)", function()
+        -- shapes around the 8x8 tiles and 64-row bands of the copy, and a
+        -- plain 2-d transpose made contiguous, checked element by element
+        for _, sh in ipairs({ {2, 8, 8, 8}, {3, 5, 7, 9}, {2, 17, 9, 11}, {1, 70, 3, 25}, {2, 3, 1, 1} }) do
+            local x = tide.randn(sh)
+            local c = x:contiguous(CL)
+            local back = c:contiguous()
+            for n = 0, sh[1] - 1 do
+                for ch = 0, sh[2] - 1 do
+                    for h = 0, sh[3] - 1 do
+                        for w = 0, sh[4] - 1 do
+                            local v = x:get(n, ch, h, w)
+                            assert(c:get(n, ch, h, w) == v and back:get(n, ch, h, w) == v,
+                                   string.format("%s at (%d, %d, %d, %d)", H.shape_str(sh), n, ch, h, w))
+                        end
+                    end
+                end
+            end
+        end
+        local m = tide.randn({37, 70})
+        local t = m:t():contiguous()
+        for i = 0, 36 do
+            for j = 0, 69 do assert(t:get(j, i) == m:get(i, j)) end
+        end
+    end)
+
     it("size-1 dims make a tensor both contiguous and channels-last", function()
         local x = tide.randn({2, 1, 4, 5})
         assert.is_true(x:is_contiguous())
