@@ -185,7 +185,8 @@ void td_threads_init(void)
     if (n < 1) n = 1;
     omp_set_num_threads(n);
     const char *follow = getenv("TIDE_FOLLOW_FREE_CORES");
-    if (n < 2 || (follow && strcmp(follow, "0") == 0)) return;
+    /* (a second Lua state loading tide finds the monitor running) */
+    if (n < 2 || (follow && strcmp(follow, "0") == 0) || mon.running) return;
     mon.base = n;
     mon.stop = false;
     /* (the default stack: the libraries' static TLS lives in it, and
