@@ -278,6 +278,29 @@ static int64_t check_targets(const td_smx_args *a, int64_t *count, double *wsum)
 
 /* ---- forward ------------------------------------------------------------- */
 
+/* A focal row's loss *l and closed-form dloss/dx_y *gg, and ls2 = the log
+ * of s2, from the target's logit xy, the row max m, the sums of
+ * exp(x_j - m) over all classes (s) and all but the target (s2), and the
+ * target's alpha */
+static void focal_terms(const td_smx_args *a, double xy, double m, double s, double s2, double al,
+                        double *l, double *gg, double *ls2)
+{
+    double ls = log(s);
+    *ls2 = log(s2);
+    /* log p_y; when y holds the max, s = 1 + s2 and log1p keeps p_y ~ 1 exact */
+    double logp = xy == m ? -log1p(s2) : (xy - m) - ls;
+    double l1mp = *ls2 - ls; /* log(1 - p_y) without cancellation; -inf when p_y rounds to 1 */
+    double g = a->gamma;
+    double pw = g == 0 ? 1.0 : exp(g * l1mp);
+    double p = exp(logp);
+    *l = -al * pw * logp;
+    *gg = al * pw * (g * p * logp - exp(l1mp));
+    if (TD_SMX_IS_POLY(a->kind)) { /* + epsilon (1 - p)^(g + 1) */
+        *l += a->epsilon * pw * exp(l1mp);
+        *gg -= a->epsilon * (g + 1) * p * pw * exp(l1mp);
+    }
+}
+
 TD_CPU_ALWAYS_INLINE void fwd_row(const td_smx_args *a, int64_t r, int64_t cs, void *loss,
                                   void *aux0, void *aux1)
 {
@@ -316,20 +339,9 @@ TD_CPU_ALWAYS_INLINE void fwd_row(const td_smx_args *a, int64_t r, int64_t cs, v
         if (TD_SMX_IS_FOCAL(a->kind)) {
             T s2;
             T s = RSUMEXP2(x, c, cs, m, y, &s2);
-            double ls = log((double)s), ls2 = log((double)s2);
-            /* log p_y; when y holds the max, s = 1 + s2 and log1p keeps p_y ~ 1 exact */
-            double logp = xy == (double)m ? -log1p((double)s2) : (xy - (double)m) - ls;
-            double l1mp =
-                ls2 - ls; /* log(1 - p_y) without cancellation; -inf when p_y rounds to 1 */
-            double g = a->gamma;
-            double pw = g == 0 ? 1.0 : exp(g * l1mp);
             double al = a->alpha ? (double)((const T *)a->alpha)[y] : a->alpha_scalar;
-            double p = exp(logp);
-            double l = -al * pw * logp, gg = al * pw * (g * p * logp - exp(l1mp));
-            if (TD_SMX_IS_POLY(a->kind)) { /* + epsilon (1 - p)^(g + 1) */
-                l += a->epsilon * pw * exp(l1mp);
-                gg -= a->epsilon * (g + 1) * p * pw * exp(l1mp);
-            }
+            double l, gg, ls2;
+            focal_terms(a, xy, (double)m, (double)s, (double)s2, al, &l, &gg, &ls2);
             *L = (T)l;
             st[0] = m, st[1] = (T)ls2; /* q_j = p_j / (1 - p_y) = exp((x_j - m) - ls2) */
             ((T *)aux1)[r] = (T)gg;
@@ -472,6 +484,21 @@ static void backward(const td_smx_args *a, const void *aux0, const void *aux1, c
 
 /* ---- forward and backward fused ----------------------------------------- */
 
+/* *m = the row's max and g[j] = exp(x[j] - m); returns their sum. Always
+ * inlined, so each target clone of its callers runs its own vectors. */
+TD_CPU_ALWAYS_INLINE float exp_row_f32(const float *x, float *g, int64_t c, float *m)
+{
+    float mx = td_cpu_row_max_f32(x, c), s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < c; j++) {
+        float e = td_cpu_expf_nonpos(x[j] - mx);
+        g[j] = e;
+        s += e;
+    }
+    *m = mx;
+    return s;
+}
+
 /* The common case, float32 cross-entropy on (N, C) with class indices,
  * with one exp per logit instead of two: the exponentials e_j = exp(x_j -
  * m) are kept as they are summed, and the gradient is then A e_j / s - B
@@ -493,13 +520,7 @@ fwd_grad_ce_row_f32(const td_smx_args *a, int64_t r, double wtotal, float *loss,
         memset(g, 0, sizeof(float) * (size_t)c);
         return;
     }
-    float m = td_cpu_row_max_f32(x, c), s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < c; j++) {
-        float e = td_cpu_expf_nonpos(x[j] - m);
-        g[j] = e;
-        s += e;
-    }
+    float m, s = exp_row_f32(x, g, c, &m);
     double wy = w ? (double)w[y] : 1.0, xy = (double)x[y];
     double ls = log((double)s), e = a->smoothing;
     double l = (1 - e) * wy * (((double)m - xy) + ls);
@@ -521,7 +542,7 @@ fwd_grad_ce_row_f32(const td_smx_args *a, int64_t r, double wtotal, float *loss,
 /* Focal loss (and poly1 on focal) on (N, C) float32 the same way: the
  * exponentials kept in the gradient's row give both sums, and the
  * gradient -gg e_j / s2 off the target (the separate backward's -gg
- * exp((x_j - m) - ls2)). The per-row scalars are fwd_row's. */
+ * exp((x_j - m) - ls2)). The per-row scalars are fwd_row's (focal_terms). */
 __attribute__((target_clones("arch=x86-64-v4", "default"))) static void
 fwd_grad_focal_row_f32(const td_smx_args *a, int64_t r, float *loss, float *aux0, float *aux1,
                        double scale, float *gx)
@@ -536,13 +557,7 @@ fwd_grad_focal_row_f32(const td_smx_args *a, int64_t r, float *loss, float *aux0
         memset(g, 0, sizeof(float) * (size_t)c);
         return;
     }
-    float m = td_cpu_row_max_f32(x, c), s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < c; j++) {
-        float e = td_cpu_expf_nonpos(x[j] - m);
-        g[j] = e;
-        s += e;
-    }
+    float m, s = exp_row_f32(x, g, c, &m);
     float s2 = s - g[y], xy = x[y];
     /* as rsumexp2: the sum without the target's term, not s minus it,
      * where that would cancel (the target near the max) */
@@ -550,18 +565,9 @@ fwd_grad_focal_row_f32(const td_smx_args *a, int64_t r, float *loss, float *aux0
         s2 = 0;
         for (int64_t j = 0; j < c; j++) s2 += j == y ? 0.0f : g[j];
     }
-    double ls = log((double)s), ls2 = log((double)s2);
-    double logp = (double)xy == (double)m ? -log1p((double)s2) : ((double)xy - (double)m) - ls;
-    double l1mp = ls2 - ls;
-    double gm = a->gamma;
-    double pw = gm == 0 ? 1.0 : exp(gm * l1mp);
     double al = a->alpha ? (double)((const float *)a->alpha)[y] : a->alpha_scalar;
-    double p = exp(logp);
-    double l = -al * pw * logp, gg = al * pw * (gm * p * logp - exp(l1mp));
-    if (TD_SMX_IS_POLY(a->kind)) {
-        l += a->epsilon * pw * exp(l1mp);
-        gg -= a->epsilon * (gm + 1) * p * pw * exp(l1mp);
-    }
+    double l, gg, ls2;
+    focal_terms(a, (double)xy, (double)m, (double)s, (double)s2, al, &l, &gg, &ls2);
     loss[r] = (float)l;
     st[0] = m, st[1] = (float)ls2;
     aux1[r] = (float)gg;
