@@ -13,17 +13,9 @@ if not stdout_path then
 end
 -- the failure list and file reading every recipe checker shares
 local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/../recipes/checklib.lua")
-local failures, fail, read = C.failures, C.fail, C.read
+local fail, read = C.fail, C.read
 
-local p = io.popen("ls -A '" .. dir .. "'")
-local names, reports = {}, 0
-for name in p:lines() do
-    names[#names + 1] = name
-    if name:match("^report") then reports = reports + 1 end
-    if name:match("%.tmp$") then fail("%s holds a half-written file: %s", dir, name) end
-end
-p:close()
-if reports ~= 1 then fail("%s holds %d report files, not one: %s", dir, reports, table.concat(names, " ")) end
+C.one_report(dir)
 local report = read(dir .. "/report.md")
 if not report or #report == 0 then fail("%s/report.md is missing or empty", dir) end
 
@@ -47,8 +39,5 @@ local out = read(stdout_path) or ""
 local _, printed = ("\n" .. out):gsub("\nreport: ", "")
 if printed ~= 1 then fail("%s: 'report:' printed %d times", stdout_path, printed) end
 
-if #failures > 0 then
-    for _, f in ipairs(failures) do io.stderr:write("check_once: ", f, "\n") end
-    os.exit(1)
-end
+C.exit_if_failed("check_once")
 print(string.format("check_once: %s: one report, %d metrics lines, each once", dir, n))

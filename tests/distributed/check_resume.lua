@@ -16,7 +16,7 @@ if not mode2 then
 end
 -- the failure list every recipe checker shares
 local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/../recipes/checklib.lua")
-local failures, fail = C.failures, C.fail
+local fail = C.fail
 
 -- epoch -> record of variant ce; a failure for a repeated epoch
 local function records(d)
@@ -71,9 +71,6 @@ if n ~= 2 or not got[1] or not got[2] then fail("%s/metrics.jsonl: expected epoc
 compare(dir .. " epoch 1 vs " .. ref1, got[1], records(ref1)[1], mode1)
 compare(dir .. " epoch 2 vs " .. ref2, got[2], records(ref2)[2], mode2)
 
-if #failures > 0 then
-    for _, f in ipairs(failures) do io.stderr:write("check_resume: ", f, "\n") end
-    os.exit(1)
-end
+C.exit_if_failed("check_resume")
 print(string.format("check_resume: %s: epoch 1 matches %s (%s), epoch 2 matches %s (%s)", dir, ref1, mode1, ref2,
                     mode2))

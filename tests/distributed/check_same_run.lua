@@ -32,19 +32,10 @@ end
 
 -- the failure list and file reading every recipe checker shares
 local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/../recipes/checklib.lua")
-local failures, fail, read = C.failures, C.fail, C.read
+local fail, read = C.fail, C.read
 
 -- the folder's files
-local p = io.popen("ls -A '" .. dist_dir .. "'")
-local names = {}
-for name in p:lines() do names[#names + 1] = name end
-p:close()
-local reports = 0
-for _, name in ipairs(names) do
-    if name:match("^report") then reports = reports + 1 end
-    if name:match("%.tmp$") then fail("%s holds a half-written file: %s", dist_dir, name) end
-end
-if reports ~= 1 then fail("%s holds %d report files, not one: %s", dist_dir, reports, table.concat(names, " ")) end
+C.one_report(dist_dir)
 
 -- metrics.jsonl: the pairs, each once; the last record per variant
 local function records(dir)
@@ -143,9 +134,6 @@ for _, a in ipairs(accs) do
     end
 end
 
-if #failures > 0 then
-    for _, f in ipairs(failures) do io.stderr:write("check_same_run: ", f, "\n") end
-    os.exit(1)
-end
+C.exit_if_failed("check_same_run")
 print(string.format("check_same_run: %s: one report, %d metrics lines once each, the tables of %s", dist_dir,
                     dlines, one_dir))

@@ -28,7 +28,7 @@ end
 local VARIANTS = {"bce", "focal", "bce_ls"}
 
 local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/checklib.lua")
-local failures, fail, read, in01 = C.failures, C.fail, C.read, C.in01
+local fail, read, in01 = C.fail, C.read, C.in01
 
 local last = {}
 local n = C.each_record(dir, function(rec, n)
@@ -80,8 +80,5 @@ for _, what in ipairs({"reliability.png", string.format("their %d test images", 
     if not report:find(what, 1, true) then fail("report.md: no '%s'", what) end
 end
 
-if #failures > 0 then
-    for _, f in ipairs(failures) do io.stderr:write("check_binary: ", f, "\n") end
-    os.exit(1)
-end
+C.exit_if_failed("check_binary")
 print(string.format("check_binary: %s: %d records, %d variants; all checks pass", dir, n, #VARIANTS))

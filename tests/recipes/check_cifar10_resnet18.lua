@@ -18,7 +18,7 @@ if not dir or not epochs then
     os.exit(2)
 end
 local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/checklib.lua")
-local failures, fail, in01 = C.failures, C.fail, C.in01
+local fail, in01 = C.fail, C.in01
 
 local ok, recs = pcall(tide.experiment.read_jsonl, dir .. "/metrics.jsonl")
 if not ok then fail("metrics.jsonl: %s", tostring(recs)) recs = {} end
@@ -53,8 +53,5 @@ for _, what in ipairs({"# ResNet-18 on CIFAR-10", "SGD, lr 0.01, momentum 0.9, w
     if not report:find(what, 1, true) then fail("report.md: no '%s'", what) end
 end
 
-if #failures > 0 then
-    for _, m in ipairs(failures) do io.stderr:write("check_cifar10_resnet18: ", m, "\n") end
-    os.exit(1)
-end
+C.exit_if_failed("check_cifar10_resnet18")
 print(string.format("check_cifar10_resnet18: %s: %d epoch(s); all checks pass", dir, #recs))

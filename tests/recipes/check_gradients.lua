@@ -19,7 +19,7 @@ if not dir or not epochs then
     os.exit(2)
 end
 local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/checklib.lua")
-local failures, fail = C.failures, C.fail
+local fail = C.fail
 local f = io.open(dir .. "/report.md", "rb")
 local report = f and f:read("a") or ""
 if f then f:close() else fail("%s/report.md is missing", dir) end
@@ -101,9 +101,6 @@ if a and b and type(a.grad_mean) == "number" and type(b.grad_mean) == "number"
     fail("CE's mean gradient %g is not larger than MSE's %g at epoch 1", a.grad_mean, b.grad_mean)
 end
 
-if #failures > 0 then
-    for _, m in ipairs(failures) do io.stderr:write("check_gradients: ", m, "\n") end
-    os.exit(1)
-end
+C.exit_if_failed("check_gradients")
 print(string.format("check_gradients: %s: worked example (8 gradients) and gradient statistics for ce and mse x %d "
                     .. "epoch(s) in range; all checks pass", dir, epochs))

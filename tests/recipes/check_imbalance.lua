@@ -20,7 +20,7 @@ end
 local VARIANTS = {"ce", "wce", "focal", "cb"}
 
 local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/checklib.lua")
-local failures, fail, read, in01 = C.failures, C.fail, C.read, C.in01
+local fail, read, in01 = C.fail, C.read, C.in01
 
 -- metrics.jsonl
 local last = {}
@@ -104,8 +104,5 @@ for k, row in ipairs({"inverse frequency", "class-balanced"}) do
     end
 end
 
-if #failures > 0 then
-    for _, f in ipairs(failures) do io.stderr:write("check_imbalance: ", f, "\n") end
-    os.exit(1)
-end
+C.exit_if_failed("check_imbalance")
 print(string.format("check_imbalance: %s: %d records, %d variants; all checks pass", dir, n, #VARIANTS))

@@ -24,7 +24,7 @@ if not dir or #variants == 0 then
 end
 
 local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/checklib.lua")
-local failures, fail, read, in01 = C.failures, C.fail, C.read, C.in01
+local fail, read, in01 = C.fail, C.read, C.in01
 local function positive(x) return type(x) == "number" and x > 0 and x < math.huge end
 
 local last = {}
@@ -88,8 +88,5 @@ for _, what in ipairs({"held out", "reliability_before.png", "reliability_after.
     if not report:find(what, 1, true) then fail("report.md: no '%s'", what) end
 end
 
-if #failures > 0 then
-    for _, f in ipairs(failures) do io.stderr:write("check_label_smoothing: ", f, "\n") end
-    os.exit(1)
-end
+C.exit_if_failed("check_label_smoothing")
 print(string.format("check_label_smoothing: %s: %d records, %d variants; all checks pass", dir, n, #variants))

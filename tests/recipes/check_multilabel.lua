@@ -28,7 +28,7 @@ if not dir then
 end
 
 local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/checklib.lua")
-local failures, fail, read, in01 = C.failures, C.fail, C.read, C.in01
+local fail, read, in01 = C.fail, C.read, C.in01
 
 -- metrics.jsonl
 local last = {}
@@ -112,8 +112,5 @@ for _, l in ipairs(LABELS) do
     if rows < 2 then fail("report.md: label '%s' has %d table rows, expected 2 (precision/recall, Labels)", l, rows) end
 end
 
-if #failures > 0 then
-    for _, f in ipairs(failures) do io.stderr:write("check_multilabel: ", f, "\n") end
-    os.exit(1)
-end
+C.exit_if_failed("check_multilabel")
 print(string.format("check_multilabel: %s: %d records, %d variants; all checks pass", dir, n, #variants))

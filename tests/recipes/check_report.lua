@@ -44,7 +44,7 @@ if not dir or #opts.variants == 0 then
 end
 
 local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/checklib.lua")
-local failures, fail, read = C.failures, C.fail, C.read
+local fail, read = C.fail, C.read
 local function is_number(s) return tonumber((s:gsub("%%$", ""))) ~= nil end
 
 -- report.md
@@ -144,9 +144,6 @@ for _, m in ipairs(opts.mins) do
     end
 end
 
-if #failures > 0 then
-    for _, f in ipairs(failures) do io.stderr:write("check_report: ", f, "\n") end
-    os.exit(1)
-end
+C.exit_if_failed("check_report")
 print(string.format("check_report: %s holds %d variants x %d epochs, %d plot(s)%s; all checks pass", dir,
                     #opts.variants, opts.epochs, images, gnuplot and " (PNG)" or " (CSV)"))

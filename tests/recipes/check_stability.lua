@@ -26,7 +26,7 @@ if not dir or not epochs then
     os.exit(2)
 end
 local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/checklib.lua")
-local failures, fail, read = C.failures, C.fail, C.read
+local fail, read = C.fail, C.read
 local function finite(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
 
 local recs = tide.experiment.read_jsonl(dir .. "/metrics.jsonl")
@@ -134,9 +134,6 @@ for rel in report:gmatch("%]%(([^)]+)%)") do
 end
 if plots < 5 then fail("report.md links %d plots, fewer than 5", plots) end
 
-if #failures > 0 then
-    for _, m in ipairs(failures) do io.stderr:write("check_stability: ", m, "\n") end
-    os.exit(1)
-end
+C.exit_if_failed("check_stability")
 print(string.format("check_stability: %s: %d part-1 cases and the thresholds in range, part 2 recorded, %d plot(s); "
                     .. "all checks pass", dir, cases, plots))

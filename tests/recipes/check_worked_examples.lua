@@ -11,7 +11,7 @@ if not dir then
     os.exit(2)
 end
 local C = dofile((arg[0]:match("^(.*)/") or ".") .. "/checklib.lua")
-local failures, fail, read = C.failures, C.fail, C.read
+local fail, read = C.fail, C.read
 
 -- the quantities and their expected values, as the report prints them
 local EXPECTED = {
@@ -69,8 +69,5 @@ local n = C.each_record(dir, function(rec, n)
 end)
 if n ~= #EXPECTED then fail("metrics.jsonl has %d records, not %d", n, #EXPECTED) end
 
-if #failures > 0 then
-    for _, f in ipairs(failures) do io.stderr:write("check_worked_examples: ", f, "\n") end
-    os.exit(1)
-end
+C.exit_if_failed("check_worked_examples")
 print(string.format("check_worked_examples: %s holds all %d worked values, each matching; all checks pass", dir, n))
