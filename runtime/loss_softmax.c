@@ -275,9 +275,8 @@ td_status td_softmax_loss_run(const td_loss_def *q, td_tensor *const *in, const 
     /* A reduced loss whose input wants a gradient gets it now, in the
      * forward's pass over the logits (see forward_grad); a target that
      * wants one too (class probabilities) takes the two-pass way. */
-    td_tensor *tg[1] = {target};
     bool fuse = be->softmax_loss->forward_grad && o->reduction != TD_REDUCE_NONE &&
-                td_needs_grad(1, &x) && !(prob && td_needs_grad(1, tg));
+                td_needs_grad(1, &x) && !(prob && td_needs_grad(1, &target));
     if (fuse) {
         TD_CHECK(td_empty_on(x->ndim, x->shape, x->dtype, dev, &gx));
         be->softmax_loss->forward_grad(

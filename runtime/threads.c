@@ -138,19 +138,17 @@ static void monitor_stop(void)
     td_cpu_set_thread_target(0);
 }
 
-/* a positive thread count no larger than `max`, or 0 */
-static int parse_count(const char *s, int max)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    while (*end == ' ') end++;
-    return (end == s || *end || v < 1 || v > max) ? 0 : (int)v;
-}
-
 int td_max_threads(void)
 {
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     return online > 0 ? 4 * (int)online : 4;
+}
+
+int td_thread_count(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    return (end == s || *end || v < 1 || v > td_max_threads()) ? 0 : (int)v;
 }
 
 void td_threads_init(void)
@@ -163,7 +161,7 @@ void td_threads_init(void)
     }
     const char *mine = getenv("TIDE_NUM_THREADS");
     if (mine && *mine) {
-        int n = parse_count(mine, td_max_threads());
+        int n = td_thread_count(mine);
         if (n) {
             omp_set_num_threads(n);
             return;

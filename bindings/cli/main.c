@@ -207,10 +207,7 @@ static void setup_lazy_global(lua_State *L)
    tide's core loads (runtime/threads.c); 0 when N is not a count */
 static int set_threads(const char *v)
 {
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (end == v || *end || n < 1 || n > td_max_threads()) return 0;
-    return setenv("TIDE_NUM_THREADS", v, 1) == 0;
+    return td_thread_count(v) && setenv("TIDE_NUM_THREADS", v, 1) == 0;
 }
 
 /* Reads the options; *first becomes the index of the script (argc when

@@ -237,6 +237,9 @@ void td_set_num_threads(int n);
 int td_get_num_threads(void);
 /* the most threads set_num_threads and TIDE_NUM_THREADS take: 4 per online CPU */
 int td_max_threads(void);
+/* s read as a thread count from 1 to td_max_threads(), or 0 when it is not
+ * one (TIDE_NUM_THREADS, `tide --threads`) */
+int td_thread_count(const char *s);
 /* the default (runtime/threads.c): TIDE_NUM_THREADS, else OMP_NUM_THREADS,
  * else every core we may use (under an MPI launcher the node's cores
  * shared among its ranks), following the cores other processes leave
