@@ -12,13 +12,11 @@ local tide = require "tide"
 local TIDE = arg and arg[-1] or "tide"
 local CLEAN = "env -u TIDE_FOLLOW_FREE_CORES -u TIDE_NUM_THREADS -u OMP_NUM_THREADS "
 
-local function sh(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
 -- run `tide [opts] -e code` in a clean environment with the variables in
 -- vars, after the shell command `before`; its output and status
 local function run(vars, opts, code, before)
-    local p = assert(io.popen((before or "") .. CLEAN .. vars .. " " .. sh(TIDE) .. " " .. opts
-                              .. " -e " .. sh(code) .. " 2>&1; echo \"rc=$?\""))
+    local p = assert(io.popen((before or "") .. CLEAN .. vars .. " " .. H.sh(TIDE) .. " " .. opts
+                              .. " -e " .. H.sh(code) .. " 2>&1; echo \"rc=$?\""))
     local out = p:read("a")
     p:close()
     local rc = tonumber(out:match("rc=(%d+)%s*$"))
