@@ -2,7 +2,8 @@
  *
  * 2-d convolution, cross-correlation as PyTorch's conv2d. Every buffer is
  * contiguous in PyTorch's layout (activations channels-last instead when
- * a.channels_last) and of a.dtype:
+ * a.channels_last; the inputs x and gy may each be either when
+ * a.channels_last, as a.x_cl and a.gy_cl say) and of a.dtype:
  *   x (n, c, h, w)   w (o, c/groups, kh, kw)   b (o)   y (n, o, oh, ow)
  * The front-end has checked the shapes and computed oh, ow. Each entry
  * returns TD_OK, or an error (out of memory, a library failure) with the
@@ -22,7 +23,12 @@ typedef struct {
     int64_t ph, pw;     /* zero padding on both sides, >= 0 */
     int64_t dh, dw;     /* dilation, >= 1 */
     int64_t groups;     /* divides c and o */
-    bool channels_last; /* x, y, gx, gy stored N, H, W, C (weights stay OIHW) */
+    bool channels_last; /* y and gx stored N, H, W, C (weights stay OIHW) */
+    /* x and gy stored N, H, W, C (else contiguous); both equal
+     * channels_last unless it is true: a backend that takes channels-last
+     * reorders whichever layout it is given, which spares a copy of an
+     * NCHW input or of an NCHW output gradient */
+    bool x_cl, gy_cl;
 } td_conv_args;
 
 struct td_conv_kernels {

@@ -12,10 +12,24 @@ typedef struct {
     td_conv_args args;
 } conv_ctx;
 
+/* t (x or gy) as the kernels take it: as it is when the backend takes
+ * channels-last float32 and t is contiguous NCHW (the backend reorders it
+ * itself, at no more cost than our copy), else dense in the kernels'
+ * layout; *cl says which */
+static td_status activation(td_tensor *t, const td_conv_args *a, td_tensor **out, bool *cl)
+{
+    if (a->channels_last && t->dtype == a->dtype && td_is_contiguous(t)) {
+        *cl = false;
+        return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
+    }
+    *cl = a->channels_last;
+    return td_dense_raw(t, a->dtype, a->channels_last, out);
+}
+
 static td_status conv_backward(td_node *nd, td_tensor *g, td_tensor **gi)
 {
     const conv_ctx *c = nd->ctx;
-    const td_conv_args a = c->args;
+    td_conv_args a = c->args;
     td_tensor *x = c->x, *w = c->w;
     td_tensor *gy = NULL, *gx = NULL, *gw = NULL, *gb = NULL;
     td_status st = TD_OK;
@@ -23,7 +37,7 @@ static td_status conv_backward(td_node *nd, td_tensor *g, td_tensor **gi)
     td_device dev = td_device_of(x);
     bool want_x = nd->next[0] != NULL, want_w = nd->next[1] != NULL,
          want_b = nd->n_next > 2 && nd->next[2] != NULL;
-    TD_CHECK(td_dense_raw(g, a.dtype, a.channels_last, &gy));
+    TD_CHECK(activation(g, &a, &gy, &a.gy_cl));
     if (want_x) TD_CHECK(td_empty_layout_on(4, x->shape, a.dtype, dev, a.channels_last, &gx));
     /* an empty batch contributes nothing: zeros */
     if (want_w)
@@ -149,16 +163,18 @@ static td_status conv2d_4d(td_tensor *x, td_tensor *w, const td_conv2d_opts *o, 
                       o->dilation[0],
                       o->dilation[1],
                       o->groups,
-                      x->dtype == TD_FLOAT32 && td_backend_of(x)->conv->f32_channels_last};
+                      x->dtype == TD_FLOAT32 && td_backend_of(x)->conv->f32_channels_last,
+                      false,
+                      false};
+    a.x_cl = a.gy_cl = a.channels_last;
 
     td_tensor *cx = NULL, *cw = NULL, *cb = NULL, *y = NULL;
     td_status st = TD_OK;
     int64_t yshape[4] = {n, oc, a.oh, a.ow};
-    /* activations as the kernels read them: channels-last when the backend
-     * takes that layout (a view when x already is; the first layer's NCHW
-     * input is copied, which is small), else contiguous */
+    /* the output is channels-last when the backend takes that layout, so the
+     * next layer reads it as it is; the input as activation() gives it */
     TD_CHECK(td_empty_layout_on(4, yshape, x->dtype, td_device_of(x), a.channels_last, &y));
-    TD_CHECK(td_dense_raw(x, x->dtype, a.channels_last, &cx));
+    TD_CHECK(activation(x, &a, &cx, &a.x_cl));
     TD_CHECK(td_dense_raw(w, x->dtype, false, &cw));
     if (b) TD_CHECK(td_dense_raw(b, x->dtype, false, &cb));
     if (n > 0)

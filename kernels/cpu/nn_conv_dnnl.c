@@ -6,9 +6,10 @@
  * where they differ. Direct convolutions take channels-last activations as
  * they are: oneDNN's nhwc kernels (brgconv forward, jit backward) run
  * within a few percent of its blocked ones on this CPU, so only their
- * weights are reordered. Winograd convolutions (want_winograd) exist only
- * for blocked layouts, so theirs are reordered too, which their speed pays
- * for. The backward primitives are built with the forward primitive
+ * weights are reordered (and NCHW inputs, by oneDNN's reorder). Winograd
+ * convolutions (want_winograd) exist only for blocked layouts, so theirs
+ * are reordered too, which their speed pays for; an NCHW input goes to
+ * the blocked layout in one reorder, not through channels-last. The backward primitives are built with the forward primitive
  * descriptor as their hint. Primitives live in a small LRU cache so a
  * training loop builds each once. The blocked copies come from our
  * allocator (whose large-block cache makes them cheap to reuse), and every
@@ -35,7 +36,7 @@ enum {
 
 typedef struct {
     int64_t kind, has_bias;
-    int64_t n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, groups, channels_last;
+    int64_t n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, groups, channels_last, x_cl, gy_cl;
     int64_t threads; /* oneDNN splits the work for the count at creation */
 } conv_key;
 
@@ -99,7 +100,8 @@ static void entry_free(conv_entry *e)
     free(e);
 }
 
-/* user (our layout) descriptors of x, w, y */
+/* user (our layout) descriptors of x, w, y: the outputs (y, gx) in
+ * channels_last's layout, the inputs (x, gy) in theirs */
 static dnnl_status_t user_mds(const conv_key *k, dnnl_memory_desc_t md[NSLOT],
                               dnnl_memory_desc_t *bias)
 {
@@ -108,9 +110,13 @@ static dnnl_status_t user_mds(const conv_key *k, dnnl_memory_desc_t md[NSLOT],
     int64_t ow = (k->w + 2 * k->pw - k->dw * (k->kw - 1) - 1) / k->sw + 1;
     dnnl_dims_t yd = {k->n, k->o, oh, ow};
     dnnl_dims_t bd = {k->o};
-    dnnl_format_tag_t act = k->channels_last ? dnnl_nhwc : dnnl_nchw;
-    dnnl_status_t s = dnnl_memory_desc_init_by_tag(&md[S_DATA], 4, xd, dnnl_f32, act);
-    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&md[S_DST], 4, yd, dnnl_f32, act);
+    bool data_cl = k->kind == K_BWD_DATA ? k->channels_last : k->x_cl;
+    bool dst_cl = k->kind == K_FWD ? k->channels_last : k->gy_cl;
+    dnnl_status_t s =
+        dnnl_memory_desc_init_by_tag(&md[S_DATA], 4, xd, dnnl_f32, data_cl ? dnnl_nhwc : dnnl_nchw);
+    if (s == dnnl_success)
+        s = dnnl_memory_desc_init_by_tag(&md[S_DST], 4, yd, dnnl_f32,
+                                         dst_cl ? dnnl_nhwc : dnnl_nchw);
     if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(bias, 1, bd, dnnl_f32, dnnl_x);
     if (s != dnnl_success) return s;
     if (k->groups == 1) {
@@ -121,18 +127,16 @@ static dnnl_status_t user_mds(const conv_key *k, dnnl_memory_desc_t md[NSLOT],
     return dnnl_memory_desc_init_by_tag(&md[S_WEIGHTS], 5, wd, dnnl_f32, dnnl_goihw);
 }
 
-/* "any"-layout descriptors of the same shapes, except channels-last
- * activations, which the primitive takes as they are */
-static dnnl_status_t any_mds(const conv_key *k, bool keep_act, const dnnl_memory_desc_t user[NSLOT],
+/* "any"-layout descriptors of the same shapes, except that with nhwc
+ * the activations are channels-last (which the primitive then takes as
+ * they are where they come so, else through a reorder) */
+static dnnl_status_t any_mds(const conv_key *k, bool nhwc, const dnnl_memory_desc_t user[NSLOT],
                              dnnl_memory_desc_t any[NSLOT])
 {
     for (int i = 0; i < NSLOT; i++) {
-        if (keep_act && k->channels_last && i != S_WEIGHTS) {
-            any[i] = user[i];
-            continue;
-        }
-        dnnl_status_t s = dnnl_memory_desc_init_by_tag(&any[i], user[i].ndims, user[i].dims,
-                                                       dnnl_f32, dnnl_format_tag_any);
+        bool act = nhwc && k->channels_last && i != S_WEIGHTS;
+        dnnl_status_t s = dnnl_memory_desc_init_by_tag(
+            &any[i], user[i].ndims, user[i].dims, dnnl_f32, act ? dnnl_nhwc : dnnl_format_tag_any);
         if (s != dnnl_success) return s;
     }
     return dnnl_success;
@@ -326,6 +330,8 @@ static td_status run_locked(int kind, const td_conv_args *a, void *ptr[NSLOT], v
                   a->dw,
                   a->groups,
                   a->channels_last,
+                  a->x_cl,
+                  a->gy_cl,
                   td_cpu_threads_sync()};
     td_status st = TD_OK;
     dnnl_memory_t umem[NSLOT] = {0}, pmem[NSLOT] = {0}, bmem = NULL, smem = NULL;
@@ -402,7 +408,7 @@ static td_status run(int kind, const td_conv_args *a, void *ptr[NSLOT], void *bi
 /* gy summed over n, oh, ow */
 static void bias_grad(const td_conv_args *a, const float *gy, float *gb)
 {
-    if (a->channels_last) { /* rows of o channels, summed a block of channels at a time */
+    if (a->gy_cl) { /* rows of o channels, summed a block of channels at a time */
         enum { B = 256 };
         int64_t rows = a->n * a->oh * a->ow;
         for (int64_t c0 = 0; c0 < a->o; c0 += B) {

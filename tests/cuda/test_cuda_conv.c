@@ -525,7 +525,8 @@ START_TEST(guards_around_outputs)
 {
     const td_backend *be = td_backend_for(GPU);
     /* conv: y, then gx, gw, gb */
-    td_conv_args a = {TD_FLOAT32, 3, 4, 9, 8, 6, 3, 3, 5, 4, 2, 2, 1, 1, 1, 1, 2, false};
+    td_conv_args a = {TD_FLOAT32, 3, 4, 9, 8, 6, 3, 3,     5,     4,
+                      2,          2, 1, 1, 1, 1, 2, false, false, false};
     int64_t xs[4] = {3, 4, 9, 8}, ws[4] = {6, 2, 3, 3}, ys[4] = {3, 6, 5, 4}, o = 6;
     td_tensor *x = randn(TD_FLOAT32, 4, xs), *w = randn(TD_FLOAT32, 4, ws),
               *b = randn(TD_FLOAT32, 1, &o);
