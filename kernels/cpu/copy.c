@@ -58,10 +58,9 @@ static void memcpy_parallel(char *d, const char *s, size_t nbytes)
     }
 }
 
-/* dst[i * dld + j] = src[j * sld + i], i < rows, j < cols, 4-byte
- * elements: 8x8 tiles transposed in registers, so both sides move whole
- * cache lines; the ragged edges element by element */
-static void transpose4(uint32_t *restrict dst, int64_t dld, const uint32_t *restrict src,
+/* 8x8 tiles transposed in registers, so both sides move whole cache
+ * lines; the ragged edges element by element */
+void td_cpu_transpose4(uint32_t *restrict dst, int64_t dld, const uint32_t *restrict src,
                        int64_t sld, int64_t rows, int64_t cols)
 {
     int64_t r8 = rows & ~(int64_t)7, c8 = cols & ~(int64_t)7;
@@ -112,8 +111,8 @@ static bool copy_transposed(const td_cpu_iter *it)
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int64_t q = 0; q < jobs; q++) {
         int64_t b = q / bands, r0 = (q % bands) * 64, nr = rows - r0 < 64 ? rows - r0 : 64;
-        transpose4((uint32_t *)it->data[0] + b * bd + r0 * sd[mid], sd[mid],
-                   (const uint32_t *)it->data[1] + b * bs + r0, ss[in], nr, cols);
+        td_cpu_transpose4((uint32_t *)it->data[0] + b * bd + r0 * sd[mid], sd[mid],
+                          (const uint32_t *)it->data[1] + b * bs + r0, ss[in], nr, cols);
     }
     return true;
 }

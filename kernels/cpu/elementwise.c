@@ -389,12 +389,61 @@ static void binary_u8(void *ctx, char **p, const int64_t *s, int64_t n)
     BIN_BODY(uint8_t, BIN_INT_CASES)
 }
 
+/* A float32 op whose output and one operand are dense in one layout and
+ * whose other operand is dense in the transposed one (channels-last
+ * activations times an NCHW tensor: per image, (HW, C) against (C, HW)).
+ * Read along the output, that operand gives one element per cache line
+ * (0.6 ms for 1.6M elements, against 0.14 ms in one layout); here bands
+ * of its rows are transposed into a small buffer first, a whole line at a
+ * time, and the op runs flat on them. Returns false for any other op. */
+static bool binary_transposed(const td_cpu_iter *it, binary_ctx c)
+{
+    enum { BUF = 8192 }; /* floats per band: 32 KB, an L1's worth */
+    if (it->elsize[0] != 4 || it->elsize[1] != 4 || it->ndim < 2 || it->ndim > 3) return false;
+    int in = it->ndim - 1, mid = it->ndim - 2, t = 0;
+    if (it->stride[0][in] != 1) return false;
+    for (int k = 1; k <= 2; k++) {
+        const int64_t *sk = it->stride[k];
+        if (sk[in] == 1) continue;
+        if (t || sk[mid] != 1 || sk[in] <= 1) return false;
+        t = k;
+    }
+    int64_t rows = it->shape[mid], cols = it->shape[in];
+    if (!t || cols > BUF / 8) return false;
+    int64_t band = BUF / cols / 8 * 8, bands = (rows + band - 1) / band;
+    int64_t batch = it->ndim == 3 ? it->shape[0] : 1, jobs = batch * bands;
+    c.stream = false;
+    int nt = td_cpu_threads_for(it->numel, TD_CPU_GRAIN);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t q = 0; q < jobs; q++) {
+        float buf[BUF];
+        int64_t bi = q / bands, r0 = (q % bands) * band, nr = rows - r0 < band ? rows - r0 : band;
+        char *p[3];
+        for (int k = 0; k < 3; k++)
+            p[k] = it->data[k] +
+                   4 * ((it->ndim == 3 ? bi * it->stride[k][0] : 0) + r0 * it->stride[k][mid]);
+        td_cpu_transpose4((uint32_t *)buf, cols, (const uint32_t *)p[t], it->stride[t][in], nr,
+                          cols);
+        const int64_t s[3] = {1, 1, 1};
+        for (int64_t r = 0; r < nr; r++) {
+            char *row[3];
+            for (int k = 0; k < 3; k++)
+                row[k] = k == t ? (char *)(buf + r * cols) : p[k] + 4 * r * it->stride[k][mid];
+            binary_f32(&c, row, s, cols);
+        }
+    }
+    return true;
+}
+
 void td_cpu_binary(td_binary_op op, td_tensor *out, const td_tensor *a, const td_tensor *b)
 {
     static const td_cpu_loop loops[TD_NDTYPES] = {binary_f32, binary_f64, binary_i64, binary_u8};
     const td_tensor *ts[3] = {out, a, b};
     td_cpu_iter it;
     td_cpu_iter_init_any_order(&it, 3, ts);
+    if (out->dtype == TD_FLOAT32 && a->dtype == TD_FLOAT32 &&
+        binary_transposed(&it, (binary_ctx){op, false}))
+        return;
     binary_ctx c = {op, out->dtype == TD_FLOAT32 &&
                             (size_t)it.numel * sizeof(float) >= td_cpu_stream_min_bytes()};
     int64_t grain = op == TD_POW ? TD_CPU_GRAIN_COSTLY : TD_CPU_GRAIN;

@@ -97,6 +97,10 @@ void td_cpu_iter_range(const td_cpu_iter *it, int64_t begin, int64_t end, td_cpu
                        void *ctx);
 /* the whole range, on all threads when numel >= grain (grain 0 = serial) */
 void td_cpu_iter_run(const td_cpu_iter *it, int64_t grain, td_cpu_loop fn, void *ctx);
+/* dst[i * dld + j] = src[j * sld + i] for i < rows, j < cols, 4-byte
+ * elements (kernels/cpu/copy.c) */
+void td_cpu_transpose4(uint32_t *restrict dst, int64_t dld, const uint32_t *restrict src,
+                       int64_t sld, int64_t rows, int64_t cols);
 /* threads worth using for `work` units of `grain` each */
 int td_cpu_threads_for(int64_t work, int64_t grain);
 /* take the thread count the runtime last asked for (runtime/threads.c)

@@ -79,6 +79,21 @@ describe("channels-last tensors", function()
         assert.is_true((y + b):is_contiguous())
     end)
 
+    it("an op between a channels-last and an NCHW operand matches the one-layout op bit for bit", function()
+        -- the NCHW operand is transposed in bands (8192 floats / C rows,
+        -- rounded to 8): shapes across band and tile edges, and past
+        -- 1024 channels, where the plain strided loop runs
+        for _, sh in ipairs({ {2, 64, 15, 9}, {3, 5, 7, 9}, {1, 1000, 3, 5}, {1, 1030, 2, 3}, {2, 9, 1, 17} }) do
+            local x, y = tide.randn(sh):contiguous(CL), tide.randn(sh)
+            local xc = x:contiguous()
+            for _, op in ipairs({ "add", "sub", "mul", "div", "maximum" }) do
+                local what = op .. " " .. H.shape_str(sh)
+                assert(same_bits(tide[op](x, y), tide[op](xc, y)), what)
+                assert(same_bits(tide[op](y, x), tide[op](y, xc)), what .. ", operands swapped")
+            end
+        end
+    end)
+
     it(".grad of a leaf has the leaf's layout, as PyTorch's AccumulateGrad", function()
         local x = tide.randn({2, 3, 4, 5}):contiguous(CL):detach()
         x.requires_grad = true
@@ -181,19 +196,22 @@ describe("conv2d and channels-last", function()
         end)
     end
 
-    it("the bias gradient alone (weight without grad) sums a channels-last gradient", function()
+    it("the bias gradient alone (weight without grad) sums a gradient of either layout", function()
         tide.manual_seed(5)
         local x = tide.randn({3, 4, 9, 7})
         local w = tide.randn({300, 4, 3, 3})
-        local b = tide.randn({300}, {requires_grad = true})
-        local y = F.conv2d(x, w, {bias = b, padding = 1})
-        assert.is_true(y:is_contiguous(CL))
-        local gy = tide.randn(y:shape()):contiguous(CL)
-        y:backward(gy)
-        local b64 = b:double():detach()
-        b64.requires_grad = true
-        F.conv2d(x:double(), w:double(), {bias = b64, padding = 1}):backward(gy:double())
-        assert.is_true(max_abs_diff(b.grad, b64.grad) < 1e-5 * (b64.grad:abs():max():item() + 1))
+        for _, gy_cl in ipairs({ true, false }) do
+            local b = tide.randn({300}, {requires_grad = true})
+            local y = F.conv2d(x, w, {bias = b, padding = 1})
+            assert.is_true(y:is_contiguous(CL))
+            local gy = tide.randn(y:shape())
+            if gy_cl then gy = gy:contiguous(CL) end
+            y:backward(gy)
+            local b64 = b:double():detach()
+            b64.requires_grad = true
+            F.conv2d(x:double(), w:double(), {bias = b64, padding = 1}):backward(gy:double())
+            assert.is_true(max_abs_diff(b.grad, b64.grad) < 1e-5 * (b64.grad:abs():max():item() + 1))
+        end
     end)
 
     it("an unbatched (C, H, W) input works and matches the batched result", function()
