@@ -11,6 +11,9 @@ void td_cpu_empty_cache(void);
 
 void *td_cpu_alloc(size_t nbytes);
 void td_cpu_free(void *p, size_t nbytes);
+/* td_cpu_free for a block whose size will not be asked for again (a
+ * buffer that grows): straight back to the system, not into the cache */
+void td_cpu_release(void *p, size_t nbytes);
 
 void td_cpu_copy(td_tensor *dst, const td_tensor *src);
 void td_cpu_fill(td_tensor *dst, double value);

@@ -278,7 +278,7 @@ static td_status entry_get(const conv_key *k, conv_entry **out)
 static td_status scratch_reserve(size_t size)
 {
     if (size <= g.scratch_cap) return TD_OK;
-    if (g.scratch) td_cpu_free(g.scratch, g.scratch_cap);
+    if (g.scratch) td_cpu_release(g.scratch, g.scratch_cap);
     g.scratch_cap = 0;
     if (!(g.scratch = td_cpu_alloc(size)))
         return td_error(TD_ENOMEM, 0, "conv2d: out of memory for a %zu-byte scratchpad", size);
