@@ -183,8 +183,32 @@ static void avg_pool(const td_pool2d_args *a, const void *x, void *y)
     }
 }
 
+/* Global average pooling of NCHW float32 (adaptive to 1x1, a network's
+ * head): one contiguous sum per plane. oneDNN's NCHW pooling took 0.42 ms
+ * for (128, 32, 28, 28), 2.7x PyTorch's time; this runs at the memory's
+ * speed. Each plane sums in float lanes, which the tests' float64
+ * reference bounds. */
+static bool global_avg_f32(const td_pool2d_args *a, const float *x, float *y)
+{
+    if (a->dtype != TD_FLOAT32 || a->channels_last || a->kind != TD_POOL_ADAPTIVE_AVG ||
+        a->oh != 1 || a->ow != 1)
+        return false;
+    const int64_t planes = a->n * a->c, hw = a->h * a->w;
+    int nt = td_cpu_threads_for(planes * hw, TD_CPU_GRAIN);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *p = x + pl * hw;
+        float s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int64_t i = 0; i < hw; i++) s += p[i];
+        y[pl] = (float)((double)s / (double)hw);
+    }
+    return true;
+}
+
 void td_cpu_pool2d(const td_pool2d_args *a, const void *x, void *y, int64_t *idx)
 {
+    if (global_avg_f32(a, x, y)) return;
     /* oneDNN first for float32 averages, in either layout */
     if (a->dtype == TD_FLOAT32 && a->kind != TD_POOL_MAX && td_pool_dnnl_forward(a, x, y)) return;
     if (a->channels_last)

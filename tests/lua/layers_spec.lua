@@ -111,6 +111,11 @@ describe("float32 agrees with float64", function()
         cmp(function(t) return core.max_pool2d(t, 3, { stride = 2, padding = 1 }) end)
         cmp(function(t) return core.avg_pool2d(t, 3, { stride = 2, ceil_mode = true }) end)
         cmp(function(t) return core.adaptive_avg_pool2d(t, 4) end)
+        -- global average: one sum per plane (its own float32 path)
+        cmp(function(t) return core.adaptive_avg_pool2d(t, 1) end)
+        local big = tide.randn { 3, 5, 28, 31 } + 2
+        local want = H.values(core.adaptive_avg_pool2d(big:double(), 1))
+        H.assert_close(core.adaptive_avg_pool2d(big, 1), want, 1e-6, 1e-6)
     end)
 
     -- a dilated window can cover padding only (H = 2, kernel 2, dilation 3,
