@@ -1,11 +1,36 @@
 /* Batched row-major GEMM: float32 through oneDNN (its AVX-512 kernels run
- * near the machine's peak), float64 through OpenBLAS, int64 a plain loop. */
+ * near the machine's peak), float64 through OpenBLAS, int64 a plain loop.
+ * OpenBLAS is opened with dlopen at the first float64 product, not linked:
+ * loading it (and the threads it starts) took 7 ms of every start of
+ * tide, which float64 matmuls (gradcheck, references) seldom need. */
 #include "cpu.h"
 #include "iter.h"
 
 #include <cblas.h>
+#include <dlfcn.h>
 #include <limits.h>
 #include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
+#include <stdio.h>
+
+typedef void (*dgemm_fn)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, int, int,
+                         int, double, const double *, int, const double *, int, double, double *,
+                         int);
+
+static struct {
+    pthread_once_t once;
+    dgemm_fn dgemm;
+    char why[256];
+} blas = {.once = PTHREAD_ONCE_INIT};
+
+static void blas_open(void)
+{
+    void *h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (h) blas.dgemm = (dgemm_fn)dlsym(h, "cblas_dgemm");
+    if (!blas.dgemm)
+        snprintf(blas.why, sizeof blas.why, "%s",
+                 h ? "libopenblas.so.0 has no cblas_dgemm" : dlerror());
+}
 
 /* A matrix with one stored row may come with any row stride (a view's
  * stride for a size-1 dim is arbitrary); the libraries want >= cols. */
@@ -78,11 +103,15 @@ td_status td_cpu_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, i
             if (m > INT_MAX || n > INT_MAX || k > INT_MAX || lda > INT_MAX || ldb > INT_MAX ||
                 ldc > INT_MAX)
                 return td_error(TD_ESHAPE, 0, "float64 matmul dims exceed OpenBLAS's 32-bit limit");
-            cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                        tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha,
-                        (const double *)a + i * stride_a, (int)lda,
-                        (const double *)b + i * stride_b, (int)ldb, beta,
-                        (double *)c + i * stride_c, (int)ldc);
+            pthread_once(&blas.once, blas_open);
+            if (!blas.dgemm)
+                return td_error(TD_EINVAL, 0,
+                                "float64 matmul needs OpenBLAS (apt-get install libopenblas0): %s",
+                                blas.why);
+            blas.dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                       tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha,
+                       (const double *)a + i * stride_a, (int)lda, (const double *)b + i * stride_b,
+                       (int)ldb, beta, (double *)c + i * stride_c, (int)ldc);
         } else if (dt == TD_INT64) {
             gemm_i64(ta, tb, m, n, k, td_cpu_f2i(alpha), (const int64_t *)a + i * stride_a, lda,
                      (const int64_t *)b + i * stride_b, ldb, td_cpu_f2i(beta),
