@@ -42,7 +42,7 @@ local fb = B.time(function()
     local y <close> = tide.conv2d(xg, wg, {bias = bg, padding = 1})
     local l <close> = (y * gy):sum()
     l:backward()
-end, {warmup = 2, repeats = 5, inner = 2})
+end, {warmup = 2, repeats = 9, inner = 2})
 -- forward + the backward of data and of weight (each as many FLOP as the
 -- forward): 3x the forward; (y * gy):sum() and the bias gradient, a few
 -- MFLOP, are left out

@@ -39,5 +39,5 @@ def fwd_bwd():
     (y * gy).sum().backward()
 
 
-print("forward_backward", timed(fwd_bwd, 2, 5, 2))
+print("forward_backward", timed(fwd_bwd, 2, 9, 2))
 print("ok", 1)
