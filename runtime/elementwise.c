@@ -151,16 +151,21 @@ static td_status binary_backward(td_node *n, td_tensor *g, td_tensor **gi)
         }
         break;
     case TD_POW:
-        if (need_a) { /* b * a^(b-1) */
+        if (need_a) { /* b * a^(b-1), and 0 where b == 0 as PyTorch: 0 * 0^-1 would be NaN */
             TD_CHECK(td_binary_scalar(TD_SUB, b, 1.0, false, &t1));
             TD_CHECK(td_binary(TD_POW, a, t1, &t2));
             td_tensor_release(t1);
             t1 = NULL;
             TD_CHECK(mul(t2, b, &t1));
-            TD_CHECK(mul(g, t1, &ga));
+            td_tensor_release(t2);
+            t2 = NULL;
+            TD_CHECK(mul(g, t1, &t2));
+            TD_CHECK(td_binary_scalar(TD_EQ, b, 0.0, false, &t3));
+            TD_CHECK(td_masked_fill(t2, t3, 0.0, &ga));
             td_tensor_release(t1);
             td_tensor_release(t2);
-            t1 = t2 = NULL;
+            td_tensor_release(t3);
+            t1 = t2 = t3 = NULL;
         }
         if (need_b) { /* out * log(a), taken as 0 where a == 0 and b >= 0, as PyTorch does */
             td_tensor *zero_a = NULL, *b_ge = NULL;
@@ -179,24 +184,23 @@ static td_status binary_backward(td_node *n, td_tensor *g, td_tensor **gi)
         }
         break;
     case TD_MAXIMUM:
-    case TD_MINIMUM: { /* the winner takes the gradient; ties split it */
-        TD_CHECK(td_binary(op == TD_MAXIMUM ? TD_GT : TD_LT, a, b, &t1));
-        TD_CHECK(td_binary(TD_EQ, a, b, &t2));
-        TD_CHECK(td_cast_raw(t1, g->dtype, &t3));
+    case TD_MINIMUM: { /* PyTorch's rule: ties split the gradient, the loser gets none, and
+                          where neither wins (one is NaN) both get all of it */
+        TD_CHECK(td_binary(TD_EQ, a, b, &t1));
+        TD_CHECK(td_binary_scalar(TD_MUL, g, 0.5, false, &t2));
+        TD_CHECK(td_where(t1, t2, g, &t3));
         td_tensor_release(t1);
-        TD_CHECK(td_cast_raw(t2, g->dtype, &t1));
         td_tensor_release(t2);
-        t2 = NULL;
-        TD_CHECK(td_binary_scalar(TD_MUL, t1, 0.5, false, &t2)); /* half at ties */
-        td_tensor_release(t1);
-        TD_CHECK(td_binary(TD_ADD, t3, t2, &t1)); /* share of a */
-        if (need_a) TD_CHECK(mul(g, t1, &ga));
+        t1 = t2 = NULL;
+        if (need_a) {
+            TD_CHECK(td_binary(op == TD_MAXIMUM ? TD_LT : TD_GT, a, b, &t1));
+            TD_CHECK(td_masked_fill(t3, t1, 0.0, &ga));
+        }
         if (need_b) {
-            td_tensor *share_b;
-            TD_CHECK(td_binary_scalar(TD_SUB, t1, 1.0, true, &share_b));
-            st = mul(g, share_b, &gb);
-            td_tensor_release(share_b);
-            if (st != TD_OK) goto fail;
+            td_tensor_release(t1);
+            t1 = NULL;
+            TD_CHECK(td_binary(op == TD_MAXIMUM ? TD_GT : TD_LT, a, b, &t1));
+            TD_CHECK(td_masked_fill(t3, t1, 0.0, &gb));
         }
         break;
     }
@@ -291,10 +295,11 @@ static bool keeps_int(td_unary_op op)
 /* ops whose derivative is cheapest from their output save only that (so an
  * in-place change of their input stays legal); the rest save the input */
 /* ops whose backward reads the output rather than the input. relu is one
- * though its kernel reads "x > 0": relu(x) > 0 exactly when x > 0 (NaN
- * neither), and keeping the output, as PyTorch's threshold_backward does,
- * lets the input go (in a conv-bn-relu block the next layer keeps the
- * output anyway): resnet18's step holds one activation less per ReLU. */
+ * though its kernel reads "x <= 0": relu(x) <= 0 exactly when x <= 0 (a
+ * NaN neither, so it passes the gradient), and keeping the output, as
+ * PyTorch's threshold_backward does, lets the input go (in a conv-bn-relu
+ * block the next layer keeps the output anyway): resnet18's step holds one
+ * activation less per ReLU. */
 static bool grad_from_output(td_unary_op op)
 {
     return op == TD_EXP || op == TD_SQRT || op == TD_TANH || op == TD_SIGMOID ||
@@ -496,15 +501,14 @@ td_status td_masked_fill(td_tensor *x, td_tensor *mask, double value, td_tensor 
     if (mask->dtype != TD_UINT8)
         return td_error(TD_EDTYPE, 2, "mask must be uint8 (as comparisons return), got %s",
                         td_dtype_name(mask->dtype));
+    /* a mask of more dims or larger sizes gives the broadcast shape, as
+     * PyTorch's out-of-place masked_fill (its in-place form refuses it) */
     int nd;
     int64_t s[TD_MAX_DIMS];
-    TD_TRY(td_broadcast_shape(x, mask, &nd, s));
-    td_tensor probe = {.ndim = nd};
-    memcpy(probe.shape, s, sizeof s);
-    if (!td_same_shape(&probe, x)) {
+    if (td_broadcast_shape(x, mask, &nd, s) != TD_OK) {
         char a[128], b[128];
         return td_error(TD_ESHAPE, 2,
-                        "mask of shape %s does not broadcast to the tensor's shape %s",
+                        "mask of shape %s does not broadcast with the tensor's shape %s",
                         td_shape_str(mask, a, sizeof a), td_shape_str(x, b, sizeof b));
     }
     td_tensor *v = NULL;

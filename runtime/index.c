@@ -112,22 +112,35 @@ static td_status gather_backward(td_node *n, td_tensor *g, td_tensor **gi)
     return add_back(n, g, gi, true);
 }
 
+/* gather and scatter count a 0-dim tensor as one of shape (1), as PyTorch */
+static int dims_of(const td_tensor *t) { return t->ndim ? t->ndim : 1; }
+static int64_t size_of(const td_tensor *t, int i) { return t->ndim ? t->shape[i] : 1; }
+
+/* t as the kernels read it: a 0-dim tensor as a view of shape (1) */
+static td_status as_1d(td_tensor *t, td_tensor **out)
+{
+    int64_t one = 1;
+    if (t->ndim) return td_make_view(t, t->ndim, t->shape, t->stride, t->offset, out);
+    return td_make_view(t, 1, &one, &one, t->offset, out);
+}
+
 /* index must have x's number of dims and fit inside `limit` outside dim */
 static td_status check_gather_shape(const td_tensor *x, const td_tensor *index, int d, int arg,
                                     const char *fn, const td_tensor *limit)
 {
     char a[128], b[128];
-    if (index->ndim != x->ndim)
+    if (dims_of(index) != dims_of(x))
         return td_error(TD_ESHAPE, arg, "%s: index has %d dims but the tensor has %d", fn,
                         index->ndim, x->ndim);
-    for (int i = 0; i < x->ndim; i++)
-        if ((i != d && index->shape[i] > x->shape[i]) ||
-            (limit && index->shape[i] > limit->shape[i]))
-            return td_error(
-                TD_ESHAPE, arg, "%s: index of shape %s does not fit inside shape %s at dim %d", fn,
-                td_shape_str(index, a, sizeof a),
-                td_shape_str(limit && index->shape[i] > limit->shape[i] ? limit : x, b, sizeof b),
-                i);
+    for (int i = 0; i < dims_of(x); i++)
+        if ((i != d && size_of(index, i) > size_of(x, i)) ||
+            (limit && size_of(index, i) > size_of(limit, i)))
+            return td_error(TD_ESHAPE, arg,
+                            "%s: index of shape %s does not fit inside shape %s at dim %d", fn,
+                            td_shape_str(index, a, sizeof a),
+                            td_shape_str(limit && size_of(index, i) > size_of(limit, i) ? limit : x,
+                                         b, sizeof b),
+                            i);
     return TD_OK;
 }
 
@@ -146,7 +159,7 @@ static td_status read_indexed(bool gather, td_tensor *x, int dim, td_tensor *ind
     else if (index->ndim > 1)
         return td_error(TD_ESHAPE, 3, "index_select: index must be 0- or 1-dim, got %d dims",
                         index->ndim);
-    td_tensor *idx = NULL, *cx = NULL, *o = NULL;
+    td_tensor *idx = NULL, *cx = NULL, *o = NULL, *v[3] = {NULL, NULL, NULL};
     td_status st;
     TD_CHECK(checked_index(index, x->ndim ? x->shape[d] : 1, 3, fn, d, &idx));
     /* gather: index's shape; index_select: x's with dim d as long as index */
@@ -156,9 +169,12 @@ static td_status read_indexed(bool gather, td_tensor *x, int dim, td_tensor *ind
     if (!gather && x->ndim) shape[d] = td_numel(idx);
     TD_CHECK(td_dense_raw(x, x->dtype, false, &cx));
     TD_CHECK(td_empty_on(nd, shape, x->dtype, td_device_of(x), &o));
-    if (gather)
-        td_backend_of(x)->gather(o, cx, d, idx);
-    else
+    if (gather) {
+        TD_CHECK(as_1d(o, &v[0]));
+        TD_CHECK(as_1d(cx, &v[1]));
+        TD_CHECK(as_1d(idx, &v[2]));
+        td_backend_of(x)->gather(v[0], v[1], d, v[2]);
+    } else
         td_backend_of(x)->index_select(o, cx, d, idx);
     if (td_dtype_is_float(x->dtype) && td_needs_grad(1, &x))
         TD_CHECK(record_indexed(gather ? "GatherBackward" : "IndexSelectBackward",
@@ -167,6 +183,7 @@ static td_status read_indexed(bool gather, td_tensor *x, int dim, td_tensor *ind
     *out = o;
     o = NULL;
 fail:
+    td_release_many(3, v);
     td_tensor_release(idx);
     td_tensor_release(cx);
     td_tensor_release(o);
@@ -216,7 +233,7 @@ td_status td_index_add(td_tensor *x, int dim, td_tensor *index, td_tensor *src, 
     TD_CHECK(checked_index(index, x->ndim ? x->shape[d] : 1, 3, "index_add", d, &idx));
     TD_CHECK(contiguous_copy(x, &o));
     TD_CHECK(td_cast_raw(src, x->dtype, &cs));
-    td_backend_of(x)->index_add(o, d, idx, cs);
+    if (td_numel(idx) > 0) td_backend_of(x)->index_add(o, d, idx, cs);
     td_tensor *in[2] = {x, src};
     if (td_dtype_is_float(x->dtype) && td_needs_grad(2, in))
         TD_CHECK(record_indexed("IndexAddBackward", index_add_backward, 2, in, d, false, idx, o));
@@ -255,7 +272,9 @@ static td_status scatter_backward(td_node *n, td_tensor *g, td_tensor **gi)
     if (n->next[1]) { /* src beyond index's extent was never read */
         TD_CHECK(td_gather(g, d, idx, &t));
         TD_CHECK(td_full_on(n->in_ndim[1], n->in_shape[1], 0.0, g->dtype, td_device_of(g), &z));
-        TD_CHECK(td_make_view(z, t->ndim, t->shape, z->stride, z->offset, &slot));
+        /* a 0-dim src beside a (1) index: t's own strides fit its one element */
+        TD_CHECK(
+            td_make_view(z, t->ndim, t->shape, z->ndim ? z->stride : t->stride, z->offset, &slot));
         TD_CHECK(td_copy_(slot, t));
         TD_CHECK(td_grad_to_input(n, 1, z, &gi[1]));
     }
@@ -274,16 +293,20 @@ td_status td_scatter(td_tensor *x, int dim, td_tensor *index, td_tensor *src, bo
     td_tensor *on[3] = {x, index, src};
     TD_TRY(td_same_device(3, on));
     TD_TRY(check_index_tensor(index, 3, "scatter"));
-    if (src->ndim != x->ndim)
+    if (dims_of(src) != dims_of(x))
         return td_error(TD_ESHAPE, 4, "scatter: source has %d dims but the tensor has %d",
                         src->ndim, x->ndim);
     TD_TRY(check_gather_shape(x, index, d, 3, "scatter", src));
-    td_tensor *idx = NULL, *o = NULL, *cs = NULL;
+    td_tensor *idx = NULL, *o = NULL, *cs = NULL, *v[3] = {NULL, NULL, NULL};
     td_status st;
     TD_CHECK(checked_index(index, x->ndim ? x->shape[d] : 1, 3, "scatter", d, &idx));
     TD_CHECK(contiguous_copy(x, &o));
     TD_CHECK(td_cast_raw(src, x->dtype, &cs));
-    td_backend_of(x)->scatter(o, d, idx, cs, accumulate);
+    TD_CHECK(as_1d(o, &v[0]));
+    TD_CHECK(as_1d(idx, &v[1]));
+    TD_CHECK(as_1d(cs, &v[2]));
+    /* an empty index writes nothing (and the kernels' index walk needs one) */
+    if (td_numel(idx) > 0) td_backend_of(x)->scatter(v[0], d, v[1], v[2], accumulate);
     td_tensor *in[2] = {x, src};
     if (td_dtype_is_float(x->dtype) && td_needs_grad(2, in))
         TD_CHECK(record_indexed(accumulate ? "ScatterAddBackward" : "ScatterBackward",
@@ -291,6 +314,7 @@ td_status td_scatter(td_tensor *x, int dim, td_tensor *index, td_tensor *src, bo
     *out = o;
     o = NULL;
 fail:
+    td_release_many(3, v);
     td_tensor_release(idx);
     td_tensor_release(o);
     td_tensor_release(cs);

@@ -122,6 +122,36 @@ fail:
     return st;
 }
 
+/* an empty batch in training has no statistics to take: the running stats
+ * stay as they are, the output is as empty as the input, and weight and
+ * bias get zero gradients, as PyTorch's */
+static td_status bn_empty_backward(td_node *nd, td_tensor *g, td_tensor **gi)
+{
+    for (int i = 0; i < nd->n_next; i++)
+        if (nd->next[i])
+            TD_TRY(td_full_on(nd->in_ndim[i], nd->in_shape[i], 0.0, nd->in_dtype[i],
+                              td_device_of(g), &gi[i]));
+    return TD_OK;
+}
+
+static td_status bn_empty(td_tensor *x, const td_batch_norm_opts *o, td_tensor **out)
+{
+    td_tensor *y = NULL;
+    TD_TRY(td_empty_on(x->ndim, x->shape, x->dtype, td_device_of(x), &y));
+    td_tensor *ins[3] = {x, o->weight, o->bias};
+    if (td_needs_grad(3, ins)) {
+        td_node *node = NULL;
+        td_status st = td_node_new("NativeBatchNormBackward", bn_empty_backward, 3, ins, &node);
+        if (st == TD_OK) st = td_node_finish(node, TD_OK, y);
+        if (st != TD_OK) {
+            td_tensor_release(y);
+            return st;
+        }
+    }
+    *out = y;
+    return TD_OK;
+}
+
 static td_status check_channel_vec(td_tensor *v, const td_tensor *x, int64_t c, int arg,
                                    const char *what)
 {
@@ -207,7 +237,8 @@ td_status td_batch_norm(td_tensor *x, td_tensor *rm, td_tensor *rv, const td_bat
         return td_error(TD_EINVAL, 4, "batch_norm: eps must be >= 0, got %g", o->eps);
     if (!isfinite(o->momentum))
         return td_error(TD_EINVAL, 4, "batch_norm: momentum must be a number, got %g", o->momentum);
-    if (o->training && n * inner <= 1) {
+    if (o->training && n * inner == 0) return bn_empty(x, o, out);
+    if (o->training && n * inner == 1) {
         char s[160];
         td_shape_str(x, s, sizeof s);
         return td_error(

@@ -161,6 +161,28 @@ static void backward_kernel(const margin_ctx *c, td_tensor **g, const td_tensor 
     }
 }
 
+/* margin_ranking's target gradient, [z >= 0] * -(x1 - x2) * gy, from the
+ * kernel that gives x1 its own: called with x1 <- y, x2 <- 0 and y <-
+ * x1 - x2, its z is -(x1 - x2) * y + margin, the forward's z to the bit
+ * (negation is exact and the product commutes), so the hinge falls where
+ * it fell and every backend gets the gradient without a kernel of its own */
+static td_status ranking_target_grad(const margin_ctx *c, td_tensor *gt, const td_tensor *gy,
+                                     double scale)
+{
+    td_tensor *const *t = c->in;
+    td_tensor *diff = NULL, *zero = NULL;
+    td_status st;
+    TD_CHECK(td_empty_like(t[0], &diff));
+    TD_CHECK(td_empty_like(t[0], &zero));
+    td_backend_of(diff)->binary(TD_SUB, diff, t[0], t[1]);
+    td_backend_of(zero)->fill(zero, 0);
+    K(gy)->margin_ranking_backward(gt, NULL, gy, scale, t[2], zero, diff, c->o.margin, c->rows);
+fail:
+    td_tensor_release(diff);
+    td_tensor_release(zero);
+    return st;
+}
+
 static td_status margin_backward(td_node *n, td_tensor *grad, td_tensor **gi)
 {
     const margin_ctx *c = n->ctx;
@@ -182,6 +204,8 @@ static td_status margin_backward(td_node *n, td_tensor *grad, td_tensor **gi)
             any = true;
         }
     if (any) backward_kernel(c, bufs, gy, scale);
+    if (c->kind == TD_MARGIN_RANKING && bufs[2])
+        TD_CHECK(ranking_target_grad(c, bufs[2], gy, scale));
     for (int i = 0; i < c->n_grad; i++)
         if (bufs[i]) TD_CHECK(td_grad_to_input(n, i, bufs[i], &gi[i]));
 fail:
@@ -250,19 +274,26 @@ static td_status first_bad(td_tensor *target, int64_t count, int64_t lo, int64_t
 
 /* ---- the front-ends: each one's checks and plan ------------------------------- */
 
-/* multi_margin's and multilabel_margin's input (N, C) or (C) of scores, an
- * index target, and the class weights (or NULL) on their device */
+/* multi_margin's and multilabel_margin's input (N, C), (C) or () of
+ * scores, an index target, and the class weights (or NULL) on their device */
 static td_status check_class_scores(const char *L, td_tensor *input, td_tensor *target,
                                     td_tensor *weight)
 {
     char s[96];
     TD_TRY(td_need_float(input->dtype, 1, L, "input"));
-    if (input->ndim < 1 || input->ndim > 2 || input->shape[input->ndim - 1] == 0)
-        return td_error(TD_ESHAPE, 1, "%s: input must be (N, C) or (C) with C > 0, got shape %s", L,
+    if (input->ndim > 2 || (input->ndim > 0 && input->shape[input->ndim - 1] == 0))
+        return td_error(TD_ESHAPE, 1,
+                        "%s: input must be (N, C) or (C) with C > 0, or 0-dim, got shape %s", L,
                         (shape_of(input, s, sizeof s), s));
     TD_TRY(need_indices(L, target, 2));
     td_tensor *on[3] = {input, target, weight};
     return same_place(L, weight ? 3 : 2, on);
+}
+
+/* a 0-dim input is one row of one class, as PyTorch reads it */
+static int64_t class_count(const td_tensor *input)
+{
+    return input->ndim == 0 ? 1 : input->shape[input->ndim - 1];
 }
 
 /* the plan of a loss per row of c scores with int64 targets */
@@ -283,7 +314,7 @@ static td_status multi_margin_loss(const td_loss_def *def, td_tensor *input, td_
     static const char *L = "multi_margin_loss";
     char s1[96], s2[96];
     TD_TRY(check_class_scores(L, input, target, o->weight));
-    int64_t n = input->ndim == 2 ? input->shape[0] : 1, c = input->shape[input->ndim - 1];
+    int64_t n = input->ndim == 2 ? input->shape[0] : 1, c = class_count(input);
     bool ok = input->ndim == 2
                   ? (target->ndim == 1 && target->shape[0] == n)
                   : (target->ndim == 0 || (target->ndim == 1 && target->shape[0] == 1));
@@ -313,8 +344,8 @@ static td_status multi_margin_loss(const td_loss_def *def, td_tensor *input, td_
     td_tensor *in[2] = {input, target};
     TD_CHECK(plan_rows(&p, input, target, n, c));
     if (o->weight) TD_CHECK(raw(o->weight, input->dtype, -1, NULL, &p.weight));
-    /* none: (N), or the target's shape for a (C) input */
-    if (input->ndim == 1) {
+    /* none: (N), or the target's shape for a (C) or () input */
+    if (input->ndim < 2) {
         p.elem_ndim = target->ndim;
         memcpy(p.elem_shape, target->shape, sizeof(int64_t) * (size_t)target->ndim);
     }
@@ -330,11 +361,14 @@ static td_status multilabel_margin_loss(const td_loss_def *def, td_tensor *input
     static const char *L = "multilabel_margin_loss";
     char s1[96], s2[96];
     TD_TRY(check_class_scores(L, input, target, NULL));
-    if (!td_same_shape(input, target))
+    /* a 0-dim input takes a () or (1) target, as PyTorch */
+    bool ok = input->ndim == 0 ? td_numel(target) == 1 && target->ndim <= 1
+                               : td_same_shape(input, target);
+    if (!ok)
         return td_error(TD_ESHAPE, 2, "%s: target shape %s does not match input shape %s", L,
                         (shape_of(target, s1, sizeof s1), s1),
                         (shape_of(input, s2, sizeof s2), s2));
-    int64_t n = input->ndim == 2 ? input->shape[0] : 1, c = input->shape[input->ndim - 1];
+    int64_t n = input->ndim == 2 ? input->shape[0] : 1, c = class_count(input);
     {
         int64_t i;
         double v = 0;
@@ -450,7 +484,8 @@ static td_status margin_ranking_loss(const td_loss_def *def, td_tensor *x1, td_t
     margin_plan p = {0};
     td_status st;
     td_tensor *in[3] = {x1, x2, y};
-    TD_CHECK(plan_elementwise(&p, 3, in, x1->dtype, nd2, shape2, 2));
+    /* y takes a gradient too when it is float and asks for one, as PyTorch */
+    TD_CHECK(plan_elementwise(&p, 3, in, x1->dtype, nd2, shape2, 3));
     return margin_run(def, o, in, &p, out);
 fail:
     plan_release(&p);

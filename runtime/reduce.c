@@ -415,7 +415,10 @@ static td_status extreme(td_reduce_op op, td_tensor *x, int dim, bool all, bool 
     bool along = p.dim >= 0;
     TD_TRY(reduce_raw(op, x, &p, x->dtype, &v, along ? &idx : NULL));
     td_status st = TD_OK;
-    if (td_dtype_is_float(x->dtype) && td_needs_grad(1, &x)) {
+    /* a 0-dim tensor along its dim is its one value, at index 0 (PyTorch) */
+    if (!all && !along && indices)
+        st = td_full_on(p.out_ndim, p.out_shape, 0.0, TD_INT64, td_device_of(x), &idx);
+    if (st == TD_OK && td_dtype_is_float(x->dtype) && td_needs_grad(1, &x)) {
         const char *name = op == TD_MAX ? "MaxBackward" : "MinBackward";
         td_node *node;
         if (along) {

@@ -454,8 +454,12 @@ td_status td_detach_view_like(td_tensor *t, td_tensor **out)
 
 typedef struct {
     int dim;
-    int64_t sizes[]; /* each input's size along dim */
+    int64_t sizes[]; /* each input's size along dim, -1 for a skipped one */
 } cat_ctx;
+
+/* PyTorch's legacy rule: a 1-D tensor of shape (0) joins any tensor and
+ * adds nothing (it still counts for the result's dtype) */
+static bool cat_skips(const td_tensor *t) { return t->ndim == 1 && t->shape[0] == 0; }
 
 static td_status cat_backward(td_node *n, td_tensor *g, td_tensor **gi)
 {
@@ -465,10 +469,14 @@ static td_status cat_backward(td_node *n, td_tensor *g, td_tensor **gi)
         int64_t len = c->sizes[i];
         if (n->next[i]) {
             td_tensor *v = NULL;
-            TD_TRY(td_narrow(g, c->dim, start, len, &v));
+            if (len < 0)
+                TD_TRY(
+                    td_full_on(n->in_ndim[i], n->in_shape[i], 0.0, g->dtype, td_device_of(g), &v));
+            else
+                TD_TRY(td_narrow(g, c->dim, start, len, &v));
             gi[i] = v;
         }
-        start += len;
+        if (len > 0) start += len;
     }
     return TD_OK;
 }
@@ -476,26 +484,33 @@ static td_status cat_backward(td_node *n, td_tensor *g, td_tensor **gi)
 td_status td_cat(int n, td_tensor **ts, int dim, td_tensor **out)
 {
     if (n <= 0) return td_error(TD_EINVAL, 1, "cat needs at least one tensor");
-    td_tensor *first = ts[0];
-    if (first->ndim == 0)
-        return td_error(TD_ESHAPE, 1, "cat: zero-dim tensor 1 cannot be concatenated");
-    int d;
-    TD_TRY(td_wrap_dim(dim, first->ndim, 2, &d));
+    int f = -1; /* the first tensor that is not skipped: it sets the shape */
+    for (int i = 0; i < n; i++) {
+        if (ts[i]->ndim == 0)
+            return td_error(TD_ESHAPE, 1, "cat: zero-dim tensor %d cannot be concatenated", i + 1);
+        if (f < 0 && !cat_skips(ts[i])) f = i;
+    }
+    td_tensor *first = f >= 0 ? ts[f] : ts[0];
+    int d = 0;
+    /* with every tensor skipped, PyTorch leaves dim unchecked */
+    if (f >= 0) TD_TRY(td_wrap_dim(dim, first->ndim, 2, &d));
     td_dtype dt = first->dtype;
     int64_t total = 0;
     for (int i = 0; i < n; i++) {
         td_tensor *t = ts[i];
         char a[128], b[128];
+        dt = td_promote(dt, t->dtype);
+        if (f < 0 || cat_skips(t)) continue;
         if (t->ndim != first->ndim)
-            return td_error(TD_ESHAPE, 1, "cat: tensor %d has %d dims, tensor 1 has %d", i + 1,
-                            t->ndim, first->ndim);
+            return td_error(TD_ESHAPE, 1, "cat: tensor %d has %d dims, tensor %d has %d", i + 1,
+                            t->ndim, f + 1, first->ndim);
         for (int k = 0; k < t->ndim; k++)
             if (k != d && t->shape[k] != first->shape[k])
                 return td_error(
                     TD_ESHAPE, 1,
-                    "cat: tensor %d of shape %s does not match tensor 1 of shape %s outside dim %d",
-                    i + 1, td_shape_str(t, a, sizeof a), td_shape_str(first, b, sizeof b), d);
-        dt = td_promote(dt, t->dtype);
+                    "cat: tensor %d of shape %s does not match tensor %d of shape %s outside dim %d",
+                    i + 1, td_shape_str(t, a, sizeof a), f + 1, td_shape_str(first, b, sizeof b),
+                    d);
         total += t->shape[d];
     }
     int64_t shape[TD_MAX_DIMS];
@@ -505,7 +520,8 @@ td_status td_cat(int n, td_tensor **ts, int dim, td_tensor **out)
     TD_TRY(td_same_device(n, ts));
     TD_TRY(td_empty_on(first->ndim, shape, dt, td_device_of(first), &c));
     int64_t start = 0;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && f >= 0; i++) {
+        if (cat_skips(ts[i])) continue;
         int64_t s[TD_MAX_DIMS];
         memcpy(s, c->shape, sizeof s);
         s[d] = ts[i]->shape[d];
@@ -530,7 +546,8 @@ td_status td_cat(int n, td_tensor **ts, int dim, td_tensor **out)
         st = td_node_ctx(node, sizeof *ctx + sizeof(int64_t) * (size_t)n, (void **)&ctx);
         if (st == TD_OK) {
             ctx->dim = d;
-            for (int i = 0; i < n; i++) ctx->sizes[i] = ts[i]->shape[d];
+            for (int i = 0; i < n; i++)
+                ctx->sizes[i] = f >= 0 && !cat_skips(ts[i]) ? ts[i]->shape[d] : -1;
         }
         st = td_node_finish(node, st, c);
     }

@@ -233,7 +233,7 @@ void td_cpu_unary(td_unary_op op, td_tensor *out, const td_tensor *x)
         else                                                                                       \
             GRAD_LOOP(g *SIGMOID(x) * (1 - SIGMOID(x)));                                           \
         break;                                                                                     \
-    case TD_RELU: GRAD_LOOP(x > 0 ? g : (T)0); break;                                              \
+    case TD_RELU: GRAD_LOOP(x <= 0 ? (T)0 : g); break; /* NaN passes g, as PyTorch */              \
     case TD_GELU: GRAD_LOOP(g *GELU_GRAD(x)); break;                                               \
     case TD_SIGN: GRAD_LOOP(g * 0); break;                                                         \
     case TD_RECIPROCAL:                                                                            \

@@ -147,7 +147,7 @@ template <typename T> __device__ inline T unary_grad(td_unary_op op, bool hy, T 
         T s = hy ? y : sigmoid(x);
         return g * s * (1 - s);
     }
-    case TD_RELU: return x > 0 ? g : (T)0;
+    case TD_RELU: return x <= 0 ? (T)0 : g; /* NaN passes g, as PyTorch */
     case TD_GELU: return g * gelu_grad(x);
     case TD_SIGN: return g * 0;
     case TD_RECIPROCAL: return hy ? -g * y * y : -g / (x * x);

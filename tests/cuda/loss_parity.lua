@@ -65,5 +65,40 @@ for _, row in ipairs(losses.table) do
         end
     end
 end
+-- what the table's samples leave out: margin_ranking_loss's target taking a
+-- gradient (through the x1 kernel with its arguments swapped) and the
+-- margin losses' 0-dim input
+local function f64(v, dev) return tide.tensor(v, "float64"):to(dev):detach():requires_grad_() end
+local extra = {
+    margin_ranking_target = function(dev, reduction)
+        local x1, x2 = f64({{0.8, 0.1, 0.5}, {-0.3, 0.2, 0.0}}, dev), f64({{0.3, 0.5, 0.5}}, dev)
+        local y = f64({{1}, {-0.5}}, dev)
+        local l = tide.F.margin_ranking_loss(x1, x2, y, {margin = 0.1, reduction = reduction})
+        l:sum():backward()
+        return l, {x1.grad, x2.grad, y.grad}
+    end,
+    margin_0dim = function(dev, reduction)
+        local x, z = f64(0.7, dev), f64(-0.2, dev)
+        local t = tide.tensor(0, "int64"):to(dev)
+        local l = tide.F.multi_margin_loss(x, t, {reduction = reduction}) +
+                      tide.F.multilabel_margin_loss(z, t, {reduction = reduction})
+        l:sum():backward()
+        return l, {x.grad, z.grad}
+    end,
+}
+for _, name in ipairs({"margin_0dim", "margin_ranking_target"}) do
+    for _, reduction in ipairs({"none", "mean", "sum"}) do
+        local l1, g1 = extra[name]("cpu", reduction)
+        local l2, g2 = extra[name](device, reduction)
+        local ok = close(l1, l2:cpu())
+        for i, g in ipairs(g1) do ok = ok and close(g, g2[i]:cpu()) end
+        checked = checked + 1
+        if not ok then
+            failed = failed + 1
+            print(string.format("FAIL %s reduction=%s", name, reduction))
+        end
+    end
+end
+
 print(string.format("%d passed, %d failed", checked - failed, failed))
 os.exit(failed == 0 and 0 or 1)
