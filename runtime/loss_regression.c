@@ -8,6 +8,8 @@
 #include "loss_family.h"
 
 #include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
 
 typedef struct {
     const td_loss_def *d;
@@ -40,6 +42,31 @@ static bool broadcast2(int na, const int64_t *a, int nb, const int64_t *b, int *
     }
     *n = m;
     return true;
+}
+
+/* An input of (N, 1) against a target of (N) broadcasts to (N, N) and
+ * silently trains on the wrong loss; PyTorch's UserWarning catches it once
+ * per process, and so does this, once per loss. gaussian_nll_loss has its
+ * own rule for var and does not broadcast input against target. */
+static void warn_broadcast(const reg_call *c, const td_tensor *x, const td_tensor *y, int nd,
+                           const int64_t *shape)
+{
+    static atomic_bool warned[TD_REG_GAUSSIAN + 1];
+    int k = (int)c->d->kind;
+    if (k < 0 || k >= TD_REG_GAUSSIAN) return;
+    if (nd == x->ndim && memcmp(shape, x->shape, sizeof(int64_t) * (size_t)nd) == 0) return;
+    if (atomic_exchange(&warned[k], true)) return;
+    char a[128], b[128], s[128];
+    size_t used = (size_t)snprintf(s, sizeof s, "(");
+    for (int i = 0; i < nd && used < sizeof s; i++)
+        used +=
+            (size_t)snprintf(s + used, sizeof s - used, i ? ",%lld" : "%lld", (long long)shape[i]);
+    if (used < sizeof s) snprintf(s + used, sizeof s - used, ")");
+    fprintf(stderr,
+            "UserWarning: %s: input %s and target %s broadcast to %s, not input's shape; this is "
+            "likely not what you want (make them the same shape, e.g. target:view(input:shape()))"
+            "\n",
+            c->d->name, td_shape_str(x, a, sizeof a), td_shape_str(y, b, sizeof b), s);
 }
 
 /* what backward needs: the kernel's arguments (scale = 1 / the mean's
@@ -136,6 +163,7 @@ static td_status reg_run(const reg_call *c, td_tensor *x, td_tensor *y, td_tenso
         return td_error(TD_ESHAPE, 2, "%s: input %s and target %s cannot be broadcast", c->d->name,
                         td_shape_str(x, a, sizeof a), td_shape_str(y, b, sizeof b));
     }
+    warn_broadcast(c, x, y, nd, shape);
     if (var) {
         if (var_unsq) {
             int64_t vs[TD_MAX_DIMS], vst[TD_MAX_DIMS];

@@ -143,6 +143,12 @@ static td_status smx_fill(td_node *node, void *ctx, const void *arg)
     return TD_OK;
 }
 
+/* tide.tensor({0, 2, 1}) is float32, as torch.tensor's floats are: the
+ * usual way to get here, so the message says how to make indices */
+#define INDEX_HINT                                                                                 \
+    "labels from tide.tensor({...}) are float32: make them with tide.tensor(t, \"int64\") or "     \
+    "convert them with y:long()"
+
 td_status td_softmax_loss_run(const td_loss_def *q, td_tensor *const *in, const void *opts,
                               td_tensor **out)
 {
@@ -180,19 +186,19 @@ td_status td_softmax_loss_run(const td_loss_def *q, td_tensor *const *in, const 
             td_shape_str(target, s1, sizeof s1);
             td_shape_str(x, s2, sizeof s2);
             if (kind == TD_SMX_CE)
-                return td_error(
-                    TD_EDTYPE, 2,
-                    "%s: a %s target of shape %s is neither int64 class indices nor class "
-                    "probabilities of input's shape %s",
-                    q->name, td_dtype_name(target->dtype), s1, s2);
+                return td_error(TD_EDTYPE, 2,
+                                "%s: a %s target of shape %s is neither int64 class indices nor "
+                                "class probabilities of input's shape %s; " INDEX_HINT,
+                                q->name, td_dtype_name(target->dtype), s1, s2);
             return td_error(TD_EDTYPE, 2,
                             "%s: target must be int64 class indices, got %s (a float target is "
-                            "not accepted here)",
+                            "not accepted here); " INDEX_HINT,
                             q->name, td_dtype_name(target->dtype));
         }
     } else if (target->dtype != TD_INT64) {
-        return td_error(TD_EDTYPE, 2, "%s: target must be int64 class indices, got %s", q->name,
-                        td_dtype_name(target->dtype));
+        return td_error(TD_EDTYPE, 2,
+                        "%s: target must be int64 class indices, got %s; convert it with y:long()",
+                        q->name, td_dtype_name(target->dtype));
     } else if (target->ndim != tnd ||
                memcmp(target->shape, tshape, sizeof(int64_t) * (size_t)tnd) != 0) {
         td_shape_str(target, s1, sizeof s1);

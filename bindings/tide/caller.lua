@@ -16,6 +16,7 @@ local library = debug.getinfo(1, "S").source:match("^(@.*[/\\])")
 local function in_library(source)
     return library ~= nil and source:sub(1, #library) == library
 end
+M.in_library = in_library
 
 -- Raises msg at the first caller outside tide's Lua files; never returns.
 function M.error(msg)

@@ -9,6 +9,8 @@
 --   model            "true" when a model was saved
 --   optimizer        the rest of optimizer:state_dict(), each tensor
 --                    replaced by {"__tensor__": "<its name in the file>"}
+--   scheduler        scheduler:state_dict(), tensors replaced as above
+--   loader           loader:state_dict() (seed, epoch, batches taken)
 --   epoch            the epoch number
 --   rng              the generator's state, four u64 as 16-digit hex strings
 --   extra            the caller's table, tensors replaced as above
@@ -16,8 +18,10 @@
 -- tide.save), so a crash never leaves a half-written checkpoint. Only
 -- data is read back: JSON and tensors, never code.
 --
--- Models and optimizers are duck-typed: anything with state_dict() and
--- load_state_dict(sd) works.
+-- Models, optimizers, schedulers and loaders are duck-typed: anything with
+-- state_dict() and load_state_dict(sd) works.
+local caller = require "tide.caller"
+
 local M = {}
 
 local VERSION = "1"
@@ -27,17 +31,21 @@ function M.install(tide, core)
     local encode, decode = core._json_encode, core._json_decode
 
     local function fail(fname, path, msg)
-        error(string.format("%s: %s: %s", fname, tostring(path), msg), 3)
+        caller.error(string.format("%s: %s: %s", fname, tostring(path), msg))
     end
 
     local function check_options(fname, opts, allowed)
         if opts == nil then return {} end
         if type(opts) ~= "table" or is_tensor(opts) then
-            error(string.format("bad argument #2 to '%s' (options table expected, got %s)", fname, type(opts)), 3)
+            caller.error(string.format("bad argument #2 to '%s' (options table expected, got %s)", fname, type(opts)))
         end
         for k in pairs(opts) do
             if not allowed[k] then
-                error(string.format("bad argument #2 to '%s' (unknown option '%s')", fname, tostring(k)), 3)
+                local names = {}
+                for name in pairs(allowed) do names[#names + 1] = name end
+                table.sort(names)
+                caller.error(string.format("bad argument #2 to '%s' (unknown option '%s'; known: %s)", fname,
+                    tostring(k), table.concat(names, ", ")))
             end
         end
         return opts
@@ -103,16 +111,35 @@ function M.install(tide, core)
     -- tide.load's error without its own "load: " prefix
     local function load_file(fname, path)
         local ok, tensors, meta = pcall(tide.load, path)
-        if not ok then error(fname .. ": " .. tostring(tensors):gsub("^load: ", ""), 3) end
+        if not ok then caller.error(fname .. ": " .. tostring(tensors):gsub("^load: ", "")) end
         return tensors, meta
     end
 
-    local SAVE_OPTS = {model = true, optimizer = true, epoch = true, rng = true, extra = true}
+    -- obj:state_dict() (tensors moved into `tensors`) as JSON for metadata `key`
+    local function save_state(fname, path, obj, key, tensors, meta)
+        local sd = state_dict_of(fname, path, obj, key)
+        local ok, tree = pcall(strip, sd, key, tensors, {})
+        if not ok then fail(fname, path, key .. " state: " .. tostring(tree)) end
+        meta[key] = json(fname, path, key .. " state", tree)
+    end
+
+    -- the inverse, into obj:load_state_dict
+    local function load_state(fname, path, obj, key, tensors, meta)
+        if meta[key] == nil then fail(fname, path, "the checkpoint holds no " .. key .. " state") end
+        local tree = unjson(fname, path, key, meta[key])
+        local ok, sd = pcall(restore, tree, tensors)
+        if not ok then fail(fname, path, "the " .. key .. " state " .. tostring(sd)) end
+        local ok2, err = pcall(function() return obj:load_state_dict(sd) end)
+        if not ok2 then fail(fname, path, key .. ":load_state_dict: " .. tostring(err)) end
+    end
+
+    local SAVE_OPTS = {model = true, optimizer = true, scheduler = true, loader = true, epoch = true, rng = true,
+                       extra = true}
 
     function M.save(path, opts)
         local fname = "checkpoint.save"
         if type(path) ~= "string" then
-            error("bad argument #1 to '" .. fname .. "' (path expected, got " .. type(path) .. ")", 2)
+            caller.error("bad argument #1 to '" .. fname .. "' (path expected, got " .. type(path) .. ")")
         end
         opts = check_options(fname, opts, SAVE_OPTS)
         local tensors = {}
@@ -127,11 +154,8 @@ function M.install(tide, core)
             end
             meta.model = "true"
         end
-        if opts.optimizer ~= nil then
-            local sd = state_dict_of(fname, path, opts.optimizer, "optimizer")
-            local ok, tree = pcall(strip, sd, "optimizer", tensors, {})
-            if not ok then fail(fname, path, "optimizer state: " .. tostring(tree)) end
-            meta.optimizer = json(fname, path, "optimizer state", tree)
+        for _, key in ipairs({"optimizer", "scheduler", "loader"}) do
+            if opts[key] ~= nil then save_state(fname, path, opts[key], key, tensors, meta) end
         end
         if opts.epoch ~= nil then
             if type(opts.epoch) ~= "number" then
@@ -146,15 +170,15 @@ function M.install(tide, core)
             meta.extra = json(fname, path, "extra", tree)
         end
         local ok, err = pcall(tide.save, path, tensors, {metadata = meta})
-        if not ok then error(fname .. ": " .. tostring(err):gsub("^save: ", ""), 2) end
+        if not ok then caller.error(fname .. ": " .. tostring(err):gsub("^save: ", "")) end
     end
 
-    local LOAD_OPTS = {model = true, optimizer = true, rng = true}
+    local LOAD_OPTS = {model = true, optimizer = true, scheduler = true, loader = true, rng = true}
 
     function M.load(path, opts)
         local fname = "checkpoint.load"
         if type(path) ~= "string" then
-            error("bad argument #1 to '" .. fname .. "' (path expected, got " .. type(path) .. ")", 2)
+            caller.error("bad argument #1 to '" .. fname .. "' (path expected, got " .. type(path) .. ")")
         end
         opts = check_options(fname, opts, LOAD_OPTS)
         local tensors, meta = load_file(fname, path)
@@ -175,13 +199,10 @@ function M.install(tide, core)
             local ok, err = pcall(function() return opts.model:load_state_dict(sd) end)
             if not ok then fail(fname, path, "model:load_state_dict: " .. tostring(err)) end
         end
-        if opts.optimizer ~= nil then
-            if meta.optimizer == nil then fail(fname, path, "the checkpoint holds no optimizer state") end
-            local tree = unjson(fname, path, "optimizer", meta.optimizer)
-            local ok, sd = pcall(restore, tree, tensors)
-            if not ok then fail(fname, path, "the optimizer state " .. tostring(sd)) end
-            local ok2, err = pcall(function() return opts.optimizer:load_state_dict(sd) end)
-            if not ok2 then fail(fname, path, "optimizer:load_state_dict: " .. tostring(err)) end
+        -- the scheduler after the optimizer: both set the groups' lr, and
+        -- the scheduler's state is what the run had when it was saved
+        for _, key in ipairs({"optimizer", "scheduler", "loader"}) do
+            if opts[key] ~= nil then load_state(fname, path, opts[key], key, tensors, meta) end
         end
         if meta.rng ~= nil and opts.rng ~= false then
             local st = unjson(fname, path, "rng", meta.rng)
@@ -204,20 +225,20 @@ function M.install(tide, core)
     function M.save_module(m, path)
         local fname = "checkpoint.save_module"
         if type(path) ~= "string" then
-            error("bad argument #2 to '" .. fname .. "' (path expected, got " .. type(path) .. ")", 2)
+            caller.error("bad argument #2 to '" .. fname .. "' (path expected, got " .. type(path) .. ")")
         end
         local sd = state_dict_of(fname, path, m, "module")
         local ok, err = pcall(tide.save, path, sd)
         if not ok then
-            error(fname .. ": " .. tostring(err):gsub("^save: ", ""):gsub("^bad argument #2 to 'save' %((.*)%)$",
-                path .. ": %1"), 2)
+            local msg = tostring(err):gsub("^save: ", ""):gsub("^bad argument #2 to 'save' %((.*)%)$", path .. ": %1")
+            caller.error(fname .. ": " .. msg)
         end
     end
 
     function M.load_module(m, path)
         local fname = "checkpoint.load_module"
         if type(path) ~= "string" then
-            error("bad argument #2 to '" .. fname .. "' (path expected, got " .. type(path) .. ")", 2)
+            caller.error("bad argument #2 to '" .. fname .. "' (path expected, got " .. type(path) .. ")")
         end
         local sd = load_file(fname, path)
         local ok, err = pcall(function() return m:load_state_dict(sd) end)

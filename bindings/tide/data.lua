@@ -21,9 +21,11 @@ local function copy(list)
     return r
 end
 
--- raise "fname: msg" at the caller of the public function
+local caller = require "tide.caller"
+
+-- raise "fname: msg" at the user's line (the checks sit at varying depths)
 local function fail(fname, fmt, ...)
-    error(fname .. ": " .. string.format(fmt, ...), 3)
+    caller.error(fname .. ": " .. string.format(fmt, ...))
 end
 
 -- opts must be nil or a table with only the allowed keys
@@ -32,7 +34,10 @@ local function check_options(fname, opts, allowed)
     if type(opts) ~= "table" then fail(fname, "options must be a table, got %s", type(opts)) end
     for k in pairs(opts) do
         if type(k) ~= "string" or not allowed[k] then
-            fail(fname, "unknown option '%s'", tostring(k))
+            local names = {}
+            for name in pairs(allowed) do names[#names + 1] = name end
+            table.sort(names)
+            fail(fname, "unknown option '%s'; known: %s", tostring(k), table.concat(names, ", "))
         end
     end
     return opts
@@ -306,11 +311,51 @@ function M.install(tide, core)
     end
 
     ---------------------------------------------------------------- sampler
+    -- An epoch's draws come from a generator seeded by (seed, epoch) alone,
+    -- never from a generator that runs on across epochs: epoch e's order
+    -- is the same whether the run got there in one go or through a resume.
+    local function epoch_generator(seed, epoch)
+        return core._generator(seed ~ (epoch * 0x3c6ef372fe94f82b))
+    end
+
+    -- a seed from tide's generator (so tide.manual_seed fixes it)
+    local function fresh_seed() return core._generator():key() end
+
+    -- an epoch number as an integer >= 0, or nil
+    local function epoch_value(e)
+        local v = type(e) == "number" and math.tointeger(e) or nil
+        if v and v >= 0 then return v end
+        return nil
+    end
+
+    -- state_dict/load_state_dict for a seeded object: {seed, epoch}
+    local function seed_epoch_state(self) return { seed = self.seed, epoch = self.epoch } end
+    local function load_seed_epoch(self, fname, sd)
+        if type(sd) ~= "table" or math.type(sd.seed) ~= "integer" or epoch_value(sd.epoch) == nil then
+            fail(fname, "state_dict must be a table {seed = integer, epoch = integer >= 0}, got %s", type(sd))
+        end
+        self.seed, self.epoch = sd.seed, epoch_value(sd.epoch)
+    end
+
     local WeightedSampler = {}
     WeightedSampler.__index = WeightedSampler
     WeightedSampler.__name = "tide.data.WeightedSampler"
     function WeightedSampler.__len(s) return s.num_samples end
-    function WeightedSampler:indices() return self._gen:weighted(self.weights, self.num_samples, self.replacement) end
+    -- this epoch's draws; the next call draws the next epoch's
+    function WeightedSampler:indices()
+        local e = self.epoch
+        self.epoch = e + 1
+        return epoch_generator(self.seed, e):weighted(self.weights, self.num_samples, self.replacement)
+    end
+    function WeightedSampler:set_epoch(epoch)
+        local e = epoch_value(epoch)
+        if e == nil then
+            fail("WeightedSampler", "set_epoch needs a non-negative integer epoch, got %s", tostring(epoch))
+        end
+        self.epoch = e
+    end
+    WeightedSampler.state_dict = seed_epoch_state
+    function WeightedSampler:load_state_dict(sd) load_seed_epoch(self, "WeightedSampler:load_state_dict", sd) end
 
     local sampler_opts = set("num_samples", "replacement", "seed")
     function data.WeightedSampler(weights, opts)
@@ -328,7 +373,8 @@ function M.install(tide, core)
             weights = w,
             num_samples = opt_integer("WeightedSampler", opts, "num_samples", w:numel(), 0),
             replacement = opt_boolean("WeightedSampler", opts, "replacement", true),
-            _gen = core._generator(opts.seed and opt_integer("WeightedSampler", opts, "seed", nil) or nil),
+            seed = opts.seed and opt_integer("WeightedSampler", opts, "seed", nil) or fresh_seed(),
+            epoch = 0,
         }, WeightedSampler)
         -- check the weights once, now, rather than at the first epoch
         core._generator(0):weighted(w, s.replacement and math.min(s.num_samples, 1) or s.num_samples, s.replacement)
@@ -369,19 +415,16 @@ function M.install(tide, core)
         return tide.tensor(mine, "int64")
     end
 
-    -- an epoch number as an integer >= 0, or nil
-    local function epoch_value(e)
-        local v = type(e) == "number" and math.tointeger(e) or nil
-        if v and v >= 0 then return v end
-        return nil
-    end
-
     function DistributedSampler:set_epoch(epoch)
         local e = epoch_value(epoch)
         if e == nil then
             fail("DistributedSampler", "set_epoch needs a non-negative integer epoch, got %s", tostring(epoch))
         end
         self.epoch = e
+    end
+    DistributedSampler.state_dict = seed_epoch_state
+    function DistributedSampler:load_state_dict(sd)
+        load_seed_epoch(self, "DistributedSampler:load_state_dict", sd)
     end
 
     -- the world from tide.distributed when it is there and initialized
@@ -535,7 +578,12 @@ function M.install(tide, core)
             shuffle = opt_boolean("DataLoader", opts, "shuffle", false),
             drop_last = opt_boolean("DataLoader", opts, "drop_last", false),
             sampler = opts.sampler,
+            -- the next epoch to start, and the batches of it already
+            -- consumed (only after load_state_dict of a stopped epoch)
             _epoch = 0,
+            _skip = 0,
+            -- counts started epochs, so that a replaced iterator is caught
+            _run = 0,
         }, DataLoader)
         if self.sampler ~= nil then
             local s = self.sampler
@@ -546,7 +594,13 @@ function M.install(tide, core)
         end
         local cs, fns = split_transforms(opts.transform)
         self._lua_transforms = fns
-        self._gen = core._generator(opts.seed and opt_integer("DataLoader", opts, "seed", nil) or nil)
+        -- the random C transforms draw by a sample's place in the epoch, so
+        -- a resumed epoch must keep the places of the batches it skips
+        self._positional = false
+        for _, t in ipairs(cs or {}) do
+            if t.kind ~= "normalize" then self._positional = true end
+        end
+        self.seed = opts.seed and opt_integer("DataLoader", opts, "seed", nil) or fresh_seed()
         -- device = "cuda" / "cuda:N": batches arrive there, through pinned
         -- staging buffers and asynchronous uploads unless pin_memory = false;
         -- pin_memory on the CPU (or where no pinned memory can be had) does
@@ -561,13 +615,9 @@ function M.install(tide, core)
         return self
     end
 
-    local function epoch_order(self)
-        if self.sampler then
-            local idx = self.sampler:indices()
-            if not is_tensor(idx) then idx = index_tensor("DataLoader", idx, #self.dataset) end
-            return idx:long():contiguous()
-        end
-        return self._gen:permutation(self.dataset.images:size(0), not self.shuffle)
+    local function sampler_state(s)
+        if s ~= nil and type(s.state_dict) == "function" then return s:state_dict() end
+        return nil
     end
 
     function DataLoader.__len(self)
@@ -575,30 +625,58 @@ function M.install(tide, core)
         return self._c:num_batches(n)
     end
 
-    -- start an epoch; returns the step function
+    -- start an epoch (resuming a stopped one after load_state_dict);
+    -- returns the step function
     local function start(self)
-        self._epoch = self._epoch + 1
-        local epoch, c, fns = self._epoch, self._c, self._lua_transforms
-        c:start(epoch_order(self), self._gen:key())
+        local epoch, skip = self._epoch, self._skip
+        self._epoch, self._skip = epoch + 1, 0
+        self._run = self._run + 1
+        local run, c, fns = self._run, self._c, self._lua_transforms
+        local g = epoch_generator(self.seed, epoch)
+        -- where this epoch started, for state_dict
+        local cur = { epoch = epoch, batch = skip, sampler = sampler_state(self.sampler) }
+        self._cur = cur
+        local order
+        if self.sampler then
+            order = self.sampler:indices()
+            if not is_tensor(order) then order = index_tensor("DataLoader", order, #self.dataset) end
+            order = order:long():contiguous()
+        else
+            order = g:permutation(self.dataset.images:size(0), not self.shuffle)
+        end
+        local key = g:key()
+        if skip > 0 and not self._positional then
+            local first = math.min(skip * self.batch_size, order:size(0))
+            order, skip = order:narrow(0, first, order:size(0) - first), 0
+        end
+        c:start(order, key)
+        for _ = 1, skip do
+            if c:next() == nil then break end
+        end
         return function()
-            if self._epoch ~= epoch then error("DataLoader: this epoch's iterator was replaced by a newer one", 2) end
+            if self._run ~= run then error("DataLoader: this epoch's iterator was replaced by a newer one", 2) end
             local x, y = c:next()
-            if x == nil then return nil end
+            if x == nil then
+                self._cur = nil
+                return nil
+            end
+            cur.batch = cur.batch + 1
             for _, f in ipairs(fns) do
                 local nx, ny = f(x, y)
                 x = nx
                 if ny ~= nil then y = ny end
             end
             return x, y
-        end, epoch
+        end
     end
 
     -- for x, y in loader:iter() do ... end  (break stops the thread at once)
     function DataLoader:iter()
-        local step, epoch = start(self)
+        local step = start(self)
+        local run = self._run
         local closer = setmetatable({}, {
             __close = function()
-                if self._epoch == epoch then self._c:stop() end
+                if self._run == run then self._c:stop() end
             end,
         })
         return step, nil, nil, closer
@@ -610,14 +688,50 @@ function M.install(tide, core)
         return self._step()
     end
 
-    -- loader:set_epoch(e): passed on to the sampler's set_epoch (as
-    -- DistributedSampler's), so its order changes with the epoch; without
-    -- such a sampler it does nothing
+    -- loader:set_epoch(e): the next epoch is epoch e (its order and random
+    -- transforms depend on the seed and e alone), and the sampler's
+    -- set_epoch(e), where it has one, is called too
     function DataLoader:set_epoch(epoch)
         local e = epoch_value(epoch)
         if e == nil then fail("DataLoader", "set_epoch needs a non-negative integer epoch, got %s", tostring(epoch)) end
+        -- asking for another epoch than a resumed one starts that epoch afresh
+        if e ~= self._epoch then self._skip = 0 end
+        self._epoch = e
         local s = self.sampler
         if s ~= nil and type(s.set_epoch) == "function" then s:set_epoch(e) end
+    end
+
+    -- where the loader is: {seed, epoch, batch, sampler}. During an epoch
+    -- (the iterator has not returned nil yet) that epoch and the batches
+    -- taken from it; between epochs the next one and 0. sampler is the
+    -- sampler's state_dict() from before it drew the epoch's indices.
+    function DataLoader:state_dict()
+        local cur = self._cur
+        if cur ~= nil then
+            return { seed = self.seed, epoch = cur.epoch, batch = cur.batch, sampler = cur.sampler }
+        end
+        return { seed = self.seed, epoch = self._epoch, batch = self._skip, sampler = sampler_state(self.sampler) }
+    end
+
+    -- the next iter() resumes there: the same order, random transforms and
+    -- remaining batches as the loader the state came from
+    function DataLoader:load_state_dict(sd)
+        local fname = "DataLoader:load_state_dict"
+        if type(sd) ~= "table" or math.type(sd.seed) ~= "integer" or epoch_value(sd.epoch) == nil
+            or epoch_value(sd.batch) == nil then
+            fail(fname, "state_dict must be a table {seed, epoch, batch[, sampler]} from a DataLoader's state_dict()")
+        end
+        if sd.sampler ~= nil then
+            local s = self.sampler
+            if s == nil or type(s.load_state_dict) ~= "function" then
+                fail(fname, "the state holds a sampler's state, but this loader has no sampler that can load it")
+            end
+            s:load_state_dict(sd.sampler)
+        end
+        self._c:stop()
+        self._run = self._run + 1
+        self._cur = nil
+        self.seed, self._epoch, self._skip = sd.seed, epoch_value(sd.epoch), epoch_value(sd.batch)
     end
 
     function DataLoader:close() self._c:stop() end

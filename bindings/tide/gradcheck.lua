@@ -1,4 +1,4 @@
--- tide.gradcheck(fn, inputs, {eps = 1e-6, atol = 1e-5, rtol = 1e-3})
+-- tide.gradcheck(fn, inputs, {eps = 1e-6, atol = 1e-5, rtol = 1e-3, params})
 --
 -- Checks the gradients autograd computes for fn against central finite
 -- differences, as Torch7's nn.Jacobian and PyTorch's gradcheck do.
@@ -13,10 +13,18 @@
 -- Every element must satisfy |analytic - numeric| <= atol + rtol * |numeric|.
 -- Returns true, or raises an error naming the input (1-based, its place in
 -- the list), the element (0-based indices), and both values.
+--
+-- params (a list of float64 tensors, as model:parameters()) are checked
+-- too. fn reaches them through its closure, not its arguments, so they
+-- cannot be swapped for copies: the analytic pass saves their .grad, runs
+-- backward and puts the .grad back; the numeric pass moves them in place
+-- under no_grad and restores each element.
 
 local core = require "tide.core"
 
-local OPTIONS = { eps = true, atol = true, rtol = true }
+local caller = require "tide.caller"
+
+local OPTIONS = { eps = true, atol = true, rtol = true, params = true }
 
 -- a fixed stream of weights in +-[0.5, 1.5] (Lua's math.random is left alone)
 local function weights(shape)
@@ -36,7 +44,7 @@ end
 local function as_list(out)
    if core.is_tensor(out) then return { out } end
    if type(out) == "table" then return out end
-   error("gradcheck: fn must return a tensor or a list of tensors, got " .. type(out), 3)
+   caller.error("gradcheck: fn must return a tensor or a list of tensors, got " .. type(out))
 end
 
 -- the indices (0-based) of flat element j of a tensor of this shape
@@ -55,10 +63,29 @@ return function(fn, inputs, opts)
       error("bad argument #2 to 'gradcheck' (list of inputs expected)", 2)
    end
    opts = opts or {}
+   if type(opts) ~= "table" then error("bad argument #3 to 'gradcheck' (options table expected)", 2) end
    for k in pairs(opts) do
-      if not OPTIONS[k] then error(("bad argument #3 to 'gradcheck' (unknown option '%s')"):format(tostring(k)), 2) end
+      if not OPTIONS[k] then
+         error(("bad argument #3 to 'gradcheck' (unknown option '%s'; known: atol, eps, params, rtol)")
+            :format(tostring(k)), 2)
+      end
    end
    local eps, atol, rtol = opts.eps or 1e-6, opts.atol or 1e-5, opts.rtol or 1e-3
+   local params = opts.params or {}
+   if type(params) ~= "table" or core.is_tensor(params) then
+      error("bad argument #3 to 'gradcheck' (option 'params' must be a list of tensors)", 2)
+   end
+   for i, p in ipairs(params) do
+      if not core.is_tensor(p) then
+         error(("bad argument #3 to 'gradcheck' (params[%d] is a %s, not a tensor)"):format(i, type(p)), 2)
+      end
+      if p:dtype() ~= "float64" then
+         error(("gradcheck: params[%d] is %s; check in float64 (model:double())"):format(i, p:dtype()), 2)
+      end
+      if not p.requires_grad then
+         error(("gradcheck: params[%d] does not require grad"):format(i), 2)
+      end
+   end
 
    local n = #inputs
    local checked = {}
@@ -72,7 +99,7 @@ return function(fn, inputs, opts)
          checked[#checked + 1] = i
       end
    end
-   if #checked == 0 then error("gradcheck: no input is a tensor that requires grad", 2) end
+   if #checked == 0 and #params == 0 then error("gradcheck: no input is a tensor that requires grad", 2) end
 
    -- analytic: backward through detached leaf copies
    local leaves = {}
@@ -94,7 +121,17 @@ return function(fn, inputs, opts)
          total = total and total + term or term
       end
    end
+   local saved = {}
+   for i, p in ipairs(params) do
+      saved[i] = p.grad
+      p.grad = nil
+   end
    if total and total.requires_grad then total:backward() end
+   local pgrads = {}
+   for i, p in ipairs(params) do
+      pgrads[i] = p.grad
+      p.grad = saved[i]
+   end
 
    -- numeric: central differences on detached copies, no graph recorded
    local plain = {}
@@ -112,27 +149,29 @@ return function(fn, inputs, opts)
       end)
    end
 
-   for _, i in ipairs(checked) do
-      local x = plain[i]
+   -- x is changed in place at each element and put back
+   local function compare(what, x, grad)
       local shape = x:shape()
-      local grad = leaves[i].grad
       for j = 0, x:numel() - 1 do
          local idx = unflatten(shape, j)
          local orig = x:get(table.unpack(idx))
-         x:set(orig + eps, table.unpack(idx))
+         core.no_grad(function() x:set(orig + eps, table.unpack(idx)) end)
          local plus = score()
-         x:set(orig - eps, table.unpack(idx))
+         core.no_grad(function() x:set(orig - eps, table.unpack(idx)) end)
          local minus = score()
-         x:set(orig, table.unpack(idx))
+         core.no_grad(function() x:set(orig, table.unpack(idx)) end)
          local numeric = (plus - minus) / (2 * eps)
          local analytic = grad and grad:get(table.unpack(idx)) or 0
          local close = math.abs(analytic - numeric) <= atol + rtol * math.abs(numeric)
          if not close then
-            error(("gradcheck: inputs[%d] element (%s): analytic gradient %.8g, numeric %.8g "
+            caller.error(("gradcheck: %s element (%s): analytic gradient %.8g, numeric %.8g "
                    .. "(|diff| %.3g > atol %g + rtol %g * |numeric|)")
-               :format(i, table.concat(idx, ","), analytic, numeric, math.abs(analytic - numeric), atol, rtol), 2)
+               :format(what, table.concat(idx, ","), analytic, numeric, math.abs(analytic - numeric), atol, rtol))
          end
       end
    end
+
+   for _, i in ipairs(checked) do compare(("inputs[%d]"):format(i), plain[i], leaves[i].grad) end
+   for i, p in ipairs(params) do compare(("params[%d]"):format(i), p, pgrads[i]) end
    return true
 end

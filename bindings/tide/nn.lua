@@ -27,15 +27,16 @@ M.functional = {
 -- argument checks: errors read like the standard library's
 ---------------------------------------------------------------------------
 
--- the level of the first caller outside this file, so that the position
--- in the message is the user's line
-local this_source = debug.getinfo(1, "S").source
+-- the level of the first caller outside tide's Lua files (a model built
+-- by tide.models calls these constructors), so that the position in the
+-- message is the user's line
+local in_library = require("tide.caller").in_library
 local function user_level()
     local level = 3
     while true do
         local info = debug.getinfo(level, "S")
         if info == nil then return 0 end
-        if info.source ~= this_source and info.what ~= "C" then return level - 1 end
+        if not in_library(info.source) and info.what ~= "C" then return level - 1 end
         level = level + 1
     end
 end

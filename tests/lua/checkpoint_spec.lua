@@ -358,6 +358,42 @@ describe("tide.checkpoint", function()
         tide.checkpoint.save(tmp("y.ckpt"), {epoch = 1})
         err = H.error_of(tide.checkpoint.load, tmp("y.ckpt"), {optimizer = SGD({}, 1, 0)})
         assert.truthy(err:find("holds no optimizer state", 1, true), err)
+        err = H.error_of(tide.checkpoint.save, tmp("y.ckpt"), {modle = 1})
+        assert.truthy(err:find("known: epoch, extra, loader, model, optimizer, rng, scheduler", 1, true), err)
+    end)
+
+    it("saves a scheduler and a loader, and load restores both", function()
+        local p = tide.zeros({2}, {requires_grad = true})
+        local opt = tide.optim.SGD({p}, {lr = 1})
+        local sched = tide.optim.MultiStepLR(opt, {2, 3}, {gamma = 0.5})
+        for _ = 1, 3 do sched:step() end -- lr: 1, 1, 0.5, 0.25
+        local ds = tide.data.TensorDataset(tide.arange(0, 10):view({10, 1}), tide.arange(0, 10):long())
+        local loader = tide.data.DataLoader(ds, {batch_size = 3, shuffle = true, seed = 4})
+        loader:set_epoch(5)
+        local step = loader:iter()
+        local _, first = step()
+        tide.checkpoint.save(tmp("s.ckpt"), {optimizer = opt, scheduler = sched, loader = loader})
+        local rest = {}
+        for _, y in step do rest[#rest + 1] = y:totable() end
+
+        local opt2 = tide.optim.SGD({p}, {lr = 1})
+        local sched2 = tide.optim.MultiStepLR(opt2, {7}, {gamma = 0.1})
+        local loader2 = tide.data.DataLoader(ds, {batch_size = 3, shuffle = true, seed = 9})
+        tide.checkpoint.load(tmp("s.ckpt"), {optimizer = opt2, scheduler = sched2, loader = loader2})
+        assert.are.equal(3, sched2.last_epoch)
+        assert.are.same({0.25}, sched2:get_last_lr())
+        sched2:step()
+        sched:step()
+        assert.are.same(sched:get_last_lr(), sched2:get_last_lr())
+        assert.are.same(opt.param_groups[1].lr, opt2.param_groups[1].lr)
+        -- the loader goes on after the batch it had handed out
+        local rest2 = {}
+        for _, y in loader2:iter() do rest2[#rest2 + 1] = y:totable() end
+        assert.are.same(rest, rest2)
+        assert.are.equal(3, #rest2)
+        assert.are.equal(3, first:numel())
+        local err = H.error_of(tide.checkpoint.load, tmp("y.ckpt"), {loader = loader2})
+        assert.truthy(err:find("holds no loader state", 1, true), err)
     end)
 end)
 

@@ -395,7 +395,9 @@ describe("tide.data.DataLoader", function()
     it("rejects bad options", function()
         local ds = counting_ds(4)
         assert.is_truthy(H.error_of(D.DataLoader, ds, { batch_size = 0 }):find("'batch_size' must be at least 1"))
-        assert.is_truthy(H.error_of(D.DataLoader, ds, { batchsize = 2 }):find("unknown option 'batchsize'"))
+        assert.is_truthy(H.error_of(D.DataLoader, ds, { batchsize = 2 }):find(
+            "unknown option 'batchsize'; known: batch_size, device, drop_last, pin_memory, sampler, seed, shuffle, "
+            .. "transform", 1, true))
         assert.is_truthy(H.error_of(D.DataLoader, ds, { shuffle = 1 }):find("'shuffle' must be a boolean"))
         assert.is_truthy(H.error_of(D.DataLoader, {}, {}):find("expected a dataset"))
         assert.is_truthy(H.error_of(D.DataLoader, ds, { transform = 3 }):find("option 'transform'"))
@@ -632,5 +634,55 @@ describe("tide.data.WeightedSampler", function()
         end
         assert.are.equal(2000, n)
         assert.is_true(math.abs(ones / n - 0.5) < 0.05, tostring(ones / n)) -- sd 0.011
+    end)
+end)
+
+describe("tide.data.DataLoader epochs and state", function()
+    local function ys(loader)
+        local out = {}
+        for _, y in loader:iter() do
+            for _, v in ipairs(y:totable()) do out[#out + 1] = v end
+        end
+        return out
+    end
+
+    it("an epoch's order depends on the seed and set_epoch's number alone", function()
+        local ds = counting_ds(12)
+        local a = D.DataLoader(ds, { batch_size = 5, shuffle = true, seed = 8 })
+        local orders = {}
+        for e = 0, 2 do orders[e] = ys(a) end
+        assert.are_not.same(orders[0], orders[1])
+        local b = D.DataLoader(ds, { batch_size = 5, shuffle = true, seed = 8 })
+        b:set_epoch(2)
+        assert.are.same(orders[2], ys(b))
+        -- and the epoch after it follows on
+        a:set_epoch(1)
+        assert.are.same(orders[1], ys(a))
+        assert.are.same(orders[2], ys(a))
+    end)
+
+    it("state_dict mid-epoch and load_state_dict resume after the batches taken", function()
+        local ds = counting_ds(12)
+        local s = D.WeightedSampler({ 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4 }, { num_samples = 12, seed = 5 })
+        local a = D.DataLoader(ds, { batch_size = 5, sampler = s })
+        ys(a)
+        local step = a:iter()
+        local _, y1 = step()
+        local sd = a:state_dict()
+        assert.are.same({ epoch = 1, batch = 1, seed = sd.seed, sampler = { seed = 5, epoch = 1 } }, sd)
+        local rest = {}
+        for _, y in step do rest[#rest + 1] = y:totable() end
+        -- the same weights (the sampler's make-up, not its state), another seed
+        local b = D.DataLoader(ds, { batch_size = 5, sampler = D.WeightedSampler({ 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4 },
+                                                                                  { num_samples = 12, seed = 1 }) })
+        b:load_state_dict(sd)
+        local rest2 = {}
+        for _, y in b:iter() do rest2[#rest2 + 1] = y:totable() end
+        assert.are.same(rest, rest2)
+        assert.are.equal(5, y1:numel())
+        -- between epochs: the next one, from its start
+        assert.are.same({ epoch = 2, batch = 0, seed = sd.seed, sampler = { seed = 5, epoch = 2 } }, b:state_dict())
+        local err = H.error_of(b.load_state_dict, b, { seed = 1 })
+        assert.truthy(err:find("DataLoader:load_state_dict: state_dict must be a table", 1, true), err)
     end)
 end)

@@ -332,3 +332,54 @@ describe("regression losses: modules and identities", function()
         for _, g in ipairs(H.values(a.grad)) do assert.is_true(g == g) end
     end)
 end)
+
+describe("regression losses: a warning where input and target broadcast to another shape", function()
+    local TIDE = arg and arg[-1] or "tide"
+
+    -- the stderr of `tide -e code`
+    local function stderr_of(code)
+        local p = assert(io.popen(H.sh(TIDE) .. " -e " .. H.sh(code) .. " 2>&1 >/dev/null"))
+        local out = p:read("a")
+        p:close()
+        return out
+    end
+
+    local function count(s, pat)
+        local n = 0
+        for _ in s:gmatch(pat) do n = n + 1 end
+        return n
+    end
+
+    it("warns once per loss per process, as PyTorch's UserWarning, naming the shapes", function()
+        local err = stderr_of([[
+            local tide = require "tide"
+            local F = tide.F
+            local x, y = tide.zeros({4, 1}), tide.zeros({4})
+            for _ = 1, 3 do F.mse_loss(x, y) end
+            tide.nn.MSELoss()(x, y)
+            F.l1_loss(x, y)
+            F.smooth_l1_loss(x, y)
+            F.huber_loss(x, y)
+            F.kl_div(x, y)
+            F.poisson_nll_loss(x, y)
+        ]])
+        assert.are.equal(1, count(err, "UserWarning: mse_loss: "), err)
+        local want = "UserWarning: mse_loss: input (4,1) and target (4) broadcast to (4,4), not input's shape"
+        assert.truthy(err:find(want, 1, true), err)
+        for _, name in ipairs({ "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div", "poisson_nll_loss" }) do
+            assert.are.equal(1, count(err, "UserWarning: " .. name .. ": "), err)
+        end
+    end)
+
+    it("is quiet where the result has input's shape (same shapes, or a target that broadcasts up)", function()
+        local err = stderr_of([[
+            local tide = require "tide"
+            local F = tide.F
+            F.mse_loss(tide.zeros({4, 3}), tide.zeros({4, 3}))
+            F.mse_loss(tide.zeros({4, 3}), tide.zeros({3}))
+            F.l1_loss(tide.zeros({4, 3}), tide.zeros({4, 1}))
+            F.gaussian_nll_loss(tide.zeros({4, 3}), tide.zeros({4, 3}), tide.ones({4, 1}))
+        ]])
+        assert.are.equal("", err)
+    end)
+end)

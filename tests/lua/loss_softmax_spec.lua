@@ -447,3 +447,27 @@ describe("softmax losses: poly1_focal_loss", function()
         end
     end)
 end)
+
+describe("softmax losses: float labels", function()
+    -- tide.tensor({0, 2, 1}) is float32 (as torch.tensor of floats): the
+    -- error has to say how to make class indices
+    local x = tide.randn({3, 4})
+    for _, name in ipairs({ "cross_entropy", "nll_loss", "focal_loss" }) do
+        it(name .. " says how to make int64 labels", function()
+            local ok, err = pcall(F[name], x, tide.tensor({ 0, 2, 1 }))
+            assert.is_false(ok)
+            err = tostring(err)
+            assert.truthy(err:find("bad argument #2 to '" .. name .. "'", 1, true), err)
+            assert.truthy(err:find("tide.tensor(t, \"int64\")", 1, true), err)
+            assert.truthy(err:find("y:long()", 1, true), err)
+            -- and the fix it names works
+            assert.is_true(tide.is_tensor(F[name](x, tide.tensor({ 0, 2, 1 }):long())))
+        end)
+    end
+
+    it("a uint8 target is told to convert with y:long()", function()
+        local ok, err = pcall(F.cross_entropy, x, tide.tensor({ 0, 2, 1 }, "uint8"))
+        assert.is_false(ok)
+        assert.truthy(tostring(err):find("got uint8; convert it with y:long()", 1, true), err)
+    end)
+end)

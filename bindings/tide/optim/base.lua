@@ -2,7 +2,7 @@
 -- zero_grad, state_dict and load_state_dict, and define(spec), which makes
 -- tide.optim.<name> from an algorithm's spec (algorithms.lua holds them).
 local common = require "tide.optim.common"
-local fail, copy_value = common.fail, common.copy_value
+local fail, copy_value, unknown_option = common.fail, common.copy_value, common.unknown_option
 
 local M = {}
 
@@ -51,7 +51,9 @@ function M.install(optim, core)
         local group = {}
         for k in pairs(raw) do
             if k ~= "params" and spec.defaults[k] == nil then
-                fail(fname, argn, string.format("%sunknown option '%s'", where, tostring(k)))
+                local known = {params = true}
+                for name in pairs(spec.defaults) do known[name] = true end
+                unknown_option(fname, argn, k, known, where)
             end
         end
         for k, d in pairs(spec.defaults) do
@@ -110,7 +112,7 @@ function M.install(optim, core)
         end
         opts = opts or {}
         for k in pairs(opts) do
-            if spec.defaults[k] == nil then fail(fname, 2, string.format("unknown option '%s'", tostring(k))) end
+            if spec.defaults[k] == nil then unknown_option(fname, 2, k, spec.defaults) end
         end
         if type(params) ~= "table" then
             fail(fname, 1, "params must be a list of tensors or of parameter groups, got " .. type(params))
@@ -195,7 +197,7 @@ function M.install(optim, core)
         if opts ~= nil then
             if type(opts) ~= "table" then fail(fname, 1, "options must be a table, got " .. type(opts)) end
             for k in pairs(opts) do
-                if k ~= "set_to_none" then fail(fname, 1, string.format("unknown option '%s'", tostring(k))) end
+                if k ~= "set_to_none" then unknown_option(fname, 1, k, {set_to_none = true}) end
             end
             if opts.set_to_none ~= nil then
                 if type(opts.set_to_none) ~= "boolean" then fail(fname, 1, "set_to_none must be a boolean") end

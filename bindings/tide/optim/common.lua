@@ -23,6 +23,15 @@ local function copy_value(v)
 end
 M.copy_value = copy_value
 
+-- the error for option k, which is not among the keys of `known`
+function M.unknown_option(fname, argn, k, known, where)
+    local names = {}
+    for name in pairs(known) do names[#names + 1] = name end
+    table.sort(names)
+    M.fail(fname, argn, string.format("%sunknown option '%s'; known: %s", where or "", tostring(k),
+                                      #names > 0 and table.concat(names, ", ") or "none"))
+end
+
 -- opts (argument argn of fname) as a table, {} when nil; a name not in
 -- allowed is an error
 function M.check_options(fname, argn, opts, allowed)
@@ -31,7 +40,7 @@ function M.check_options(fname, argn, opts, allowed)
         M.fail(fname, argn, "options must be a table, got " .. type(opts))
     end
     for k in pairs(opts) do
-        if not allowed[k] then M.fail(fname, argn, string.format("unknown option '%s'", tostring(k))) end
+        if not allowed[k] then M.unknown_option(fname, argn, k, allowed) end
     end
     return opts
 end
