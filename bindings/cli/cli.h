@@ -29,7 +29,9 @@ int tide_repl(lua_State *L);
 /* Installs tab completion of globals, fields and methods for state L. */
 void tide_complete_init(lua_State *L);
 
-/* Prints the docs section for `name` (REPL help when empty) on stdout. */
-void tide_help(const char *name);
+/* Prints the help for `name` (REPL help when empty) on stdout, through a
+   pager when long and stdout is a terminal; values named in `name`
+   (?x:sum) are looked up among L's globals. */
+void tide_help(lua_State *L, const char *name);
 
 #endif

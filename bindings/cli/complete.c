@@ -2,13 +2,15 @@
    (`tide.ze<TAB>`) and methods found through metatables (`x:ma<TAB>`),
    walking __index chains as trepl did. The word is resolved with
    lua_getfield under lua_pcall, so a throwing __index only means no
-   matches. */
+   matches. Inside a string literal, TAB completes a file name. */
 
+#include <dirent.h>
 #include <editline/readline.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -218,32 +220,87 @@ static char *next_match(const char *text, int state)
     return next < n_matches ? strdup(matches[next++]) : NULL;
 }
 
-/* Inside an open string literal the word is a file name: leave it to
-   readline's file name completion. */
-static int inside_string(int start)
+/* Where the open string literal before `start` begins (the index just
+   past its quote), or -1 when start is not inside a string. */
+static int string_start(int start)
 {
     char quote = 0;
+    int open = -1;
     for (int i = 0; i < start && rl_line_buffer[i]; i++) {
         char c = rl_line_buffer[i];
-        if (quote && c == '\\' && rl_line_buffer[i + 1])
+        if (quote && c == '\\' && rl_line_buffer[i + 1]) {
             i++;
-        else if (quote && c == quote)
+        } else if (quote && c == quote) {
             quote = 0;
-        else if (!quote && (c == '"' || c == '\''))
+        } else if (!quote && (c == '"' || c == '\'')) {
             quote = c;
+            open = i + 1;
+        }
     }
-    return quote != 0;
+    return quote ? open : -1;
+}
+
+/* File names for the string from line[open] to line[end]: the word breaks
+   ('/', '-', ...) cut readline's word short of the path, so the directory
+   is read from the whole string, and each candidate is the name with the
+   part of it before `start` dropped (or the typed text between start and
+   the name put in front). Directories end in '/'; dot files show only when
+   the name typed starts with '.'; "~/" means $HOME. */
+static void find_files(int open, int start, int end)
+{
+    clear_matches();
+    char path[4096];
+    int len = end - open;
+    if (len < 0 || (size_t)len >= sizeof path) return;
+    memcpy(path, rl_line_buffer + open, (size_t)len);
+    path[len] = '\0';
+    char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    int base_at = open + (int)(base - path); /* where the name starts in the line */
+    char dir[4096];
+    const char *home = getenv("HOME");
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else if (path[0] == '~' && path[1] == '/' && home != NULL)
+        snprintf(dir, sizeof dir, "%s%.*s", home, (int)(slash - path - 1), path + 1);
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    DIR *d = opendir(dir);
+    if (d == NULL) return;
+    size_t blen = strlen(base);
+    const struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        if (strncmp(name, base, blen) != 0 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+            continue;
+        if (name[0] == '.' && base[0] != '.') continue;
+        char full[8192], cand[4096];
+        struct stat st;
+        snprintf(full, sizeof full, "%s/%s", dir, name);
+        int is_dir = stat(full, &st) == 0 && S_ISDIR(st.st_mode);
+        if (base_at >= start)
+            snprintf(cand, sizeof cand, "%.*s%s%s", base_at - start, rl_line_buffer + start, name,
+                     is_dir ? "/" : "");
+        else if ((int)strlen(name) >= start - base_at)
+            snprintf(cand, sizeof cand, "%s%s", name + (start - base_at), is_dir ? "/" : "");
+        else
+            continue;
+        add_match("", 0, cand);
+    }
+    closedir(d);
+    sort_unique();
 }
 
 static char **complete(const char *text, int start, int end)
 {
-    (void)end;
-    if (inside_string(start)) {
-        rl_attempted_completion_over = 0;
-        return NULL;
-    }
-    rl_attempted_completion_over = 1; /* never fall back to file names */
-    find_matches(complete_L, text);
+    rl_attempted_completion_over = 1; /* never readline's own file names */
+    int open = string_start(start);
+    if (open >= 0)
+        find_files(open, start, end);
+    else
+        find_matches(complete_L, text);
     return n_matches ? rl_completion_matches(text, next_match) : NULL;
 }
 

@@ -5,6 +5,99 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- sizes ---------------------------------------------------------------- */
+
+/* t:shape(), t:size() and t:stride() return plain sequences, so indexing,
+   #, ipairs, table.concat and passing them on as a shape work as on any
+   table; the metatable only adds what a bare table lacks: print shows
+   {2, 3} instead of an address, and == compares the sizes, as torch.Size
+   does, instead of the identities. */
+#define LT_SHAPE "tide.Shape"
+
+static int shape_tostring(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 1);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addchar(&b, '{');
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (i > 1) luaL_addstring(&b, ", ");
+        lua_geti(L, 1, i);
+        luaL_tolstring(L, -1, NULL);
+        lua_remove(L, -2);
+        luaL_addvalue(&b);
+    }
+    luaL_addchar(&b, '}');
+    luaL_pushresult(&b);
+    return 1;
+}
+
+static int shape_eq(lua_State *L)
+{
+    int same = lua_istable(L, 1) && lua_istable(L, 2) && luaL_len(L, 1) == luaL_len(L, 2);
+    for (lua_Integer i = 1, n = same ? luaL_len(L, 1) : 0; i <= n && same; i++) {
+        lua_geti(L, 1, i);
+        lua_geti(L, 2, i);
+        same = lua_compare(L, -1, -2, LUA_OPEQ);
+        lua_pop(L, 2);
+    }
+    lua_pushboolean(L, same);
+    return 1;
+}
+
+static void push_sizes(lua_State *L, int n, const int64_t *v)
+{
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushinteger(L, (lua_Integer)v[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    if (luaL_newmetatable(L, LT_SHAPE)) {
+        lua_pushcfunction(L, shape_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushcfunction(L, shape_eq);
+        lua_setfield(L, -2, "__eq");
+    }
+    lua_setmetatable(L, -2);
+}
+
+/* dim argument arg of fname, wrapped into [0, ndim) */
+static int size_dim(lua_State *L, td_tensor *t, int arg, const char *fname)
+{
+    int d = lt_check_dim(L, arg), w;
+    if (td_wrap_dim(d, t->ndim, arg, &w) != TD_OK) lt_fail(L, fname, 0);
+    if (t->ndim == 0) luaL_argerror(L, arg, "a 0-dim tensor has no dims");
+    return w;
+}
+
+static int s_shape(lua_State *L)
+{
+    td_tensor *t = lt_check(L, 1);
+    push_sizes(L, t->ndim, t->shape);
+    return 1;
+}
+
+static int s_size(lua_State *L)
+{
+    td_tensor *t = lt_check(L, 1);
+    if (lua_isnoneornil(L, 2))
+        push_sizes(L, t->ndim, t->shape);
+    else
+        lua_pushinteger(L, (lua_Integer)t->shape[size_dim(L, t, 2, "size")]);
+    return 1;
+}
+
+static int s_stride(lua_State *L)
+{
+    td_tensor *t = lt_check(L, 1);
+    if (lua_isnoneornil(L, 2))
+        push_sizes(L, t->ndim, t->stride);
+    else
+        lua_pushinteger(L, (lua_Integer)t->stride[size_dim(L, t, 2, "stride")]);
+    return 1;
+}
+
 /* ---- views ---------------------------------------------------------------- */
 
 typedef td_status (*shape_fn)(td_tensor *, int, const int64_t *, td_tensor **);
@@ -326,7 +419,11 @@ static int s_where(lua_State *L)
     return 1;
 }
 
+/* shape, size and stride replace l_tensor.c's, registered before these */
 const luaL_Reg lt_shape_methods[] = {
+    {"shape", s_shape},
+    {"size", s_size},
+    {"stride", s_stride},
     {"view", s_view},
     {"reshape", s_reshape},
     {"expand", s_expand},

@@ -62,49 +62,6 @@ static int t_newindex(lua_State *L)
 
 /* ---- size and layout ---------------------------------------------------- */
 
-static void push_shape(lua_State *L, int n, const int64_t *v)
-{
-    lua_createtable(L, n, 0);
-    for (int i = 0; i < n; i++) {
-        lua_pushinteger(L, (lua_Integer)v[i]);
-        lua_rawseti(L, -2, i + 1);
-    }
-}
-
-static int t_shape(lua_State *L)
-{
-    td_tensor *t = lt_check(L, 1);
-    push_shape(L, t->ndim, t->shape);
-    return 1;
-}
-
-static int wrap_dim(lua_State *L, td_tensor *t, int arg)
-{
-    int d = lt_check_dim(L, arg), w;
-    if (td_wrap_dim(d, t->ndim, arg, &w) != TD_OK) lt_fail(L, "size", 0);
-    if (t->ndim == 0) luaL_argerror(L, arg, "a 0-dim tensor has no dims");
-    return w;
-}
-
-static int t_size(lua_State *L)
-{
-    td_tensor *t = lt_check(L, 1);
-    if (lua_isnoneornil(L, 2)) return t_shape(L);
-    lua_pushinteger(L, (lua_Integer)t->shape[wrap_dim(L, t, 2)]);
-    return 1;
-}
-
-static int t_stride(lua_State *L)
-{
-    td_tensor *t = lt_check(L, 1);
-    if (!lua_isnoneornil(L, 2)) {
-        lua_pushinteger(L, (lua_Integer)t->stride[wrap_dim(L, t, 2)]);
-        return 1;
-    }
-    push_shape(L, t->ndim, t->stride);
-    return 1;
-}
-
 static int t_dim(lua_State *L)
 {
     lua_pushinteger(L, lt_check(L, 1)->ndim);
@@ -231,9 +188,6 @@ static int t_totable(lua_State *L)
 static int t_tolist(lua_State *L) { return t_totable(L); }
 
 const luaL_Reg lt_tensor_methods[] = {
-    {"shape", t_shape},
-    {"size", t_size},
-    {"stride", t_stride},
     {"dim", t_dim},
     {"numel", t_numel},
     {"dtype", t_dtype},

@@ -20,6 +20,13 @@
 --   grad or "grad_fn=NAME" for the result of a recorded op.
 -- * A 0-dim tensor prints its value alone: tensor(3.5000, shape=(), ...);
 --   an empty one prints []. A closed tensor prints tensor(closed).
+--
+-- The REPL shows its results through M.show, which also lays out tables:
+-- {2, 3} on one line when it fits, else one entry per line; a tensor inside
+-- a table shows its footer only (a state_dict reads as names, shapes and
+-- dtypes), a table with __tostring (a module, a shape) its own text.
+-- Nesting stops at MAX_DEPTH ({...}) and each table at MAX_ITEMS entries
+-- (... 950 more), so a large result never floods the terminal.
 
 local core = require "tide.core"
 
@@ -149,6 +156,125 @@ function M.tostring(t)
    local node = gather(t, t:numel() > THRESHOLD)
    local text, width = formatter(leaves(node, {}), is_float)
    return prefix .. block(node, t:dim(), #prefix, text, width) .. footer(t) .. ")"
+end
+
+local MAX_DEPTH, MAX_ITEMS = 4, 40
+
+local function is_tensor(v) return core.is_tensor(v) end
+
+-- a table that print would show as "table: 0x...": laid out instead
+local function is_plain(v)
+   if type(v) ~= "table" then return false end
+   local mt = getmetatable(v)
+   return type(mt) ~= "table" or mt.__tostring == nil
+end
+
+-- "abc" with the escapes Lua itself would read back, on one line
+local function quote(s)
+   return (string.format("%q", s):gsub("\\\n", "\\n"))
+end
+
+-- the text of a tensor inside a table: its value when 0-dim, else the footer
+local function tensor_brief(t)
+   if not pcall(core.dim, t) then return "tensor(closed)" end
+   if t:dim() == 0 then return M.tostring(t) end
+   return "tensor(" .. footer(t):sub(3) .. ")"
+end
+
+-- key order: numbers first, then strings with their digit runs compared as
+-- numbers ("layer2" before "layer10", as a state_dict is read)
+local function natural_less(a, b)
+   local ta, tb = type(a), type(b)
+   if ta ~= tb then
+      if ta == "number" or tb == "number" then return ta == "number" end
+      return ta < tb
+   end
+   if ta == "number" then return a < b end
+   if ta ~= "string" then return tostring(a) < tostring(b) end
+   local i, j = 1, 1
+   while i <= #a and j <= #b do
+      local da, db = a:match("^%d+", i), b:match("^%d+", j)
+      if da and db then
+         local na, nb = tonumber(da), tonumber(db)
+         if na ~= nb then return na < nb end
+         i, j = i + #da, j + #db
+      else
+         local ca, cb = a:sub(i, i), b:sub(j, j)
+         if ca ~= cb then return ca < cb end
+         i, j = i + 1, j + 1
+      end
+   end
+   return #a - i < #b - j
+end
+
+local show_value
+
+local function key_text(k)
+   if type(k) == "string" and k:match("^[%a_][%w_]*$") then return k end
+   if type(k) == "string" then return "[" .. quote(k) .. "]" end
+   return "[" .. tostring(k) .. "]"
+end
+
+-- a plain table at nesting depth `depth`, its first line at column `col`
+local function show_table(t, depth, col, seen)
+   if seen[t] then return "{<cycle>}" end
+   if depth > MAX_DEPTH then return next(t) == nil and "{}" or "{...}" end
+   seen[t] = true
+   local n, keys = #t, {}
+   for k in pairs(t) do
+      if not (math.type(k) == "integer" and k >= 1 and k <= n) then keys[#keys + 1] = k end
+   end
+   table.sort(keys, natural_less)
+   local items, total = {}, n + #keys
+   local function add(text)
+      if #items < MAX_ITEMS then items[#items + 1] = text end
+   end
+   for i = 1, n do add(show_value(t[i], depth + 1, col + 2, seen)) end
+   local n_listed = #items -- the sequence part: packed several to a line
+   for _, k in ipairs(keys) do
+      local kt = key_text(k) .. " = "
+      add(kt .. show_value(t[k], depth + 1, col + 2 + #kt, seen))
+   end
+   seen[t] = nil
+   if total > #items then items[#items + 1] = string.format("... %d more", total - #items) end
+   local line = "{" .. table.concat(items, ", ") .. "}"
+   if #items == 0 or (col + #line <= LINEWIDTH and not line:find("\n")) then return line end
+   local pad = string.rep(" ", col + 2)
+   local lines = {}
+   for i, item in ipairs(items) do
+      local last = lines[#lines]
+      if i <= n_listed and i > 1 and not (last .. item):find("\n")
+         and col + 2 + #last + #item + 2 <= LINEWIDTH then
+         lines[#lines] = last .. ", " .. item
+      else
+         lines[#lines + 1] = item
+      end
+   end
+   return "{\n" .. pad .. table.concat(lines, ",\n" .. pad) .. "\n" .. string.rep(" ", col) .. "}"
+end
+
+-- a value inside a table: strings quoted, tensors brief, tables laid out
+function show_value(v, depth, col, seen)
+   if type(v) == "string" then return quote(v) end
+   if is_tensor(v) then return tensor_brief(v) end
+   if is_plain(v) then return show_table(v, depth, col, seen) end
+   local text = tostring(v)
+   return (text:gsub("\n", "\n" .. string.rep(" ", col)))
+end
+
+-- the REPL's text for its results: a string, a number or a tensor as print
+-- shows it, a table laid out; several results separated by tabs
+function M.show(...)
+   local out = {}
+   for i = 1, select("#", ...) do
+      local v = select(i, ...)
+      if is_plain(v) then
+         out[i] = show_table(v, 1, 0, {})
+      else
+         out[i] = tostring(v)
+      end
+   end
+   return table.concat(out, "\t")
 end
 
 return M

@@ -166,6 +166,74 @@ START_TEST(test_loss_help_by_module)
 }
 END_TEST
 
+START_TEST(test_piped_tables)
+{
+    /* results are laid out by tide.print's show: a shape as {2, 3}, a
+       state_dict as names with shapes and dtypes; print(shape) too */
+    char out[16384];
+    ck_assert_int_eq(run("printf 'x = tide.zeros{2, 3}\\nx:shape()\\nprint(x:shape())\\n"
+                         "tide.nn.Sequential(tide.nn.Linear(3, 4), tide.nn.ReLU()):state_dict()\\n"
+                         "{a = {b = {c = {d = {e = 1}}}}}\\n' | " TIDE_BIN,
+                         out, sizeof out),
+                     0);
+    ck_assert_msg(strstr(out, "]\n{2, 3}\n[") != NULL, "x:shape() shown as: %s", out);
+    const char *first = strstr(out, "{2, 3}\n[");
+    ck_assert_msg(first && strstr(first + 1, "{2, 3}\n["), "print(x:shape()) gave: %s", out);
+    ck_assert_msg(strstr(out, "table: 0x") == NULL, "a table printed as an address: %s", out);
+    ck_assert_msg(strstr(out, "[\"0.weight\"] = tensor(shape=(4,3), dtype=float32, device=cpu)"),
+                  "state_dict shown as: %s", out);
+    ck_assert_msg(strstr(out, "tensor([") == NULL, "state_dict values shown: %s", out);
+    ck_assert_msg(strstr(out, "{a = {b = {c = {d = {...}}}}}") != NULL, "depth limit: %s", out);
+}
+END_TEST
+
+START_TEST(test_piped_last_result_and_locals)
+{
+    /* `_` is the last result, also when silenced; a top-level local
+       stays visible on the next line, as trepl's users expect */
+    char out[4096];
+    ck_assert_int_eq(run("printf '6 * 7\\n_ + 1\\n10;\\n_\\nlocal y, z = 5, 6\\ny + z\\n"
+                         "local function sq(v) return v * v end\\nsq(9)\\n"
+                         "do local hidden = 1 end\\nhidden\\n' | " TIDE_BIN,
+                         out, sizeof out),
+                     0);
+    ck_assert_msg(strstr(out, "\n43\n") != NULL, "_ + 1 gave: %s", out);
+    ck_assert_msg(strstr(out, "\n10\n") != NULL, "_ after a silenced 10 gave: %s", out);
+    ck_assert_msg(strstr(out, "\n11\n") != NULL, "local y, z not kept: %s", out);
+    ck_assert_msg(strstr(out, "\n81\n") != NULL, "local function not kept: %s", out);
+    ck_assert_msg(strstr(out, "\nnil\n") != NULL, "a block's local leaked: %s", out);
+}
+END_TEST
+
+START_TEST(test_help_names)
+{
+    /* qualified names, module classes and namespaces all find their help;
+       not on a terminal, nothing goes through the pager */
+    static const char *const asks[][2] = {
+        {"tide.F.focal_loss", "## focal_loss"},
+        {"F.cross_entropy", "## cross_entropy"},
+        {"tide.nn.Linear", "tide.nn.Linear(in_features"},
+        {"tide.optim.SGD", "tide.optim.SGD(params"},
+        {"FocalLoss", "tide.nn.FocalLoss{options}"},
+        {"CrossEntropyLoss", "tide.nn.CrossEntropyLoss{options}"},
+        {"tide.nn", "Documented here"},
+        {"x:sum", "## Tensor:sum"},
+        {"m:forward", "## Linear"},
+    };
+    for (size_t i = 0; i < sizeof asks / sizeof *asks; i++) {
+        char cmd[1024], out[65536];
+        snprintf(cmd, sizeof cmd,
+                 "printf 'x = tide.ones{2}; m = tide.nn.Linear(2, 2)\\n?%s\\n' | "
+                 "PAGER='sed s/^/PAGED:/' " TIDE_BIN,
+                 asks[i][0]);
+        ck_assert_int_eq(run(cmd, out, sizeof out), 0);
+        ck_assert_msg(strstr(out, asks[i][1]) != NULL, "?%s gave: %s", asks[i][0], out);
+        ck_assert_msg(strstr(out, "no help") == NULL, "?%s gave: %s", asks[i][0], out);
+        ck_assert_msg(strstr(out, "PAGED:") == NULL, "?%s was paged off a terminal", asks[i][0]);
+    }
+}
+END_TEST
+
 /* Starting must not map the GPU libraries (cuBLAS and cuBLASLt alone
    took 220 MB and 350 ms of every CPU-only start when they were linked):
    they open on first use. Checked on what is mapped, not on a clock, so a
@@ -196,6 +264,27 @@ typedef struct {
 
 static session s;
 
+/* Starts tide on a new terminal with the home and docs of start_repl. */
+static void start_repl_again(void)
+{
+    char docs[512], home[512];
+    snprintf(home, sizeof home, "%s/home", tmpdir);
+    snprintf(docs, sizeof docs, "%s/docs", tmpdir);
+    s.out = calloc(OUT_MAX, 1);
+    s.len = s.mark = 0;
+    s.pid = forkpty(&s.fd, NULL, NULL, NULL);
+    ck_assert_int_ge(s.pid, 0);
+    if (s.pid == 0) {
+        setenv("HOME", home, 1);
+        setenv("TERM", "dumb", 1);
+        setenv("TIDE_DOC_DIR", docs, 1);
+        setenv("PAGER", "sed s/^/PAGED:/", 1);
+        unsetenv("TIDE_HISTORY");
+        execl(TIDE_BIN, "tide", (char *)NULL);
+        _exit(127);
+    }
+}
+
 static void start_repl(void)
 {
     char docs[512], home[512];
@@ -208,18 +297,7 @@ static void start_repl(void)
                "# test docs\n\n## tide.zeros(shape, opts)\n\nHELP-MARKER: a tensor of zeros.\n\n"
                "## tide.ones(shape)\n\nOTHER-SECTION\n",
                path, sizeof path);
-    s.out = calloc(OUT_MAX, 1);
-    s.len = s.mark = 0;
-    s.pid = forkpty(&s.fd, NULL, NULL, NULL);
-    ck_assert_int_ge(s.pid, 0);
-    if (s.pid == 0) {
-        setenv("HOME", home, 1);
-        setenv("TERM", "dumb", 1);
-        setenv("TIDE_DOC_DIR", docs, 1);
-        unsetenv("TIDE_HISTORY");
-        execl(TIDE_BIN, "tide", (char *)NULL);
-        _exit(127);
-    }
+    start_repl_again();
 }
 
 /* Reads until `needle` shows up after the mark; returns a copy of the
@@ -375,7 +453,10 @@ START_TEST(test_repl_session)
     r = command("?tide.zeros\n");
     ck_assert_msg(strstr(r, "HELP-MARKER") && strstr(r, "zeros"), "no help in:\n%s", r);
     ck_assert_msg(strstr(r, "OTHER-SECTION") == NULL, "help ran past its section:\n%s", r);
+    ck_assert_msg(strstr(r, "PAGED:") == NULL, "short help was paged:\n%s", r);
     free(r);
+    /* help longer than the terminal goes through $PAGER */
+    assert_contains(command("?tide.nn\n"), "PAGED:Documented here");
     assert_contains(command("?no_such_name\n"), "no help for 'no_such_name'");
     assert_contains(command("?\n"), "tide REPL");
 
@@ -416,6 +497,55 @@ START_TEST(test_repl_completion)
 }
 END_TEST
 
+START_TEST(test_repl_file_completion)
+{
+    /* inside a string, TAB completes a file name within the typed
+       directory, though '/' and '_' break Lua words */
+    char path[512], line[1024];
+    snprintf(path, sizeof path, "%s/files", tmpdir);
+    ck_assert_int_eq(mkdir(path, 0700), 0);
+    snprintf(path, sizeof path, "%s/files/sub_dir", tmpdir);
+    ck_assert_int_eq(mkdir(path, 0700), 0);
+    write_file("files/alpha_long-name.txt", "", path, sizeof path);
+    start_repl();
+    free(expect("Ctrl-D to exit\r\ntide> "));
+    snprintf(line, sizeof line, "f = \"%s/files/alp\t", tmpdir);
+    type_text(line);
+    free(expect("alpha_long-name.txt"));
+    type_text("\"\n");
+    free(expect("s]\r\ntide> "));
+    assert_contains(eval("f:match('[^/]*$')\n"), "\r\nalpha_long-name.txt\r\n");
+    snprintf(line, sizeof line, "g = '%s/files/su\t", tmpdir);
+    type_text(line);
+    free(expect("sub_dir/"));
+    type_text("'\n");
+    free(expect("s]\r\ntide> "));
+    assert_contains(eval("g:sub(-8)\n"), "\r\nsub_dir/\r\n");
+    stop_repl();
+}
+END_TEST
+
+START_TEST(test_repl_interrupt)
+{
+    /* Ctrl-C inside a model call: "interrupted", not the library file the
+       interrupt landed in, and the session goes on */
+    start_repl();
+    free(expect("Ctrl-D to exit\r\ntide> "));
+    free(eval("m = tide.nn.Sequential(tide.nn.Linear(4, 4), tide.nn.ReLU()); "
+              "x = tide.randn{1, 4};\n"));
+    type_text("while true do m(x) end\n");
+    usleep(300000);
+    ck_assert_int_eq(write(s.fd, "\x03", 1), 1);
+    char *r = expect("s]\r\ntide> ");
+    ck_assert_msg(strstr(r, "tide: interrupted") != NULL, "no 'interrupted' in:\n%s", r);
+    ck_assert_msg(strstr(r, ".lua") == NULL && strstr(r, "traceback") == NULL,
+                  "a library path in:\n%s", r);
+    free(r);
+    assert_contains(eval("1 + 1\n"), "\r\n2\r\n");
+    stop_repl();
+}
+END_TEST
+
 START_TEST(test_repl_history)
 {
     start_repl();
@@ -433,6 +563,29 @@ START_TEST(test_repl_history)
 }
 END_TEST
 
+START_TEST(test_repl_history_multiline)
+{
+    /* a chunk typed over three prompts is one entry: the next session's
+       Ctrl-P brings it all back, and it runs again */
+    start_repl();
+    free(expect("Ctrl-D to exit\r\ntide> "));
+    type_text("function h()\n");
+    free(expect(">> "));
+    type_text("  return 7\n");
+    free(expect(">> "));
+    free(eval("end\n"));
+    stop_repl();
+    kill_repl();
+    start_repl_again();
+    free(expect("Ctrl-D to exit\r\ntide> "));
+    type_text("\x10");
+    free(expect("end"));
+    free(eval("\n"));
+    assert_contains(eval("h()\n"), "\r\n7\r\n");
+    stop_repl();
+}
+END_TEST
+
 static Suite *repl_suite(void)
 {
     Suite *suite = suite_create("repl");
@@ -447,6 +600,9 @@ static Suite *repl_suite(void)
     tcase_add_test(cmd, test_piped_repl);
     tcase_add_test(cmd, test_loss_help);
     tcase_add_test(cmd, test_loss_help_by_module);
+    tcase_add_test(cmd, test_piped_tables);
+    tcase_add_test(cmd, test_piped_last_result_and_locals);
+    tcase_add_test(cmd, test_help_names);
     tcase_add_test(cmd, test_startup_maps_no_gpu_library);
     suite_add_tcase(suite, cmd);
     TCase *repl = tcase_create("repl");
@@ -455,6 +611,9 @@ static Suite *repl_suite(void)
     tcase_add_test(repl, test_repl_session);
     tcase_add_test(repl, test_repl_completion);
     tcase_add_test(repl, test_repl_history);
+    tcase_add_test(repl, test_repl_history_multiline);
+    tcase_add_test(repl, test_repl_file_completion);
+    tcase_add_test(repl, test_repl_interrupt);
     suite_add_tcase(suite, repl);
     return suite;
 }
