@@ -264,7 +264,11 @@ local function bin_series(epochs)
                         y[#y + 1] = (b.sum[k] or b.sum[tostring(k)]) / count
                     end
                 end
-                if #x > 0 then series[#series + 1] = {name = v[1] .. " epoch " .. e, x = x, y = y} end
+                -- the variant's colour; the last epoch dashed
+                if #x > 0 then
+                    series[#series + 1] = {name = v[1] .. " epoch " .. e, x = x, y = y, style = ex:style(v[1]),
+                                           dash = e == 1 and 1 or 2, point = e == 1 and 6 or 4}
+                end
             end
         end
     end
@@ -276,9 +280,13 @@ if cfg.epochs > 1 then marks[2] = cfg.epochs end
 local function spread_series()
     local series = {}
     for _, v in ipairs(losses) do
-        for _, f in ipairs({{"grad_p10", "p10"}, {"grad_mean", "mean"}, {"grad_p90", "p90"}}) do
+        -- the variant's colour; the percentiles dashed and dotted
+        for _, f in ipairs({{"grad_p10", "p10", 2, 8}, {"grad_mean", "mean", 1, 6}, {"grad_p90", "p90", 3, 10}}) do
             local s = ex:series(f[1], {v[1]})[1]
-            if s then s.name = v[1] .. " " .. f[2]; series[#series + 1] = s end
+            if s then
+                s.name, s.dash, s.point = v[1] .. " " .. f[2], f[3], f[4]
+                series[#series + 1] = s
+            end
         end
     end
     return series

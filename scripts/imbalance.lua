@@ -136,7 +136,7 @@ for _, v in ipairs(variants) do
     local s = class_stats(r.logits, r.labels)
     rows[#rows + 1] = {v[1], 100 * last.train_acc, 100 * last.test_acc, 100 * s.majority_acc, 100 * s.others_acc,
                        100 * s.macro_acc, 100 * s.macro_f1, last.test_nll, last.ece}
-    bars[#bars + 1] = {name = v[1], values = s.per_class}
+    bars[#bars + 1] = {name = v[1], values = s.per_class, style = ex:style(v[1])}
 end
 
 local function list(t, fmt)
@@ -157,7 +157,7 @@ local function eff(n) return cfg.beta == 0 and 1 or (1 - cfg.beta ^ n) / (1 - cf
 local plots = {
     {title = "per-class test accuracy", path = tide.plot.bars{
         path = ex:path("per_class.png"), title = "per-class test accuracy (majority: " .. name .. ")",
-        ylabel = "accuracy", yrange = {0, 1}, categories = full.classes, series = bars}},
+        ylabel = "accuracy", yrange = {0, 1.05}, categories = full.classes, series = bars}},
     {title = "test accuracy per epoch", path = ex:plot_curves{field = "test_acc", title = "test accuracy",
                                                               ylabel = "accuracy"}},
     {title = "mean test accuracy over the minority classes per epoch",

@@ -101,11 +101,13 @@ local function reliability(file, title, which, variants)
         local r = ex.results[name]
         if which ~= "after" then
             series[#series + 1] = {name = which == "both" and name .. " before" or name,
-                                   bins = M.reliability(r.logits, r.labels)}
+                                   bins = M.reliability(r.logits, r.labels), style = ex:style(name)}
         end
         if which ~= "before" then
+            -- the variant's colour; dashed beside its unscaled curve
             series[#series + 1] = {name = string.format("%s / T (T = %.3f)", name, r.T),
-                                   bins = M.reliability(r.scaled, r.labels)}
+                                   bins = M.reliability(r.scaled, r.labels), style = ex:style(name),
+                                   dash = which == "both" and 2 or nil, point = which == "both" and 4 or nil}
         end
     end
     return tide.plot.reliability{path = ex:path(file), title = title, series = series}

@@ -222,13 +222,15 @@ for j, l in ipairs(LABELS) do
 end
 
 local series = {}
-for _, name in ipairs(cfg.losses) do series[#series + 1] = {name = name, values = scores[name].f1} end
+for _, name in ipairs(cfg.losses) do
+    series[#series + 1] = {name = name, values = scores[name].f1, style = ex:style(name)}
+end
 local categories = {}
 for j, l in ipairs(LABELS) do categories[j] = l[1] end
 local plots = {
     {title = "per-label F1 (test set, last epoch)",
      path = tide.plot.bars{path = ex:path("per_label_f1.png"), title = "per-label F1 (threshold "
-                               .. cfg.threshold .. ")", ylabel = "F1", yrange = {0, 1},
+                               .. cfg.threshold .. ")", ylabel = "F1", yrange = {0, 1.05},
                            categories = categories, series = series}},
     {title = "macro F1 per epoch", path = ex:plot_curves{field = "macro_f1", title = "macro F1 (test)",
                                                          ylabel = "macro F1"}},

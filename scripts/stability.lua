@@ -164,8 +164,9 @@ local function show(v)
     if v == math.huge then return "inf" end
     if v == -math.huge then return "-inf" end
     if v == 0 then return "0" end
-    if math.abs(v) < 0.01 then return string.format("%.4g", v) end
-    return string.format(math.abs(v) >= 1e5 and "%.5g" or "%.4f", v)
+    -- one width for the tiny and the huge, so a right-aligned column lines up
+    if math.abs(v) < 0.01 or math.abs(v) >= 1e5 then return string.format("%.4e", v) end
+    return string.format("%.4f", v)
 end
 local function grad_cell(bad, total)
     if bad == 0 then return "finite" end
@@ -318,7 +319,7 @@ for _, v in ipairs(TRAIN_FORMS) do
         v[1], #r.history, last.train_loss, last.train_acc and 100 * last.train_acc,
         last.test_acc and 100 * last.test_acc, 100 * best, last.max_logit_spread,
         r.broke_epoch > 0 and string.format("epoch %d, step %d (%s)", r.broke_epoch, r.broke_step, r.broke_kind)
-            or string.format("never (%d epochs)", cfg.epochs)}
+            or string.format("never (%d epoch%s)", cfg.epochs, cfg.epochs == 1 and "" or "s")}
 end
 local epoch_rows = {}
 for _, v in ipairs(TRAIN_FORMS) do
@@ -335,7 +336,10 @@ local function scale_series(case)
     local series, top = {}, 1
     for _, r in ipairs(part1[case]) do if finite(r.exact) then top = math.max(top, r.exact) end end
     top = 10 ^ (math.ceil(math.log(top, 10)) + 2)
-    local function add(name, dtype, field)
+    -- each form in its variant's colour (exact in black), every series
+    -- with its own dash and point shape: the exact, fused and float64
+    -- naive curves lie on one another until the naive ones break
+    local function add(name, dtype, field, style)
         local x, y = {}, {}
         for _, r in ipairs(part1[case]) do
             if r.dtype == dtype then
@@ -344,12 +348,14 @@ local function scale_series(case)
                 y[#y + 1] = not finite(val) and top or (val > 0 and val or 0 / 0)
             end
         end
-        series[#series + 1] = {name = name, x = x, y = y}
+        style.name, style.x, style.y = name, x, y
+        series[#series + 1] = style
     end
-    add("exact", "float64", "exact")
-    for _, dtype in ipairs(DTYPES) do
-        add("naive " .. dtype, dtype, "naive_loss")
-        add("cross_entropy " .. dtype, dtype, "cross_entropy_loss")
+    add("exact", "float64", "exact", {color = "#000000", dash = 1, point = 1})
+    for i, dtype in ipairs(DTYPES) do
+        add("naive " .. dtype, dtype, "naive_loss", {style = ex:style("naive"), dash = 2 * i, point = 2 + 2 * i})
+        add("cross_entropy " .. dtype, dtype, "cross_entropy_loss",
+            {style = ex:style("cross_entropy"), dash = 1 + 2 * i, point = 4 + 4 * i})
     end
     return series, top
 end

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "tide/tide.h"
@@ -137,13 +138,83 @@ static void add_dir_templates(luaL_Buffer *b, const char *dir)
     luaL_addstring(b, "/?/init.lua");
 }
 
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The folder above the one that holds this executable, symbolic links
+   resolved: the prefix of an installed tide (PREFIX/bin/tide). "" when
+   /proc/self/exe cannot be read. */
+static const char *exe_prefix(void)
+{
+    static char prefix[4096];
+    static int done;
+    if (!done) {
+        done = 1;
+        ssize_t n = readlink("/proc/self/exe", prefix, sizeof prefix - 1);
+        prefix[n > 0 ? n : 0] = '\0';
+        for (int up = 0; up < 2; up++) {
+            char *slash = strrchr(prefix, '/');
+            if (slash == NULL) {
+                prefix[0] = '\0';
+                break;
+            }
+            *slash = '\0';
+        }
+    }
+    return prefix;
+}
+
+/* Where an installed tide's Lua files are, relative to its own location,
+   so a tree moved (DESTDIR, `cmake --install --prefix`, a luarocks tree)
+   needs no TIDE_PATH: the configured folder first, then the layout that
+   `make install` and luarocks trees share. NULL when tide is not installed
+   (a build directory). */
+static const char *installed_lua_dir(void)
+{
+    static char dir[4096 + 64];
+    static const char *found;
+    static int done;
+    if (done) return found;
+    done = 1;
+    const char *prefix = exe_prefix();
+    if (*prefix == '\0') return NULL;
+    static const char *const rel[] = {TIDE_LUA_RELDIR, "share/lua/5.4"};
+    for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
+        char init[sizeof dir + 32];
+        snprintf(dir, sizeof dir, "%s/%s", prefix, rel[i]);
+        snprintf(init, sizeof init, "%s/tide/init.lua", dir);
+        if (file_exists(init)) return found = dir;
+    }
+    return NULL;
+}
+
+/* An installed tide's docs, for the REPL's `?`: the configured folder
+   beside the prefix, else tide/doc beside the Lua files (where the
+   rockspec puts them, since luarocks deploys only bin/, lua/ and lib/).
+   Passed on as TIDE_DOC_DIR, which the help reads first, unless the user
+   set it. */
+static void set_installed_doc_dir(void)
+{
+    const char *env = getenv("TIDE_DOC_DIR");
+    const char *lua = installed_lua_dir();
+    if ((env != NULL && *env != '\0') || lua == NULL) return;
+    char dir[4096 + 64];
+    snprintf(dir, sizeof dir, "%s/%s", exe_prefix(), TIDE_DOC_RELDIR);
+    if (!dir_exists(dir)) snprintf(dir, sizeof dir, "%s/tide/doc", lua);
+    if (dir_exists(dir)) setenv("TIDE_DOC_DIR", dir, 1);
+}
+
 /* Pushes the package.path templates for tide: TIDE_PATH (a template list
-   when it holds a '?', else a directory), else the source tree so that a
-   build runs from any directory without installing, else the install
-   directory. */
+   when it holds a '?', else a directory), else the install tree this
+   executable sits in, else the source tree so that a build runs from any
+   directory without installing, else the configured install directory. */
 static void push_tide_path(lua_State *L)
 {
     const char *env = getenv("TIDE_PATH");
+    const char *installed = installed_lua_dir();
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     if (env != NULL && *env != '\0') {
@@ -151,6 +222,8 @@ static void push_tide_path(lua_State *L)
             luaL_addstring(&b, env);
         else
             add_dir_templates(&b, env);
+    } else if (installed != NULL) {
+        add_dir_templates(&b, installed);
     } else if (dir_exists(TIDE_SOURCE_DIR "/bindings")) {
         add_dir_templates(&b, TIDE_SOURCE_DIR "/bindings");
         luaL_addstring(&b, ";" TIDE_SOURCE_DIR "/models/?.lua");
@@ -164,6 +237,7 @@ static void push_tide_path(lua_State *L)
    is linked into this executable. */
 static void setup_package(lua_State *L)
 {
+    set_installed_doc_dir();
     lua_getglobal(L, "package");
     push_tide_path(L);
     lua_pushliteral(L, ";");

@@ -23,6 +23,54 @@ end
 
 local function is_nan(v) return v ~= v end
 
+-- ---- styles ----------------------------------------------------------------
+
+-- Paul Tol's colour-blind-safe "bright" scheme (its grey darkened, an orange
+-- added), then distinct dash types and open point shapes: where curves
+-- coincide, the dashes interleave and the open shapes nest, so every
+-- series stays visible. The cycle lengths are coprime, so no two of the
+-- first 8 x 5 x 7 styles are the same.
+local COLORS = {"#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#555555", "#ee7733"}
+local DASHES = {1, 2, 3, 4, 5}     -- solid, dashed, dotted, dash-dot, dash-dot-dot
+local POINTS = {6, 4, 8, 12, 10, 14, 2}   -- circle, square, triangle, diamond, nabla, pentagon, cross
+
+-- ## style(k) -> {color, dash, point}
+function Plot.style(k)
+    if math.type(k) ~= "integer" or k < 1 then
+        error(string.format("bad argument #1 to 'style' (a positive integer expected, got %s)", tostring(k)), 2)
+    end
+    return {color = COLORS[(k - 1) % #COLORS + 1], dash = DASHES[(k - 1) % #DASHES + 1],
+            point = POINTS[(k - 1) % #POINTS + 1]}
+end
+
+-- the style of the i-th series: its `style` index (else i), then its own
+-- color, dash and point
+local function series_style(s, i)
+    local st = Plot.style(s.style or i)
+    return {color = s.color or st.color, dash = s.dash or st.dash, point = s.point or st.point}
+end
+
+-- Later series are drawn over earlier ones, each line a little thinner and
+-- each open point a little larger: where curves coincide, every one still
+-- shows, as an edge around the next line and as a ring of points.
+local function line_width(i, n)
+    if n == 1 then return "2" end
+    return string.format("%.2g", 3 - 1.5 * (i - 1) / (n - 1))
+end
+local function point_size(i)
+    return string.format("%.2g", math.min(2, 0.9 + 0.25 * (i - 1)))
+end
+
+-- a step between integer ticks: 1, 2, 5, 10, 20, ... giving at most 10 ticks
+local function integer_step(range)
+    local step = 1
+    while range / step > 10 do
+        local d = tostring(step):sub(1, 1)
+        step = step * (d == "2" and 2.5 or 2)
+    end
+    return math.tointeger(step) or step
+end
+
 local function num(v)
     if is_nan(v) or v == math.huge or v == -math.huge then return "NaN" end
     return string.format("%.17g", v)
@@ -80,6 +128,14 @@ local function check_opts(fname, opts, allowed)
         if type(s) ~= "table" then argfail(fname, string.format("series %d must be a table", i)) end
         if s.name ~= nil and type(s.name) ~= "string" and type(s.name) ~= "number" then
             argfail(fname, string.format("series %d: name must be a string", i))
+        end
+        for _, k in ipairs({"style", "dash", "point"}) do
+            if s[k] ~= nil and (math.type(s[k]) ~= "integer" or s[k] < 1) then
+                argfail(fname, string.format("series %d: %s must be a positive integer", i, k))
+            end
+        end
+        if s.color ~= nil and (type(s.color) ~= "string" or not s.color:match("^#%x%x%x%x%x%x$")) then
+            argfail(fname, string.format("series %d: color must be a string '#rrggbb'", i))
         end
     end
 end
@@ -151,6 +207,11 @@ end
 
 -- run gnuplot on a script with its data; returns the PNG's path
 local function run_gnuplot(fname, path, script_for, data)
+    if Plot._render then
+        -- the specs' view of what gnuplot would get, without running it
+        Plot._render(fname, path, script_for("$data"), data)
+        return path
+    end
     make_parent(path)
     local base = os.tmpname()
     local data_path, script_path = base, base .. ".gp"
@@ -207,7 +268,7 @@ function Plot.lines(opts)
             argfail("lines", string.format("series %d ('%s') has %d x values but %d y values", i, name, #x, #s.y))
         end
         if #x == 0 then argfail("lines", string.format("series %d ('%s') has no points", i, name)) end
-        series[i] = {name = name, x = x, y = s.y}
+        series[i] = {name = name, x = x, y = s.y, style = s.style, color = s.color, dash = s.dash, point = s.point}
     end
 
     if not Plot.available() then
@@ -236,14 +297,39 @@ function Plot.lines(opts)
         for j = 1, #s.x do rows[j] = num(s.x[j]) .. " " .. num(s.y[j]) end
         blocks[i] = table.concat(rows, "\n")
     end
+    -- epochs, steps and log10 grids: integer x gets integer ticks only, and
+    -- one x value gets a range around it rather than gnuplot's [x-1%:x+1%]
+    local xmin, xmax, integral = math.huge, -math.huge, true
+    for _, s in ipairs(series) do
+        for _, v in ipairs(s.x) do
+            if v == v and v ~= math.huge and v ~= -math.huge then
+                xmin, xmax = math.min(xmin, v), math.max(xmax, v)
+                if v ~= math.floor(v) then integral = false end
+            end
+        end
+    end
     return run_gnuplot("lines", opts.path, function(data)
         local lines = header(opts, {})
         if opts.logy then lines[#lines + 1] = "set logscale y" end
+        if integral and xmin <= xmax then
+            lines[#lines + 1] = "set xtics " .. integer_step(xmax - xmin)
+            lines[#lines + 1] = "set mxtics 1"
+            lines[#lines + 1] = "set format x '%.0f'"
+            if xmin == xmax then
+                lines[#lines + 1] = string.format("set xrange [%s:%s]", num(xmin - 0.5), num(xmax + 0.5))
+            else
+                lines[#lines + 1] = string.format("set xrange [%s:%s]", num(xmin), num(xmax))
+            end
+        end
+        -- a curve at the top of an autoscaled range (accuracy 1.0) would lie
+        -- on the border: 5% of headroom keeps it visible
+        if not opts.yrange and not opts.logy then lines[#lines + 1] = "set offsets 0, 0, graph 0.05, 0" end
         local plots = {}
         for i, s in ipairs(series) do
-            local style = #s.x <= 40 and "linespoints pt 7 ps 0.6" or "lines"
-            plots[i] = string.format("%s index %d using 1:2 with %s lw 2 title %s",
-                i == 1 and data or "''", i - 1, style, gp_quote(s.name))
+            local st = series_style(s, i)
+            local marks = #s.x <= 40 and string.format("linespoints pt %d ps %s", st.point, point_size(i)) or "lines"
+            plots[i] = string.format("%s index %d using 1:2 with %s lw %s dt %d lc rgb '%s' title %s",
+                i == 1 and data or "''", i - 1, marks, line_width(i, #series), st.dash, st.color, gp_quote(s.name))
         end
         lines[#lines + 1] = "plot " .. table.concat(plots, ", \\\n     ")
         return table.concat(lines, "\n") .. "\n"
@@ -268,7 +354,7 @@ function Plot.bars(opts)
             argfail("bars", string.format("series %d ('%s') has %d values for %d categories", i, name, #s.values,
                 #cats))
         end
-        series[i] = {name = name, values = s.values}
+        series[i] = {name = name, values = s.values, style = s.style, color = s.color}
     end
 
     if not Plot.available() then
@@ -294,14 +380,17 @@ function Plot.bars(opts)
         lines[#lines + 1] = "set style fill solid 0.8 border -1"
         lines[#lines + 1] = "set boxwidth 0.9"
         lines[#lines + 1] = "set grid noxtics ytics"
-        if not opts.yrange then lines[#lines + 1] = "set yrange [0:*]" end
+        if not opts.yrange then
+            lines[#lines + 1] = "set yrange [0:*]"
+            lines[#lines + 1] = "set offsets 0, 0, graph 0.05, 0"
+        end
         if #cats * math.max(longest, 1) > 60 then
             lines[#lines + 1] = "set xtics rotate by -30 left"
         end
         local plots = {}
         for i, s in ipairs(series) do
-            plots[i] = string.format("%s using %d%s title %s", i == 1 and data or "''", i + 1,
-                i == 1 and ":xtic(1)" or "", gp_quote(s.name))
+            plots[i] = string.format("%s using %d%s lc rgb '%s' title %s", i == 1 and data or "''", i + 1,
+                i == 1 and ":xtic(1)" or "", series_style(s, i).color, gp_quote(s.name))
         end
         lines[#lines + 1] = "plot " .. table.concat(plots, ", \\\n     ")
         return table.concat(lines, "\n") .. "\n"
@@ -336,7 +425,7 @@ function Plot.reliability(opts)
     for i, s in ipairs(opts.series) do
         local name = series_name(s, i)
         check_bins(i, name, s.bins)
-        series[i] = {name = name, bins = s.bins}
+        series[i] = {name = name, bins = s.bins, style = s.style, color = s.color, dash = s.dash, point = s.point}
     end
 
     if not Plot.available() then
@@ -386,21 +475,28 @@ function Plot.reliability(opts)
     return run_gnuplot("reliability", opts.path, function(data)
         local lines = header({path = opts.path, title = opts.title, xlabel = "confidence",
                               ylabel = "accuracy"}, {size = "700,600"})
-        lines[#lines + 1] = "set xrange [0:1]"
-        lines[#lines + 1] = "set yrange [0:1]"
+        -- past 1 on both axes, so a bin at confidence or accuracy 1 is not
+        -- drawn on the border
+        lines[#lines + 1] = "set xrange [0:1.05]"
+        lines[#lines + 1] = "set yrange [0:1.05]"
+        lines[#lines + 1] = "set xtics 0.1"
+        lines[#lines + 1] = "set ytics 0.1"
         lines[#lines + 1] = "set size ratio -1"
         lines[#lines + 1] = "set key inside left top"
         local plots = {"x with lines dt 2 lw 1 lc rgb 'gray40' title 'perfect calibration'"}
         if #series == 1 then
             lines[#lines + 1] = "set style fill solid 0.5 border -1"
-            plots[#plots + 1] = string.format("%s index 0 using (($1+$2)/2):4:($2-$1) with boxes lc rgb '#4477aa' "
-                .. "title %s", data, gp_quote(series[1].name .. " (accuracy per bin)"))
+            plots[#plots + 1] = string.format("%s index 0 using (($1+$2)/2):4:($2-$1) with boxes lc rgb '%s' "
+                .. "title %s", data, series_style(series[1], 1).color,
+                gp_quote(series[1].name .. " (accuracy per bin)"))
             plots[#plots + 1] = string.format("'' index 0 using (($1+$2)/2):3 with points pt 7 ps 0.8 "
-                .. "lc rgb '#cc3311' title 'mean confidence'")
+                .. "lc rgb 'black' title 'mean confidence'")
         else
             for i, s in ipairs(series) do
-                plots[#plots + 1] = string.format("%s index %d using 3:4 with linespoints lw 2 pt 7 ps 0.7 title %s",
-                    i == 1 and data or "''", i - 1, gp_quote(s.name))
+                local st = series_style(s, i)
+                plots[#plots + 1] = string.format("%s index %d using 3:4 with linespoints lw %s dt %d pt %d ps %s "
+                    .. "lc rgb '%s' title %s", i == 1 and data or "''", i - 1, line_width(i, #series), st.dash,
+                    st.point, point_size(i), st.color, gp_quote(s.name))
             end
         end
         lines[#lines + 1] = "plot " .. table.concat(plots, ", \\\n     ")

@@ -13,6 +13,8 @@ trap 'rm -rf "$out"' EXIT
 grep -q "^Part 1: where the naive form breaks" "$out/stdout"
 grep -q "^float32  random batch  *100  *100  " "$out/stdout"
 grep -q "^float64  random batch  *1000  *1000  " "$out/stdout"
+# cross_entropy trains through its one epoch, said in the singular
+grep -q "^cross_entropy  .*  never (1 epoch)$" "$out/stdout"
 "$TIDE" tests/recipes/check_stability.lua "$out/run" --epochs 1 --naive-breaks
 
 # bad recipe flags are refused with exit status 2

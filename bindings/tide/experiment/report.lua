@@ -10,8 +10,19 @@ local format_default = flags.format_default
 local read_file, shell_quote, write_atomic = log.read_file, log.shell_quote, log.write_atomic
 local Experiment = E.Experiment
 
+-- The tide.plot style index of a variant: its place among the variants in
+-- the order they were declared, so a variant keeps its colour, dash and
+-- point shape in every plot of a report, whichever others a plot leaves
+-- out. nil for a name that is not a variant.
+function Experiment:style(name)
+    for i, v in ipairs(self.order) do
+        if v == name then return i end
+    end
+    return nil
+end
+
 -- Series for tide.plot.lines: one per variant (all run so far, or
--- opts.variants), field against epoch.
+-- opts.variants), field against epoch, each in its variant's style.
 function Experiment:series(field, variants)
     local out = {}
     for _, name in ipairs(variants or self.order) do
@@ -22,7 +33,7 @@ function Experiment:series(field, variants)
                 y[#y + 1] = r[field]
             end
         end
-        if #x > 0 then out[#out + 1] = {name = name, x = x, y = y} end
+        if #x > 0 then out[#out + 1] = {name = name, x = x, y = y, style = self:style(name)} end
     end
     return out
 end
@@ -47,7 +58,7 @@ function Experiment:plot_reliability(opts)
         local r = self.results[name]
         if r and r.logits and r.labels then
             local bins = tide.metrics.reliability(r.logits, r.labels, {bins = opts.bins or 15})
-            series[#series + 1] = {name = name, bins = bins}
+            series[#series + 1] = {name = name, bins = bins, style = self:style(name)}
         end
     end
     return tide.plot.reliability{path = self:path(opts.file or "reliability.png"),

@@ -45,7 +45,12 @@ local function table_cells(t)
     return head, rows
 end
 
-local function numeric(s) return s:match("^[-+]?[%d.]+[%%]?$") or s:match("^[-+]?[%d.]+e[-+]%d+$") or s == "nan" end
+-- a number, or what stands in a column of numbers where one is missing or
+-- not finite: such a column is right-aligned, so its digits line up
+local NOT_A_NUMBER = {nan = true, NaN = true, inf = true, ["-inf"] = true, none = true}
+local function numeric(s)
+    return s:match("^[-+]?[%d.]+[%%]?$") or s:match("^[-+]?[%d.]+e[-+]%d+$") or NOT_A_NUMBER[s]
+end
 
 -- An aligned text table of {columns, rows} (numbers right-aligned).
 function E.format_table(t)
