@@ -19,6 +19,7 @@
 #include "nn_layers.h"
 #include "nn_optim.h"
 #include "nccl.h"
+#include "reorder.h"
 
 struct td_backend {
     const char *name;
@@ -67,6 +68,9 @@ struct td_backend {
     void (*clamp)(td_tensor *out, const td_tensor *x, double lo, double hi);
     /* out = cond ? a : b; cond uint8 */
     void (*where)(td_tensor *out, const td_tensor *cond, const td_tensor *a, const td_tensor *b);
+    /* out = x with NaN, +inf and -inf replaced; float dtypes, same shape */
+    void (*nan_to_num)(td_tensor *out, const td_tensor *x, double nan, double posinf,
+                       double neginf);
 
     /* x contiguous viewed as (outer, n, inner), reduced over n into out
      * (outer, inner). Sums are pairwise in a fixed order, so the bits do not
@@ -81,6 +85,16 @@ struct td_backend {
     /* gx from y = softmax(x) (or log_softmax) and gy, all contiguous */
     void (*softmax_backward)(td_tensor *gx, const td_tensor *y, const td_tensor *gy, int64_t outer,
                              int64_t n, int64_t inner, bool log);
+    /* inclusive scan (TD_SUM or TD_PROD) of contiguous x along the middle of
+     * (outer, n, inner) into out (same shape, x's dtype), from the end when
+     * reverse. Each line runs in order, floats accumulating in double, so
+     * the bits depend on neither the thread count nor the device. */
+    void (*scan)(td_reduce_op op, td_tensor *out, const td_tensor *x, int64_t outer, int64_t n,
+                 int64_t inner, bool reverse);
+    /* gx of out = cumprod(x) from gy, all contiguous, exact where x has
+     * zeros (PyTorch's first-zero rule) */
+    void (*cumprod_backward)(td_tensor *gx, const td_tensor *x, const td_tensor *out,
+                             const td_tensor *gy, int64_t outer, int64_t n, int64_t inner);
 
     /* C[b] = alpha op(A[b]) op(B[b]) + beta C[b], row-major, for b < batch.
      * float32, float64 or int64; lda etc. are row strides. */
@@ -110,6 +124,8 @@ struct td_backend {
     const struct td_conv_kernels *conv;
     const struct td_layers_kernels *layers;
     const struct td_optim_kernels *optim;
+    /* sort, topk, flip, roll, tril, triu (kernels/reorder.h) */
+    const struct td_reorder_kernels *reorder;
 
     /* collectives across processes (kernels/nccl.h); NULL on the CPU,
      * whose tensors go through MPI in the runtime */

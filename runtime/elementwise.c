@@ -289,7 +289,14 @@ td_status td_pow_scalar(td_tensor *x, double p, td_tensor **out)
 
 static bool keeps_int(td_unary_op op)
 {
-    return op == TD_ABS || op == TD_NEG || op == TD_RELU || op == TD_SIGN || op == TD_SQUARE;
+    return op == TD_ABS || op == TD_NEG || op == TD_RELU || op == TD_SIGN || op == TD_SQUARE ||
+           op == TD_FLOOR || op == TD_CEIL || op == TD_ROUND || op == TD_TRUNC;
+}
+
+/* isnan, isinf, isfinite: uint8 (tide's bool) from any dtype, no gradient */
+static bool is_test(td_unary_op op)
+{
+    return op == TD_ISNAN || op == TD_ISINF || op == TD_ISFINITE;
 }
 
 /* ops whose derivative is cheapest from their output save only that (so an
@@ -332,6 +339,11 @@ static td_status unary_backward(td_node *n, td_tensor *g, td_tensor **gi)
 td_status td_unary(td_unary_op op, td_tensor *x, td_tensor **out)
 {
     if ((unsigned)op >= TD_NUNARY) return td_error(TD_EINVAL, 0, "unknown unary op %d", (int)op);
+    if (is_test(op)) {
+        TD_TRY(td_empty_as(x, TD_UINT8, out));
+        td_backend_of(x)->unary(op, *out, x);
+        return TD_OK;
+    }
     td_dtype dt = td_dtype_is_float(x->dtype) || keeps_int(op) ? x->dtype : TD_FLOAT32;
     td_tensor *cx, *o;
     TD_TRY(td_cast_raw(x, dt, &cx));
@@ -448,6 +460,17 @@ fail:
     return st;
 }
 
+/* PyTorch's result type for where's two branches: a 0-dim one (a number
+ * from Lua is one) sets the dtype only when its category is higher, float
+ * above integer, as where(c, x, 0) keeps x's dtype */
+static td_dtype where_dtype(const td_tensor *a, const td_tensor *b)
+{
+    if ((a->ndim == 0) == (b->ndim == 0)) return td_promote(a->dtype, b->dtype);
+    const td_tensor *dim = a->ndim ? a : b, *zero = a->ndim ? b : a;
+    if (td_dtype_is_float(zero->dtype) && !td_dtype_is_float(dim->dtype)) return zero->dtype;
+    return dim->dtype;
+}
+
 td_status td_where(td_tensor *cond, td_tensor *a, td_tensor *b, td_tensor **out)
 {
     if (cond->dtype != TD_UINT8)
@@ -459,7 +482,7 @@ td_status td_where(td_tensor *cond, td_tensor *a, td_tensor *b, td_tensor **out)
     td_tensor shape_ab = {.ndim = n1};
     memcpy(shape_ab.shape, s1, sizeof s1);
     TD_TRY(td_broadcast_shape(cond, &shape_ab, &n2, s2));
-    td_dtype dt = td_promote(a->dtype, b->dtype);
+    td_dtype dt = where_dtype(a, b);
     td_tensor *ca = NULL, *cb = NULL, *cc = NULL, *va = NULL, *vb = NULL, *vc = NULL, *o = NULL;
     td_tensor *abc[3] = {cond, a, b};
     td_device dev;

@@ -481,6 +481,157 @@ td_status td_argmin(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **o
     return arg_extreme(TD_ARGMIN, x, dim, all, keepdim, out);
 }
 
+/* ---- all and any ------------------------------------------------------ */
+
+/* uint8 like tide's comparisons (PyTorch 1.13 gives bool); no gradient */
+static td_status all_any(td_reduce_op op, td_tensor *x, int dim, bool all, bool keepdim,
+                         td_tensor **out)
+{
+    reduce_plan p;
+    TD_TRY(plan(x, dim, all, keepdim, &p));
+    td_tensor *cx = NULL, *v = NULL;
+    td_status st;
+    TD_CHECK(contiguous_raw(x, x->dtype, &cx));
+    TD_CHECK(td_empty_on(p.out_ndim, p.out_shape, TD_UINT8, td_device_of(x), &v));
+    td_backend_of(x)->reduce(op, v, NULL, cx, p.outer, p.n, p.inner);
+    *out = v;
+    v = NULL;
+fail:
+    td_tensor_release(cx);
+    td_tensor_release(v);
+    return st;
+}
+
+td_status td_all(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out)
+{
+    return all_any(TD_ALL, x, dim, all, keepdim, out);
+}
+
+td_status td_any(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out)
+{
+    return all_any(TD_ANY, x, dim, all, keepdim, out);
+}
+
+/* ---- logsumexp --------------------------------------------------------- */
+
+typedef struct {
+    td_tensor *x, *out; /* out with the reduced dims kept as 1 */
+} lse_ctx;
+
+/* d lse / dx = exp(x - lse): the softmax over the reduced dims; NaN in
+ * rows of -inf or +inf, as PyTorch's formula gives */
+static td_status lse_backward(td_node *n, td_tensor *g, td_tensor **gi)
+{
+    const lse_ctx *c = n->ctx;
+    td_tensor *t[4] = {NULL};
+    td_status st;
+    TD_CHECK(td_reshape(g, c->out->ndim, c->out->shape, &t[0]));
+    TD_CHECK(td_binary(TD_SUB, c->x, c->out, &t[1]));
+    TD_CHECK(td_unary(TD_EXP, t[1], &t[2]));
+    TD_CHECK(td_binary(TD_MUL, t[0], t[2], &t[3]));
+    TD_CHECK(td_grad_to_input(n, 0, t[3], gi));
+fail:
+    td_release_many(4, t);
+    return st;
+}
+
+/* x (float) as (kept, reduced): the kept dims first, in order, then the
+ * reduced ones, copied only where the permutation needs it */
+static td_status lse_rows(td_tensor *x, const bool *red, int64_t kept, int64_t nred,
+                          td_tensor **out)
+{
+    int perm[TD_MAX_DIMS], k = 0;
+    for (int i = 0; i < x->ndim; i++)
+        if (!red[i]) perm[k++] = i;
+    for (int i = 0; i < x->ndim; i++)
+        if (red[i]) perm[k++] = i;
+    td_tensor *pt = NULL;
+    int64_t shape[2] = {kept, nred};
+    if (x->ndim == 0) return td_reshape(x, 2, shape, out);
+    TD_TRY(td_permute(x, x->ndim, perm, &pt));
+    td_status st = td_reshape(pt, 2, shape, out);
+    td_tensor_release(pt);
+    return st;
+}
+
+/* log(sum(exp(r - m))) + m over the rows of r (kept, n), with m the row
+ * max taken as 0 where it is infinite, so that rows of -inf give -inf and
+ * rows with +inf give +inf (PyTorch's rule) */
+static td_status lse_value(td_tensor *r, td_tensor **out)
+{
+    td_tensor *t[8] = {NULL};
+    td_status st;
+    if (r->shape[1] == 0) /* an empty sum: log 0 */
+        return td_full_on(1, r->shape, -INFINITY, r->dtype, td_device_of(r), out);
+    TD_CHECK(td_max(r, 1, false, true, &t[0], NULL));
+    TD_CHECK(td_unary(TD_ABS, t[0], &t[1]));
+    TD_CHECK(td_binary_scalar(TD_EQ, t[1], INFINITY, false, &t[2]));
+    TD_CHECK(td_masked_fill(t[0], t[2], 0.0, &t[3]));
+    TD_CHECK(td_binary(TD_SUB, r, t[3], &t[4]));
+    TD_CHECK(td_unary(TD_EXP, t[4], &t[5]));
+    TD_CHECK(td_sum(t[5], 1, false, true, &t[6]));
+    TD_CHECK(td_unary(TD_LOG, t[6], &t[7]));
+    td_tensor_release(t[0]);
+    t[0] = NULL;
+    TD_CHECK(td_binary(TD_ADD, t[7], t[3], &t[0]));
+    TD_CHECK(td_reshape(t[0], 1, r->shape, out));
+fail:
+    td_release_many(8, t);
+    return st;
+}
+
+td_status td_logsumexp(td_tensor *x, int ndims, const int *dims, bool keepdim, td_tensor **out)
+{
+    if (ndims < 1) return td_error(TD_EINVAL, 2, "logsumexp: dim must name at least one dim");
+    bool red[TD_MAX_DIMS] = {false};
+    for (int i = 0; i < ndims; i++) {
+        int d;
+        TD_TRY(td_wrap_dim(dims[i], x->ndim, 2, &d));
+        if (red[d]) return td_error(TD_EINVAL, 2, "logsumexp: dim %d appears more than once", d);
+        red[d] = true;
+    }
+    int nd = x->ndim, ond = 0;
+    int64_t kept = 1, nred = 1, keep_shape[TD_MAX_DIMS], out_shape[TD_MAX_DIMS];
+    for (int i = 0; i < nd; i++) {
+        keep_shape[i] = red[i] ? 1 : x->shape[i];
+        if (red[i])
+            nred *= x->shape[i];
+        else
+            kept *= x->shape[i];
+        if (!red[i] || keepdim) out_shape[ond++] = keep_shape[i];
+    }
+    td_dtype dt = td_dtype_is_float(x->dtype) ? x->dtype : TD_FLOAT32;
+    td_tensor *xf = NULL, *r = NULL, *v = NULL, *vk = NULL, *res = NULL;
+    td_status st;
+    bool grad = td_needs_grad(1, &x);
+    bool prev = td_set_grad_enabled(false);
+    st = td_cast_raw(x, dt, &xf);
+    if (st == TD_OK) st = lse_rows(xf, red, kept, nred, &r);
+    if (st == TD_OK) st = lse_value(r, &v);
+    if (st == TD_OK) st = td_reshape(v, nd, keep_shape, &vk);
+    if (st == TD_OK) st = td_reshape(v, ond, out_shape, &res);
+    td_set_grad_enabled(prev);
+    if (st != TD_OK) goto fail;
+    if (grad) {
+        td_node *node;
+        lse_ctx *c = NULL;
+        TD_CHECK(td_node_new("LogsumexpBackward", lse_backward, 1, &x, &node));
+        st = TD_NODE_CTX(node, &c);
+        if (st == TD_OK) st = td_node_keep(node, x, &c->x);
+        if (st == TD_OK) st = td_node_keep(node, vk, &c->out);
+        TD_CHECK(td_node_finish(node, st, res));
+    }
+    *out = res;
+    res = NULL;
+fail:
+    td_tensor_release(xf);
+    td_tensor_release(r);
+    td_tensor_release(v);
+    td_tensor_release(vk);
+    td_tensor_release(res);
+    return st;
+}
+
 /* ---- softmax --------------------------------------------------------- */
 
 typedef struct {

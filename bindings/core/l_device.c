@@ -259,6 +259,13 @@ static const char *const aware[] = {
     "norm",
     "softmax",
     "log_softmax",
+    /* l_reduce.c */
+    "all",
+    "any",
+    "logsumexp",
+    "cumsum",
+    "cumprod",
+    "one_hot",
     "matmul",
     "mm",
     "bmm",
@@ -299,6 +306,11 @@ static const char *const aware[] = {
     "cat",
     "stack",
     "where",
+    /* l_numeric.c: op table kernels and nan_to_num's */
+    "round",
+    "nan_to_num",
+    "isclose",
+    "allclose",
     /* l_autograd.c */
     "backward",
     "requires_grad_",

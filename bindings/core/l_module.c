@@ -103,7 +103,10 @@ int luaopen_tide_core(lua_State *L)
     add_methods(L, module, methods, lt_tensor_methods);
     add_methods(L, module, methods, lt_ops_methods);
     lt_register_op_table(L, module, methods);
+    add_methods(L, module, methods, lt_numeric_methods);
     add_methods(L, module, methods, lt_shape_methods);
+    add_methods(L, module, methods, lt_reorder_methods);
+    add_methods(L, module, methods, lt_reduce_methods);
     add_methods(L, module, methods, lt_autograd_methods);
     add_methods(L, module, methods, lt_device_methods);
 
@@ -124,6 +127,7 @@ int luaopen_tide_core(lua_State *L)
 
     lt_register(L, lt_create_funcs);
     lt_register(L, lt_shape_funcs);
+    lt_register(L, lt_reduce_funcs);
     lt_register(L, lt_autograd_funcs);
     lt_register(L, module_funcs);
     lt_register_losses(L);

@@ -110,7 +110,7 @@ static int unary(lua_State *L)
 /* op_table(): every row as {name, node, arity, domain, summary} */
 static int op_table(lua_State *L)
 {
-    static const char *const domains[] = {"real", "positive", "off_kink"};
+    static const char *const domains[] = {"real", "positive", "off_kink", "off_integer"};
     lua_createtable(L, td_op_count(), 0);
     for (int i = 0; i < td_op_count(); i++) {
         const td_op_def *d = td_op_at(i);

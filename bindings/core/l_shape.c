@@ -2,6 +2,7 @@
  * index ops. */
 #include "l_util.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -406,12 +407,28 @@ static int s_masked_fill(lua_State *L)
     return 1;
 }
 
+/* the dtype of a number beside the tensor t (NULL: beside another number),
+ * as PyTorch's where: a float tensor's own, an integer tensor's for a
+ * whole number, else float32; two numbers give int64 when both are Lua
+ * integers */
+static td_dtype where_number_dtype(lua_State *L, int arg, const td_tensor *t)
+{
+    if (lua_type(L, arg) != LUA_TNUMBER) return TD_FLOAT32; /* a type error follows */
+    double v = lua_tonumber(L, arg);
+    if (!t) return lua_isinteger(L, 2) && lua_isinteger(L, 3) ? TD_INT64 : TD_FLOAT32;
+    if (td_dtype_is_float(t->dtype)) return t->dtype;
+    if (v != floor(v)) return TD_FLOAT32;
+    if (t->dtype == TD_UINT8 && (v < 0 || v > 255))
+        luaL_argerror(L, arg, lua_pushfstring(L, "%f does not fit the uint8 tensor beside it", v));
+    return t->dtype;
+}
+
 /* where(cond, a, b): a and b tensors or numbers */
 static int s_where(lua_State *L)
 {
     td_tensor *cond = lt_check(L, 1);
     td_tensor *a = lt_test(L, 2), *b = lt_test(L, 3);
-    td_dtype dt = a ? a->dtype : b ? b->dtype : TD_FLOAT32;
+    td_dtype dt = where_number_dtype(L, a ? 3 : 2, a ? a : b);
     lua_settop(L, 3);
     if (!a) a = lt_check_tensor_or_number(L, 2, dt, "where");
     if (!b) b = lt_check_tensor_or_number(L, 3, dt, "where");

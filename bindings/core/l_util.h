@@ -117,6 +117,8 @@ extern const luaL_Reg lt_ops_methods[];    /* l_ops.c */
 /* the unary rows of the op table into the module and the methods, and
  * op_table() into the module (l_ops.c) */
 void lt_register_op_table(lua_State *L, int module, int methods);
+/* round with decimals (replacing the op table's), nan_to_num, isclose, allclose (l_numeric.c) */
+extern const luaL_Reg lt_numeric_methods[];
 extern const luaL_Reg lt_ops_meta[];         /* l_ops.c: __add, ... */
 extern const luaL_Reg lt_shape_methods[];    /* l_shape.c */
 extern const luaL_Reg lt_shape_funcs[];      /* l_shape.c (module only) */
@@ -127,9 +129,13 @@ void lt_register_losses(lua_State *L);
 /* layers, optimizers, data readers, checkpoints (l_conv.c ... l_serialize.c, module only) */
 extern const luaL_Reg lt_conv_funcs[], lt_layers_funcs[], lt_optim_funcs[], lt_data_funcs[],
     lt_serialize_funcs[];
+/* sort, argsort, topk, flip, roll, tril, triu (l_reorder.c) */
+extern const luaL_Reg lt_reorder_methods[];
 /* terminal queries (l_term.c, module only) */
 extern const luaL_Reg lt_term_funcs[];
 void lt_push_distributed(lua_State *L); /* l_distributed.c: the tide.core.distributed table */
+/* all, any, logsumexp, cumsum, cumprod; and one_hot (module only; l_reduce.c) */
+extern const luaL_Reg lt_reduce_methods[], lt_reduce_funcs[];
 
 /* l_tensor.c: with the metatable and then the methods table on the stack,
  * pops the methods and sets metatable.__index */

@@ -20,7 +20,7 @@ M.nn = nn
 M.functional = {
     "linear", "conv2d", "batch_norm", "layer_norm", "max_pool2d", "avg_pool2d",
     "adaptive_avg_pool2d", "dropout", "leaky_relu", "embedding", "flatten",
-    "relu", "gelu", "sigmoid", "tanh", "softmax", "log_softmax",
+    "relu", "gelu", "sigmoid", "tanh", "softmax", "log_softmax", "one_hot",
 }
 
 ---------------------------------------------------------------------------

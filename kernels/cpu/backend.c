@@ -225,9 +225,12 @@ static const td_backend cpu_backend = {
     .binary = td_cpu_binary,
     .clamp = td_cpu_clamp,
     .where = td_cpu_where,
+    .nan_to_num = td_cpu_nan_to_num,
     .reduce = td_cpu_reduce,
     .softmax = td_cpu_softmax,
     .softmax_backward = td_cpu_softmax_backward,
+    .scan = td_cpu_scan,
+    .cumprod_backward = td_cpu_cumprod_backward,
     .gemm = td_cpu_gemm,
     .index_select = td_cpu_index_select,
     .index_add = td_cpu_index_add,
@@ -241,6 +244,7 @@ static const td_backend cpu_backend = {
     .conv = &td_cpu_conv,
     .layers = &td_cpu_layers,
     .optim = &td_cpu_optim,
+    .reorder = &td_cpu_reorder,
 };
 
 const td_backend *td_cpu_backend(void) { return &cpu_backend; }

@@ -24,6 +24,8 @@ void td_cpu_unary_grad(td_unary_op op, td_tensor *gx, const td_tensor *x, const 
 void td_cpu_binary(td_binary_op op, td_tensor *out, const td_tensor *a, const td_tensor *b);
 void td_cpu_clamp(td_tensor *out, const td_tensor *x, double lo, double hi);
 void td_cpu_where(td_tensor *out, const td_tensor *cond, const td_tensor *a, const td_tensor *b);
+void td_cpu_nan_to_num(td_tensor *out, const td_tensor *x, double nan, double posinf,
+                       double neginf);
 
 void td_cpu_reduce(td_reduce_op op, td_tensor *out, td_tensor *idx, const td_tensor *x,
                    int64_t outer, int64_t n, int64_t inner);
@@ -31,6 +33,10 @@ void td_cpu_softmax(td_tensor *out, const td_tensor *x, int64_t outer, int64_t n
                     bool log);
 void td_cpu_softmax_backward(td_tensor *gx, const td_tensor *y, const td_tensor *gy, int64_t outer,
                              int64_t n, int64_t inner, bool log);
+void td_cpu_scan(td_reduce_op op, td_tensor *out, const td_tensor *x, int64_t outer, int64_t n,
+                 int64_t inner, bool reverse);
+void td_cpu_cumprod_backward(td_tensor *gx, const td_tensor *x, const td_tensor *out,
+                             const td_tensor *gy, int64_t outer, int64_t n, int64_t inner);
 
 td_status td_cpu_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
                       double alpha, const void *a, int64_t lda, int64_t stride_a, const void *b,
@@ -54,6 +60,8 @@ extern const struct td_ctc_loss_kernels td_cpu_ctc_loss;
 extern const struct td_conv_kernels td_cpu_conv;
 extern const struct td_layers_kernels td_cpu_layers;
 extern const struct td_optim_kernels td_cpu_optim;
+/* sort, flip, roll, triangles (reorder.c) */
+extern const struct td_reorder_kernels td_cpu_reorder;
 
 /* 2-d pooling on channels-last (N, H, W, C) data (nn_pool_nhwc.c): the
  * layers table's pool2d and pool2d_backward when a->channels_last */

@@ -86,6 +86,10 @@ typedef struct {
     case TD_SIGN: UNARY_LOOP(SIGN(x)); break;                                                      \
     case TD_RECIPROCAL: UNARY_LOOP((T)1 / x); break;                                               \
     case TD_SQUARE: UNARY_LOOP(x *x); break;                                                       \
+    case TD_FLOOR: UNARY_LOOP(floor(x)); break;                                                    \
+    case TD_CEIL: UNARY_LOOP(ceil(x)); break;                                                      \
+    case TD_ROUND: UNARY_LOOP(nearbyint(x)); break; /* halves to even, as PyTorch */               \
+    case TD_TRUNC: UNARY_LOOP(trunc(x)); break;                                                    \
     default: break;                                                                                \
     }
 
@@ -117,6 +121,10 @@ static void unary_f64(void *ctx, char **p, const int64_t *s, int64_t n)
     case TD_RELU: UNARY_LOOP(RELU(x)); break;                                                      \
     case TD_SIGN: UNARY_LOOP(SIGN(x)); break;                                                      \
     case TD_SQUARE: UNARY_LOOP((T)((uint64_t)x * (uint64_t)x)); break;                             \
+    case TD_FLOOR:                                                                                 \
+    case TD_CEIL:                                                                                  \
+    case TD_ROUND:                                                                                 \
+    case TD_TRUNC: UNARY_LOOP(x); break;                                                           \
     default: UNARY_LOOP((T)td_cpu_f2i(unary_scalar(op, (double)x))); break;                        \
     }
 
@@ -160,6 +168,34 @@ static void unary_u8(void *ctx, char **p, const int64_t *s, int64_t n)
     UNARY_INT_CASES
 }
 
+/* isnan, isinf, isfinite: uint8 out of any dtype; NaN is the one value
+ * unequal to itself, and an integer is always finite */
+#define TEST_BODY(TYPE)                                                                            \
+    typedef TYPE T;                                                                                \
+    td_unary_op op = ((const unary_ctx *)ctx)->op;                                                 \
+    uint8_t *o = (uint8_t *)p[0];                                                                  \
+    const T *a = (const T *)p[1];                                                                  \
+    int64_t so = s[0], sa = s[1];                                                                  \
+    switch (op) {                                                                                  \
+    case TD_ISNAN: UNARY_LOOP(x != x); break;                                                      \
+    case TD_ISINF: UNARY_LOOP(fabs(x) == (T)INFINITY); break;                                      \
+    default: UNARY_LOOP(x == x && fabs(x) != (T)INFINITY); break;                                  \
+    }
+
+static void test_f32(void *ctx, char **p, const int64_t *s, int64_t n) { TEST_BODY(float) }
+static void test_f64(void *ctx, char **p, const int64_t *s, int64_t n) { TEST_BODY(double) }
+/* integers, any width: the input is never read */
+static void test_int(void *ctx, char **p, const int64_t *s, int64_t n)
+{
+    uint8_t v = ((const unary_ctx *)ctx)->op == TD_ISFINITE, *o = (uint8_t *)p[0];
+    for (int64_t i = 0; i < n; i++) o[i * s[0]] = v;
+}
+
+static bool is_test(td_unary_op op)
+{
+    return op == TD_ISNAN || op == TD_ISINF || op == TD_ISFINITE;
+}
+
 static int64_t unary_grain(td_unary_op op)
 {
     switch (op) {
@@ -167,7 +203,14 @@ static int64_t unary_grain(td_unary_op op)
     case TD_NEG:
     case TD_RELU:
     case TD_SIGN:
-    case TD_SQUARE: return TD_CPU_GRAIN;
+    case TD_SQUARE:
+    case TD_FLOOR:
+    case TD_CEIL:
+    case TD_ROUND:
+    case TD_TRUNC:
+    case TD_ISNAN:
+    case TD_ISINF:
+    case TD_ISFINITE: return TD_CPU_GRAIN;
     default: return TD_CPU_GRAIN_COSTLY;
     }
 }
@@ -175,11 +218,12 @@ static int64_t unary_grain(td_unary_op op)
 void td_cpu_unary(td_unary_op op, td_tensor *out, const td_tensor *x)
 {
     static const td_cpu_loop loops[TD_NDTYPES] = {unary_f32, unary_f64, unary_i64, unary_u8};
+    static const td_cpu_loop tests[TD_NDTYPES] = {test_f32, test_f64, test_int, test_int};
     const td_tensor *ts[2] = {out, x};
     td_cpu_iter it;
     td_cpu_iter_init_any_order(&it, 2, ts);
     unary_ctx c = {op, x->dtype, false};
-    td_cpu_iter_run(&it, unary_grain(op), loops[x->dtype], &c);
+    td_cpu_iter_run(&it, unary_grain(op), (is_test(op) ? tests : loops)[x->dtype], &c);
 }
 
 /* ---- unary_grad ------------------------------------------------------ */
@@ -243,6 +287,10 @@ void td_cpu_unary(td_unary_op op, td_tensor *out, const td_tensor *x)
             GRAD_LOOP(-g / (x * x));                                                               \
         break;                                                                                     \
     case TD_SQUARE: GRAD_LOOP(2 * x * g); break;                                                   \
+    case TD_FLOOR:                                                                                 \
+    case TD_CEIL:                                                                                  \
+    case TD_ROUND:                                                                                 \
+    case TD_TRUNC: GRAD_LOOP(((void)g, (T)0)); break; /* 0 even for a NaN g, as PyTorch */         \
     default: break;                                                                                \
     }
 
@@ -531,4 +579,34 @@ void td_cpu_where(td_tensor *out, const td_tensor *cond, const td_tensor *a, con
     td_cpu_iter_init_any_order(&it, 4, ts);
     size_t es = td_cpu_elsize(out->dtype);
     td_cpu_iter_run(&it, TD_CPU_GRAIN, where_loop, &es);
+}
+
+/* ---- nan_to_num ------------------------------------------------------ */
+
+typedef struct {
+    td_dtype dt;
+    double nan, posinf, neginf;
+} nan_to_num_ctx;
+
+static void nan_to_num_loop(void *ctx, char **p, const int64_t *s, int64_t n)
+{
+    const nan_to_num_ctx *c = ctx;
+    TD_CPU_FLOAT_DISPATCH(c->dt, {
+        T *o = (T *)p[0];
+        const T *a = (const T *)p[1];
+        T nan = (T)c->nan, pos = (T)c->posinf, neg = (T)c->neginf;
+        for (int64_t i = 0; i < n; i++) {
+            T v = a[i * s[1]];
+            o[i * s[0]] = v != v ? nan : v == (T)INFINITY ? pos : v == (T)-INFINITY ? neg : v;
+        }
+    })
+}
+
+void td_cpu_nan_to_num(td_tensor *out, const td_tensor *x, double nan, double posinf, double neginf)
+{
+    const td_tensor *ts[2] = {out, x};
+    td_cpu_iter it;
+    td_cpu_iter_init_any_order(&it, 2, ts);
+    nan_to_num_ctx c = {x->dtype, nan, posinf, neginf};
+    td_cpu_iter_run(&it, TD_CPU_GRAIN, nan_to_num_loop, &c);
 }

@@ -309,6 +309,23 @@ static void plain_item(const reduce_args *r, int64_t o, int64_t c0, int w)
     })
 }
 
+/* all and any into uint8 from any dtype; NaN is not 0, so it counts as true */
+static void logical_item(const reduce_args *r, int64_t o, int64_t c0, int w)
+{
+    bool all = r->op == TD_ALL;
+    int64_t inner = r->inner;
+    uint8_t *out = (uint8_t *)td_cpu_ptr(r->out) + o * inner + c0;
+    for (int j = 0; j < w; j++) out[j] = all;
+    TD_CPU_DISPATCH(r->x->dtype, {
+        const T *x = (const T *)td_cpu_ptr(r->x) + o * r->n * inner + c0;
+        for (int64_t i = 0; i < r->n; i++)
+            for (int j = 0; j < w; j++) {
+                uint8_t nz = x[i * inner + j] != 0;
+                out[j] = all ? out[j] & nz : out[j] | nz;
+            }
+    })
+}
+
 static void reduce_item(const reduce_args *r, int64_t item, int64_t ntiles, int nt)
 {
     int64_t o = item / ntiles, c0 = item % ntiles * TILE;
@@ -318,6 +335,8 @@ static void reduce_item(const reduce_args *r, int64_t item, int64_t ntiles, int 
         float_sum_item(r, o, c0, w, nt);
     else if (r->op == TD_SUM || r->op == TD_PROD)
         plain_item(r, o, c0, w);
+    else if (r->op == TD_ALL || r->op == TD_ANY)
+        logical_item(r, o, c0, w);
     else
         extreme_item(r, o, c0, w);
 }

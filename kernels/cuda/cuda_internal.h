@@ -60,18 +60,25 @@ void td_cuda_unary_grad(td_unary_op op, td_tensor *gx, const td_tensor *x, const
 void td_cuda_binary(td_binary_op op, td_tensor *out, const td_tensor *a, const td_tensor *b);
 void td_cuda_clamp(td_tensor *out, const td_tensor *x, double lo, double hi);
 void td_cuda_where(td_tensor *out, const td_tensor *cond, const td_tensor *a, const td_tensor *b);
+void td_cuda_nan_to_num(td_tensor *out, const td_tensor *x, double nan, double posinf,
+                        double neginf);
 void td_cuda_reduce(td_reduce_op op, td_tensor *out, td_tensor *idx, const td_tensor *x,
                     int64_t outer, int64_t n, int64_t inner);
 void td_cuda_softmax(td_tensor *out, const td_tensor *x, int64_t outer, int64_t n, int64_t inner,
                      bool log);
 void td_cuda_softmax_backward(td_tensor *gx, const td_tensor *y, const td_tensor *gy, int64_t outer,
                               int64_t n, int64_t inner, bool log);
+void td_cuda_scan(td_reduce_op op, td_tensor *out, const td_tensor *x, int64_t outer, int64_t n,
+                  int64_t inner, bool reverse);
+void td_cuda_cumprod_backward(td_tensor *gx, const td_tensor *x, const td_tensor *out,
+                              const td_tensor *gy, int64_t outer, int64_t n, int64_t inner);
 
 /* losses, index ops, layers and optimizers (loss_*.cu, index.cu, nn_*.cu) */
 extern const struct td_softmax_loss_kernels td_cuda_softmax_loss;
 extern const struct td_binary_loss_kernels td_cuda_binary_loss;
 extern const struct td_regression_loss_kernels td_cuda_regression_loss;
 extern const struct td_margin_loss_kernels td_cuda_margin_loss;
+extern const struct td_reorder_kernels td_cuda_reorder; /* reorder.cu */
 extern const struct td_ctc_loss_kernels td_cuda_ctc_loss;
 extern const struct td_optim_kernels td_cuda_optim;
 /* NCCL, opened with dlopen on first use (nccl.c) */

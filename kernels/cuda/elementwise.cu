@@ -58,6 +58,14 @@ __device__ inline double d_tanh(double x) { return tanh(x); }
 __device__ inline float d_erf(float x) { return erff(x); }
 __device__ inline double d_erf(double x) { return erf(x); }
 __device__ inline float d_pow(float a, float b) { return powf(a, b); }
+__device__ inline float d_floor(float x) { return floorf(x); }
+__device__ inline double d_floor(double x) { return floor(x); }
+__device__ inline float d_ceil(float x) { return ceilf(x); }
+__device__ inline double d_ceil(double x) { return ceil(x); }
+__device__ inline float d_rint(float x) { return rintf(x); }
+__device__ inline double d_rint(double x) { return rint(x); }
+__device__ inline float d_trunc(float x) { return truncf(x); }
+__device__ inline double d_trunc(double x) { return trunc(x); }
 __device__ inline double d_pow(double a, double b) { return pow(a, b); }
 
 template <typename T> __device__ inline T sigmoid(T x)
@@ -99,6 +107,10 @@ template <typename T> __device__ inline T unary_float(td_unary_op op, T x)
     case TD_SIGN: return sign(x);
     case TD_RECIPROCAL: return (T)1 / x;
     case TD_SQUARE: return x * x;
+    case TD_FLOOR: return d_floor(x);
+    case TD_CEIL: return d_ceil(x);
+    case TD_ROUND: return d_rint(x); /* halves to even, as PyTorch */
+    case TD_TRUNC: return d_trunc(x);
     default: return x;
     }
 }
@@ -111,6 +123,10 @@ template <typename T> __device__ inline T unary_int(td_unary_op op, T x)
     case TD_RELU: return neg(x) ? (T)0 : x;
     case TD_SIGN: return (T)((x > (T)0) - (int)neg(x));
     case TD_SQUARE: return (T)((uint64_t)x * (uint64_t)x);
+    case TD_FLOOR:
+    case TD_CEIL:
+    case TD_ROUND:
+    case TD_TRUNC: return x;
     default: return (T)f2i(unary_float<double>(op, (double)x));
     }
 }
@@ -124,6 +140,23 @@ template <typename T> struct UnaryOp {
             *at<T>(it, 0, off[0]) = unary_float(op, x);
         else
             *at<T>(it, 0, off[0]) = unary_int(op, x);
+    }
+};
+
+/* isnan, isinf, isfinite into uint8; an integer is always finite */
+template <typename T> struct TestOp {
+    td_unary_op op;
+    __device__ void operator()(const Iter &it, const int64_t *off) const
+    {
+        uint8_t r;
+        if constexpr (is_float<T>::value) {
+            T x = *at<T>(it, 1, off[1]);
+            bool nan = x != x, inf = d_abs(x) == (T)INFINITY;
+            r = op == TD_ISNAN ? nan : op == TD_ISINF ? inf : !nan && !inf;
+        } else {
+            r = op == TD_ISFINITE;
+        }
+        *at<uint8_t>(it, 0, off[0]) = r;
     }
 };
 
@@ -152,6 +185,10 @@ template <typename T> __device__ inline T unary_grad(td_unary_op op, bool hy, T 
     case TD_SIGN: return g * 0;
     case TD_RECIPROCAL: return hy ? -g * y * y : -g / (x * x);
     case TD_SQUARE: return 2 * x * g;
+    case TD_FLOOR:
+    case TD_CEIL:
+    case TD_ROUND:
+    case TD_TRUNC: return (T)0; /* 0 even for a NaN g, as PyTorch */
     default: return g;
     }
 }
@@ -263,6 +300,15 @@ template <typename W> struct WhereOp {
     }
 };
 
+template <typename T> struct NanToNumOp {
+    T nan, pos, neg;
+    __device__ void operator()(const Iter &it, const int64_t *off) const
+    {
+        T v = *at<T>(it, 1, off[1]);
+        *at<T>(it, 0, off[0]) = v != v ? nan : v == (T)INFINITY ? pos : v == (T)-INFINITY ? neg : v;
+    }
+};
+
 int64_t int_bound(double v, int64_t min, int64_t max)
 {
     if (v != v) return min;
@@ -304,7 +350,11 @@ extern "C" void td_cuda_unary(td_unary_op op, td_tensor *out, const td_tensor *x
     use_device_of(out);
     const td_tensor *ts[2] = {out, x};
     Iter it = make_iter(2, ts);
-    TDC_DISPATCH(x->dtype, launch<2>(it, UnaryOp<T>{op}, "unary"));
+    if (op == TD_ISNAN || op == TD_ISINF || op == TD_ISFINITE) {
+        TDC_DISPATCH(x->dtype, launch<2>(it, TestOp<T>{op}, "unary"));
+    } else {
+        TDC_DISPATCH(x->dtype, launch<2>(it, UnaryOp<T>{op}, "unary"));
+    }
 }
 
 extern "C" void td_cuda_unary_grad(td_unary_op op, td_tensor *gx, const td_tensor *x,
@@ -359,4 +409,14 @@ extern "C" void td_cuda_where(td_tensor *out, const td_tensor *cond, const td_te
     case 4: launch<4>(it, WhereOp<uint32_t>{}, "where"); break;
     default: launch<4>(it, WhereOp<uint64_t>{}, "where"); break;
     }
+}
+
+extern "C" void td_cuda_nan_to_num(td_tensor *out, const td_tensor *x, double nan, double posinf,
+                                   double neginf)
+{
+    use_device_of(out);
+    const td_tensor *ts[2] = {out, x};
+    Iter it = make_iter(2, ts);
+    TDC_FLOAT_DISPATCH(x->dtype,
+                       launch<2>(it, NanToNumOp<T>{(T)nan, (T)posinf, (T)neginf}, "nan_to_num"));
 }

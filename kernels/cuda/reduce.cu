@@ -157,6 +157,44 @@ __global__ void cols_extreme(td_reduce_op op, const T *x, void *out, int64_t *id
     }
 }
 
+/* ---- all and any: uint8 from any dtype, NaN counting as non-zero ------------------------ */
+
+struct And {
+    __device__ int operator()(int a, int b) const { return a & b; }
+};
+struct Or {
+    __device__ int operator()(int a, int b) const { return a | b; }
+};
+
+template <typename T>
+__global__ void rows_logical(const T *x, uint8_t *out, int64_t outer, int64_t n, bool all)
+{
+    __shared__ int sh[THREADS];
+    for (int64_t r = blockIdx.x; r < outer; r += gridDim.x) {
+        const T *row = x + r * n;
+        int acc = all;
+        for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+            acc = all ? acc & (row[i] != (T)0) : acc | (row[i] != (T)0);
+        acc = all ? tree_reduce(acc, sh, And{}) : tree_reduce(acc, sh, Or{});
+        if (threadIdx.x == 0) out[r] = (uint8_t)acc;
+    }
+}
+
+template <typename T>
+__global__ void cols_logical(const T *x, uint8_t *out, int64_t outer, int64_t n, int64_t inner,
+                             bool all)
+{
+    int64_t total = outer * inner, step = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t id = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; id < total; id += step) {
+        int64_t o = id / inner, j = id - o * inner;
+        const T *p = x + o * n * inner + j;
+        int acc = all;
+        for (int64_t i = 0; i < n; i++)
+            acc = all ? acc & (p[i * inner] != (T)0) : acc | (p[i * inner] != (T)0);
+        out[id] = (uint8_t)acc;
+    }
+}
+
 /* ---- softmax ------------------------------------------------------------------------------ */
 
 /* stable for any magnitude: the max comes off before exp; NaN anywhere in
@@ -292,6 +330,17 @@ void extreme(td_reduce_op op, const td_tensor *x, td_tensor *out, td_tensor *idx
             <<<blocks_for(outer * inner), THREADS>>>(op, cptr<T>(x), po, pi, outer, n, inner);
 }
 
+template <typename T>
+void logical(const td_tensor *x, td_tensor *out, int64_t outer, int64_t n, int64_t inner, bool all)
+{
+    if (inner == 1)
+        rows_logical<T>
+            <<<grid_row_blocks(outer), THREADS>>>(cptr<T>(x), ptr<uint8_t>(out), outer, n, all);
+    else
+        cols_logical<T><<<blocks_for(outer * inner), THREADS>>>(cptr<T>(x), ptr<uint8_t>(out),
+                                                                outer, n, inner, all);
+}
+
 } // namespace
 
 extern "C" void td_cuda_reduce(td_reduce_op op, td_tensor *out, td_tensor *idx, const td_tensor *x,
@@ -301,6 +350,8 @@ extern "C" void td_cuda_reduce(td_reduce_op op, td_tensor *out, td_tensor *idx, 
     use_device_of(out);
     if (op == TD_SUM || op == TD_PROD) {
         TDC_DISPATCH(x->dtype, sum_prod<T>(x, out, outer, n, inner, op == TD_SUM));
+    } else if (op == TD_ALL || op == TD_ANY) {
+        TDC_DISPATCH(x->dtype, logical<T>(x, out, outer, n, inner, op == TD_ALL));
     } else {
         TDC_DISPATCH(x->dtype, extreme<T>(op, x, out, idx, outer, n, inner));
     }

@@ -22,6 +22,8 @@ local function sample(row, shape)
     local x = tide.randn(shape, {dtype = "float64"})
     if row.domain == "positive" then return x:abs() + 0.5 end
     if row.domain == "off_kink" then return x:sign() * (x:abs() + 0.1) end
+    -- odd multiples of 1/8: 1/8 or more from every integer and half, where floor and round jump
+    if row.domain == "off_integer" then return (x * 4):floor() / 4 + 0.125 end
     return x
 end
 
@@ -108,12 +110,107 @@ local corners = {
         local e, a = leaf({}, dev):view({0}), leaf({{1, 2}, {3, 4}}, dev)
         return {tide.cat({e, a, e}, 1)}
     end,
+    -- sort, topk, flip, roll, tril, triu: ties, NaN, strided inputs, int64,
+    -- long lines, and the gradients through the indices
+    reorder = function(dev)
+        tide.manual_seed(11)
+        local out = {}
+        local x = leaf({{3, nan, 1, 3, -1/0, nan, 1}, {2, 2, 0, 2, 5, -3, 0}}, dev)
+        for _, desc in ipairs({false, true}) do
+            local v, i = x:sort(1, desc)
+            out[#out + 1], out[#out + 2] = v, i
+            out[#out + 1] = x:argsort(0, desc)
+        end
+        local r = tide.randn({40, 300}, "float64"):to(dev):t():requires_grad_()
+        local v, i = r:sort(0, true)
+        local tv, ti = r:topk(17, 0, false)
+        local ints = tide.randint(-5, 5, {6, 9}):to(dev)
+        local iv, ii = ints:t():sort(1)
+        local f = tide.randn({3, 4, 5}, "float64"):to(dev):requires_grad_()
+        local flipped, rolled = f:flip({0, 2}), f:transpose(0, 2):roll({2, -1}, {0, 1})
+        local flat, low, up = f:roll(7), f:tril(1), f:transpose(1, 2):triu(-1)
+        local w = tide.randn({40, 300}, "float64"):to(dev)
+        ;((v * w:t()):sum() + tv:sum()):backward()
+        ;(flipped:sum() + (rolled * rolled):sum() + (flat * flat):sum() + low:sum() + up:sum()):backward()
+        for _, t in ipairs({v, i, tv, ti, iv, ii, flipped, rolled, flat, low, up, r.grad, f.grad,
+            ints:roll(3), ints:flip(1), ints:tril(), ints:topk(2)}) do
+            out[#out + 1] = t
+        end
+        return out
+    end,
     batch_norm_empty = function(dev)
         local rm, rv = tide.tensor({0.5, 1}, "float64"):to(dev), tide.tensor({2, 3}, "float64"):to(dev)
         local w = leaf({1.5, 2}, dev)
         local y = tide.F.batch_norm(tide.zeros({0, 2}, "float64"):to(dev), rm, rv, {weight = w, training = true})
         y:sum():backward()
         return {y, rm, rv, w.grad}
+    end,
+    -- floor, ceil, round, trunc, isnan, isinf, isfinite on halves and
+    -- non-finite values, every dtype, strided; round's decimals,
+    -- nan_to_num and its gradient, isclose, allclose, where with numbers
+    rounding = function(dev)
+        tide.manual_seed(17)
+        local out = {}
+        local inf = 1 / 0
+        local x = tide.tensor({{-2.5, -0.5, 0.5, 1.5}, {2.5, 3.7, nan, inf}, {-inf, -0.49, 1e10 + 0.5, 0}},
+                              "float64"):to(dev)
+        for _, dt in ipairs({"float32", "float64", "int64", "uint8"}) do
+            local t = dt:find("float") and x:to(dt):t() or tide.tensor({{0, 7}, {200, 3}}, dt):to(dev):t()
+            for _, op in ipairs({"floor", "ceil", "round", "trunc", "isnan", "isinf", "isfinite"}) do
+                out[#out + 1] = t[op](t)
+            end
+            out[#out + 1] = t:nan_to_num()
+        end
+        local r = tide.randn({7, 9}, "float64"):to(dev) * 100
+        out[#out + 1], out[#out + 2] = r:round{decimals = 2}, r:float():round{decimals = -1}
+        local g = leaf({-1.3, nan, inf, -inf, 4}, dev)
+        local y = g:nan_to_num{nan = 1, posinf = 2, neginf = -3}
+        y:sum():backward()
+        local a = tide.tensor({1, 1, nan, inf, inf, 0}, "float64"):to(dev)
+        local b = tide.tensor({1, 1 + 1e-6, nan, inf, -inf, 1e-8}, "float64"):to(dev)
+        local c = tide.tensor({{1, 0, 1}, {0, 1, 1}}, "uint8"):to(dev)
+        local w1, w2 = leaf({{1, 2, 3}, {4, 5, 6}}, dev), leaf({7, 8, 9}, dev)
+        local wy = tide.where(c, w1, w2)
+        ;(wy * wy):sum():backward()
+        for _, t in ipairs({y, g.grad, a:isclose(b), a:isclose(b, {equal_nan = true, rtol = 0}),
+            tide.tensor(a:allclose(a, {equal_nan = true}) and 1 or 0), wy, w1.grad, w2.grad,
+            tide.where(c, 1.5, w2:detach()), tide.where(c, 1, 2)}) do
+            out[#out + 1] = t
+        end
+        return out
+    end,
+    -- all, any, logsumexp, cumsum, cumprod (zeros and all), one_hot: rows
+    -- (inner == 1) and columns, every dtype, long lines, the gradients
+    reduce_scan = function(dev)
+        tide.manual_seed(13)
+        local out = {}
+        local m = tide.tensor({{1, 0, nan}, {2, 3, 4}, {0, 0, 0}}, "float64"):to(dev)
+        for _, dt in ipairs({"float32", "float64", "int64", "uint8"}) do
+            local t = m:to(dt)
+            for _, r in ipairs({t:all(), t:any(), t:all(0), t:any(1, true), t:all(-1)}) do
+                out[#out + 1] = r
+            end
+        end
+        local big = tide.rand({5, 3000}):gt(0.0005):to(dev)
+        out[#out + 1], out[#out + 2] = big:all(1), big:t():any(0)
+        local x = tide.randn({6, 300, 5}, "float64"):to(dev):requires_grad_()
+        local l1, l2 = x:logsumexp(1), x:logsumexp({0, 2}, true)
+        local inf = 1 / 0
+        out[#out + 1] = tide.tensor({{-inf, -inf}, {inf, 1}, {nan, 1}, {1e4, -1e4}}):to(dev):logsumexp(1)
+        local c1, c2, c3 = x:cumsum(1), x:cumsum(2), (x * 0.01 + 1):cumprod(1)
+        local z = tide.tensor({{2, 0, 3, 0, 5}, {0, 3, 4, 0.5, 2}, {1, 2, 3, 4, 0}}, "float64")
+            :to(dev):requires_grad_()
+        local zc, zt = z:cumprod(1), z:t():cumprod(0)
+        local w = tide.randn({6, 300, 5}, "float64"):to(dev)
+        ;((l1 * w:select(1, 0)):sum() + l2:sum() + (c1 * w):sum() + (c2 * w):sum() + (c3 * w):sum()):backward()
+        ;((zc * zc):sum() + (zt * 2):sum()):backward()
+        local ints = tide.randint(-3, 4, {4, 50}):to(dev)
+        for _, t in ipairs({l1, l2, c1, c2, c3, zc, zt, x.grad, z.grad, ints:cumsum(1), ints:cumprod(0),
+            ints:to("uint8"):cumsum(1, {dtype = "uint8"}), ints:cumsum(1, {dtype = "float32"}),
+            tide.F.one_hot(ints:abs(), 5), tide.F.one_hot(tide.tensor({0, 2}, "int64"):to(dev))}) do
+            out[#out + 1] = t
+        end
+        return out
     end,
 }
 

@@ -13,6 +13,8 @@ local function sample(row, shape, dtype)
     if row.domain == "positive" then return x:abs() + 0.5 end
     -- away from 0, where abs, relu and sign have a kink
     if row.domain == "off_kink" then return x:sign() * (x:abs() + 0.1) end
+    -- odd multiples of 1/8: 1/8 or more from every integer and half, where floor and round jump
+    if row.domain == "off_integer" then return (x * 4):floor() / 4 + 0.125 end
     return x
 end
 

@@ -109,6 +109,13 @@ typedef enum {
     TD_SIGN,
     TD_RECIPROCAL,
     TD_SQUARE,
+    TD_FLOOR,
+    TD_CEIL,
+    TD_ROUND, /* half to even */
+    TD_TRUNC,
+    TD_ISNAN, /* these three write uint8, from any input dtype */
+    TD_ISINF,
+    TD_ISFINITE,
     TD_NUNARY
 } td_unary_op;
 typedef enum {
@@ -127,7 +134,8 @@ typedef enum {
     TD_GE,
     TD_NBINARY
 } td_binary_op;
-typedef enum { TD_SUM, TD_PROD, TD_MAX, TD_MIN, TD_ARGMAX, TD_ARGMIN } td_reduce_op;
+/* ALL and ANY give uint8 whatever the input's dtype */
+typedef enum { TD_SUM, TD_PROD, TD_MAX, TD_MIN, TD_ARGMAX, TD_ARGMIN, TD_ALL, TD_ANY } td_reduce_op;
 
 /* a collective's reduction (tide.distributed); AVG is a SUM divided by the
  * number of ranks, float dtypes only */

@@ -150,9 +150,10 @@ td_status td_wrap_dim(int dim, int ndim, int arg, int *out);
  * table-driven tests (tests/lua/op_table_spec.lua, tests/cuda/op_parity.lua)
  * walk it with samples from each row's domain. */
 typedef enum {
-    TD_DOMAIN_REAL,     /* any real */
-    TD_DOMAIN_POSITIVE, /* > 0 (log, sqrt, reciprocal; pow's base) */
-    TD_DOMAIN_OFF_KINK, /* away from 0, where the derivative jumps (abs, relu, sign) */
+    TD_DOMAIN_REAL,        /* any real */
+    TD_DOMAIN_POSITIVE,    /* > 0 (log, sqrt, reciprocal; pow's base) */
+    TD_DOMAIN_OFF_KINK,    /* away from 0, where the derivative jumps (abs, relu, sign) */
+    TD_DOMAIN_OFF_INTEGER, /* away from integers and halves, where floor and round jump */
 } td_op_domain;
 typedef struct {
     const char *name;    /* "exp" */
@@ -178,6 +179,16 @@ td_status td_pow_scalar(td_tensor *x, double p, td_tensor **out);
 td_status td_clamp(td_tensor *x, double lo, double hi, td_tensor **out); /* +-inf = no bound */
 td_status td_where(td_tensor *cond, td_tensor *a, td_tensor *b, td_tensor **out);
 td_status td_masked_fill(td_tensor *x, td_tensor *mask, double value, td_tensor **out);
+/* round to decimals (0: the op table's round; < 0: to tens, hundreds...) */
+td_status td_round_decimals(td_tensor *x, int decimals, td_tensor **out);
+/* NaN, +inf, -inf replaced; posinf / neginf NULL: the dtype's max / lowest */
+td_status td_nan_to_num(td_tensor *x, double nan, const double *posinf, const double *neginf,
+                        td_tensor **out);
+/* |a - b| <= atol + rtol |b| elementwise (uint8), or for every element */
+td_status td_isclose(td_tensor *a, td_tensor *b, double rtol, double atol, bool equal_nan,
+                     td_tensor **out);
+td_status td_allclose(td_tensor *a, td_tensor *b, double rtol, double atol, bool equal_nan,
+                      bool *out);
 /* in place: self op= other (other broadcast to self) */
 td_status td_binary_(td_binary_op op, td_tensor *self, td_tensor *other);
 td_status td_fill_(td_tensor *self, double value);
@@ -202,6 +213,19 @@ td_status td_argmax(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **o
 td_status td_argmin(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out);
 td_status td_softmax(td_tensor *x, int dim, td_tensor **out);
 td_status td_log_softmax(td_tensor *x, int dim, td_tensor **out);
+/* uint8: is every (any) element non-zero; NaN counts as non-zero */
+td_status td_all(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out);
+td_status td_any(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out);
+/* log sum exp over the ndims dims listed (negative ones wrap); integer
+ * input gives float32 */
+td_status td_logsumexp(td_tensor *x, int ndims, const int *dims, bool keepdim, td_tensor **out);
+/* inclusive scans along dim; has_dtype casts x to dtype first, else
+ * integer input scans in int64 */
+td_status td_cumsum(td_tensor *x, int dim, bool has_dtype, td_dtype dtype, td_tensor **out);
+td_status td_cumprod(td_tensor *x, int dim, bool has_dtype, td_dtype dtype, td_tensor **out);
+/* int64 (..., num_classes) with a 1 at each class; num_classes < 0 means
+ * max + 1 */
+td_status td_one_hot(td_tensor *x, int64_t num_classes, td_tensor **out);
 /* sum a broadcast gradient back to a shape */
 td_status td_sum_to_shape(td_tensor *g, int ndim, const int64_t *shape, td_tensor **out);
 
@@ -255,5 +279,6 @@ bool td_threads_follow_free_cores(void);
 #include "tide/data.h"
 #include "tide/serialize.h"
 #include "tide/distributed.h"
+#include "tide/reorder.h"
 
 #endif
