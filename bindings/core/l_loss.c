@@ -49,7 +49,8 @@ static const char *read_options(lua_State *L, const td_loss_def *d, int arg, td_
             return lua_pushfstring(L, "option names must be strings, got %s", luaL_typename(L, -2));
         const char *key = lua_tostring(L, -2);
         const td_loss_opt *o = find_option(d, key);
-        if (!o) return lua_pushfstring(L, "unknown option '%s'", key);
+        if (!o)
+            return lua_pushfstring(L, "unknown option '%s'; known: %s", key, known_options(L, d));
         int tp = lua_type(L, -1);
         lt_box *box = luaL_testudata(L, -1, LT_TENSOR);
         switch (o->type) {
@@ -232,8 +233,6 @@ static int l_loss_check_options(lua_State *L)
     td_any_loss_opts opts;
     const char *msg = read_options(L, d, 2, &opts);
     if (msg) {
-        if (strncmp(msg, "unknown option", 14) == 0)
-            lua_pushfstring(L, "%s (known: %s)", msg, known_options(L, d));
         return 1;
     }
     if (td_loss_check_opts(d, &opts) != TD_OK) {

@@ -208,7 +208,18 @@ int lt_check_options(lua_State *L, int arg, const char *const *allowed)
         int ok = 0;
         for (const char *const *a = allowed; *a; a++)
             if (strcmp(*a, key) == 0) ok = 1;
-        if (!ok) luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'", key));
+        if (!ok) {
+            luaL_Buffer b;
+            luaL_buffinit(L, &b);
+            lua_pushfstring(L, "unknown option '%s'; known: ", key);
+            luaL_addvalue(&b);
+            for (const char *const *a = allowed; *a; a++) {
+                if (a != allowed) luaL_addstring(&b, ", ");
+                luaL_addstring(&b, *a);
+            }
+            luaL_pushresult(&b);
+            luaL_argerror(L, arg, lua_tostring(L, -1));
+        }
     }
     return 1;
 }

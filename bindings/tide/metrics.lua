@@ -21,6 +21,13 @@ local function argfail(fname, n, msg)
     error(string.format("bad argument #%d to '%s' (%s)", n, fname, msg), level)
 end
 
+local function known(set)
+    local names = {}
+    for name in pairs(set) do names[#names + 1] = tostring(name) end
+    table.sort(names)
+    return table.concat(names, ", ")
+end
+
 -- reject option names a function does not know
 local function check_opts(fname, n, opts, allowed)
     if opts == nil then return {} end
@@ -29,7 +36,7 @@ local function check_opts(fname, n, opts, allowed)
     end
     for k in pairs(opts) do
         if not allowed[k] then
-            argfail(fname, n, "unknown option '" .. tostring(k) .. "'")
+            argfail(fname, n, "unknown option '" .. tostring(k) .. "'; known: " .. known(allowed))
         end
     end
     return opts

@@ -102,12 +102,19 @@ local function notice(path)
     io.stderr:flush()
 end
 
+local function known(set)
+    local names = {}
+    for name in pairs(set) do names[#names + 1] = tostring(name) end
+    table.sort(names)
+    return table.concat(names, ", ")
+end
+
 -- ---- argument checks -------------------------------------------------------
 
 local function check_opts(fname, opts, allowed)
     if type(opts) ~= "table" then argfail(fname, "expected a table of options, got " .. type(opts)) end
     for k in pairs(opts) do
-        if not allowed[k] then argfail(fname, "unknown option '" .. tostring(k) .. "'") end
+        if not allowed[k] then argfail(fname, "unknown option '" .. tostring(k) .. "'; known: " .. known(allowed)) end
     end
     if type(opts.path) ~= "string" or opts.path == "" then
         argfail(fname, "path is required (the PNG to write)")

@@ -57,12 +57,21 @@ local function other_rank()
     return type(d) == "table" and d.is_initialized() and d.rank() ~= 0
 end
 
+local function known(set)
+    local names = {}
+    for name in pairs(set) do names[#names + 1] = tostring(name) end
+    table.sort(names)
+    return table.concat(names, ", ")
+end
+
 -- ## new{total, desc, unit = "it", stream = io.stdout, interval, mode, clock, width = 30, order}
 function P.new(opts)
     opts = opts or {}
     if type(opts) ~= "table" then argfail("new", 1, "options must be a table, got " .. type(opts)) end
     for k in pairs(opts) do
-        if not OPTIONS[k] then argfail("new", 1, "unknown option '" .. tostring(k) .. "'") end
+        if not OPTIONS[k] then
+            argfail("new", 1, "unknown option '" .. tostring(k) .. "'; known: " .. known(OPTIONS))
+        end
     end
     local total = opts.total
     if total ~= nil and (type(total) ~= "number" or total < 0 or total ~= total) then

@@ -149,7 +149,7 @@ describe("margin losses: bad input", function()
             long({ 0, 1, 2 }), { weight = tide.ones{ 3 } })
         err("#3 to 'multi_margin_loss' (weight is float64 but the input is float32", F.multi_margin_loss, x,
             long({ 0, 1, 2 }), { weight = tide.ones({ 4 }, "float64") })
-        err("#3 to 'multi_margin_loss' (unknown option 'gamma')", F.multi_margin_loss, x, long({ 0, 1, 2 }),
+        err("#3 to 'multi_margin_loss' (unknown option 'gamma'; known: ", F.multi_margin_loss, x, long({ 0, 1, 2 }),
             { gamma = 1 })
         err("#3 to 'multi_margin_loss' (unknown reduction 'avg'", F.multi_margin_loss, x, long({ 0, 1, 2 }),
             { reduction = "avg" })
@@ -163,7 +163,7 @@ describe("margin losses: bad input", function()
             F.multilabel_margin_loss, x, long({ 0, 1, 2 }))
         err("#2 to 'multilabel_margin_loss' (target must hold int64 class indices, got float32",
             F.multilabel_margin_loss, x, tide.zeros{ 3, 4 })
-        err("#3 to 'multilabel_margin_loss' (unknown option 'margin')", F.multilabel_margin_loss, x,
+        err("#3 to 'multilabel_margin_loss' (unknown option 'margin'; known: ", F.multilabel_margin_loss, x,
             long({ { 0, 1, 2, 3 }, { 0, 1, 2, 3 }, { 0, 1, 2, 3 } }), { margin = 1 })
     end)
     it("hinge_embedding_loss", function()
@@ -173,7 +173,7 @@ describe("margin losses: bad input", function()
             tide.ones({ 3, 4 }, "float64"))
         err("#1 to 'hinge_embedding_loss' (input must be float32 or float64", F.hinge_embedding_loss, long({ 1 }),
             tide.ones{ 1 })
-        err("#3 to 'hinge_embedding_loss' (unknown option 'p')", F.hinge_embedding_loss, x, tide.ones{ 3, 4 },
+        err("#3 to 'hinge_embedding_loss' (unknown option 'p'; known: ", F.hinge_embedding_loss, x, tide.ones{ 3, 4 },
             { p = 1 })
     end)
     it("cosine_embedding_loss", function()
@@ -188,7 +188,8 @@ describe("margin losses: bad input", function()
             tide.ones({ 3, 4 }, "float64"), y)
         err("#1 to 'cosine_embedding_loss' (x1 must be (N, D) or (D)", F.cosine_embedding_loss, tide.ones{ 2, 2, 2 },
             tide.ones{ 2, 2, 2 }, y)
-        err("#4 to 'cosine_embedding_loss' (unknown option 'eps')", F.cosine_embedding_loss, x, x, y, { eps = 1 })
+        err("#4 to 'cosine_embedding_loss' (unknown option 'eps'; known: ", F.cosine_embedding_loss, x, x, y,
+            { eps = 1 })
     end)
     it("margin_ranking_loss", function()
         err("#2 to 'margin_ranking_loss' (x2 shape (4) does not match x1 shape (3))", F.margin_ranking_loss,
@@ -199,7 +200,7 @@ describe("margin losses: bad input", function()
             tide.ones{ 3 }, tide.ones{ 2 })
         err("#3 to 'margin_ranking_loss' (y must be float or int64, got uint8", F.margin_ranking_loss, tide.ones{ 3 },
             tide.ones{ 3 }, tide.ones{ 3 }:gt(0))
-        err("#4 to 'margin_ranking_loss' (unknown option 'swap')", F.margin_ranking_loss, tide.ones{ 3 },
+        err("#4 to 'margin_ranking_loss' (unknown option 'swap'; known: ", F.margin_ranking_loss, tide.ones{ 3 },
             tide.ones{ 3 }, tide.ones{ 3 }, { swap = true })
     end)
     it("triplet_margin_loss", function()
@@ -213,7 +214,8 @@ describe("margin losses: bad input", function()
             { p = -1 })
         err("#1 to 'triplet_margin_loss' (anchor must be (N, D) or (D)", F.triplet_margin_loss, tide.ones{ 1, 1, 1 },
             tide.ones{ 1, 1, 1 }, tide.ones{ 1, 1, 1 })
-        err("#4 to 'triplet_margin_loss' (unknown option 'weight')", F.triplet_margin_loss, x, x, x, { weight = x })
+        err("#4 to 'triplet_margin_loss' (unknown option 'weight'; known: ", F.triplet_margin_loss, x, x, x,
+            { weight = x })
     end)
     it("names the loss without an options table too", function()
         local e = H.error_of(F.multi_margin_loss, x, long({ 0, 1, 2 }), nil)

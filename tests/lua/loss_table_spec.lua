@@ -177,7 +177,7 @@ describe("the loss table", function()
                 local opt_arg = #row.inputs + 1
                 inputs[opt_arg] = { no_such_option = 1 }
                 local e = H.error_of(F[row.name], table.unpack(inputs, 1, opt_arg))
-                local want = "#" .. opt_arg .. " to '" .. row.name .. "' (unknown option 'no_such_option')"
+                local want = "#" .. opt_arg .. " to '" .. row.name .. "' (unknown option 'no_such_option'; known: "
                 assert.truthy(e and e:find(want, 1, true), e)
                 -- an int64 tensor where the first input must be float
                 local bad = { tide.zeros(inputs[1]:shape(), { dtype = "int64" }), table.unpack(inputs, 2, #row.inputs) }
@@ -195,7 +195,7 @@ describe("the loss table", function()
                 -- a module checks its options when it is made, at the maker's line
                 e = H.error_of(function() local m = tide.nn[row.module] { reducton = "sum" }; return m end)
                 assert.truthy(e and e:find("loss_table_spec.lua:%d+: bad argument #1 to '" .. row.module
-                                           .. "' %(unknown option 'reducton' %(known: "), e)
+                                           .. "' %(unknown option 'reducton'; known: "), e)
             end)
         end)
     end

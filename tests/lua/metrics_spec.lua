@@ -283,7 +283,8 @@ describe("metrics reject bad input", function()
         assert.matches("bad argument #3 to 'topk_accuracy' (k is 11 but there are only 10 classes)",
             err(M.topk_accuracy, x, y, 11), 1, true)
         assert.matches("k must be a positive integer, got 0", err(M.topk_accuracy, x, y, 0), 1, true)
-        assert.matches("bad argument #3 to 'ece' (unknown option 'bin')", err(M.ece, x, y, {bin = 10}), 1, true)
+        assert.matches("bad argument #3 to 'ece' (unknown option 'bin'; known: bins",
+            err(M.ece, x, y, {bin = 10}), 1, true)
         assert.matches("bins must be a positive integer, got 0", err(M.reliability, x, y, {bins = 0}), 1, true)
         assert.matches("bad argument #3 to 'confusion_matrix' (num_classes is 5 but logits have 10 classes)",
             err(M.confusion_matrix, x, y, {num_classes = 5}), 1, true)

@@ -138,7 +138,8 @@ describe("progress detection and arguments", function()
     end)
 
     it("rejects bad arguments", function()
-        assert.matches("bad argument #1 to 'new' (unknown option 'totl')", H.error_of(P.new, {totl = 3}), 1, true)
+        assert.matches("bad argument #1 to 'new' (unknown option 'totl'; known: clock",
+            H.error_of(P.new, {totl = 3}), 1, true)
         assert.matches("total must be a number >= 0", H.error_of(P.new, {total = -1}), 1, true)
         assert.matches("mode must be", H.error_of(P.new, {mode = "tty"}), 1, true)
         assert.matches("stream must be a file", H.error_of(P.new, {stream = 3}), 1, true)
