@@ -1,11 +1,14 @@
 /* CIFAR-10, binary version: each batch file is a run of 3073-byte records,
- * one label byte then the 32x32 red, green and blue planes. */
-#include "internal.h"
+ * one label byte then the 32x32 red, green and blue planes. The batches
+ * are plain files; nothing is gunzipped. */
+#include "data_io.h"
 
 #include <stdio.h>
 #include <sys/stat.h>
 
 #define PIXELS (3 * 32 * 32)
+/* the real batches hold 10000 records each; a larger file is not one */
+#define MAX_RECORDS 10000
 
 td_status td_cifar10_parse(const uint8_t *buf, size_t n, const char *name, td_tensor **images,
                            td_tensor **labels)
@@ -47,13 +50,30 @@ td_status td_cifar10_parse(const uint8_t *buf, size_t n, const char *name, td_te
 static td_status read_plain(const char *path, const char *dir, const char *hint, uint8_t **buf,
                             size_t *n)
 {
+    *buf = NULL;
+    *n = 0;
     struct stat s;
     if (stat(path, &s) != 0)
         return td_error(TD_EIO, 0,
                         "%s not found (CIFAR-10's binary version is expected under %s: "
                         "data_batch_1.bin ... data_batch_5.bin, test_batch.bin)%s%s",
                         path, dir, hint && *hint ? "; " : "", hint ? hint : "");
-    return td_read_file(path, buf, n);
+    td_reader r;
+    td_status st = td_reader_open(&r, path, false);
+    /* one byte past the largest batch tells a file that runs on */
+    if (st == TD_OK) st = td_reader_fill(&r, (size_t)MAX_RECORDS * TD_CIFAR_RECORD + 1);
+    if (st == TD_OK && r.len > (size_t)MAX_RECORDS * TD_CIFAR_RECORD)
+        st = td_error(TD_EINVAL, 0,
+                      "%s: larger than a CIFAR-10 batch (at most %d records of 3073 bytes, %zu "
+                      "bytes)",
+                      path, MAX_RECORDS, (size_t)MAX_RECORDS * TD_CIFAR_RECORD);
+    if (st == TD_OK) {
+        *buf = r.p;
+        *n = r.len;
+        r.p = NULL;
+    }
+    td_reader_close(&r);
+    return st;
 }
 
 td_status td_cifar10_load(const char *dir, const char *split, const char *missing_hint,

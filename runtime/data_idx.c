@@ -1,75 +1,171 @@
 /* IDX files (MNIST, Fashion-MNIST), gzip or plain: zlib's gzread reads
- * both. The parser works from memory so a fuzzer can drive it. */
-#include "internal.h"
+ * both. The parser works from memory so a fuzzer can drive it; the reader
+ * looks at the header first so that a small gzip file cannot make it
+ * inflate (or hold) more than the header promises. */
+#include "data_io.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
-#define READ_LIMIT ((size_t)1 << 34) /* 16 GiB: more is a corrupt stream */
+/* deflate cannot shrink data by more than about 1032:1, so a gzip file of
+ * s bytes never inflates past this */
+#define GZ_MAX_RATIO 1032
 
-td_status td_read_file(const char *path, uint8_t **buf, size_t *n)
+td_status td_reader_open(td_reader *r, const char *path, bool gunzip)
 {
-    *buf = NULL;
-    *n = 0;
-    gzFile f = gzopen(path, "rb");
-    if (!f)
+    memset(r, 0, sizeof *r);
+    r->path = path;
+    r->gz = gunzip;
+    struct stat s;
+    errno = 0;
+    if (stat(path, &s) != 0 || !S_ISREG(s.st_mode))
+        return td_error(TD_EIO, 0, "%s: cannot open (%s)", path,
+                        errno ? strerror(errno) : "not a regular file");
+    r->size = (uint64_t)s.st_size;
+    r->f = gunzip ? (void *)gzopen(path, "rb") : (void *)fopen(path, "rb");
+    if (!r->f)
         return td_error(TD_EIO, 0, "%s: cannot open (%s)", path, strerror(errno ? errno : ENOENT));
-    size_t cap = 1 << 20, len = 0;
-    uint8_t *p = malloc(cap);
-    if (!p) {
-        gzclose(f);
-        return td_error(TD_ENOMEM, 0, "%s: out of memory", path);
-    }
-    for (;;) {
-        if (cap - len < (1 << 16)) {
-            if (cap >= READ_LIMIT) {
-                free(p);
-                gzclose(f);
-                return td_error(TD_EINVAL, 0, "%s: larger than %zu bytes", path,
-                                (size_t)READ_LIMIT);
-            }
-            uint8_t *q = realloc(p, cap * 2);
-            if (!q) {
-                free(p);
-                gzclose(f);
-                return td_error(TD_ENOMEM, 0, "%s: out of memory", path);
-            }
-            p = q;
-            cap *= 2;
-        }
-        unsigned want = (unsigned)((cap - len) > (1u << 30) ? (1u << 30) : (cap - len));
-        int got = gzread(f, p + len, want);
-        if (got < 0) {
-            int zerr;
-            const char *msg = gzerror(f, &zerr);
-            td_status st = td_error(TD_EINVAL, 0, "%s: damaged gzip data (%s)", path,
-                                    msg ? msg : "read error");
-            free(p);
-            gzclose(f);
-            return st;
-        }
-        if (got == 0) break;
-        len += (size_t)got;
-    }
-    int zerr = Z_OK;
-    const char *msg = gzerror(f, &zerr);
-    if (zerr != Z_OK && zerr != Z_STREAM_END) {
-        td_status st = td_error(TD_EINVAL, 0, "%s: damaged or truncated gzip data (%s)", path, msg);
-        free(p);
-        gzclose(f);
-        return st;
-    }
-    gzclose(f);
-    *buf = p;
-    *n = len;
     return TD_OK;
+}
+
+uint64_t td_reader_most(const td_reader *r)
+{
+    if (!r->gz || gzdirect((gzFile)r->f)) return r->size;
+    return r->size > UINT64_MAX / GZ_MAX_RATIO ? UINT64_MAX : r->size * GZ_MAX_RATIO + (1u << 16);
+}
+
+td_status td_reader_fill(td_reader *r, size_t upto)
+{
+    while (r->len < upto) {
+        if (r->len == r->cap) {
+            size_t want = r->cap < (1 << 20) ? (1 << 20) : r->cap * 2;
+            if (want > upto || want < r->cap) want = upto;
+            uint8_t *q = realloc(r->p, want);
+            if (!q) return td_error(TD_ENOMEM, 0, "%s: out of memory", r->path);
+            r->p = q;
+            r->cap = want;
+        }
+        size_t room = r->cap - r->len;
+        unsigned chunk = room > (1u << 30) ? (1u << 30) : (unsigned)room;
+        if (r->gz) {
+            int got = gzread((gzFile)r->f, r->p + r->len, chunk);
+            if (got < 0) {
+                int zerr = Z_OK;
+                const char *msg = gzerror((gzFile)r->f, &zerr);
+                return td_error(TD_EINVAL, 0, "%s: damaged or truncated gzip data (%s)", r->path,
+                                msg && *msg ? msg : "read error");
+            }
+            if (got == 0) break;
+            r->len += (size_t)got;
+        } else {
+            size_t got = fread(r->p + r->len, 1, chunk, (FILE *)r->f);
+            if (got == 0) {
+                if (ferror((FILE *)r->f))
+                    return td_error(TD_EIO, 0, "%s: read error (%s)", r->path, strerror(errno));
+                break;
+            }
+            r->len += got;
+        }
+    }
+    if (r->gz) {
+        int zerr = Z_OK;
+        const char *msg = gzerror((gzFile)r->f, &zerr);
+        if (zerr != Z_OK && zerr != Z_STREAM_END)
+            return td_error(TD_EINVAL, 0, "%s: damaged or truncated gzip data (%s)", r->path, msg);
+    }
+    return TD_OK;
+}
+
+void td_reader_close(td_reader *r)
+{
+    if (r->f) {
+        if (r->gz)
+            gzclose((gzFile)r->f);
+        else
+            fclose((FILE *)r->f);
+    }
+    free(r->p);
+    memset(r, 0, sizeof *r);
 }
 
 static uint32_t be32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+/* the data bytes an IDX header of ndim dims promises (0 when a dim is 0);
+ * false when the nonzero dims multiply past 2^63, since even an empty
+ * tensor of that shape could not be indexed */
+static bool idx_count(const uint8_t *dims, int ndim, uint64_t *count)
+{
+    uint64_t c = 1;
+    bool empty = false;
+    *count = 0;
+    for (int d = 0; d < ndim; d++) {
+        uint64_t k = be32(dims + 4 * d);
+        if (k == 0) {
+            empty = true;
+            continue;
+        }
+        if (c > (UINT64_MAX >> 1) / k) return false;
+        c *= k;
+    }
+    *count = empty ? 0 : c;
+    return true;
+}
+
+td_status td_read_file(const char *path, uint8_t **buf, size_t *n)
+{
+    *buf = NULL;
+    *n = 0;
+    td_reader r;
+    td_status st = td_reader_open(&r, path, true);
+    if (st != TD_OK) goto fail;
+    /* anything short of a whole, plausible header goes to the parser as
+     * is, which names the problem */
+    TD_CHECK(td_reader_fill(&r, 4));
+    if (r.len < 4 || r.p[0] || r.p[1] || r.p[2] != 0x08 || r.p[3] < 1 || r.p[3] > 3) goto keep;
+    size_t header = 4 + 4 * (size_t)r.p[3];
+    TD_CHECK(td_reader_fill(&r, header));
+    if (r.len < header) goto keep;
+    uint64_t count;
+    if (!idx_count(r.p + 4, r.p[3], &count)) goto keep; /* the parser reports the overflow */
+    /* a plain file's shortfall is read and reported by the parser with
+     * the size it has; a gzip file is judged before inflating it */
+    uint64_t most = gzdirect((gzFile)r.f) ? UINT64_MAX : td_reader_most(&r);
+    if (count > most || count > SIZE_MAX - header - 1) {
+        st = td_error(TD_EINVAL, 0,
+                      "%s: truncated: the header promises %llu bytes of data, more than a "
+                      "%llu-byte file can hold",
+                      path, (unsigned long long)count, (unsigned long long)r.size);
+        goto fail;
+    }
+    /* one byte past the promise tells a file that runs on */
+    TD_CHECK(td_reader_fill(&r, header + (size_t)count + 1));
+    if (r.len > header + count) {
+        /* a plain file's excess is known from its size; a gzip stream's is
+         * not, and finding it out is what a bomb wants */
+        if (gzdirect((gzFile)r.f))
+            st = td_error(TD_EINVAL, 0,
+                          "%s: %llu bytes after the %llu bytes of data the header promises", path,
+                          (unsigned long long)(r.size - header - count), (unsigned long long)count);
+        else
+            st = td_error(TD_EINVAL, 0,
+                          "%s: more data than the %llu bytes the header promises (the stream "
+                          "runs on past them)",
+                          path, (unsigned long long)count);
+        goto fail;
+    }
+keep:
+    *buf = r.p;
+    *n = r.len;
+    r.p = NULL;
+    st = TD_OK;
+fail:
+    td_reader_close(&r);
+    return st;
 }
 
 td_status td_idx_parse(const uint8_t *buf, size_t n, const char *name, td_tensor **out)
@@ -92,20 +188,27 @@ td_status td_idx_parse(const uint8_t *buf, size_t n, const char *name, td_tensor
         return td_error(TD_EINVAL, 0, "%s: truncated IDX header (%zu bytes, need %zu)", name, n,
                         header);
     int64_t shape[3];
-    uint64_t count = 1;
-    bool overflow = false;
-    for (int d = 0; d < ndim; d++) {
-        shape[d] = be32(buf + 4 + 4 * d);
-        if (shape[d] != 0 && count > (UINT64_MAX >> 1) / (uint64_t)shape[d])
-            overflow = true;
-        else
-            count *= (uint64_t)shape[d];
-    }
+    for (int d = 0; d < ndim; d++) shape[d] = be32(buf + 4 + 4 * d);
+    uint64_t count;
+    bool fits = idx_count(buf + 4, ndim, &count);
+    bool empty = shape[0] == 0 || (ndim > 1 && shape[1] == 0) || (ndim > 2 && shape[2] == 0);
     size_t data = n - header;
-    if (overflow || count > data)
+    if (!fits && empty)
+        return td_error(TD_EINVAL, 0,
+                        "%s: dims %lld x %lld x %lld: the nonzero dims multiply past 2^63, too "
+                        "large a shape even with no data",
+                        name, (long long)shape[0], ndim > 1 ? (long long)shape[1] : 1ll,
+                        ndim > 2 ? (long long)shape[2] : 1ll);
+    if (!fits)
+        return td_error(TD_EINVAL, 0,
+                        "%s: truncated: the header promises more than 2^63 bytes of data (dims "
+                        "%lld x %lld x %lld), the file has %zu",
+                        name, (long long)shape[0], ndim > 1 ? (long long)shape[1] : 1ll,
+                        ndim > 2 ? (long long)shape[2] : 1ll, data);
+    if (count > data)
         return td_error(TD_EINVAL, 0,
                         "%s: truncated: the header promises %llu bytes of data, the file has %zu",
-                        name, overflow ? 0ull : (unsigned long long)count, data);
+                        name, (unsigned long long)count, data);
     if (count < data)
         return td_error(TD_EINVAL, 0,
                         "%s: %zu bytes after the %llu bytes of data the header promises", name,

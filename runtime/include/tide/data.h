@@ -29,7 +29,8 @@ td_status td_weighted_sample(td_rng *r, const double *w, int64_t n, int64_t num,
 /* parse an IDX file held in memory (unsigned-byte data only) into a uint8
  * tensor of the header's dims; name is used in messages */
 td_status td_idx_parse(const uint8_t *buf, size_t n, const char *name, td_tensor **out);
-/* read a file, gzip or plain, whole into a malloc'd buffer */
+/* read an IDX file, gzip or plain, into a malloc'd buffer: its header first, then at
+ * most the data the header promises plus one byte, so a bomb is refused early */
 td_status td_read_file(const char *path, uint8_t **buf, size_t *n);
 /* MNIST-style directory: {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz];
  * split "train" or "test"; images (N, 1, H, W) uint8, labels (N) int64 in
