@@ -243,7 +243,9 @@ td_status td_matmul(td_tensor *a, td_tensor *b, td_tensor **out)
     if (a2->ndim == 2 && b2->ndim == 2) {
         TD_CHECK(td_mm(a2, b2, &c));
     } else if (b2->ndim == 2) { /* fold a's batch into rows: one GEMM */
-        int64_t rows = td_numel(a2) / ka, shape2[2] = {rows, ka}, so[TD_MAX_DIMS];
+        /* not numel / ka: ka may be 0 */
+        int64_t rows = td_shape_numel(a2->ndim - 1, a2->shape), shape2[2] = {rows, ka},
+                so[TD_MAX_DIMS];
         td_tensor *m = NULL;
         TD_CHECK(td_reshape(a2, 2, shape2, &flat));
         st = td_mm(flat, b2, &m);

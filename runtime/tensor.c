@@ -6,10 +6,15 @@
 
 const td_backend *td_backend_of(const td_tensor *t) { return t->storage->backend; }
 
+/* Shapes that passed td_check_shape never overflow here; the saturation
+ * keeps an unchecked one from signed-overflow undefined behaviour. */
 int64_t td_shape_numel(int ndim, const int64_t *shape)
 {
     int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] == 0) return 0;
+    for (int i = 0; i < ndim; i++)
+        if (__builtin_mul_overflow(n, shape[i], &n)) return INT64_MAX;
     return n;
 }
 
@@ -56,13 +61,16 @@ td_status td_check_shape(int ndim, const int64_t *shape, int arg)
 {
     if (ndim < 0 || ndim > TD_MAX_DIMS)
         return td_error(TD_ESHAPE, arg, "tensors have at most %d dims, got %d", TD_MAX_DIMS, ndim);
+    /* a 0 dim empties the tensor but strides still multiply the other
+     * dims, so the product skips zeros instead of stopping at them */
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
             return td_error(TD_ESHAPE, arg, "negative size %lld in dim %d", (long long)shape[i], i);
-        if (shape[i] > 0 && n > INT64_MAX / 16 / shape[i])
-            return td_error(TD_ESHAPE, arg, "shape too large");
-        n *= shape[i];
+        if (shape[i] > 1 && n > INT64_MAX / 16 / shape[i])
+            return td_error(TD_ESHAPE, arg,
+                            "shape too large: its non-zero sizes multiply past 2^59");
+        if (shape[i] > 1) n *= shape[i];
     }
     return TD_OK;
 }
@@ -204,6 +212,7 @@ td_status td_dense_raw(td_tensor *t, td_dtype dt, bool channels_last, td_tensor 
 td_status td_make_view(td_tensor *base, int ndim, const int64_t *shape, const int64_t *stride,
                        int64_t offset, td_tensor **out)
 {
+    TD_TRY(td_check_shape(ndim, shape, 2));
     td_tensor *t = calloc(1, sizeof *t);
     if (!t) return td_error(TD_ENOMEM, 0, "out of memory allocating a tensor header");
     t->refcount = 1;

@@ -45,8 +45,8 @@ static td_status infer_shape(const td_tensor *t, int ndim, const int64_t *in, in
             infer = i;
         } else if (in[i] < 0) {
             return td_error(TD_ESHAPE, 2, "invalid size %lld in dim %d", (long long)in[i], i);
-        } else {
-            known *= in[i];
+        } else if (__builtin_mul_overflow(known, in[i], &known)) {
+            return td_error(TD_ESHAPE, 2, "shape too large");
         }
         shape[i] = in[i];
     }

@@ -16,6 +16,7 @@ typedef struct {
     lua_Integer pos[TD_MAX_DIMS];
     double *buf;
     int64_t n;
+    td_dtype dtype;
 } nest;
 
 /* "{2,1}": where in the nested table we are, 1-based like Lua */
@@ -57,8 +58,8 @@ static void nest_fill(nest *s, int d)
     lua_Integer len = (lua_Integer)lua_rawlen(L, -1);
     if (len != s->shape[d])
         luaL_argerror(L, 1,
-                      lua_pushfstring(L, "ragged nested table: %s has length %d, expected %d",
-                                      nest_pos(s, d), (int)len, (int)s->shape[d]));
+                      lua_pushfstring(L, "ragged nested table: %s has length %I, expected %I",
+                                      nest_pos(s, d), len, (lua_Integer)s->shape[d]));
     luaL_checkstack(L, 4, "nested table too deep");
     for (lua_Integer i = 1; i <= len; i++) {
         int tp = lua_rawgeti(L, -1, i);
@@ -74,14 +75,25 @@ static void nest_fill(nest *s, int d)
                 luaL_argerror(L, 1,
                               lua_pushfstring(L, "non-numeric entry at %s (a %s)",
                                               nest_pos(s, d + 1), tname));
-            s->buf[s->n++] = lua_tonumber(L, -1);
+            double v = lua_tonumber(L, -1);
+            /* an integer tensor has no value for these; storing one would
+             * silently give INT64_MIN */
+            if (s->dtype != TD_FLOAT32 && s->dtype != TD_FLOAT64 &&
+                !(v >= -9223372036854775808.0 && v < 9223372036854775808.0)) {
+                const char *at = nest_pos(s, d + 1);
+                luaL_argerror(L, 1,
+                              lua_pushfstring(L, "entry %s is %s, which %s cannot hold", at,
+                                              v != v ? "NaN" : lua_tostring(L, -2),
+                                              td_dtype_name(s->dtype)));
+            }
+            s->buf[s->n++] = v;
         } else {
             if (tp == LUA_TNUMBER)
                 luaL_argerror(
                     L, 1,
                     lua_pushfstring(
-                        L, "ragged nested table: %s is a number, expected a table of %d entries",
-                        nest_pos(s, d + 1), (int)s->shape[d + 1]));
+                        L, "ragged nested table: %s is a number, expected a table of %I entries",
+                        nest_pos(s, d + 1), (lua_Integer)s->shape[d + 1]));
             if (tp != LUA_TTABLE)
                 luaL_argerror(L, 1,
                               lua_pushfstring(L, "non-numeric entry at %s (a %s)",
@@ -119,6 +131,7 @@ static int l_tensor(lua_State *L)
         nest s;
         memset(&s, 0, sizeof s);
         s.L = L;
+        s.dtype = o.dtype;
         nest_shape(&s, 1);
         int64_t numel = 1;
         for (int i = 0; i < s.ndim; i++) numel *= s.shape[i];

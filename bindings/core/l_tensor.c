@@ -1,6 +1,7 @@
 /* tide.core: the tensor userdata: life cycle, fields, element access. */
 #include "l_util.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -179,6 +180,14 @@ static int t_totable(lua_State *L)
         push_value(L, t->dtype, td_get_flat(t, 0));
         return 1;
     }
+    /* Lua arrays index with int and every element costs a table slot:
+     * refuse before building gigabytes that could never be finished */
+    int64_t n = td_numel(t);
+    if (n > INT_MAX)
+        return luaL_error(L,
+                          "totable: a tensor of %I elements does not fit in a Lua table "
+                          "(at most %d)",
+                          (lua_Integer)n, INT_MAX);
     luaL_checkstack(L, t->ndim + 4, "tensor too deep");
     int64_t flat = 0;
     fill_table(L, t, 0, &flat);

@@ -125,9 +125,8 @@ static int64_t shape_entry(lua_State *L, int arg, int pos, int allow_neg)
     }
     if (v < 0 && !(allow_neg && v == -1)) {
         if (pos > 0)
-            luaL_argerror(L, arg,
-                          lua_pushfstring(L, "shape entry %d is negative (%d)", pos, (int)v));
-        luaL_argerror(L, arg, lua_pushfstring(L, "size must be non-negative, got %d", (int)v));
+            luaL_argerror(L, arg, lua_pushfstring(L, "shape entry %d is negative (%I)", pos, v));
+        luaL_argerror(L, arg, lua_pushfstring(L, "size must be non-negative, got %I", v));
     }
     lua_pop(L, 1);
     return (int64_t)v;

@@ -68,6 +68,7 @@ void td_cpu_iter_range(const td_cpu_iter *it, int64_t begin, int64_t end, td_cpu
     int last = it->ndim - 1, nop = it->nop;
     int64_t idx[TD_MAX_DIMS], rem = begin, s[TD_CPU_MAX_OPS];
     char *p[TD_CPU_MAX_OPS];
+    if (begin >= end) return; /* an empty range may have a 0-size dim to divide by */
     for (int d = last; d >= 0; d--) {
         idx[d] = rem % it->shape[d];
         rem /= it->shape[d];
