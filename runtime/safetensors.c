@@ -15,6 +15,8 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -220,6 +222,86 @@ static void sync_dir(const char *path)
     free(dir);
 }
 
+/* Temporary files: a process killed between mkstemp and rename leaves its
+ * path.tmp.XXXXXX behind. Of the three cures, one fixed name per target lets
+ * two concurrent saves of the same target write into one file and publish a
+ * mix; O_TMPFILE + linkat cannot replace an existing target (linkat refuses
+ * to overwrite, so a named temporary is needed again for the rename) and
+ * some filesystems and older kernels lack it. So each save keeps a unique
+ * mkstemp name and sweeps the orphans of earlier saves of the same target.
+ * A live save holds an exclusive flock on its temporary file for its whole
+ * life; the kernel drops it when the process dies, however it dies, so a
+ * temporary file whose lock can be taken is an orphan. At most one orphan
+ * per target outlives a crash, until the next save of that target. */
+
+/* create path.tmp.XXXXXX, opened and locked */
+static td_status make_temp(const char *path, int *fd_out, char **tmp_out)
+{
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + sizeof ".tmp.XXXXXX");
+    if (!tmp) return td_error(TD_ENOMEM, 0, "save: %s: out of memory", path);
+    /* a concurrent sweep may lock and unlink the file between mkstemp and
+     * our flock; then the name no longer leads to our file: try again */
+    for (int attempt = 0; attempt < 8; attempt++) {
+        memcpy(tmp, path, plen);
+        memcpy(tmp + plen, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
+        int fd = mkstemp(tmp);
+        if (fd < 0) {
+            td_status st =
+                td_error(TD_EIO, 0, "save: %s: cannot create a temporary file beside it: %s", path,
+                         strerror(errno));
+            free(tmp);
+            return st;
+        }
+        struct stat mine, named;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &mine) == 0 && stat(tmp, &named) == 0 &&
+            mine.st_dev == named.st_dev && mine.st_ino == named.st_ino) {
+            *fd_out = fd;
+            *tmp_out = tmp;
+            return TD_OK;
+        }
+        close(fd);
+    }
+    free(tmp);
+    return td_error(TD_EIO, 0, "save: %s: cannot hold a temporary file beside it", path);
+}
+
+/* unlink every unlocked path.tmp.XXXXXX but `mine` (best effort: a sweep that
+ * fails leaves orphans, never a wrong checkpoint) */
+static void sweep_stale_temps(const char *path, const char *mine)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t dlen = slash ? (size_t)(slash - path) + 1 : 0, blen = strlen(base);
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (!dir) return;
+    DIR *d = opendir(dir);
+    free(dir);
+    if (!d) return;
+    size_t cap = dlen + blen + sizeof ".tmp.XXXXXX";
+    char *cand = malloc(cap);
+    struct dirent *e;
+    while (cand && (e = readdir(d)) != NULL) {
+        const char *n = e->d_name;
+        if (strlen(n) != blen + sizeof ".tmp.XXXXXX" - 1 || strncmp(n, base, blen) != 0 ||
+            strncmp(n + blen, ".tmp.", 5) != 0)
+            continue;
+        memcpy(cand, path, dlen);
+        memcpy(cand + dlen, n, blen + sizeof ".tmp.XXXXXX");
+        if (strcmp(cand, mine) == 0) continue;
+        int fd = open(cand, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0) continue;
+        struct stat sb;
+        /* unlink while holding the lock, so its owner (if it was just
+         * created) sees its name gone and makes another */
+        if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0)
+            unlink(cand);
+        close(fd);
+    }
+    free(cand);
+    closedir(d);
+}
+
 td_status td_save_safetensors(const char *path, int n, const char *const *names,
                               td_tensor *const *tensors, int n_meta, const char *const *meta_keys,
                               const char *const *meta_values)
@@ -253,22 +335,8 @@ td_status td_save_safetensors(const char *path, int n, const char *const *names,
     size_t hlen = 0;
     TD_CHECK(make_header(path, n, items, n_meta, meta_keys, meta_values, &header, &hlen));
 
-    size_t plen = strlen(path);
-    tmp = malloc(plen + sizeof ".tmp.XXXXXX");
-    if (!tmp) {
-        st = td_error(TD_ENOMEM, 0, "save: %s: out of memory", path);
-        goto fail;
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        st = td_error(TD_EIO, 0, "save: %s: cannot create a temporary file beside it: %s", path,
-                      strerror(errno));
-        free(tmp);
-        tmp = NULL;
-        goto fail;
-    }
+    TD_CHECK(make_temp(path, &fd, &tmp));
+    sweep_stale_temps(path, tmp);
     /* mkstemp makes the file 0600; give it the mode open(2) would */
     mode_t mask = umask(0);
     umask(mask);

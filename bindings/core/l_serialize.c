@@ -289,7 +289,9 @@ static int l_rng_state(lua_State *L)
     return 1;
 }
 
-/* core._set_rng_state({4 hex strings}) */
+/* core._set_rng_state({4 hex strings}[, check_only]): with check_only, only
+ * validates, so checkpoint.load can refuse a bad file before it changes
+ * anything */
 static int l_set_rng_state(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -306,7 +308,7 @@ static int l_set_rng_state(lua_State *L)
         s[i] = strtoull(h, NULL, 16);
         lua_pop(L, 1);
     }
-    td_random_set_state(s);
+    if (!lua_toboolean(L, 2)) td_random_set_state(s);
     return 0;
 }
 

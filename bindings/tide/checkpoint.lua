@@ -123,14 +123,26 @@ function M.install(tide, core)
         meta[key] = json(fname, path, key .. " state", tree)
     end
 
-    -- the inverse, into obj:load_state_dict
-    local function load_state(fname, path, obj, key, tensors, meta)
+    -- the inverse, decoded only: the state dict for obj:load_state_dict
+    local function decode_state(fname, path, key, tensors, meta)
         if meta[key] == nil then fail(fname, path, "the checkpoint holds no " .. key .. " state") end
         local tree = unjson(fname, path, key, meta[key])
         local ok, sd = pcall(restore, tree, tensors)
         if not ok then fail(fname, path, "the " .. key .. " state " .. tostring(sd)) end
-        local ok2, err = pcall(function() return obj:load_state_dict(sd) end)
-        if not ok2 then fail(fname, path, key .. ":load_state_dict: " .. tostring(err)) end
+        return sd
+    end
+
+    -- a copy of a state dict whose tensors do not alias the object's own
+    -- (a module's state_dict() holds its very parameters, which
+    -- load_state_dict overwrites in place)
+    local function snapshot(v, seen)
+        if is_tensor(v) then return v:clone() end
+        if type(v) ~= "table" then return v end
+        if seen[v] then return seen[v] end
+        local out = {}
+        seen[v] = out
+        for k, x in pairs(v) do out[k] = snapshot(x, seen) end
+        return out
     end
 
     local SAVE_OPTS = {model = true, optimizer = true, scheduler = true, loader = true, epoch = true, rng = true,
@@ -175,6 +187,11 @@ function M.install(tide, core)
 
     local LOAD_OPTS = {model = true, optimizer = true, scheduler = true, loader = true, rng = true}
 
+    -- All or nothing, as far as the objects allow: the whole file is
+    -- decoded and checked before any object is touched. If an object's own
+    -- load_state_dict still fails, the objects already loaded (and the one
+    -- that failed) get back the state they had before the call, from a copy
+    -- taken just before; the error says whether that worked.
     function M.load(path, opts)
         local fname = "checkpoint.load"
         if type(path) ~= "string" then
@@ -189,6 +206,8 @@ function M.install(tide, core)
             fail(fname, path, "checkpoint layout version " .. meta["tide.checkpoint"] ..
                 " is not one this tide reads (" .. VERSION .. ")")
         end
+        -- decode everything: {key, object, state dict}, in load order
+        local steps = {}
         if opts.model ~= nil then
             if meta.model ~= "true" then fail(fname, path, "the checkpoint holds no model") end
             local sd = {}
@@ -196,17 +215,19 @@ function M.install(tide, core)
                 local name = k:match("^model%.(.*)$")
                 if name then sd[name] = t end
             end
-            local ok, err = pcall(function() return opts.model:load_state_dict(sd) end)
-            if not ok then fail(fname, path, "model:load_state_dict: " .. tostring(err)) end
+            steps[#steps + 1] = {"model", opts.model, sd}
         end
         -- the scheduler after the optimizer: both set the groups' lr, and
         -- the scheduler's state is what the run had when it was saved
         for _, key in ipairs({"optimizer", "scheduler", "loader"}) do
-            if opts[key] ~= nil then load_state(fname, path, opts[key], key, tensors, meta) end
+            if opts[key] ~= nil then
+                steps[#steps + 1] = {key, opts[key], decode_state(fname, path, key, tensors, meta)}
+            end
         end
+        local rng
         if meta.rng ~= nil and opts.rng ~= false then
-            local st = unjson(fname, path, "rng", meta.rng)
-            local ok, err = pcall(core._set_rng_state, st)
+            rng = unjson(fname, path, "rng", meta.rng)
+            local ok, err = pcall(core._set_rng_state, rng, true)
             if not ok then fail(fname, path, "metadata 'rng': " .. tostring(err)) end
         end
         local epoch = meta.epoch and unjson(fname, path, "epoch", meta.epoch)
@@ -216,6 +237,29 @@ function M.install(tide, core)
             if not ok then fail(fname, path, "extra " .. tostring(v)) end
             extra = v
         end
+        -- then apply, keeping each object's old state until all are loaded
+        local old = {}
+        for i, step in ipairs(steps) do old[i] = snapshot(state_dict_of(fname, path, step[2], step[1]), {}) end
+        for i, step in ipairs(steps) do
+            local ok, err = pcall(function() return step[2]:load_state_dict(step[3]) end)
+            if not ok then
+                local restored, lost = {}, {}
+                for j = i, 1, -1 do
+                    local key, obj = steps[j][1], steps[j][2]
+                    local ok2, err2 = pcall(function() return obj:load_state_dict(old[j]) end)
+                    if ok2 then
+                        table.insert(restored, 1, key)
+                    else
+                        table.insert(lost, 1, key .. " (" .. tostring(err2) .. ")")
+                    end
+                end
+                local after = #lost == 0 and "; nothing was changed (" .. table.concat(restored, ", ") ..
+                    " put back as they were)" or "; could not put back " .. table.concat(lost, ", ") ..
+                    ", whose state is now partly the checkpoint's"
+                fail(fname, path, step[1] .. ":load_state_dict: " .. tostring(err) .. after)
+            end
+        end
+        if rng ~= nil then core._set_rng_state(rng) end
         return epoch, extra
     end
 
