@@ -20,12 +20,21 @@ int64_t td_shape_numel(int ndim, const int64_t *shape)
 
 int64_t td_numel(const td_tensor *t) { return td_shape_numel(t->ndim, t->shape); }
 
+/* a * b, saturated: a stride past every real extent (a shape being
+ * checked, or the product after the outermost dim) must not be signed
+ * overflow */
+static int64_t mul_sat(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
 void td_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride)
 {
     int64_t s = 1;
     for (int i = ndim - 1; i >= 0; i--) {
         stride[i] = s;
-        s *= shape[i] > 1 ? shape[i] : 1;
+        s = mul_sat(s, shape[i] > 1 ? shape[i] : 1);
     }
 }
 
@@ -34,7 +43,7 @@ bool td_is_contiguous(const td_tensor *t)
     int64_t s = 1;
     for (int i = t->ndim - 1; i >= 0; i--) {
         if (t->shape[i] != 1 && t->stride[i] != s) return false;
-        s *= t->shape[i];
+        s = mul_sat(s, t->shape[i]);
     }
     return true;
 }
@@ -47,7 +56,7 @@ bool td_is_channels_last(const td_tensor *t)
     for (int k = 0; k < 4; k++) {
         int i = order[k];
         if (t->shape[i] != 1 && t->stride[i] != s) return false;
-        s *= t->shape[i];
+        s = mul_sat(s, t->shape[i]);
     }
     return true;
 }
