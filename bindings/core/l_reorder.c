@@ -82,16 +82,26 @@ static bool bool_param(lua_State *L, int arg, int opt, const char *name, bool de
     return v;
 }
 
-/* sort(x, [dim = -1], [descending = false], {stable = false}) -> values, indices */
-static int r_sort(lua_State *L)
+/* sort's and argsort's arguments: (x, [dim = -1], [descending = false],
+ * {stable = false}) */
+static td_tensor *sort_args(lua_State *L, int *dim, bool *desc)
 {
     static const char *const keys[] = {"dim", "descending", "stable", NULL};
     td_tensor *x = lt_check(L, 1);
     int opt = options_at(L, 2, keys);
-    int dim = dim_param(L, 2, opt);
-    bool desc = bool_param(L, 3, opt, "descending", false);
+    *dim = dim_param(L, 2, opt);
+    *desc = bool_param(L, 3, opt, "descending", false);
     /* always stable: accepted for PyTorch's sake, checked for type */
     (void)bool_param(L, 4, opt, "stable", false);
+    return x;
+}
+
+/* sort(x, ...) -> values, indices */
+static int r_sort(lua_State *L)
+{
+    int dim;
+    bool desc;
+    td_tensor *x = sort_args(L, &dim, &desc);
     td_tensor **values = lt_new(L), **indices = lt_new(L);
     LT_CALL(L, td_sort(x, dim, desc, values, indices), "sort");
     return 2;
@@ -99,12 +109,9 @@ static int r_sort(lua_State *L)
 
 static int r_argsort(lua_State *L)
 {
-    static const char *const keys[] = {"dim", "descending", "stable", NULL};
-    td_tensor *x = lt_check(L, 1);
-    int opt = options_at(L, 2, keys);
-    int dim = dim_param(L, 2, opt);
-    bool desc = bool_param(L, 3, opt, "descending", false);
-    (void)bool_param(L, 4, opt, "stable", false);
+    int dim;
+    bool desc;
+    td_tensor *x = sort_args(L, &dim, &desc);
     LT_CALL(L, td_argsort(x, dim, desc, lt_new(L)), "argsort");
     return 1;
 }

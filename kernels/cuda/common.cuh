@@ -169,6 +169,24 @@ template <typename D, typename S> __device__ inline D convert(S v)
         __VA_ARGS__;                                                                               \
     }
 
+/* Run the statement list with W an unsigned type of es bytes (1, 4, else 8):
+ * for kernels that move elements without reading them as numbers */
+#define TDC_WIDTH_DISPATCH(es, ...)                                                                \
+    switch (es) {                                                                                  \
+    case 1: {                                                                                      \
+        typedef uint8_t W;                                                                         \
+        __VA_ARGS__;                                                                               \
+    } break;                                                                                       \
+    case 4: {                                                                                      \
+        typedef uint32_t W;                                                                        \
+        __VA_ARGS__;                                                                               \
+    } break;                                                                                       \
+    default: {                                                                                     \
+        typedef uint64_t W;                                                                        \
+        __VA_ARGS__;                                                                               \
+    } break;                                                                                       \
+    }
+
 /* the device of the tensor the kernel writes */
 inline void use_device_of(const td_tensor *t) { td_cuda_use(t->storage->device); }
 

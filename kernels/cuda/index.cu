@@ -132,22 +132,6 @@ __global__ void index_add_kernel(Geo g, T *out, const T *src, const int64_t *ix)
     }
 }
 
-#define WIDTH_DISPATCH(es, ...)                                                                    \
-    switch (es) {                                                                                  \
-    case 1: {                                                                                      \
-        typedef uint8_t W;                                                                         \
-        __VA_ARGS__;                                                                               \
-    } break;                                                                                       \
-    case 4: {                                                                                      \
-        typedef uint32_t W;                                                                        \
-        __VA_ARGS__;                                                                               \
-    } break;                                                                                       \
-    default: {                                                                                     \
-        typedef uint64_t W;                                                                        \
-        __VA_ARGS__;                                                                               \
-    } break;                                                                                       \
-    }
-
 /* a 0-dim tensor as one element of a 1-dim one */
 inline td_tensor as_1d(const td_tensor *t)
 {
@@ -170,7 +154,7 @@ void cuda_index_select(td_tensor *out_, const td_tensor *x_, int dim, const td_t
     g.istride[0] = index.stride[0];
     g.xdim_stride = x.stride[dim];
     g.ooff = out.offset, g.xoff = x.offset, g.ioff = index.offset;
-    WIDTH_DISPATCH(td_dtype_size(x.dtype), {
+    TDC_WIDTH_DISPATCH(td_dtype_size(x.dtype), {
         select_kernel<W><<<blocks_for(g.numel), THREADS>>>(g, (W *)out.storage->data,
                                                            (const W *)x.storage->data,
                                                            (const int64_t *)index.storage->data);
@@ -188,7 +172,7 @@ void cuda_gather(td_tensor *out_, const td_tensor *x_, int dim, const td_tensor 
         g.ostride[d] = out.stride[d], g.xstride[d] = x.stride[d], g.istride[d] = index.stride[d];
     g.xdim_stride = x.stride[dim];
     g.ooff = out.offset, g.xoff = x.offset, g.ioff = index.offset;
-    WIDTH_DISPATCH(td_dtype_size(x.dtype), {
+    TDC_WIDTH_DISPATCH(td_dtype_size(x.dtype), {
         gather_kernel<W><<<blocks_for(g.numel), THREADS>>>(g, (W *)out.storage->data,
                                                            (const W *)x.storage->data,
                                                            (const int64_t *)index.storage->data);

@@ -109,22 +109,6 @@ __global__ void tri_kernel(Geo g, W *out, const W *x, int64_t diagonal, bool upp
     }
 }
 
-#define WIDTH_DISPATCH(es, ...)                                                                    \
-    switch (es) {                                                                                  \
-    case 1: {                                                                                      \
-        typedef uint8_t W;                                                                         \
-        __VA_ARGS__;                                                                               \
-    } break;                                                                                       \
-    case 4: {                                                                                      \
-        typedef uint32_t W;                                                                        \
-        __VA_ARGS__;                                                                               \
-    } break;                                                                                       \
-    default: {                                                                                     \
-        typedef uint64_t W;                                                                        \
-        __VA_ARGS__;                                                                               \
-    } break;                                                                                       \
-    }
-
 td_status cuda_sort(td_tensor *values, td_tensor *indices, const td_tensor *x, int64_t outer,
                     int64_t n, int64_t inner, int64_t k, bool descending)
 {
@@ -147,7 +131,7 @@ void cuda_remap(td_tensor *out, const td_tensor *x, const int64_t *shift, const 
     if (g.numel == 0) return;
     for (int d = 0; d < g.ndim; d++) g.shift[d] = shift[d], g.flip[d] = flip[d];
     use_device_of(out);
-    WIDTH_DISPATCH(td_dtype_size(out->dtype), {
+    TDC_WIDTH_DISPATCH(td_dtype_size(out->dtype), {
         remap_kernel<W><<<blocks_for(g.numel), THREADS>>>(g, (W *)out->storage->data + out->offset,
                                                           (const W *)x->storage->data);
     });
@@ -159,7 +143,7 @@ void cuda_tri(td_tensor *out, const td_tensor *x, int64_t diagonal, bool upper)
     Geo g = make_geo(out, x);
     if (g.numel == 0) return;
     use_device_of(out);
-    WIDTH_DISPATCH(td_dtype_size(out->dtype), {
+    TDC_WIDTH_DISPATCH(td_dtype_size(out->dtype), {
         tri_kernel<W><<<blocks_for(g.numel), THREADS>>>(
             g, (W *)out->storage->data + out->offset, (const W *)x->storage->data, diagonal, upper);
     });
