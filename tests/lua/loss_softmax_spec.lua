@@ -10,12 +10,7 @@ local cjson = require "cjson"
 local tide = require "tide"
 local F = tide.F
 
-local function decode(v)
-    if v == "nan" then return 0 / 0 end
-    if v == "inf" then return math.huge end
-    if v == "-inf" then return -math.huge end
-    return v
-end
+local decode = H.json_number
 
 local function spec(s)
     local vals = {}

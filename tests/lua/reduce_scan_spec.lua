@@ -10,13 +10,7 @@ local H = require "helpers"
 local data = cjson.decode(H.read_file("tests/reference/reduce_scan.json"))
 local inf, nan = math.huge, 0 / 0
 
--- the generator writes inf and nan as strings (JSON has neither)
-local special = { inf = inf, ["-inf"] = -inf, nan = nan }
-local function decode(spec)
-    local values = {}
-    for i, v in ipairs(spec.values) do values[i] = special[v] or v end
-    return { values = values, shape = spec.shape, dtype = spec.dtype }
-end
+local decode = H.decode_spec
 
 local function tensor(spec, requires_grad)
     spec = decode(spec)

@@ -9,13 +9,7 @@ local H = require "helpers"
 
 local data = cjson.decode(H.read_file("tests/reference/reorder.json"))
 
-local special = { nan = 0 / 0, inf = math.huge, ["-inf"] = -math.huge }
-
-local function decode(spec)
-    local values = {}
-    for i, v in ipairs(spec.values) do values[i] = special[v] or v end
-    return { values = values, shape = spec.shape, dtype = spec.dtype }
-end
+local decode = H.decode_spec
 
 -- a tensor from a spec, empty shapes included (nested tables lose them)
 local function input(spec, requires_grad)

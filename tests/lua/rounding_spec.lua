@@ -8,9 +8,7 @@ local H = require "helpers"
 local cjson = require "cjson"
 
 local data = cjson.decode(H.read_file("tests/reference/rounding.json"))
-local special = {nan = 0 / 0, inf = math.huge, ["-inf"] = -math.huge}
-
-local function number(v) return special[v] or v end
+local number = H.json_number
 
 local function spec(v)
     if v == cjson.null then return nil end
