@@ -95,11 +95,24 @@ static int oldest_slot(void)
     return o;
 }
 
+/* slot o out of the cache into out[(*n)++], to be unmapped once the lock
+ * is released; call with the lock held */
+static void evict(int o, cached_block *out, int *n)
+{
+    out[(*n)++] = cache.slot[o];
+    cache.total -= cache.slot[o].size;
+    cache.slot[o] = cache.slot[--cache.count];
+}
+
+static void unmap_all(const cached_block *b, int n)
+{
+    for (int i = 0; i < n; i++) unmap_large(b[i].p, b[i].size);
+}
+
 /* keeps p unless it alone exceeds the cap; evicts the oldest to make room */
 static void cache_put(void *p, size_t size)
 {
-    void *evicted[CACHE_SLOTS];
-    size_t evicted_size[CACHE_SLOTS];
+    cached_block evicted[CACHE_SLOTS];
     int nev = 0;
     pthread_mutex_lock(&cache.lock);
     cache.live -= size;
@@ -109,17 +122,12 @@ static void cache_put(void *p, size_t size)
         unmap_large(p, size);
         return;
     }
-    while (cache.count > 0 && (cache.total + size > cap || cache.count == CACHE_SLOTS)) {
-        int o = oldest_slot();
-        evicted[nev] = cache.slot[o].p;
-        evicted_size[nev++] = cache.slot[o].size;
-        cache.total -= cache.slot[o].size;
-        cache.slot[o] = cache.slot[--cache.count];
-    }
+    while (cache.count > 0 && (cache.total + size > cap || cache.count == CACHE_SLOTS))
+        evict(oldest_slot(), evicted, &nev);
     cache.slot[cache.count++] = (cached_block){p, size, cache.clock++};
     cache.total += size;
     pthread_mutex_unlock(&cache.lock);
-    for (int i = 0; i < nev; i++) unmap_large(evicted[i], evicted_size[i]);
+    unmap_all(evicted, nev);
 }
 
 /* Before a new block is mapped: cached blocks, largest first, as far as
@@ -131,8 +139,7 @@ static void cache_put(void *p, size_t size)
  * of the dozen blocks a step then maps afresh. */
 static void trim_for_miss(void)
 {
-    void *evicted[CACHE_SLOTS];
-    size_t evicted_size[CACHE_SLOTS];
+    cached_block evicted[CACHE_SLOTS];
     int nev = 0;
     pthread_mutex_lock(&cache.lock);
     size_t cap = cache_cap();
@@ -140,19 +147,16 @@ static void trim_for_miss(void)
         int o = 0;
         for (int i = 1; i < cache.count; i++)
             if (cache.slot[i].size > cache.slot[o].size) o = i;
-        evicted[nev] = cache.slot[o].p;
-        evicted_size[nev++] = cache.slot[o].size;
-        cache.total -= cache.slot[o].size;
-        cache.slot[o] = cache.slot[--cache.count];
+        evict(o, evicted, &nev);
     }
     pthread_mutex_unlock(&cache.lock);
-    for (int i = 0; i < nev; i++) unmap_large(evicted[i], evicted_size[i]);
+    unmap_all(evicted, nev);
 }
 
 void td_cpu_empty_cache(void)
 {
     pthread_mutex_lock(&cache.lock);
-    for (int i = 0; i < cache.count; i++) unmap_large(cache.slot[i].p, cache.slot[i].size);
+    unmap_all(cache.slot, cache.count);
     cache.count = 0;
     cache.total = 0;
     cache.peak = cache.live;
