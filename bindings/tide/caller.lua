@@ -18,6 +18,15 @@ local function in_library(source)
 end
 M.in_library = in_library
 
+-- the keys of `set` as "a, b, c", sorted, for the unknown-option errors
+-- ("none" for an empty set)
+function M.known(set)
+    local names = {}
+    for name in pairs(set) do names[#names + 1] = tostring(name) end
+    table.sort(names)
+    return #names > 0 and table.concat(names, ", ") or "none"
+end
+
 -- Raises msg at the first caller outside tide's Lua files; never returns.
 function M.error(msg)
     -- error(msg, level) counts from this function as debug.getinfo does

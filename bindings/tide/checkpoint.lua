@@ -41,11 +41,8 @@ function M.install(tide, core)
         end
         for k in pairs(opts) do
             if not allowed[k] then
-                local names = {}
-                for name in pairs(allowed) do names[#names + 1] = name end
-                table.sort(names)
                 caller.error(string.format("bad argument #2 to '%s' (unknown option '%s'; known: %s)", fname,
-                    tostring(k), table.concat(names, ", ")))
+                    tostring(k), caller.known(allowed)))
             end
         end
         return opts

@@ -34,10 +34,7 @@ local function check_options(fname, opts, allowed)
     if type(opts) ~= "table" then fail(fname, "options must be a table, got %s", type(opts)) end
     for k in pairs(opts) do
         if type(k) ~= "string" or not allowed[k] then
-            local names = {}
-            for name in pairs(allowed) do names[#names + 1] = name end
-            table.sort(names)
-            fail(fname, "unknown option '%s'; known: %s", tostring(k), table.concat(names, ", "))
+            fail(fname, "unknown option '%s'; known: %s", tostring(k), caller.known(allowed))
         end
     end
     return opts

@@ -5,6 +5,8 @@
 -- their Lua shape: the module wrappers, SyncBatchNorm's statistics over
 -- every rank, and the few helpers the toolkit uses (is_main, print0).
 -- See docs/distributed.md.
+local known_names = require("tide.caller").known
+
 local M = {}
 
 local function argerror(fname, n, msg, level)
@@ -16,11 +18,8 @@ local function check_options(fname, n, given, known)
     if type(given) ~= "table" then argerror(fname, n, "options table expected, got " .. type(given), 3) end
     for k in pairs(given) do
         if not known[k] then
-            local names = {}
-            for name in pairs(known) do names[#names + 1] = name end
-            table.sort(names)
             argerror(fname, n, string.format("unknown option '%s'; known: %s", tostring(k),
-                                             table.concat(names, ", ")), 3)
+                                             known_names(known)), 3)
         end
     end
     return given

@@ -21,12 +21,7 @@ local function argfail(fname, n, msg)
     error(string.format("bad argument #%d to '%s' (%s)", n, fname, msg), level)
 end
 
-local function known(set)
-    local names = {}
-    for name in pairs(set) do names[#names + 1] = tostring(name) end
-    table.sort(names)
-    return table.concat(names, ", ")
-end
+local known = require("tide.caller").known
 
 -- reject option names a function does not know
 local function check_opts(fname, n, opts, allowed)

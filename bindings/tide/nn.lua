@@ -30,7 +30,8 @@ M.functional = {
 -- the level of the first caller outside tide's Lua files (a model built
 -- by tide.models calls these constructors), so that the position in the
 -- message is the user's line
-local in_library = require("tide.caller").in_library
+local caller = require "tide.caller"
+local in_library = caller.in_library
 local function user_level()
     local level = 3
     while true do
@@ -57,11 +58,8 @@ local function options(fname, n, given, known, defaults)
     local o = {}
     for k, v in pairs(given or {}) do
         if not set[k] then
-            local names = {}
-            for _, name in ipairs(known) do names[#names + 1] = name end
-            table.sort(names)
             argerror(fname, n, string.format("unknown option '%s'; known: %s", tostring(k),
-                                             #names > 0 and table.concat(names, ", ") or "none"), 4)
+                                             caller.known(set)), 4)
         end
         o[k] = v
     end

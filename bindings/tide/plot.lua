@@ -102,12 +102,7 @@ local function notice(path)
     io.stderr:flush()
 end
 
-local function known(set)
-    local names = {}
-    for name in pairs(set) do names[#names + 1] = tostring(name) end
-    table.sort(names)
-    return table.concat(names, ", ")
-end
+local known = require("tide.caller").known
 
 -- ---- argument checks -------------------------------------------------------
 

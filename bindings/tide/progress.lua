@@ -57,12 +57,7 @@ local function other_rank()
     return type(d) == "table" and d.is_initialized() and d.rank() ~= 0
 end
 
-local function known(set)
-    local names = {}
-    for name in pairs(set) do names[#names + 1] = tostring(name) end
-    table.sort(names)
-    return table.concat(names, ", ")
-end
+local known = require("tide.caller").known
 
 -- ## new{total, desc, unit = "it", stream = io.stdout, interval, mode, clock, width = 30, order}
 function P.new(opts)

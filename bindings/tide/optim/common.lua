@@ -25,11 +25,8 @@ M.copy_value = copy_value
 
 -- the error for option k, which is not among the keys of `known`
 function M.unknown_option(fname, argn, k, known, where)
-    local names = {}
-    for name in pairs(known) do names[#names + 1] = name end
-    table.sort(names)
     M.fail(fname, argn, string.format("%sunknown option '%s'; known: %s", where or "", tostring(k),
-                                      #names > 0 and table.concat(names, ", ") or "none"))
+                                      caller.known(known)))
 end
 
 -- opts (argument argn of fname) as a table, {} when nil; a name not in
