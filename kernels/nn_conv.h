@@ -66,5 +66,8 @@ td_status td_conv_dnnl_backward_weights(const td_conv_args *a, const float *x, c
                                         float *gw, float *gb);
 td_status td_conv_dnnl_backward(const td_conv_args *a, const float *x, const float *w,
                                 const float *gy, float *gx, float *gw, float *gb);
+/* float32 gw and gb in an order fixed by the shape (deterministic mode) */
+td_status td_conv_fixed_backward_weights(const td_conv_args *a, const float *x, const float *gy,
+                                         float *gw, float *gb);
 
 #endif

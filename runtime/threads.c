@@ -206,4 +206,11 @@ void td_set_num_threads(int n)
 
 int td_get_num_threads(void) { return td_cpu_threads_sync(); }
 
+/* read by kernels on whichever thread runs them */
+static bool deterministic;
+
+void td_set_deterministic(bool on) { __atomic_store_n(&deterministic, on, __ATOMIC_RELAXED); }
+
+bool td_deterministic(void) { return __atomic_load_n(&deterministic, __ATOMIC_RELAXED); }
+
 bool td_threads_follow_free_cores(void) { return mon.running; }

@@ -1,5 +1,5 @@
 /* tide.core: the module: luaopen, registration, threads, memory, clock,
- * version, the tide.cuda table (l_device.c). */
+ * deterministic mode, version, the tide.cuda table (l_device.c). */
 #include "l_util.h"
 
 #include <dlfcn.h>
@@ -34,6 +34,22 @@ static int m_set_num_threads(lua_State *L)
 static int m_get_num_threads(lua_State *L)
 {
     lua_pushinteger(L, td_get_num_threads());
+    return 1;
+}
+
+/* use_deterministic(on) -> the previous setting */
+static int m_use_deterministic(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TBOOLEAN);
+    bool was = td_deterministic();
+    td_set_deterministic(lua_toboolean(L, 1));
+    lua_pushboolean(L, was);
+    return 1;
+}
+
+static int m_is_deterministic(lua_State *L)
+{
+    lua_pushboolean(L, td_deterministic());
     return 1;
 }
 
@@ -74,6 +90,8 @@ static int m_is_tensor(lua_State *L)
 static const luaL_Reg module_funcs[] = {
     {"set_num_threads", m_set_num_threads},
     {"get_num_threads", m_get_num_threads},
+    {"use_deterministic", m_use_deterministic},
+    {"is_deterministic", m_is_deterministic},
     {"memory", m_memory},
     {"clock", m_clock},
     {"is_tensor", m_is_tensor},

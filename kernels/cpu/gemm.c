@@ -9,6 +9,7 @@
 #include <cblas.h>
 #include <dlfcn.h>
 #include <limits.h>
+#include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -70,6 +71,50 @@ static void gemm_i64(bool ta, bool tb, int64_t m, int64_t n, int64_t k, int64_t 
     }
 }
 
+/* Deterministic mode: oneDNN's sgemm splits its work, the sum over k
+ * included, by the thread count, which changes the last bits of a product
+ * between 1 and 2 threads. Here C is cut into tiles fixed by the shape and
+ * each is one sequential sgemm over the whole k, so threads only decide who
+ * computes which tile. Tiles of 512 x 512 (256 x 256 below 2048^2
+ * outputs, so 16 threads still find work) leave the packing of the
+ * operands a small part of a tile's work: at 4096^2 on 2 threads they
+ * ran at 362 GFLOP/s against 322 for 256 and 385 for oneDNN's own split. */
+static td_status sgemm_fixed(int64_t batch, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                             float alpha, const float *a, int64_t lda, int64_t stride_a,
+                             const float *b, int64_t ldb, int64_t stride_b, float beta, float *c,
+                             int64_t ldc, int64_t stride_c)
+{
+    int64_t ts = m * n >= 2048 * 2048 ? 512 : 256;
+    int64_t tm = (m + ts - 1) / ts, tn = (n + ts - 1) / ts;
+    int64_t tiles = batch * tm * tn;
+    int nt = td_cpu_threads_for(batch * m * n * k, TD_CPU_GRAIN);
+    if (nt > tiles) nt = (int)tiles;
+    dnnl_status_t bad = dnnl_success;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int saved = omp_get_max_threads();
+        omp_set_num_threads(1); /* each tile sequential, whoever runs it */
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < tiles; t++) {
+            int64_t bi = t / (tm * tn), i0 = t / tn % tm * ts, j0 = t % tn * ts;
+            int64_t mi = m - i0 < ts ? m - i0 : ts, nj = n - j0 < ts ? n - j0 : ts;
+            const float *ab = a + bi * stride_a + (ta ? i0 : i0 * lda);
+            const float *bb = b + bi * stride_b + (tb ? j0 * ldb : j0);
+            dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', mi, nj, k, alpha, ab, lda,
+                                          bb, ldb, beta, c + bi * stride_c + i0 * ldc + j0, ldc);
+            if (st != dnnl_success) {
+#pragma omp critical(sgemm_fixed_error)
+                bad = st;
+            }
+        }
+        omp_set_num_threads(saved);
+    }
+    if (bad != dnnl_success)
+        return td_error(TD_EINVAL, 0, "oneDNN sgemm failed (status %d) for m=%lld n=%lld k=%lld",
+                        (int)bad, (long long)m, (long long)n, (long long)k);
+    return TD_OK;
+}
+
 td_status td_cpu_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
                       double alpha, const void *a, int64_t lda, int64_t stride_a, const void *b,
                       int64_t ldb, int64_t stride_b, double beta, void *c, int64_t ldc,
@@ -89,6 +134,9 @@ td_status td_cpu_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, i
     }
     lda = ta ? fix_ld(lda, k, m) : fix_ld(lda, m, k);
     ldb = tb ? fix_ld(ldb, n, k) : fix_ld(ldb, k, n);
+    if (dt == TD_FLOAT32 && td_deterministic())
+        return sgemm_fixed(batch, ta, tb, m, n, k, (float)alpha, a, lda, stride_a, b, ldb, stride_b,
+                           (float)beta, c, ldc, stride_c);
     for (int64_t i = 0; i < batch; i++) {
         if (dt == TD_FLOAT32) {
             dnnl_status_t st =

@@ -1,5 +1,7 @@
 /* CPU kernels of the conv family: float32 through oneDNN
- * (nn_conv_dnnl.c), float64 through the direct loops (nn_conv_direct.c). */
+ * (nn_conv_dnnl.c), float64 through the direct loops (nn_conv_direct.c).
+ * In deterministic mode float32 weight and bias gradients come from
+ * nn_conv_fixed.c, whose order does not depend on the thread count. */
 #include "cpu.h"
 
 static td_status forward(const td_conv_args *a, const void *x, const void *w, const void *b,
@@ -18,6 +20,8 @@ static td_status backward_data(const td_conv_args *a, const void *gy, const void
 static td_status backward_weights(const td_conv_args *a, const void *x, const void *gy, void *gw,
                                   void *gb)
 {
+    if (a->dtype == TD_FLOAT32 && td_deterministic())
+        return td_conv_fixed_backward_weights(a, x, gy, gw, gb);
     if (a->dtype == TD_FLOAT32) return td_conv_dnnl_backward_weights(a, x, gy, gw, gb);
     return td_conv_direct_backward_weights(a, x, gy, gw, gb);
 }
@@ -25,8 +29,14 @@ static td_status backward_weights(const td_conv_args *a, const void *x, const vo
 static td_status backward(const td_conv_args *a, const void *x, const void *w, const void *gy,
                           void *gx, void *gw, void *gb)
 {
-    if (a->dtype == TD_FLOAT32) return td_conv_dnnl_backward(a, x, w, gy, gx, gw, gb);
+    if (a->dtype == TD_FLOAT32 && !td_deterministic())
+        return td_conv_dnnl_backward(a, x, w, gy, gx, gw, gb);
     td_status st = TD_OK;
+    if (a->dtype == TD_FLOAT32) {
+        if (gx) st = td_conv_dnnl_backward_data(a, gy, w, gx);
+        if (st == TD_OK && (gw || gb)) st = td_conv_fixed_backward_weights(a, x, gy, gw, gb);
+        return st;
+    }
     if (gx) st = td_conv_direct_backward_data(a, gy, w, gx);
     if (st == TD_OK && (gw || gb)) st = td_conv_direct_backward_weights(a, x, gy, gw, gb);
     return st;

@@ -163,7 +163,7 @@ static td_status handle_for(int device, cudnnHandle_t *out)
 /* ---- plans ------------------------------------------------------------------------ */
 
 enum { FWD, BWD_DATA, BWD_FILTER, NDIR };
-#define KEY_LEN 17
+#define KEY_LEN 18
 
 typedef struct plan {
     struct plan *next;
@@ -179,10 +179,15 @@ typedef struct plan {
 
 static plan *plans;
 
+/* whether algorithms that accumulate with atomics may compete: asked for
+ * in the environment, and not in deterministic mode */
+static bool nondeterministic_ok(void) { return allow_nondeterministic && !td_deterministic(); }
+
 static void make_key(const td_conv_args *a, int64_t n, int device, int64_t *k)
 {
-    int64_t v[KEY_LEN] = {device, a->dtype, n,     a->c,  a->h,  a->w,  a->o,      a->kh,     a->kw,
-                          a->sh,  a->sw,    a->ph, a->pw, a->dh, a->dw, a->groups, allow_tf32};
+    int64_t v[KEY_LEN] = {device, a->dtype, n,     a->c,      a->h,       a->w,
+                          a->o,   a->kh,    a->kw, a->sh,     a->sw,      a->ph,
+                          a->pw,  a->dh,    a->dw, a->groups, allow_tf32, nondeterministic_ok()};
     memcpy(k, v, sizeof v);
 }
 
@@ -343,7 +348,7 @@ static td_status choose(cudnnHandle_t h, plan *p, int dir, const void *a, const 
     /* the results come fastest first */
     for (int i = 0; i < cnt && i < 8 && best < 0; i++) {
         if (f[i].status != CUDNN_STATUS_SUCCESS || f[i].memory > need) continue;
-        if (f[i].determinism != CUDNN_DETERMINISTIC && !allow_nondeterministic) continue;
+        if (f[i].determinism != CUDNN_DETERMINISTIC && !nondeterministic_ok()) continue;
         best = f[i].algo;
         best_ws = f[i].memory;
     }

@@ -47,3 +47,16 @@ end, {warmup = 2, repeats = 9, inner = 2})
 -- forward): 3x the forward; (y * gy):sum() and the bias gradient, a few
 -- MFLOP, are left out
 B.row("conv2d forward+backward", fb, pt:get("forward_backward"), "ms", false, 0.8, {flop = 3 * flops})
+-- deterministic mode: the weight and bias gradients from tide's
+-- fixed-order kernel (im2col and sequential sgemms over 16 batch chunks)
+-- in place of oneDNN's backward-weights primitive; what it costs, no goal
+tide.use_deterministic(true)
+local fbd = B.time(function()
+    xg.grad, wg.grad, bg.grad = nil, nil, nil
+    local y <close> = tide.conv2d(xg, wg, {bias = bg, padding = 1})
+    local l <close> = (y * gy):sum()
+    l:backward()
+end, {warmup = 2, repeats = 9, inner = 2})
+tide.use_deterministic(false)
+B.row("conv2d forward+backward, deterministic", fbd, pt:get("forward_backward"), "ms", false, nil,
+      {flop = 3 * flops})

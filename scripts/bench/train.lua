@@ -6,7 +6,9 @@
 --     3x32x32, batch 64 (random data);
 --   the peak resident memory (VmHWM) of each, every case in its own process
 --     for tide and for PyTorch.
--- `tide scripts/bench/train.lua [threads] [--steps N] [--case mlp|smallcnn|resnet18]`
+-- `tide scripts/bench/train.lua [threads] [--steps N] [--case mlp|smallcnn|resnet18] [--deterministic]`
+-- --deterministic trains under tide.use_deterministic(true) (rows named so,
+-- without goals): what the mode costs against the same PyTorch.
 -- --steps N times N steps after the warm-up and extrapolates the epoch from
 -- them (the output says so); without it the epochs run in full and the
 -- resnet18 step is timed over 5 steps. Goals: MLP <= 0.3x, smallcnn <= 0.45x,
@@ -57,7 +59,7 @@ do
     r[#r + 1] = {512, 10, 1, 1}
 end
 
-local threads, steps, only
+local threads, steps, only, deterministic
 do
     local i = 1
     while arg[i] do
@@ -70,6 +72,9 @@ do
             only = arg[i + 1]
             if not GOAL[only] then error("train.lua: --case must be mlp, smallcnn or resnet18") end
             i = i + 2
+        elseif a == "--deterministic" then
+            deterministic = true
+            i = i + 1
         elseif tonumber(a) then
             threads = math.tointeger(tonumber(a))
             i = i + 1
@@ -80,6 +85,7 @@ do
 end
 threads = threads or tide.get_num_threads()
 tide.set_num_threads(threads)
+tide.use_deterministic(deterministic == true)
 
 local function have_data()
     local f = io.open(DATA_DIR .. "/train-images-idx3-ubyte.gz", "rb")
@@ -152,8 +158,8 @@ end
 -- a fresh tide process for `case`; its `key value` lines as a table
 local function tide_child(case, n)
     local exe = arg[-1] or os.getenv("TIDE") or "build/tide"
-    local cmd = string.format("%s %s/train.lua %d --case %s%s 2>&1", exe, here, threads, case,
-                              n and (" --steps " .. n) or "")
+    local cmd = string.format("%s %s/train.lua %d --case %s%s%s 2>&1", exe, here, threads, case,
+                              n and (" --steps " .. n) or "", deterministic and " --deterministic" or "")
     local out, lines = assert(B.run_keys(cmd))
     if not out.ok then
         error("train.lua: the tide " .. case .. " run failed:\n" .. table.concat(lines, "\n"))
@@ -167,22 +173,24 @@ if only then
     return
 end
 
-print(string.format("training, %d threads, %s", threads,
+print(string.format("training, %d threads%s, %s", threads, deterministic and ", deterministic mode" or "",
                     steps and string.format("%d timed steps per case, epochs extrapolated from them", steps)
                         or "full epochs (resnet18: 5 timed steps)"))
 local data_dir = have_data() and DATA_DIR or ""
+local mode, goal_of = "", GOAL
+if deterministic then mode, goal_of = ", deterministic", {} end
 for _, case in ipairs(CASES) do
     local n = steps or (case == "resnet18" and 5 or nil)
     local t = tide_child(case, n)
     local pt = B.baseline("train_torch.py", {threads, case, n or 0, data_dir})
     if case == "resnet18" then
-        B.row("resnet18 cifar step b64", t.step, pt:get("step"), "ms", false, GOAL[case],
+        B.row("resnet18 cifar step b64" .. mode, t.step, pt:get("step"), "ms", false, goal_of[case],
               {flop = 64 * step_flop(LAYERS.resnet18)})
     else
         local how = steps and string.format(" (%d steps, extrap.)", steps) or ""
-        B.row(case .. " epoch b128" .. how, t.epoch, pt:get("epoch"), "s", false, GOAL[case],
+        B.row(case .. " epoch b128" .. how .. mode, t.epoch, pt:get("epoch"), "s", false, goal_of[case],
               {flop = EPOCH_SAMPLES * step_flop(LAYERS[case])})
     end
-    B.row(case .. " peak RSS", t.vmhwm_kb and t.vmhwm_kb / 1024, pt:get("vmhwm_kb", function(kb) return kb / 1024 end),
-          "MiB", false, 1.0)
+    B.row(case .. " peak RSS" .. mode, t.vmhwm_kb and t.vmhwm_kb / 1024,
+          pt:get("vmhwm_kb", function(kb) return kb / 1024 end), "MiB", false, 1.0)
 end

@@ -22,6 +22,8 @@ local COMMON = {
     {name = "model", type = "string", meta = "NAME", help = "model from tide.models"},
     {name = "device", type = "string", meta = "DEV", help = "cpu or cuda"},
     {name = "threads", type = "integer", min = 1, meta = "N", help = "CPU threads"},
+    {name = "deterministic", type = "boolean",
+     help = "the same bits at any thread count (tide.use_deterministic; slower conv weight gradients)"},
     {name = "seed", type = "integer", min = 0, meta = "N", help = "random seed (each variant starts from it)"},
     {name = "out", type = "string", meta = "DIR", help = "output folder"},
     {name = "fresh", type = "boolean", help = "rerun every variant, ignoring results of earlier runs"},
@@ -29,7 +31,7 @@ local COMMON = {
 
 local BASE_DEFAULTS = {
     epochs = 1, subset = 0, batch_size = 128, lr = 1e-3, model = "smallcnn", device = "cpu",
-    seed = 0, fresh = false,
+    seed = 0, fresh = false, deterministic = false,
 }
 
 local function dashed(name) return (name:gsub("_", "-")) end
@@ -287,13 +289,15 @@ function E.parse(argv, spec)
         cfg.device = string.format("cuda:%d", tide.distributed.local_rank() % tide.cuda.device_count())
     end
     tide.set_num_threads(cfg.threads)
+    tide.use_deterministic(cfg.deterministic)
     tide.manual_seed(cfg.seed)
     return cfg
 end
 
 -- the settings of cfg that define its results: every key but the ones
--- starting with "_" and those that do not change what is computed
-local NOT_SETTINGS = {out = true, threads = true, fresh = true}
+-- starting with "_" and those that do not change what is computed (the
+-- thread count and deterministic mode change only the last bits)
+local NOT_SETTINGS = {out = true, threads = true, fresh = true, deterministic = true}
 
 function E.settings(cfg)
     local s = {}

@@ -133,7 +133,7 @@ function Experiment:report(opts)
     add("## Settings\n")
     add("Command: `" .. command_line(cfg) .. "`\n")
     local s = E.settings(cfg)
-    s.out, s.threads = cfg.out, cfg.threads
+    s.out, s.threads, s.deterministic = cfg.out, cfg.threads, cfg.deterministic
     local keys = {}
     for k in pairs(s) do keys[#keys + 1] = k end
     table.sort(keys)

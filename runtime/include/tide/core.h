@@ -68,6 +68,11 @@ void td_clear_error(void);
 /* prefix the pending message with "in NAME: " style context */
 void td_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ---- deterministic mode (tide.use_deterministic) ---------------------- */
+/* while on, a kernel whose bits would depend on the thread count or on
+ * scheduling takes an order fixed by the shape instead */
+bool td_deterministic(void);
+
 /* ---- dtypes ---------------------------------------------------------- */
 size_t td_dtype_size(td_dtype dt);
 const char *td_dtype_name(td_dtype dt);

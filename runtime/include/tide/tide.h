@@ -259,6 +259,9 @@ void td_set_grad(td_tensor *t, td_tensor *grad); /* retains grad; NULL clears */
 /* a fixed count from now on (the caller keeps n within td_max_threads) */
 void td_set_num_threads(int n);
 int td_get_num_threads(void);
+/* deterministic mode: every op gives the same bits at any thread count
+ * (docs/determinism.md); td_deterministic() in tide/core.h reads it */
+void td_set_deterministic(bool on);
 /* the most threads set_num_threads and TIDE_NUM_THREADS take: 4 per online CPU */
 int td_max_threads(void);
 /* s read as a thread count from 1 to td_max_threads(), or 0 when it is not
