@@ -1035,12 +1035,22 @@ function Identity:forward(x) return x end -- luacheck: ignore 212/self (Module's
 -- defaults filled in; an unknown name is an error
 nn.check_options = options
 
+-- what the layer files beside this one (M.parts) share with it: the
+-- argument checks, so their messages read the same
+M.util = {argerror = argerror, options = options, check_int = check_int, pair = pair,
+          show_pair = show_pair, functional = functional, user_level = user_level}
+
+-- layer files, each `install(nn, tide, core, util)` adding its modules to
+-- nn and its functions to tide.F (and tide, for tensor ops)
+M.parts = {}
+
 function M.install(t, core)
     tide = t
     F = tide.F
     for _, name in ipairs(M.functional) do
         if F[name] == nil and core[name] ~= nil then F[name] = core[name] end
     end
+    for _, part in ipairs(M.parts) do require("tide." .. part).install(nn, tide, core, M.util) end
     for k, v in pairs(nn) do tide.nn[k] = v end
 end
 
