@@ -121,6 +121,27 @@ describe("state_dict round trip", function()
         local err = H.error_of(opt.load_state_dict, opt, {state = {}, param_groups = {}})
         assert.truthy(err and err:find("parameter groups", 1, true), err)
     end)
+
+    it("checks loaded options as the constructor does, changing nothing on a bad one", function()
+        local p = tide.tensor({1, 2}, {dtype = "float64", requires_grad = true})
+        local opt = tide.optim.SGD({p}, {lr = 0.1, momentum = 0.9})
+        local sd = opt:state_dict()
+        for _, case in ipairs({{"lr", "fast", "lr must be a number"}, {"lr", -1, "lr must be non-negative"},
+                               {"momentum", {}, "momentum must be a number"},
+                               {"nesterov", true, "nesterov momentum requires"}}) do
+            local bad = opt:state_dict()
+            bad.param_groups[1][case[1]] = case[2]
+            if case[1] == "nesterov" then bad.param_groups[1].dampening = 0.5 end
+            local err = H.error_of(opt.load_state_dict, opt, bad)
+            assert.truthy(err and err:find("load_state_dict", 1, true) and err:find(case[3], 1, true), err)
+            assert.equal(0.1, opt.param_groups[1].lr)
+            assert.equal(0.9, opt.param_groups[1].momentum)
+            assert.is_false(opt.param_groups[1].nesterov)
+        end
+        sd.param_groups[1].lr = 0.5
+        opt:load_state_dict(sd)
+        assert.equal(0.5, opt.param_groups[1].lr)
+    end)
 end)
 
 describe("optimizer behaviour", function()

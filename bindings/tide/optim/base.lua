@@ -288,10 +288,28 @@ function M.install(optim, core)
             end
             state[p] = st
         end
+        -- every loaded group's options pass the constructor's checks before
+        -- any group changes, so a bad file leaves the optimizer as it was
+        local loaded = {}
         for gi, group in ipairs(self.param_groups) do
+            local g = {}
             for k, v in pairs(sd.param_groups[gi]) do
-                if k ~= "params" then group[k] = copy_value(v) end
+                if k ~= "params" then
+                    local why = self._spec.checks[k] and self._spec.checks[k](v)
+                    if why then fail(fname, 1, string.format("loaded group %d: %s %s", gi, k, why)) end
+                    g[k] = copy_value(v)
+                end
             end
+            local merged = setmetatable({}, {__index = function(_, k)
+                if g[k] ~= nil then return g[k] end
+                return group[k]
+            end})
+            local why = self._spec.validate and self._spec.validate(merged)
+            if why then fail(fname, 1, string.format("loaded group %d: %s", gi, why)) end
+            loaded[gi] = g
+        end
+        for gi, group in ipairs(self.param_groups) do
+            for k, v in pairs(loaded[gi]) do group[k] = v end
         end
         self.state = state
     end
