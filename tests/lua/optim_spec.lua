@@ -141,6 +141,31 @@ describe("state_dict round trip", function()
         sd.param_groups[1].lr = 0.5
         opt:load_state_dict(sd)
         assert.equal(0.5, opt.param_groups[1].lr)
+        -- a key the file added goes with the next load of a clean state
+        local extra = opt:state_dict()
+        extra.param_groups[1].foo = 1
+        opt:load_state_dict(extra)
+        assert.equal(1, opt.param_groups[1].foo)
+        opt:load_state_dict(sd)
+        assert.is_nil(opt.param_groups[1].foo)
+    end)
+
+    it("loads only a scheduler's own fields, of their kind", function()
+        local p = tide.tensor({1, 2}, {dtype = "float64", requires_grad = true})
+        local sched = tide.optim.StepLR(tide.optim.SGD({p}, {lr = 0.1}), 2)
+        sched:step()
+        local sd = sched:state_dict()
+        for _, case in ipairs({{"step", 1, "state_dict has 'step'"},
+                               {"last_epoch", "3", "is a string, not a number"}}) do
+            local bad = sched:state_dict()
+            bad[case[1]] = case[2]
+            local err = H.error_of(sched.load_state_dict, sched, bad)
+            assert.truthy(err and err:find("StepLR:load_state_dict", 1, true) and err:find(case[3], 1, true), err)
+        end
+        assert.equal(1, sched.last_epoch)
+        sched:step()
+        sched:load_state_dict(sd)
+        assert.equal(1, sched.last_epoch)
     end)
 end)
 

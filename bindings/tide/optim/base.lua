@@ -308,7 +308,13 @@ function M.install(optim, core)
             if why then fail(fname, 1, string.format("loaded group %d: %s", gi, why)) end
             loaded[gi] = g
         end
+        -- each group becomes the loaded one (its parameters kept), as in
+        -- PyTorch: a key only the current group had goes, so a restore
+        -- from a snapshot undoes what a bad file added
         for gi, group in ipairs(self.param_groups) do
+            for k in pairs(group) do
+                if k ~= "params" and loaded[gi][k] == nil and self._spec.defaults[k] == nil then group[k] = nil end
+            end
             for k, v in pairs(loaded[gi]) do group[k] = v end
         end
         self.state = state

@@ -56,9 +56,20 @@ function M.install(optim, core)
         if type(sd) ~= "table" or sd.last_epoch == nil then
             fail(self._name .. ":load_state_dict", 1, "state_dict must be a table from a scheduler's state_dict()")
         end
+        -- only the fields this scheduler has, each of its kind, all checked
+        -- before any changes: a file's "step" must not replace a method
+        local fname = self._name .. ":load_state_dict"
         for k, v in pairs(sd) do
-            if k ~= "optimizer" then self[k] = copy_value(v) end
+            local mine = rawget(self, k)
+            if k == "optimizer" or mine == nil then
+                fail(fname, 1, string.format("state_dict has '%s', which a %s does not keep", tostring(k),
+                                             self._name))
+            end
+            if type(v) ~= type(mine) then
+                fail(fname, 1, string.format("state_dict's '%s' is a %s, not a %s", k, type(v), type(mine)))
+            end
         end
+        for k, v in pairs(sd) do self[k] = copy_value(v) end
     end
 
     local function group_lrs(self)
