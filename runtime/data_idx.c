@@ -214,7 +214,13 @@ td_status td_idx_parse(const uint8_t *buf, size_t n, const char *name, td_tensor
                         "%s: %zu bytes after the %llu bytes of data the header promises", name,
                         data - (size_t)count, (unsigned long long)count);
     td_tensor *t = NULL;
-    TD_TRY(td_empty(ndim, shape, TD_UINT8, &t));
+    /* an empty shape can still be too large to index (a zero dim beside
+     * dims past 2^59): name the file */
+    td_status st = td_empty(ndim, shape, TD_UINT8, &t);
+    if (st != TD_OK) {
+        td_error_prefix("%s: ", name);
+        return st;
+    }
     if (count) memcpy(td_data_ptr(t), buf + header, (size_t)count);
     *out = t;
     return TD_OK;

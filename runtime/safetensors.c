@@ -688,7 +688,9 @@ td_status td_parse_safetensors(const void *data, size_t size, const char *label,
 td_status td_load_safetensors(const char *path, td_safetensors *out)
 {
     if (!path || !*path) return td_error(TD_EINVAL, 1, "load: the path is empty");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever,
+     * before fstat could refuse it; on a regular file it changes nothing */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return td_error(TD_EIO, 0, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0) {

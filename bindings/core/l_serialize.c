@@ -16,6 +16,15 @@ static td_tensor *tensor_at(lua_State *L, int idx)
     return b ? b->t : NULL;
 }
 
+/* whether the string at idx holds a NUL byte: the writer takes C strings,
+ * so such a string would be cut short without a word */
+static int has_nul(lua_State *L, int idx)
+{
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    return strlen(s) != len;
+}
+
 /* tide.save(path, {name = tensor, ...}, {metadata = {key = "value"}}) */
 static int l_save(lua_State *L)
 {
@@ -33,6 +42,8 @@ static int l_save(lua_State *L)
             return luaL_argerror(L, 2,
                                  lua_pushfstring(L, "tensor names must be strings, got a %s key",
                                                  luaL_typename(L, -2)));
+        if (has_nul(L, -2))
+            return luaL_argerror(L, 2, "a tensor name holds a NUL byte, which the file cannot");
         if (!tensor_at(L, -1))
             return luaL_argerror(L, 2,
                                  lua_pushfstring(L, "'%s' is a %s, not a tensor",
@@ -62,6 +73,11 @@ static int l_save(lua_State *L)
                     L, 3,
                     lua_pushfstring(L, "metadata must map strings to strings, got %s = %s",
                                     luaL_typename(L, -2), luaL_typename(L, -1)));
+            if (has_nul(L, -2) || has_nul(L, -1))
+                return luaL_argerror(
+                    L, 3,
+                    lua_pushfstring(L, "metadata '%s' holds a NUL byte, which the file cannot",
+                                    lua_tostring(L, -2)));
             lua_pop(L, 1);
             m++;
         }
@@ -169,6 +185,14 @@ static json_t *to_json(lua_State *L, int idx, int depth)
         char kbuf[32];
         const char *k;
         if (lua_type(L, -2) == LUA_TSTRING) {
+            if (has_nul(L, -2)) {
+                /* jansson reads no NUL in a key back */
+                snprintf(json_msg, sizeof json_msg, "key '%.40s...' holds a NUL byte",
+                         lua_tostring(L, -2));
+                lua_pop(L, 2);
+                json_decref(out);
+                return NULL;
+            }
             k = lua_tostring(L, -2);
         } else if (lua_isinteger(L, -2)) {
             snprintf(kbuf, sizeof kbuf, "%lld", (long long)lua_tointeger(L, -2));
@@ -261,7 +285,8 @@ static int l_json_decode(lua_State *L)
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
     json_error_t err;
-    json_t *j = json_loadb(s, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+    /* Lua strings hold NUL bytes, and to_json writes them as \u0000 */
+    json_t *j = json_loadb(s, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
     if (!j) {
         lua_pushnil(L);
         lua_pushfstring(L, "%s (line %d, column %d)", err.text, err.line, err.column);

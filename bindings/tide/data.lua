@@ -643,7 +643,10 @@ function M.install(tide, core)
         end
         local key = g:key()
         if skip > 0 and not self._positional then
-            local first = math.min(skip * self.batch_size, order:size(0))
+            -- skip comes from a state dict, maybe a file's: past the epoch's
+            -- batches, skip * batch_size could wrap around
+            local n = order:size(0)
+            local first = skip > n // self.batch_size and n or skip * self.batch_size
             order, skip = order:narrow(0, first, order:size(0) - first), 0
         end
         c:start(order, key)
