@@ -16,6 +16,7 @@
 #include "loss_regression.h"
 #include "loss_softmax.h"
 #include "nn_conv.h"
+#include "attention.h"
 #include "nn_layers.h"
 #include "nn_optim.h"
 #include "nccl.h"
@@ -57,11 +58,12 @@ struct td_backend {
     /* every element of dst (any strides) = value */
     void (*fill)(td_tensor *dst, double value);
 
-    /* out = op(x), same shape and float dtype */
-    void (*unary)(td_unary_op op, td_tensor *out, const td_tensor *x);
+    /* out = op(x), same shape and float dtype; p holds the op's parameters
+     * (the op table's, in its order; NULL for none: zeros) */
+    void (*unary)(td_unary_op op, td_tensor *out, const td_tensor *x, const double *p);
     /* gx = gy * op'(x), with y = op(x) given for ops whose derivative uses it */
     void (*unary_grad)(td_unary_op op, td_tensor *gx, const td_tensor *x, const td_tensor *y,
-                       const td_tensor *gy);
+                       const td_tensor *gy, const double *p);
     /* out = a op b; a, b same shape and dtype; out has that dtype, or
      * uint8 for comparisons */
     void (*binary)(td_binary_op op, td_tensor *out, const td_tensor *a, const td_tensor *b);
@@ -130,6 +132,10 @@ struct td_backend {
     /* collectives across processes (kernels/nccl.h); NULL on the CPU,
      * whose tensors go through MPI in the runtime */
     const struct td_nccl_kernels *nccl;
+    /* recurrent layers' per-step kernels (kernels/rnn.h) */
+    const struct td_rnn_kernels *rnn;
+    /* fused scaled dot-product attention (kernels/attention.h) */
+    const struct td_attention_kernels *attention;
 };
 
 /* The CUDA backend's table (kernels/cuda/backend.c): the runtime's one way

@@ -48,6 +48,9 @@ struct td_conv_kernels {
      * backend may share work between them: oneDNN reorders gy once) */
     td_status (*backward)(const td_conv_args *a, const void *x, const void *w, const void *gy,
                           void *gx, void *gw, void *gb);
+    /* the rest of the family: 1-3-d and transposed convolution, padding,
+     * resampling (below); NULL where a backend has none */
+    const struct td_convnd_kernels *nd;
 };
 
 /* the CPU backend's two paths (kernels/cpu/nn_conv_direct.c, float64, and
@@ -69,5 +72,62 @@ td_status td_conv_dnnl_backward(const td_conv_args *a, const float *x, const flo
 /* float32 gw and gb in an order fixed by the shape (deterministic mode) */
 td_status td_conv_fixed_backward_weights(const td_conv_args *a, const float *x, const float *gy,
                                          float *gw, float *gb);
+
+/* N-d convolution (nd = 1, 2 or 3 spatial dims), every buffer contiguous
+ * in PyTorch's layout: x (n, c, in...), w (o, c/groups, k...),
+ * y (n, o, out...). Dims past nd are 1 (k 1, stride 1, pad 0, dil 1). A
+ * transposed convolution is backward_data run as its forward: out is
+ * floor((in + 2 pad - dil (k - 1) - 1) / stride) + 1, except that an
+ * output_padding of a stride or more (which a larger dilation allows)
+ * makes it smaller, trailing inputs then unread (zero gradient). No bias:
+ * the front-end adds it. */
+typedef struct {
+    td_dtype dtype;
+    int nd;
+    int64_t n, c, o, groups;
+    int64_t in[3], k[3], out[3], stride[3], pad[3], dil[3];
+} td_convnd_args;
+
+/* Separable resampling of the last 3 dims of x (outer, in[0], in[1],
+ * in[2]) into y (outer, out[0], out[1], out[2]), both contiguous: padding
+ * (one tap, index -1 reading `value`), nearest (one tap), linear (two),
+ * cubic (four). Per dim d, output index o reads taps[d] inputs
+ * idx[d][o * taps[d] + t] with weights wt[d][same]; y is the sum over the
+ * taps of every dim of the product of their weights times x there.
+ * inv_ptr[d] (in[d] + 1 entries) and inv_pos[d] list, for each input
+ * index, the positions o * taps[d] + t that read it, in increasing order,
+ * so the backward sums a fixed set in a fixed order (deterministic). The
+ * tables live on the tensors' device. */
+typedef struct {
+    td_dtype dtype;
+    int64_t outer;
+    int64_t in[3], out[3];
+    int64_t taps[3];
+    const int64_t *idx[3], *inv_ptr[3], *inv_pos[3];
+    const double *wt[3];
+    double value;
+} td_resample_args;
+
+struct td_convnd_kernels {
+    td_status (*forward)(const td_convnd_args *a, const void *x, const void *w, void *y);
+    td_status (*backward_data)(const td_convnd_args *a, const void *gy, const void *w, void *gx);
+    td_status (*backward_weights)(const td_convnd_args *a, const void *x, const void *gy, void *gw);
+    td_status (*resample)(const td_resample_args *a, const void *x, void *y);
+    td_status (*resample_backward)(const td_resample_args *a, const void *gy, void *gx);
+};
+
+/* the CPU's: float64 through direct loops (nn_convnd_direct.c), float32
+ * through oneDNN (nn_convnd_dnnl.c) */
+td_status td_convnd_direct_forward(const td_convnd_args *a, const double *x, const double *w,
+                                   double *y);
+td_status td_convnd_direct_backward_data(const td_convnd_args *a, const double *gy, const double *w,
+                                         double *gx);
+td_status td_convnd_direct_backward_weights(const td_convnd_args *a, const double *x,
+                                            const double *gy, double *gw);
+td_status td_convnd_dnnl_forward(const td_convnd_args *a, const float *x, const float *w, float *y);
+td_status td_convnd_dnnl_backward_data(const td_convnd_args *a, const float *gy, const float *w,
+                                       float *gx);
+td_status td_convnd_dnnl_backward_weights(const td_convnd_args *a, const float *x, const float *gy,
+                                          float *gw);
 
 #endif

@@ -6,7 +6,7 @@
 
 #include "tide/core.h"
 
-typedef enum { TD_POOL_MAX, TD_POOL_AVG, TD_POOL_ADAPTIVE_AVG } td_pool_kind;
+typedef enum { TD_POOL_MAX, TD_POOL_AVG, TD_POOL_ADAPTIVE_AVG, TD_POOL_ADAPTIVE_MAX } td_pool_kind;
 
 /* planes = N * C planes of h x w into oh x ow */
 typedef struct {
@@ -19,6 +19,8 @@ typedef struct {
      * than N, C, H, W; idx still holds the in-plane h * w + w. The CPU only:
      * the CUDA front-end always passes false. */
     bool channels_last;
+    /* an average pool's divisor instead of its window's size; 0: none */
+    int64_t divisor_override;
 } td_pool2d_args;
 
 struct td_layers_kernels {
@@ -51,6 +53,19 @@ struct td_layers_kernels {
                         double eps, double *mean, double *var, td_tensor *rm, td_tensor *rv,
                         const td_tensor *weight, const td_tensor *bias, double *invstd, double *gs,
                         double *shift);
+    /* group norm, x viewed as (n, g, c / g, inner), contiguous: per (n, g)
+     * row the mean and rstd = 1 / sqrt(biased var + eps) in double, summed
+     * in a fixed order; y = (x - mean) rstd weight[c] + bias[c] (weight,
+     * bias: c values of dt, or NULL) */
+    void (*gn_forward)(td_dtype dt, const void *x, void *y, int64_t n, int64_t c, int64_t g,
+                       int64_t inner, const void *weight, const void *bias, double eps,
+                       double *mean, double *rstd);
+    /* from the forward's mean and rstd: sums[2 n c] receives per (n, c)
+     * the sums of gy * x and of gy; gwb[2 c] the weight's and the bias's
+     * gradients (summed over n in order); gx (when not NULL) the input's */
+    void (*gn_backward)(td_dtype dt, const void *x, const void *gy, const void *weight,
+                        const double *mean, const double *rstd, int64_t n, int64_t c, int64_t g,
+                        int64_t inner, double *sums, double *gwb, void *gx);
 };
 
 /* float32 average pooling (and adaptive average pooling that is a plain

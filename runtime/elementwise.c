@@ -56,7 +56,12 @@ static td_status cast_on(td_tensor *t, td_dtype dt, td_device dev, td_tensor **o
     return st;
 }
 
-static bool is_comparison(td_binary_op op) { return op >= TD_EQ; }
+/* comparisons and the logical ops: uint8, no gradient */
+static bool is_comparison(td_binary_op op)
+{
+    return (op >= TD_EQ && op <= TD_GE) || op == TD_LOGICAL_AND || op == TD_LOGICAL_OR ||
+           op == TD_LOGICAL_XOR;
+}
 
 /* ---- binary ops ------------------------------------------------------ */
 
@@ -104,7 +109,8 @@ fail:
 static td_dtype compute_dtype(td_binary_op op, td_dtype a, td_dtype b)
 {
     td_dtype dt = td_promote(a, b);
-    if (op == TD_DIV && !td_dtype_is_float(dt)) dt = TD_FLOAT32; /* true division */
+    /* true division, and atan2's angle */
+    if ((op == TD_DIV || op == TD_ATAN2) && !td_dtype_is_float(dt)) dt = TD_FLOAT32;
     return dt;
 }
 
@@ -204,6 +210,22 @@ static td_status binary_backward(td_node *n, td_tensor *g, td_tensor **gi)
         }
         break;
     }
+    case TD_ATAN2: { /* d/da = b / (a^2 + b^2), d/db = -a / (a^2 + b^2) */
+        td_tensor *aa = NULL, *bb = NULL;
+        TD_CHECK(mul(a, a, &aa));
+        st = mul(b, b, &bb);
+        if (st == TD_OK) st = td_binary(TD_ADD, aa, bb, &t1);
+        td_tensor_release(aa);
+        td_tensor_release(bb);
+        if (st != TD_OK) goto fail;
+        TD_CHECK(td_binary(TD_DIV, g, t1, &t2));
+        if (need_a) TD_CHECK(mul(t2, b, &ga));
+        if (need_b) {
+            TD_CHECK(mul(t2, a, &t3));
+            TD_CHECK(td_unary(TD_NEG, t3, &gb));
+        }
+        break;
+    }
     default: break;
     }
     if (ga) TD_CHECK(td_grad_to_input(n, 0, ga, &gi[0]));
@@ -293,10 +315,11 @@ static bool keeps_int(td_unary_op op)
            op == TD_FLOOR || op == TD_CEIL || op == TD_ROUND || op == TD_TRUNC;
 }
 
-/* isnan, isinf, isfinite: uint8 (tide's bool) from any dtype, no gradient */
+/* isnan, isinf, isfinite, logical_not: uint8 (tide's bool) from any dtype,
+ * no gradient */
 static bool is_test(td_unary_op op)
 {
-    return op == TD_ISNAN || op == TD_ISINF || op == TD_ISFINITE;
+    return op == TD_ISNAN || op == TD_ISINF || op == TD_ISFINITE || op == TD_LOGICAL_NOT;
 }
 
 /* ops whose derivative is cheapest from their output save only that (so an
@@ -316,6 +339,7 @@ static bool grad_from_output(td_unary_op op)
 typedef struct {
     td_tensor *x; /* the output for grad_from_output ops, else the input (in the output's dtype) */
     td_unary_op op;
+    double p[TD_OP_MAX_PARAMS];
 } unary_ctx;
 
 static td_status unary_backward(td_node *n, td_tensor *g, td_tensor **gi)
@@ -329,19 +353,45 @@ static td_status unary_backward(td_node *n, td_tensor *g, td_tensor **gi)
         td_tensor_release(gx);
         return st;
     }
-    td_backend_of(x)->unary_grad(c->op, gx, x, y, gc);
+    td_backend_of(x)->unary_grad(c->op, gx, x, y, gc, c->p);
     td_tensor_release(gc);
     st = td_grad_to_input(n, 0, gx, gi);
     td_tensor_release(gx);
     return st;
 }
 
+/* the parameters' values PyTorch refuses, and a string option's index
+ * outside its choices */
+static td_status check_params(td_unary_op op, const double *p)
+{
+    const td_op_def *d = td_unary_def(op);
+    if (op == TD_CELU && p[0] == 0) return td_error(TD_EINVAL, 2, "celu: alpha must not be 0");
+    for (int i = 0; i < td_op_nparams(d); i++) {
+        const char *const *c = d->params[i].choices;
+        int n = 0;
+        while (c && c[n]) n++;
+        if (c && !(p[i] >= 0 && p[i] < n && p[i] == floor(p[i])))
+            return td_error(TD_EINVAL, 2, "%s: %s must index its %d choices, got %g", d->name,
+                            d->params[i].name, n, p[i]);
+    }
+    return TD_OK;
+}
+
 td_status td_unary(td_unary_op op, td_tensor *x, td_tensor **out)
 {
+    return td_unary_p(op, x, NULL, out);
+}
+
+td_status td_unary_p(td_unary_op op, td_tensor *x, const double *param, td_tensor **out)
+{
     if ((unsigned)op >= TD_NUNARY) return td_error(TD_EINVAL, 0, "unknown unary op %d", (int)op);
+    double p[TD_OP_MAX_PARAMS];
+    td_op_param_values(td_unary_def(op), p);
+    for (int i = 0; param && i < td_op_nparams(td_unary_def(op)); i++) p[i] = param[i];
+    TD_TRY(check_params(op, p));
     if (is_test(op)) {
         TD_TRY(td_empty_as(x, TD_UINT8, out));
-        td_backend_of(x)->unary(op, *out, x);
+        td_backend_of(x)->unary(op, *out, x, p);
         return TD_OK;
     }
     td_dtype dt = td_dtype_is_float(x->dtype) || keeps_int(op) ? x->dtype : TD_FLOAT32;
@@ -352,7 +402,7 @@ td_status td_unary(td_unary_op op, td_tensor *x, td_tensor **out)
         td_tensor_release(cx);
         return st;
     }
-    td_backend_of(x)->unary(op, o, cx);
+    td_backend_of(x)->unary(op, o, cx, p);
     if (td_dtype_is_float(dt) && td_needs_grad(1, &x)) {
         td_node *node;
         unary_ctx *c = NULL;
@@ -361,6 +411,7 @@ td_status td_unary(td_unary_op op, td_tensor *x, td_tensor **out)
             st = TD_NODE_CTX(node, &c);
             if (st == TD_OK) {
                 c->op = op;
+                memcpy(c->p, p, sizeof p);
                 st = td_node_keep(node, grad_from_output(op) ? o : cx, &c->x);
             }
             st = td_node_finish(node, st, o);

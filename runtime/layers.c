@@ -416,8 +416,10 @@ fail:
     return st;
 }
 
+/* out_idx, when not NULL, receives the max pools' argmax (int64, the
+ * output's shape, each the in-plane h * w + w) */
 static td_status pool_run(td_tensor *x, td_pool2d_args *a, const char *fn, const char *node_name,
-                          td_tensor **out)
+                          td_tensor **out, td_tensor **out_idx)
 {
     bool batched = x->ndim == 4;
     a->n = batched ? x->shape[0] : 1;
@@ -435,10 +437,11 @@ static td_status pool_run(td_tensor *x, td_pool2d_args *a, const char *fn, const
      * (and the argmax, whose values are the in-plane h * w + w either way)
      * made in the same layout; unbatched and CUDA inputs are made
      * contiguous, as before */
-    a->channels_last = td_keeps_channels_last(x);
+    /* adaptive max pooling has NCHW loops only */
+    a->channels_last = a->kind != TD_POOL_ADAPTIVE_MAX && td_keeps_channels_last(x);
     TD_CHECK(td_dense_raw(x, x->dtype, a->channels_last, &cx));
     TD_CHECK(td_empty_layout_on(ond, oshape, x->dtype, td_device_of(x), a->channels_last, &y));
-    if (a->kind == TD_POOL_MAX)
+    if (a->kind == TD_POOL_MAX || a->kind == TD_POOL_ADAPTIVE_MAX)
         TD_CHECK(
             td_empty_layout_on(ond, oshape, TD_INT64, td_device_of(x), a->channels_last, &idx));
     td_backend_of(x)->layers->pool2d(a, td_data_ptr(cx), td_data_ptr(y),
@@ -454,6 +457,10 @@ static td_status pool_run(td_tensor *x, td_pool2d_args *a, const char *fn, const
     }
     *out = y;
     y = NULL;
+    if (out_idx) {
+        *out_idx = idx;
+        idx = NULL;
+    }
 fail:
     td_tensor_release(cx);
     td_tensor_release(y);
@@ -526,14 +533,34 @@ td_status td_max_pool2d(td_tensor *x, const td_pool2d_opts *o, td_tensor **out)
 {
     td_pool2d_args a = {0};
     TD_TRY(pool_plan(x, o, true, &a, "max_pool2d"));
-    return pool_run(x, &a, "max_pool2d", "MaxPool2DWithIndicesBackward", out);
+    return pool_run(x, &a, "max_pool2d", "MaxPool2DWithIndicesBackward", out, NULL);
+}
+
+td_status td_max_pool2d_with_indices(td_tensor *x, const td_pool2d_opts *o, td_tensor **out,
+                                     td_tensor **indices)
+{
+    td_pool2d_args a = {0};
+    TD_TRY(pool_plan(x, o, true, &a, "max_pool2d"));
+    return pool_run(x, &a, "max_pool2d", "MaxPool2DWithIndicesBackward", out, indices);
 }
 
 td_status td_avg_pool2d(td_tensor *x, const td_pool2d_opts *o, td_tensor **out)
 {
     td_pool2d_args a = {0};
     TD_TRY(pool_plan(x, o, false, &a, "avg_pool2d"));
-    return pool_run(x, &a, "avg_pool2d", "AvgPool2DBackward", out);
+    return pool_run(x, &a, "avg_pool2d", "AvgPool2DBackward", out, NULL);
+}
+
+td_status td_avg_pool2d_divisor(td_tensor *x, const td_pool2d_opts *o, int64_t divisor_override,
+                                td_tensor **out)
+{
+    td_pool2d_args a = {0};
+    TD_TRY(pool_plan(x, o, false, &a, "avg_pool2d"));
+    if (divisor_override < 1)
+        return td_error(TD_EINVAL, 3, "avg_pool2d: divisor_override must be positive, got %lld",
+                        (long long)divisor_override);
+    a.divisor_override = divisor_override;
+    return pool_run(x, &a, "avg_pool2d", "AvgPool2DBackward", out, NULL);
 }
 
 td_status td_adaptive_avg_pool2d(td_tensor *x, int64_t oh, int64_t ow, td_tensor **out)
@@ -548,7 +575,29 @@ td_status td_adaptive_avg_pool2d(td_tensor *x, int64_t oh, int64_t ow, td_tensor
     a.h = x->shape[x->ndim - 2], a.w = x->shape[x->ndim - 1];
     a.oh = oh, a.ow = ow;
     a.kh = a.kw = a.sh = a.sw = a.dh = a.dw = 1;
-    return pool_run(x, &a, "adaptive_avg_pool2d", "AdaptiveAvgPool2DBackward", out);
+    return pool_run(x, &a, "adaptive_avg_pool2d", "AdaptiveAvgPool2DBackward", out, NULL);
+}
+
+td_status td_adaptive_max_pool2d(td_tensor *x, int64_t oh, int64_t ow, td_tensor **out,
+                                 td_tensor **indices)
+{
+    TD_TRY(check_pool_input(x, "adaptive_max_pool2d"));
+    if (oh < 1 || ow < 1)
+        return td_error(TD_EINVAL, 2,
+                        "adaptive_max_pool2d: output_size must be positive, got %lldx%lld",
+                        (long long)oh, (long long)ow);
+    int64_t h = x->shape[x->ndim - 2], w = x->shape[x->ndim - 1];
+    if (h < 1 || w < 1) {
+        char s[160];
+        td_shape_str(x, s, sizeof s);
+        return td_error(TD_ESHAPE, 1, "adaptive_max_pool2d: input %s has an empty plane", s);
+    }
+    td_pool2d_args a = {0};
+    a.kind = TD_POOL_ADAPTIVE_MAX;
+    a.h = h, a.w = w;
+    a.oh = oh, a.ow = ow;
+    a.kh = a.kw = a.sh = a.sw = a.dh = a.dw = 1;
+    return pool_run(x, &a, "adaptive_max_pool2d", "AdaptiveMaxPool2DBackward", out, indices);
 }
 
 /* ---- dropout --------------------------------------------------------- */

@@ -287,7 +287,9 @@ fail:
 td_status td_norm(td_tensor *x, double p, int dim, bool all, bool keepdim, td_tensor **out)
 {
     TD_TRY(td_need_float(x->dtype, 1, "norm", "input"));
-    if (!(p > 0)) return td_error(TD_EINVAL, 2, "norm: p must be positive, got %g", p);
+    /* p = 0 and -inf are td_norm_dims's (runtime/reduce_dims.c) */
+    if (!(p > 0) && !(p < 0 && isfinite(p)))
+        return td_error(TD_EINVAL, 2, "norm: p must be nonzero and not -inf here, got %g", p);
     reduce_plan pl;
     TD_TRY(plan(x, dim, all, keepdim, &pl));
     /* p = 1 and inf differentiate well as compositions (abs, max) */

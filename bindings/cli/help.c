@@ -6,8 +6,9 @@
    docs/, then the install directory. A loss is also found by its module
    name or a qualified name (?CrossEntropyLoss, ?tide.nn.FocalLoss,
    ?F.cross_entropy): the loss table says its options and defaults, then
-   its section follows. A qualified name falls back to its last part,
-   looked for first in the file its namespace names (?tide.nn.Linear:
+   its section follows; an op of the op table likewise (?tide.F.elu). A
+   qualified name falls back to its last part, looked for first in the
+   file its namespace names (?tide.nn.Linear:
    "## Linear" of nn.md); ?x:name asks the value x (a tensor's method, a
    module's class); a namespace gives its file's introduction and the
    names it documents (?tide.nn), or a table its fields (?tide.F). Long
@@ -222,6 +223,36 @@ static int loss_help(const char *q)
     return 1;
 }
 
+/* a row of the elementwise op table: its call with its parameters and
+ * their defaults, and its summary, then its docs */
+static int op_help(const char *q)
+{
+    const td_op_def *d = td_op_find(unqualified(q));
+    if (!d) return 0;
+    if (d->scope != TD_SCOPE_F) fprintf(out, "tide.%s", d->name);
+    if (d->scope == TD_SCOPE_BOTH) fprintf(out, ", ");
+    if (d->scope != TD_SCOPE_TENSOR) fprintf(out, "tide.F.%s", d->name);
+    fprintf(out, d->arity == 1 ? "(x" : "(a, b");
+    int n = td_op_nparams(d), optional = 0;
+    for (int i = 0; i < n; i++)
+        if (d->params[i].required)
+            fprintf(out, ", %s", d->params[i].name);
+        else
+            optional++;
+    for (int i = 0, k = 0; i < n; i++) {
+        const td_op_param *p = &d->params[i];
+        if (p->required) continue;
+        fprintf(out, "%s%s = ", k++ ? ", " : ", {", p->name);
+        if (p->choices)
+            fprintf(out, "\"%s\"", p->choices[(int)p->value]);
+        else
+            fprintf(out, "%g", p->value);
+    }
+    fprintf(out, "%s): %s\n\n", optional ? "}" : "", d->summary);
+    search_docs(d->name);
+    return 1;
+}
+
 /* q's last part after '.' or ':' */
 static const char *last_part(const char *q)
 {
@@ -383,7 +414,7 @@ static int namespace_help(lua_State *L, const char *q)
 /* Finds the help for q; 1 when something was written. */
 static int find_help(lua_State *L, const char *q)
 {
-    if (loss_help(q) || search_docs(q) || method_help(L, q)) return 1;
+    if (loss_help(q) || op_help(q) || search_docs(q) || method_help(L, q)) return 1;
     const char *last = last_part(q);
     if (last != q && *last != '\0') {
         char file[NAME_MAX_LEN + 4];

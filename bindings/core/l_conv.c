@@ -36,6 +36,10 @@ static void opt_pair(lua_State *L, int arg, const char *name, int64_t def, int64
     lua_pop(L, 1);
 }
 
+/* padding = "same" | "valid" (l_convnd.c) */
+bool lt_conv_padding_string(lua_State *L, int arg, const char *fn, int nd, td_tensor **x,
+                            td_tensor *w, const int64_t *stride, const int64_t *dil, int64_t *pad);
+
 static int l_conv2d(lua_State *L)
 {
     static const char *const keys[] = {"bias", "stride", "padding", "dilation", "groups", NULL};
@@ -44,8 +48,9 @@ static int l_conv2d(lua_State *L)
     td_conv2d_opts o = TD_CONV2D_OPTS_DEFAULT;
     o.bias = lt_opt_tensor(L, 3, "bias");
     opt_pair(L, 3, "stride", 1, o.stride);
-    opt_pair(L, 3, "padding", 0, o.padding);
     opt_pair(L, 3, "dilation", 1, o.dilation);
+    if (!lt_conv_padding_string(L, 3, "conv2d", 2, &x, w, o.stride, o.dilation, o.padding))
+        opt_pair(L, 3, "padding", 0, o.padding);
     o.groups = lt_opt_integer(L, 3, "groups", 1);
     LT_CALL(L, td_conv2d(x, w, &o, lt_new(L)), "conv2d");
     return 1;

@@ -262,6 +262,9 @@ static const char *const aware[] = {
     /* l_reduce.c */
     "all",
     "any",
+    "amax",
+    "amin",
+    "einsum",
     "logsumexp",
     "cumsum",
     "cumprod",

@@ -91,15 +91,19 @@ static int l_max_pool2d(lua_State *L)
     pair_opt(L, 3, "padding", o.padding, 0);
     pair_opt(L, 3, "dilation", o.dilation, 1);
     o.ceil_mode = lt_opt_boolean(L, 3, "ceil_mode", 0);
-    if (lt_opt_boolean(L, 3, "return_indices", 0))
-        return luaL_argerror(L, 3, "return_indices is not supported");
+    if (lt_opt_boolean(L, 3, "return_indices", 0)) {
+        td_tensor **y = lt_new(L), **idx = lt_new(L);
+        LT_CALL(L, td_max_pool2d_with_indices(x, &o, y, idx), "max_pool2d");
+        return 2;
+    }
     LT_CALL(L, td_max_pool2d(x, &o, lt_new(L)), "max_pool2d");
     return 1;
 }
 
 static int l_avg_pool2d(lua_State *L)
 {
-    static const char *const keys[] = {"stride", "padding", "ceil_mode", "count_include_pad", NULL};
+    static const char *const keys[] = {
+        "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override", NULL};
     td_tensor *x = lt_check(L, 1);
     td_pool2d_opts o;
     memset(&o, 0, sizeof o);
@@ -110,17 +114,79 @@ static int l_avg_pool2d(lua_State *L)
     o.dilation[0] = o.dilation[1] = 1;
     o.ceil_mode = lt_opt_boolean(L, 3, "ceil_mode", 0);
     o.count_include_pad = lt_opt_boolean(L, 3, "count_include_pad", 1);
+    lua_Integer d = 0;
+    if (lt_opt_field(L, 3, "divisor_override") != LUA_TNIL) {
+        int ok;
+        d = lua_tointegerx(L, -1, &ok);
+        if (!ok || d < 1) return luaL_argerror(L, 3, "divisor_override must be a positive integer");
+    }
+    lua_pop(L, 1);
+    if (d > 0) {
+        LT_CALL(L, td_avg_pool2d_divisor(x, &o, d, lt_new(L)), "avg_pool2d");
+        return 1;
+    }
     LT_CALL(L, td_avg_pool2d(x, &o, lt_new(L)), "avg_pool2d");
     return 1;
+}
+
+/* an adaptive pool's output size at arg: a number or {h, w}, where an
+ * entry false (PyTorch's None) keeps x's size along that dim */
+static void adaptive_size(lua_State *L, int arg, const td_tensor *x, int64_t *v)
+{
+    if (lua_type(L, arg) == LUA_TTABLE && !lt_test(L, arg) && lua_rawlen(L, arg) == 2) {
+        for (int i = 0; i < 2; i++) {
+            lua_rawgeti(L, arg, i + 1);
+            int ok = 1;
+            if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+                v[i] = x->ndim >= 2 ? x->shape[x->ndim - 2 + i] : 0;
+            else
+                v[i] = lua_tointegerx(L, -1, &ok);
+            lua_pop(L, 1);
+            if (!ok)
+                luaL_argerror(
+                    L, arg,
+                    lua_pushfstring(L, "output_size entry %d is not an integer or false", i + 1));
+        }
+        return;
+    }
+    pair_at(L, arg, v, "output_size");
 }
 
 static int l_adaptive_avg_pool2d(lua_State *L)
 {
     td_tensor *x = lt_check(L, 1);
     int64_t v[2];
-    pair_at(L, 2, v, "output_size");
+    adaptive_size(L, 2, x, v);
     if (!lua_isnoneornil(L, 3)) return luaL_argerror(L, 3, "adaptive_avg_pool2d takes no options");
     LT_CALL(L, td_adaptive_avg_pool2d(x, v[0], v[1], lt_new(L)), "adaptive_avg_pool2d");
+    return 1;
+}
+
+static int l_adaptive_max_pool2d(lua_State *L)
+{
+    static const char *const keys[] = {"return_indices", NULL};
+    td_tensor *x = lt_check(L, 1);
+    int64_t v[2];
+    adaptive_size(L, 2, x, v);
+    lt_check_options(L, 3, keys);
+    bool with = lt_opt_boolean(L, 3, "return_indices", 0);
+    td_tensor **y = lt_new(L), **idx = with ? lt_new(L) : NULL;
+    td_tensor *drop = NULL;
+    td_status st = td_adaptive_max_pool2d(x, v[0], v[1], y, with ? idx : &drop);
+    td_tensor_release(drop);
+    LT_CALL(L, st, "adaptive_max_pool2d");
+    return with ? 2 : 1;
+}
+
+static int l_group_norm(lua_State *L)
+{
+    static const char *const keys[] = {"weight", "bias", "eps", NULL};
+    td_tensor *x = lt_check(L, 1);
+    lua_Integer g = luaL_checkinteger(L, 2);
+    lt_check_options(L, 3, keys);
+    td_tensor *w = lt_opt_tensor(L, 3, "weight"), *b = lt_opt_tensor(L, 3, "bias");
+    double eps = lt_opt_number(L, 3, "eps", 1e-5);
+    LT_CALL(L, td_group_norm(x, g, w, b, eps, lt_new(L)), "group_norm");
     return 1;
 }
 
@@ -198,6 +264,8 @@ const luaL_Reg lt_layers_funcs[] = {
     {"max_pool2d", l_max_pool2d},
     {"avg_pool2d", l_avg_pool2d},
     {"adaptive_avg_pool2d", l_adaptive_avg_pool2d},
+    {"adaptive_max_pool2d", l_adaptive_max_pool2d},
+    {"group_norm", l_group_norm},
     {"dropout", l_dropout},
     {"leaky_relu", l_leaky_relu},
     {"embedding", l_embedding},

@@ -150,7 +150,16 @@ int luaopen_tide_core(lua_State *L)
     lt_register(L, module_funcs);
     lt_register_losses(L);
     lt_register(L, lt_conv_funcs);
+    {
+        extern const luaL_Reg lt_convnd_funcs[];
+        lt_register(L, lt_convnd_funcs);
+    }
+    {
+        extern const luaL_Reg lt_rnn_funcs[];
+        lt_register(L, lt_rnn_funcs);
+    }
     lt_register(L, lt_layers_funcs);
+    lt_register(L, lt_attention_funcs);
     lt_register(L, lt_optim_funcs);
     lt_register(L, lt_data_funcs);
     lt_register(L, lt_serialize_funcs);

@@ -1,6 +1,7 @@
 /* tide.core: views, copies and dtype conversions, joining and splitting,
  * index ops. */
-#include "l_util.h"
+#include "l_dims.h"
+#include "tide/tensor_args.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -108,7 +109,9 @@ static int reshaped(lua_State *L, shape_fn fn, int allow_neg, const char *fname)
 {
     td_tensor *x = lt_check(L, 1);
     int64_t shape[TD_MAX_DIMS];
-    int n = lt_check_shape(L, 2, shape, 1, allow_neg, NULL);
+    int next = 0;
+    int n = lt_check_shape(L, 2, shape, 1, allow_neg, &next);
+    lt_no_more(L, next - 1, "the shape");
     LT_CALL(L, fn(x, n, shape, lt_new(L)), fname);
     return 1;
 }
@@ -120,6 +123,7 @@ static int s_expand(lua_State *L) { return reshaped(L, td_expand, 1, "expand"); 
 /* view_as(x, other), expand_as(x, other) */
 static int s_view_as(lua_State *L)
 {
+    lt_no_more(L, 2, "other");
     td_tensor *x = lt_check(L, 1), *o = lt_check(L, 2);
     LT_CALL(L, td_view(x, o->ndim, o->shape, lt_new(L)), "view_as");
     return 1;
@@ -127,6 +131,7 @@ static int s_view_as(lua_State *L)
 
 static int s_expand_as(lua_State *L)
 {
+    lt_no_more(L, 2, "other");
     td_tensor *x = lt_check(L, 1), *o = lt_check(L, 2);
     LT_CALL(L, td_expand(x, o->ndim, o->shape, lt_new(L)), "expand_as");
     return 1;
@@ -134,6 +139,7 @@ static int s_expand_as(lua_State *L)
 
 static int s_transpose(lua_State *L)
 {
+    lt_no_more(L, 3, "dim1");
     td_tensor *x = lt_check(L, 1);
     int d0 = lt_check_dim(L, 2), d1 = lt_check_dim(L, 3);
     LT_CALL(L, td_transpose(x, d0, d1, lt_new(L)), "transpose");
@@ -147,6 +153,7 @@ static int s_permute(lua_State *L)
     int64_t dims64[TD_MAX_DIMS];
     int dims[TD_MAX_DIMS];
     if (lua_type(L, 2) == LUA_TTABLE) {
+        lt_no_more(L, 2, "the dims");
         lua_Integer len = luaL_len(L, 2);
         if (len > TD_MAX_DIMS) luaL_argerror(L, 2, "too many dims");
         for (int i = 0; i < (int)len; i++) {
@@ -169,12 +176,14 @@ static int s_permute(lua_State *L)
 
 static int s_t(lua_State *L)
 {
+    lt_no_more(L, 1, "the tensor");
     LT_CALL(L, td_t(lt_check(L, 1), lt_new(L)), "t");
     return 1;
 }
 
 static int s_narrow(lua_State *L)
 {
+    lt_no_more(L, 4, "length");
     td_tensor *x = lt_check(L, 1);
     int dim = lt_check_dim(L, 2);
     lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
@@ -184,6 +193,7 @@ static int s_narrow(lua_State *L)
 
 static int s_select(lua_State *L)
 {
+    lt_no_more(L, 3, "index");
     td_tensor *x = lt_check(L, 1);
     int dim = lt_check_dim(L, 2);
     lua_Integer i = luaL_checkinteger(L, 3);
@@ -194,6 +204,7 @@ static int s_select(lua_State *L)
 /* squeeze(x) drops every size-1 dim; squeeze(x, dim) only that one */
 static int s_squeeze(lua_State *L)
 {
+    lt_no_more(L, 2, "dim");
     td_tensor *x = lt_check(L, 1);
     int all = lua_isnoneornil(L, 2);
     int dim = all ? 0 : lt_check_dim(L, 2);
@@ -203,6 +214,7 @@ static int s_squeeze(lua_State *L)
 
 static int s_unsqueeze(lua_State *L)
 {
+    lt_no_more(L, 2, "dim");
     td_tensor *x = lt_check(L, 1);
     int dim = lt_check_dim(L, 2);
     LT_CALL(L, td_unsqueeze(x, dim, lt_new(L)), "unsqueeze");
@@ -212,6 +224,7 @@ static int s_unsqueeze(lua_State *L)
 /* flatten(x, [start = 0], [end = -1]) */
 static int s_flatten(lua_State *L)
 {
+    lt_no_more(L, 3, "end_dim");
     td_tensor *x = lt_check(L, 1);
     int start = lua_isnoneornil(L, 2) ? 0 : lt_check_dim(L, 2);
     int end = lua_isnoneornil(L, 3) ? -1 : lt_check_dim(L, 3);
@@ -225,6 +238,9 @@ static int s_flatten(lua_State *L)
 static int s_contiguous(lua_State *L)
 {
     td_tensor *x = lt_check(L, 1);
+    static const char *const keys[] = {"memory_format", NULL};
+    lt_check_options(L, 2, keys);
+    lt_no_more(L, 2, "the options");
     if (lt_opt_channels_last(L, 2, "contiguous")) {
         LT_CALL(L, td_contiguous_channels_last(x, lt_new(L)), "contiguous");
         return 1;
@@ -239,6 +255,7 @@ static int s_contiguous(lua_State *L)
 
 static int s_clone(lua_State *L)
 {
+    lt_no_more(L, 1, "the tensor (memory_format is not supported)");
     LT_CALL(L, td_clone(lt_check(L, 1), lt_new(L)), "clone");
     return 1;
 }
@@ -303,6 +320,7 @@ typedef td_status (*join_fn)(int, td_tensor **, int, td_tensor **);
 
 static int join(lua_State *L, join_fn fn, const char *fname)
 {
+    lt_no_more(L, 2, "dim");
     int n;
     int dim = lua_isnoneornil(L, 2) ? 0 : lt_check_dim(L, 2);
     td_tensor **ts = check_list(L, 1, &n);
@@ -316,16 +334,33 @@ static int s_stack(lua_State *L) { return join(L, td_stack, "stack"); }
 
 typedef td_status (*split_fn)(td_tensor *, int64_t, int, int *, td_tensor ***);
 
-/* split(x, size, [dim = 0]) / chunk(x, n, [dim = 0]) -> Lua list of tensors */
+/* split(x, size, [dim = 0]) / chunk(x, n, [dim = 0]) -> Lua list of tensors;
+ * split's size may be a list of sizes */
 static int pieces(lua_State *L, split_fn fn, const char *fname)
 {
     td_tensor *x = lt_check(L, 1);
-    lua_Integer size = luaL_checkinteger(L, 2);
-    if (size <= 0) luaL_argerror(L, 2, "must be positive");
+    if (lt_top(L) > 3) luaL_argerror(L, 4, "no argument expected after dim");
     int dim = lua_isnoneornil(L, 3) ? 0 : lt_check_dim(L, 3);
     int count = 0;
     td_tensor **ps = NULL;
-    if (fn(x, (int64_t)size, dim, &count, &ps) != TD_OK) lt_fail(L, fname, 0);
+    if (fn == td_split && lua_type(L, 2) == LUA_TTABLE) {
+        int n = (int)luaL_len(L, 2);
+        int64_t *sizes = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)(n > 0 ? n : 1), 0);
+        for (int i = 0; i < n; i++) {
+            lua_geti(L, 2, i + 1);
+            if (!lua_isinteger(L, -1))
+                luaL_argerror(L, 2,
+                              lua_pushfstring(L, "split sizes must be integers, got %s at %d",
+                                              luaL_typename(L, -1), i + 1));
+            sizes[i] = (int64_t)lua_tointeger(L, -1);
+            lua_pop(L, 1);
+        }
+        if (td_split_sizes(x, n, sizes, dim, &count, &ps) != TD_OK) lt_fail(L, fname, 0);
+    } else {
+        lua_Integer size = luaL_checkinteger(L, 2);
+        if (size <= 0) luaL_argerror(L, 2, "must be positive");
+        if (fn(x, (int64_t)size, dim, &count, &ps) != TD_OK) lt_fail(L, fname, 0);
+    }
     /* box each piece before anything can raise */
     if (!lua_checkstack(L, count + 4)) {
         for (int i = 0; i < count; i++) td_tensor_release(ps[i]);
@@ -351,6 +386,7 @@ static int s_chunk(lua_State *L) { return pieces(L, td_chunk, "chunk"); }
 
 static int s_index_select(lua_State *L)
 {
+    lt_no_more(L, 3, "index");
     td_tensor *x = lt_check(L, 1);
     int dim = lt_check_dim(L, 2);
     td_tensor *idx = lt_check(L, 3);
@@ -360,6 +396,7 @@ static int s_index_select(lua_State *L)
 
 static int s_gather(lua_State *L)
 {
+    lt_no_more(L, 3, "index (sparse_grad is not supported)");
     td_tensor *x = lt_check(L, 1);
     int dim = lt_check_dim(L, 2);
     td_tensor *idx = lt_check(L, 3);
@@ -370,6 +407,7 @@ static int s_gather(lua_State *L)
 /* scatter(x, dim, index, src) with src a tensor or a number; returns a copy */
 static int s_scatter(lua_State *L)
 {
+    lt_no_more(L, 4, "src (reduce is not supported: scatter_add adds)");
     td_tensor *x = lt_check(L, 1);
     int dim = lt_check_dim(L, 2);
     td_tensor *idx = lt_check(L, 3);
@@ -383,6 +421,7 @@ static int s_scatter(lua_State *L)
 
 static int s_scatter_add(lua_State *L)
 {
+    lt_no_more(L, 4, "src");
     td_tensor *x = lt_check(L, 1);
     int dim = lt_check_dim(L, 2);
     td_tensor *idx = lt_check(L, 3), *src = lt_check(L, 4);
@@ -390,18 +429,44 @@ static int s_scatter_add(lua_State *L)
     return 1;
 }
 
+/* index_add(x, dim, index, source, {alpha = 1}) = x with alpha * source added */
 static int s_index_add(lua_State *L)
 {
+    static const char *const keys[] = {"alpha", NULL};
     td_tensor *x = lt_check(L, 1);
     int dim = lt_check_dim(L, 2);
     td_tensor *idx = lt_check(L, 3), *src = lt_check(L, 4);
+    lt_check_options(L, 5, keys);
+    if (lt_top(L) > 5) luaL_argerror(L, 6, "no argument expected after the options");
+    if (lt_opt_field(L, 5, "alpha") != LUA_TNIL) {
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            luaL_argerror(L, 5,
+                          lua_pushfstring(L, "option 'alpha' must be a number, got %s",
+                                          luaL_typename(L, -1)));
+        if (!td_dtype_is_float(src->dtype) && !lua_isinteger(L, -1))
+            luaL_argerror(L, 5, "alpha must be an integer for an integer source");
+        double alpha = lua_tonumber(L, -1);
+        if (alpha != 1) {
+            td_tensor **scaled = lt_new(L);
+            LT_CALL(L, td_binary_scalar(TD_MUL, src, alpha, false, scaled), "index_add");
+            src = *scaled;
+        }
+    }
     LT_CALL(L, td_index_add(x, dim, idx, src, lt_new(L)), "index_add");
     return 1;
 }
 
+/* masked_fill(x, mask, value): value a number or a 0-dim tensor (which
+ * then takes a gradient) */
 static int s_masked_fill(lua_State *L)
 {
     td_tensor *x = lt_check(L, 1), *mask = lt_check(L, 2);
+    if (lt_top(L) > 3) luaL_argerror(L, 4, "no argument expected after value");
+    td_tensor *tv = lt_test(L, 3);
+    if (tv) {
+        LT_CALL(L, td_masked_fill_tensor(x, mask, tv, lt_new(L)), "masked_fill");
+        return 1;
+    }
     double v = luaL_checknumber(L, 3);
     LT_CALL(L, td_masked_fill(x, mask, v, lt_new(L)), "masked_fill");
     return 1;
@@ -426,6 +491,7 @@ static td_dtype where_number_dtype(lua_State *L, int arg, const td_tensor *t)
 /* where(cond, a, b): a and b tensors or numbers */
 static int s_where(lua_State *L)
 {
+    lt_no_more(L, 3, "other");
     td_tensor *cond = lt_check(L, 1);
     td_tensor *a = lt_test(L, 2), *b = lt_test(L, 3);
     td_dtype dt = where_number_dtype(L, a ? 3 : 2, a ? a : b);

@@ -129,6 +129,8 @@ void lt_register_losses(lua_State *L);
 /* layers, optimizers, data readers, checkpoints (l_conv.c ... l_serialize.c, module only) */
 extern const luaL_Reg lt_conv_funcs[], lt_layers_funcs[], lt_optim_funcs[], lt_data_funcs[],
     lt_serialize_funcs[];
+/* scaled_dot_product_attention (l_attention.c, module only) */
+extern const luaL_Reg lt_attention_funcs[];
 /* sort, argsort, topk, flip, roll, tril, triu (l_reorder.c) */
 extern const luaL_Reg lt_reorder_methods[];
 /* terminal queries (l_term.c, module only) */

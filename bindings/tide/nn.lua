@@ -20,6 +20,7 @@ M.nn = nn
 M.functional = {
     "linear", "conv2d", "batch_norm", "layer_norm", "max_pool2d", "avg_pool2d",
     "adaptive_avg_pool2d", "dropout", "leaky_relu", "embedding", "flatten",
+    "adaptive_max_pool2d", "group_norm",
     "relu", "gelu", "sigmoid", "tanh", "softmax", "log_softmax", "one_hot",
 }
 
@@ -814,20 +815,25 @@ local function batchnorm_class(name, dims)
         end
         local f = functional("batch_norm", name)
         local use_batch = self.training or not self.track_running_stats
+        -- momentum = false (PyTorch's None): the cumulative average, 1 / batches seen
+        local momentum = self.momentum or 0.0
         if self.training and self.track_running_stats then
             tide.no_grad(function() self.num_batches_tracked:add_(1) end)
+            if self.momentum == false then momentum = 1 / self.num_batches_tracked:item() end
         end
         return f(x, self.running_mean, self.running_var, {weight = self.weight, bias = self.bias,
-                 training = use_batch, momentum = self.momentum, eps = self.eps})
+                 training = use_batch, momentum = momentum, eps = self.eps})
     end
     function class:extra_repr()
-        return string.format("%d, eps=%g, momentum=%g, affine=%s, track_running_stats=%s", self.num_features,
-                             self.eps, self.momentum, bool_str(self.affine), bool_str(self.track_running_stats))
+        return string.format("%d, eps=%g, momentum=%s, affine=%s, track_running_stats=%s", self.num_features,
+                             self.eps, self.momentum == false and "None" or string.format("%g", self.momentum),
+                             bool_str(self.affine), bool_str(self.track_running_stats))
     end
     return class
 end
 nn.BatchNorm1d = batchnorm_class("BatchNorm1d", {[2] = true, [3] = true, text = "2D or 3D"})
 nn.BatchNorm2d = batchnorm_class("BatchNorm2d", {[4] = true, text = "4D"})
+nn.BatchNorm3d = batchnorm_class("BatchNorm3d", {[5] = true, text = "5D"})
 
 -- LayerNorm(normalized_shape, {eps = 1e-5, elementwise_affine = true})
 local LayerNorm = nn.class("LayerNorm")
@@ -874,7 +880,7 @@ local function activation(name, fname, method)
     nn[name] = class
 end
 activation("ReLU", "relu", "relu")
-activation("GELU", "gelu", "gelu")
+-- GELU, with its approximate option, comes from the op table (nn_activation.lua)
 activation("Sigmoid", "sigmoid", "sigmoid")
 activation("Tanh", "tanh", "tanh")
 
@@ -1042,7 +1048,7 @@ M.util = {argerror = argerror, options = options, check_int = check_int, pair = 
 
 -- layer files, each `install(nn, tide, core, util)` adding its modules to
 -- nn and its functions to tide.F (and tide, for tensor ops)
-M.parts = {}
+M.parts = {"nn_activation", "nn_conv", "nn_norm", "nn_rnn", "nn_attention"}
 
 function M.install(t, core)
     tide = t

@@ -14,6 +14,7 @@
  * blocks of up to 32 MiB in its heap). */
 #include "cpu.h"
 #include "iter.h"
+#include "../rnn.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -249,6 +250,8 @@ static const td_backend cpu_backend = {
     .layers = &td_cpu_layers,
     .optim = &td_cpu_optim,
     .reorder = &td_cpu_reorder,
+    .rnn = &td_cpu_rnn,
+    .attention = &td_cpu_attention,
 };
 
 const td_backend *td_cpu_backend(void) { return &cpu_backend; }

@@ -18,9 +18,9 @@ void td_cpu_release(void *p, size_t nbytes);
 void td_cpu_copy(td_tensor *dst, const td_tensor *src);
 void td_cpu_fill(td_tensor *dst, double value);
 
-void td_cpu_unary(td_unary_op op, td_tensor *out, const td_tensor *x);
+void td_cpu_unary(td_unary_op op, td_tensor *out, const td_tensor *x, const double *p);
 void td_cpu_unary_grad(td_unary_op op, td_tensor *gx, const td_tensor *x, const td_tensor *y,
-                       const td_tensor *gy);
+                       const td_tensor *gy, const double *p);
 void td_cpu_binary(td_binary_op op, td_tensor *out, const td_tensor *a, const td_tensor *b);
 void td_cpu_clamp(td_tensor *out, const td_tensor *x, double lo, double hi);
 void td_cpu_where(td_tensor *out, const td_tensor *cond, const td_tensor *a, const td_tensor *b);
@@ -62,6 +62,8 @@ extern const struct td_layers_kernels td_cpu_layers;
 extern const struct td_optim_kernels td_cpu_optim;
 /* sort, flip, roll, triangles (reorder.c) */
 extern const struct td_reorder_kernels td_cpu_reorder;
+/* fused scaled dot-product attention (attention.c) */
+extern const struct td_attention_kernels td_cpu_attention;
 
 /* 2-d pooling on channels-last (N, H, W, C) data (nn_pool_nhwc.c): the
  * layers table's pool2d and pool2d_backward when a->channels_last */

@@ -12,6 +12,7 @@
  * vectorise, and the alternative is a hand-kept copy of each table per
  * type. */
 
+#include "activation_math.h"
 #include "cpu.h"
 #include "iter.h"
 #include "stream.h"
@@ -53,7 +54,13 @@ typedef struct {
     td_unary_op op;
     td_dtype dt;
     bool has_y;
+    double p0, p1; /* the op's parameters (activation_math.h) */
 } unary_ctx;
+
+static unary_ctx make_ctx(td_unary_op op, td_dtype dt, bool has_y, const double *p)
+{
+    return (unary_ctx){op, dt, has_y, p ? p[0] : 0, p ? p[1] : 0};
+}
 
 #define UNARY_LOOP(EXPR)                                                                           \
     do {                                                                                           \
@@ -82,7 +89,12 @@ typedef struct {
     case TD_TANH: UNARY_LOOP(tanh(x)); break;                                                      \
     case TD_SIGMOID: UNARY_LOOP(SIGMOID(x)); break;                                                \
     case TD_RELU: UNARY_LOOP(RELU(x)); break;                                                      \
-    case TD_GELU: UNARY_LOOP(GELU(x)); break;                                                      \
+    case TD_GELU:                                                                                  \
+        if (p0 != 0)                                                                               \
+            UNARY_LOOP(GELU_TANH(x));                                                              \
+        else                                                                                       \
+            UNARY_LOOP(GELU(x));                                                                   \
+        break;                                                                                     \
     case TD_SIGN: UNARY_LOOP(SIGN(x)); break;                                                      \
     case TD_RECIPROCAL: UNARY_LOOP((T)1 / x); break;                                               \
     case TD_SQUARE: UNARY_LOOP(x *x); break;                                                       \
@@ -90,8 +102,36 @@ typedef struct {
     case TD_CEIL: UNARY_LOOP(ceil(x)); break;                                                      \
     case TD_ROUND: UNARY_LOOP(nearbyint(x)); break; /* halves to even, as PyTorch */               \
     case TD_TRUNC: UNARY_LOOP(trunc(x)); break;                                                    \
+    case TD_RSQRT: UNARY_LOOP((T)1 / sqrt(x)); break;                                              \
+    case TD_TAN: UNARY_LOOP(tan(x)); break;                                                        \
+    case TD_ASIN: UNARY_LOOP(asin(x)); break;                                                      \
+    case TD_ACOS: UNARY_LOOP(acos(x)); break;                                                      \
+    case TD_ATAN: UNARY_LOOP(atan(x)); break;                                                      \
+    case TD_SINH: UNARY_LOOP(sinh(x)); break;                                                      \
+    case TD_COSH: UNARY_LOOP(cosh(x)); break;                                                      \
+    case TD_ASINH: UNARY_LOOP(asinh(x)); break;                                                    \
+    case TD_ACOSH: UNARY_LOOP(acosh(x)); break;                                                    \
+    case TD_ATANH: UNARY_LOOP(atanh(x)); break;                                                    \
+    case TD_ELU: UNARY_LOOP(ELU(x)); break;                                                        \
+    case TD_SELU: UNARY_LOOP(SELU(x)); break;                                                      \
+    case TD_CELU: UNARY_LOOP(CELU(x)); break;                                                      \
+    case TD_SILU: UNARY_LOOP(SILU(x)); break;                                                      \
+    case TD_MISH: UNARY_LOOP(MISH(x)); break;                                                      \
+    case TD_RELU6: UNARY_LOOP(RELU6(x)); break;                                                    \
+    case TD_HARDTANH: UNARY_LOOP(HARDTANH(x)); break;                                              \
+    case TD_HARDSWISH: UNARY_LOOP(HARDSWISH(x)); break;                                            \
+    case TD_HARDSIGMOID: UNARY_LOOP(HARDSIGMOID(x)); break;                                        \
+    case TD_SOFTPLUS: UNARY_LOOP(SOFTPLUS(x)); break;                                              \
+    case TD_SOFTSIGN: UNARY_LOOP(SOFTSIGN(x)); break;                                              \
+    case TD_LOGSIGMOID: UNARY_LOOP(LOGSIGMOID(x)); break;                                          \
+    case TD_THRESHOLD: UNARY_LOOP(THRESHOLD(x)); break;                                            \
     default: break;                                                                                \
     }
+
+/* the op's parameters in the loop's type, for activation_math.h */
+#define UNARY_PARAMS(ctx)                                                                          \
+    T p0 = (T)((const unary_ctx *)(ctx))->p0, p1 = (T)((const unary_ctx *)(ctx))->p1;              \
+    (void)p0, (void)p1
 
 static void unary_f32(void *ctx, char **p, const int64_t *s, int64_t n)
 {
@@ -100,6 +140,7 @@ static void unary_f32(void *ctx, char **p, const int64_t *s, int64_t n)
     T *o = (T *)p[0];
     const T *a = (const T *)p[1];
     int64_t so = s[0], sa = s[1];
+    UNARY_PARAMS(ctx);
     UNARY_FLOAT_CASES
 }
 
@@ -110,6 +151,7 @@ static void unary_f64(void *ctx, char **p, const int64_t *s, int64_t n)
     T *o = (T *)p[0];
     const T *a = (const T *)p[1];
     int64_t so = s[0], sa = s[1];
+    UNARY_PARAMS(ctx);
     UNARY_FLOAT_CASES
 }
 
@@ -184,6 +226,20 @@ static void unary_u8(void *ctx, char **p, const int64_t *s, int64_t n)
 
 static void test_f32(void *ctx, char **p, const int64_t *s, int64_t n) { TEST_BODY(float) }
 static void test_f64(void *ctx, char **p, const int64_t *s, int64_t n) { TEST_BODY(double) }
+
+/* logical_not: uint8 out of any dtype; NaN is nonzero, so false */
+#define NOT_BODY(TYPE)                                                                             \
+    typedef TYPE T;                                                                                \
+    uint8_t *o = (uint8_t *)p[0];                                                                  \
+    const T *a = (const T *)p[1];                                                                  \
+    int64_t so = s[0], sa = s[1];                                                                  \
+    (void)ctx;                                                                                     \
+    UNARY_LOOP(x == 0);
+
+static void not_f32(void *ctx, char **p, const int64_t *s, int64_t n) { NOT_BODY(float) }
+static void not_f64(void *ctx, char **p, const int64_t *s, int64_t n) { NOT_BODY(double) }
+static void not_i64(void *ctx, char **p, const int64_t *s, int64_t n) { NOT_BODY(int64_t) }
+static void not_u8(void *ctx, char **p, const int64_t *s, int64_t n) { NOT_BODY(uint8_t) }
 /* integers, any width: the input is never read */
 static void test_int(void *ctx, char **p, const int64_t *s, int64_t n)
 {
@@ -210,20 +266,29 @@ static int64_t unary_grain(td_unary_op op)
     case TD_TRUNC:
     case TD_ISNAN:
     case TD_ISINF:
-    case TD_ISFINITE: return TD_CPU_GRAIN;
+    case TD_ISFINITE:
+    case TD_LOGICAL_NOT:
+    case TD_RELU6:
+    case TD_HARDTANH:
+    case TD_HARDSWISH:
+    case TD_HARDSIGMOID:
+    case TD_SOFTSIGN:
+    case TD_THRESHOLD: return TD_CPU_GRAIN;
     default: return TD_CPU_GRAIN_COSTLY;
     }
 }
 
-void td_cpu_unary(td_unary_op op, td_tensor *out, const td_tensor *x)
+void td_cpu_unary(td_unary_op op, td_tensor *out, const td_tensor *x, const double *p)
 {
     static const td_cpu_loop loops[TD_NDTYPES] = {unary_f32, unary_f64, unary_i64, unary_u8};
     static const td_cpu_loop tests[TD_NDTYPES] = {test_f32, test_f64, test_int, test_int};
+    static const td_cpu_loop nots[TD_NDTYPES] = {not_f32, not_f64, not_i64, not_u8};
     const td_tensor *ts[2] = {out, x};
     td_cpu_iter it;
     td_cpu_iter_init_any_order(&it, 2, ts);
-    unary_ctx c = {op, x->dtype, false};
-    td_cpu_iter_run(&it, unary_grain(op), (is_test(op) ? tests : loops)[x->dtype], &c);
+    unary_ctx c = make_ctx(op, x->dtype, false, p);
+    const td_cpu_loop *table = op == TD_LOGICAL_NOT ? nots : is_test(op) ? tests : loops;
+    td_cpu_iter_run(&it, unary_grain(op), table[x->dtype], &c);
 }
 
 /* ---- unary_grad ------------------------------------------------------ */
@@ -278,7 +343,12 @@ void td_cpu_unary(td_unary_op op, td_tensor *out, const td_tensor *x)
             GRAD_LOOP(g *SIGMOID(x) * (1 - SIGMOID(x)));                                           \
         break;                                                                                     \
     case TD_RELU: GRAD_LOOP(x <= 0 ? (T)0 : g); break; /* NaN passes g, as PyTorch */              \
-    case TD_GELU: GRAD_LOOP(g *GELU_GRAD(x)); break;                                               \
+    case TD_GELU:                                                                                  \
+        if (p0 != 0)                                                                               \
+            GRAD_LOOP(GELU_TANH_GRAD(x));                                                          \
+        else                                                                                       \
+            GRAD_LOOP(g *GELU_GRAD(x));                                                            \
+        break;                                                                                     \
     case TD_SIGN: GRAD_LOOP(g * 0); break;                                                         \
     case TD_RECIPROCAL:                                                                            \
         if (hy)                                                                                    \
@@ -291,7 +361,30 @@ void td_cpu_unary(td_unary_op op, td_tensor *out, const td_tensor *x)
     case TD_CEIL:                                                                                  \
     case TD_ROUND:                                                                                 \
     case TD_TRUNC: GRAD_LOOP(((void)g, (T)0)); break; /* 0 even for a NaN g, as PyTorch */         \
-    default: break;                                                                                \
+    case TD_RSQRT: GRAD_LOOP(RSQRT_GRAD(x)); break;                                                \
+    case TD_TAN: GRAD_LOOP(TAN_GRAD(x)); break;                                                    \
+    case TD_ASIN: GRAD_LOOP(ASIN_GRAD(x)); break;                                                  \
+    case TD_ACOS: GRAD_LOOP(ACOS_GRAD(x)); break;                                                  \
+    case TD_ATAN: GRAD_LOOP(ATAN_GRAD(x)); break;                                                  \
+    case TD_SINH: GRAD_LOOP(g *cosh(x)); break;                                                    \
+    case TD_COSH: GRAD_LOOP(g *sinh(x)); break;                                                    \
+    case TD_ASINH: GRAD_LOOP(ASINH_GRAD(x)); break;                                                \
+    case TD_ACOSH: GRAD_LOOP(ACOSH_GRAD(x)); break;                                                \
+    case TD_ATANH: GRAD_LOOP(ATANH_GRAD(x)); break;                                                \
+    case TD_ELU: GRAD_LOOP(ELU_GRAD(x)); break;                                                    \
+    case TD_SELU: GRAD_LOOP(SELU_GRAD(x)); break;                                                  \
+    case TD_CELU: GRAD_LOOP(CELU_GRAD(x)); break;                                                  \
+    case TD_SILU: GRAD_LOOP(SILU_GRAD(x)); break;                                                  \
+    case TD_MISH: GRAD_LOOP(MISH_GRAD(x)); break;                                                  \
+    case TD_RELU6: GRAD_LOOP(RELU6_GRAD(x)); break;                                                \
+    case TD_HARDTANH: GRAD_LOOP(HARDTANH_GRAD(x)); break;                                          \
+    case TD_HARDSWISH: GRAD_LOOP(HARDSWISH_GRAD(x)); break;                                        \
+    case TD_HARDSIGMOID: GRAD_LOOP(HARDSIGMOID_GRAD(x)); break;                                    \
+    case TD_SOFTPLUS: GRAD_LOOP(SOFTPLUS_GRAD(x)); break;                                          \
+    case TD_SOFTSIGN: GRAD_LOOP(SOFTSIGN_GRAD(x)); break;                                          \
+    case TD_LOGSIGMOID: GRAD_LOOP(LOGSIGMOID_GRAD(x)); break;                                      \
+    case TD_THRESHOLD: GRAD_LOOP(THRESHOLD_GRAD(x)); break;                                        \
+    default: GRAD_LOOP(((void)g, (T)0)); break; /* the ops without a gradient */                   \
     }
 
 #define GRAD_BODY(TYPE)                                                                            \
@@ -302,18 +395,19 @@ void td_cpu_unary(td_unary_op op, td_tensor *out, const td_tensor *x)
     T *o = (T *)p[0];                                                                              \
     const T *px = (const T *)p[1], *py = (const T *)p[2], *pg = (const T *)p[3];                   \
     int64_t so = s[0], sx = s[1], sy = s[2], sg = s[3];                                            \
+    UNARY_PARAMS(ctx);                                                                             \
     GRAD_CASES
 
 static void grad_f32(void *ctx, char **p, const int64_t *s, int64_t n) { GRAD_BODY(float) }
 static void grad_f64(void *ctx, char **p, const int64_t *s, int64_t n) { GRAD_BODY(double) }
 
 void td_cpu_unary_grad(td_unary_op op, td_tensor *gx, const td_tensor *x, const td_tensor *y,
-                       const td_tensor *gy)
+                       const td_tensor *gy, const double *p)
 {
     const td_tensor *ts[4] = {gx, x, y ? y : x, gy};
     td_cpu_iter it;
     td_cpu_iter_init_any_order(&it, 4, ts);
-    unary_ctx c = {op, gx->dtype, y != NULL};
+    unary_ctx c = make_ctx(op, gx->dtype, y != NULL, p);
     td_cpu_iter_run(&it, unary_grain(op), gx->dtype == TD_FLOAT64 ? grad_f64 : grad_f32, &c);
 }
 
@@ -359,7 +453,10 @@ typedef struct {
     case TD_LT: BIN_LOOP(uint8_t, a < b); break;                                                   \
     case TD_LE: BIN_LOOP(uint8_t, a <= b); break;                                                  \
     case TD_GT: BIN_LOOP(uint8_t, a > b); break;                                                   \
-    case TD_GE: BIN_LOOP(uint8_t, a >= b); break;
+    case TD_GE: BIN_LOOP(uint8_t, a >= b); break;                                                  \
+    case TD_LOGICAL_AND: BIN_LOOP(uint8_t, (a != 0) & (b != 0)); break;                            \
+    case TD_LOGICAL_OR: BIN_LOOP(uint8_t, (a != 0) | (b != 0)); break;                             \
+    case TD_LOGICAL_XOR: BIN_LOOP(uint8_t, (a != 0) ^ (b != 0)); break;
 
 /* maximum/minimum propagate NaN from either side */
 #define BIN_FLOAT_CASES                                                                            \
@@ -369,6 +466,7 @@ typedef struct {
     case TD_MUL: BIN_LOOP(T, a *b); break;                                                         \
     case TD_DIV: BIN_LOOP(T, a / b); break;                                                        \
     case TD_POW: BIN_LOOP(T, pow(a, b)); break;                                                    \
+    case TD_ATAN2: BIN_LOOP(T, atan2(a, b)); break;                                                \
     case TD_MAXIMUM: BIN_LOOP(T, (a > b || a != a) ? a : b); break;                                \
     case TD_MINIMUM:                                                                               \
         BIN_LOOP(T, (a < b || a != a) ? a : b);                                                    \
@@ -494,7 +592,7 @@ void td_cpu_binary(td_binary_op op, td_tensor *out, const td_tensor *a, const td
         return;
     binary_ctx c = {op, out->dtype == TD_FLOAT32 &&
                             (size_t)it.numel * sizeof(float) >= td_cpu_stream_min_bytes()};
-    int64_t grain = op == TD_POW ? TD_CPU_GRAIN_COSTLY : TD_CPU_GRAIN;
+    int64_t grain = op == TD_POW || op == TD_ATAN2 ? TD_CPU_GRAIN_COSTLY : TD_CPU_GRAIN;
     td_cpu_iter_run(&it, grain, loops[a->dtype], &c);
 }
 

@@ -42,10 +42,14 @@ static td_status backward(const td_conv_args *a, const void *x, const void *w, c
     return st;
 }
 
+/* kernels/cpu/nn_convnd.c */
+extern const struct td_convnd_kernels td_cpu_convnd;
+
 const struct td_conv_kernels td_cpu_conv = {
     .f32_channels_last = true,
     .forward = forward,
     .backward_data = backward_data,
     .backward_weights = backward_weights,
     .backward = backward,
+    .nd = &td_cpu_convnd,
 };

@@ -9,4 +9,6 @@ const struct td_layers_kernels td_cpu_layers = {
     .pool2d = td_cpu_pool2d,
     .pool2d_backward = td_cpu_pool2d_backward,
     .dropout = td_cpu_dropout,
+    .gn_forward = td_cpu_gn_forward,
+    .gn_backward = td_cpu_gn_backward,
 };

@@ -208,6 +208,10 @@ static bool global_avg_f32(const td_pool2d_args *a, const float *x, float *y)
 
 void td_cpu_pool2d(const td_pool2d_args *a, const void *x, void *y, int64_t *idx)
 {
+    if (a->kind == TD_POOL_ADAPTIVE_MAX) {
+        td_cpu_adaptive_max_pool2d(a, x, y, idx);
+        return;
+    }
     if (global_avg_f32(a, x, y)) return;
     /* oneDNN first for float32 averages, in either layout */
     if (a->dtype == TD_FLOAT32 && a->kind != TD_POOL_MAX && td_pool_dnnl_forward(a, x, y)) return;
@@ -250,6 +254,10 @@ TD_CPU_ALWAYS_INLINE void pool_bwd_plane(const td_pool2d_args *a, const void *gy
 
 void td_cpu_pool2d_backward(const td_pool2d_args *a, const void *gy, const int64_t *idx, void *gx)
 {
+    if (a->kind == TD_POOL_ADAPTIVE_MAX) {
+        td_cpu_adaptive_max_pool2d_backward(a, gy, idx, gx);
+        return;
+    }
     if (a->dtype == TD_FLOAT32 && a->kind != TD_POOL_MAX && td_pool_dnnl_backward(a, gy, gx))
         return;
     if (a->channels_last) {

@@ -72,7 +72,8 @@ static bool ensure_engine(void)
  * result would differ from PyTorch's */
 static bool make_key(const td_pool2d_args *a, pool_key *k)
 {
-    if (a->dtype != TD_FLOAT32 || a->n * a->c == 0) return false;
+    /* oneDNN has no divisor of the user's choosing */
+    if (a->dtype != TD_FLOAT32 || a->n * a->c == 0 || a->divisor_override) return false;
     int64_t kh = a->kh, kw = a->kw, sh = a->sh, sw = a->sw, ph = a->ph, pw = a->pw;
     bool include_pad = a->count_include_pad;
     if (a->kind == TD_POOL_ADAPTIVE_AVG) {

@@ -37,6 +37,7 @@ static inline double avg_window(const td_pool2d_args *a, int64_t oy, int64_t ox,
     if (*ws < 0) *ws = 0;
     if (*he > H) *he = H;
     if (*we > W) *we = W;
+    if (a->divisor_override) return (double)a->divisor_override;
     return a->count_include_pad ? full : (double)((*he - *hs) * (*we - *ws));
 }
 

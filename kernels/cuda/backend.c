@@ -15,6 +15,7 @@
  * it). libcublasLt comes with it: libcublas finds it beside itself. */
 #include "cuda_internal.h"
 #include "nn.h"
+#include "../rnn.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -227,6 +228,8 @@ static const td_backend cuda_backend = {
     .margin_loss = &td_cuda_margin_loss,
     .ctc_loss = &td_cuda_ctc_loss,
     .nccl = &td_cuda_nccl,
+    .attention = &td_cuda_attention,
+    .rnn = &td_cuda_rnn,
 };
 
 const td_backend *td_cuda_backend(void) { return &cuda_backend; }

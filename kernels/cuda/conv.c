@@ -525,9 +525,13 @@ static td_status backward(const td_conv_args *a, const void *x, const void *w, c
     return TD_OK;
 }
 
+/* kernels/cuda/conv_nd.c */
+extern const struct td_convnd_kernels td_cuda_convnd;
+
 const struct td_conv_kernels td_cuda_conv = {
     .forward = forward,
     .backward_data = backward_data,
     .backward_weights = backward_weights,
     .backward = backward,
+    .nd = &td_cuda_convnd,
 };

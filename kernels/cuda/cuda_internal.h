@@ -54,9 +54,9 @@ td_status td_cuda_stream_sync(int device);
 /* kernels (elementwise.cu, reduce.cu); tensors are on the device of `out` */
 void td_cuda_copy(td_tensor *dst, const td_tensor *src);
 void td_cuda_fill(td_tensor *dst, double value);
-void td_cuda_unary(td_unary_op op, td_tensor *out, const td_tensor *x);
+void td_cuda_unary(td_unary_op op, td_tensor *out, const td_tensor *x, const double *p);
 void td_cuda_unary_grad(td_unary_op op, td_tensor *gx, const td_tensor *x, const td_tensor *y,
-                        const td_tensor *gy);
+                        const td_tensor *gy, const double *p);
 void td_cuda_binary(td_binary_op op, td_tensor *out, const td_tensor *a, const td_tensor *b);
 void td_cuda_clamp(td_tensor *out, const td_tensor *x, double lo, double hi);
 void td_cuda_where(td_tensor *out, const td_tensor *cond, const td_tensor *a, const td_tensor *b);
@@ -80,6 +80,7 @@ extern const struct td_regression_loss_kernels td_cuda_regression_loss;
 extern const struct td_margin_loss_kernels td_cuda_margin_loss;
 extern const struct td_reorder_kernels td_cuda_reorder; /* reorder.cu */
 extern const struct td_ctc_loss_kernels td_cuda_ctc_loss;
+extern const struct td_attention_kernels td_cuda_attention; /* attention.cu */
 extern const struct td_optim_kernels td_cuda_optim;
 /* NCCL, opened with dlopen on first use (nccl.c) */
 extern const struct td_nccl_kernels td_cuda_nccl;

@@ -89,8 +89,13 @@ template <typename T> __device__ inline T gelu_grad(T x)
 
 template <typename T> __device__ inline T sign(T x) { return (T)((x > 0) - (x < 0)); }
 
-template <typename T> __device__ inline T unary_float(td_unary_op op, T x)
+#include "activation.cuh"
+
+template <typename T> __device__ inline T unary_float(td_unary_op op, T x, T p0 = 0, T p1 = 0)
 {
+    bool handled;
+    T r = activation(op, x, p0, p1, &handled);
+    if (handled) return r;
     switch (op) {
     case TD_EXP: return d_exp(x);
     case TD_LOG: return d_log(x);
@@ -103,7 +108,7 @@ template <typename T> __device__ inline T unary_float(td_unary_op op, T x)
     case TD_TANH: return d_tanh(x);
     case TD_SIGMOID: return sigmoid(x);
     case TD_RELU: return x < 0 ? (T)0 : x; /* keeps NaN */
-    case TD_GELU: return gelu(x);
+    case TD_GELU: return p0 != 0 ? gelu_tanh(x) : gelu(x);
     case TD_SIGN: return sign(x);
     case TD_RECIPROCAL: return (T)1 / x;
     case TD_SQUARE: return x * x;
@@ -133,23 +138,27 @@ template <typename T> __device__ inline T unary_int(td_unary_op op, T x)
 
 template <typename T> struct UnaryOp {
     td_unary_op op;
+    double p0, p1;
     __device__ void operator()(const Iter &it, const int64_t *off) const
     {
         T x = *at<T>(it, 1, off[1]);
         if constexpr (is_float<T>::value)
-            *at<T>(it, 0, off[0]) = unary_float(op, x);
+            *at<T>(it, 0, off[0]) = unary_float(op, x, (T)p0, (T)p1);
         else
             *at<T>(it, 0, off[0]) = unary_int(op, x);
     }
 };
 
-/* isnan, isinf, isfinite into uint8; an integer is always finite */
+/* isnan, isinf, isfinite, logical_not into uint8; an integer is always
+ * finite, and NaN is nonzero */
 template <typename T> struct TestOp {
     td_unary_op op;
     __device__ void operator()(const Iter &it, const int64_t *off) const
     {
         uint8_t r;
-        if constexpr (is_float<T>::value) {
+        if (op == TD_LOGICAL_NOT) {
+            r = *at<T>(it, 1, off[1]) == (T)0;
+        } else if constexpr (is_float<T>::value) {
             T x = *at<T>(it, 1, off[1]);
             bool nan = x != x, inf = d_abs(x) == (T)INFINITY;
             r = op == TD_ISNAN ? nan : op == TD_ISINF ? inf : !nan && !inf;
@@ -161,8 +170,12 @@ template <typename T> struct TestOp {
 };
 
 /* gx = g * op'(x); y = op(x) where has_y, else recomputed */
-template <typename T> __device__ inline T unary_grad(td_unary_op op, bool hy, T x, T y, T g)
+template <typename T>
+__device__ inline T unary_grad(td_unary_op op, bool hy, T x, T y, T g, T p0, T p1)
 {
+    bool handled;
+    T r = activation_grad(op, x, g, p0, p1, &handled);
+    if (handled) return r;
     switch (op) {
     case TD_EXP: return g * (hy ? y : d_exp(x));
     case TD_LOG: return g / x;
@@ -181,7 +194,7 @@ template <typename T> __device__ inline T unary_grad(td_unary_op op, bool hy, T 
         return g * s * (1 - s);
     }
     case TD_RELU: return x <= 0 ? (T)0 : g; /* NaN passes g, as PyTorch */
-    case TD_GELU: return g * gelu_grad(x);
+    case TD_GELU: return p0 != 0 ? gelu_tanh_grad(x, g) : g * gelu_grad(x);
     case TD_SIGN: return g * 0;
     case TD_RECIPROCAL: return hy ? -g * y * y : -g / (x * x);
     case TD_SQUARE: return 2 * x * g;
@@ -189,17 +202,18 @@ template <typename T> __device__ inline T unary_grad(td_unary_op op, bool hy, T 
     case TD_CEIL:
     case TD_ROUND:
     case TD_TRUNC: return (T)0; /* 0 even for a NaN g, as PyTorch */
-    default: return g;
+    default: return (T)0;       /* the ops without a gradient */
     }
 }
 
 template <typename T> struct UnaryGradOp {
     td_unary_op op;
     bool hy;
+    double p0, p1;
     __device__ void operator()(const Iter &it, const int64_t *off) const
     {
-        *at<T>(it, 0, off[0]) =
-            unary_grad(op, hy, *at<T>(it, 1, off[1]), *at<T>(it, 2, off[2]), *at<T>(it, 3, off[3]));
+        *at<T>(it, 0, off[0]) = unary_grad(op, hy, *at<T>(it, 1, off[1]), *at<T>(it, 2, off[2]),
+                                           *at<T>(it, 3, off[3]), (T)p0, (T)p1);
     }
 };
 
@@ -230,6 +244,7 @@ template <typename T> __device__ inline T arith(td_binary_op op, T a, T b)
         case TD_MUL: return a * b;
         case TD_DIV: return a / b;
         case TD_POW: return d_pow(a, b);
+        case TD_ATAN2: return d_atan2(a, b);
         case TD_MAXIMUM: return (a > b || a != a) ? a : b; /* NaN from either side */
         case TD_MINIMUM: return (a < b || a != a) ? a : b;
         default: return a;
@@ -256,6 +271,9 @@ template <typename T> __device__ inline uint8_t compare(td_binary_op op, T a, T 
     case TD_LT: return a < b;
     case TD_LE: return a <= b;
     case TD_GT: return a > b;
+    case TD_LOGICAL_AND: return (a != (T)0) & (b != (T)0);
+    case TD_LOGICAL_OR: return (a != (T)0) | (b != (T)0);
+    case TD_LOGICAL_XOR: return (a != (T)0) ^ (b != (T)0);
     default: return a >= b;
     }
 }
@@ -345,25 +363,28 @@ extern "C" void td_cuda_fill(td_tensor *dst, double value)
     }
 }
 
-extern "C" void td_cuda_unary(td_unary_op op, td_tensor *out, const td_tensor *x)
+extern "C" void td_cuda_unary(td_unary_op op, td_tensor *out, const td_tensor *x, const double *p)
 {
     use_device_of(out);
     const td_tensor *ts[2] = {out, x};
     Iter it = make_iter(2, ts);
-    if (op == TD_ISNAN || op == TD_ISINF || op == TD_ISFINITE) {
+    double p0 = p ? p[0] : 0, p1 = p ? p[1] : 0;
+    if (op == TD_ISNAN || op == TD_ISINF || op == TD_ISFINITE || op == TD_LOGICAL_NOT) {
         TDC_DISPATCH(x->dtype, launch<2>(it, TestOp<T>{op}, "unary"));
     } else {
-        TDC_DISPATCH(x->dtype, launch<2>(it, UnaryOp<T>{op}, "unary"));
+        TDC_DISPATCH(x->dtype, launch<2>(it, UnaryOp<T>{op, p0, p1}, "unary"));
     }
 }
 
 extern "C" void td_cuda_unary_grad(td_unary_op op, td_tensor *gx, const td_tensor *x,
-                                   const td_tensor *y, const td_tensor *gy)
+                                   const td_tensor *y, const td_tensor *gy, const double *p)
 {
     use_device_of(gx);
     const td_tensor *ts[4] = {gx, x, y ? y : x, gy};
     Iter it = make_iter(4, ts);
-    TDC_FLOAT_DISPATCH(gx->dtype, launch<4>(it, UnaryGradOp<T>{op, y != NULL}, "unary_grad"));
+    double p0 = p ? p[0] : 0, p1 = p ? p[1] : 0;
+    TDC_FLOAT_DISPATCH(gx->dtype,
+                       launch<4>(it, UnaryGradOp<T>{op, y != NULL, p0, p1}, "unary_grad"));
 }
 
 extern "C" void td_cuda_binary(td_binary_op op, td_tensor *out, const td_tensor *a,
@@ -372,7 +393,8 @@ extern "C" void td_cuda_binary(td_binary_op op, td_tensor *out, const td_tensor 
     use_device_of(out);
     const td_tensor *ts[3] = {out, a, b};
     Iter it = make_iter(3, ts);
-    if (op >= TD_EQ) {
+    if ((op >= TD_EQ && op <= TD_GE) || op == TD_LOGICAL_AND || op == TD_LOGICAL_OR ||
+        op == TD_LOGICAL_XOR) {
         TDC_DISPATCH(a->dtype, launch<3>(it, CompareOp<T>{op}, "compare"));
     } else {
         TDC_DISPATCH(a->dtype, launch<3>(it, BinaryOp<T>{op}, "binary"));

@@ -1,5 +1,5 @@
 /* The layers family on CUDA: batch norm (statistics, the per-channel
- * step, apply, backward), 2-d pooling (max, average, adaptive average;
+ * step, apply, backward), 2-d pooling (max, average, adaptive average and max;
  * forward and backward), dropout's mask, and the per-channel bias add and
  * sum the conv entries use.
  *
@@ -18,6 +18,7 @@
  *   order, the order in which the CPU's scatter adds them. */
 #include "common.cuh"
 #include "nn.h"
+#include "nn_group_norm.h"
 #include "../counter_bits.h"
 
 #include <math.h>
@@ -390,6 +391,7 @@ __device__ inline double avg_window(const td_pool2d_args &a, int64_t oy, int64_t
         if (*ws < 0) *ws = 0;
         if (*he > H) *he = H;
         if (*we > W) *we = W;
+        if (a.divisor_override) return (double)a.divisor_override;
         return a.count_include_pad ? full : (double)((*he - *hs) * (*we - *ws));
     }
     adaptive_range(oy, H, a.oh, hs, he);
@@ -416,6 +418,22 @@ __global__ void pool_fwd(td_pool2d_args a, const T *x, T *y, int64_t *idx, int64
             T mv = (T)-INFINITY;
             for (int64_t yy = hs; yy < he; yy += a.dh)
                 for (int64_t xx = ws; xx < we; xx += a.dw) {
+                    T v = xi[yy * W + xx];
+                    if (v > mv || v != v) {
+                        mv = v;
+                        best = yy * W + xx;
+                    }
+                }
+            y[t] = mv;
+            idx[t] = best;
+        } else if (a.kind == TD_POOL_ADAPTIVE_MAX) {
+            int64_t hs, he, ws, we;
+            adaptive_range(oy, H, OH, &hs, &he);
+            adaptive_range(ox, W, OW, &ws, &we);
+            int64_t best = hs * W + ws;
+            T mv = (T)-INFINITY;
+            for (int64_t yy = hs; yy < he; yy++)
+                for (int64_t xx = ws; xx < we; xx++) {
                     T v = xi[yy * W + xx];
                     if (v > mv || v != v) {
                         mv = v;
@@ -455,10 +473,19 @@ __global__ void pool_bwd(td_pool2d_args a, const T *gy, const int64_t *idx, T *g
         const T *go = gy + pl * OH * OW;
         T acc = 0;
         int64_t ylo, yhi, xlo, xhi;
-        if (a.kind == TD_POOL_MAX) {
+        if (a.kind == TD_POOL_MAX || a.kind == TD_POOL_ADAPTIVE_MAX) {
             const int64_t *io = idx + pl * OH * OW;
-            out_range(iy, a.ph, (a.kh - 1) * a.dh + 1, a.sh, OH, &ylo, &yhi);
-            out_range(ix, a.pw, (a.kw - 1) * a.dw + 1, a.sw, OW, &xlo, &xhi);
+            if (a.kind == TD_POOL_MAX) {
+                out_range(iy, a.ph, (a.kh - 1) * a.dh + 1, a.sh, OH, &ylo, &yhi);
+                out_range(ix, a.pw, (a.kw - 1) * a.dw + 1, a.sw, OW, &xlo, &xhi);
+            } else { /* the adaptive windows holding i, as the average's below */
+                ylo = (iy * OH) / H;
+                yhi = ((iy + 1) * OH - 1) / H;
+                xlo = (ix * OW) / W;
+                xhi = ((ix + 1) * OW - 1) / W;
+                if (yhi > OH - 1) yhi = OH - 1;
+                if (xhi > OW - 1) xhi = OW - 1;
+            }
             for (int64_t oy = ylo; oy <= yhi; oy++)
                 for (int64_t ox = xlo; ox <= xhi; ox++)
                     if (io[oy * OW + ox] == p) acc += go[oy * OW + ox];
@@ -567,5 +594,6 @@ extern "C" void td_cuda_channel_sum(td_dtype dt, const void *g, void *out, int64
 }
 
 extern "C" const struct td_layers_kernels td_cuda_layers = {
-    bn_stats, bn_apply, bn_backward, pool2d, pool2d_backward, dropout, bn_finalize,
+    bn_stats,    bn_apply,           bn_backward,         pool2d, pool2d_backward, dropout,
+    bn_finalize, td_cuda_gn_forward, td_cuda_gn_backward,
 };

@@ -219,6 +219,8 @@ START_TEST(test_help_names)
         {"tide.nn", "Documented here"},
         {"x:sum", "## Tensor:sum"},
         {"m:forward", "## Linear"},
+        {"tide.F.softplus", "tide.F.softplus(x, {beta = 1, threshold = 20})"},
+        {"threshold", "tide.threshold, tide.F.threshold(x, threshold, value)"},
     };
     for (size_t i = 0; i < sizeof asks / sizeof *asks; i++) {
         char cmd[1024], out[65536];

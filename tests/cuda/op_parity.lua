@@ -24,7 +24,27 @@ local function sample(row, shape)
     if row.domain == "off_kink" then return x:sign() * (x:abs() + 0.1) end
     -- odd multiples of 1/8: 1/8 or more from every integer and half, where floor and round jump
     if row.domain == "off_integer" then return (x * 4):floor() / 4 + 0.125 end
+    if row.domain == "unit" then return x:tanh() * 0.9 end
+    if row.domain == "above_one" then return x:abs() + 1.25 end
     return x
+end
+
+-- the row's function (tide.F's for rows only there), and its parameters:
+-- the typical values of the required ones, then a value of each optional
+-- one other than its default, so that the kernels' use of them is compared
+local function fn_of(row) return row.scope == "F" and tide.F[row.name] or tide[row.name] end
+local function params_of(row)
+    local pos, named = {}, {}
+    for _, p in ipairs(row.params) do
+        if p.required then
+            pos[#pos + 1] = p.typical
+        elseif p.choices then
+            named[p.name] = p.choices[#p.choices]
+        else
+            named[p.name] = p.default * 0.75 + 0.125
+        end
+    end
+    return pos, named
 end
 
 local function close(a, b)
@@ -39,7 +59,13 @@ local function run(row, inputs, dev)
         args[i] = x:to(dev)
         if row.node then args[i] = args[i]:detach():requires_grad_() end
     end
-    local y = tide[row.name](table.unpack(args, 1, row.arity))
+    local call = {table.unpack(args, 1, row.arity)}
+    if row.arity == 1 then
+        local pos, named = params_of(row)
+        for _, v in ipairs(pos) do call[#call + 1] = v end
+        call[#call + 1] = named
+    end
+    local y = fn_of(row)(table.unpack(call))
     local grads = {}
     if row.node then
         y:sum():backward()
@@ -68,6 +94,25 @@ end
 local nan = 0 / 0
 local function leaf(v, dev) return tide.tensor(v, "float64"):to(dev):requires_grad_() end
 local corners = {
+    -- every unary row with a gradient over each activation's branches and
+    -- boundary points, the infinities and NaN: values and gradients
+    unary_edges = function(dev)
+        local out, inf = {}, 1 / 0
+        local v = {-inf, -40, -20, -3.5, -3, -2.5, -1, -0.5, -1e-3, 0, 1e-3, 0.5, 1, 2.5, 3, 3.5, 6,
+                   6.5, 19.5, 20, 20.5, 40, inf, nan}
+        for _, row in ipairs(tide.op_table()) do
+            if row.arity == 1 and row.node then
+                local x = leaf(v, dev)
+                local args, named = params_of(row)
+                table.insert(args, 1, x)
+                args[#args + 1] = named
+                local y = fn_of(row)(table.unpack(args))
+                y:sum():backward()
+                out[#out + 1], out[#out + 2] = y, x.grad
+            end
+        end
+        return out
+    end,
     relu_nan = function(dev)
         local x = leaf({nan, -1, 0, 2}, dev)
         x:relu():sum():backward()

@@ -134,8 +134,10 @@ START_TEST(unary_ops_and_grads)
                 td_tensor *gxc = NULL, *gxg = NULL;
                 ck_assert_int_eq(td_empty_like(x, &gxc), TD_OK);
                 ck_assert_int_eq(td_empty_like(g, &gxg), TD_OK);
-                td_cpu_backend()->unary_grad((td_unary_op)op, gxc, x, with_y ? yc : NULL, gy);
-                td_backend_of(g)->unary_grad((td_unary_op)op, gxg, g, with_y ? yg : NULL, ggy);
+                double p[TD_OP_MAX_PARAMS];
+                td_op_param_values(td_unary_def((td_unary_op)op), p);
+                td_cpu_backend()->unary_grad((td_unary_op)op, gxc, x, with_y ? yc : NULL, gy, p);
+                td_backend_of(g)->unary_grad((td_unary_op)op, gxg, g, with_y ? yg : NULL, ggy, p);
                 snprintf(what, sizeof what, "unary_grad %d %s y=%d", op,
                          td_dtype_name(float_dtypes[d]), with_y);
                 expect_close(what, gxc, gxg);
@@ -434,7 +436,7 @@ START_TEST(guards_around_outputs)
     int64_t n = 3000, s2[2] = {30, 100};
     td_tensor *x = randn(TD_FLOAT32, 1, &n), *gx = gpu(x), *o = NULL, *buf = NULL;
     buf = guarded(n, &o);
-    be->unary(TD_EXP, o, gx);
+    be->unary(TD_EXP, o, gx, NULL);
     check_guards("unary", buf, n);
     be->binary(TD_ADD, o, gx, gx);
     check_guards("binary", buf, n);

@@ -559,8 +559,8 @@ START_TEST(guards_around_outputs)
     /* pooling: y (and the argmax), then gx */
     int64_t ps[4] = {2, 3, 11, 10};
     td_tensor *px = randn(TD_FLOAT32, 4, ps), *gpx = gpu(px);
-    td_pool2d_args pa = {TD_POOL_MAX, TD_FLOAT32, 2, 3, 11, 10, 6, 5,    3,
-                         3,           2,          2, 1, 1,  1,  1, true, false};
+    td_pool2d_args pa = {TD_POOL_MAX, TD_FLOAT32, 2, 3, 11, 10, 6,    5,     3, 3,
+                         2,           2,          1, 1, 1,  1,  true, false, 0};
     int64_t npy = 2 * 3 * 6 * 5, npx = 2 * 3 * 11 * 10;
     int64_t is[1] = {npy};
     td_tensor *idx = NULL;

@@ -130,9 +130,8 @@ def resnet(name, **kw):
 
 
 def lua_repr(m):
-    # tide prints Lua's booleans and has no inplace flag nor GELU approximation
-    return (repr(m).replace("True", "true").replace("False", "false").replace(", inplace=false", "")
-            .replace("approximate='none'", ""))
+    # tide prints Lua's booleans and has no inplace flag
+    return repr(m).replace("True", "true").replace("False", "false").replace(", inplace=false", "")
 
 
 def describe(model, call, with_repr=False):

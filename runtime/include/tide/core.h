@@ -121,6 +121,32 @@ typedef enum {
     TD_ISNAN, /* these three write uint8, from any input dtype */
     TD_ISINF,
     TD_ISFINITE,
+    TD_RSQRT,
+    TD_TAN,
+    TD_ASIN,
+    TD_ACOS,
+    TD_ATAN,
+    TD_SINH,
+    TD_COSH,
+    TD_ASINH,
+    TD_ACOSH,
+    TD_ATANH,
+    TD_LOGICAL_NOT, /* uint8 from any dtype, as the three tests */
+    /* activations; those with parameters (the op table's rows name them)
+     * read them from the kernels' param argument, in the row's order */
+    TD_ELU, /* alpha */
+    TD_SELU,
+    TD_CELU, /* alpha */
+    TD_SILU,
+    TD_MISH,
+    TD_RELU6,
+    TD_HARDTANH, /* min_val, max_val */
+    TD_HARDSWISH,
+    TD_HARDSIGMOID,
+    TD_SOFTPLUS, /* beta, threshold */
+    TD_SOFTSIGN,
+    TD_LOGSIGMOID,
+    TD_THRESHOLD, /* threshold, value */
     TD_NUNARY
 } td_unary_op;
 typedef enum {
@@ -137,6 +163,10 @@ typedef enum {
     TD_LE,
     TD_GT,
     TD_GE,
+    TD_LOGICAL_AND, /* these three: uint8, nonzero is true, as the comparisons */
+    TD_LOGICAL_OR,
+    TD_LOGICAL_XOR,
+    TD_ATAN2,
     TD_NBINARY
 } td_binary_op;
 /* ALL and ANY give uint8 whatever the input's dtype */

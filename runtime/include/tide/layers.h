@@ -36,6 +36,9 @@ typedef struct {
 /* x (N, C, H, W) or (C, H, W); stride[0] == 0 means stride = kernel */
 td_status td_max_pool2d(td_tensor *x, const td_pool2d_opts *o, td_tensor **out);
 td_status td_avg_pool2d(td_tensor *x, const td_pool2d_opts *o, td_tensor **out);
+/* avg_pool2d dividing every window's sum by divisor_override (> 0) */
+td_status td_avg_pool2d_divisor(td_tensor *x, const td_pool2d_opts *o, int64_t divisor_override,
+                                td_tensor **out);
 td_status td_adaptive_avg_pool2d(td_tensor *x, int64_t oh, int64_t ow, td_tensor **out);
 
 /* keep each element with probability 1 - p and scale it by 1 / (1 - p) */
@@ -45,5 +48,19 @@ td_status td_leaky_relu(td_tensor *x, double negative_slope, td_tensor **out);
  * (after wrapping a negative one) */
 td_status td_embedding(td_tensor *indices, td_tensor *weight, bool has_padding_idx,
                        int64_t padding_idx, td_tensor **out);
+
+/* max_pool2d that also gives the argmax of each output (int64, the
+ * output's shape, flat over the input plane's h * w as PyTorch's) */
+td_status td_max_pool2d_with_indices(td_tensor *x, const td_pool2d_opts *o, td_tensor **out,
+                                     td_tensor **indices);
+/* x (N, C, H, W) or (C, H, W) into oh x ow adaptive windows; indices
+ * (may be NULL) as td_max_pool2d_with_indices */
+td_status td_adaptive_max_pool2d(td_tensor *x, int64_t oh, int64_t ow, td_tensor **out,
+                                 td_tensor **indices);
+
+/* x (N, C, *) normalised over each of num_groups groups of C / num_groups
+ * channels (with *), then weight[c], bias[c] (each (C) or NULL) */
+td_status td_group_norm(td_tensor *x, int64_t num_groups, td_tensor *weight, td_tensor *bias,
+                        double eps, td_tensor **out);
 
 #endif

@@ -154,7 +154,20 @@ typedef enum {
     TD_DOMAIN_POSITIVE,    /* > 0 (log, sqrt, reciprocal; pow's base) */
     TD_DOMAIN_OFF_KINK,    /* away from 0, where the derivative jumps (abs, relu, sign) */
     TD_DOMAIN_OFF_INTEGER, /* away from integers and halves, where floor and round jump */
+    TD_DOMAIN_UNIT,        /* inside (-1, 1) (asin, acos, atanh; tan, far from its poles) */
+    TD_DOMAIN_ABOVE_ONE,   /* > 1 (acosh) */
 } td_op_domain;
+/* where the binding puts a row: tide.X and x:X(), tide.F.X, or both
+ * (what PyTorch has as torch.X, torch.nn.functional.X or both) */
+typedef enum { TD_SCOPE_TENSOR, TD_SCOPE_F, TD_SCOPE_BOTH } td_op_scope;
+/* a named parameter of a row (elu's alpha), in PyTorch's order */
+typedef struct {
+    const char *name;
+    double value;               /* the default; for a required one, a typical value for samples */
+    bool required;              /* PyTorch gives it no default (threshold's threshold, value) */
+    const char *const *choices; /* a string option's values, value indexing them; else NULL */
+} td_op_param;
+#define TD_OP_MAX_PARAMS 3
 typedef struct {
     const char *name;    /* "exp" */
     const char *node;    /* "ExpBackward"; NULL where there is no gradient */
@@ -162,16 +175,25 @@ typedef struct {
     int op;              /* its td_unary_op or td_binary_op */
     td_op_domain domain; /* of its inputs, for samples */
     const char *summary; /* one line, for help */
+    td_op_scope scope;
+    td_op_param params[TD_OP_MAX_PARAMS]; /* unary rows; the first without a name ends them */
 } td_op_def;
 int td_op_count(void);
 const td_op_def *td_op_at(int i);
+int td_op_nparams(const td_op_def *d);
+/* the row's values of its parameters (defaults, and typical values of the
+ * required ones) into p[TD_OP_MAX_PARAMS] */
+void td_op_param_values(const td_op_def *d, double *p);
 /* NULL when name is no elementwise op */
 const td_op_def *td_op_find(const char *name);
 /* the row of a unary or binary op */
 const td_op_def *td_unary_def(td_unary_op op);
 const td_op_def *td_binary_def(td_binary_op op);
 
+/* td_unary with the row's parameter values; td_unary_p with the op's
+ * parameters p[0..nparams) (NULL: the row's values) */
 td_status td_unary(td_unary_op op, td_tensor *x, td_tensor **out);
+td_status td_unary_p(td_unary_op op, td_tensor *x, const double *p, td_tensor **out);
 td_status td_binary(td_binary_op op, td_tensor *a, td_tensor *b, td_tensor **out);
 td_status td_binary_scalar(td_binary_op op, td_tensor *a, double s, bool scalar_first,
                            td_tensor **out);
@@ -283,5 +305,7 @@ bool td_threads_follow_free_cores(void);
 #include "tide/serialize.h"
 #include "tide/distributed.h"
 #include "tide/reorder.h"
+#include "tide/rnn.h"
+#include "tide/attention.h"
 
 #endif
