@@ -270,6 +270,8 @@ bool lt_opt_channels_last(lua_State *L, int arg, const char *fn)
         luaL_argerror(
             L, arg,
             lua_pushfstring(L, "%s: options must be a table, got %s", fn, luaL_typename(L, arg)));
+    static const char *const keys[] = {"memory_format", NULL};
+    lt_check_options(L, arg, keys); /* a misspelt name must not read as the default */
     int tp = lt_opt_field(L, arg, "memory_format");
     bool cl = false;
     if (tp != LUA_TNIL) {
