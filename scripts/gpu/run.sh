@@ -97,7 +97,7 @@ export CK_FORK=no
 # machine has them (site-packages/nvidia/<name>/lib): NCCL (dlopen'ed by
 # tide.distributed), cuBLAS, cuDNN, cudart
 has_lib() { # name: on the loader's cache or in a folder of LD_LIBRARY_PATH
-    ldconfig -p 2> /dev/null | grep -q " $1 " && return 0
+    grep -q " $1 " <(ldconfig -p 2> /dev/null) && return 0
     local d; IFS=: read -ra dirs <<< "$LD_LIBRARY_PATH"
     for d in "${dirs[@]}"; do [ -n "$d" ] && [ -e "$d/$1" ] && return 0; done
     return 1

@@ -20,7 +20,7 @@ for bad in "--classes 0" "--classes 0,0" "--classes 0,10" "--classes 0,6.5" "--s
     msg="$("$tide" scripts/binary.lua $bad --out "$out/bad" 2>&1)"
     rc=$?
     set -e
-    if [ "$rc" -ne 2 ] || ! printf '%s' "$msg" | grep -q "^binary: ${bad%% *} "; then
+    if [ "$rc" -ne 2 ] || ! grep -q "^binary: ${bad%% *} " <<< "$msg"; then
         echo "quick_binary: '$bad' gave exit $rc and: $msg" >&2
         exit 1
     fi

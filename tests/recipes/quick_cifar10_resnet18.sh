@@ -22,7 +22,7 @@ set -e
 [ "$rc" -eq 2 ] || die "a missing --data folder gave exit $rc, not 2: $msg"
 for want in "CIFAR-10 is not in '$out/nowhere'" data_batch_1.bin data_batch_5.bin test_batch.bin \
             "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz" "tar xzf cifar-10-binary.tar.gz"; do
-    printf '%s' "$msg" | grep -qF -- "$want" || die "the missing-data message lacks '$want': $msg"
+    grep -qF -- "$want" <<< "$msg" || die "the missing-data message lacks '$want': $msg"
 done
 
 # (2) one short epoch on the stand-in
@@ -36,7 +36,7 @@ run=("$tide" scripts/cifar10_resnet18.lua --data "$out/data" --epochs 1 --subset
 
 # (3) a rerun loads the finished variant
 again="$("${run[@]}" 2>&1)"
-printf '%s' "$again" | grep -qF "resnet18: finished in an earlier run" || die "the rerun trained again: $again"
+grep -qF "resnet18: finished in an earlier run" <<< "$again" || die "the rerun trained again: $again"
 "$tide" tests/recipes/check_cifar10_resnet18.lua "$out/run" 1
 
 # (4) bad values
@@ -44,6 +44,6 @@ set +e
 msg="$("$tide" scripts/cifar10_resnet18.lua --data "$out/data" --schedule cos --out "$out/bad" 2>&1)"
 rc=$?
 set -e
-[ "$rc" -eq 2 ] && printf '%s' "$msg" | grep -qF "cifar10_resnet18: --schedule expects one of cosine, step, none" \
+[ "$rc" -eq 2 ] && grep -qF "cifar10_resnet18: --schedule expects one of cosine, step, none" <<< "$msg" \
     || die "--schedule cos gave exit $rc and: $msg"
 echo "quick_cifar10_resnet18: ok"

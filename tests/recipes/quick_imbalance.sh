@@ -20,7 +20,7 @@ for bad in "--fraction 1" "--fraction 0" "--majority 10" "--beta 1" "--subset 90
     msg="$("$tide" scripts/imbalance.lua $bad --out "$out/bad" 2>&1)"
     rc=$?
     set -e
-    if [ "$rc" -ne 2 ] || ! printf '%s' "$msg" | grep -q "^imbalance: ${bad%% *} "; then
+    if [ "$rc" -ne 2 ] || ! grep -q "^imbalance: ${bad%% *} " <<< "$msg"; then
         echo "quick_imbalance: '$bad' gave exit $rc and: $msg" >&2
         exit 1
     fi

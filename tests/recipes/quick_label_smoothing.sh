@@ -22,7 +22,7 @@ for bad in "--smoothing 0,1" "--smoothing 0,0.1,0.1" "--smoothing x" "--val 10" 
     msg="$("$tide" scripts/label_smoothing.lua $bad --out "$out/bad" 2>&1)"
     rc=$?
     set -e
-    if [ "$rc" -ne 2 ] || ! printf '%s' "$msg" | grep -q "^label_smoothing: ${bad%% *} "; then
+    if [ "$rc" -ne 2 ] || ! grep -q "^label_smoothing: ${bad%% *} " <<< "$msg"; then
         echo "quick_label_smoothing: '$bad' gave exit $rc and: $msg" >&2
         exit 1
     fi

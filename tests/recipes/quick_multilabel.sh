@@ -19,7 +19,7 @@ for bad in "--threshold 1.5" "--losses bce,hinge" "--clip 2" "--gamma-neg -1"; d
     msg="$("$tide" scripts/multilabel.lua $bad --out "$out/bad" 2>&1)"
     rc=$?
     set -e
-    if [ "$rc" -ne 2 ] || ! printf '%s' "$msg" | grep -q "^multilabel: ${bad%% *} "; then
+    if [ "$rc" -ne 2 ] || ! grep -q "^multilabel: ${bad%% *} " <<< "$msg"; then
         echo "quick_multilabel: '$bad' gave exit $rc and: $msg" >&2
         exit 1
     fi

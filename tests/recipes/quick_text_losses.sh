@@ -26,7 +26,7 @@ for bad in "--losses ce,mse" "--losses ce,ce" "--models lstm,gru" "--seq-len 4" 
     msg="$("$tide" scripts/text_losses.lua $bad --out "$out/bad" 2>&1)"
     rc=$?
     set -e
-    if [ "$rc" -ne 2 ] || ! printf '%s' "$msg" | grep -q "^text_losses: ${bad%% *}"; then
+    if [ "$rc" -ne 2 ] || ! grep -q "^text_losses: ${bad%% *}" <<< "$msg"; then
         echo "quick_text_losses: '$bad' gave exit $rc and: $msg" >&2
         exit 1
     fi
