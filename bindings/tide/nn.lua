@@ -910,13 +910,14 @@ end
 softmax_class("Softmax", "softmax")
 softmax_class("LogSoftmax", "log_softmax")
 
--- MaxPool2d(k, {stride = k, padding = 0, dilation = 1, ceil_mode = false})
+-- MaxPool2d(k, {stride = k, padding = 0, dilation = 1, return_indices = false, ceil_mode = false})
 local MaxPool2d = nn.class("MaxPool2d")
 nn.MaxPool2d = MaxPool2d
 function MaxPool2d:__init(kernel_size, opts)
     local k = pair("MaxPool2d", 1, kernel_size, "kernel_size")
-    local o = options("MaxPool2d", 2, opts, {"stride", "padding", "dilation", "ceil_mode"},
-                      {padding = 0, dilation = 1, ceil_mode = false})
+    local o = options("MaxPool2d", 2, opts, {"stride", "padding", "dilation", "return_indices", "ceil_mode"},
+                      {padding = 0, dilation = 1, return_indices = false, ceil_mode = false})
+    self.return_indices = o.return_indices
     self.kernel_size = kernel_size
     self.stride = o.stride == nil and kernel_size or o.stride
     pair("MaxPool2d", 2, self.stride, "stride")
@@ -929,7 +930,8 @@ function MaxPool2d:__init(kernel_size, opts)
 end
 function MaxPool2d:forward(x)
     return functional("max_pool2d", "MaxPool2d")(x, self.kernel_size, {stride = self.stride,
-        padding = self.padding, dilation = self.dilation, ceil_mode = self.ceil_mode})
+        padding = self.padding, dilation = self.dilation, ceil_mode = self.ceil_mode,
+        return_indices = self.return_indices})
 end
 function MaxPool2d:extra_repr()
     return string.format("kernel_size=%s, stride=%s, padding=%s, dilation=%s, ceil_mode=%s",
@@ -937,13 +939,16 @@ function MaxPool2d:extra_repr()
                          show_pair(self.dilation), bool_str(self.ceil_mode))
 end
 
--- AvgPool2d(k, {stride = k, padding = 0, ceil_mode = false, count_include_pad = true})
+-- AvgPool2d(k, {stride = k, padding = 0, ceil_mode = false, count_include_pad = true,
+--               divisor_override = false})
 local AvgPool2d = nn.class("AvgPool2d")
 nn.AvgPool2d = AvgPool2d
 function AvgPool2d:__init(kernel_size, opts)
     pair("AvgPool2d", 1, kernel_size, "kernel_size")
-    local o = options("AvgPool2d", 2, opts, {"stride", "padding", "ceil_mode", "count_include_pad"},
-                      {padding = 0, ceil_mode = false, count_include_pad = true})
+    local o = options("AvgPool2d", 2, opts, {"stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"},
+                      {padding = 0, ceil_mode = false, count_include_pad = true, divisor_override = false})
+    if o.divisor_override ~= false then check_int("AvgPool2d", 2, o.divisor_override, "divisor_override") end
+    self.divisor_override = o.divisor_override
     self.kernel_size = kernel_size
     self.stride = o.stride == nil and kernel_size or o.stride
     pair("AvgPool2d", 2, self.stride, "stride")
@@ -952,7 +957,8 @@ function AvgPool2d:__init(kernel_size, opts)
 end
 function AvgPool2d:forward(x)
     return functional("avg_pool2d", "AvgPool2d")(x, self.kernel_size, {stride = self.stride,
-        padding = self.padding, ceil_mode = self.ceil_mode, count_include_pad = self.count_include_pad})
+        padding = self.padding, ceil_mode = self.ceil_mode, count_include_pad = self.count_include_pad,
+        divisor_override = self.divisor_override or nil})
 end
 function AvgPool2d:extra_repr()
     return string.format("kernel_size=%s, stride=%s, padding=%s", show_pair(self.kernel_size),

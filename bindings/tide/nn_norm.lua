@@ -142,6 +142,17 @@ function M.install(nn, tide, core, util) -- luacheck: ignore 212/core (the parts
         return F.adaptive_avg_pool2d(x:unsqueeze(-2), {1, l}):squeeze(-2)
     end
 
+    function F.adaptive_max_pool1d(x, output_size, opts)
+        local fname = "adaptive_max_pool1d"
+        check_1d(fname, x)
+        local l = single(fname, 2, output_size, "output_size")
+        local o = options(fname, 3, opts, {"return_indices"}, {return_indices = false})
+        -- over an (.., 1, L) view the plane's flat index h W + w is the index along L
+        local y, idx = F.adaptive_max_pool2d(x:unsqueeze(-2), {1, l}, {return_indices = o.return_indices})
+        if o.return_indices then return y:squeeze(-2), idx:squeeze(-2) end
+        return y:squeeze(-2)
+    end
+
     -------------------------------------------------------------------------
     -- F.max_unpool2d(x, indices, kernel_size, {stride = kernel_size, padding = 0, output_size})
     -------------------------------------------------------------------------
@@ -465,6 +476,19 @@ function M.install(nn, tide, core, util) -- luacheck: ignore 212/core (the parts
     end
     function AdaptiveAvgPool1d:forward(x) return F.adaptive_avg_pool1d(x, self.output_size) end
     function AdaptiveAvgPool1d:extra_repr() return "output_size=" .. self.output_size end
+
+    -- AdaptiveMaxPool1d(output_size, {return_indices = false})
+    local AdaptiveMaxPool1d = nn.class("AdaptiveMaxPool1d")
+    nn.AdaptiveMaxPool1d = AdaptiveMaxPool1d
+    function AdaptiveMaxPool1d:__init(output_size, opts)
+        self.output_size = single("AdaptiveMaxPool1d", 1, output_size, "output_size")
+        local o = options("AdaptiveMaxPool1d", 2, opts, {"return_indices"}, {return_indices = false})
+        self.return_indices = o.return_indices
+    end
+    function AdaptiveMaxPool1d:forward(x)
+        return F.adaptive_max_pool1d(x, self.output_size, {return_indices = self.return_indices})
+    end
+    function AdaptiveMaxPool1d:extra_repr() return "output_size=" .. self.output_size end
 
     -- AdaptiveMaxPool2d(output_size, {return_indices = false}); an entry false keeps that dim
     local AdaptiveMaxPool2d = nn.class("AdaptiveMaxPool2d")

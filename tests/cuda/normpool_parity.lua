@@ -91,6 +91,10 @@ local cases = {
         local a, i = F.max_pool1d(x, 3, {stride = 2, padding = 1, return_indices = true})
         return {a + F.avg_pool1d(x, 3, {stride = 2, padding = 1}) + F.adaptive_avg_pool1d(x, 5), i}
     end, {d{2, 3, 10}}},
+    {"adaptive_max_pool1d", function(_, x)
+        local y, i = F.adaptive_max_pool1d(x, 4, {return_indices = true})
+        return {y, i}
+    end, {d{2, 3, 11}}},
     {"max_unpool2d", function(dev, x)
         local _, i = F.max_pool2d(tide.randn({2, 3, 6, 8}, {dtype = "float64"}):to(dev), 2, {return_indices = true})
         return {F.max_unpool2d(x, i, 2)}

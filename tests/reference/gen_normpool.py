@@ -205,6 +205,16 @@ module_case("InstanceNorm2d affine running stats", "InstanceNorm2d", [3],
 module_case("InstanceNorm1d unbatched", "InstanceNorm1d", [3], {}, [r(3, 7)], r(3, 7))
 module_case("GroupNorm", "GroupNorm", [2, 6], {"eps": 1e-4}, [r(2, 6, 5)], r(2, 6, 5))
 
+# ---- adaptive_max_pool1d (common_nn: AdaptiveMaxPool1d (1, 3, 5)); last, so
+# the draws of every case above stay as they were
+add("adaptive_max_pool1d indices", "adaptive_max_pool1d", [(r(1, 3, 5), True), (3, False)],
+    {"return_indices": (True, False)})
+add("adaptive_max_pool1d unbatched larger output", "adaptive_max_pool1d", [(r(3, 4), True), (6, False)])
+add("adaptive_max_pool1d float32 uneven windows", "adaptive_max_pool1d",
+    [(r(2, 4, 11, dtype=torch.float32), True), (4, False)], {"return_indices": (True, False)})
+add("adaptive_max_pool1d ties keep the first", "adaptive_max_pool1d",
+    [(r(2, 3, 9).round().clamp(-1, 1), True), (4, False)], {"return_indices": (True, False)})
+
 path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "normpool.json")
 with open(path, "w") as fh:
     json.dump({"torch": torch.__version__, "cases": cases, "modules": modules}, fh)
