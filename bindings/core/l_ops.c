@@ -586,18 +586,21 @@ static int o_log_softmax(lua_State *L) { return softmax_like(L, true, "log_softm
 
 static int o_matmul(lua_State *L)
 {
+    lt_check_nargs(L, 2);
     LT_CALL(L, td_matmul(lt_check(L, 1), lt_check(L, 2), lt_new(L)), "matmul");
     return 1;
 }
 
 static int o_mm(lua_State *L)
 {
+    lt_check_nargs(L, 2);
     LT_CALL(L, td_mm(lt_check(L, 1), lt_check(L, 2), lt_new(L)), "mm");
     return 1;
 }
 
 static int o_bmm(lua_State *L)
 {
+    lt_check_nargs(L, 2);
     LT_CALL(L, td_bmm(lt_check(L, 1), lt_check(L, 2), lt_new(L)), "bmm");
     return 1;
 }

@@ -174,6 +174,7 @@ static int r_flip(lua_State *L)
 {
     td_tensor *x = lt_check(L, 1);
     if (lua_isnoneornil(L, 2)) luaL_argerror(L, 2, "dims expected (a dim or a list of dims)");
+    lt_check_nargs(L, 2);
     int dims[TD_MAX_DIMS];
     int n = dims_list(L, 2, 2, dims);
     LT_CALL(L, td_flip(x, n, dims, lt_new(L)), "flip");

@@ -182,7 +182,9 @@ td_dtype lt_parse_dtype(lua_State *L, int arg, const char *name)
     td_clear_error();
     return (td_dtype)luaL_argerror(
         L, arg,
-        lua_pushfstring(L, "unknown dtype '%s' (expected float32, float64, int64 or uint8)", name));
+        lua_pushfstring(L, "unknown dtype '%s' (expected float32, float64, bfloat16, float16, int64 or "
+                           "uint8)",
+                           name));
 }
 
 td_dtype lt_check_dtype(lua_State *L, int arg)
@@ -221,6 +223,14 @@ int lt_check_options(lua_State *L, int arg, const char *const *allowed)
         }
     }
     return 1;
+}
+
+void lt_check_nargs(lua_State *L, int max)
+{
+    for (int i = lua_gettop(L); i > max; i--)
+        if (!lua_isnil(L, i))
+            luaL_argerror(
+                L, i, lua_pushfstring(L, "unexpected extra argument (a %s)", luaL_typename(L, i)));
 }
 
 int lt_opt_field(lua_State *L, int arg, const char *name)

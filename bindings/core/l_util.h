@@ -60,6 +60,9 @@ int lt_is_options(lua_State *L, int arg);
 /* check that the table at arg (or nil) has only the allowed keys
  * (a NULL-terminated list); returns 1 when a table is present */
 int lt_check_options(lua_State *L, int arg, const char *const *allowed);
+/* an argument past the last one a function takes is an error, as in
+ * PyTorch, rather than an option silently dropped; trailing nils pass */
+void lt_check_nargs(lua_State *L, int max);
 /* push field `name` of the options table at arg (nil when arg is not a table) */
 int lt_opt_field(lua_State *L, int arg, const char *name);
 double lt_opt_number(lua_State *L, int arg, const char *name, double def);

@@ -202,6 +202,17 @@ describe("errors", function()
         has(m, "closed")
     end)
 
+    it("an argument past the last one taken, rather than dropped", function()
+        local m = err(function() return a23:matmul(tide.ones({ 3, 2 }), 5) end)
+        has(m, "bad argument", "matmul", "unexpected extra argument (a number)")
+        m = err(function() return tide.mm(a23, tide.ones({ 3, 2 }), { out = 1 }) end)
+        has(m, "bad argument #3", "mm", "unexpected extra argument (a table)")
+        m = err(function() return a23:flip({ 0 }, { x = 1 }) end)
+        has(m, "flip", "unexpected extra argument")
+        -- a trailing nil is no argument
+        assert.are.same({ 2, 2 }, tide.matmul(a23, tide.ones({ 3, 2 }), nil):shape())
+    end)
+
     it("the process survives, and a normal op still works", function()
         for _ = 1, 200 do
             pcall(function() return a23:matmul(a23) end)
