@@ -36,8 +36,8 @@ require("tide.losses").install(core, F, tide.nn)
 -- layers and modules, optimizers, data, checkpoints, models: each file
 -- adds its part (tide.nn.*, tide.optim, tide.data, tide.save/load,
 -- tide.models, tide.distributed with nn.DistributedDataParallel and
--- nn.SyncBatchNorm)
-for _, part in ipairs({"nn", "optim", "data", "checkpoint", "models", "distributed"}) do
+-- nn.SyncBatchNorm, tide.amp)
+for _, part in ipairs({"nn", "optim", "data", "checkpoint", "models", "distributed", "amp"}) do
     require("tide." .. part).install(tide, core)
 end
 
