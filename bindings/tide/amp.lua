@@ -19,9 +19,9 @@ local function positive(fname, argn, name, v, below_one)
     if type(v) ~= "number" or not (v > 0) or v == math.huge then -- luacheck: ignore 581 (NaN fails too)
         fail(fname, argn, string.format("%s must be a positive finite number, got %s", name, tostring(v)))
     end
-    if below_one == true and not (v < 1) then
+    if below_one == true and v >= 1 then
         fail(fname, argn, string.format("%s must be less than 1.0, got %s", name, tostring(v)))
-    elseif below_one == false and not (v > 1) then
+    elseif below_one == false and v <= 1 then
         fail(fname, argn, string.format("%s must be greater than 1.0, got %s", name, tostring(v)))
     end
     return v
