@@ -98,6 +98,17 @@ local function show_pair(p)
     return "(" .. table.concat(p, ", ") .. ")"
 end
 
+-- argument n of fname, which must be a tensor (what: its name)
+local function tensor_arg(fname, n, t, what)
+    if not tide.is_tensor(t) then
+        argerror(fname, n, string.format("%s must be a tensor, got %s", what, type(t)))
+    end
+    return t
+end
+
+-- PyTorch's None (false or nil) -> nil
+local function opt(v) if v == false then return nil end return v end
+
 local function functional(name, mname)
     local f = F[name]
     if not f then
@@ -745,67 +756,41 @@ function Linear:extra_repr()
                          bool_str(self.bias ~= nil))
 end
 
--- Conv2d(in, out, k, {stride = 1, padding = 0, dilation = 1, groups = 1, bias = true})
-local Conv2d = nn.class("Conv2d")
-nn.Conv2d = Conv2d
+-- Conv2d is nn_conv.lua's, with the rest of the conv family
 
-function Conv2d:__init(in_channels, out_channels, kernel_size, opts)
-    in_channels = check_int("Conv2d", 1, in_channels, "in_channels")
-    out_channels = check_int("Conv2d", 2, out_channels, "out_channels")
-    local k = pair("Conv2d", 3, kernel_size, "kernel_size")
-    local o = options("Conv2d", 4, opts, {"stride", "padding", "dilation", "groups", "bias", "dtype"},
-                      {stride = 1, padding = 0, dilation = 1, groups = 1, bias = true, dtype = "float32"})
-    self.stride = pair("Conv2d", 4, o.stride, "stride")
-    self.padding = pair("Conv2d", 4, o.padding, "padding", 0)
-    self.dilation = pair("Conv2d", 4, o.dilation, "dilation")
-    self.groups = check_int("Conv2d", 4, o.groups, "groups")
-    if in_channels % self.groups ~= 0 or out_channels % self.groups ~= 0 then
-        argerror("Conv2d", 4, string.format("groups = %d must divide in_channels (%d) and out_channels (%d)",
-                                            self.groups, in_channels, out_channels))
+-- the setup BatchNorm and InstanceNorm (nn_norm.lua) share: (num_features,
+-- {eps = 1e-5, momentum = 0.1, affine, track_running_stats, dtype}) with
+-- the class's defaults of affine and track_running_stats; weight and bias
+-- when affine, the running stats when tracked
+local function norm_init(self, name, num_features, opts, affine, track_running_stats)
+    num_features = check_int(name, 1, num_features, "num_features")
+    local o = options(name, 2, opts, {"eps", "momentum", "affine", "track_running_stats", "dtype"},
+                      {eps = 1e-5, momentum = 0.1, affine = affine, track_running_stats = track_running_stats,
+                       dtype = "float32"})
+    self.num_features, self.eps, self.momentum = num_features, o.eps, o.momentum
+    self.affine, self.track_running_stats = o.affine, o.track_running_stats
+    if o.affine then
+        self:register_parameter("weight", tide.ones({num_features}, {dtype = o.dtype}))
+        self:register_parameter("bias", tide.zeros({num_features}, {dtype = o.dtype}))
     end
-    self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, k
-    self:register_parameter("weight", tide.empty({out_channels, in_channels // self.groups, k[1], k[2]},
-                                                 {dtype = o.dtype}))
-    if o.bias then self:register_parameter("bias", tide.empty({out_channels}, {dtype = o.dtype})) end
-    self:reset_parameters()
+    if o.track_running_stats then
+        self:register_buffer("running_mean", tide.zeros({num_features}, {dtype = o.dtype}))
+        self:register_buffer("running_var", tide.ones({num_features}, {dtype = o.dtype}))
+        self:register_buffer("num_batches_tracked", tide.zeros({}, {dtype = "int64"}))
+    end
 end
 
-Conv2d.reset_parameters = reset_kaiming
-
-function Conv2d:forward(x)
-    return functional("conv2d", "Conv2d")(x, self.weight, {bias = self.bias, stride = self.stride,
-        padding = self.padding, dilation = self.dilation, groups = self.groups})
-end
-
-function Conv2d:extra_repr()
-    local s = string.format("%d, %d, kernel_size=%s, stride=%s", self.in_channels, self.out_channels,
-                            show_pair(self.kernel_size), show_pair(self.stride))
-    if self.padding[1] ~= 0 or self.padding[2] ~= 0 then s = s .. ", padding=" .. show_pair(self.padding) end
-    if self.dilation[1] ~= 1 or self.dilation[2] ~= 1 then s = s .. ", dilation=" .. show_pair(self.dilation) end
-    if self.groups ~= 1 then s = s .. ", groups=" .. self.groups end
-    if self.bias == nil then s = s .. ", bias=false" end
-    return s
+local function norm_repr(self)
+    return string.format("%d, eps=%g, momentum=%s, affine=%s, track_running_stats=%s", self.num_features,
+                         self.eps, self.momentum == false and "None" or string.format("%g", self.momentum),
+                         bool_str(self.affine), bool_str(self.track_running_stats))
 end
 
 -- BatchNorm1d / BatchNorm2d(n, {eps = 1e-5, momentum = 0.1, affine = true, track_running_stats = true})
 local function batchnorm_class(name, dims)
     local class = nn.class(name)
     function class:__init(num_features, opts)
-        num_features = check_int(name, 1, num_features, "num_features")
-        local o = options(name, 2, opts, {"eps", "momentum", "affine", "track_running_stats", "dtype"},
-                          {eps = 1e-5, momentum = 0.1, affine = true, track_running_stats = true,
-                           dtype = "float32"})
-        self.num_features, self.eps, self.momentum = num_features, o.eps, o.momentum
-        self.affine, self.track_running_stats = o.affine, o.track_running_stats
-        if o.affine then
-            self:register_parameter("weight", tide.ones({num_features}, {dtype = o.dtype}))
-            self:register_parameter("bias", tide.zeros({num_features}, {dtype = o.dtype}))
-        end
-        if o.track_running_stats then
-            self:register_buffer("running_mean", tide.zeros({num_features}, {dtype = o.dtype}))
-            self:register_buffer("running_var", tide.ones({num_features}, {dtype = o.dtype}))
-            self:register_buffer("num_batches_tracked", tide.zeros({}, {dtype = "int64"}))
-        end
+        norm_init(self, name, num_features, opts, true, true)
     end
     function class:forward(x)
         if not tide.is_tensor(x) then argerror(name, 1, "tensor expected, got " .. type(x)) end
@@ -824,11 +809,7 @@ local function batchnorm_class(name, dims)
         return f(x, self.running_mean, self.running_var, {weight = self.weight, bias = self.bias,
                  training = use_batch, momentum = momentum, eps = self.eps})
     end
-    function class:extra_repr()
-        return string.format("%d, eps=%g, momentum=%s, affine=%s, track_running_stats=%s", self.num_features,
-                             self.eps, self.momentum == false and "None" or string.format("%g", self.momentum),
-                             bool_str(self.affine), bool_str(self.track_running_stats))
-    end
+    class.extra_repr = norm_repr
     return class
 end
 nn.BatchNorm1d = batchnorm_class("BatchNorm1d", {[2] = true, [3] = true, text = "2D or 3D"})
@@ -1050,7 +1031,9 @@ nn.check_options = options
 -- what the layer files beside this one (M.parts) share with it: the
 -- argument checks, so their messages read the same
 M.util = {argerror = argerror, options = options, check_int = check_int, pair = pair,
-          show_pair = show_pair, functional = functional, user_level = user_level}
+          show_pair = show_pair, functional = functional, user_level = user_level,
+          norm_init = norm_init, norm_repr = norm_repr, reset_kaiming = reset_kaiming,
+          check_tensor = tensor_arg, bool_str = bool_str, opt = opt}
 
 -- layer files, each `install(nn, tide, core, util)` adding its modules to
 -- nn and its functions to tide.F (and tide, for tensor ops)

@@ -21,12 +21,7 @@ function M.install(nn, tide, core, util)
     local rows = {}
     for _, row in ipairs(core.op_table()) do rows[row.name] = row end
 
-    local function check_tensor(fname, n, t, what)
-        if not tide.is_tensor(t) then
-            argerror(fname, n, string.format("%s must be a tensor, got %s", what, type(t)))
-        end
-        return t
-    end
+    local check_tensor = util.check_tensor
 
     local function check_dim(fname, n, dim)
         if math.type(dim) ~= "integer" then

@@ -19,17 +19,7 @@ function M.install(nn, tide, core, util)
 
     F.scaled_dot_product_attention = core.scaled_dot_product_attention
 
-    local function bool_str(b) return b and "true" or "false" end
-
-    local function check_tensor(fname, n, t, what)
-        if not tide.is_tensor(t) then
-            argerror(fname, n, string.format("%s must be a tensor, got %s", what, type(t)))
-        end
-        return t
-    end
-
-    -- PyTorch's None (false or nil) -> nil
-    local function opt(v) if v == false then return nil end return v end
+    local bool_str, check_tensor, opt = util.bool_str, util.check_tensor, util.opt
 
     -------------------------------------------------------------------------
     -- MultiheadAttention(embed_dim, num_heads, {dropout = 0, bias = true,

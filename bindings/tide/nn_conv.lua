@@ -1,8 +1,8 @@
--- tide.nn's conv family beyond Conv2d, padding and resampling, with
--- PyTorch 1.13's semantics and state_dict keys: Conv1d, Conv3d,
--- ConvTranspose1d/2d/3d, padding = "same" | "valid" and padding_mode for
--- the convolutions (Conv2d's too), the pad modules, Upsample, PixelShuffle,
--- PixelUnshuffle and Unflatten.
+-- tide.nn's conv family, padding and resampling, with PyTorch 1.13's
+-- semantics and state_dict keys: Conv1d, Conv2d, Conv3d,
+-- ConvTranspose1d/2d/3d (one option parser, conv_init, for all six),
+-- padding = "same" | "valid" and padding_mode for the convolutions, the
+-- pad modules, Upsample, PixelShuffle, PixelUnshuffle and Unflatten.
 --
 -- The convolutions (padding = "same" included: bindings/core/l_convnd.c),
 -- F.pad and F.interpolate are kernels of tide.core. A padding_mode other
@@ -15,14 +15,8 @@ function M.install(nn, tide, core, util)
     local F = tide.F
     local argerror, options, check_int = util.argerror, util.options, util.check_int
     local functional = util.functional
-    local init = nn.init
 
-    local function check_tensor(fname, n, t, what)
-        if not tide.is_tensor(t) then
-            argerror(fname, n, string.format("%s must be a tensor, got %s", what, type(t)))
-        end
-        return t
-    end
+    local check_tensor = util.check_tensor
 
     -- a number or a table of nd -> a table of nd integers >= min
     local function tuple(fname, n, v, what, nd, min)
@@ -64,16 +58,8 @@ function M.install(nn, tide, core, util)
     -- the conv modules
     -------------------------------------------------------------------------
 
-    local function reset(self)
-        init.kaiming_uniform_(self.weight, {a = math.sqrt(5)})
-        if self.bias ~= nil then
-            local fan_in = init.calculate_fan_in_and_fan_out(self.weight)
-            local bound = fan_in > 0 and 1 / math.sqrt(fan_in) or 0
-            init.uniform_(self.bias, {a = -bound, b = bound})
-        end
-    end
-
-    local function extra_repr(self)
+    -- false_word: how a missing bias reads (PyTorch's False unless given)
+    local function extra_repr(self, false_word)
         local s = string.format("%d, %d, kernel_size=%s, stride=%s", self.in_channels, self.out_channels,
                                 show(self.kernel_size), show(self.stride))
         if type(self.padding) == "string" then
@@ -86,7 +72,7 @@ function M.install(nn, tide, core, util)
             s = s .. ", output_padding=" .. show(self.output_padding)
         end
         if self.groups ~= 1 then s = s .. ", groups=" .. self.groups end
-        if self.bias == nil then s = s .. ", bias=False" end
+        if self.bias == nil then s = s .. ", bias=" .. (false_word or "False") end
         if self.padding_mode ~= "zeros" then s = s .. ", padding_mode=" .. self.padding_mode end
         return s
     end
@@ -162,49 +148,38 @@ function M.install(nn, tide, core, util)
         function class:__init(in_channels, out_channels, kernel_size, opts)
             conv_init(self, name, nd, false, in_channels, out_channels, kernel_size, opts)
         end
-        class.reset_parameters = reset
+        class.reset_parameters = util.reset_kaiming
         function class:forward(x)
-            local f = functional(fname, name)
+            local padding = self.padding
             if self.padding_mode ~= "zeros" then
                 x = F.pad(x, self._reversed_padding_repeated_twice, {mode = self.padding_mode})
-                return f(x, self.weight, {bias = self.bias, stride = self.stride, padding = 0,
-                                          dilation = self.dilation, groups = self.groups})
+                padding = 0
             end
-            return f(x, self.weight, {bias = self.bias, stride = self.stride, padding = self.padding,
-                                      dilation = self.dilation, groups = self.groups})
+            -- called as it is got, so that its errors name the function
+            -- ('conv2d'), not a local
+            return functional(fname, name)(x, self.weight, {bias = self.bias, stride = self.stride,
+                padding = padding, dilation = self.dilation, groups = self.groups})
         end
         class.extra_repr = extra_repr
         return class
     end
     conv_class("Conv1d", 1, "conv1d")
+    local Conv2d = conv_class("Conv2d", 2, "conv2d")
     conv_class("Conv3d", 3, "conv3d")
 
-    -- Conv2d keeps nn.lua's class; padding strings and padding_mode are
-    -- added around it, and an ordinary Conv2d goes through nn.lua's code
-    local Conv2d = nn.Conv2d
-    local base_init, base_forward, base_repr = Conv2d.__init, Conv2d.forward, Conv2d.extra_repr
+    -- Conv2d(in, out, k, {stride = 1, padding = 0, dilation = 1, groups = 1,
+    -- bias = true, padding_mode = "zeros"}). Its repr says a missing bias as
+    -- it always has: Lua's false, but PyTorch's False once a padding string
+    -- or padding_mode is given
+    local conv2d_init = Conv2d.__init
     function Conv2d:__init(in_channels, out_channels, kernel_size, opts)
+        conv2d_init(self, in_channels, out_channels, kernel_size, opts)
         if type(opts) == "table" and (opts.padding_mode ~= nil or type(opts.padding) == "string") then
-            conv_init(self, "Conv2d", 2, false, in_channels, out_channels, kernel_size, opts)
             self._extended = true
-            return
         end
-        return base_init(self, in_channels, out_channels, kernel_size, opts)
-    end
-    function Conv2d:forward(x)
-        if not self._extended then return base_forward(self, x) end
-        local f = functional("conv2d", "Conv2d")
-        if self.padding_mode ~= "zeros" then
-            x = F.pad(x, self._reversed_padding_repeated_twice, {mode = self.padding_mode})
-            return f(x, self.weight, {bias = self.bias, stride = self.stride, padding = 0,
-                                      dilation = self.dilation, groups = self.groups})
-        end
-        return f(x, self.weight, {bias = self.bias, stride = self.stride, padding = self.padding,
-                                  dilation = self.dilation, groups = self.groups})
     end
     function Conv2d:extra_repr()
-        if not self._extended then return base_repr(self) end
-        return extra_repr(self)
+        return extra_repr(self, not self._extended and "false" or nil)
     end
 
     -- ConvTranspose: forward(x, output_size) picks output_padding so the
@@ -215,7 +190,7 @@ function M.install(nn, tide, core, util)
         function class:__init(in_channels, out_channels, kernel_size, opts)
             conv_init(self, name, nd, true, in_channels, out_channels, kernel_size, opts)
         end
-        class.reset_parameters = reset
+        class.reset_parameters = util.reset_kaiming
         function class:forward(x, output_size)
             check_tensor(name, 1, x, "input")
             local op = self.output_padding

@@ -20,17 +20,7 @@ function M.install(nn, tide, core, util) -- luacheck: ignore 212/core (the parts
     local argerror, options, check_int, pair = util.argerror, util.options, util.check_int, util.pair
     local show_pair, functional = util.show_pair, util.functional
 
-    local function bool_str(b) return b and "true" or "false" end
-
-    local function check_tensor(fname, n, t, what)
-        if not tide.is_tensor(t) then
-            argerror(fname, n, string.format("%s must be a tensor, got %s", what, type(t)))
-        end
-        return t
-    end
-
-    -- PyTorch's None (false or nil) -> nil
-    local function opt(v) if v == false then return nil end return v end
+    local bool_str, check_tensor, opt = util.bool_str, util.check_tensor, util.opt
 
     -------------------------------------------------------------------------
     -- F.instance_norm(x, {running_mean, running_var, weight, bias,
@@ -218,6 +208,17 @@ function M.install(nn, tide, core, util) -- luacheck: ignore 212/core (the parts
     -------------------------------------------------------------------------
     local unsupported = {max_norm = true, scale_grad_by_freq = true, sparse = true}
 
+    -- the option checks F.embedding_bag and EmbeddingBag share (options at argument 3)
+    local function check_bag_options(fname, o)
+        for k in pairs(unsupported) do
+            if o[k] ~= nil and o[k] ~= false then argerror(fname, 3, "option '" .. k .. "' is not supported") end
+        end
+        if o.norm_type ~= nil and o.norm_type ~= 2 then argerror(fname, 3, "option 'norm_type' is not supported") end
+        if o.mode ~= "sum" and o.mode ~= "mean" and o.mode ~= "max" then
+            argerror(fname, 3, "mode must be \"sum\", \"mean\" or \"max\", got " .. tostring(o.mode))
+        end
+    end
+
     -- the bags as Lua arrays: for each kept entry its position in the
     -- flat input and its bag; each bag's count; the number of bags
     local function bag_plan(fname, input, offsets, include_last, pad, nemb)
@@ -277,13 +278,7 @@ function M.install(nn, tide, core, util) -- luacheck: ignore 212/core (the parts
         local o = options(fname, 3, opts, {"offsets", "max_norm", "norm_type", "scale_grad_by_freq", "mode",
                                            "sparse", "per_sample_weights", "include_last_offset", "padding_idx"},
                           {mode = "mean", include_last_offset = false})
-        for k in pairs(unsupported) do
-            if o[k] ~= nil and o[k] ~= false then argerror(fname, 3, "option '" .. k .. "' is not supported") end
-        end
-        if o.norm_type ~= nil and o.norm_type ~= 2 then argerror(fname, 3, "option 'norm_type' is not supported") end
-        if o.mode ~= "sum" and o.mode ~= "mean" and o.mode ~= "max" then
-            argerror(fname, 3, "mode must be \"sum\", \"mean\" or \"max\", got " .. tostring(o.mode))
-        end
+        check_bag_options(fname, o)
         if input:dtype() ~= "int64" then argerror(fname, 1, "input must be int64, got " .. input:dtype()) end
         if weight:dim() ~= 2 then argerror(fname, 2, "weight must be (num_embeddings, embedding_dim)") end
         local nemb, d = weight:size(0), weight:size(1)
@@ -379,21 +374,7 @@ function M.install(nn, tide, core, util) -- luacheck: ignore 212/core (the parts
     local function instancenorm_class(name, dim)
         local class = nn.class(name)
         function class:__init(num_features, opts)
-            num_features = check_int(name, 1, num_features, "num_features")
-            local o = options(name, 2, opts, {"eps", "momentum", "affine", "track_running_stats", "dtype"},
-                              {eps = 1e-5, momentum = 0.1, affine = false, track_running_stats = false,
-                               dtype = "float32"})
-            self.num_features, self.eps, self.momentum = num_features, o.eps, o.momentum
-            self.affine, self.track_running_stats = o.affine, o.track_running_stats
-            if o.affine then
-                self:register_parameter("weight", tide.ones({num_features}, {dtype = o.dtype}))
-                self:register_parameter("bias", tide.zeros({num_features}, {dtype = o.dtype}))
-            end
-            if o.track_running_stats then
-                self:register_buffer("running_mean", tide.zeros({num_features}, {dtype = o.dtype}))
-                self:register_buffer("running_var", tide.ones({num_features}, {dtype = o.dtype}))
-                self:register_buffer("num_batches_tracked", tide.zeros({}, {dtype = "int64"}))
-            end
+            util.norm_init(self, name, num_features, opts, false, false)
         end
         function class:forward(x)
             check_tensor(name, 1, x, "input")
@@ -414,10 +395,7 @@ function M.install(nn, tide, core, util) -- luacheck: ignore 212/core (the parts
             if unbatched then y = y:squeeze(0) end
             return y
         end
-        function class:extra_repr()
-            return string.format("%d, eps=%g, momentum=%g, affine=%s, track_running_stats=%s", self.num_features,
-                                 self.eps, self.momentum, bool_str(self.affine), bool_str(self.track_running_stats))
-        end
+        class.extra_repr = util.norm_repr
         nn[name] = class
     end
     instancenorm_class("InstanceNorm1d", 1)
@@ -546,13 +524,7 @@ function M.install(nn, tide, core, util) -- luacheck: ignore 212/core (the parts
         local o = options(fname, 3, opts, {"max_norm", "norm_type", "scale_grad_by_freq", "mode", "sparse",
                                            "include_last_offset", "padding_idx", "dtype"},
                           {mode = "mean", include_last_offset = false, dtype = "float32"})
-        for k in pairs(unsupported) do
-            if o[k] ~= nil and o[k] ~= false then argerror(fname, 3, "option '" .. k .. "' is not supported") end
-        end
-        if o.norm_type ~= nil and o.norm_type ~= 2 then argerror(fname, 3, "option 'norm_type' is not supported") end
-        if o.mode ~= "sum" and o.mode ~= "mean" and o.mode ~= "max" then
-            argerror(fname, 3, "mode must be \"sum\", \"mean\" or \"max\", got " .. tostring(o.mode))
-        end
+        check_bag_options(fname, o)
         local pad = opt(o.padding_idx)
         if pad ~= nil then
             if math.type(pad) ~= "integer" or pad < -num_embeddings or pad >= num_embeddings then

@@ -1,9 +1,9 @@
 /* The small least-recently-used cache of built oneDNN primitives that
- * nn_conv_dnnl.c and nn_pool_dnnl.c keep (one entry per shape, so a
- * training loop builds each once). Entries are the caller's structs whose
- * first member is their key, compared bytewise (keys are plain int64
- * fields, so no padding differs). Not thread-safe: the callers hold their
- * own mutex. */
+ * dnnl_conv.c (for nn_conv_dnnl.c and nn_convnd_dnnl.c) and nn_pool_dnnl.c
+ * keep (one entry per shape, so a training loop builds each once). Entries
+ * are the caller's structs whose first member is their key, compared
+ * bytewise (keys are plain int64 fields, so no padding differs). Not
+ * thread-safe: the callers hold their own mutex. */
 #ifndef TIDE_KERNELS_CPU_LRU_H
 #define TIDE_KERNELS_CPU_LRU_H
 

@@ -403,6 +403,15 @@ static td_status start(const td_conv_args *a, const void *any, run_ctx *r)
 
 static size_t es(const td_conv_args *a) { return a->dtype == TD_FLOAT64 ? 8 : 4; }
 
+/* cuDNN's alpha or beta, 1 or 0 (v), in a's compute type: double for
+ * float64, float otherwise */
+static const void *scale(const td_conv_args *a, int v)
+{
+    static const double d[2] = {0, 1};
+    static const float f[2] = {0, 1};
+    return a->dtype == TD_FLOAT64 ? (const void *)&d[v] : (const void *)&f[v];
+}
+
 /* the plan for a slice, its algorithm for dir chosen on these buffers */
 static td_status ready(const td_conv_args *a, run_ctx *r, int64_t n, int dir, const void *in1,
                        const void *in2, void *out, plan **p)
@@ -432,10 +441,7 @@ static td_status forward(const td_conv_args *a, const void *x, const void *w, co
 {
     run_ctx r;
     TD_TRY(start(a, x, &r));
-    double one64 = 1, zero64 = 0;
-    float one32 = 1, zero32 = 0;
-    const void *one = a->dtype == TD_FLOAT64 ? (const void *)&one64 : (const void *)&one32;
-    const void *zero = a->dtype == TD_FLOAT64 ? (const void *)&zero64 : (const void *)&zero32;
+    const void *one = scale(a, 1), *zero = scale(a, 0);
     for (int64_t i = 0; i < a->n; i += r.step) {
         int64_t n = a->n - i < r.step ? a->n - i : r.step;
         const char *xi = (const char *)x + (size_t)(i * r.xs) * es(a);
@@ -458,10 +464,7 @@ static td_status backward_data(const td_conv_args *a, const void *gy, const void
 {
     run_ctx r;
     TD_TRY(start(a, gy, &r));
-    double one64 = 1, zero64 = 0;
-    float one32 = 1, zero32 = 0;
-    const void *one = a->dtype == TD_FLOAT64 ? (const void *)&one64 : (const void *)&one32;
-    const void *zero = a->dtype == TD_FLOAT64 ? (const void *)&zero64 : (const void *)&zero32;
+    const void *one = scale(a, 1), *zero = scale(a, 0);
     for (int64_t i = 0; i < a->n; i += r.step) {
         int64_t n = a->n - i < r.step ? a->n - i : r.step;
         const char *gyi = (const char *)gy + (size_t)(i * r.ys) * es(a);
@@ -486,10 +489,7 @@ static td_status backward_weights(const td_conv_args *a, const void *x, const vo
     TD_TRY(start(a, gy, &r));
     if (gb) td_cuda_channel_sum(a->dtype, gy, gb, a->n, a->o, a->oh * a->ow);
     if (!gw) return td_cuda_pending_error();
-    double one64 = 1, zero64 = 0;
-    float one32 = 1, zero32 = 0;
-    const void *one = a->dtype == TD_FLOAT64 ? (const void *)&one64 : (const void *)&one32;
-    const void *zero = a->dtype == TD_FLOAT64 ? (const void *)&zero64 : (const void *)&zero32;
+    const void *one = scale(a, 1), *zero = scale(a, 0);
     size_t wbytes = (size_t)(a->o * (a->c / a->groups) * a->kh * a->kw) * es(a);
     void *scratch = NULL; /* the search's output once gw holds a slice's sum */
     td_status st = TD_OK;

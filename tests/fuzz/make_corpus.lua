@@ -12,24 +12,14 @@
 package.path = "tests/fuzz/?.lua;" .. package.path
 local tide = require "tide"
 local harness = require "fuzz_checkpoint"
+local raw = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/../lib/rawfile.lua")
 
 local ROOT = "tests/fuzz/corpus"
 local TMP = os.tmpname()
 os.remove(TMP)
 assert(os.execute("mkdir -p " .. TMP))
 
-local function write(path, bytes)
-    local f = assert(io.open(path, "wb"))
-    f:write(bytes)
-    f:close()
-end
-
-local function read(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("a")
-    f:close()
-    return s
-end
+local write, read = raw.write, raw.read
 
 local corpora, problems = {}, {}
 
@@ -119,7 +109,7 @@ end)
 -------------------------------------------------------------- safetensors
 
 -- a file from a header (padded or not) and the data bytes
-local function st(header, data, len) return string.pack("<I8", len or #header) .. header .. (data or "") end
+local st = raw.safetensors
 
 local function saved(tensors, meta)
     local path = TMP .. "/saved.safetensors"
@@ -128,7 +118,7 @@ local function saved(tensors, meta)
 end
 
 local function entry(dtype, shape, b, e)
-    return string.format('{"dtype":"%s","shape":[%s],"data_offsets":[%d,%d]}', dtype, table.concat(shape, ","), b, e)
+    return raw.st_entry('"' .. dtype .. '"', "[" .. table.concat(shape, ",") .. "]", string.format("[%d,%d]", b, e))
 end
 
 corpus("safetensors", {

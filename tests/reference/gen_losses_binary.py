@@ -11,28 +11,15 @@ torchvision's sigmoid_focal_loss and the ASL paper's AsymmetricLossOptimized
 are re-typed here with torch ops (torchvision need not be installed).
 """
 import json
-import math
 import os
 
 import torch
 import torch.nn.functional as F
 
+from refcases import tj
+
 torch.manual_seed(1234)
 cases = []
-
-
-def enc(v):
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return v
-
-
-def tj(t):
-    t = t.detach()
-    return {"values": [enc(float(v)) for v in t.reshape(-1).tolist()], "shape": list(t.shape),
-            "dtype": str(t.dtype).replace("torch.", "")}
 
 
 def focal_tv(x, y, alpha=0.25, gamma=2.0, reduction="none"):

@@ -25,36 +25,17 @@ x + max(0, margin - x); cosine_embedding gives 0 for y not +-1; the
 clamp_min-based losses pass the gradient at exactly the hinge.
 """
 import json
-import math
 import os
 
 import torch
 import torch.nn.functional as F
 
+from refcases import enc
+
 torch.manual_seed(1311)
 F64, F32, I64 = torch.float64, torch.float32, torch.int64
-NAMES = {F32: "float32", F64: "float64", I64: "int64"}
 
 cases = []
-
-
-def num(v):
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-    return v
-
-
-def enc(t):
-    t = t.detach()
-    flat = t.reshape(-1).tolist()
-    if t.is_floating_point():
-        flat = [num(float(v)) for v in flat]
-    else:
-        flat = [int(v) for v in flat]
-    return {"values": flat, "shape": list(t.shape), "dtype": NAMES[t.dtype]}
 
 
 FN = {

@@ -13,27 +13,14 @@ temperature as the minimiser of the NLL of logits / T, found here by Newton
 on log T with autograd's derivatives and checked on a fine grid.
 """
 import json
-import math
 import os
 
 import torch
 import torch.nn.functional as F
 
+from refcases import tj
+
 torch.manual_seed(20240501)
-
-
-def enc(v):
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return v
-
-
-def tj(t):
-    t = t.detach()
-    return {"values": [enc(float(v)) for v in t.reshape(-1).tolist()], "shape": list(t.shape),
-            "dtype": str(t.dtype).replace("torch.", "")}
 
 
 def bins_of(conf, right, n_bins):

@@ -14,62 +14,17 @@ input (null where an input takes none); `error` cases hold the words
 tide's message has, beside PyTorch's own message. all and any over a list
 of dims (which PyTorch 1.13 lacks) are PyTorch's over one dim at a time.
 """
-import json
-import math
-import os
-
 import torch
+
+from refcases import F32, F64, I64, INF, NAN, add_error, cases, enc, jargs, leaves_of, rn, \
+    tolerance, write
 
 torch.manual_seed(20261207)
 torch.set_default_dtype(torch.float64)
 
-F64, F32, I64, U8 = torch.float64, torch.float32, torch.int64, torch.uint8
-NAMES = {F32: "float32", F64: "float64", I64: "int64", U8: "uint8", torch.bool: "uint8"}
-INF, NAN = math.inf, math.nan
-
-cases = []
-seen = set()
-
-
-def enc(t):
-    t = t.detach()
-    dt = NAMES[t.dtype]
-    if t.dtype == torch.bool:
-        t = t.to(U8)
-    flat = t.reshape(-1).tolist()
-    flat = [float(v) for v in flat] if dt.startswith("float") else [int(v) for v in flat]
-    # JSON has no inf or nan: strings the spec turns back into numbers
-    flat = [v if not isinstance(v, float) or math.isfinite(v) else str(v) for v in flat]
-    return {"values": flat, "shape": list(t.shape), "dtype": dt}
-
-
-def tolerance(dtype, outs):
-    scale = 1.0
-    for o in outs:
-        if o.is_floating_point() and o.numel() > 0:
-            finite = o.detach()[torch.isfinite(o.detach())]
-            if finite.numel() > 0:
-                scale = max(scale, finite.abs().max().item())
-    if dtype == F32:
-        return 1e-5, 1e-6 * scale
-    return 1e-10, 1e-12 * scale
-
-
-def jargs(args):
-    """inf as the string the spec decodes (JSON has no inf)"""
-    return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in (args or {}).items()}
-
 
 def add(name, op, inputs, fn, args=None, grad=True):
-    assert name not in seen, name
-    seen.add(name)
-    leaves = []
-    for t in inputs:
-        leaf = t.detach().clone()
-        if grad and leaf.dtype == F64:
-            leaf.requires_grad_(True)
-        leaves.append(leaf)
+    leaves = leaves_of(name, inputs, grad)
     out = fn(*leaves)
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
     dtype = F32 if any(o.dtype == F32 for o in outs) else F64
@@ -91,21 +46,6 @@ def add(name, op, inputs, fn, args=None, grad=True):
         case["grads"] = grads
         case["grad_atol"] = max(atol, max(tolerance(F64, [g for g in gs if g is not None])[1], 0))
     cases.append(case)
-
-
-def add_error(name, op, inputs, fn, args, words):
-    """PyTorch must fail too; `words` is what tide's message says"""
-    try:
-        fn(*inputs)
-    except (RuntimeError, IndexError, ValueError) as e:
-        cases.append({"name": name, "op": op, "inputs": [enc(t) for t in inputs], "args": jargs(args),
-                      "error": words, "torch_error": str(e).split("\n")[0]})
-        return
-    raise AssertionError(name + ": PyTorch accepted it")
-
-
-def rn(*shape, dtype=F64):
-    return torch.randn(shape, dtype=dtype)
 
 
 def label(v):
@@ -392,9 +332,4 @@ add_error("einsum_sizes", "einsum", [rn(2, 3), rn(4, 2)],
 add_error("einsum_repeat_out", "einsum", [rn(2, 3)], lambda a: torch.einsum("ij->ii", a),
           {"equation": "ij->ii"}, "more than once")
 
-out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops_more.json")
-with open(out, "w") as f:
-    json.dump({"generator": "tests/reference/gen_ops_more.py", "torch": torch.__version__,
-               "cases": cases}, f, separators=(",", ":"))
-    f.write("\n")
-print(f"{len(cases)} cases, {os.path.getsize(out)} bytes -> {out}")
+write("gen_ops_more.py", "ops_more.json")

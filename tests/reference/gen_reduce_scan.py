@@ -9,57 +9,18 @@ cases the weights and gradients of loss = sum(out * w)); `error` cases
 hold the words PyTorch's error and tide's share instead of outputs.
 all and any are uint8 in tide (bool in PyTorch).
 """
-import json
-import math
-import os
-
 import torch
 import torch.nn.functional as F
+
+from refcases import F32, F64, I64, INF, NAN, U8, add_error, cases, enc, leaves_of, rn, \
+    tolerance, write
 
 torch.manual_seed(20261128)
 torch.set_default_dtype(torch.float64)
 
-F64, F32, I64, U8 = torch.float64, torch.float32, torch.int64, torch.uint8
-NAMES = {F32: "float32", F64: "float64", I64: "int64", U8: "uint8", torch.bool: "uint8"}
-INF, NAN = math.inf, math.nan
-
-cases = []
-seen = set()
-
-
-def enc(t):
-    t = t.detach()
-    dt = NAMES[t.dtype]
-    if t.dtype == torch.bool:
-        t = t.to(U8)
-    flat = t.reshape(-1).tolist()
-    flat = [float(v) for v in flat] if dt.startswith("float") else [int(v) for v in flat]
-    # JSON has no inf or nan: strings the spec turns back into numbers
-    flat = [v if not isinstance(v, float) or math.isfinite(v) else str(v) for v in flat]
-    return {"values": flat, "shape": list(t.shape), "dtype": dt}
-
-
-def tolerance(dtype, outs):
-    scale = 1.0
-    for o in outs:
-        if o.is_floating_point() and o.numel() > 0:
-            finite = o.detach()[torch.isfinite(o.detach())]
-            if finite.numel() > 0:
-                scale = max(scale, finite.abs().max().item())
-    if dtype == F32:
-        return 1e-5, 1e-6 * scale
-    return 1e-10, 1e-12 * scale
-
 
 def add(name, op, inputs, fn, args=None, grad=True):
-    assert name not in seen, name
-    seen.add(name)
-    leaves = []
-    for t in inputs:
-        leaf = t.detach().clone()
-        if grad and leaf.dtype == F64:
-            leaf.requires_grad_(True)
-        leaves.append(leaf)
+    leaves = leaves_of(name, inputs, grad)
     out = fn(*leaves)
     dtype = inputs[0].dtype if inputs[0].is_floating_point() else F32
     rtol, atol = tolerance(dtype, [out])
@@ -72,21 +33,6 @@ def add(name, op, inputs, fn, args=None, grad=True):
         case["grads"] = [enc(g)]
         case["grad_atol"] = max(atol, tolerance(F64, [g])[1])
     cases.append(case)
-
-
-def add_error(name, op, inputs, fn, args, words):
-    """PyTorch must fail too; `words` is what tide's message says"""
-    try:
-        fn(*inputs)
-    except (RuntimeError, IndexError) as e:
-        cases.append({"name": name, "op": op, "inputs": [enc(t) for t in inputs], "args": args,
-                      "error": words, "torch_error": str(e).split("\n")[0]})
-        return
-    raise AssertionError(name + ": PyTorch accepted it")
-
-
-def rn(*shape, dtype=F64):
-    return torch.randn(shape, dtype=dtype)
 
 
 # ---- all and any --------------------------------------------------------
@@ -204,9 +150,4 @@ add_error("one_hot_float", "one_hot", [torch.tensor([0.0, 1.0])], lambda a: F.on
 add_error("one_hot_zero_classes", "one_hot", [torch.tensor([0, 1], dtype=I64)],
           lambda a: F.one_hot(a, 0), {"num_classes": 0}, "outside [0, 0)")
 
-out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reduce_scan.json")
-with open(out, "w") as f:
-    json.dump({"generator": "tests/reference/gen_reduce_scan.py", "torch": torch.__version__,
-               "cases": cases}, f, separators=(",", ":"))
-    f.write("\n")
-print(f"{len(cases)} cases, {os.path.getsize(out)} bytes -> {out}")
+write("gen_reduce_scan.py", "reduce_scan.json")
