@@ -136,6 +136,8 @@ struct td_backend {
     const struct td_rnn_kernels *rnn;
     /* fused scaled dot-product attention (kernels/attention.h) */
     const struct td_attention_kernels *attention;
+    /* how gemm multiplies dt on this machine, in words (tide.backend_info) */
+    const char *(*gemm_path)(td_dtype dt);
 };
 
 /* The CUDA backend's table (kernels/cuda/backend.c): the runtime's one way

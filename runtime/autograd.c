@@ -7,6 +7,7 @@
  * no reference cycle.
  */
 #include "internal.h"
+#include "tide/autocast.h"
 
 static _Thread_local bool grad_disabled;
 
@@ -396,6 +397,11 @@ td_status td_backward(td_tensor *root, td_tensor *grad, bool retain_graph)
         return td_error(TD_ENOMEM, 0, "out of memory in backward");
     }
     bool prev = td_set_grad_enabled(false);
+    /* gradients run in the dtypes their forward ops ran in: autocast, if a
+     * region is open around backward, does not cast them again */
+    int ac_depth = -1;
+    if (td_autocast_enabled() && td_autocast_enter(TD_FLOAT32, false, &ac_depth) != TD_OK)
+        ac_depth = -1;
     node_vec all = {0}, ready = {0};
     /* discover the reachable graph and count each node's incoming edges */
     start->deps = 0;
@@ -450,5 +456,6 @@ td_status td_backward(td_tensor *root, td_tensor *grad, bool retain_graph)
     td_tensor_release(seed);
     if (n_listeners) st = tell_end(st);
     td_set_grad_enabled(prev);
+    if (ac_depth >= 0) (void)td_autocast_exit(ac_depth);
     return st;
 }

@@ -4,6 +4,7 @@
  * Argument numbers in errors are the Lua call's: 1 input, 2 weight, 3 the
  * options table (bias, stride, padding, dilation, groups). */
 #include "internal.h"
+#include "tide/autocast.h"
 
 #include <stdio.h>
 
@@ -204,9 +205,42 @@ fail:
     return st;
 }
 
+/* inputs in bfloat16 or float16: widened to float32 for the float32
+ * kernels, the result rounded back to the input's dtype, every step
+ * recorded so gradients come back in the inputs' dtypes (the numbers of a
+ * low-precision convolution that accumulates in float32) */
+static td_status conv2d_lowp(td_tensor *x, td_tensor *w, const td_conv2d_opts *o, td_tensor **out)
+{
+    if (w->dtype != x->dtype || (o->bias && o->bias->dtype != x->dtype))
+        return td_error(TD_EDTYPE, w->dtype != x->dtype ? 2 : 0,
+                        "conv2d: weight and bias must be %s like input, got %s%s%s",
+                        td_dtype_name(x->dtype), td_dtype_name(w->dtype), o->bias ? " and " : "",
+                        o->bias ? td_dtype_name(o->bias->dtype) : "");
+    td_tensor *in[3] = {x, w, o->bias}, *c[3], *y = NULL;
+    TD_TRY(td_autocast_float32(3, in, c));
+    td_conv2d_opts o32 = *o;
+    o32.bias = c[2];
+    td_status st = td_conv2d(c[0], c[1], &o32, &y);
+    if (st == TD_OK) st = td_to_dtype(y, x->dtype, out);
+    td_tensor_release(y);
+    td_autocast_release(3, c);
+    return st;
+}
+
 td_status td_conv2d(td_tensor *x, td_tensor *w, const td_conv2d_opts *o, td_tensor **out)
 {
     char s1[160];
+    if (td_autocast_enabled()) {
+        td_tensor *in[3] = {x, w, o->bias}, *c[3];
+        int depth;
+        TD_TRY(td_autocast_begin(3, in, c, &depth));
+        td_conv2d_opts oc = *o;
+        oc.bias = c[2];
+        td_status st = td_conv2d(c[0], c[1], &oc, out);
+        td_autocast_end(3, c, depth);
+        return st;
+    }
+    if (td_dtype_is_lowp(x->dtype)) return conv2d_lowp(x, w, o, out);
     if (x->dtype != TD_FLOAT32 && x->dtype != TD_FLOAT64)
         return td_error(TD_EDTYPE, 1, "conv2d: input must be float32 or float64, got %s",
                         td_dtype_name(x->dtype));

@@ -8,6 +8,7 @@
  * Argument numbers in errors are the Lua call's: 1 input, 2 weight, 3 the
  * options. */
 #include "internal.h"
+#include "tide/autocast.h"
 
 typedef struct {
     td_tensor *x, *w; /* contiguous, of the op's dtype */
@@ -241,12 +242,46 @@ fail:
     return st;
 }
 
+/* bfloat16 / float16 inputs: through the float32 kernels, as conv2d's */
+static td_status convnd_lowp(int nd, td_tensor *x, td_tensor *w, const td_convnd_opts *o,
+                             td_tensor **out)
+{
+    if (w->dtype != x->dtype || (o->bias && o->bias->dtype != x->dtype))
+        return td_error(TD_EDTYPE, w->dtype != x->dtype ? 2 : 0,
+                        "%s: weight and bias must be %s like input, got %s%s%s",
+                        op_name(nd, o->transposed), td_dtype_name(x->dtype),
+                        td_dtype_name(w->dtype), o->bias ? " and " : "",
+                        o->bias ? td_dtype_name(o->bias->dtype) : "");
+    td_tensor *in[3] = {x, w, o->bias}, *c[3], *y = NULL;
+    TD_TRY(td_autocast_float32(3, in, c));
+    td_convnd_opts o32 = *o;
+    o32.bias = c[2];
+    td_status st = td_convnd(nd, c[0], c[1], &o32, &y);
+    if (st == TD_OK) st = td_to_dtype(y, x->dtype, out);
+    td_tensor_release(y);
+    td_autocast_release(3, c);
+    return st;
+}
+
 td_status td_convnd(int nd, td_tensor *x, td_tensor *w, const td_convnd_opts *o, td_tensor **out)
 {
     char s1[160];
     if (nd < 1 || nd > 3)
         return td_error(TD_EINVAL, 0, "convolution: %d spatial dims (1 to 3 are supported)", nd);
     const char *fn = op_name(nd, o->transposed);
+    /* PyTorch 1.13's CPU autocast list has the convolutions but not the
+     * transposed ones, which stay float32 */
+    if (td_autocast_enabled() && !o->transposed) {
+        td_tensor *in[3] = {x, w, o->bias}, *c[3];
+        int depth;
+        TD_TRY(td_autocast_begin(3, in, c, &depth));
+        td_convnd_opts oc = *o;
+        oc.bias = c[2];
+        td_status st = td_convnd(nd, c[0], c[1], &oc, out);
+        td_autocast_end(3, c, depth);
+        return st;
+    }
+    if (td_dtype_is_lowp(x->dtype)) return convnd_lowp(nd, x, w, o, out);
     if (x->dtype != TD_FLOAT32 && x->dtype != TD_FLOAT64)
         return td_error(TD_EDTYPE, 1, "%s: input must be float32 or float64, got %s", fn,
                         td_dtype_name(x->dtype));

@@ -227,6 +227,7 @@ td_status td_ddp_new(int n, td_tensor *const *params, int64_t bucket_bytes, td_d
         if (!td_dtype_is_float(params[i]->dtype))
             return td_error(TD_EDTYPE, 1, "DistributedDataParallel: parameter %d is %s, not float",
                             i + 1, td_dtype_name(params[i]->dtype));
+        TD_TRY(td_refuse_lowp(params[i]->dtype, 1, "DistributedDataParallel", "a parameter"));
         for (int j = 0; j < i; j++)
             if (params[j] == params[i])
                 return td_error(TD_EINVAL, 1,

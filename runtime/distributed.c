@@ -429,7 +429,7 @@ static td_status check_common(const char *fname, td_tensor *t)
                         fname);
     if (!t->storage->data && td_numel(t) > 0)
         return td_error(TD_EINVAL, 1, "%s: the tensor has no storage", fname);
-    return TD_OK;
+    return td_refuse_lowp(t->dtype, 1, fname, "the tensor"); /* MPI has no such type */
 }
 
 static td_status check_writable(const char *fname, td_tensor *t)

@@ -44,8 +44,26 @@ void td_error_prefix(const char *fmt, ...)
 
 td_status td_need_float(td_dtype dt, int arg, const char *fn, const char *what)
 {
-    if (td_dtype_is_float(dt)) return TD_OK;
+    if (dt == TD_FLOAT32 || dt == TD_FLOAT64) return TD_OK;
+    if (td_dtype_is_lowp(dt)) return td_refuse_lowp(dt, arg, fn, what);
     return td_error(TD_EDTYPE, arg,
                     "%s: %s must be float32 or float64, got %s (convert with :float())", fn, what,
                     td_dtype_name(dt));
+}
+
+td_status td_need_float_lowp(td_dtype dt, int arg, const char *fn, const char *what)
+{
+    if (td_dtype_is_float(dt)) return TD_OK;
+    return td_error(TD_EDTYPE, arg,
+                    "%s: %s must be a float dtype (float32, float64, bfloat16 or float16), got %s "
+                    "(convert with :float())",
+                    fn, what, td_dtype_name(dt));
+}
+
+td_status td_refuse_lowp(td_dtype dt, int arg, const char *fn, const char *what)
+{
+    if (!td_dtype_is_lowp(dt)) return TD_OK;
+    return td_error(TD_EDTYPE, arg,
+                    "%s: %s is %s, which %s does not support yet (convert with :float())", fn, what,
+                    td_dtype_name(dt), fn);
 }

@@ -59,8 +59,22 @@ td_status td_broadcast_view(td_tensor *t, int ndim, const int64_t *shape, td_ten
 /* dtype cast that records nothing (for kernels' inputs) */
 td_status td_cast_raw(td_tensor *t, td_dtype dt, td_tensor **out);
 /* "FN: WHAT must be float32 or float64, got int64 (convert with
- * :float())" unless dt is a float dtype; arg is the Lua argument number */
+ * :float())" unless dt is float32 or float64 (bfloat16 and float16 get
+ * td_refuse_lowp's message); arg is the Lua argument number */
 td_status td_need_float(td_dtype dt, int arg, const char *fn, const char *what);
+/* the same, admitting bfloat16 and float16 too (ops that compute them in
+ * float32) */
+td_status td_need_float_lowp(td_dtype dt, int arg, const char *fn, const char *what);
+/* "FN: WHAT is bfloat16, which FN does not support yet (convert with
+ * :float())" for bfloat16 and float16, TD_OK for any other dtype: the
+ * refusal of ops without a low-precision path (docs/precision.md) */
+td_status td_refuse_lowp(td_dtype dt, int arg, const char *fn, const char *what);
+/* x (bfloat16 or float16) through float32: fn(x cast to float32, args),
+ * a float32 result cast back to x's dtype, each step recorded, so a
+ * low-precision input computes in float32 and its gradient comes back in
+ * its dtype (runtime/lowp.c) */
+typedef td_status (*td_lowp_fn)(td_tensor *xf, const void *args, td_tensor **out);
+td_status td_lowp_via_float32(td_tensor *x, td_lowp_fn fn, const void *args, td_tensor **out);
 /* element i of t in logical order, on any device (a download for devices;
  * runtime/loss_common.c) */
 td_status td_read_flat(const td_tensor *t, int64_t i, double *out);

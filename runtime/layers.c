@@ -5,6 +5,7 @@
  * layer_norm and leaky_relu are compositions of differentiable td_* ops.
  * Argument numbers in errors are the Lua call's. */
 #include "internal.h"
+#include "tide/autocast.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -22,8 +23,16 @@ static td_status same_dtype(const td_tensor *t, const td_tensor *x, int arg, con
 
 td_status td_linear(td_tensor *x, td_tensor *w, td_tensor *bias, td_tensor **out)
 {
+    if (td_autocast_enabled()) {
+        td_tensor *in[3] = {x, w, bias}, *c[3];
+        int depth;
+        TD_TRY(td_autocast_begin(3, in, c, &depth));
+        td_status st = td_linear(c[0], c[1], c[2], out);
+        td_autocast_end(3, c, depth);
+        return st;
+    }
     char s1[160], s2[160];
-    TD_TRY(td_need_float(x->dtype, 1, "linear", "input"));
+    TD_TRY(td_need_float_lowp(x->dtype, 1, "linear", "input"));
     TD_TRY(same_dtype(w, x, 2, "linear", "weight"));
     if (x->ndim < 1)
         return td_error(TD_ESHAPE, 1, "linear: input must have at least 1 dim, got a 0-dim tensor");
@@ -216,6 +225,18 @@ static void bn_host_step(const td_backend *be, td_tensor *x, td_tensor *cx, td_t
 td_status td_batch_norm(td_tensor *x, td_tensor *rm, td_tensor *rv, const td_batch_norm_opts *o,
                         td_tensor **out)
 {
+    /* under autocast a low-precision input is normalised in float32 and
+     * stays float32, beside the float32 weights and running statistics */
+    if (td_autocast_enabled() && td_dtype_is_lowp(x->dtype)) {
+        td_tensor *in[3] = {x, o->weight, o->bias}, *c[3];
+        TD_TRY(td_autocast_float32(3, in, c));
+        td_batch_norm_opts o32 = *o;
+        o32.weight = c[1];
+        o32.bias = c[2];
+        td_status st = td_batch_norm(c[0], rm, rv, &o32, out);
+        td_autocast_release(3, c);
+        return st;
+    }
     TD_TRY(td_need_float(x->dtype, 1, "batch_norm", "input"));
     if (x->ndim < 2) {
         char s[160];
@@ -313,6 +334,13 @@ fail:
 td_status td_layer_norm(td_tensor *x, int nd, const int64_t *shape, td_tensor *weight,
                         td_tensor *bias, double eps, td_tensor **out)
 {
+    if (td_autocast_enabled() && td_dtype_is_lowp(x->dtype)) { /* float32, as batch_norm */
+        td_tensor *in[3] = {x, weight, bias}, *c[3];
+        TD_TRY(td_autocast_float32(3, in, c));
+        td_status st = td_layer_norm(c[0], nd, shape, c[1], c[2], eps, out);
+        td_autocast_release(3, c);
+        return st;
+    }
     char s1[160], s2[160];
     TD_TRY(td_need_float(x->dtype, 1, "layer_norm", "input"));
     if (nd < 1 || nd > x->ndim) {
@@ -529,8 +557,38 @@ static td_status pool_plan(td_tensor *x, const td_pool2d_opts *o, bool is_max, t
     return TD_OK;
 }
 
+/* the pools on bfloat16 / float16 inputs: the float32 kernels between a
+ * widening and a rounding (a maximum is exact either way) */
+static td_status max_pool_f32(td_tensor *xf, const void *o, td_tensor **out)
+{
+    return td_max_pool2d(xf, o, out);
+}
+
+static td_status avg_pool_f32(td_tensor *xf, const void *o, td_tensor **out)
+{
+    return td_avg_pool2d(xf, o, out);
+}
+
+typedef struct {
+    const td_pool2d_opts *o;
+    int64_t divisor, oh, ow;
+} pool_lowp_args;
+
+static td_status avg_pool_divisor_f32(td_tensor *xf, const void *args, td_tensor **out)
+{
+    const pool_lowp_args *p = args;
+    return td_avg_pool2d_divisor(xf, p->o, p->divisor, out);
+}
+
+static td_status adaptive_avg_pool_f32(td_tensor *xf, const void *args, td_tensor **out)
+{
+    const pool_lowp_args *p = args;
+    return td_adaptive_avg_pool2d(xf, p->oh, p->ow, out);
+}
+
 td_status td_max_pool2d(td_tensor *x, const td_pool2d_opts *o, td_tensor **out)
 {
+    if (td_dtype_is_lowp(x->dtype)) return td_lowp_via_float32(x, max_pool_f32, o, out);
     td_pool2d_args a = {0};
     TD_TRY(pool_plan(x, o, true, &a, "max_pool2d"));
     return pool_run(x, &a, "max_pool2d", "MaxPool2DWithIndicesBackward", out, NULL);
@@ -546,6 +604,7 @@ td_status td_max_pool2d_with_indices(td_tensor *x, const td_pool2d_opts *o, td_t
 
 td_status td_avg_pool2d(td_tensor *x, const td_pool2d_opts *o, td_tensor **out)
 {
+    if (td_dtype_is_lowp(x->dtype)) return td_lowp_via_float32(x, avg_pool_f32, o, out);
     td_pool2d_args a = {0};
     TD_TRY(pool_plan(x, o, false, &a, "avg_pool2d"));
     return pool_run(x, &a, "avg_pool2d", "AvgPool2DBackward", out, NULL);
@@ -554,6 +613,9 @@ td_status td_avg_pool2d(td_tensor *x, const td_pool2d_opts *o, td_tensor **out)
 td_status td_avg_pool2d_divisor(td_tensor *x, const td_pool2d_opts *o, int64_t divisor_override,
                                 td_tensor **out)
 {
+    if (td_dtype_is_lowp(x->dtype))
+        return td_lowp_via_float32(x, avg_pool_divisor_f32,
+                                   &(pool_lowp_args){o, divisor_override, 0, 0}, out);
     td_pool2d_args a = {0};
     TD_TRY(pool_plan(x, o, false, &a, "avg_pool2d"));
     if (divisor_override < 1)
@@ -565,6 +627,9 @@ td_status td_avg_pool2d_divisor(td_tensor *x, const td_pool2d_opts *o, int64_t d
 
 td_status td_adaptive_avg_pool2d(td_tensor *x, int64_t oh, int64_t ow, td_tensor **out)
 {
+    if (td_dtype_is_lowp(x->dtype))
+        return td_lowp_via_float32(x, adaptive_avg_pool_f32, &(pool_lowp_args){NULL, 0, oh, ow},
+                                   out);
     TD_TRY(check_pool_input(x, "adaptive_avg_pool2d"));
     if (oh < 1 || ow < 1)
         return td_error(TD_EINVAL, 2,

@@ -3,6 +3,7 @@
  * every case (vectors, broadcast batches) to them, so its gradient comes
  * from theirs. */
 #include "internal.h"
+#include "tide/autocast.h"
 
 /* how a (rows, cols) matrix view reaches GEMM without a copy */
 typedef struct {
@@ -36,7 +37,7 @@ static td_status check_mm_dtypes(const td_tensor *a, const td_tensor *b, const c
                         fn, td_dtype_name(a->dtype), td_dtype_name(b->dtype));
     if (a->dtype == TD_UINT8)
         return td_error(TD_EDTYPE, 1, "%s is not defined for uint8 tensors", fn);
-    return TD_OK;
+    return TD_OK; /* bfloat16, float16: summed in float32 (docs/precision.md) */
 }
 
 /* c (batch, m, n) = a (batch, m, k) b (batch, k, n); a, b 3-D views */
@@ -161,8 +162,29 @@ fail:
     return st;
 }
 
-td_status td_mm(td_tensor *a, td_tensor *b, td_tensor **out) { return product(a, b, false, out); }
-td_status td_bmm(td_tensor *a, td_tensor *b, td_tensor **out) { return product(a, b, true, out); }
+/* under autocast: the op again on its cast inputs, autocast suspended */
+static td_status autocast2(td_status (*op)(td_tensor *, td_tensor *, td_tensor **), td_tensor *a,
+                           td_tensor *b, td_tensor **out)
+{
+    td_tensor *in[2] = {a, b}, *c[2];
+    int depth;
+    TD_TRY(td_autocast_begin(2, in, c, &depth));
+    td_status st = op(c[0], c[1], out);
+    td_autocast_end(2, c, depth);
+    return st;
+}
+
+td_status td_mm(td_tensor *a, td_tensor *b, td_tensor **out)
+{
+    if (td_autocast_enabled()) return autocast2(td_mm, a, b, out);
+    return product(a, b, false, out);
+}
+
+td_status td_bmm(td_tensor *a, td_tensor *b, td_tensor **out)
+{
+    if (td_autocast_enabled()) return autocast2(td_bmm, a, b, out);
+    return product(a, b, true, out);
+}
 
 /* ---- matmul: numpy's rules ------------------------------------------- */
 
@@ -219,6 +241,7 @@ fail:
 
 td_status td_matmul(td_tensor *a, td_tensor *b, td_tensor **out)
 {
+    if (td_autocast_enabled()) return autocast2(td_matmul, a, b, out);
     char x[128], y[128];
     if (a->ndim == 0 || b->ndim == 0)
         return td_error(TD_ESHAPE, a->ndim == 0 ? 1 : 2,
@@ -278,6 +301,14 @@ fail:
 td_status td_addmm(td_tensor *input, td_tensor *a, td_tensor *b, double beta, double alpha,
                    td_tensor **out)
 {
+    if (td_autocast_enabled()) {
+        td_tensor *in[3] = {input, a, b}, *c[3];
+        int depth;
+        TD_TRY(td_autocast_begin(3, in, c, &depth));
+        td_status st = td_addmm(c[0], c[1], c[2], beta, alpha, out);
+        td_autocast_end(3, c, depth);
+        return st;
+    }
     td_tensor *p = NULL, *sp = NULL, *si = NULL;
     td_status st;
     TD_CHECK(td_mm(a, b, &p));
@@ -302,4 +333,14 @@ fail:
     td_tensor_release(sp);
     td_tensor_release(si);
     return st;
+}
+
+/* ---- which path products take (tide.backend_info) --------------------- */
+
+td_status td_matmul_path(td_device dev, td_dtype dt, const char **out)
+{
+    TD_TRY(td_device_check(dev));
+    const td_backend *be = td_backend_for(dev);
+    *out = be && be->gemm_path ? be->gemm_path(dt) : "unknown";
+    return TD_OK;
 }

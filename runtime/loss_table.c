@@ -1,9 +1,11 @@
 /* The loss table: every loss's name, module, inputs, options, defaults and
  * ranges, in one place (see tide/losses.h). */
 #include "loss_family.h"
+#include "tide/autocast.h"
 
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 #define SMX(f) offsetof(td_softmax_loss_opts, f)
 #define BIN(f) offsetof(td_binary_loss_opts, f)
@@ -449,6 +451,50 @@ bool td_loss_on_device(const td_loss_def *d, td_device dev)
     }
 }
 
+/* the option tensor of row o in opts, or NULL */
+static td_tensor **opt_tensor(const td_loss_opt *o, void *opts)
+{
+    if (o->type != TD_OPT_TENSOR && o->type != TD_OPT_ALPHA) return NULL;
+    return (td_tensor **)((char *)opts + o->offset);
+}
+
+static bool has_lowp(const td_loss_def *d, td_tensor *const *inputs, const void *opts)
+{
+    for (int i = 0; i < d->n_inputs; i++)
+        if (inputs[i] && td_dtype_is_lowp(inputs[i]->dtype)) return true;
+    for (const td_loss_opt *o = d->opts; o->name; o++) {
+        td_tensor **t = opt_tensor(o, (void *)opts);
+        if (t && *t && td_dtype_is_lowp((*t)->dtype)) return true;
+    }
+    return false;
+}
+
+/* bfloat16 and float16 inputs (logits, targets, weights) are widened and
+ * the loss computed and returned in float32, as PyTorch's autocast runs
+ * its losses: a loss is where low precision's range and rounding would
+ * harm most (exp of a logit, a log near 0). The widening is recorded, so
+ * the logits' gradient comes back in their dtype. */
+static td_status run_in_float32(const td_loss_def *d, td_tensor *const *inputs, const void *opts,
+                                td_tensor **out)
+{
+    td_tensor *in[TD_LOSS_MAX_INPUTS] = {0}, *held[TD_LOSS_MAX_OPTS] = {0};
+    td_any_loss_opts o32;
+    memcpy(&o32, opts, families[d->family].opts_size);
+    TD_TRY(td_autocast_float32(d->n_inputs, inputs, in));
+    td_status st = TD_OK;
+    int n_held = 0;
+    for (const td_loss_opt *o = d->opts; o->name && st == TD_OK; o++) {
+        td_tensor **t = opt_tensor(o, &o32);
+        if (!t || !*t) continue;
+        st = td_autocast_float32(1, t, &held[n_held]);
+        if (st == TD_OK) *t = held[n_held++];
+    }
+    if (st == TD_OK) st = td_loss_run(d, in, &o32, out);
+    td_autocast_release(n_held, held);
+    td_autocast_release(d->n_inputs, in);
+    return st;
+}
+
 td_status td_loss_run(const td_loss_def *d, td_tensor *const *inputs, const void *opts,
                       td_tensor **out)
 {
@@ -458,6 +504,7 @@ td_status td_loss_run(const td_loss_def *d, td_tensor *const *inputs, const void
         opts = &def;
     }
     TD_TRY(td_loss_check_opts(d, opts));
+    if (has_lowp(d, inputs, opts)) return run_in_float32(d, inputs, opts, out);
     td_device dev = td_device_of(inputs[0]);
     if (!td_loss_on_device(d, dev)) {
         const td_backend *be = td_backend_for(dev);

@@ -3,6 +3,7 @@
  * statistics are kept in double on x's device. Argument numbers in errors
  * are the Lua call's: x, num_groups, then the options table. */
 #include "internal.h"
+#include "tide/autocast.h"
 
 #include <math.h>
 
@@ -71,6 +72,13 @@ static td_status check_affine(td_tensor *v, const td_tensor *x, int64_t c, const
 td_status td_group_norm(td_tensor *x, int64_t groups, td_tensor *weight, td_tensor *bias,
                         double eps, td_tensor **out)
 {
+    if (td_autocast_enabled() && td_dtype_is_lowp(x->dtype)) { /* float32, as batch_norm */
+        td_tensor *in[3] = {x, weight, bias}, *c[3];
+        TD_TRY(td_autocast_float32(3, in, c));
+        td_status st = td_group_norm(c[0], groups, c[1], c[2], eps, out);
+        td_autocast_release(3, c);
+        return st;
+    }
     char s[160];
     TD_TRY(td_need_float(x->dtype, 1, "group_norm", "input"));
     if (x->ndim < 2) {

@@ -73,7 +73,9 @@ td_status td_nan_to_num(td_tensor *x, double nan, const double *posinf, const do
                         td_tensor **out)
 {
     if (!td_dtype_is_float(x->dtype)) return td_clone(x, out); /* integers are all finite */
-    double big = x->dtype == TD_FLOAT64 ? DBL_MAX : FLT_MAX;
+    td_finfo_t fi; /* the dtype's largest finite value */
+    TD_TRY(td_finfo(x->dtype, &fi));
+    double big = fi.max;
     td_tensor *o = NULL;
     TD_TRY(td_empty_as(x, x->dtype, &o));
     td_backend_of(x)->nan_to_num(o, x, nan, posinf ? *posinf : big, neginf ? *neginf : -big);

@@ -58,6 +58,8 @@ static void store(td_tensor *t, int64_t i, double v)
     case TD_FLOAT32: ((float *)p)[i] = (float)v; break;
     case TD_FLOAT64: ((double *)p)[i] = v; break;
     case TD_INT64: ((int64_t *)p)[i] = (int64_t)v; break;
+    case TD_BFLOAT16:
+    case TD_FLOAT16: ((uint16_t *)p)[i] = td_float_to_lowp(t->dtype, (float)v); break;
     default: ((uint8_t *)p)[i] = (uint8_t)(int64_t)v; break;
     }
 }
@@ -66,7 +68,7 @@ static void store(td_tensor *t, int64_t i, double v)
 
 td_status td_rand(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
 {
-    TD_TRY(td_need_float(dt, 2, "rand", "dtype"));
+    TD_TRY(td_need_float_lowp(dt, 2, "rand", "dtype"));
     td_tensor *t = NULL;
     TD_TRY(td_empty(ndim, shape, dt, &t));
     int64_t n = td_numel(t);
@@ -76,6 +78,15 @@ td_status td_rand(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
 #pragma omp parallel for schedule(static) if (n >= PARALLEL_FILL)
         for (int64_t i = 0; i < n; i++)
             p[i] = (float)(td_counter_bits(key, (uint64_t)i) >> 40) * 0x1.0p-24f;
+    } else if (td_dtype_is_lowp(dt)) {
+        /* as many random bits as the significand holds (PyTorch's
+         * digits), so every value is exact and below 1 */
+        int bits = dt == TD_BFLOAT16 ? 8 : 11;
+        uint16_t *p = td_data_ptr(t);
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_FILL)
+        for (int64_t i = 0; i < n; i++)
+            p[i] = td_float_to_lowp(
+                dt, ldexpf((float)(td_counter_bits(key, (uint64_t)i) >> (64 - bits)), -bits));
     } else {
         double *p = td_data_ptr(t);
 #pragma omp parallel for schedule(static) if (n >= PARALLEL_FILL)
@@ -109,7 +120,7 @@ static inline void normal_pair_f(uint64_t key, int64_t pair, float *z0, float *z
 
 td_status td_randn(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
 {
-    TD_TRY(td_need_float(dt, 2, "randn", "dtype"));
+    TD_TRY(td_need_float_lowp(dt, 2, "randn", "dtype"));
     td_tensor *t = NULL;
     TD_TRY(td_empty(ndim, shape, dt, &t));
     int64_t n = td_numel(t), pairs = (n + 1) / 2;
@@ -122,6 +133,15 @@ td_status td_randn(int ndim, const int64_t *shape, td_dtype dt, td_tensor **out)
             normal_pair_f(key, k, &z0, &z1);
             p[2 * k] = z0;
             if (2 * k + 1 < n) p[2 * k + 1] = z1;
+        }
+    } else if (td_dtype_is_lowp(dt)) { /* float32 normals, rounded */
+        uint16_t *p = td_data_ptr(t);
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_FILL / 4)
+        for (int64_t k = 0; k < pairs; k++) {
+            float z0, z1;
+            normal_pair_f(key, k, &z0, &z1);
+            p[2 * k] = td_float_to_lowp(dt, z0);
+            if (2 * k + 1 < n) p[2 * k + 1] = td_float_to_lowp(dt, z1);
         }
     } else {
         double *p = td_data_ptr(t);

@@ -159,8 +159,50 @@ td_status td_sum(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out)
     return TD_OK;
 }
 
+/* bfloat16 and float16 inputs of mean, var, std, norm and softmax: the
+ * float32 op on x cast up, its result rounded once to x's dtype (as
+ * PyTorch computes them in float32), through td_lowp_via_float32 */
+typedef struct {
+    int dim;
+    bool all, keepdim, log;
+    int64_t correction;
+    double p;
+} lowp_args;
+
+static td_status mean_f32(td_tensor *xf, const void *a, td_tensor **out)
+{
+    const lowp_args *r = a;
+    return td_mean(xf, r->dim, r->all, r->keepdim, out);
+}
+
+static td_status var_f32(td_tensor *xf, const void *a, td_tensor **out)
+{
+    const lowp_args *r = a;
+    return td_var(xf, r->dim, r->all, r->keepdim, r->correction, out);
+}
+
+static td_status std_f32(td_tensor *xf, const void *a, td_tensor **out)
+{
+    const lowp_args *r = a;
+    return td_std(xf, r->dim, r->all, r->keepdim, r->correction, out);
+}
+
+static td_status norm_f32(td_tensor *xf, const void *a, td_tensor **out)
+{
+    const lowp_args *r = a;
+    return td_norm(xf, r->p, r->dim, r->all, r->keepdim, out);
+}
+
+static td_status softmax_f32(td_tensor *xf, const void *a, td_tensor **out)
+{
+    const lowp_args *r = a;
+    return (r->log ? td_log_softmax : td_softmax)(xf, r->dim, out);
+}
+
 td_status td_mean(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out)
 {
+    if (td_dtype_is_lowp(x->dtype))
+        return td_lowp_via_float32(x, mean_f32, &(lowp_args){dim, all, keepdim, false, 0, 0}, out);
     TD_TRY(td_need_float(x->dtype, 1, "mean", "input"));
     reduce_plan p;
     TD_TRY(plan(x, dim, all, keepdim, &p));
@@ -173,6 +215,9 @@ td_status td_mean(td_tensor *x, int dim, bool all, bool keepdim, td_tensor **out
 
 td_status td_var(td_tensor *x, int dim, bool all, bool keepdim, int64_t correction, td_tensor **out)
 {
+    if (td_dtype_is_lowp(x->dtype))
+        return td_lowp_via_float32(x, var_f32,
+                                   &(lowp_args){dim, all, keepdim, false, correction, 0}, out);
     TD_TRY(td_need_float(x->dtype, 1, "var", "input"));
     reduce_plan p;
     TD_TRY(plan(x, dim, all, keepdim, &p));
@@ -194,6 +239,9 @@ fail:
 
 td_status td_std(td_tensor *x, int dim, bool all, bool keepdim, int64_t correction, td_tensor **out)
 {
+    if (td_dtype_is_lowp(x->dtype))
+        return td_lowp_via_float32(x, std_f32,
+                                   &(lowp_args){dim, all, keepdim, false, correction, 0}, out);
     td_tensor *v = NULL;
     TD_TRY(td_var(x, dim, all, keepdim, correction, &v));
     td_status st = td_unary(TD_SQRT, v, out);
@@ -286,6 +334,8 @@ fail:
 
 td_status td_norm(td_tensor *x, double p, int dim, bool all, bool keepdim, td_tensor **out)
 {
+    if (td_dtype_is_lowp(x->dtype))
+        return td_lowp_via_float32(x, norm_f32, &(lowp_args){dim, all, keepdim, false, 0, p}, out);
     TD_TRY(td_need_float(x->dtype, 1, "norm", "input"));
     /* p = 0 and -inf are td_norm_dims's (runtime/reduce_dims.c) */
     if (!(p > 0) && !(p < 0 && isfinite(p)))
@@ -582,9 +632,23 @@ fail:
     return st;
 }
 
+typedef struct {
+    int ndims;
+    const int *dims;
+    bool keepdim;
+} lse_args;
+
+static td_status lse_f32(td_tensor *xf, const void *a, td_tensor **out)
+{
+    const lse_args *r = a;
+    return td_logsumexp(xf, r->ndims, r->dims, r->keepdim, out);
+}
+
 td_status td_logsumexp(td_tensor *x, int ndims, const int *dims, bool keepdim, td_tensor **out)
 {
     if (ndims < 1) return td_error(TD_EINVAL, 2, "logsumexp: dim must name at least one dim");
+    if (td_dtype_is_lowp(x->dtype))
+        return td_lowp_via_float32(x, lse_f32, &(lse_args){ndims, dims, keepdim}, out);
     bool red[TD_MAX_DIMS] = {false};
     for (int i = 0; i < ndims; i++) {
         int d;
@@ -659,6 +723,8 @@ fail:
 
 static td_status softmax_any(td_tensor *x, int dim, bool log, td_tensor **out)
 {
+    if (td_dtype_is_lowp(x->dtype))
+        return td_lowp_via_float32(x, softmax_f32, &(lowp_args){dim, false, false, log, 0, 0}, out);
     TD_TRY(td_need_float(x->dtype, 1, log ? "log_softmax" : "softmax", "input"));
     reduce_plan p;
     TD_TRY(plan(x, dim, false, true, &p));

@@ -140,12 +140,32 @@ static td_status plain_one(td_tensor *x, int dim, bool all, bool keepdim, const 
     return (*(const plain_fn *)arg)(x, dim, all, keepdim, out);
 }
 
+/* a bfloat16 / float16 sum, mean or prod over several runs of dims in
+ * float32, rounded once at the end rather than after each run */
+typedef struct {
+    const char *fn;
+    plain_fn f;
+    int ndims;
+    const int *dims;
+    bool keepdim;
+} runs_args;
+
+static td_status runs_f32(td_tensor *xf, const void *a, td_tensor **out)
+{
+    const runs_args *r = a;
+    return over_runs(r->fn, xf, r->ndims, r->dims, r->keepdim, plain_one, &r->f, out);
+}
+
 static td_status plain_dims(const char *fn, plain_fn f, td_tensor *x, int ndims, const int *dims,
                             bool keepdim, bool has_dtype, td_dtype dtype, td_tensor **out)
 {
     td_tensor *c = NULL;
     TD_TRY(cast_first(x, has_dtype, dtype, &c));
-    td_status st = over_runs(fn, c, ndims, dims, keepdim, plain_one, &f, out);
+    td_status st;
+    if (td_dtype_is_lowp(c->dtype) && ndims > 1 && f != td_all && f != td_any)
+        st = td_lowp_via_float32(c, runs_f32, &(runs_args){fn, f, ndims, dims, keepdim}, out);
+    else
+        st = over_runs(fn, c, ndims, dims, keepdim, plain_one, &f, out);
     td_tensor_release(c);
     return st;
 }
@@ -159,7 +179,7 @@ td_status td_sum_dims(td_tensor *x, int ndims, const int *dims, bool keepdim, bo
 td_status td_mean_dims(td_tensor *x, int ndims, const int *dims, bool keepdim, bool has_dtype,
                        td_dtype dtype, td_tensor **out)
 {
-    if (!has_dtype) TD_TRY(td_need_float(x->dtype, 1, "mean", "input"));
+    if (!has_dtype) TD_TRY(td_need_float_lowp(x->dtype, 1, "mean", "input"));
     return plain_dims("mean", td_mean, x, ndims, dims, keepdim, has_dtype, dtype, out);
 }
 
@@ -194,14 +214,14 @@ static td_status std_one(td_tensor *x, int dim, bool all, bool keepdim, const vo
 td_status td_var_dims(td_tensor *x, int ndims, const int *dims, bool keepdim, int64_t correction,
                       td_tensor **out)
 {
-    TD_TRY(td_need_float(x->dtype, 1, "var", "input"));
+    TD_TRY(td_need_float_lowp(x->dtype, 1, "var", "input"));
     return over_dims("var", x, ndims, dims, keepdim, var_one, &correction, out);
 }
 
 td_status td_std_dims(td_tensor *x, int ndims, const int *dims, bool keepdim, int64_t correction,
                       td_tensor **out)
 {
-    TD_TRY(td_need_float(x->dtype, 1, "std", "input"));
+    TD_TRY(td_need_float_lowp(x->dtype, 1, "std", "input"));
     return over_dims("std", x, ndims, dims, keepdim, std_one, &correction, out);
 }
 
@@ -336,7 +356,7 @@ static td_status norm_one(td_tensor *x, int dim, bool all, bool keepdim, const v
 td_status td_norm_dims(td_tensor *x, double p, int ndims, const int *dims, bool keepdim,
                        td_tensor **out)
 {
-    TD_TRY(td_need_float(x->dtype, 1, "norm", "input"));
+    TD_TRY(td_need_float_lowp(x->dtype, 1, "norm", "input"));
     if (isnan(p)) return td_error(TD_EINVAL, 2, "norm: p must be a number, got nan");
     return over_dims("norm", x, ndims, dims, keepdim, norm_one, &p, out);
 }

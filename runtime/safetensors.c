@@ -25,11 +25,12 @@
 static const struct {
     const char *name;
     td_dtype dt;
-} DTYPES[] = {{"F32", TD_FLOAT32}, {"F64", TD_FLOAT64}, {"I64", TD_INT64}, {"U8", TD_UINT8}};
+} DTYPES[] = {{"F32", TD_FLOAT32}, {"F64", TD_FLOAT64},   {"I64", TD_INT64},
+              {"U8", TD_UINT8},    {"BF16", TD_BFLOAT16}, {"F16", TD_FLOAT16}};
 
 /* the format's other dtypes: known, but tide has no such tensors */
-static const char *const OTHER_DTYPES[] = {"BOOL", "F16", "BF16", "I8",      "I16",     "I32",
-                                           "U16",  "U32", "U64",  "F8_E4M3", "F8_E5M2", NULL};
+static const char *const OTHER_DTYPES[] = {"BOOL", "I8",  "I16",     "I32",     "U16",
+                                           "U32",  "U64", "F8_E4M3", "F8_E5M2", NULL};
 
 static const char *st_dtype_name(td_dtype dt)
 {
@@ -456,8 +457,9 @@ static td_status parse_entry(const char *label, const char *name, json_t *v, uin
     int known = st_dtype_parse(json_string_value(dt), &e->dt);
     if (known < 0) return bad(label, "entry '%s': unknown dtype '%s'", name, json_string_value(dt));
     if (known == 0)
-        return bad(label, "entry '%s': dtype %s is not one tide reads (F32, F64, I64, U8)", name,
-                   json_string_value(dt));
+        return bad(label,
+                   "entry '%s': dtype %s is not one tide reads (F32, F64, BF16, F16, I64, U8)",
+                   name, json_string_value(dt));
     if (!json_is_array(shape)) return bad(label, "entry '%s' has no shape array", name);
     size_t nd = json_array_size(shape);
     if (nd > TD_MAX_DIMS)

@@ -69,8 +69,32 @@ fail:
 }
 
 static td_status scan(td_reduce_op op, td_tensor *x, int dim, bool has_dtype, td_dtype dtype,
+                      td_tensor **out);
+
+/* bfloat16 and float16 scan in float32, rounded once (docs/precision.md) */
+typedef struct {
+    td_reduce_op op;
+    int dim;
+} lowp_scan_args;
+
+static td_status scan_f32(td_tensor *xf, const void *a, td_tensor **out)
+{
+    const lowp_scan_args *r = a;
+    return scan(r->op, xf, r->dim, false, TD_FLOAT32, out);
+}
+
+static td_status scan(td_reduce_op op, td_tensor *x, int dim, bool has_dtype, td_dtype dtype,
                       td_tensor **out)
 {
+    if (has_dtype && td_dtype_is_lowp(dtype) && x->dtype != dtype) {
+        td_tensor *c = NULL;
+        TD_TRY(td_to_dtype(x, dtype, &c));
+        td_status st = scan(op, c, dim, false, dtype, out);
+        td_tensor_release(c);
+        return st;
+    }
+    if (td_dtype_is_lowp(x->dtype) && (!has_dtype || dtype == x->dtype))
+        return td_lowp_via_float32(x, scan_f32, &(lowp_scan_args){op, dim}, out);
     int d;
     TD_TRY(td_wrap_dim(dim, x->ndim, 2, &d));
     scan_shape s = {1, 1, 1};

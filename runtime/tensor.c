@@ -278,6 +278,8 @@ static double load(const td_tensor *t, int64_t off)
     case TD_FLOAT32: return ((const float *)p)[off];
     case TD_FLOAT64: return ((const double *)p)[off];
     case TD_INT64: return (double)((const int64_t *)p)[off];
+    case TD_BFLOAT16:
+    case TD_FLOAT16: return td_lowp_to_float(t->dtype, ((const uint16_t *)p)[off]);
     default: return ((const uint8_t *)p)[off];
     }
 }
@@ -296,6 +298,8 @@ void td_store_at(td_tensor *t, int64_t off, double v)
     case TD_FLOAT32: ((float *)p)[off] = (float)v; break;
     case TD_FLOAT64: ((double *)p)[off] = v; break;
     case TD_INT64: ((int64_t *)p)[off] = to_int64(v); break;
+    case TD_BFLOAT16:
+    case TD_FLOAT16: ((uint16_t *)p)[off] = td_float_to_lowp(t->dtype, (float)v); break;
     default: ((uint8_t *)p)[off] = (uint8_t)to_int64(v); break;
     }
 }
@@ -335,6 +339,7 @@ static td_status load_device(const td_tensor *t, int64_t off, double *out)
         double d;
         int64_t i;
         uint8_t u;
+        uint16_t h;
     } v;
     size_t es = td_dtype_size(t->dtype);
     TD_TRY(t->storage->backend->download(t->storage->device, &v,
@@ -343,6 +348,8 @@ static td_status load_device(const td_tensor *t, int64_t off, double *out)
     case TD_FLOAT32: *out = v.f; break;
     case TD_FLOAT64: *out = v.d; break;
     case TD_INT64: *out = (double)v.i; break;
+    case TD_BFLOAT16:
+    case TD_FLOAT16: *out = td_lowp_to_float(t->dtype, v.h); break;
     default: *out = v.u; break;
     }
     return TD_OK;

@@ -78,7 +78,7 @@ static void nest_fill(nest *s, int d)
             double v = lua_tonumber(L, -1);
             /* an integer tensor has no value for these; storing one would
              * silently give INT64_MIN */
-            if (s->dtype != TD_FLOAT32 && s->dtype != TD_FLOAT64 &&
+            if (!td_dtype_is_float(s->dtype) &&
                 !(v >= -9223372036854775808.0 && v < 9223372036854775808.0)) {
                 const char *at = nest_pos(s, d + 1);
                 luaL_argerror(L, 1,
@@ -160,8 +160,10 @@ static int make_shaped(lua_State *L, const char *fname, const_fn fn, int float_o
     lt_check_create_opts(L, next, &o, TD_FLOAT32);
     if (float_only && !td_dtype_is_float(o.dtype))
         luaL_argerror(L, next,
-                      lua_pushfstring(L, "%s makes float32 or float64 tensors, not %s", fname,
-                                      td_dtype_name(o.dtype)));
+                      lua_pushfstring(L,
+                                      "%s makes float tensors (float32, float64, bfloat16, "
+                                      "float16), not %s",
+                                      fname, td_dtype_name(o.dtype)));
     lt_check_status(L, fn(n, shape, o.dtype, lt_new(L)), fname, NOARG);
     lt_apply_create_opts(L, &o, next);
     return 1;

@@ -84,19 +84,43 @@ static int d_cuda(lua_State *L)
     return move(L, d, "cuda");
 }
 
-/* t:to("float64" | "cuda" | "cuda:1" | "cpu" | {dtype = , device = }) */
+/* the rounding option of t:to: false for "nearest" (the default), true
+ * for "stochastic" (float32 to bfloat16 / float16 only) */
+static int check_rounding(lua_State *L, int arg)
+{
+    if (lt_opt_field(L, arg, "rounding") == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    const char *r = lua_tostring(L, -1);
+    if (lua_type(L, -1) != LUA_TSTRING || (strcmp(r, "nearest") && strcmp(r, "stochastic")))
+        luaL_argerror(L, arg,
+                      lua_pushfstring(L, "rounding must be \"nearest\" or \"stochastic\", got %s",
+                                      lua_type(L, -1) == LUA_TSTRING ? r : luaL_typename(L, -1)));
+    int stochastic = strcmp(r, "stochastic") == 0;
+    lua_pop(L, 1);
+    return stochastic;
+}
+
+/* t:to("float64" | "cuda" | "cuda:1" | "cpu" | {dtype = , device = , rounding = }), or
+ * t:to("bfloat16", {rounding = "stochastic"}) */
 static int d_to(lua_State *L)
 {
-    static const char *const keys[] = {"dtype", "device", NULL};
+    static const char *const keys[] = {"dtype", "device", "rounding", NULL};
+    static const char *const after_keys[] = {"rounding", NULL};
     td_tensor *x = lt_check(L, 1);
     td_dtype dt = x->dtype;
     td_device dev = td_device_of(x);
+    int stochastic = 0, oarg = 2;
     if (lua_type(L, 2) == LUA_TSTRING) {
         const char *s = lua_tostring(L, 2);
         if (lt_is_device_name(s))
             dev = lt_parse_device(L, 2, s);
         else
             dt = lt_check_dtype(L, 2);
+        oarg = 3;
+        lt_check_options(L, 3, after_keys);
+        stochastic = check_rounding(L, 3);
     } else {
         lt_check_options(L, 2, keys);
         if (lt_opt_field(L, 2, "device") == LUA_TSTRING)
@@ -105,8 +129,24 @@ static int d_to(lua_State *L)
         if (lt_opt_field(L, 2, "dtype") == LUA_TSTRING)
             dt = lt_parse_dtype(L, 2, lua_tostring(L, -1));
         lua_pop(L, 1);
+        stochastic = check_rounding(L, 2);
     }
+    if (lua_gettop(L) > oarg && !lua_isnil(L, oarg + 1))
+        luaL_argerror(L, oarg + 1, "no argument expected after the options");
+    if (stochastic && !td_dtype_is_lowp(dt))
+        luaL_argerror(L, oarg,
+                      lua_pushfstring(L,
+                                      "rounding = \"stochastic\" is for bfloat16 and float16 "
+                                      "results, not %s",
+                                      td_dtype_name(dt)));
     lua_settop(L, 1);
+    if (stochastic && x->dtype != dt) { /* rounded on the cpu, then moved */
+        lt_move_top(L, TD_DEVICE_CPU, "to");
+        td_tensor *h = lt_check(L, -1);
+        LT_CALL(L, td_to_dtype_stochastic(h, dt, lt_new(L)), "to");
+        lt_move_top(L, dev, "to");
+        return 1;
+    }
     lt_move_top(L, dev, "to");
     td_tensor *y = lt_check(L, -1);
     if (y->dtype != dt) LT_CALL(L, td_to_dtype(y, dt, lt_new(L)), "to");
@@ -299,6 +339,8 @@ static const char *const aware[] = {
     "double",
     "long",
     "byte",
+    "bfloat16",
+    "half",
     "cpu",
     "cuda",
     "to",
@@ -314,6 +356,7 @@ static const char *const aware[] = {
     "nan_to_num",
     "isclose",
     "allclose",
+    "equal",
     /* l_autograd.c */
     "backward",
     "requires_grad_",
@@ -359,6 +402,30 @@ static const char *const aware[] = {
 /* read every element on the host */
 static const char *const to_host[] = {"totable", "tolist", "__tostring", NULL};
 
+/* Of the device-aware ones, those whose CUDA kernels take bfloat16 and
+ * float16 (docs/precision.md): elementwise and reductions (the op table's
+ * rows too, registered elsewhere), element moves, conversions. Every other
+ * device-aware one refuses a low-precision CUDA tensor with "NAME:
+ * bfloat16 tensors on cuda are not supported yet", as `gated` refuses
+ * CUDA tensors: a function added to `aware` is safe by default. */
+static const char *const lowp_cuda[] = {
+    "shape", "size", "stride", "dim", "numel", "dtype", "device", "is_contiguous", "storage_offset",
+    "element_size", "is_floating_point", "get", "set", "item", "close", "__gc", "__close",
+    "__index", "__newindex", "add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "ne",
+    "lt", "le", "gt", "ge", "clamp", "add_", "sub_", "mul_", "div_", "fill_", "zero_", "copy_",
+    "sum", "mean", "prod", "max", "min", "argmax", "argmin", "var", "std", "norm", "softmax",
+    "log_softmax", "all", "any", "amax", "amin", "logsumexp", "cumsum", "cumprod", "__add", "__sub",
+    "__mul", "__div", "__pow", "__unm", "view", "reshape", "expand", "view_as", "expand_as",
+    "transpose", "permute", "t", "narrow", "select", "squeeze", "unsqueeze", "flatten",
+    "contiguous", "clone", "float", "double", "long", "byte", "bfloat16", "half", "cpu", "cuda",
+    "to", "type", "split", "chunk", "masked_fill", "cat", "stack", "where", "round", "equal",
+    "nan_to_num", "isclose", "allclose", "backward", "requires_grad_", "zero_grad", "detach",
+    "is_grad_enabled", "set_grad_enabled", "no_grad", "enable_grad", "zeros_like", "ones_like",
+    "full_like", "rand_like", "randn_like", "is_tensor", "memory", "index_select", "gather",
+    "scatter", "scatter_add", "index_add",
+    /* products: cuBLAS GemmEx in bfloat16 / float16, float32 compute (kernels/cuda/backend.c) */
+    "matmul", "mm", "bmm", "addmm", "linear", "einsum", NULL};
+
 static int listed(const char *const *list, const char *name)
 {
     for (; *list; list++)
@@ -391,6 +458,48 @@ static int any_off_cpu(lua_State *L)
     return 0;
 }
 
+static int lowp_off_cpu(lua_State *L, int idx)
+{
+    lt_box *b = luaL_testudata(L, idx, LT_TENSOR);
+    return b && b->t && td_device_of(b->t).type != TD_CPU && td_dtype_is_lowp(b->t->dtype)
+               ? (int)b->t->dtype + 1
+               : 0;
+}
+
+/* the dtype + 1 of a low-precision CUDA tensor among the arguments (or one
+ * level down in a table argument), else 0 */
+static int any_lowp_off_cpu(lua_State *L)
+{
+    int top = lua_gettop(L);
+    for (int i = 1; i <= top; i++) {
+        int hit = lowp_off_cpu(L, i);
+        if (hit) return hit;
+        if (lua_type(L, i) != LUA_TTABLE) continue;
+        lua_pushnil(L);
+        while (lua_next(L, i)) {
+            hit = lowp_off_cpu(L, -1);
+            lua_pop(L, 1);
+            if (hit) {
+                lua_pop(L, 1);
+                return hit;
+            }
+        }
+    }
+    return 0;
+}
+
+static int lowp_gated(lua_State *L)
+{
+    const luaL_Reg *r = lua_touserdata(L, lua_upvalueindex(1));
+    int hit = td_devices_used() ? any_lowp_off_cpu(L) : 0;
+    if (hit)
+        return luaL_error(L,
+                          "%s: %s tensors on cuda are not supported yet (convert with :float() "
+                          "or move with :cpu())",
+                          r->name, td_dtype_name((td_dtype)(hit - 1)));
+    return r->func(L);
+}
+
 static int gated(lua_State *L)
 {
     const luaL_Reg *r = lua_touserdata(L, lua_upvalueindex(1));
@@ -416,8 +525,11 @@ static int hosted(lua_State *L)
 
 void lt_push_registered(lua_State *L, const luaL_Reg *r)
 {
-    if (listed(aware, r->name)) {
+    if (listed(aware, r->name) && listed(lowp_cuda, r->name)) {
         lua_pushcfunction(L, r->func);
+    } else if (listed(aware, r->name)) {
+        lua_pushlightuserdata(L, (void *)r);
+        lua_pushcclosure(L, lowp_gated, 1);
     } else {
         lua_pushlightuserdata(L, (void *)r);
         lua_pushcclosure(L, listed(to_host, r->name) ? hosted : gated, 1);

@@ -158,6 +158,18 @@ int luaopen_tide_core(lua_State *L)
         extern const luaL_Reg lt_rnn_funcs[];
         lt_register(L, lt_rnn_funcs);
     }
+    {
+        extern const luaL_Reg lt_precision_funcs[]; /* l_precision.c */
+        lt_register(L, lt_precision_funcs);
+    }
+    {
+        extern const luaL_Reg lt_backend_info_funcs[]; /* l_backend_info.c */
+        lt_register(L, lt_backend_info_funcs);
+    }
+    {
+        extern const luaL_Reg lt_autocast_funcs[]; /* l_autocast.c */
+        lt_register(L, lt_autocast_funcs);
+    }
     lt_register(L, lt_layers_funcs);
     lt_register(L, lt_attention_funcs);
     lt_register(L, lt_optim_funcs);

@@ -69,8 +69,28 @@ static int n_allclose(lua_State *L)
     return 1;
 }
 
+/* equal(a, b): true when both have the same shape and every element is
+ * equal (NaN to nothing, not even itself), whatever their dtypes, as
+ * torch.equal */
+static int n_equal(lua_State *L)
+{
+    td_tensor *a = lt_check(L, 1), *b = lt_check(L, 2);
+    lt_check_nargs(L, 2);
+    if (!td_same_shape(a, b)) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    td_tensor **eq = lt_new(L);
+    LT_CALL(L, td_binary(TD_EQ, a, b, eq), "equal");
+    td_tensor **all = lt_new(L);
+    LT_CALL(L, td_all(*eq, 0, true, false, all), "equal");
+    double v = 0;
+    LT_CALL(L, td_item(*all, &v), "equal");
+    lua_pushboolean(L, v != 0);
+    return 1;
+}
+
 const luaL_Reg lt_numeric_methods[] = {
-    {"round", n_round},     {"nan_to_num", n_nan_to_num},
-    {"isclose", n_isclose}, {"allclose", n_allclose},
-    {NULL, NULL},
+    {"round", n_round},       {"nan_to_num", n_nan_to_num}, {"isclose", n_isclose},
+    {"allclose", n_allclose}, {"equal", n_equal},           {NULL, NULL},
 };

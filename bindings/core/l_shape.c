@@ -276,6 +276,8 @@ static int s_float(lua_State *L) { return convert(L, TD_FLOAT32, "float"); }
 static int s_double(lua_State *L) { return convert(L, TD_FLOAT64, "double"); }
 static int s_long(lua_State *L) { return convert(L, TD_INT64, "long"); }
 static int s_byte(lua_State *L) { return convert(L, TD_UINT8, "byte"); }
+static int s_bfloat16(lua_State *L) { return convert(L, TD_BFLOAT16, "bfloat16"); }
+static int s_half(lua_State *L) { return convert(L, TD_FLOAT16, "half"); }
 
 /* type(x) -> "float32"; type(x, dtype) converts */
 static int s_type(lua_State *L)
@@ -526,6 +528,8 @@ const luaL_Reg lt_shape_methods[] = {
     {"double", s_double},
     {"long", s_long},
     {"byte", s_byte},
+    {"bfloat16", s_bfloat16},
+    {"half", s_half},
     /* cpu, cuda, to: l_device.c */
     {"type", s_type},
     {"split", s_split},

@@ -182,9 +182,11 @@ td_dtype lt_parse_dtype(lua_State *L, int arg, const char *name)
     td_clear_error();
     return (td_dtype)luaL_argerror(
         L, arg,
-        lua_pushfstring(L, "unknown dtype '%s' (expected float32, float64, bfloat16, float16, int64 or "
-                           "uint8)",
-                           name));
+        lua_pushfstring(
+            L,
+            "unknown dtype '%s' (expected float32, float64, bfloat16, float16, int64 or "
+            "uint8)",
+            name));
 }
 
 td_dtype lt_check_dtype(lua_State *L, int arg)

@@ -1,4 +1,6 @@
--- tide.amp.GradScaler: dynamic loss scaling for float16 training, as
+-- Mixed-precision training: tide.autocast, mixed precision by op (the
+-- casts themselves are the C runtime's, tide/autocast.h), and
+-- tide.amp.GradScaler, dynamic loss scaling for float16 training as
 -- torch.cuda.amp.GradScaler in PyTorch 1.13. float16's range ends at
 -- 65504 and its normals at 6.1e-5, so small gradients flush to zero; the
 -- loss is multiplied by a large scale before backward, the gradients are
@@ -240,6 +242,67 @@ function M.install(tide, core)
         return string.format("GradScaler(scale=%g, growth_factor=%g, backoff_factor=%g, growth_interval=%d%s)",
                              self._scale, self._growth_factor, self._backoff_factor, self._growth_interval,
                              self._enabled and "" or ", enabled=false")
+    end
+
+    ---------------------------------------------------------------------
+    -- tide.autocast(dtype, fn, ...) runs fn(...) in a region and returns
+    -- its results; tide.autocast(dtype) opens a region and returns it, to
+    -- be closed by a <close> variable (or region:close()). An options table
+    -- may follow dtype: {enabled = true}; enabled = false opens a region
+    -- that casts nothing (float32 inside a bfloat16 region).
+    ---------------------------------------------------------------------
+    local Region = {}
+    Region.__index = Region
+    Region.__name = "tide.autocast region"
+    function Region:close()
+        if self._open then
+            core._autocast_exit(self._depth) -- raises when regions are closed out of order
+            self._open = false
+        end
+    end
+    Region.__close = Region.close
+    function Region:__tostring()
+        return string.format("autocast region (%s%s)", self._dtype, self._open and "" or ", closed")
+    end
+
+    local function open(fname, dtype, opts)
+        if dtype ~= nil and type(dtype) ~= "string" then
+            fail(fname, 1, "dtype must be \"bfloat16\" or \"float16\", got " .. type(dtype))
+        end
+        opts = check_options(fname, 2, opts, {enabled = true})
+        local enabled = opts.enabled
+        if enabled == nil then enabled = true end
+        if type(enabled) ~= "boolean" then fail(fname, 2, "enabled must be a boolean, got " .. type(enabled)) end
+        dtype = dtype or "bfloat16"
+        if dtype ~= "bfloat16" and dtype ~= "float16" then
+            fail(fname, 1, "dtype must be \"bfloat16\" or \"float16\", got \"" .. dtype .. "\"")
+        end
+        local depth = core._autocast_enter(dtype, enabled)
+        return setmetatable({_depth = depth, _open = true, _dtype = enabled and dtype or "disabled"}, Region)
+    end
+
+    function tide.autocast(dtype, ...)
+        local fname = "autocast"
+        local opts, first = nil, 2
+        local a = ...
+        -- an options table is a plain one; a module is called like a function
+        if type(a) == "table" and getmetatable(a) == nil then opts, first = a, 3 end
+        local fn = select(first - 1, ...)
+        if fn == nil then
+            if select("#", ...) > first - 1 then
+                fail(fname, first, "expected a function to run in the region, got nil")
+            end
+            return open(fname, dtype, opts)
+        end
+        local mt = type(fn) == "table" and getmetatable(fn)
+        if type(fn) ~= "function" and not (mt and mt.__call) then
+            fail(fname, first, "expected a function to run in the region or an options table, got " .. type(fn))
+        end
+        local region = open(fname, dtype, opts)
+        local r = table.pack(pcall(fn, select(first, ...)))
+        region:close()
+        if not r[1] then error(r[2], 0) end
+        return table.unpack(r, 2, r.n)
     end
 
     tide.amp = tide.amp or {}

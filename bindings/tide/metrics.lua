@@ -69,7 +69,7 @@ local function inputs(fname, logits, labels, opts, allow_pred, allow_empty, c_op
             argfail(fname, 1, "predicted classes must be a 1-dim int64 tensor, got shape " .. shape_str(logits))
         end
         info.kind = "pred"
-    elseif d == "float32" or d == "float64" then
+    elseif d == "float32" or d == "float64" or d == "bfloat16" or d == "float16" then
         local nd = logits:dim()
         if nd == 1 or (nd == 2 and logits:size(1) == 1) then
             info.kind = "binary"

@@ -13,6 +13,7 @@
  * cache lets go leaves the process at once (glibc's malloc kept freed
  * blocks of up to 32 MiB in its heap). */
 #include "cpu.h"
+#include "gemm_lowp.h"
 #include "iter.h"
 #include "../rnn.h"
 
@@ -252,6 +253,7 @@ static const td_backend cpu_backend = {
     .reorder = &td_cpu_reorder,
     .rnn = &td_cpu_rnn,
     .attention = &td_cpu_attention,
+    .gemm_path = td_cpu_gemm_path,
 };
 
 const td_backend *td_cpu_backend(void) { return &cpu_backend; }

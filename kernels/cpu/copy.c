@@ -1,8 +1,12 @@
 /* copy with dtype conversion, and fill. Conversions follow C casts, except
  * that float-to-integer goes through int64 so out-of-range values wrap
- * (as PyTorch's do on x86) instead of being undefined. */
+ * (as PyTorch's do on x86) instead of being undefined. bfloat16 and
+ * float16 convert through float32 (round to nearest even, as PyTorch:
+ * float64 rounds to float32 first). */
 #include "cpu.h"
 #include "iter.h"
+#include "lowp.h"
+#include "stream.h"
 
 #include <math.h>
 #include <omp.h>
@@ -22,12 +26,57 @@ static inline int64_t to_i64_i(int64_t v) { return v; }
 
 typedef struct {
     td_dtype dst, src;
+    bool stream; /* a dense output larger than the cache: non-temporal stores */
 } copy_ctx;
+
+/* a copy from or to bfloat16 / float16: float32 in the middle, a chunk at
+ * a time (float32 on one side is the chunk itself) */
+static void copy_lowp(const copy_ctx *c, char **p, const int64_t *s, int64_t n)
+{
+    enum { CHUNK = 1024 };
+    float buf[CHUNK];
+    int64_t sd = s[0], ss = s[1];
+    if (c->src == TD_FLOAT32 && ss == 1) {
+        if (c->stream && sd == 1)
+            td_cpu_lowp_store_nt(c->dst, (uint16_t *)p[0], (const float *)p[1], n);
+        else
+            td_cpu_lowp_store(c->dst, (uint16_t *)p[0], sd, (const float *)p[1], n);
+        return;
+    }
+    if (c->dst == TD_FLOAT32 && sd == 1) {
+        if (c->stream && ss == 1)
+            td_cpu_lowp_load_nt(c->src, (float *)p[0], (const uint16_t *)p[1], n);
+        else
+            td_cpu_lowp_load(c->src, (float *)p[0], (const uint16_t *)p[1], ss, n);
+        return;
+    }
+    for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
+        int64_t m = n - i0 < CHUNK ? n - i0 : CHUNK;
+        if (td_dtype_is_lowp(c->src))
+            td_cpu_lowp_load(c->src, buf, (const uint16_t *)p[1] + i0 * ss, ss, m);
+        else
+            TD_CPU_DISPATCH(c->src, {
+                const T *x = (const T *)p[1] + i0 * ss;
+                for (int64_t i = 0; i < m; i++) buf[i] = (float)x[i * ss];
+            })
+        if (td_dtype_is_lowp(c->dst))
+            td_cpu_lowp_store(c->dst, (uint16_t *)p[0] + i0 * sd, sd, buf, m);
+        else
+            TD_CPU_DISPATCH(c->dst, {
+                T *d = (T *)p[0] + i0 * sd;
+                for (int64_t i = 0; i < m; i++) d[i * sd] = CONVERT(T, float, buf[i]);
+            })
+    }
+}
 
 static void copy_loop(void *ctx, char **p, const int64_t *s, int64_t n)
 {
     const copy_ctx *c = ctx;
     int64_t sd = s[0], ss = s[1];
+    if (td_dtype_is_lowp(c->dst) || td_dtype_is_lowp(c->src)) {
+        copy_lowp(c, p, s, n);
+        return;
+    }
     TD_CPU_DISPATCH(c->dst, {
         typedef T D;
         D *d = (D *)p[0];
@@ -128,7 +177,8 @@ void td_cpu_copy(td_tensor *dst, const td_tensor *src)
         return;
     }
     if (dst->dtype == src->dtype && copy_transposed(&it)) return;
-    copy_ctx c = {dst->dtype, src->dtype};
+    copy_ctx c = {dst->dtype, src->dtype,
+                  (size_t)it.numel * (size_t)it.elsize[0] >= td_cpu_stream_min_bytes()};
     td_cpu_iter_run(&it, TD_CPU_GRAIN, copy_loop, &c);
 }
 
@@ -142,6 +192,11 @@ static void fill_loop(void *ctx, char **p, const int64_t *s, int64_t n)
 {
     const fill_ctx *c = ctx;
     int64_t sd = s[0];
+    if (td_dtype_is_lowp(c->dt)) {
+        uint16_t *d = (uint16_t *)p[0], v = td_float_to_lowp(c->dt, (float)c->f);
+        for (int64_t i = 0; i < n; i++) d[i * sd] = v;
+        return;
+    }
     TD_CPU_DISPATCH(c->dt, {
         T *d = (T *)p[0];
         T v = _Generic((T)0, float : (T)c->f, double : (T)c->f, default : (T)c->i);

@@ -15,6 +15,7 @@
 #include "activation_math.h"
 #include "cpu.h"
 #include "iter.h"
+#include "lowp.h"
 #include "stream.h"
 
 #include <tgmath.h>
@@ -278,16 +279,25 @@ static int64_t unary_grain(td_unary_op op)
     }
 }
 
+/* bfloat16 and float16 run the float32 loops through lowp.h's adapter */
 void td_cpu_unary(td_unary_op op, td_tensor *out, const td_tensor *x, const double *p)
 {
-    static const td_cpu_loop loops[TD_NDTYPES] = {unary_f32, unary_f64, unary_i64, unary_u8};
-    static const td_cpu_loop tests[TD_NDTYPES] = {test_f32, test_f64, test_int, test_int};
-    static const td_cpu_loop nots[TD_NDTYPES] = {not_f32, not_f64, not_i64, not_u8};
+    static const td_cpu_loop loops[TD_NDTYPES] = {unary_f32, unary_f64, unary_i64,
+                                                  unary_u8,  unary_f32, unary_f32};
+    static const td_cpu_loop tests[TD_NDTYPES] = {test_f32, test_f64, test_int,
+                                                  test_int, test_f32, test_f32};
+    static const td_cpu_loop nots[TD_NDTYPES] = {not_f32, not_f64, not_i64,
+                                                 not_u8,  not_f32, not_f32};
     const td_tensor *ts[2] = {out, x};
     td_cpu_iter it;
     td_cpu_iter_init_any_order(&it, 2, ts);
     unary_ctx c = make_ctx(op, x->dtype, false, p);
     const td_cpu_loop *table = op == TD_LOGICAL_NOT ? nots : is_test(op) ? tests : loops;
+    if (td_dtype_is_lowp(x->dtype)) {
+        td_cpu_lowp_ctx w = td_cpu_lowp_wrap(table[x->dtype], &c, 2, ts);
+        td_cpu_iter_run(&it, unary_grain(op), td_cpu_lowp_loop, &w);
+        return;
+    }
     td_cpu_iter_run(&it, unary_grain(op), table[x->dtype], &c);
 }
 
@@ -408,6 +418,11 @@ void td_cpu_unary_grad(td_unary_op op, td_tensor *gx, const td_tensor *x, const 
     td_cpu_iter it;
     td_cpu_iter_init_any_order(&it, 4, ts);
     unary_ctx c = make_ctx(op, gx->dtype, y != NULL, p);
+    if (td_dtype_is_lowp(gx->dtype)) {
+        td_cpu_lowp_ctx w = td_cpu_lowp_wrap(grad_f32, &c, 4, ts);
+        td_cpu_iter_run(&it, unary_grain(op), td_cpu_lowp_loop, &w);
+        return;
+    }
     td_cpu_iter_run(&it, unary_grain(op), gx->dtype == TD_FLOAT64 ? grad_f64 : grad_f32, &c);
 }
 
@@ -535,6 +550,91 @@ static void binary_u8(void *ctx, char **p, const int64_t *s, int64_t n)
     BIN_BODY(uint8_t, BIN_INT_CASES)
 }
 
+/* bfloat16 / float16 +, -, *, / over a dense output and operands that are
+ * dense or broadcast scalars: 8 at a time converted, computed and rounded
+ * in registers, without lowp.h's buffers (the same bits as that path);
+ * other strides go through it */
+typedef struct {
+    td_cpu_lowp_ctx wrap;
+    td_binary_op op;
+    td_dtype dt;
+    bool stream; /* an output larger than the cache: non-temporal stores */
+} lowp_arith_ctx;
+
+TD_CPU_ALWAYS_INLINE __m256 arith8(td_binary_op op, __m256 x, __m256 y)
+{
+    switch (op) {
+    case TD_ADD: return _mm256_add_ps(x, y);
+    case TD_SUB: return _mm256_sub_ps(x, y);
+    case TD_MUL: return _mm256_mul_ps(x, y);
+    default: return _mm256_div_ps(x, y);
+    }
+}
+
+TD_CPU_ALWAYS_INLINE float arith1(td_binary_op op, float x, float y)
+{
+    switch (op) {
+    case TD_ADD: return x + y;
+    case TD_SUB: return x - y;
+    case TD_MUL: return x * y;
+    default: return x / y;
+    }
+}
+
+TD_CPU_ALWAYS_INLINE uint16_t arith_at(td_dtype dt, td_binary_op op, const uint16_t *a, int64_t sa,
+                                       const uint16_t *b, int64_t sb, int64_t i)
+{
+    return td_float_to_lowp(
+        dt, arith1(op, td_lowp_to_float(dt, a[i * sa]), td_lowp_to_float(dt, b[i * sb])));
+}
+
+/* nt: non-temporal stores, from the output's first 16-byte boundary */
+TD_CPU_ALWAYS_INLINE void lowp_arith(td_dtype dt, td_binary_op op, bool nt, uint16_t *o,
+                                     const uint16_t *a, int64_t sa, const uint16_t *b, int64_t sb,
+                                     int64_t n)
+{
+    __m256 ca = _mm256_set1_ps(td_lowp_to_float(dt, a[0]));
+    __m256 cb = _mm256_set1_ps(td_lowp_to_float(dt, b[0]));
+    int64_t i = 0;
+    if (nt)
+        for (; i < n && ((uintptr_t)(o + i) & 15); i++) o[i] = arith_at(dt, op, a, sa, b, sb, i);
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = sa ? td_cpu_lowp_load8(dt, a + i) : ca,
+               y = sb ? td_cpu_lowp_load8(dt, b + i) : cb, r = arith8(op, x, y);
+        if (nt)
+            _mm_stream_si128((__m128i *)(o + i),
+                             dt == TD_BFLOAT16 ? td_cpu_bf16_round8(r)
+                                               : _mm256_cvtps_ph(r, _MM_FROUND_TO_NEAREST_INT));
+        else
+            td_cpu_lowp_store8(dt, o + i, r);
+    }
+    for (; i < n; i++) o[i] = arith_at(dt, op, a, sa, b, sb, i);
+    if (nt) _mm_sfence(); /* before the thread's barrier, as stream.c */
+}
+
+#define LOWP_ARITH_CASES(DT)                                                                       \
+    switch (c->op) {                                                                               \
+    case TD_ADD: lowp_arith(DT, TD_ADD, c->stream, o, a, s[1], b, s[2], n); break;                 \
+    case TD_SUB: lowp_arith(DT, TD_SUB, c->stream, o, a, s[1], b, s[2], n); break;                 \
+    case TD_MUL: lowp_arith(DT, TD_MUL, c->stream, o, a, s[1], b, s[2], n); break;                 \
+    default: lowp_arith(DT, TD_DIV, c->stream, o, a, s[1], b, s[2], n); break;                     \
+    }
+
+static void lowp_arith_loop(void *ctx, char **p, const int64_t *s, int64_t n)
+{
+    lowp_arith_ctx *c = ctx;
+    if (s[0] != 1 || (s[1] != 0 && s[1] != 1) || (s[2] != 0 && s[2] != 1)) {
+        td_cpu_lowp_loop(&c->wrap, p, s, n);
+        return;
+    }
+    uint16_t *o = (uint16_t *)p[0];
+    const uint16_t *a = (const uint16_t *)p[1], *b = (const uint16_t *)p[2];
+    if (c->dt == TD_BFLOAT16)
+        LOWP_ARITH_CASES(TD_BFLOAT16)
+    else
+        LOWP_ARITH_CASES(TD_FLOAT16)
+}
+
 /* A float32 op whose output and one operand are dense in one layout and
  * whose other operand is dense in the transposed one (channels-last
  * activations times an NCHW tensor: per image, (HW, C) against (C, HW)).
@@ -587,12 +687,23 @@ void td_cpu_binary(td_binary_op op, td_tensor *out, const td_tensor *a, const td
     const td_tensor *ts[3] = {out, a, b};
     td_cpu_iter it;
     td_cpu_iter_init_any_order(&it, 3, ts);
+    int64_t grain = op == TD_POW || op == TD_ATAN2 ? TD_CPU_GRAIN_COSTLY : TD_CPU_GRAIN;
+    if (td_dtype_is_lowp(a->dtype)) {
+        binary_ctx c = {op, false};
+        td_cpu_lowp_ctx w = td_cpu_lowp_wrap(binary_f32, &c, 3, ts);
+        if (op == TD_ADD || op == TD_SUB || op == TD_MUL || op == TD_DIV) {
+            lowp_arith_ctx f = {w, op, a->dtype, (size_t)it.numel * 2 >= td_cpu_stream_min_bytes()};
+            td_cpu_iter_run(&it, grain, lowp_arith_loop, &f);
+            return;
+        }
+        td_cpu_iter_run(&it, grain, td_cpu_lowp_loop, &w);
+        return;
+    }
     if (out->dtype == TD_FLOAT32 && a->dtype == TD_FLOAT32 &&
         binary_transposed(&it, (binary_ctx){op, false}))
         return;
     binary_ctx c = {op, out->dtype == TD_FLOAT32 &&
                             (size_t)it.numel * sizeof(float) >= td_cpu_stream_min_bytes()};
-    int64_t grain = op == TD_POW || op == TD_ATAN2 ? TD_CPU_GRAIN_COSTLY : TD_CPU_GRAIN;
     td_cpu_iter_run(&it, grain, loops[a->dtype], &c);
 }
 
@@ -647,6 +758,12 @@ void td_cpu_clamp(td_tensor *out, const td_tensor *x, double lo, double hi)
     td_cpu_iter it;
     td_cpu_iter_init_any_order(&it, 2, ts);
     clamp_ctx c = {x->dtype, lo, hi};
+    if (td_dtype_is_lowp(x->dtype)) {
+        c.dt = TD_FLOAT32;
+        td_cpu_lowp_ctx w = td_cpu_lowp_wrap(clamp_loop, &c, 2, ts);
+        td_cpu_iter_run(&it, TD_CPU_GRAIN, td_cpu_lowp_loop, &w);
+        return;
+    }
     td_cpu_iter_run(&it, TD_CPU_GRAIN, clamp_loop, &c);
 }
 
@@ -665,6 +782,7 @@ static void where_loop(void *ctx, char **p, const int64_t *s, int64_t n)
 {
     switch (*(const size_t *)ctx) {
     case 1: WHERE_LOOP(uint8_t); break;
+    case 2: WHERE_LOOP(uint16_t); break;
     case 4: WHERE_LOOP(uint32_t); break;
     default: WHERE_LOOP(uint64_t); break;
     }
@@ -706,5 +824,11 @@ void td_cpu_nan_to_num(td_tensor *out, const td_tensor *x, double nan, double po
     td_cpu_iter it;
     td_cpu_iter_init_any_order(&it, 2, ts);
     nan_to_num_ctx c = {x->dtype, nan, posinf, neginf};
+    if (td_dtype_is_lowp(x->dtype)) {
+        c.dt = TD_FLOAT32;
+        td_cpu_lowp_ctx w = td_cpu_lowp_wrap(nan_to_num_loop, &c, 2, ts);
+        td_cpu_iter_run(&it, TD_CPU_GRAIN, td_cpu_lowp_loop, &w);
+        return;
+    }
     td_cpu_iter_run(&it, TD_CPU_GRAIN, nan_to_num_loop, &c);
 }

@@ -1,9 +1,11 @@
 /* Batched row-major GEMM: float32 through oneDNN (its AVX-512 kernels run
- * near the machine's peak), float64 through OpenBLAS, int64 a plain loop.
+ * near the machine's peak), float64 through OpenBLAS, int64 a plain loop,
+ * bfloat16 and float16 in gemm_lowp.c.
  * OpenBLAS is opened with dlopen at the first float64 product, not linked:
  * loading it (and the threads it starts) took 7 ms of every start of
  * tide, which float64 matmuls (gradcheck, references) seldom need. */
 #include "cpu.h"
+#include "gemm_lowp.h"
 #include "iter.h"
 
 #include <cblas.h>
@@ -121,6 +123,9 @@ td_status td_cpu_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, i
                       int64_t stride_c)
 {
     if (batch <= 0 || m == 0 || n == 0) return TD_OK;
+    if (td_dtype_is_lowp(dt)) /* bfloat16, float16: gemm_lowp.c */
+        return td_cpu_gemm_lowp(dt, batch, ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb,
+                                stride_b, beta, c, ldc, stride_c);
     td_cpu_threads_sync(); /* dnnl_sgemm reads the count at each call */
     ldc = fix_ld(ldc, m, n);
     if (k == 0) {

@@ -67,6 +67,7 @@ static void read_loop(void *ctx, char **p, const int64_t *s, int64_t n)
     int64_t ds = c->dim_stride;
     switch (c->es) {
     case 1: READ_LOOP(uint8_t); break;
+    case 2: READ_LOOP(uint16_t); break; /* bfloat16, float16 */
     case 4: READ_LOOP(uint32_t); break;
     default: READ_LOOP(uint64_t); break;
     }
@@ -79,6 +80,17 @@ static void write_loop(void *ctx, char **p, const int64_t *s, int64_t n)
     const index_ctx *c = ctx;
     int64_t ds = c->dim_stride;
     const int64_t *ix = (const int64_t *)p[3];
+    if (td_dtype_is_lowp(c->dt)) { /* bfloat16, float16: a sum in float32, rounded */
+        const uint16_t *x = (const uint16_t *)p[1];
+        uint16_t *d = (uint16_t *)p[2];
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t *t = d + i * s[2] + ix[i * s[3]] * ds, v = x[i * s[1]];
+            *t = c->accumulate ? td_float_to_lowp(c->dt, td_lowp_to_float(c->dt, *t) +
+                                                             td_lowp_to_float(c->dt, v))
+                               : v;
+        }
+        return;
+    }
     TD_CPU_DISPATCH(c->dt, {
         const T *x = (const T *)p[1];
         T *d = (T *)p[2];

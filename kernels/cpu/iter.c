@@ -1,5 +1,6 @@
 /* The strided iterator behind every elementwise kernel. */
 #include "iter.h"
+#include "lowp.h"
 
 #include <omp.h>
 
@@ -132,5 +133,29 @@ void td_cpu_iter_run(const td_cpu_iter *it, int64_t grain, td_cpu_loop fn, void 
         int64_t chunk = ((total + n - 1) / n + 15) & ~(int64_t)15;
         int64_t b = t * chunk, e = b + chunk < total ? b + chunk : total;
         if (b < e) td_cpu_iter_range(it, b, e, fn, ctx);
+    }
+}
+
+void td_cpu_lowp_loop(void *ctx, char **p, const int64_t *s, int64_t n)
+{
+    const td_cpu_lowp_ctx *c = ctx;
+    float buf[TD_CPU_MAX_OPS][TD_CPU_LOWP_CHUNK];
+    char *q[TD_CPU_MAX_OPS];
+    int64_t qs[TD_CPU_MAX_OPS];
+    for (int64_t i0 = 0; i0 < n; i0 += TD_CPU_LOWP_CHUNK) {
+        int64_t m = n - i0 < TD_CPU_LOWP_CHUNK ? n - i0 : TD_CPU_LOWP_CHUNK;
+        for (int k = 0; k < c->nop; k++) {
+            char *pk = p[k] + i0 * s[k] * (int64_t)td_cpu_elsize(c->dt[k]);
+            q[k] = pk;
+            qs[k] = s[k];
+            if (!td_dtype_is_lowp(c->dt[k])) continue;
+            q[k] = (char *)buf[k];
+            qs[k] = k == 0 || s[k] != 0; /* a broadcast input: one value */
+            if (k == 0) continue;        /* the output: written by the loop */
+            td_cpu_lowp_load(c->dt[k], buf[k], (const uint16_t *)pk, s[k], s[k] == 0 ? 1 : m);
+        }
+        c->f32(c->ctx, q, qs, m);
+        if (td_dtype_is_lowp(c->dt[0]))
+            td_cpu_lowp_store(c->dt[0], (uint16_t *)(p[0] + i0 * s[0] * 2), s[0], buf[0], m);
     }
 }

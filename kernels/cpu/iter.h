@@ -24,7 +24,7 @@
 
 static inline size_t td_cpu_elsize(td_dtype dt)
 {
-    return dt == TD_UINT8 ? 1 : dt == TD_FLOAT32 ? 4 : 8;
+    return dt == TD_UINT8 ? 1 : dt == TD_FLOAT32 ? 4 : td_dtype_is_lowp(dt) ? 2 : 8;
 }
 
 static inline char *td_cpu_ptr(const td_tensor *t)
@@ -35,7 +35,9 @@ static inline char *td_cpu_ptr(const td_tensor *t)
 /* Runs the statement list with T the C type of dt: any dtype, or the
  * float ones only (TD_CPU_FLOAT_DISPATCH, for kernels whose front-ends
  * admit nothing else and whose bodies only make sense in floating point;
- * another dtype runs nothing). */
+ * another dtype runs nothing). bfloat16 and float16 have no C type here
+ * and run nothing either: their kernels convert to float32 (lowp.h), and
+ * the front-ends of the others refuse them. */
 #define TD_CPU_DISPATCH(dt, ...)                                                                   \
     switch (dt) {                                                                                  \
         TD_CPU_FLOAT_CASES(__VA_ARGS__)                                                            \

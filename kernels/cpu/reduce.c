@@ -5,9 +5,15 @@
  * halving, and the block partials are combined by recursive halving too.
  * Threads only decide who computes which leaf, never the tree, so the bits
  * are the same at any thread count. Columns of `inner` are summed TILE at
- * a time as whole rows, so the inner > 1 case reads memory in order. */
+ * a time as whole rows, so the inner > 1 case reads memory in order.
+ *
+ * bfloat16 and float16 compute in float32: sums and products accumulate in
+ * float32 (4096 bfloat16 ones sum to 4096, where a bfloat16 accumulator
+ * would stop at 256), each block converted as it is summed, and only the
+ * result is rounded to the input's dtype. */
 #include "cpu.h"
 #include "iter.h"
+#include "lowp.h"
 
 #include <math.h>
 #include <omp.h>
@@ -105,6 +111,79 @@ static void leaf_f64(const void *x, int64_t len, int64_t inner, int w, void *out
         prows_f64(x, len, inner, w, out);
 }
 
+/* 2-byte floats: the same halving down to leaves of up to 256, each
+ * summed in four 8-lane float32 accumulators (one would wait on vaddps'
+ * latency), 8 elements converted as they are loaded; rows converted TILE
+ * columns at a time */
+TD_CPU_ALWAYS_INLINE float psum_lowp_leaf(td_dtype dt, const uint16_t *x, int64_t n)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_add_ps(a0, td_cpu_lowp_load8(dt, x + i));
+        a1 = _mm256_add_ps(a1, td_cpu_lowp_load8(dt, x + i + 8));
+        a2 = _mm256_add_ps(a2, td_cpu_lowp_load8(dt, x + i + 16));
+        a3 = _mm256_add_ps(a3, td_cpu_lowp_load8(dt, x + i + 24));
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_add_ps(a0, td_cpu_lowp_load8(dt, x + i));
+    float a[8];
+    _mm256_storeu_ps(a, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    float s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    for (; i < n; i++) s += td_lowp_to_float(dt, x[i]);
+    return s;
+}
+
+static float psum_bf16(const uint16_t *x, int64_t n)
+{
+    if (n <= 256) return psum_lowp_leaf(TD_BFLOAT16, x, n);
+    int64_t h = (n / 2) & ~(int64_t)31;
+    return psum_bf16(x, h) + psum_bf16(x + h, n - h);
+}
+
+static float psum_f16(const uint16_t *x, int64_t n)
+{
+    if (n <= 256) return psum_lowp_leaf(TD_FLOAT16, x, n);
+    int64_t h = (n / 2) & ~(int64_t)31;
+    return psum_f16(x, h) + psum_f16(x + h, n - h);
+}
+
+static void prows_lowp(td_dtype dt, const uint16_t *x, int64_t n, int64_t stride, int w, float *out)
+{
+    if (n <= 8) {
+        float row[TILE];
+        td_cpu_lowp_load(dt, out, x, 1, w);
+        for (int64_t i = 1; i < n; i++) {
+            td_cpu_lowp_load(dt, row, x + i * stride, 1, w);
+            for (int j = 0; j < w; j++) out[j] += row[j];
+        }
+        return;
+    }
+    float tmp[TILE];
+    int64_t h = n / 2;
+    prows_lowp(dt, x, h, stride, w, out);
+    prows_lowp(dt, x + h * stride, n - h, stride, w, tmp);
+    for (int j = 0; j < w; j++) out[j] += tmp[j];
+}
+
+static void leaf_lowp(td_dtype dt, const void *x, int64_t len, int64_t inner, int w, void *out)
+{
+    if (inner == 1) {
+        *(float *)out = dt == TD_BFLOAT16 ? psum_bf16(x, len) : psum_f16(x, len);
+    } else {
+        prows_lowp(dt, x, len, inner, w, out);
+    }
+}
+
+static void leaf_bf16(const void *x, int64_t len, int64_t inner, int w, void *out)
+{
+    leaf_lowp(TD_BFLOAT16, x, len, inner, w, out);
+}
+
+static void leaf_f16(const void *x, int64_t len, int64_t inner, int w, void *out)
+{
+    leaf_lowp(TD_FLOAT16, x, len, inner, w, out);
+}
+
 static void add_f32(void *out, const void *y, int w)
 {
     for (int j = 0; j < w; j++) ((float *)out)[j] += ((const float *)y)[j];
@@ -122,13 +201,16 @@ typedef union {
 } acc_row;
 
 typedef struct {
-    int64_t es;
+    int64_t es;  /* bytes per input element */
+    int64_t acc; /* bytes per accumulator: float or double */
     void (*leaf)(const void *x, int64_t len, int64_t inner, int w, void *out);
     void (*add)(void *out, const void *y, int w);
 } sum_kind;
 
-static const sum_kind kind_f32 = {4, leaf_f32, add_f32};
-static const sum_kind kind_f64 = {8, leaf_f64, add_f64};
+static const sum_kind kind_f32 = {4, 4, leaf_f32, add_f32};
+static const sum_kind kind_f64 = {8, 8, leaf_f64, add_f64};
+static const sum_kind kind_bf16 = {2, 4, leaf_bf16, add_f32};
+static const sum_kind kind_f16 = {2, 4, leaf_f16, add_f32};
 
 /* one tile of columns: x points at its first element of row 0 */
 typedef struct {
@@ -161,7 +243,7 @@ static void blocks_sum(const sum_job *j, int64_t b0, int64_t nb, void *out)
 /* the same tree as blocks_sum, over partials computed beforehand */
 static void partials_sum(const sum_job *j, const char *part, int64_t nb, void *out)
 {
-    int64_t row = j->w * j->k->es;
+    int64_t row = j->w * j->k->acc;
     if (nb == 1) {
         memcpy(out, part, (size_t)row);
         return;
@@ -178,7 +260,7 @@ static int64_t nblocks(int64_t n) { return n <= BLOCK ? 1 : (n + BLOCK - 1) / BL
 static void sum_serial(const sum_job *j, void *out)
 {
     if (j->n == 0) {
-        memset(out, 0, (size_t)(j->w * j->k->es));
+        memset(out, 0, (size_t)(j->w * j->k->acc));
         return;
     }
     blocks_sum(j, 0, nblocks(j->n), out);
@@ -187,7 +269,7 @@ static void sum_serial(const sum_job *j, void *out)
 /* one giant row: its leaves on all threads, then the tree */
 static void sum_blocks_parallel(const sum_job *j, int nt, void *out)
 {
-    int64_t nb = nblocks(j->n), row = j->w * j->k->es;
+    int64_t nb = nblocks(j->n), row = j->w * j->k->acc;
     char *part = malloc((size_t)(nb * row));
     if (!part) {
         sum_serial(j, out);
@@ -208,6 +290,8 @@ static void put_f(const td_tensor *t, int64_t i, double v)
     case TD_FLOAT32: ((float *)p)[i] = (float)v; break;
     case TD_FLOAT64: ((double *)p)[i] = v; break;
     case TD_INT64: ((int64_t *)p)[i] = td_cpu_f2i(v); break;
+    case TD_BFLOAT16:
+    case TD_FLOAT16: ((uint16_t *)p)[i] = td_float_to_lowp(t->dtype, (float)v); break;
     default: ((uint8_t *)p)[i] = (uint8_t)td_cpu_f2i(v); break;
     }
 }
@@ -219,13 +303,19 @@ static void put_i(const td_tensor *t, int64_t i, int64_t v)
     case TD_FLOAT32: ((float *)p)[i] = (float)v; break;
     case TD_FLOAT64: ((double *)p)[i] = (double)v; break;
     case TD_INT64: ((int64_t *)p)[i] = v; break;
+    case TD_BFLOAT16:
+    case TD_FLOAT16: ((uint16_t *)p)[i] = td_float_to_lowp(t->dtype, (float)v); break;
     default: ((uint8_t *)p)[i] = (uint8_t)v; break;
     }
 }
 
 static void float_sum_item(const reduce_args *r, int64_t o, int64_t c0, int w, int nt)
 {
-    const sum_kind *k = r->x->dtype == TD_FLOAT64 ? &kind_f64 : &kind_f32;
+    td_dtype dt = r->x->dtype;
+    const sum_kind *k = dt == TD_FLOAT64    ? &kind_f64
+                        : dt == TD_BFLOAT16 ? &kind_bf16
+                        : dt == TD_FLOAT16  ? &kind_f16
+                                            : &kind_f32;
     sum_job j = {k, td_cpu_ptr(r->x) + (o * r->n * r->inner + c0) * k->es, r->n, r->inner, w};
     acc_row acc;
     if (nt > 1)
@@ -233,7 +323,7 @@ static void float_sum_item(const reduce_args *r, int64_t o, int64_t c0, int w, i
     else
         sum_serial(&j, &acc);
     for (int c = 0; c < w; c++)
-        put_f(r->out, o * r->inner + c0 + c, k->es == 4 ? (double)acc.f[c] : acc.d[c]);
+        put_f(r->out, o * r->inner + c0 + c, k->acc == 4 ? (double)acc.f[c] : acc.d[c]);
 }
 
 /* ---- everything else: one pass over n per tile ----------------------- */
@@ -248,11 +338,49 @@ static inline bool isnan_i(int64_t v)
 #define ISNAN(v) _Generic((v), float : isnan_f, double : isnan_d, default : isnan_i)(v)
 
 /* the first NaN wins, as does the first of equal extremes */
+static void extreme_lowp(const reduce_args *r, int64_t o, int64_t c0, int w)
+{
+    bool want_max = r->op == TD_MAX || r->op == TD_ARGMAX;
+    bool arg = r->op == TD_ARGMAX || r->op == TD_ARGMIN;
+    int64_t pos = o * r->inner + c0, inner = r->inner;
+    td_dtype dt = r->x->dtype;
+    const uint16_t *x = (const uint16_t *)td_cpu_ptr(r->x) + o * r->n * inner + c0;
+    float best[TILE], row[TILE];
+    int64_t at[TILE];
+    if (r->n > 0) td_cpu_lowp_load(dt, best, x, 1, w);
+    for (int j = 0; j < w; j++) {
+        if (r->n == 0) best[j] = 0;
+        at[j] = 0;
+    }
+    for (int64_t i = 1; i < r->n; i++) {
+        td_cpu_lowp_load(dt, row, x + i * inner, 1, w);
+        for (int j = 0; j < w; j++) {
+            float v = row[j], b = best[j];
+            if (b == b && (v != v || (want_max ? v > b : v < b))) {
+                best[j] = v;
+                at[j] = i;
+            }
+        }
+    }
+    for (int j = 0; j < w; j++) {
+        if (arg) {
+            put_i(r->out, pos + j, at[j]);
+            continue;
+        }
+        put_f(r->out, pos + j, (double)best[j]);
+        if (r->idx) ((int64_t *)td_cpu_ptr(r->idx))[pos + j] = at[j];
+    }
+}
+
 static void extreme_item(const reduce_args *r, int64_t o, int64_t c0, int w)
 {
     bool want_max = r->op == TD_MAX || r->op == TD_ARGMAX;
     bool arg = r->op == TD_ARGMAX || r->op == TD_ARGMIN;
     int64_t pos = o * r->inner + c0, inner = r->inner;
+    if (td_dtype_is_lowp(r->x->dtype)) {
+        extreme_lowp(r, o, c0, w);
+        return;
+    }
     TD_CPU_DISPATCH(r->x->dtype, {
         const T *x = (const T *)td_cpu_ptr(r->x) + o * r->n * inner + c0;
         T best[TILE];
@@ -289,6 +417,17 @@ static void plain_item(const reduce_args *r, int64_t o, int64_t c0, int w)
 {
     bool sum = r->op == TD_SUM;
     int64_t pos = o * r->inner + c0, inner = r->inner;
+    if (td_dtype_is_lowp(r->x->dtype)) { /* products, in float32 */
+        const uint16_t *x = (const uint16_t *)td_cpu_ptr(r->x) + o * r->n * inner + c0;
+        float acc[TILE], row[TILE];
+        for (int j = 0; j < w; j++) acc[j] = 1;
+        for (int64_t i = 0; i < r->n; i++) {
+            td_cpu_lowp_load(r->x->dtype, row, x + i * inner, 1, w);
+            for (int j = 0; j < w; j++) acc[j] *= row[j];
+        }
+        for (int j = 0; j < w; j++) put_f(r->out, pos + j, (double)acc[j]);
+        return;
+    }
     TD_CPU_DISPATCH(r->x->dtype, {
         const T *x = (const T *)td_cpu_ptr(r->x) + o * r->n * inner + c0;
         if ((T)0.5 != 0) {
@@ -316,6 +455,15 @@ static void logical_item(const reduce_args *r, int64_t o, int64_t c0, int w)
     int64_t inner = r->inner;
     uint8_t *out = (uint8_t *)td_cpu_ptr(r->out) + o * inner + c0;
     for (int j = 0; j < w; j++) out[j] = all;
+    if (td_dtype_is_lowp(r->x->dtype)) { /* nonzero: any bit but the sign's */
+        const uint16_t *x = (const uint16_t *)td_cpu_ptr(r->x) + o * r->n * inner + c0;
+        for (int64_t i = 0; i < r->n; i++)
+            for (int j = 0; j < w; j++) {
+                uint8_t nz = (x[i * inner + j] & 0x7fff) != 0;
+                out[j] = all ? out[j] & nz : out[j] | nz;
+            }
+        return;
+    }
     TD_CPU_DISPATCH(r->x->dtype, {
         const T *x = (const T *)td_cpu_ptr(r->x) + o * r->n * inner + c0;
         for (int64_t i = 0; i < r->n; i++)
@@ -330,7 +478,7 @@ static void reduce_item(const reduce_args *r, int64_t item, int64_t ntiles, int 
 {
     int64_t o = item / ntiles, c0 = item % ntiles * TILE;
     int w = r->inner - c0 < TILE ? (int)(r->inner - c0) : TILE;
-    bool is_float = r->x->dtype == TD_FLOAT32 || r->x->dtype == TD_FLOAT64;
+    bool is_float = td_dtype_is_float(r->x->dtype);
     if (r->op == TD_SUM && is_float)
         float_sum_item(r, o, c0, w, nt);
     else if (r->op == TD_SUM || r->op == TD_PROD)
@@ -349,7 +497,7 @@ void td_cpu_reduce(td_reduce_op op, td_tensor *out, td_tensor *idx, const td_ten
     int64_t ntiles = (inner + TILE - 1) / TILE, items = outer * ntiles;
     int64_t work = outer * inner * (n > 0 ? n : 1);
     int nt = td_cpu_threads_for(work, TD_CPU_GRAIN);
-    bool is_float = x->dtype == TD_FLOAT32 || x->dtype == TD_FLOAT64;
+    bool is_float = td_dtype_is_float(x->dtype);
     if (nt > 1 && items < nt && op == TD_SUM && is_float && n > BLOCK) {
         for (int64_t it = 0; it < items; it++) reduce_item(&r, it, ntiles, nt);
         return;

@@ -82,9 +82,35 @@ typedef struct {
         }                                                                                          \
     } while (0)
 
+/* bfloat16 and float16: keys converted to float32 (the order is the
+ * same), values moved as bits */
+static void sort_line_lowp(const sort_job *j, int64_t o, int64_t i, float *v, int64_t *idx,
+                           int64_t *tmp)
+{
+    td_dtype dt = j->x->dtype;
+    const uint16_t *x = (const uint16_t *)td_cpu_ptr(j->x) + o * j->n * j->inner + i;
+    for (int64_t p = 0; p < j->n; p++) {
+        v[p] = td_lowp_to_float(dt, x[p * j->inner]);
+        idx[p] = p;
+    }
+    const int64_t *s =
+        j->descending ? sort_f32_desc(v, idx, tmp, j->n) : sort_f32_asc(v, idx, tmp, j->n);
+    int64_t base = o * j->k * j->inner + i;
+    int64_t *oi = (int64_t *)td_cpu_ptr(j->indices) + base;
+    for (int64_t p = 0; p < j->k; p++) oi[p * j->inner] = s[p];
+    if (j->values) {
+        uint16_t *ov = (uint16_t *)td_cpu_ptr(j->values) + base;
+        for (int64_t p = 0; p < j->k; p++) ov[p * j->inner] = x[s[p] * j->inner];
+    }
+}
+
 static void sort_line(const sort_job *j, int64_t line, void *vbuf, int64_t *idx, int64_t *tmp)
 {
     int64_t o = line / j->inner, i = line % j->inner;
+    if (td_dtype_is_lowp(j->x->dtype)) {
+        sort_line_lowp(j, o, i, vbuf, idx, tmp);
+        return;
+    }
     switch (j->x->dtype) {
     case TD_FLOAT32: SORT_LINE(float, sort_f32_asc, sort_f32_desc); break;
     case TD_FLOAT64: SORT_LINE(double, sort_f64_asc, sort_f64_desc); break;
@@ -105,7 +131,8 @@ static td_status cpu_sort(td_tensor *values, td_tensor *indices, const td_tensor
     int nt = td_cpu_threads_for(lines * cost, TD_CPU_GRAIN);
     if (nt > lines) nt = (int)lines;
     /* per thread: positions, merge buffer, values; 8-byte aligned */
-    size_t per = ((size_t)n * (2 * sizeof(int64_t) + td_cpu_elsize(x->dtype)) + 7) & ~(size_t)7;
+    size_t es = td_dtype_is_lowp(x->dtype) ? sizeof(float) : td_cpu_elsize(x->dtype);
+    size_t per = ((size_t)n * (2 * sizeof(int64_t) + es) + 7) & ~(size_t)7;
     char *scratch = malloc(per * (size_t)(nt > 1 ? nt : 1));
     if (!scratch)
         return td_error(TD_ENOMEM, 0, "sort: out of memory for scratch of %zu bytes",
@@ -161,6 +188,7 @@ static void cpu_remap(td_tensor *out, const td_tensor *x, const int64_t *shift, 
         }
         switch (es) {
         case 1: REMAP_ROW(uint8_t); break;
+        case 2: REMAP_ROW(uint16_t); break;
         case 4: REMAP_ROW(uint32_t); break;
         default: REMAP_ROW(uint64_t); break;
         }
@@ -197,6 +225,7 @@ static void cpu_tri(td_tensor *out, const td_tensor *x, int64_t diagonal, bool u
         }
         switch (es) {
         case 1: TRI_ROW(uint8_t); break;
+        case 2: TRI_ROW(uint16_t); break;
         case 4: TRI_ROW(uint32_t); break;
         default: TRI_ROW(uint64_t); break;
         }

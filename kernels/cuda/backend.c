@@ -46,7 +46,8 @@ _Static_assert(CUBLAS_VER_MAJOR == 13, "CUBLAS_LIB_NAME names another cuBLAS tha
     X(cublasGetStatusString)                                                                       \
     X(cublasCreate_v2)                                                                             \
     X(cublasSgemmStridedBatched_64)                                                                \
-    X(cublasDgemmStridedBatched_64)
+    X(cublasDgemmStridedBatched_64)                                                                \
+    X(cublasGemmStridedBatchedEx_64)
 
 #define FIELD(f) __typeof__(&f) f;
 static struct {
@@ -138,13 +139,15 @@ static td_status device_of_ptr(const void *p, int *device)
 }
 
 /* row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the
- * operands swap places and keep their transpose flags */
+ * operands swap places and keep their transpose flags. bfloat16 and
+ * float16 go through cublasGemmStridedBatchedEx with float32 compute
+ * (CUBLAS_COMPUTE_32F: products summed in float32, C rounded once) */
 td_status td_cuda_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, int64_t n,
                        int64_t k, double alpha, const void *a, int64_t lda, int64_t stride_a,
                        const void *b, int64_t ldb, int64_t stride_b, double beta, void *c,
                        int64_t ldc, int64_t stride_c)
 {
-    if (dt != TD_FLOAT32 && dt != TD_FLOAT64)
+    if (dt != TD_FLOAT32 && dt != TD_FLOAT64 && !td_dtype_is_lowp(dt))
         return td_error(TD_EDTYPE, 1, "matmul of %s tensors is not implemented on cuda yet",
                         td_dtype_name(dt));
     if (batch == 0 || m == 0 || n == 0) return TD_OK;
@@ -168,7 +171,13 @@ td_status td_cuda_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, 
     TD_TRY(handle_for(device, &h));
     cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasStatus_t s;
-    if (dt == TD_FLOAT32) {
+    if (td_dtype_is_lowp(dt)) {
+        float fa = (float)alpha, fb = (float)beta;
+        cudaDataType t = dt == TD_BFLOAT16 ? CUDA_R_16BF : CUDA_R_16F;
+        s = blas.cublasGemmStridedBatchedEx_64(h, opb, opa, n, m, k, &fa, b, t, ldb, stride_b, a, t,
+                                               lda, stride_a, &fb, c, t, ldc, stride_c, batch,
+                                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    } else if (dt == TD_FLOAT32) {
         float fa = (float)alpha, fb = (float)beta;
         s = blas.cublasSgemmStridedBatched_64(h, opb, opa, n, m, k, &fa, b, ldb, stride_b, a, lda,
                                               stride_a, &fb, c, ldc, stride_c, batch);
@@ -180,6 +189,17 @@ td_status td_cuda_gemm(td_dtype dt, int64_t batch, bool ta, bool tb, int64_t m, 
         return td_error(TD_EINVAL, 0, "matmul: cuBLAS failed on cuda:%d: %s", device,
                         blas.cublasGetStatusString(s));
     return TD_OK;
+}
+
+static const char *td_cuda_gemm_path(td_dtype dt)
+{
+    switch (dt) {
+    case TD_FLOAT32: return "cublas sgemm";
+    case TD_FLOAT64: return "cublas dgemm";
+    case TD_BFLOAT16: return "cublas gemmex bf16, CUBLAS_COMPUTE_32F";
+    case TD_FLOAT16: return "cublas gemmex fp16, CUBLAS_COMPUTE_32F";
+    default: return "none";
+    }
 }
 
 /* ---- the table --------------------------------------------------------------- */
@@ -230,6 +250,7 @@ static const td_backend cuda_backend = {
     .nccl = &td_cuda_nccl,
     .attention = &td_cuda_attention,
     .rnn = &td_cuda_rnn,
+    .gemm_path = td_cuda_gemm_path,
 };
 
 const td_backend *td_cuda_backend(void) { return &cuda_backend; }

@@ -9,8 +9,11 @@
 
 #include "cuda_internal.h"
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+#include <type_traits>
 
 namespace tdc {
 
@@ -169,12 +172,64 @@ template <typename D, typename S> __device__ inline D convert(S v)
         __VA_ARGS__;                                                                               \
     }
 
-/* Run the statement list with W an unsigned type of es bytes (1, 4, else 8):
- * for kernels that move elements without reading them as numbers */
+/* bfloat16 and float16 (docs/precision.md): stored as __nv_bfloat16 /
+ * __half, loaded as float and stored rounded to nearest even, computed in
+ * float32. TDC_DISPATCH and TDC_FLOAT_DISPATCH do not name them: the
+ * kernels that take them dispatch with TDC_LOWP_DISPATCH (S the storage
+ * type), and the binding keeps every other op's CUDA kernel from seeing
+ * them (l_device.c). */
+template <typename T> struct is_lowp {
+    static constexpr bool value =
+        std::is_same<T, __nv_bfloat16>::value || std::is_same<T, __half>::value;
+};
+
+__device__ inline float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ inline float to_f(__half v) { return __half2float(v); }
+
+template <typename S> __device__ inline S from_f(float v);
+template <> __device__ inline __nv_bfloat16 from_f<__nv_bfloat16>(float v)
+{
+    return __float2bfloat16_rn(v);
+}
+template <> __device__ inline __half from_f<__half>(float v) { return __float2half_rn(v); }
+
+/* any element as float (a float64 rounds, as PyTorch's conversion does),
+ * and a float into any element type */
+template <typename S> __device__ inline float load_f(const S *p)
+{
+    if constexpr (is_lowp<S>::value)
+        return to_f(*p);
+    else
+        return (float)*p;
+}
+
+template <typename D> __device__ inline void store_f(D *p, float v)
+{
+    if constexpr (is_lowp<D>::value)
+        *p = from_f<D>(v);
+    else
+        *p = convert<D>(v);
+}
+
+#define TDC_LOWP_DISPATCH(dt, ...)                                                                 \
+    if ((dt) == TD_BFLOAT16) {                                                                     \
+        typedef __nv_bfloat16 S;                                                                   \
+        __VA_ARGS__;                                                                               \
+    } else {                                                                                       \
+        typedef __half S;                                                                          \
+        __VA_ARGS__;                                                                               \
+    }
+
+/* Run the statement list with W an unsigned type of es bytes (1, 2, 4,
+ * else 8): for kernels that move elements without reading them as numbers */
 #define TDC_WIDTH_DISPATCH(es, ...)                                                                \
     switch (es) {                                                                                  \
     case 1: {                                                                                      \
         typedef uint8_t W;                                                                         \
+        __VA_ARGS__;                                                                               \
+    } break;                                                                                       \
+    case 2: {                                                                                      \
+        typedef uint16_t W;                                                                        \
         __VA_ARGS__;                                                                               \
     } break;                                                                                       \
     case 4: {                                                                                      \

@@ -1,7 +1,9 @@
 /* copy (any dtype pair, any strides), fill, unary and their gradients,
  * binary ops and comparisons, clamp, where. Same formulas as the CPU
  * backend (kernels/cpu/elementwise.c, copy.c), so the results agree to
- * rounding; integer arithmetic wraps through uint64_t as there. */
+ * rounding; integer arithmetic wraps through uint64_t as there.
+ * bfloat16 and float16 (the Low* ops) load as float, compute the float32
+ * formula and store rounded to nearest even, as the CPU's lowp.h path. */
 #include "common.cuh"
 
 #include <math.h>
@@ -26,6 +28,15 @@ template <typename D, typename S> struct CopyOp {
     __device__ void operator()(const Iter &it, const int64_t *off) const
     {
         *at<D>(it, 0, off[0]) = convert<D>(*at<S>(it, 1, off[1]));
+    }
+};
+
+/* from or to bfloat16 / float16: through float32 (float64 rounds to
+ * float32 first, as PyTorch's conversion) */
+template <typename D, typename S> struct CopyLowOp {
+    __device__ void operator()(const Iter &it, const int64_t *off) const
+    {
+        store_f(at<D>(it, 0, off[0]), load_f(at<S>(it, 1, off[1])));
     }
 };
 
@@ -327,6 +338,82 @@ template <typename T> struct NanToNumOp {
     }
 };
 
+/* ---- bfloat16 and float16: the float32 formulas, S the storage type ---------------- */
+
+template <typename S> struct LowUnaryOp {
+    td_unary_op op;
+    float p0, p1;
+    __device__ void operator()(const Iter &it, const int64_t *off) const
+    {
+        float x = to_f(*at<S>(it, 1, off[1]));
+        *at<S>(it, 0, off[0]) = from_f<S>(unary_float<float>(op, x, p0, p1));
+    }
+};
+
+template <typename S> struct LowTestOp {
+    td_unary_op op;
+    __device__ void operator()(const Iter &it, const int64_t *off) const
+    {
+        float x = to_f(*at<S>(it, 1, off[1]));
+        bool nan = x != x, inf = fabsf(x) == INFINITY;
+        *at<uint8_t>(it, 0, off[0]) = op == TD_LOGICAL_NOT ? x == 0.0f
+                                      : op == TD_ISNAN     ? nan
+                                      : op == TD_ISINF     ? inf
+                                                           : !nan && !inf;
+    }
+};
+
+template <typename S> struct LowUnaryGradOp {
+    td_unary_op op;
+    bool hy;
+    float p0, p1;
+    __device__ void operator()(const Iter &it, const int64_t *off) const
+    {
+        float g =
+            unary_grad<float>(op, hy, to_f(*at<S>(it, 1, off[1])), to_f(*at<S>(it, 2, off[2])),
+                              to_f(*at<S>(it, 3, off[3])), p0, p1);
+        *at<S>(it, 0, off[0]) = from_f<S>(g);
+    }
+};
+
+template <typename S> struct LowBinaryOp {
+    td_binary_op op;
+    __device__ void operator()(const Iter &it, const int64_t *off) const
+    {
+        float a = to_f(*at<S>(it, 1, off[1])), b = to_f(*at<S>(it, 2, off[2]));
+        *at<S>(it, 0, off[0]) = from_f<S>(arith<float>(op, a, b));
+    }
+};
+
+template <typename S> struct LowCompareOp {
+    td_binary_op op;
+    __device__ void operator()(const Iter &it, const int64_t *off) const
+    {
+        float a = to_f(*at<S>(it, 1, off[1])), b = to_f(*at<S>(it, 2, off[2]));
+        *at<uint8_t>(it, 0, off[0]) = compare<float>(op, a, b);
+    }
+};
+
+template <typename S> struct LowClampOp {
+    float lo, hi;
+    __device__ void operator()(const Iter &it, const int64_t *off) const
+    {
+        float v = to_f(*at<S>(it, 1, off[1]));
+        v = v < lo ? lo : v;
+        *at<S>(it, 0, off[0]) = from_f<S>(v > hi ? hi : v);
+    }
+};
+
+template <typename S> struct LowNanToNumOp {
+    float nan, pos, neg;
+    __device__ void operator()(const Iter &it, const int64_t *off) const
+    {
+        float v = to_f(*at<S>(it, 1, off[1]));
+        v = v != v ? nan : v == INFINITY ? pos : v == -INFINITY ? neg : v;
+        *at<S>(it, 0, off[0]) = from_f<S>(v);
+    }
+};
+
 int64_t int_bound(double v, int64_t min, int64_t max)
 {
     if (v != v) return min;
@@ -339,11 +426,28 @@ int64_t int_bound(double v, int64_t min, int64_t max)
 
 /* ---- the table's entries --------------------------------------------------------------- */
 
+/* a copy with bfloat16 / float16 on either side: D and S any element types */
+#define ANY_DISPATCH(dt, X, ...)                                                                   \
+    if (td_dtype_is_lowp(dt)) {                                                                    \
+        TDC_LOWP_DISPATCH(dt, typedef S X; __VA_ARGS__);                                           \
+    } else {                                                                                       \
+        TDC_DISPATCH(dt, typedef T X; __VA_ARGS__);                                                \
+    }
+
 extern "C" void td_cuda_copy(td_tensor *dst, const td_tensor *src)
 {
     use_device_of(dst);
     const td_tensor *ts[2] = {dst, src};
     Iter it = make_iter(2, ts);
+    if (td_dtype_is_lowp(dst->dtype) || td_dtype_is_lowp(src->dtype)) {
+        if (dst->dtype == src->dtype) {
+            launch<2>(it, CopyOp<uint16_t, uint16_t>{}, "copy");
+            return;
+        }
+        ANY_DISPATCH(dst->dtype, DD,
+                     ANY_DISPATCH(src->dtype, SS, launch<2>(it, CopyLowOp<DD, SS>{}, "copy")));
+        return;
+    }
     TDC_DISPATCH(dst->dtype, {
         typedef T D;
         TDC_DISPATCH(src->dtype, launch<2>(it, CopyOp<D, T>{}, "copy"));
@@ -359,6 +463,10 @@ extern "C" void td_cuda_fill(td_tensor *dst, double value)
     case TD_FLOAT32: launch<1>(it, FillOp<float>{(float)value}, "fill"); break;
     case TD_FLOAT64: launch<1>(it, FillOp<double>{value}, "fill"); break;
     case TD_INT64: launch<1>(it, FillOp<int64_t>{f2i(value)}, "fill"); break;
+    case TD_BFLOAT16:
+    case TD_FLOAT16: /* the value's bits, rounded on the host as the CPU rounds them */
+        launch<1>(it, FillOp<uint16_t>{td_float_to_lowp(dst->dtype, (float)value)}, "fill");
+        break;
     default: launch<1>(it, FillOp<uint8_t>{(uint8_t)f2i(value)}, "fill"); break;
     }
 }
@@ -369,7 +477,17 @@ extern "C" void td_cuda_unary(td_unary_op op, td_tensor *out, const td_tensor *x
     const td_tensor *ts[2] = {out, x};
     Iter it = make_iter(2, ts);
     double p0 = p ? p[0] : 0, p1 = p ? p[1] : 0;
-    if (op == TD_ISNAN || op == TD_ISINF || op == TD_ISFINITE || op == TD_LOGICAL_NOT) {
+    bool test = op == TD_ISNAN || op == TD_ISINF || op == TD_ISFINITE || op == TD_LOGICAL_NOT;
+    if (td_dtype_is_lowp(x->dtype)) {
+        if (test) {
+            TDC_LOWP_DISPATCH(x->dtype, launch<2>(it, LowTestOp<S>{op}, "unary"));
+        } else {
+            TDC_LOWP_DISPATCH(x->dtype,
+                              launch<2>(it, LowUnaryOp<S>{op, (float)p0, (float)p1}, "unary"));
+        }
+        return;
+    }
+    if (test) {
         TDC_DISPATCH(x->dtype, launch<2>(it, TestOp<T>{op}, "unary"));
     } else {
         TDC_DISPATCH(x->dtype, launch<2>(it, UnaryOp<T>{op, p0, p1}, "unary"));
@@ -383,6 +501,12 @@ extern "C" void td_cuda_unary_grad(td_unary_op op, td_tensor *gx, const td_tenso
     const td_tensor *ts[4] = {gx, x, y ? y : x, gy};
     Iter it = make_iter(4, ts);
     double p0 = p ? p[0] : 0, p1 = p ? p[1] : 0;
+    if (td_dtype_is_lowp(gx->dtype)) {
+        TDC_LOWP_DISPATCH(
+            gx->dtype,
+            launch<4>(it, LowUnaryGradOp<S>{op, y != NULL, (float)p0, (float)p1}, "unary_grad"));
+        return;
+    }
     TDC_FLOAT_DISPATCH(gx->dtype,
                        launch<4>(it, UnaryGradOp<T>{op, y != NULL, p0, p1}, "unary_grad"));
 }
@@ -393,8 +517,17 @@ extern "C" void td_cuda_binary(td_binary_op op, td_tensor *out, const td_tensor 
     use_device_of(out);
     const td_tensor *ts[3] = {out, a, b};
     Iter it = make_iter(3, ts);
-    if ((op >= TD_EQ && op <= TD_GE) || op == TD_LOGICAL_AND || op == TD_LOGICAL_OR ||
-        op == TD_LOGICAL_XOR) {
+    bool cmp = (op >= TD_EQ && op <= TD_GE) || op == TD_LOGICAL_AND || op == TD_LOGICAL_OR ||
+               op == TD_LOGICAL_XOR;
+    if (td_dtype_is_lowp(a->dtype)) {
+        if (cmp) {
+            TDC_LOWP_DISPATCH(a->dtype, launch<3>(it, LowCompareOp<S>{op}, "compare"));
+        } else {
+            TDC_LOWP_DISPATCH(a->dtype, launch<3>(it, LowBinaryOp<S>{op}, "binary"));
+        }
+        return;
+    }
+    if (cmp) {
         TDC_DISPATCH(a->dtype, launch<3>(it, CompareOp<T>{op}, "compare"));
     } else {
         TDC_DISPATCH(a->dtype, launch<3>(it, BinaryOp<T>{op}, "binary"));
@@ -406,6 +539,10 @@ extern "C" void td_cuda_clamp(td_tensor *out, const td_tensor *x, double lo, dou
     use_device_of(out);
     const td_tensor *ts[2] = {out, x};
     Iter it = make_iter(2, ts);
+    if (td_dtype_is_lowp(x->dtype)) {
+        TDC_LOWP_DISPATCH(x->dtype, launch<2>(it, LowClampOp<S>{(float)lo, (float)hi}, "clamp"));
+        return;
+    }
     TDC_DISPATCH(x->dtype, {
         if constexpr (is_float<T>::value) {
             launch<2>(it, ClampOp<T>{(T)lo, (T)hi}, "clamp");
@@ -428,6 +565,7 @@ extern "C" void td_cuda_where(td_tensor *out, const td_tensor *cond, const td_te
     Iter it = make_iter(4, ts);
     switch (td_dtype_size(out->dtype)) {
     case 1: launch<4>(it, WhereOp<uint8_t>{}, "where"); break;
+    case 2: launch<4>(it, WhereOp<uint16_t>{}, "where"); break;
     case 4: launch<4>(it, WhereOp<uint32_t>{}, "where"); break;
     default: launch<4>(it, WhereOp<uint64_t>{}, "where"); break;
     }
@@ -439,6 +577,12 @@ extern "C" void td_cuda_nan_to_num(td_tensor *out, const td_tensor *x, double na
     use_device_of(out);
     const td_tensor *ts[2] = {out, x};
     Iter it = make_iter(2, ts);
+    if (td_dtype_is_lowp(x->dtype)) {
+        TDC_LOWP_DISPATCH(x->dtype,
+                          launch<2>(it, LowNanToNumOp<S>{(float)nan, (float)posinf, (float)neginf},
+                                    "nan_to_num"));
+        return;
+    }
     TDC_FLOAT_DISPATCH(x->dtype,
                        launch<2>(it, NanToNumOp<T>{(T)nan, (T)posinf, (T)neginf}, "nan_to_num"));
 }

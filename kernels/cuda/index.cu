@@ -40,10 +40,13 @@ inline Geo make_geo(const td_tensor *over, int dim)
     return g;
 }
 
+/* bfloat16 / float16 add in float32 and round after each add, as on the CPU */
 template <typename T> __device__ inline void add_or_set(T *t, T v, bool acc)
 {
     if (!acc)
         *t = v;
+    else if constexpr (is_lowp<T>::value)
+        *t = from_f<T>(to_f(*t) + to_f(v));
     else if constexpr (is_float<T>::value)
         *t += v;
     else
@@ -195,11 +198,17 @@ void cuda_scatter(td_tensor *out_, int dim, const td_tensor *index_, const td_te
         g.ostride[d] = out.stride[d], g.xstride[d] = src.stride[d], g.istride[d] = index.stride[d];
     g.xdim_stride = src.stride[dim];
     g.ooff = out.offset, g.xoff = src.offset, g.ioff = index.offset;
-    TDC_DISPATCH(out.dtype, {
-        scatter_kernel<T><<<blocks_for(g.numel), THREADS>>>(
-            g, (T *)out.storage->data, (const T *)src.storage->data,
-            (const int64_t *)index.storage->data, accumulate);
-    });
+    if (td_dtype_is_lowp(out.dtype)) {
+        TDC_LOWP_DISPATCH(out.dtype, scatter_kernel<S><<<blocks_for(g.numel), THREADS>>>(
+                                         g, (S *)out.storage->data, (const S *)src.storage->data,
+                                         (const int64_t *)index.storage->data, accumulate));
+    } else {
+        TDC_DISPATCH(out.dtype, {
+            scatter_kernel<T><<<blocks_for(g.numel), THREADS>>>(
+                g, (T *)out.storage->data, (const T *)src.storage->data,
+                (const int64_t *)index.storage->data, accumulate);
+        });
+    }
     check_launch("scatter");
 }
 
@@ -214,11 +223,17 @@ void cuda_index_add(td_tensor *out_, int dim, const td_tensor *index_, const td_
     g.istride[0] = index.stride[0];
     g.xdim_stride = src.stride[dim];
     g.ooff = out.offset, g.xoff = src.offset, g.ioff = index.offset;
-    TDC_DISPATCH(out.dtype, {
-        index_add_kernel<T><<<blocks_for(g.numel), THREADS>>>(g, (T *)out.storage->data,
-                                                              (const T *)src.storage->data,
-                                                              (const int64_t *)index.storage->data);
-    });
+    if (td_dtype_is_lowp(out.dtype)) {
+        TDC_LOWP_DISPATCH(out.dtype, index_add_kernel<S><<<blocks_for(g.numel), THREADS>>>(
+                                         g, (S *)out.storage->data, (const S *)src.storage->data,
+                                         (const int64_t *)index.storage->data));
+    } else {
+        TDC_DISPATCH(out.dtype, {
+            index_add_kernel<T><<<blocks_for(g.numel), THREADS>>>(
+                g, (T *)out.storage->data, (const T *)src.storage->data,
+                (const int64_t *)index.storage->data);
+        });
+    }
     check_launch("index_add");
 }
 

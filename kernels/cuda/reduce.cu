@@ -8,11 +8,13 @@
  * depends on the shape alone, so a rerun gives the same bits. Float sums
  * accumulate in double. Pending: a split of very long rows across blocks
  * (one block per row caps a full reduction of a huge tensor at one SM's
- * bandwidth). */
+ * bandwidth). bfloat16 and float16 reduce a float32 copy in scratch memory
+ * and round the values once at the end (docs/precision.md). */
 #include "common.cuh"
 #include "rows.cuh" /* tree_reduce, Sum */
 
 #include <math.h>
+#include <string.h>
 #include <type_traits>
 
 using namespace tdc;
@@ -341,6 +343,79 @@ void logical(const td_tensor *x, td_tensor *out, int64_t outer, int64_t n, int64
                                                                 outer, n, inner, all);
 }
 
+/* ---- bfloat16 and float16: a float32 copy, reduced, the values rounded back -------------- */
+
+template <typename S> __global__ void to_float(const S *x, float *y, int64_t n)
+{
+    int64_t step = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step)
+        y[i] = to_f(x[i]);
+}
+
+template <typename S> __global__ void from_float(const float *x, S *y, int64_t n)
+{
+    int64_t step = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step)
+        y[i] = from_f<S>(x[i]);
+}
+
+/* a contiguous float32 tensor of numel elements in scratch memory on the
+ * device of `like` (the allocator's cache, freed after the launches: one
+ * stream orders them) */
+struct Scratch {
+    td_storage s;
+    td_tensor t;
+};
+
+bool scratch_new(const td_tensor *like, int64_t numel, Scratch *sc)
+{
+    memset(sc, 0, sizeof *sc);
+    sc->s = *like->storage;
+    sc->s.nbytes = (size_t)(numel > 0 ? numel : 1) * sizeof(float);
+    sc->s.data = td_cuda_alloc(like->storage->device, sc->s.nbytes);
+    if (!sc->s.data) {
+        td_cuda_note_error(cudaErrorMemoryAllocation, "reduce (float32 scratch)");
+        return false;
+    }
+    sc->t = *like;
+    sc->t.storage = &sc->s;
+    sc->t.offset = 0;
+    sc->t.dtype = TD_FLOAT32;
+    return true;
+}
+
+void scratch_free(Scratch *sc) { td_cuda_free(sc->s.device, sc->s.data, sc->s.nbytes); }
+
+void reduce_lowp(td_reduce_op op, td_tensor *out, td_tensor *idx, const td_tensor *x, int64_t outer,
+                 int64_t n, int64_t inner)
+{
+    int64_t nx = outer * n * inner, no = outer * inner;
+    bool values = op == TD_SUM || op == TD_PROD || op == TD_MAX || op == TD_MIN;
+    Scratch xs{}, os{};
+    if (!scratch_new(x, nx, &xs)) return;
+    if (values && !scratch_new(out, no, &os)) {
+        scratch_free(&xs);
+        return;
+    }
+    float *xf = (float *)xs.s.data;
+    if (nx > 0) {
+        TDC_LOWP_DISPATCH(x->dtype, to_float<S><<<blocks_for(nx), THREADS>>>(cptr<S>(x), xf, nx));
+    }
+    td_tensor *o = values ? &os.t : out;
+    if (op == TD_SUM || op == TD_PROD)
+        sum_prod<float>(&xs.t, o, outer, n, inner, op == TD_SUM);
+    else if (op == TD_ALL || op == TD_ANY)
+        logical<float>(&xs.t, o, outer, n, inner, op == TD_ALL);
+    else
+        extreme<float>(op, &xs.t, o, idx, outer, n, inner);
+    if (values) {
+        TDC_LOWP_DISPATCH(out->dtype, from_float<S>
+                          <<<blocks_for(no), THREADS>>>((const float *)os.s.data, ptr<S>(out), no));
+    }
+    scratch_free(&xs);
+    if (values) scratch_free(&os);
+}
+
 } // namespace
 
 extern "C" void td_cuda_reduce(td_reduce_op op, td_tensor *out, td_tensor *idx, const td_tensor *x,
@@ -348,7 +423,9 @@ extern "C" void td_cuda_reduce(td_reduce_op op, td_tensor *out, td_tensor *idx, 
 {
     if (outer == 0 || inner == 0) return;
     use_device_of(out);
-    if (op == TD_SUM || op == TD_PROD) {
+    if (td_dtype_is_lowp(x->dtype)) {
+        reduce_lowp(op, out, idx, x, outer, n, inner);
+    } else if (op == TD_SUM || op == TD_PROD) {
         TDC_DISPATCH(x->dtype, sum_prod<T>(x, out, outer, n, inner, op == TD_SUM));
     } else if (op == TD_ALL || op == TD_ANY) {
         TDC_DISPATCH(x->dtype, logical<T>(x, out, outer, n, inner, op == TD_ALL));

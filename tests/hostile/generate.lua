@@ -20,6 +20,7 @@
 local G = {}
 local cases = {}
 G.cases = cases
+local raw = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/../lib/rawfile.lua")
 
 ---------------------------------------------------------------- helpers
 
@@ -30,18 +31,7 @@ local function sh(cmd)
     if not ok then error("generate: command failed: " .. cmd, 2) end
 end
 
-local function write(path, bytes)
-    local f = assert(io.open(path, "wb"))
-    f:write(bytes)
-    f:close()
-end
-
-local function read(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("a")
-    f:close()
-    return s
-end
+local write, read = raw.write, raw.read
 
 -- path gzipped from bytes (gzip -n: no name or time, the same bytes each run)
 local function gz(path, bytes)
@@ -58,9 +48,7 @@ local function gz_then_zeros(path, bytes, n)
 end
 
 local function be32(n) return string.pack(">I4", n) end
--- a safetensors header length; I8 does not range-check, so 2^63 and 2^64-1 pass as
--- math.mininteger and -1
-local function le64(n) return string.pack("<I8", n) end
+local le64 = raw.le64
 
 local BIG = 0xffffffff -- the largest IDX dim
 
@@ -76,6 +64,12 @@ local function case(c)
     assert((c.expect == nil) ~= (c.check == nil), c.name .. ": expect or check, not both")
     for _, other in ipairs(cases) do assert(other.name ~= c.name, "two cases named " .. c.name) end
     cases[#cases + 1] = c
+end
+
+-- truncations of one format: add(name, bytes, expect, opts) for each cut
+-- {name, keep, expect, opts}, bytes being full's first keep bytes
+local function truncations(add, full, cuts)
+    for _, cut in ipairs(cuts) do add(cut[1], full:sub(1, cut[2]), cut[3], cut[4]) end
 end
 
 -- values of a uint8 or int64 tensor, flat
@@ -256,12 +250,14 @@ idx_case("idx.plain.runs_on", idx({1, 2, 2}, string.rep("\1", 100)), false,
     {"96 bytes after the 4 bytes of data the header promises"})
 
 -- truncation, plain, at several points
-local FULL = idx({2, 2, 2}, "\1\2\3\4\5\6\7\8")
-idx_case("idx.plain.truncated_0", "", false, {"truncated IDX file (0 bytes, no header)"})
-idx_case("idx.plain.truncated_3", FULL:sub(1, 3), false, {"truncated IDX file (3 bytes, no header)"})
-idx_case("idx.plain.truncated_10", FULL:sub(1, 10), false, {"truncated IDX header (10 bytes, need 16)"})
-idx_case("idx.plain.truncated_data", FULL:sub(1, 21), false,
-    {"truncated: the header promises 8 bytes of data, the file has 5"}, {samples = 2})
+truncations(function(name, bytes, expect, opts) idx_case(name, bytes, false, expect, opts) end,
+    idx({2, 2, 2}, "\1\2\3\4\5\6\7\8"), {
+    {"idx.plain.truncated_0", 0, {"truncated IDX file (0 bytes, no header)"}},
+    {"idx.plain.truncated_3", 3, {"truncated IDX file (3 bytes, no header)"}},
+    {"idx.plain.truncated_10", 10, {"truncated IDX header (10 bytes, need 16)"}},
+    {"idx.plain.truncated_data", 21, {"truncated: the header promises 8 bytes of data, the file has 5"},
+        {samples = 2}},
+})
 idx_case("idx.plain.promises_47MB", idx({60000, 28, 28}, string.rep("\0", 10)), false,
     {"truncated: the header promises 47040000 bytes of data, the file has 10"})
 
@@ -500,7 +496,7 @@ local ST = "file.safetensors"
 local function st_load(tide, dir) return tide.load(dir .. "/" .. ST) end
 
 -- a safetensors file: header text (as given, not re-encoded) and data
-local function st_bytes(header, data) return le64(#header) .. header .. (data or "") end
+local st_bytes = raw.safetensors
 
 local function st_case(name, bytes, expect, opts)
     local c = {
@@ -514,7 +510,7 @@ end
 
 -- one F32 entry "x" of the given shape and offsets over `data` bytes
 local function st_one(dtype, shape, offsets, data)
-    return st_bytes(string.format('{"x":{"dtype":%s,"shape":%s,"data_offsets":%s}}', dtype, shape, offsets), data)
+    return st_bytes('{"x":' .. raw.st_entry(dtype, shape, offsets) .. "}", data)
 end
 
 -- the control: every dtype tide reads, an empty tensor, metadata, and the
@@ -549,6 +545,25 @@ case {
     max_growth_kb = 4 * 1024,
 }
 
+-- the 2-byte floats (docs/precision.md): BF16 1.5, -2 and the largest
+-- finite; F16 65504, 2^-24 (the least subnormal) and -0
+case {
+    name = "st.control.lowp", kind = "safetensors", file = ST,
+    write = function(dir)
+        write(dir .. "/" .. ST, st_bytes('{"b":{"dtype":"BF16","shape":[3],"data_offsets":[0,6]},'
+            .. '"h":{"dtype":"F16","shape":[3],"data_offsets":[6,12]}}    ',
+            string.pack("<I2I2I2I2I2I2", 0x3FC0, 0xC000, 0x7F7F, 0x7BFF, 0x0001, 0x8000)))
+    end,
+    load = st_load,
+    check = function(t)
+        if t.b:dtype() ~= "bfloat16" or t.h:dtype() ~= "float16" then return false, "dtypes" end
+        local b, h = t.b:totable(), t.h:totable()
+        local ok, why = same_list({b[1], b[2], b[3], h[1], h[2]}, {1.5, -2, 0x1.fep127, 65504, 2 ^ -24}, "values")
+        if not ok then return ok, why end
+        return h[3] == 0 and 1 / h[3] < 0, "-0"
+    end,
+}
+
 -- length field and truncation
 st_case("st.empty_file", "", {"the file is too short (0 bytes) to hold a safetensors header"})
 st_case("st.seven_bytes", "\1\0\0\0\0\0\0", {"the file is too short (7 bytes)"})
@@ -557,13 +572,13 @@ st_case("st.header_2^63", le64(math.mininteger) .. "{}",
     {"header length 9223372036854775808 is over the limit of 100000000 bytes"})
 st_case("st.header_2^64-1", le64(-1) .. "{}", {"header length 18446744073709551615 is over the limit"})
 st_case("st.header_limit+1", le64(100000001) .. "{}", {"header length 100000001 is over the limit"})
-for _, cut in ipairs({{"st.truncated.at_8", 8}, {"st.truncated.mid_header", 8 + #CONTROL_HEADER // 2},
-                     {"st.truncated.mid_data", #CONTROL - 10}, {"st.truncated.last_byte", #CONTROL - 1}}) do
-    local name, keep = cut[1], cut[2]
-    local expect = keep < 8 + #CONTROL_HEADER and {"runs past the end of the file"}
-        or {"run past the end of the data (", "is the file truncated?"}
-    st_case(name, CONTROL:sub(1, keep), expect)
-end
+local PAST_DATA = {"run past the end of the data (", "is the file truncated?"}
+truncations(st_case, CONTROL, {
+    {"st.truncated.at_8", 8, {"runs past the end of the file"}},
+    {"st.truncated.mid_header", 8 + #CONTROL_HEADER // 2, {"runs past the end of the file"}},
+    {"st.truncated.mid_data", #CONTROL - 10, PAST_DATA},
+    {"st.truncated.last_byte", #CONTROL - 1, PAST_DATA},
+})
 
 -- the JSON
 st_case("st.json.empty", st_bytes(""), {"bad JSON in the header"})
@@ -593,8 +608,10 @@ st_case("st.json.dense", st_bytes('{"x":[' .. string.rep("{},", 80000) .. '{}]}'
 -- entries
 st_case("st.entry.not_object", st_bytes('{"x":5}'), {"entry 'x' is not a JSON object"})
 st_case("st.dtype.unknown", st_one('"F33"', "[1]", "[0,4]", "\0\0\0\0"), {"entry 'x': unknown dtype 'F33'"})
-st_case("st.dtype.bf16", st_one('"BF16"', "[2]", "[0,4]", "\0\0\0\0"),
-    {"entry 'x': dtype BF16 is not one tide reads (F32, F64, I64, U8)"})
+st_case("st.dtype.i32", st_one('"I32"', "[1]", "[0,4]", "\0\0\0\0"),
+    {"entry 'x': dtype I32 is not one tide reads (F32, F64, BF16, F16, I64, U8)"})
+st_case("st.dtype.bf16_short", st_one('"BF16"', "[3]", "[0,4]", "\0\0\0\0"),
+    {"data_offsets [0, 4) hold 4 bytes, but BF16 of shape (3) needs 6"})
 st_case("st.dtype.not_string", st_one("32", "[1]", "[0,4]", "\0\0\0\0"), {"entry 'x' has no dtype string"})
 st_case("st.dtype.lowercase", st_one('"f32"', "[1]", "[0,4]", "\0\0\0\0"), {"unknown dtype 'f32'"})
 st_case("st.shape.missing", st_bytes('{"x":{"dtype":"F32","data_offsets":[0,0]}}'), {"entry 'x' has no shape array"})
@@ -630,8 +647,7 @@ st_case("st.offsets.size_mismatch", st_one('"F32"', "[2]", "[0,4]", "\0\0\0\0"),
 st_case("st.offsets.dtype_mismatch", st_one('"F64"', "[1]", "[0,4]", "\0\0\0\0"),
     {"hold 4 bytes, but F64 of shape (1) needs 8"})
 local function two(a, b)
-    return string.format('{"a":{"dtype":"F32","shape":[1],"data_offsets":%s},'
-        .. '"b":{"dtype":"F32","shape":[1],"data_offsets":%s}}', a, b)
+    return '{"a":' .. raw.st_entry('"F32"', "[1]", a) .. ',"b":' .. raw.st_entry('"F32"', "[1]", b) .. "}"
 end
 st_case("st.offsets.overlap", st_bytes('{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},'
     .. '"b":{"dtype":"U8","shape":[4],"data_offsets":[2,6]}}', string.rep("\0", 6)),

@@ -31,7 +31,17 @@ typedef enum {
     TD_EIO,    /* files */
 } td_status;
 
-typedef enum { TD_FLOAT32 = 0, TD_FLOAT64, TD_INT64, TD_UINT8, TD_NDTYPES } td_dtype;
+/* bfloat16 and float16 (docs/precision.md) come last so the others keep
+ * their numbers: 2-byte storage, computed in float32 inside */
+typedef enum {
+    TD_FLOAT32 = 0,
+    TD_FLOAT64,
+    TD_INT64,
+    TD_UINT8,
+    TD_BFLOAT16,
+    TD_FLOAT16,
+    TD_NDTYPES
+} td_dtype;
 
 typedef struct td_backend td_backend;
 typedef struct td_node td_node;
@@ -77,6 +87,79 @@ bool td_deterministic(void);
 size_t td_dtype_size(td_dtype dt);
 const char *td_dtype_name(td_dtype dt);
 bool td_dtype_is_float(td_dtype dt);
+/* bfloat16 or float16: stored in 2 bytes, computed in float32 */
+static inline bool td_dtype_is_lowp(td_dtype dt) { return dt == TD_BFLOAT16 || dt == TD_FLOAT16; }
+
+/* Scalar conversions between float32 and the two low-precision formats,
+ * bit for bit: round to nearest even, overflow to inf, subnormals kept,
+ * NaN stays NaN with the quiet bit set. A double converts through float
+ * first, as PyTorch's c10::BFloat16(double) does. The CPU kernels have
+ * vector forms of the same rules (kernels/cpu/lowp.h). */
+static inline uint32_t td_f32_bits(float f)
+{
+    union {
+        float f;
+        uint32_t u;
+    } v;
+    v.f = f;
+    return v.u;
+}
+static inline float td_bits_f32(uint32_t u)
+{
+    union {
+        float f;
+        uint32_t u;
+    } v;
+    v.u = u;
+    return v.f;
+}
+static inline float td_bf16_to_float(uint16_t h) { return td_bits_f32((uint32_t)h << 16); }
+static inline uint16_t td_float_to_bf16(float f)
+{
+    uint32_t u = td_f32_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+static inline float td_f16_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    if (e == 0x1f) return td_bits_f32(sign | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0u));
+    if (e) return td_bits_f32(sign | ((e + 112u) << 23) | (m << 13));
+    return td_bits_f32(sign | td_f32_bits((float)m * 5.9604644775390625e-8f)); /* m 2^-24 */
+}
+static inline uint16_t td_float_to_f16(float f)
+{
+    uint32_t u = td_f32_bits(f), sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((a >> 13) & 0x3ffu));
+    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520 rounds to inf */
+    if (a >= 0x38800000u) {                                  /* a normal float16 */
+        uint32_t r = a - 0x38000000u;
+        return (uint16_t)(sign | ((r + 0xfffu + ((r >> 13) & 1u)) >> 13));
+    }
+    if (a <= 0x33000000u) return (uint16_t)sign; /* <= 2^-25, half the least subnormal */
+    uint32_t e = a >> 23, m = (a & 0x7fffffu) | 0x800000u, shift = 126u - e;
+    uint32_t q = m >> shift, rem = m & ((1u << shift) - 1u), half = 1u << (shift - 1u);
+    q += rem > half || (rem == half && (q & 1u));
+    return (uint16_t)(sign | q);
+}
+/* PyTorch's torch.finfo of a float dtype (an error for the others):
+ * bits, eps (2^-mantissa bits), max and min (-max) finite, tiny (the
+ * smallest normal), resolution (10^-digits) */
+typedef struct {
+    int bits;
+    double eps, max, min, tiny, resolution;
+} td_finfo_t;
+td_status td_finfo(td_dtype dt, td_finfo_t *out);
+
+/* element value of a 2-byte float of dtype dt, and back (RNE) */
+static inline float td_lowp_to_float(td_dtype dt, uint16_t h)
+{
+    return dt == TD_BFLOAT16 ? td_bf16_to_float(h) : td_f16_to_float(h);
+}
+static inline uint16_t td_float_to_lowp(td_dtype dt, float f)
+{
+    return dt == TD_BFLOAT16 ? td_float_to_bf16(f) : td_float_to_f16(f);
+}
 
 /* ---- devices --------------------------------------------------------- */
 typedef enum { TD_CPU = 0, TD_CUDA } td_device_type;

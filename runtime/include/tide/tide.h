@@ -133,6 +133,10 @@ td_status td_contiguous(td_tensor *t,
 td_status td_contiguous_channels_last(td_tensor *t, td_tensor **out);
 td_status td_clone(td_tensor *t, td_tensor **out);
 td_status td_to_dtype(td_tensor *t, td_dtype dt, td_tensor **out);
+/* float32 to bfloat16 or float16 rounding up with probability proportional
+ * to the distance from the value below (runtime/lowp.c; CPU), random bits
+ * from tide's generator */
+td_status td_to_dtype_stochastic(td_tensor *t, td_dtype dt, td_tensor **out);
 td_status td_detach(td_tensor *t, td_tensor **out);
 td_status td_cat(int n, td_tensor **ts, int dim, td_tensor **out);
 td_status td_stack(int n, td_tensor **ts, int dim, td_tensor **out);
@@ -257,6 +261,9 @@ td_status td_bmm(td_tensor *a, td_tensor *b, td_tensor **out);
 td_status td_matmul(td_tensor *a, td_tensor *b, td_tensor **out);
 td_status td_addmm(td_tensor *input, td_tensor *a, td_tensor *b, double beta, double alpha,
                    td_tensor **out);
+/* how matmul multiplies dt on dev here, in words ("onednn sgemm", "float32
+ * fallback (...)"; tide.backend_info, docs/precision.md) */
+td_status td_matmul_path(td_device dev, td_dtype dt, const char **out);
 
 /* ---- indexing -------------------------------------------------------- */
 td_status td_index_select(td_tensor *x, int dim, td_tensor *index, td_tensor **out);
