@@ -10,18 +10,33 @@
  * Packed sequences run as they are: step t touches only its batch_sizes[t]
  * leading rows (the sequences still running, longest first); the others
  * keep their state, so h_n holds each sequence's state after its own last
- * step, in either direction. */
+ * step, in either direction.
+ *
+ * The whole-layer path. A backend may instead run the layer in a
+ * library's RNN primitive (kernels/rnn.h: oneDNN on the CPU, cuDNN on
+ * CUDA) under the same call and node: its layer_plan says which calls it
+ * takes (not float64, not packed on oneDNN, ...) and which of those it
+ * runs faster than this loop, and TIDE_RNN_IMPL (read once) chooses: auto
+ * (the default: the library where the backend measured it faster), onednn
+ * or cudnn (the library wherever it takes the call) or loop (always this
+ * loop). The node then keeps the library's workspace and copies of what
+ * its backward reads besides x and the weights (y, h_n, c_n, h0, c0 and
+ * the biases) in one tensor, as the loop keeps its states. */
 #include "internal.h"
 #include "tide/rnn.h"
 #include "../kernels/rnn.h"
 
+#include <pthread.h>
 #include <stdio.h>
 
 typedef struct {
     td_rnn_mode mode;
     td_dtype dt;
     int64_t T, B, I, H, P, G, S, rows;
-    bool reverse, has_c0, has_bias;
+    bool reverse, has_c0, has_bias, packed;
+    bool layer;        /* the backend's whole-layer path ran (kernels/rnn.h) */
+    int64_t lib_elems; /* layer: the library's workspace, in elements, at the start of ws */
+    size_t lib_bytes;  /* ... and in bytes, as the library asked */
     td_tensor *x, *w_ih, *w_hh, *w_hr, *ws;
     int64_t bs[]; /* T step sizes, then T row offsets */
 } rnn_ctx;
@@ -122,11 +137,197 @@ fail:
     return st;
 }
 
+/* ---- the whole-layer path ----------------------------------------------- */
+
+typedef enum { IMPL_AUTO, IMPL_LIBRARY, IMPL_LOOP, IMPL_BAD } rnn_impl;
+
+static pthread_once_t impl_once = PTHREAD_ONCE_INIT;
+static rnn_impl impl_chosen;
+static char impl_bad[40];
+
+static void read_impl(void)
+{
+    const char *v = getenv("TIDE_RNN_IMPL");
+    if (!v || !*v || strcmp(v, "auto") == 0) {
+        impl_chosen = IMPL_AUTO;
+    } else if (strcmp(v, "onednn") == 0 || strcmp(v, "cudnn") == 0) {
+        impl_chosen = IMPL_LIBRARY;
+    } else if (strcmp(v, "loop") == 0) {
+        impl_chosen = IMPL_LOOP;
+    } else {
+        impl_chosen = IMPL_BAD;
+        snprintf(impl_bad, sizeof impl_bad, "%s", v);
+    }
+}
+
+static td_status impl_get(rnn_impl *out)
+{
+    pthread_once(&impl_once, read_impl);
+    *out = impl_chosen;
+    if (impl_chosen == IMPL_BAD)
+        return td_error(TD_EINVAL, 0,
+                        "rnn_layer: TIDE_RNN_IMPL must be auto, onednn, cudnn or loop, got '%s'",
+                        impl_bad);
+    return TD_OK;
+}
+
+/* what the node keeps after the library's workspace (elements of ws): the
+ * result (y, h_n, c_n), h0, c0 and the biases as the forward saw them */
+typedef struct {
+    int64_t res, h0, c0, b_ih, b_hh, total;
+} keep_layout;
+
+static int64_t result_size(const rnn_ctx *c)
+{
+    return c->rows * c->P + c->B * c->P + (c->mode == TD_RNN_LSTM ? c->B * c->H : 0);
+}
+
+static keep_layout keep_of(const rnn_ctx *c)
+{
+    keep_layout k;
+    int64_t gh = c->G * c->H;
+    k.res = c->lib_elems;
+    k.h0 = k.res + result_size(c);
+    k.c0 = k.h0 + c->B * c->P;
+    k.b_ih = k.c0 + (c->mode == TD_RNN_LSTM ? c->B * c->H : 0);
+    k.b_hh = k.b_ih + (c->has_bias ? gh : 0);
+    k.total = k.b_hh + (c->has_bias ? gh : 0);
+    return k;
+}
+
+/* the hooks' description of the layer, sizes and flags only */
+static td_rnn_layer_desc describe(const rnn_ctx *c, bool training)
+{
+    td_rnn_layer_desc d = {0};
+    d.mode = c->mode;
+    d.dtype = c->dt;
+    d.T = c->T;
+    d.B = c->B;
+    d.I = c->I;
+    d.H = c->H;
+    d.P = c->P;
+    d.rows = c->rows;
+    d.batch_sizes = c->packed ? c->bs : NULL;
+    d.reverse = c->reverse;
+    d.training = training;
+    d.has_bias = c->has_bias;
+    d.has_proj = c->w_hr != NULL;
+    return d;
+}
+
+/* the forward through the backend's hook; with ws (training) the copies
+ * backward reads are left after the library's workspace */
+static td_status layer_run_forward(const rnn_ctx *c, td_rnn_layer_desc *d, const void *b_ih,
+                                   const void *b_hh, const void *h0, const void *c0, void *ws,
+                                   void *res)
+{
+    const struct td_rnn_kernels *k = td_backend_of(c->x)->rnn;
+    td_dtype dt = c->dt;
+    bool lstm = c->mode == TD_RNN_LSTM;
+    int64_t B = c->B, P = c->P, H = c->H, gh = c->G * c->H;
+    d->x = td_data_ptr(c->x);
+    d->w_ih = td_data_ptr(c->w_ih);
+    d->w_hh = td_data_ptr(c->w_hh);
+    d->w_hr = c->w_hr ? td_data_ptr(c->w_hr) : NULL;
+    d->b_ih = b_ih;
+    d->b_hh = b_hh;
+    d->h0 = h0;
+    d->c0 = c0;
+    d->y = res;
+    d->h_n = at(dt, res, c->rows * P);
+    d->c_n = lstm ? at(dt, res, c->rows * P + B * P) : NULL;
+    d->ws = ws;
+    d->ws_size = ws ? c->lib_bytes : 0;
+    TD_TRY(k->layer_forward(d));
+    if (!ws) return TD_OK;
+    keep_layout kl = keep_of(c);
+    k->axpby(dt, result_size(c), 1, res, 0, at(dt, ws, kl.res));
+    k->axpby(dt, B * P, 1, h0, 0, at(dt, ws, kl.h0));
+    if (lstm) k->axpby(dt, B * H, 1, c0, 0, at(dt, ws, kl.c0));
+    if (c->has_bias) {
+        k->axpby(dt, gh, 1, b_ih, 0, at(dt, ws, kl.b_ih));
+        k->axpby(dt, gh, 1, b_hh, 0, at(dt, ws, kl.b_hh));
+    }
+    return TD_OK;
+}
+
+/* rnn_backward of the whole-layer path */
+static td_status layer_backward(td_node *nd, td_tensor *g, td_tensor **gi_out)
+{
+    const rnn_ctx *c = nd->ctx;
+    const struct td_rnn_kernels *k = td_backend_of(c->x)->rnn;
+    td_dtype dt = c->dt;
+    td_device dev = td_device_of(c->x);
+    bool lstm = c->mode == TD_RNN_LSTM;
+    int64_t B = c->B, H = c->H, P = c->P, GH = c->G * c->H;
+    enum { NG = 8 };
+    td_tensor *gy = NULL, *gr[NG] = {0};
+    td_status st = TD_OK;
+    TD_CHECK(td_dense_raw(g, dt, false, &gy));
+    char *W = td_data_ptr(c->ws), *G = td_data_ptr(gy);
+    keep_layout kl = keep_of(c);
+    td_rnn_layer_desc d = describe(c, true);
+    d.x = td_data_ptr(c->x);
+    d.w_ih = td_data_ptr(c->w_ih);
+    d.w_hh = td_data_ptr(c->w_hh);
+    d.w_hr = c->w_hr ? td_data_ptr(c->w_hr) : NULL;
+    d.b_ih = c->has_bias ? at(dt, W, kl.b_ih) : NULL;
+    d.b_hh = c->has_bias ? at(dt, W, kl.b_hh) : NULL;
+    d.h0 = at(dt, W, kl.h0);
+    d.c0 = lstm ? at(dt, W, kl.c0) : NULL;
+    d.y = at(dt, W, kl.res);
+    d.h_n = at(dt, W, kl.res + c->rows * P);
+    d.c_n = lstm ? at(dt, W, kl.res + c->rows * P + B * P) : NULL;
+    d.ws = W;
+    d.ws_size = c->lib_bytes;
+    d.dy = G;
+    d.dh_n = at(dt, G, c->rows * P);
+    d.dc_n = lstm ? at(dt, G, c->rows * P + B * P) : NULL;
+    int64_t shp_h[2] = {B, P}, shp_c[2] = {B, H};
+    TD_CHECK(td_empty_on(c->x->ndim, c->x->shape, dt, dev, &gr[0]));
+    TD_CHECK(td_empty_on(2, shp_h, dt, dev, &gr[1]));
+    if (lstm) TD_CHECK(td_empty_on(2, shp_c, dt, dev, &gr[2]));
+    if (nd->next[3]) TD_CHECK(td_empty_on(2, c->w_ih->shape, dt, dev, &gr[3]));
+    if (nd->next[4]) TD_CHECK(td_empty_on(2, c->w_hh->shape, dt, dev, &gr[4]));
+    if (c->has_bias && (nd->next[5] || nd->next[6])) {
+        TD_CHECK(td_empty_on(1, &GH, dt, dev, &gr[5]));
+        TD_CHECK(td_empty_on(1, &GH, dt, dev, &gr[6]));
+    }
+    if (nd->next[7] && c->w_hr) TD_CHECK(td_empty_on(2, c->w_hr->shape, dt, dev, &gr[7]));
+    void *ptr[NG];
+    for (int j = 0; j < NG; j++) ptr[j] = gr[j] ? td_data_ptr(gr[j]) : NULL;
+    d.dx = ptr[0];
+    d.dh0 = ptr[1];
+    d.dc0 = ptr[2];
+    d.dw_ih = ptr[3];
+    d.dw_hh = ptr[4];
+    d.db_ih = ptr[5];
+    d.db_hh = ptr[6];
+    d.dw_hr = ptr[7];
+    TD_CHECK(k->layer_backward(&d));
+    for (int j = 0; j < NG; j++) {
+        if (nd->next[j]) {
+            gi_out[j] = gr[j];
+        } else {
+            td_tensor_release(gr[j]);
+            gi_out[j] = NULL;
+        }
+        gr[j] = NULL;
+    }
+fail:
+    td_release_many(NG, gr);
+    td_tensor_release(gy);
+    return st;
+}
+
+/* ---- backward ----------------------------------------------------------- */
+
 /* gradients of the inputs, in the node's edge order: x, h0, c0, w_ih,
  * w_hh, b_ih, b_hh, w_hr */
 static td_status rnn_backward(td_node *nd, td_tensor *g, td_tensor **gi_out)
 {
     const rnn_ctx *c = nd->ctx;
+    if (c->layer) return layer_backward(nd, g, gi_out);
     const td_backend *be = td_backend_of(c->x);
     const struct td_rnn_kernels *k = be->rnn;
     td_dtype dt = c->dt;
@@ -335,6 +536,8 @@ static td_status check_args(const td_rnn_layer_args *a, rnn_ctx *c)
                         td_device_str(td_device_of(x), d, sizeof d));
     }
     c->reverse = a->reverse;
+    c->has_bias = a->b_ih != NULL;
+    c->packed = a->batch_sizes != NULL;
     return TD_OK;
 }
 
@@ -368,15 +571,37 @@ td_status td_rnn_layer(const td_rnn_layer_args *a, td_tensor **out)
     c->w_ih = cwi;
     c->w_hh = cwh;
     c->w_hr = cwr;
-    ws_layout l = layout_of(c);
-    int64_t nres = c->rows * c->P + c->B * c->P + (c->mode == TD_RNN_LSTM ? c->B * c->H : 0);
-    TD_CHECK(td_empty_on(1, &l.total, dt, dev, &ws));
-    TD_CHECK(td_empty_on(1, &nres, dt, dev, &res));
-    TD_CHECK(run_forward(c, cbi ? td_data_ptr(cbi) : NULL, cbh ? td_data_ptr(cbh) : NULL,
-                         td_data_ptr(ch0), cc0 ? td_data_ptr(cc0) : NULL, td_data_ptr(ws),
-                         td_data_ptr(res)));
     td_tensor *ins[8] = {a->x, a->h0, a->c0, a->w_ih, a->w_hh, a->b_ih, a->b_hh, a->w_hr};
-    if (td_needs_grad(8, ins)) {
+    bool grad = td_needs_grad(8, ins);
+    int64_t nres = result_size(c);
+    TD_CHECK(td_empty_on(1, &nres, dt, dev, &res));
+    /* the backend's whole-layer path where it takes the call and is chosen */
+    const struct td_rnn_kernels *k = td_backend_of(cx)->rnn;
+    rnn_impl impl;
+    td_rnn_layer_desc d = describe(c, grad);
+    d.x = td_data_ptr(cx); /* for the plan: the device */
+    td_rnn_layer_fit fit = TD_RNN_LAYER_NO;
+    size_t lib_bytes = 0;
+    TD_CHECK(impl_get(&impl));
+    if (impl != IMPL_LOOP && k->layer_plan) TD_CHECK(k->layer_plan(&d, &fit, &lib_bytes));
+    c->layer = fit == TD_RNN_LAYER_YES || (fit == TD_RNN_LAYER_SLOWER && impl == IMPL_LIBRARY);
+    const void *pbi = cbi ? td_data_ptr(cbi) : NULL, *pbh = cbh ? td_data_ptr(cbh) : NULL;
+    const void *pc0 = cc0 ? td_data_ptr(cc0) : NULL;
+    if (c->layer) {
+        int64_t e = (int64_t)((lib_bytes + esize(dt) - 1) / esize(dt));
+        c->lib_bytes = grad ? lib_bytes : 0;
+        c->lib_elems = grad ? (e + 15) / 16 * 16 : 0; /* the copies start 64-byte aligned */
+        keep_layout kl = keep_of(c);
+        if (grad) TD_CHECK(td_empty_on(1, &kl.total, dt, dev, &ws));
+        TD_CHECK(layer_run_forward(c, &d, pbi, pbh, td_data_ptr(ch0), pc0,
+                                   ws ? td_data_ptr(ws) : NULL, td_data_ptr(res)));
+    } else {
+        ws_layout l = layout_of(c);
+        TD_CHECK(td_empty_on(1, &l.total, dt, dev, &ws));
+        TD_CHECK(
+            run_forward(c, pbi, pbh, td_data_ptr(ch0), pc0, td_data_ptr(ws), td_data_ptr(res)));
+    }
+    if (grad) {
         td_node *node;
         rnn_ctx *nc = NULL;
         TD_CHECK(td_node_new("RnnBackward", rnn_backward, 8, ins, &node));

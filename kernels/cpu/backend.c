@@ -251,7 +251,7 @@ static const td_backend cpu_backend = {
     .layers = &td_cpu_layers,
     .optim = &td_cpu_optim,
     .reorder = &td_cpu_reorder,
-    .rnn = &td_cpu_rnn,
+    .rnn = &td_cpu_rnn_dnnl,
     .attention = &td_cpu_attention,
     .gemm_path = td_cpu_gemm_path,
 };

@@ -249,7 +249,7 @@ static const td_backend cuda_backend = {
     .ctc_loss = &td_cuda_ctc_loss,
     .nccl = &td_cuda_nccl,
     .attention = &td_cuda_attention,
-    .rnn = &td_cuda_rnn,
+    .rnn = &td_cuda_rnn_cudnn,
     .gemm_path = td_cuda_gemm_path,
 };
 

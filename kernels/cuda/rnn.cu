@@ -148,8 +148,7 @@ void axpby(td_dtype dt, int64_t n, double a, const void *x, double b, void *y)
 
 } // namespace
 
+/* no whole-layer hooks here: rnn_cudnn.c's td_cuda_rnn_cudnn adds them */
 extern "C" const struct td_rnn_kernels td_cuda_rnn = {
-    step,
-    step_backward,
-    axpby,
+    step, step_backward, axpby, nullptr, nullptr, nullptr,
 };

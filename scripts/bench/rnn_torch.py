@@ -1,7 +1,8 @@
-"""PyTorch twin of rnn.lua: float32 nn.LSTM(I, H, num_layers=L) on a
-(T, N, I) input: seconds per forward, and per forward + backward (grads of
-the input and every parameter from (y * gy).sum()).
-Usage: rnn_torch.py THREADS T N I H L. Prints `key value` lines; `ok 1` last."""
+"""PyTorch twin of rnn.lua: float32 nn.LSTM (or nn.GRU) (I, H,
+num_layers=L) on a (T, N, I) input: seconds per forward, and per forward +
+backward (grads of the input and every parameter from (y * gy).sum()).
+Usage: rnn_torch.py THREADS T N I H L [LSTM|GRU]. Prints `key value`
+lines; `ok 1` last."""
 import sys
 
 try:
@@ -11,11 +12,12 @@ except ImportError:
     sys.exit(0)
 
 threads, T, n, i, h, layers = (int(v) for v in sys.argv[1:7])
+mode = sys.argv[7] if len(sys.argv) > 7 else "LSTM"
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 print("threads", torch.get_num_threads())
 
-m = torch.nn.LSTM(i, h, num_layers=layers)
+m = getattr(torch.nn, mode)(i, h, num_layers=layers)
 x = torch.randn(T, n, i)
 
 

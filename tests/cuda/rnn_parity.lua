@@ -1,7 +1,15 @@
 -- CPU against CUDA for the recurrent layers: RNN (tanh, relu), LSTM (with
 -- and without a projection) and GRU, 2 layers, bidirectional, batch-first
--- and packed with unsorted lengths; the outputs, h_n, c_n and the gradient
--- of the input, the initial states and every parameter.
+-- and packed with unsorted lengths, initial states given and not; the
+-- outputs, h_n, c_n and the gradient of the input, the initial states and
+-- every parameter.
+--
+-- Each side runs the implementation TIDE_RNN_IMPL chooses (docs/rnn.md):
+-- by default cuDNN's RNN API on CUDA (where the loaded cuDNN has it) and,
+-- on the CPU, oneDNN's primitives for float32 and tide's loop for float64
+-- and packed input. ctest runs this script twice: cuda.rnn_parity as it
+-- is, cuda.rnn_parity_loop with TIDE_RNN_IMPL=loop (tide's loop on both
+-- sides).
 --
 -- float64 on both sides, so the only differences are summation orders
 -- (cuBLAS against the CPU's gemm): 1e-9 relative to the largest magnitude.
@@ -31,6 +39,10 @@ local cases = {
     {"GRU", {num_layers = 2, bidirectional = true}},
     {"LSTM", {num_layers = 2, bidirectional = true}, packed = true},
     {"GRU", {bidirectional = true}, packed = true},
+    {"LSTM", {proj_size = 2, bidirectional = true}, packed = true, hx = true},
+    {"LSTM", {num_layers = 2, bidirectional = true}, hx = true},
+    {"RNN", {num_layers = 2, bidirectional = true}, packed = true, hx = true},
+    {"GRU", {num_layers = 2, bidirectional = true, batch_first = true}, packed = true, hx = true},
     {"RNNCell", {}}, {"LSTMCell", {}}, {"GRUCell", {}},
 }
 
@@ -45,14 +57,26 @@ local function run(c, dtype, dev, seed)
     local x = tide.randn(cell and {4, 5} or (bf and {4, 7, 5} or {7, 4, 5}), {dtype = dtype})
     m:to(dev)
     x = x:to(dev):detach():requires_grad_()
-    local res
+    local res, h0, c0
     if cell then
         local h, cc = m(x)
         res = {h, cc}
     else
-        local inp = c.packed and R.pack_padded_sequence(x, {3, 7, 1, 5}, {enforce_sorted = false}) or x
-        local out, hn = m(inp)
-        if c.packed then out = R.pad_packed_sequence(out) end
+        local inp = c.packed and R.pack_padded_sequence(x, {3, 7, 1, 5}, {batch_first = bf, enforce_sorted = false})
+            or x
+        local hx
+        if c.hx then
+            local L, D = opts.num_layers or 1, opts.bidirectional and 2 or 1
+            local P = (opts.proj_size or 0) > 0 and opts.proj_size or 6
+            h0 = tide.randn({L * D, 4, P}, {dtype = dtype}):to(dev):detach():requires_grad_()
+            hx = h0
+            if c[1] == "LSTM" then
+                c0 = tide.randn({L * D, 4, 6}, {dtype = dtype}):to(dev):detach():requires_grad_()
+                hx = {h0, c0}
+            end
+        end
+        local out, hn = m(inp, hx)
+        if c.packed then out = R.pad_packed_sequence(out, {batch_first = bf}) end
         res = {out}
         if type(hn) == "table" then res[2], res[3] = hn[1], hn[2] else res[2] = hn end
     end
@@ -64,6 +88,8 @@ local function run(c, dtype, dev, seed)
     end
     s:backward()
     res[#res + 1] = x.grad:cpu()
+    if h0 then res[#res + 1] = h0.grad:cpu() end
+    if c0 then res[#res + 1] = c0.grad:cpu() end
     for _, p in m:named_parameters() do res[#res + 1] = p.grad:cpu() end
     return res
 end
@@ -86,5 +112,6 @@ for i, c in ipairs(cases) do
         if not ok then failed = failed + 1 end
     end
 end
-print(string.format("rnn parity: %d cases checked on %s, %d failed", checked, device, failed))
+print(string.format("rnn parity (TIDE_RNN_IMPL=%s): %d cases checked on %s, %d failed",
+                    os.getenv("TIDE_RNN_IMPL") or "auto", checked, device, failed))
 os.exit(failed == 0 and 0 or 1)
