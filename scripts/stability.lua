@@ -27,6 +27,7 @@ local F = tide.F
 
 local cfg = X.parse(arg, {
     name = "stability",
+    omit = {"precision"}, -- float32 only: no --precision
     about = "log(softmax(x)) computed naively vs log_softmax / cross_entropy: the loss and its gradient as the\n"
          .. "logit scale grows (float32 and float64), then a training run at a high learning rate with each\n"
          .. "form (mlp without batch norm, plain SGD at lr 2 with the gradient norm clipped to 1), reporting\n"

@@ -43,6 +43,7 @@ end
 
 local cfg = X.parse(arg, {
     name = "text_losses",
+    omit = {"precision"}, -- float32 only: no --precision
     about = "A character-level language model trained on tide's own docs and Lua sources (or, where they are\n"
          .. "not found, /usr/share/common-licenses), with cross-entropy, label smoothing, focal loss and Poly-1,\n"
          .. "from the same weights and batches: an LSTM and/or a small causal Transformer. Per epoch the\n"

@@ -18,6 +18,7 @@ local TRAINING = {"epochs", "subset", "batch_size", "lr", "model", "device", "fr
 
 local cfg = X.parse(arg, {
     name = "worked_examples",
+    omit = {"precision"}, -- float32 only: no --precision
     about = "Every number of the classic cross-entropy / MSE worked examples, computed by tide and\n"
          .. "printed beside the expected value; exits 1 on a mismatch. No training: only --out (and\n"
          .. "--threads, --seed) matter; the training flags are rejected.",

@@ -217,6 +217,33 @@ describe("experiment runs", function()
         assert.are.equal(r.final.test_acc, tide.metrics.accuracy(r.logits, r.labels))
     end)
 
+    it("trains under --precision bfloat16 and float16 near float32, each its own variant key", function()
+        local results = {}
+        for _, p in ipairs({"float32", "bfloat16", "float16"}) do
+            local out = tmpdir()
+            local ex = X.new(setup(out, {"--precision", p}), {quiet = true})
+            results[p] = run_ce(ex)
+            -- mixed precision gives the logits in bfloat16 or float16, widened for the loss and metrics
+            assert.are.equal("float32", results[p].logits:dtype())
+        end
+        local f32 = results.float32.final
+        for _, p in ipairs({"bfloat16", "float16"}) do
+            local r = results[p].final
+            assert(math.abs(r.test_acc - f32.test_acc) <= 0.05, p .. " test acc " .. r.test_acc)
+            assert(math.abs(r.train_loss - f32.train_loss) < 0.05, p .. " train loss " .. r.train_loss)
+            -- rounding to the low dtype does change the numbers: the run was not float32
+            assert.are_not.equal(f32.train_loss, r.train_loss)
+        end
+        -- float32 keeps the settings key runs had before the flag; the others differ
+        local base = X.settings(setup("o"))
+        assert.is_nil(base.precision)
+        assert.are.equal("bfloat16", X.settings(setup("o", {"--precision", "bfloat16"})).precision)
+        local _, err = X.parse_args({"--precision", "fp8"}, SPEC)
+        assert.matches("%-%-precision expects one of float32, bfloat16, float16, got 'fp8'", err)
+        local _, err2 = X.parse_args({"--precision", "bfloat16"}, {name = "f32only", omit = {"precision"}})
+        assert.matches("unknown flag '%-%-precision'", err2)
+    end)
+
     it("skips a finished variant on rerun with the same settings and loads its results and weights", function()
         local out = tmpdir()
         local ex = X.new(setup(out), {quiet = true})

@@ -133,7 +133,14 @@ function E.evaluate(model, data, opts)
     tide.no_grad(function()
         for x, y in loader:iter() do
             if device ~= "cpu" then x = x:to(device) end
-            local out = model(x)
+            local out
+            if opts.precision and opts.precision ~= "float32" then
+                -- the logits as the model gives them under autocast, widened
+                -- for the metrics (as the training loss sees them)
+                out = tide.autocast(opts.precision, model, x):float()
+            else
+                out = model(x)
+            end
             if device ~= "cpu" then out = out:to("cpu") end
             outs[#outs + 1] = out
             labels[#labels + 1] = y

@@ -24,6 +24,9 @@ local COMMON = {
     {name = "threads", type = "integer", min = 1, meta = "N", help = "CPU threads"},
     {name = "deterministic", type = "boolean",
      help = "the same bits at any thread count (tide.use_deterministic; slower conv weight gradients)"},
+    {name = "precision", type = "string", choices = {"float32", "bfloat16", "float16"}, meta = "P",
+     help = "float32, or mixed precision: the forward under tide.autocast in bfloat16 or float16 "
+            .. "(float16 with tide.amp.GradScaler), the loss in float32"},
     {name = "seed", type = "integer", min = 0, meta = "N", help = "random seed (each variant starts from it)"},
     {name = "out", type = "string", meta = "DIR", help = "output folder"},
     {name = "fresh", type = "boolean", help = "rerun every variant, ignoring results of earlier runs"},
@@ -31,7 +34,7 @@ local COMMON = {
 
 local BASE_DEFAULTS = {
     epochs = 1, subset = 0, batch_size = 128, lr = 1e-3, model = "smallcnn", device = "cpu",
-    seed = 0, fresh = false, deterministic = false,
+    seed = 0, fresh = false, deterministic = false, precision = "float32",
 }
 
 local function dashed(name) return (name:gsub("_", "-")) end
@@ -125,12 +128,19 @@ end
 local function flag_list(spec)
     local list, by_name = {}, {}
     local models = spec.models or E.MODELS
+    -- a recipe leaves out a common flag it has no use for (spec.omit =
+    -- {"precision"}: its own loop runs float32 only), so the flag is
+    -- refused as unknown rather than ignored
+    local omit = {}
+    for _, name in ipairs(spec.omit or {}) do omit[name] = true end
     for _, f in ipairs(COMMON) do
+        if omit[f.name] then goto continue end
         local g = {}
         for k, v in pairs(f) do g[k] = v end
         if g.name == "model" then g.choices = models end
         list[#list + 1] = g
         by_name[g.name] = g
+        ::continue::
     end
     for _, f in ipairs(spec.flags or {}) do
         assert(type(f.name) == "string" and f.name:match("^[%a][%w_]*$"),
@@ -306,6 +316,8 @@ function E.settings(cfg)
     end
     -- which GPU a rank of several took does not change the results
     if type(s.device) == "string" and s.device:match("^cuda:%d+$") then s.device = "cuda" end
+    -- float32 is what every run was before the flag: its variants keep their keys
+    if s.precision == "float32" then s.precision = nil end
     return s
 end
 

@@ -245,9 +245,10 @@ end
 
 -- the model's logits and labels over the whole test set: each rank runs
 -- its part, and every rank gets all of them in order
-local function evaluate_test(model, test_loader, part, device)
-    if not part then return E.evaluate(model, test_loader, {device = device}) end
-    local logits, labels = E.evaluate(model, part.loader, {device = device})
+local function evaluate_test(model, test_loader, part, device, precision)
+    local o = {device = device, precision = precision}
+    if not part then return E.evaluate(model, test_loader, o) end
+    local logits, labels = E.evaluate(model, part.loader, o)
     return dist.gather_rows(logits, part.n, part.per), dist.gather_rows(labels, part.n, part.per)
 end
 
@@ -374,6 +375,16 @@ function Experiment:train_classifier(opts)
         net = tide.nn.DistributedDataParallel(model)
     end
 
+    -- mixed precision (--precision): the forward under autocast, the loss
+    -- on float32 logits, so every loss (the table's and the recipes' own)
+    -- computes in float32; float16 scales the loss (GradScaler)
+    local precision = opts.precision or cfg.precision or "float32"
+    local scaler = precision == "float16" and tide.amp.GradScaler() or nil
+    local function forward(x)
+        if precision == "float32" then return net(x) end
+        return tide.autocast(precision, net, x):float()
+    end
+
     local logits, labels
     for epoch = start, epochs do
         -- epochs count from 0 for the sampler, as PyTorch's
@@ -393,11 +404,19 @@ function Experiment:train_classifier(opts)
         for x, y in loader:iter() do
             if device ~= "cpu" then x, y = x:to(device), y:to(device) end
             optimizer:zero_grad()
-            local out = net(x)
+            local out = forward(x)
             local loss = loss_fn(out, y, epoch)
-            loss:backward()
-            if opts.before_step then opts.before_step(model, epoch) end
-            optimizer:step()
+            if scaler then
+                scaler:scale(loss):backward()
+                scaler:unscale_(optimizer) -- before_step sees true gradients
+                if opts.before_step then opts.before_step(model, epoch) end
+                scaler:step(optimizer)
+                scaler:update()
+            else
+                loss:backward()
+                if opts.before_step then opts.before_step(model, epoch) end
+                optimizer:step()
+            end
             if scheduler and per_batch then scheduler:step() end
             local n = x:size(0)
             seen = seen + n
@@ -421,7 +440,7 @@ function Experiment:train_classifier(opts)
         if acc_fn then rec.train_acc = correct / seen end
         if test then
             local t1 = tide.clock()
-            logits, labels = evaluate_test(model, test_loader, part, device)
+            logits, labels = evaluate_test(model, test_loader, part, device, precision)
             tide.no_grad(function() rec.test_loss = eval_loss(logits, labels, epoch):item() end)
             if acc_fn then rec.test_acc = acc_fn(logits, labels) end
             if calibration then
