@@ -3,7 +3,7 @@
 -- against tide's fused forms, `log_softmax` + `F.nll_loss` and
 -- `F.cross_entropy`. Two parts:
 --   1. no training: logits of growing scale (1, 10, 100, ... by default) in
---      float32 and float64, a random batch (standard normal logits times
+--      float32, float64, bfloat16 and float16, a random batch (standard normal logits times
 --      the scale, random targets) and the worked row {s, 0, -s} with target
 --      2 (exact loss 2s + log(1 + e^-s + e^-2s)) and with target 0 (exact
 --      loss log(1 + e^-s + e^-2s)): the loss each form gives beside the
@@ -29,7 +29,8 @@ local cfg = X.parse(arg, {
     name = "stability",
     omit = {"precision"}, -- float32 only: no --precision
     about = "log(softmax(x)) computed naively vs log_softmax / cross_entropy: the loss and its gradient as the\n"
-         .. "logit scale grows (float32 and float64), then a training run at a high learning rate with each\n"
+         .. "logit scale grows (float32, float64, bfloat16, float16), then a training run at a high learning\n"
+         .. "rate with each\n"
          .. "form (mlp without batch norm, plain SGD at lr 2 with the gradient norm clipped to 1), reporting\n"
          .. "where the naive one first gives inf or NaN.",
     defaults = {epochs = 5, subset = 0, batch_size = 128, lr = 2.0, model = "mlp"},
@@ -47,7 +48,12 @@ local cfg = X.parse(arg, {
     },
 })
 
-local DTYPES = {"float32", "float64"}
+-- float32 and float64, and the two 2-byte floats: the logits rounded to
+-- bfloat16 (float32's range, 8 bits of precision) or float16 (5 exponent
+-- bits: 65504 is its largest value, 6e-8 its smallest); each form then runs
+-- on those logits as tide runs it (softmax and log_softmax computed in
+-- float32 and rounded to the logits' dtype, the losses in float32)
+local DTYPES = {"float32", "float64", "bfloat16", "float16"}
 local N, C = 1000, 10
 
 -- ---------------------------------------------------------------------------
@@ -116,7 +122,7 @@ local ex = X.new(cfg)
 -- part 1 as a variant: its records (one per case, dtype, scale) go to
 -- metrics.jsonl and are read back on a rerun with the same settings
 local thresholds = {}
-ex:variant("scales", {settings = {n = N, c = C}}, function()
+ex:variant("scales", {settings = {n = N, c = C, dtypes = DTYPES}}, function()
     local base = tide.randn({N, C}, {dtype = "float64"})
     local y = tide.randint(0, C, {N})
     for _, dtype in ipairs(DTYPES) do
