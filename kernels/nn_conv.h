@@ -51,6 +51,12 @@ struct td_conv_kernels {
     /* the rest of the family: 1-3-d and transposed convolution, padding,
      * resampling (below); NULL where a backend has none */
     const struct td_convnd_kernels *nd;
+    /* whether forward, backward and nd's convolutions take dt, a low
+     * precision (bfloat16 where the CPU has AVX512-BF16; checked at run
+     * time); NULL: none. The front-ends widen to float32 otherwise. */
+    bool (*takes_lowp)(td_dtype dt);
+    /* the path dt's convolutions take (tide.backend_info); NULL: unknown */
+    const char *(*path)(td_dtype dt);
 };
 
 /* the CPU backend's two paths (kernels/cpu/nn_conv_direct.c, float64, and
@@ -61,14 +67,15 @@ td_status td_conv_direct_backward_data(const td_conv_args *a, const double *gy, 
                                        double *gx);
 td_status td_conv_direct_backward_weights(const td_conv_args *a, const double *x, const double *gy,
                                           double *gw, double *gb);
-td_status td_conv_dnnl_forward(const td_conv_args *a, const float *x, const float *w,
-                               const float *b, float *y);
-td_status td_conv_dnnl_backward_data(const td_conv_args *a, const float *gy, const float *w,
-                                     float *gx);
-td_status td_conv_dnnl_backward_weights(const td_conv_args *a, const float *x, const float *gy,
-                                        float *gw, float *gb);
-td_status td_conv_dnnl_backward(const td_conv_args *a, const float *x, const float *w,
-                                const float *gy, float *gx, float *gw, float *gb);
+/* (float32, or bfloat16 where td_cpu_conv.takes says so) */
+td_status td_conv_dnnl_forward(const td_conv_args *a, const void *x, const void *w, const void *b,
+                               void *y);
+td_status td_conv_dnnl_backward_data(const td_conv_args *a, const void *gy, const void *w,
+                                     void *gx);
+td_status td_conv_dnnl_backward_weights(const td_conv_args *a, const void *x, const void *gy,
+                                        void *gw, void *gb);
+td_status td_conv_dnnl_backward(const td_conv_args *a, const void *x, const void *w, const void *gy,
+                                void *gx, void *gw, void *gb);
 /* float32 gw and gb in an order fixed by the shape (deterministic mode) */
 td_status td_conv_fixed_backward_weights(const td_conv_args *a, const float *x, const float *gy,
                                          float *gw, float *gb);
@@ -124,10 +131,10 @@ td_status td_convnd_direct_backward_data(const td_convnd_args *a, const double *
                                          double *gx);
 td_status td_convnd_direct_backward_weights(const td_convnd_args *a, const double *x,
                                             const double *gy, double *gw);
-td_status td_convnd_dnnl_forward(const td_convnd_args *a, const float *x, const float *w, float *y);
-td_status td_convnd_dnnl_backward_data(const td_convnd_args *a, const float *gy, const float *w,
-                                       float *gx);
-td_status td_convnd_dnnl_backward_weights(const td_convnd_args *a, const float *x, const float *gy,
-                                          float *gw);
+td_status td_convnd_dnnl_forward(const td_convnd_args *a, const void *x, const void *w, void *y);
+td_status td_convnd_dnnl_backward_data(const td_convnd_args *a, const void *gy, const void *w,
+                                       void *gx);
+td_status td_convnd_dnnl_backward_weights(const td_convnd_args *a, const void *x, const void *gy,
+                                          void *gw);
 
 #endif

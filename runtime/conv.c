@@ -164,7 +164,7 @@ static td_status conv2d_4d(td_tensor *x, td_tensor *w, const td_conv2d_opts *o, 
                       o->dilation[0],
                       o->dilation[1],
                       o->groups,
-                      x->dtype == TD_FLOAT32 && td_backend_of(x)->conv->f32_channels_last,
+                      x->dtype != TD_FLOAT64 && td_backend_of(x)->conv->f32_channels_last,
                       false,
                       false};
     a.x_cl = a.gy_cl = a.channels_last;
@@ -205,7 +205,23 @@ fail:
     return st;
 }
 
-/* inputs in bfloat16 or float16: widened to float32 for the float32
+bool td_conv_takes_lowp(const td_tensor *t)
+{
+    const struct td_conv_kernels *k = td_backend_of(t)->conv;
+    return td_dtype_is_lowp(t->dtype) && !td_deterministic() && k && k->takes_lowp &&
+           k->takes_lowp(t->dtype);
+}
+
+td_status td_conv_path(td_device dev, td_dtype dt, const char **out)
+{
+    TD_TRY(td_device_check(dev));
+    const td_backend *be = td_backend_for(dev);
+    *out = be && be->conv && be->conv->path ? be->conv->path(dt) : "unknown";
+    return TD_OK;
+}
+
+/* inputs in bfloat16 or float16 that the kernels do not take (see
+ * td_conv_takes_lowp): widened to float32 for the float32
  * kernels, the result rounded back to the input's dtype, every step
  * recorded so gradients come back in the inputs' dtypes (the numbers of a
  * low-precision convolution that accumulates in float32) */
@@ -240,8 +256,8 @@ td_status td_conv2d(td_tensor *x, td_tensor *w, const td_conv2d_opts *o, td_tens
         td_autocast_end(3, c, depth);
         return st;
     }
-    if (td_dtype_is_lowp(x->dtype)) return conv2d_lowp(x, w, o, out);
-    if (x->dtype != TD_FLOAT32 && x->dtype != TD_FLOAT64)
+    if (td_dtype_is_lowp(x->dtype) && !td_conv_takes_lowp(x)) return conv2d_lowp(x, w, o, out);
+    if (x->dtype != TD_FLOAT32 && x->dtype != TD_FLOAT64 && !td_dtype_is_lowp(x->dtype))
         return td_error(TD_EDTYPE, 1, "conv2d: input must be float32 or float64, got %s",
                         td_dtype_name(x->dtype));
     if (x->ndim == 4) return conv2d_4d(x, w, o, out);

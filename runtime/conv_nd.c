@@ -242,7 +242,8 @@ fail:
     return st;
 }
 
-/* bfloat16 / float16 inputs: through the float32 kernels, as conv2d's */
+/* bfloat16 / float16 inputs the kernels do not take: through the float32
+ * kernels, as conv2d's */
 static td_status convnd_lowp(int nd, td_tensor *x, td_tensor *w, const td_convnd_opts *o,
                              td_tensor **out)
 {
@@ -281,8 +282,8 @@ td_status td_convnd(int nd, td_tensor *x, td_tensor *w, const td_convnd_opts *o,
         td_autocast_end(3, c, depth);
         return st;
     }
-    if (td_dtype_is_lowp(x->dtype)) return convnd_lowp(nd, x, w, o, out);
-    if (x->dtype != TD_FLOAT32 && x->dtype != TD_FLOAT64)
+    if (td_dtype_is_lowp(x->dtype) && !td_conv_takes_lowp(x)) return convnd_lowp(nd, x, w, o, out);
+    if (x->dtype != TD_FLOAT32 && x->dtype != TD_FLOAT64 && !td_dtype_is_lowp(x->dtype))
         return td_error(TD_EDTYPE, 1, "%s: input must be float32 or float64, got %s", fn,
                         td_dtype_name(x->dtype));
     if (x->ndim == nd + 2) return convnd_batched(nd, x, w, o, out);

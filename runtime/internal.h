@@ -33,6 +33,10 @@ int td_cpu_threads_sync(void);
 const td_backend *td_backend_of(const td_tensor *t);
 /* the backend of a device (NULL for CUDA in a build without it) */
 const td_backend *td_backend_for(td_device dev);
+/* whether t's convolution kernels take its low dtype as it is (bfloat16 on
+ * oneDNN where the CPU has AVX512-BF16, not in deterministic mode); else
+ * conv.c and conv_nd.c widen to float32 (runtime/conv.c) */
+bool td_conv_takes_lowp(const td_tensor *t);
 /* the device an op over ts runs on (NULL entries skipped): 0-dim CPU
  * tensors follow the others, anything else must agree */
 td_status td_op_device(int n, td_tensor *const *ts, td_device *out);

@@ -4,7 +4,7 @@
 
 /* backend_info([device = "cpu"]) -> {device = "cpu", threads = n,
  * matmul = {float32 = "onednn sgemm", ..., bfloat16 = "onednn 2.6.3
- * brg:avx512_core_bf16" or "float32 fallback (...)"}} */
+ * brg:avx512_core_bf16" or "float32 fallback (...)"}, conv = {same keys}} */
 static int bi_backend_info(lua_State *L)
 {
     lt_check_nargs(L, 1);
@@ -26,6 +26,14 @@ static int bi_backend_info(lua_State *L)
         lua_setfield(L, -2, td_dtype_name(dts[i]));
     }
     lua_setfield(L, -2, "matmul");
+    lua_createtable(L, 0, 4);
+    for (size_t i = 0; i < sizeof dts / sizeof *dts; i++) {
+        const char *path;
+        if (td_conv_path(d, dts[i], &path) != TD_OK) lt_fail(L, "backend_info", 0);
+        lua_pushstring(L, path);
+        lua_setfield(L, -2, td_dtype_name(dts[i]));
+    }
+    lua_setfield(L, -2, "conv");
     return 1;
 }
 

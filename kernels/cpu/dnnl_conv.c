@@ -10,6 +10,7 @@
 #include "iter.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -300,4 +301,108 @@ fail:
     if (bmem) dnnl_memory_destroy(bmem);
     if (smem) dnnl_memory_destroy(smem);
     return st;
+}
+
+dnnl_data_type_t td_dc_dt(td_dtype dt) { return dt == TD_BFLOAT16 ? dnnl_bf16 : dnnl_f32; }
+
+/* ---- which path bfloat16 takes -------------------------------------------
+ * bfloat16 convolutions run on oneDNN's bf16 primitives (bf16 src, weights
+ * and dst, summed in float32 inside oneDNN) where the CPU has AVX512-BF16;
+ * elsewhere, and for float16 (oneDNN 2.6.3 has no f16 convolution for
+ * these CPUs), runtime/conv.c widens to float32. TIDE_LOWP_CONV=auto (the
+ * default), onednn (wherever oneDNN has a non-reference bf16 kernel,
+ * emulated or not) or float32 (the widening path always) picks it; read
+ * once, at the first use. */
+
+enum { USE_AUTO, USE_ONEDNN, USE_FLOAT32, USE_BAD };
+
+static struct {
+    pthread_once_t once;
+    int use;
+    bool bf16;      /* bfloat16 through oneDNN */
+    char path[192]; /* bfloat16's path */
+} lp = {.once = PTHREAD_ONCE_INIT};
+
+/* whether oneDNN has a kernel other than its reference loops for a small
+ * bf16 convolution; impl receives its name */
+static bool probe(char *impl, size_t size)
+{
+    dnnl_memory_desc_t x, w, y;
+    dnnl_dims_t xd = {2, 32, 8, 8}, wd = {32, 32, 3, 3}, yd = {2, 32, 8, 8};
+    dnnl_dims_t st = {1, 1}, dil = {0, 0}, pad = {1, 1};
+    dnnl_convolution_desc_t cd;
+    dnnl_primitive_desc_t pd = NULL;
+    const char *name = NULL;
+    bool ok =
+        dnnl_memory_desc_init_by_tag(&x, 4, xd, dnnl_bf16, dnnl_format_tag_any) == dnnl_success &&
+        dnnl_memory_desc_init_by_tag(&w, 4, wd, dnnl_bf16, dnnl_format_tag_any) == dnnl_success &&
+        dnnl_memory_desc_init_by_tag(&y, 4, yd, dnnl_bf16, dnnl_format_tag_any) == dnnl_success &&
+        dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training,
+                                                   dnnl_convolution_direct, &x, &w, NULL, &y, st,
+                                                   dil, pad, pad) == dnnl_success &&
+        dnnl_primitive_desc_create(&pd, &cd, NULL, g.engine, NULL) == dnnl_success &&
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) == dnnl_success && name &&
+        strncmp(name, "ref", 3) != 0;
+    snprintf(impl, size, "%s", ok ? name : "");
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return ok;
+}
+
+static void choose(void)
+{
+    const char *env = getenv("TIDE_LOWP_CONV");
+    lp.use = !env || !*env || strcmp(env, "auto") == 0 ? USE_AUTO
+             : strcmp(env, "onednn") == 0              ? USE_ONEDNN
+             : strcmp(env, "float32") == 0             ? USE_FLOAT32
+                                                       : USE_BAD;
+    pthread_mutex_lock(&g.lock);
+    bool engine = ensure_engine("conv2d") == TD_OK;
+    pthread_mutex_unlock(&g.lock);
+    if (!engine) td_clear_error();
+    const dnnl_version_t *v = dnnl_version();
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    bool has_bf16 = ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core_bf16) ==
+                    (unsigned)dnnl_cpu_isa_avx512_core_bf16;
+    char impl[96] = "";
+    bool can = engine && probe(impl, sizeof impl);
+    lp.bf16 = lp.use == USE_ONEDNN ? can : lp.use == USE_AUTO && can && has_bf16;
+    if (lp.bf16)
+        snprintf(lp.path, sizeof lp.path, "onednn %d.%d.%d %s", v->major, v->minor, v->patch, impl);
+    else if (lp.use == USE_FLOAT32)
+        snprintf(lp.path, sizeof lp.path, "float32 fallback (TIDE_LOWP_CONV=float32)");
+    else if (lp.use == USE_BAD)
+        snprintf(lp.path, sizeof lp.path,
+                 "float32 fallback (TIDE_LOWP_CONV is not auto, onednn or float32)");
+    else if (can)
+        snprintf(lp.path, sizeof lp.path,
+                 "float32 fallback (oneDNN's %s emulates bfloat16 without AVX512-BF16)", impl);
+    else
+        snprintf(lp.path, sizeof lp.path,
+                 "float32 fallback (oneDNN %d.%d.%d has no bfloat16 convolution for this CPU)",
+                 v->major, v->minor, v->patch);
+}
+
+bool td_dc_takes(td_dtype dt)
+{
+    if (dt == TD_FLOAT32) return true;
+    if (dt != TD_BFLOAT16) return false;
+    pthread_once(&lp.once, choose);
+    return lp.bf16;
+}
+
+const char *td_dc_path(td_dtype dt)
+{
+    switch (dt) {
+    case TD_FLOAT32:
+        return td_deterministic()
+                   ? "onednn, fixed-order weight gradients (deterministic mode)"
+                   : "onednn (winograd for 3x3 stride 1 from 32 channels, else direct)";
+    case TD_FLOAT64: return "direct loops";
+    case TD_FLOAT16: return "float32 fallback (oneDNN 2.6.3 has no float16 convolution here)";
+    case TD_BFLOAT16: break;
+    default: return "none";
+    }
+    pthread_once(&lp.once, choose);
+    if (lp.bf16 && td_deterministic()) return "float32 fallback (deterministic mode)";
+    return lp.path;
 }

@@ -78,4 +78,14 @@ td_status td_dc_build(const char *who, td_lru *cache, const void *key, size_t ke
 td_status td_dc_run(const char *who, const td_dc_entry *e, void *ptr[TD_DC_NSLOT], void *bias,
                     td_dc_lent *lent);
 
+/* oneDNN's data type of dt (f32, bf16) */
+dnnl_data_type_t td_dc_dt(td_dtype dt);
+
+/* whether the oneDNN kernels take dt (bfloat16 where oneDNN has a native
+ * kernel and TIDE_LOWP_CONV allows it; float32 always), and the path dt's
+ * convolutions take, for tide.backend_info (docs/precision.md). Call
+ * without the lock. */
+bool td_dc_takes(td_dtype dt);
+const char *td_dc_path(td_dtype dt);
+
 #endif

@@ -1,4 +1,4 @@
-/* float32 2-d convolution through oneDNN's C API.
+/* float32 and bfloat16 2-d convolution through oneDNN's C API.
  *
  * Each (direction, shape, parameters) gets one primitive, built with
  * dnnl_format_tag_any so oneDNN picks its preferred (blocked) layouts, plus
@@ -12,7 +12,12 @@
  * the blocked layout in one reorder, not through channels-last. Building,
  * caching (a small LRU cache, so a training loop builds each primitive
  * once) and running the primitives is dnnl_conv.c's, shared with
- * nn_convnd_dnnl.c. */
+ * nn_convnd_dnnl.c.
+ *
+ * bfloat16 (where dnnl_conv.c's td_dc_takes says so) uses the same
+ * primitives with bf16 src, weights, dst and bias, always the direct
+ * algorithm (oneDNN's Winograd is float32-only): oneDNN sums in float32
+ * and rounds y, gx, gw and gb to bfloat16 once. */
 #include "dnnl_conv.h"
 #include "iter.h"
 
@@ -26,6 +31,7 @@ typedef struct {
     int64_t kind, has_bias;
     int64_t n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, groups, channels_last, x_cl, gy_cl;
     int64_t threads; /* oneDNN splits the work for the count at creation */
+    int64_t dtype;
 } conv_key;
 
 _Static_assert(sizeof(conv_key) <= sizeof(((td_dc_entry *)0)->key), "conv_key too large");
@@ -44,19 +50,19 @@ static dnnl_status_t user_mds(const conv_key *k, dnnl_memory_desc_t md[NSLOT],
     dnnl_dims_t bd = {k->o};
     bool data_cl = k->kind == K_BWD_DATA ? k->channels_last : k->x_cl;
     bool dst_cl = k->kind == K_FWD ? k->channels_last : k->gy_cl;
+    dnnl_data_type_t dt = td_dc_dt((td_dtype)k->dtype);
     dnnl_status_t s =
-        dnnl_memory_desc_init_by_tag(&md[S_DATA], 4, xd, dnnl_f32, data_cl ? dnnl_nhwc : dnnl_nchw);
+        dnnl_memory_desc_init_by_tag(&md[S_DATA], 4, xd, dt, data_cl ? dnnl_nhwc : dnnl_nchw);
     if (s == dnnl_success)
-        s = dnnl_memory_desc_init_by_tag(&md[S_DST], 4, yd, dnnl_f32,
-                                         dst_cl ? dnnl_nhwc : dnnl_nchw);
-    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(bias, 1, bd, dnnl_f32, dnnl_x);
+        s = dnnl_memory_desc_init_by_tag(&md[S_DST], 4, yd, dt, dst_cl ? dnnl_nhwc : dnnl_nchw);
+    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(bias, 1, bd, dt, dnnl_x);
     if (s != dnnl_success) return s;
     if (k->groups == 1) {
         dnnl_dims_t wd = {k->o, k->c, k->kh, k->kw};
-        return dnnl_memory_desc_init_by_tag(&md[S_WEIGHTS], 4, wd, dnnl_f32, dnnl_oihw);
+        return dnnl_memory_desc_init_by_tag(&md[S_WEIGHTS], 4, wd, dt, dnnl_oihw);
     }
     dnnl_dims_t wd = {k->groups, k->o / k->groups, k->c / k->groups, k->kh, k->kw};
-    return dnnl_memory_desc_init_by_tag(&md[S_WEIGHTS], 5, wd, dnnl_f32, dnnl_goihw);
+    return dnnl_memory_desc_init_by_tag(&md[S_WEIGHTS], 5, wd, dt, dnnl_goihw);
 }
 
 /* "any"-layout descriptors of the same shapes, except that with nhwc
@@ -67,8 +73,9 @@ static dnnl_status_t any_mds(const conv_key *k, bool nhwc, const dnnl_memory_des
 {
     for (int i = 0; i < NSLOT; i++) {
         bool act = nhwc && k->channels_last && i != S_WEIGHTS;
-        dnnl_status_t s = dnnl_memory_desc_init_by_tag(
-            &any[i], user[i].ndims, user[i].dims, dnnl_f32, act ? dnnl_nhwc : dnnl_format_tag_any);
+        dnnl_status_t s =
+            dnnl_memory_desc_init_by_tag(&any[i], user[i].ndims, user[i].dims, user[i].data_type,
+                                         act ? dnnl_nhwc : dnnl_format_tag_any);
         if (s != dnnl_success) return s;
     }
     return dnnl_success;
@@ -106,8 +113,8 @@ static bool want_winograd(const conv_key *k)
         const char *v = getenv("TIDE_CONV_WINOGRAD");
         enabled = !(v && strcmp(v, "0") == 0);
     }
-    return enabled && k->kh == 3 && k->kw == 3 && k->sh == 1 && k->sw == 1 && k->dh == 1 &&
-           k->dw == 1 && k->groups == 1 && k->c >= 32 && k->o >= 32 &&
+    return enabled && k->dtype == TD_FLOAT32 && k->kh == 3 && k->kw == 3 && k->sh == 1 &&
+           k->sw == 1 && k->dh == 1 && k->dw == 1 && k->groups == 1 && k->c >= 32 && k->o >= 32 &&
            (k->kind != K_BWD_WEIGHTS || k->h * k->w >= 64);
 }
 
@@ -148,7 +155,8 @@ static td_status run_locked(int kind, const td_conv_args *a, void *ptr[NSLOT], v
                   a->channels_last,
                   a->x_cl,
                   a->gy_cl,
-                  td_cpu_threads_sync()};
+                  td_cpu_threads_sync(),
+                  a->dtype};
     td_dc_entry *e;
     td_status st = entry_get(&k, &e);
     return st != TD_OK ? st : td_dc_run("conv2d", e, ptr, bias, sh);
@@ -162,9 +170,29 @@ static td_status run(int kind, const td_conv_args *a, void *ptr[NSLOT], void *bi
     return st;
 }
 
-/* gy summed over n, oh, ow */
-static void bias_grad(const td_conv_args *a, const float *gy, float *gb)
+/* bfloat16's bias_grad: the same sums in double, rounded once */
+static void bias_grad_bf16(const td_conv_args *a, const uint16_t *gy, uint16_t *gb)
 {
+    int64_t plane = a->oh * a->ow;
+    for (int64_t oc = 0; oc < a->o; oc++) {
+        double s = 0;
+        for (int64_t ni = 0; ni < a->n; ni++)
+            for (int64_t i = 0; i < plane; i++)
+                s += td_bf16_to_float(a->gy_cl ? gy[(ni * plane + i) * a->o + oc]
+                                               : gy[(ni * a->o + oc) * plane + i]);
+        gb[oc] = td_float_to_bf16((float)s);
+    }
+}
+
+/* gy summed over n, oh, ow */
+static void bias_grad(const td_conv_args *a, const void *gyv, void *gbv)
+{
+    if (a->dtype == TD_BFLOAT16) {
+        bias_grad_bf16(a, gyv, gbv);
+        return;
+    }
+    const float *gy = gyv;
+    float *gb = gbv;
     if (a->gy_cl) { /* rows of o channels, summed a block of channels at a time */
         enum { B = 256 };
         int64_t rows = a->n * a->oh * a->ow;
@@ -188,22 +216,21 @@ static void bias_grad(const td_conv_args *a, const float *gy, float *gb)
     }
 }
 
-td_status td_conv_dnnl_forward(const td_conv_args *a, const float *x, const float *w,
-                               const float *b, float *y)
+td_status td_conv_dnnl_forward(const td_conv_args *a, const void *x, const void *w, const void *b,
+                               void *y)
 {
     void *p[NSLOT] = {(void *)x, (void *)w, y};
     return run(K_FWD, a, p, (void *)b);
 }
 
-td_status td_conv_dnnl_backward_data(const td_conv_args *a, const float *gy, const float *w,
-                                     float *gx)
+td_status td_conv_dnnl_backward_data(const td_conv_args *a, const void *gy, const void *w, void *gx)
 {
     void *p[NSLOT] = {gx, (void *)w, (void *)gy};
     return run(K_BWD_DATA, a, p, NULL);
 }
 
-td_status td_conv_dnnl_backward_weights(const td_conv_args *a, const float *x, const float *gy,
-                                        float *gw, float *gb)
+td_status td_conv_dnnl_backward_weights(const td_conv_args *a, const void *x, const void *gy,
+                                        void *gw, void *gb)
 {
     if (!gw) {
         bias_grad(a, gy, gb);
@@ -213,8 +240,8 @@ td_status td_conv_dnnl_backward_weights(const td_conv_args *a, const float *x, c
     return run(K_BWD_WEIGHTS, a, p, gb);
 }
 
-td_status td_conv_dnnl_backward(const td_conv_args *a, const float *x, const float *w,
-                                const float *gy, float *gx, float *gw, float *gb)
+td_status td_conv_dnnl_backward(const td_conv_args *a, const void *x, const void *w, const void *gy,
+                                void *gx, void *gw, void *gb)
 {
     td_dc_lent sh = {.buf = NULL};
     td_status st = TD_OK;

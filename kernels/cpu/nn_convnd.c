@@ -2,7 +2,9 @@
  * through oneDNN (nn_convnd_dnnl.c), float64 ones through the direct
  * loops (nn_convnd_direct.c). In deterministic mode float32 weight
  * gradients go through the direct loops too (in float64, rounded once),
- * whose order does not depend on the thread count. */
+ * whose order does not depend on the thread count. bfloat16 goes to
+ * oneDNN too, where runtime/conv_nd.c sends it (never in deterministic
+ * mode). */
 #include "cpu.h"
 
 td_status td_cpu_resample(const td_resample_args *a, const void *x, void *y);
@@ -10,13 +12,15 @@ td_status td_cpu_resample_backward(const td_resample_args *a, const void *gy, vo
 
 static td_status forward(const td_convnd_args *a, const void *x, const void *w, void *y)
 {
-    if (a->dtype == TD_FLOAT32) return td_convnd_dnnl_forward(a, x, w, y);
+    if (a->dtype == TD_FLOAT32 || a->dtype == TD_BFLOAT16)
+        return td_convnd_dnnl_forward(a, x, w, y);
     return td_convnd_direct_forward(a, x, w, y);
 }
 
 static td_status backward_data(const td_convnd_args *a, const void *gy, const void *w, void *gx)
 {
-    if (a->dtype == TD_FLOAT32) return td_convnd_dnnl_backward_data(a, gy, w, gx);
+    if (a->dtype == TD_FLOAT32 || a->dtype == TD_BFLOAT16)
+        return td_convnd_dnnl_backward_data(a, gy, w, gx);
     return td_convnd_direct_backward_data(a, gy, w, gx);
 }
 
@@ -51,7 +55,8 @@ static td_status fixed_backward_weights(const td_convnd_args *a, const float *x,
 static td_status backward_weights(const td_convnd_args *a, const void *x, const void *gy, void *gw)
 {
     if (a->dtype == TD_FLOAT32 && td_deterministic()) return fixed_backward_weights(a, x, gy, gw);
-    if (a->dtype == TD_FLOAT32) return td_convnd_dnnl_backward_weights(a, x, gy, gw);
+    if (a->dtype == TD_FLOAT32 || a->dtype == TD_BFLOAT16)
+        return td_convnd_dnnl_backward_weights(a, x, gy, gw);
     return td_convnd_direct_backward_weights(a, x, gy, gw);
 }
 

@@ -1,4 +1,4 @@
-/* float32 N-d convolution (conv1d, conv3d, the transposed ones) through
+/* float32 and bfloat16 N-d convolution (conv1d, conv3d, the transposed ones) through
  * oneDNN's C API. Our buffers are plain (ncw / nchw / ncdhw activations,
  * oiw / oihw / oidhw weights, with a leading groups dim when grouped); the
  * primitive picks its own layouts (dnnl_format_tag_any), with reorders
@@ -20,6 +20,7 @@ enum { K_FWD = TD_DC_FWD, K_BWD_DATA = TD_DC_BWD_DATA, K_BWD_WEIGHTS = TD_DC_BWD
 typedef struct {
     int64_t kind, nd, n, c, o, groups, threads;
     int64_t in[3], k[3], out[3], stride[3], pad[3], dil[3];
+    int64_t dtype; /* float32, or bfloat16 (bf16 buffers, summed in float32) */
 } nd_key;
 
 enum { S_X = TD_DC_DATA, S_W = TD_DC_WEIGHTS, S_Y = TD_DC_DST, NSLOT = TD_DC_NSLOT };
@@ -52,6 +53,7 @@ static dnnl_status_t mds(const nd_key *k, dnnl_memory_desc_t md[NSLOT])
     static const dnnl_format_tag_t wt[4] = {0, dnnl_oiw, dnnl_oihw, dnnl_oidhw};
     static const dnnl_format_tag_t gwt[4] = {0, dnnl_goiw, dnnl_goihw, dnnl_goidhw};
     int nd = (int)k->nd;
+    dnnl_data_type_t dt = td_dc_dt((td_dtype)k->dtype);
     dnnl_dims_t xd = {k->n, k->c}, yd = {k->n, k->o}, wd = {0};
     int wn = 0;
     if (k->groups > 1) wd[wn++] = k->groups;
@@ -74,15 +76,13 @@ static dnnl_status_t mds(const nd_key *k, dnnl_memory_desc_t md[NSLOT])
             int64_t pr = pad_right(k, i);
             read[2 + i] = k->in[i] + (pr < 0 ? pr : 0);
         }
-        s = dnnl_memory_desc_init_by_strides(&md[S_X], nd + 2, read, dnnl_f32, strides);
+        s = dnnl_memory_desc_init_by_strides(&md[S_X], nd + 2, read, dt, strides);
     } else {
-        s = dnnl_memory_desc_init_by_tag(&md[S_X], nd + 2, xd, dnnl_f32, act[nd]);
+        s = dnnl_memory_desc_init_by_tag(&md[S_X], nd + 2, xd, dt, act[nd]);
     }
+    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&md[S_Y], nd + 2, yd, dt, act[nd]);
     if (s == dnnl_success)
-        s = dnnl_memory_desc_init_by_tag(&md[S_Y], nd + 2, yd, dnnl_f32, act[nd]);
-    if (s == dnnl_success)
-        s = dnnl_memory_desc_init_by_tag(&md[S_W], wn, wd, dnnl_f32,
-                                         k->groups > 1 ? gwt[nd] : wt[nd]);
+        s = dnnl_memory_desc_init_by_tag(&md[S_W], wn, wd, dt, k->groups > 1 ? gwt[nd] : wt[nd]);
     return s;
 }
 
@@ -92,8 +92,8 @@ static td_status build(const nd_key *k, td_dc_entry **out)
     td_dc_desc d = {.kind = (int)k->kind, .alg = dnnl_convolution_direct};
     dnnl_status_t s = mds(k, d.user);
     for (int i = 0; i < NSLOT && s == dnnl_success; i++)
-        s = dnnl_memory_desc_init_by_tag(&d.want[i], d.user[i].ndims, d.user[i].dims, dnnl_f32,
-                                         dnnl_format_tag_any);
+        s = dnnl_memory_desc_init_by_tag(&d.want[i], d.user[i].ndims, d.user[i].dims,
+                                         d.user[i].data_type, dnnl_format_tag_any);
     if (s != dnnl_success) return td_dc_fail("convolution", s, "memory descriptor");
     for (int i = 0; i < k->nd; i++) {
         d.strides[i] = k->stride[i];
@@ -118,6 +118,7 @@ static td_status run_locked(int kind, const td_convnd_args *a, void *x, void *w,
     k.o = a->o;
     k.groups = a->groups;
     k.threads = td_cpu_threads_sync();
+    k.dtype = a->dtype;
     for (int i = 0; i < 3; i++) {
         k.in[i] = a->in[i];
         k.k[i] = a->k[i];
@@ -131,7 +132,8 @@ static td_status run_locked(int kind, const td_convnd_args *a, void *x, void *w,
     td_status st = e ? TD_OK : build(&k, &e);
     if (st != TD_OK) return st;
     if (kind == K_BWD_DATA && crops(&k)) {
-        size_t bytes = sizeof(float) * (size_t)(a->n * a->c * a->in[0] * a->in[1] * a->in[2]);
+        size_t bytes =
+            td_dtype_size(a->dtype) * (size_t)(a->n * a->c * a->in[0] * a->in[1] * a->in[2]);
         memset(x, 0, bytes);
     }
     return td_dc_run("convolution", e, ptr, NULL, NULL);
@@ -145,19 +147,19 @@ static td_status run(int kind, const td_convnd_args *a, const void *x, const voi
     return st;
 }
 
-td_status td_convnd_dnnl_forward(const td_convnd_args *a, const float *x, const float *w, float *y)
+td_status td_convnd_dnnl_forward(const td_convnd_args *a, const void *x, const void *w, void *y)
 {
     return run(K_FWD, a, x, w, y);
 }
 
-td_status td_convnd_dnnl_backward_data(const td_convnd_args *a, const float *gy, const float *w,
-                                       float *gx)
+td_status td_convnd_dnnl_backward_data(const td_convnd_args *a, const void *gy, const void *w,
+                                       void *gx)
 {
     return run(K_BWD_DATA, a, gx, w, gy);
 }
 
-td_status td_convnd_dnnl_backward_weights(const td_convnd_args *a, const float *x, const float *gy,
-                                          float *gw)
+td_status td_convnd_dnnl_backward_weights(const td_convnd_args *a, const void *x, const void *gy,
+                                          void *gw)
 {
     return run(K_BWD_WEIGHTS, a, x, gw, gy);
 }

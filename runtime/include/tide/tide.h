@@ -264,6 +264,9 @@ td_status td_addmm(td_tensor *input, td_tensor *a, td_tensor *b, double beta, do
 /* how matmul multiplies dt on dev here, in words ("onednn sgemm", "float32
  * fallback (...)"; tide.backend_info, docs/precision.md) */
 td_status td_matmul_path(td_device dev, td_dtype dt, const char **out);
+/* how the convolutions compute dt on dev here ("onednn 2.6.3 jit_bf16:
+ * avx512_core_bf16", "float32 fallback (...)"; tide.backend_info) */
+td_status td_conv_path(td_device dev, td_dtype dt, const char **out);
 
 /* ---- indexing -------------------------------------------------------- */
 td_status td_index_select(td_tensor *x, int dim, td_tensor *index, td_tensor **out);
