@@ -210,4 +210,27 @@ function H.error_of(fn, ...)
     return tostring(err)
 end
 
+-- unit roundoff of the 2-byte float dtypes
+H.LOWP_U = {bfloat16 = 2 ^ -8, float16 = 2 ^ -11}
+
+-- asserts that got, of dtype dt, matches the float32 want elementwise:
+-- |got - want| <= (r u + k 2^-24) mag, where u is dt's unit roundoff, r
+-- the roundings to dt, k the float32 summation's length and mag (float32)
+-- bounds the magnitudes summed into each element
+function H.check_lowp(got, want, mag, dt, r, k, label)
+    assert(got:dtype() == dt, string.format("%s: dtype %s, expected %s", label, got:dtype(), dt))
+    assert(H.shape_str(got:shape()) == H.shape_str(want:shape()),
+        string.format("%s: shape %s, expected %s", label, H.shape_str(got:shape()),
+            H.shape_str(want:shape())))
+    local g, w, m = H.values(got:float()), H.values(want), H.values(mag)
+    for i = 1, #w do
+        local tol = (r * H.LOWP_U[dt] + k * 2 ^ -24) * m[i] + 1e-30
+        local ok = math.abs(g[i] - w[i]) <= tol -- false for NaN
+        if not ok then
+            error(string.format("%s (%s): element %d: got %.9g, expected %.9g, tolerance %.3g",
+                label, dt, i - 1, g[i], w[i], tol), 2)
+        end
+    end
+end
+
 return H

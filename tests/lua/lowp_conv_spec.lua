@@ -21,7 +21,6 @@ local tide = require "tide"
 local H = require "helpers"
 
 local TIDE = arg and arg[-1] or "tide"
-local U = { bfloat16 = 2 ^ -8, float16 = 2 ^ -11 }
 local DTYPES = { "bfloat16", "float16" }
 
 -- a float32 tensor of the given shape holding values exact in dt
@@ -29,21 +28,7 @@ local function exact(shape, dt, scale)
     return (tide.randn(shape) * (scale or 1)):to(dt):float()
 end
 
-local function check(got, want, mag, dt, r, k, label)
-    assert(got:dtype() == dt, string.format("%s: dtype %s, expected %s", label, got:dtype(), dt))
-    assert(H.shape_str(got:shape()) == H.shape_str(want:shape()),
-        string.format("%s: shape %s, expected %s", label, H.shape_str(got:shape()),
-            H.shape_str(want:shape())))
-    local g, w, m = H.values(got:float()), H.values(want), H.values(mag)
-    for i = 1, #w do
-        local tol = (r * U[dt] + k * 2 ^ -24) * m[i] + 1e-30
-        local ok = math.abs(g[i] - w[i]) <= tol -- false for NaN
-        if not ok then
-            error(string.format("%s (%s): element %d: got %.9g, expected %.9g, tolerance %.3g",
-                label, dt, i - 1, g[i], w[i], tol), 2)
-        end
-    end
-end
+local check = H.check_lowp
 
 local function as_layout(t, cl)
     return cl and t:contiguous { memory_format = "channels_last" } or t

@@ -19,7 +19,6 @@ local tide = require "tide"
 local H = require "helpers"
 
 local TIDE = arg and arg[-1] or "tide"
-local U = { bfloat16 = 2 ^ -8, float16 = 2 ^ -11 }
 local DTYPES = { "bfloat16", "float16" }
 
 -- a float32 tensor of the given shape holding values exact in dt
@@ -27,23 +26,7 @@ local function exact(shape, dt)
     return tide.randn(shape):to(dt):float()
 end
 
--- asserts |got - want| <= r u mag + k 2^-24 mag elementwise, where mag
--- bounds the magnitudes summed into each element (float32 tensors)
-local function check(got, want, mag, dt, r, k, label)
-    assert(got:dtype() == dt, string.format("%s: dtype %s, expected %s", label, got:dtype(), dt))
-    assert(H.shape_str(got:shape()) == H.shape_str(want:shape()),
-        string.format("%s: shape %s, expected %s", label, H.shape_str(got:shape()),
-            H.shape_str(want:shape())))
-    local g, w, m = H.values(got:float()), H.values(want), H.values(mag)
-    for i = 1, #w do
-        local tol = (r * U[dt] + k * 2 ^ -24) * m[i] + 1e-30
-        local ok = math.abs(g[i] - w[i]) <= tol -- false for NaN
-        if not ok then
-            error(string.format("%s (%s): element %d: got %.9g, expected %.9g, tolerance %.3g",
-                label, dt, i - 1, g[i], w[i], tol), 2)
-        end
-    end
-end
+local check = H.check_lowp
 
 -- runs fn on float32 inputs and on the same inputs in dt, with gradients
 -- flowing from a fixed upstream gradient; checks outputs and gradients.
