@@ -18,8 +18,7 @@ package.path = "tests/lua/?.lua;" .. package.path
 local tide = require "tide"
 local cjson = require "cjson"
 local H = require "helpers"
-local nn = tide.nn
-local R = tide.nn.utils.rnn
+local rnn_cases = require "rnn_cases"
 
 local TIDE = arg and arg[-1] or "tide"
 
@@ -191,75 +190,9 @@ end)
 
 describe("recurrent layers against PyTorch, the float64 cases in float32", function()
     local data = cjson.decode(H.read_file("tests/reference/rnn.json"))
-
-    local function tensor(spec, grad)
-        local t = H.tensor(H.decode_spec(spec)):float()
-        if grad then t.requires_grad = true end
-        return t
-    end
-
-    -- the reference's values, whatever the dtype
-    local function ref(spec)
-        local r = H.decode_spec(spec)
-        r.dtype = nil
-        return r
-    end
-
     for _, c in ipairs(data.cases) do
         if c.input.dtype == "float64" then
-            it(c.name, function()
-                local opts
-                for k, v in pairs(c.options) do
-                    opts = opts or {}
-                    opts[k] = v
-                end
-                local m = nn[c.module](c.args[1], c.args[2], opts)
-                local sd = {}
-                for k, v in pairs(c.state_dict) do sd[k] = tensor(v) end
-                m:load_state_dict(sd)
-                if c.evaluate then m:evaluate() end
-                local x = tensor(c.input, true)
-                local lstm = c.module:sub(1, 4) == "LSTM"
-                local h0, c0, hx
-                if c.hx ~= cjson.null then
-                    if lstm then
-                        h0, c0 = tensor(c.hx[1], true), tensor(c.hx[2], true)
-                        hx = {h0, c0}
-                    else
-                        h0 = tensor(c.hx, true)
-                        hx = h0
-                    end
-                end
-                local outs = {}
-                if c.module:find("Cell") then
-                    outs.h, outs.c = m(x, hx)
-                else
-                    local inp = x
-                    local bf = c.options.batch_first or false
-                    if c.lengths then
-                        inp = R.pack_padded_sequence(x, c.lengths,
-                                                     {batch_first = bf, enforce_sorted = c.enforce_sorted})
-                    end
-                    local out, hn = m(inp, hx)
-                    if c.lengths then out = R.pad_packed_sequence(out, {batch_first = bf}) end
-                    outs.output = out
-                    if lstm then outs.h_n, outs.c_n = hn[1], hn[2] else outs.h_n = hn end
-                end
-                local rtol, atol = 1e-4, 2e-5
-                local s
-                for k, want in pairs(c.outputs) do
-                    H.check_tensor(outs[k], ref(want), rtol, atol, k)
-                    local term = (outs[k] * tensor(c.weights[k])):sum()
-                    s = s and s + term or term
-                end
-                s:backward()
-                H.check_tensor(x.grad, ref(c.grads.input), rtol, atol, "grad input")
-                if h0 then H.check_tensor(h0.grad, ref(c.grads.h0), rtol, atol, "grad h0") end
-                if c0 then H.check_tensor(c0.grad, ref(c.grads.c0), rtol, atol, "grad c0") end
-                for k, p in m:named_parameters() do
-                    H.check_tensor(p.grad, ref(c.grads[k]), rtol, atol, "grad " .. k)
-                end
-            end)
+            it(c.name, function() rnn_cases.run(c, {float32 = true}) end)
         end
     end
 end)

@@ -7,83 +7,16 @@ package.path = "tests/lua/?.lua;" .. package.path
 local tide = require "tide"
 local cjson = require "cjson"
 local H = require "helpers"
+local cases = require "rnn_cases"
 local core = require "tide.core"
 local nn = tide.nn
 local R = tide.nn.utils.rnn
 
 local data = cjson.decode(H.read_file("tests/reference/rnn.json"))
 
-local function tensor(spec, grad)
-    local t = H.tensor(H.decode_spec(spec))
-    if grad then t.requires_grad = true end
-    return t
-end
-
-local function build(c)
-    local opts = {}
-    for k, v in pairs(c.options) do opts[k] = v end
-    if next(opts) == nil then opts = nil end
-    local m = nn[c.module](c.args[1], c.args[2], opts)
-    local sd = {}
-    for k, v in pairs(c.state_dict) do sd[k] = tensor(v) end
-    m:load_state_dict(sd)
-    if c.input.dtype == "float64" then m:double() end
-    if c.evaluate then m:evaluate() end
-    return m
-end
-
 describe("recurrent layers against PyTorch", function()
     for _, c in ipairs(data.cases) do
-        it(c.name, function()
-            local m = build(c)
-            assert.are.same(c.state_keys, m:state_dict_keys())
-            local x = tensor(c.input, true)
-            local lstm = c.module:sub(1, 4) == "LSTM"
-            local h0, c0, hx
-            if c.hx ~= cjson.null then
-                if lstm then
-                    h0, c0 = tensor(c.hx[1], true), tensor(c.hx[2], true)
-                    hx = {h0, c0}
-                else
-                    h0 = tensor(c.hx, true)
-                    hx = h0
-                end
-            end
-            local outs = {}
-            if c.module:find("Cell") then
-                outs.h, outs.c = m(x, hx)
-            else
-                local inp = x
-                local bf = c.options.batch_first or false
-                if c.lengths then
-                    inp = R.pack_padded_sequence(x, c.lengths, {batch_first = bf,
-                                                               enforce_sorted = c.enforce_sorted})
-                    assert.are.same(c.batch_sizes, inp.batch_sizes:totable())
-                end
-                local out, hn = m(inp, hx)
-                if c.lengths then
-                    assert.are.same(c.batch_sizes, out.batch_sizes:totable())
-                    out = R.pad_packed_sequence(out, {batch_first = bf})
-                end
-                outs.output = out
-                if lstm then outs.h_n, outs.c_n = hn[1], hn[2] else outs.h_n = hn end
-            end
-            local f32 = c.input.dtype == "float32"
-            local rtol, atol = f32 and 1e-4 or 1e-9, f32 and 2e-5 or 1e-10
-            local s
-            for k, want in pairs(c.outputs) do
-                H.check_tensor(outs[k], H.decode_spec(want), rtol, atol, k)
-                local term = (outs[k] * tensor(c.weights[k])):sum()
-                s = s and s + term or term
-            end
-            s:backward()
-            H.check_tensor(x.grad, H.decode_spec(c.grads.input), rtol, atol, "grad input")
-            if h0 then H.check_tensor(h0.grad, H.decode_spec(c.grads.h0), rtol, atol, "grad h0") end
-            if c0 then H.check_tensor(c0.grad, H.decode_spec(c.grads.c0), rtol, atol, "grad c0") end
-            for k, p in m:named_parameters() do
-                H.check_tensor(p.grad, H.decode_spec(c.grads[k]), rtol, atol, "grad " .. k)
-            end
-        end)
+        it(c.name, function() cases.run(c) end)
     end
 end)
 
